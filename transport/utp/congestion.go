@@ -1,0 +1,282 @@
+package utp
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// CongestionConfig tunes the delay-based pacing controller that every path runs, shared by all streams on that path.
+// anacrolix/utp has no congestion control of its own, so this controller is what keeps a bottleneck link from being
+// flooded: it paces writes at a rate that keeps the queuing delay its probes measure near TargetDelay.
+// The zero value selects the defaults documented on each field.
+type CongestionConfig struct {
+	// TargetDelay is the queuing delay the controller aims to keep at the bottleneck (RFC 6817's TARGET).
+	// Default 12 ms: RFC 6817 allows up to 100 ms, but a home router's 64 KB queue at 20 Mbit/s holds only ~26 ms,
+	// so a 100 ms target would overflow it; 12 ms keeps such a queue under half full with room for pacing bursts
+	// and the delay of the feedback loop.
+	TargetDelay time.Duration
+	// InitialRate is the pacing rate, in bytes per second, before any RTT sample arrives. Default 1 MiB/s.
+	InitialRate float64
+	// MinRate is the rate the controller never goes below, in bytes per second, however much loss it sees, so a path
+	// in trouble still carries retransmissions and keepalives. Default 32 KiB/s.
+	MinRate float64
+	// MaxRate caps the pacing rate, in bytes per second. Default 1 GiB/s (in practice: unlimited).
+	MaxRate float64
+	// Gain scales how fast the window moves toward the target (RFC 6817's GAIN). Default 1.
+	Gain float64
+	// LossBackoff multiplies the window when a probe is lost while a queue had built up (a congestive loss).
+	// Losses without a standing queue look random and cost only a quarter of that reduction. Default 0.5.
+	LossBackoff float64
+	// BaseHistory is how long the minimum RTT (the base delay) is remembered, in one-minute buckets as RFC 6817's
+	// BASE_HISTORY. Default 10 minutes.
+	BaseHistory time.Duration
+	// Burst is how many bytes the pacer lets out back-to-back. Default 4 packets (4 x 1384 B). Above about
+	// 2.8 MB/s the pacer also allows 2 ms worth of bytes, because timers cannot wake more precisely than that.
+	Burst int
+}
+
+const (
+	// utpPayload is the payload anacrolix/utp puts in one full packet; window arithmetic counts in these.
+	utpPayload = 1384
+	// rttFloor keeps the window-to-rate conversion sane on sub-millisecond paths: without it a loopback RTT
+	// that jitters from 0.1 to 2 ms would swing the rate twenty-fold.
+	rttFloor = 10 * time.Millisecond
+	// timerSlack is how late a timer may wake; the pacer grants that much credit so oversleeping loses no rate.
+	timerSlack = 2 * time.Millisecond
+	// currentFilter is how many recent samples the current delay is the minimum of (RFC 6817's CURRENT_FILTER),
+	// so one delayed echo (a scheduling hiccup) is not read as a queue.
+	currentFilter = 3
+	// maxSampleGap caps the time one sample may account for, so a pause in probing does not cause a jump.
+	maxSampleGap = 100 * time.Millisecond
+)
+
+func (c CongestionConfig) withDefaults() CongestionConfig {
+	if c.TargetDelay <= 0 {
+		c.TargetDelay = 12 * time.Millisecond
+	}
+	if c.MinRate <= 0 {
+		c.MinRate = 32 << 10
+	}
+	if c.MaxRate <= 0 {
+		c.MaxRate = 1 << 30
+	}
+	if c.MaxRate < c.MinRate {
+		c.MaxRate = c.MinRate
+	}
+	if c.InitialRate <= 0 {
+		c.InitialRate = 1 << 20
+	}
+	c.InitialRate = min(max(c.InitialRate, c.MinRate), c.MaxRate)
+	if c.Gain <= 0 {
+		c.Gain = 1
+	}
+	if c.LossBackoff <= 0 || c.LossBackoff >= 1 {
+		c.LossBackoff = 0.5
+	}
+	if c.BaseHistory <= 0 {
+		c.BaseHistory = 10 * time.Minute
+	}
+	if c.Burst <= 0 {
+		c.Burst = 4 * utpPayload
+	}
+	return c
+}
+
+// controller is a LEDBAT-style (RFC 6817) delay-based congestion controller that paces instead of clocking on
+// acknowledgements, because the uTP window underneath is not ours to change. It keeps a congestion window cwnd
+// (bytes) and paces at cwnd / RTT, where RTT is the base delay (floored at rttFloor) plus the measured queuing delay,
+// so a growing queue slows the sender at once, before the window itself reacts.
+type controller struct {
+	cfg CongestionConfig
+	now func() time.Time // replaced in tests to drive the controller in virtual time
+
+	mu sync.Mutex
+	// Delay measurement (RFC 6817 section 3.4.2).
+	baseMins   []time.Duration // minimum RTT per minute, oldest first; the base delay is their minimum
+	baseMinute time.Time       // start of the newest bucket
+	recent     [currentFilter]time.Duration
+	nRecent    int
+	queuing    time.Duration // current queuing delay estimate
+	haveSample bool
+	lastSample time.Time
+
+	// Window.
+	cwnd         float64 // bytes per RTT
+	ssthresh     float64 // slow start runs while cwnd < ssthresh and the queue stays under half the target
+	lossRun      int     // probes lost since the last sample
+	lastDecrease time.Time
+	r            float64 // current pacing rate, bytes/s
+
+	// Pacer (a token bucket kept as a virtual send time) and what it saw since the last sample.
+	next    time.Time
+	sent    float64 // bytes granted since the last sample
+	blocked bool    // some wait had to sleep since the last sample: the sender is limited by the pacer
+}
+
+func newController(cfg CongestionConfig) *controller {
+	cfg = cfg.withDefaults()
+	c := &controller{
+		cfg:      cfg,
+		now:      time.Now,
+		ssthresh: math.Inf(1),
+	}
+	c.r = cfg.InitialRate
+	c.cwnd = cfg.InitialRate * rttFloor.Seconds()
+	return c
+}
+
+// rate returns the current pacing rate in bytes per second.
+func (c *controller) rate() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// baseDelay returns the minimum RTT over the base history, or 0 before any sample.
+func (c *controller) baseDelay() time.Duration {
+	if len(c.baseMins) == 0 {
+		return 0
+	}
+	b := c.baseMins[0]
+	for _, m := range c.baseMins[1:] {
+		b = min(b, m)
+	}
+	return b
+}
+
+// effectiveRTT is the RTT the window is spread over: base delay (at least rttFloor) plus queuing delay.
+func (c *controller) effectiveRTT() time.Duration {
+	return max(c.baseDelay(), rttFloor) + c.queuing
+}
+
+// updateRate recomputes the pacing rate from the window, clamping both to [MinRate, MaxRate].
+func (c *controller) updateRate() {
+	rtt := c.effectiveRTT().Seconds()
+	c.cwnd = min(max(c.cwnd, c.cfg.MinRate*rtt), c.cfg.MaxRate*rtt)
+	c.r = c.cwnd / rtt
+}
+
+// onRTTSample feeds the round-trip time of one echoed probe.
+func (c *controller) onRTTSample(rtt time.Duration) {
+	if rtt <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+
+	// Base history: one minimum per minute, BaseHistory worth of minutes.
+	if len(c.baseMins) == 0 || now.Sub(c.baseMinute) >= time.Minute {
+		c.baseMins = append(c.baseMins, rtt)
+		c.baseMinute = now
+		if n := int((c.cfg.BaseHistory + time.Minute - 1) / time.Minute); len(c.baseMins) > max(n, 1) {
+			c.baseMins = c.baseMins[len(c.baseMins)-max(n, 1):]
+		}
+	} else {
+		c.baseMins[len(c.baseMins)-1] = min(c.baseMins[len(c.baseMins)-1], rtt)
+	}
+	c.recent[c.nRecent%currentFilter] = rtt
+	c.nRecent++
+	current := rtt
+	for _, s := range c.recent[:min(c.nRecent, currentFilter)] {
+		current = min(current, s)
+	}
+	c.queuing = current - c.baseDelay()
+
+	var dt time.Duration
+	if c.haveSample {
+		dt = min(now.Sub(c.lastSample), maxSampleGap)
+	}
+	c.haveSample = true
+	c.lastSample = now
+	c.lossRun = 0
+
+	// Grow only when the pacer was the limit (or nearly all of the allowance was used): an application that
+	// sends little must not build a window it never tested (RFC 7661).
+	allowance := c.r * dt.Seconds()
+	limited := c.blocked || (allowance > 0 && c.sent >= allowance/2)
+	c.sent, c.blocked = 0, false
+
+	rttEff := c.effectiveRTT()
+	target := c.cfg.TargetDelay
+	step := c.cfg.Gain * dt.Seconds() / rttEff.Seconds() // fraction of an RTT this sample covers, times gain
+	switch {
+	case c.cwnd < c.ssthresh && c.queuing < target/2:
+		// Slow start: double per RTT (at most per sample) while no queue shows.
+		if limited {
+			c.cwnd *= math.Pow(2, min(step, 1))
+		}
+	default:
+		c.ssthresh = min(c.ssthresh, c.cwnd) // leaving slow start for good until a loss resets it
+		off := float64(target-c.queuing) / float64(target)
+		off = min(max(off, -1), 1)
+		if off > 0 {
+			// Below target: RFC 6817 adds GAIN*off_target MSS per RTT; we add at least that and up to an eighth of
+			// the window, so a fat path far below target is refilled in a few dozen RTTs instead of thousands.
+			if limited {
+				c.cwnd += off * step * max(utpPayload, c.cwnd/8)
+			}
+		} else {
+			// Above target: shed up to a quarter of the window per RTT, in proportion to the excess.
+			c.cwnd += off * min(step, 1) * c.cwnd / 4
+		}
+	}
+	c.updateRate()
+}
+
+// onProbeLost reports a probe whose echo never came. The window is cut at most once per RTT; the first loss of a
+// run sets ssthresh so that, when probes come back (after an outage, say), slow start refills the window quickly.
+func (c *controller) onProbeLost() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.lossRun++
+	if !c.lastDecrease.IsZero() && now.Sub(c.lastDecrease) < c.effectiveRTT() {
+		return
+	}
+	c.lastDecrease = now
+	backoff := c.cfg.LossBackoff
+	if c.queuing < c.cfg.TargetDelay/2 {
+		// No standing queue: most likely random loss, not our queue overflowing.
+		backoff = 1 - (1-backoff)/4
+	}
+	c.cwnd *= backoff
+	if c.lossRun == 1 {
+		c.ssthresh = c.cwnd
+	}
+	c.updateRate()
+}
+
+// wait blocks until n more bytes may be sent at the current rate, or ctx ends. Callers reserve their slot in
+// arrival order, so concurrent streams share the rate.
+func (c *controller) wait(ctx context.Context, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	now := c.now()
+	credit := max(time.Duration(float64(c.cfg.Burst)/c.r*float64(time.Second)), timerSlack)
+	if c.next.Before(now.Add(-credit)) {
+		c.next = now.Add(-credit)
+	}
+	c.next = c.next.Add(time.Duration(float64(n) / c.r * float64(time.Second)))
+	d := c.next.Sub(now)
+	c.sent += float64(n)
+	if d > 0 {
+		c.blocked = true
+	}
+	c.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
