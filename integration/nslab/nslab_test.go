@@ -1,0 +1,392 @@
+//go:build linux
+
+package nslab_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/integration/nslab"
+)
+
+// listen opens a UDP socket inside h's namespace; the lab closes nothing for us, so the test does.
+func listen(t *testing.T, h *nslab.Host, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := h.Do(func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		return err
+	}); err != nil {
+		t.Fatalf("listen %s in %s: %v", addr, h.NS, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func local(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+var probeSeq int
+
+// send sends a fresh probe from c to dst, retrying while ARP settles, and returns the source address
+// at which receiver (listening at dst) saw it, or !ok when receiver got nothing within the wait.
+func send(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPConn, wait time.Duration) (from netip.AddrPort, ok bool) {
+	t.Helper()
+	probeSeq++
+	msg := []byte(fmt.Sprintf("probe %d %s", probeSeq, t.Name()))
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 2048)
+	for time.Now().Before(deadline) {
+		if _, err := c.WriteToUDPAddrPort(msg, dst); err != nil {
+			t.Fatalf("send to %v: %v", dst, err)
+		}
+		_ = receiver.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		for {
+			n, src, err := receiver.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
+				t.Fatalf("receive at %v: %v", local(receiver), err)
+			}
+			if bytes.Equal(buf[:n], msg) {
+				return src, true
+			}
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+const (
+	reachable   = 3 * time.Second // generous: the first packet waits for ARP on two links
+	unreachable = 600 * time.Millisecond
+)
+
+// mustReach asserts a probe from c to dst arrives at receiver and returns its observed source.
+func mustReach(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPConn) netip.AddrPort {
+	t.Helper()
+	from, ok := send(t, c, dst, receiver, reachable)
+	if !ok {
+		t.Fatalf("probe from %v to %v never arrived", local(c), dst)
+	}
+	return from
+}
+
+// mustNotReach asserts a probe from c to dst does not arrive at receiver.
+func mustNotReach(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPConn) {
+	t.Helper()
+	if from, ok := send(t, c, dst, receiver, unreachable); ok {
+		t.Fatalf("probe from %v to %v arrived (seen from %v), want it filtered", local(c), dst, from)
+	}
+}
+
+func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+
+// TestNATTypes checks each router's mapping and filtering against RFC 4787's definitions, with UDP probes
+// between a peer behind it and sockets on two public addresses.
+func TestNATTypes(t *testing.T) {
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "prc"}}},
+		{NAT: nslab.FullCone, Peers: []nslab.PeerConfig{{Name: "fc"}}},
+		{NAT: nslab.RestrictedCone, Peers: []nslab.PeerConfig{{Name: "rc"}}},
+		{NAT: nslab.Symmetric, Peers: []nslab.PeerConfig{{Name: "sym"}}},
+	}})
+	pub := lab.Public
+	// s1 and s2 share an address, s3 is another host.
+	s1 := listen(t, pub, "203.0.113.1:4001")
+	s2 := listen(t, pub, "203.0.113.1:4002")
+	s3 := listen(t, pub, "203.0.113.2:4003")
+
+	for i, tc := range []struct {
+		peer          string
+		endpointIndep bool // same public port towards every destination
+		sameAddrIn    bool // a port of a contacted address that was not contacted may send in
+		anyoneIn      bool // any host may send in once mapped
+	}{
+		{peer: "prc", endpointIndep: true},
+		{peer: "fc", endpointIndep: true, sameAddrIn: true, anyoneIn: true},
+		{peer: "rc", endpointIndep: true, sameAddrIn: true},
+		{peer: "sym"},
+	} {
+		r := lab.Routers[i]
+		t.Run(r.NAT.String(), func(t *testing.T) {
+			p := listen(t, lab.Peer(tc.peer), "0.0.0.0:40000")
+			// The peer has sent to s1 only.
+			m1 := mustReach(t, p, local(s1), s1)
+			if m1.Addr() != r.WAN {
+				t.Fatalf("s1 saw %v, want the router's address %v", m1, r.WAN)
+			}
+			// Replies from a contacted endpoint always come in.
+			if got := mustReach(t, s1, m1, p); got != local(s1) {
+				t.Fatalf("peer saw the reply from %v, want %v", got, local(s1))
+			}
+			// s2: same address as s1, another port.
+			if tc.sameAddrIn {
+				mustReach(t, s2, m1, p)
+			} else {
+				mustNotReach(t, s2, m1, p)
+			}
+			// s3: a host never contacted.
+			if tc.anyoneIn {
+				mustReach(t, s3, m1, p)
+			} else {
+				mustNotReach(t, s3, m1, p)
+			}
+			// The mapping towards s3 from the same socket.
+			m3 := mustReach(t, p, local(s3), s3)
+			if tc.endpointIndep {
+				if m1.Port() != 40000 || m3 != m1 {
+					t.Fatalf("mappings %v (to s1) and %v (to s3): want both %v:40000", m1, m3, r.WAN)
+				}
+			} else if m3.Port() == m1.Port() {
+				t.Fatalf("symmetric NAT used port %d towards both s1 and s3", m1.Port())
+			}
+			mustReach(t, s3, m3, p)
+			// An unmapped port of the router never lets anything in.
+			mustNotReach(t, s1, ap(r.WAN, 40999), p)
+		})
+	}
+}
+
+// TestUnsolicitedDoesNotStealPort checks the router drops unsolicited packets to its own address without
+// remembering them: a peer whose punch packet arrives before the other side has sent anything must not
+// push that side's mapping to another port (the conntrack race that breaks cone-to-cone punching).
+func TestUnsolicitedDoesNotStealPort(t *testing.T) {
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "a"}}},
+	}})
+	r := lab.Routers[0]
+	s := listen(t, lab.Public, "203.0.113.1:5000")
+	p := listen(t, lab.Peer("a"), "0.0.0.0:41000")
+	for range 3 {
+		mustNotReach(t, s, ap(r.WAN, 41000), p)
+	}
+	if got := mustReach(t, p, local(s), s); got != ap(r.WAN, 41000) {
+		t.Fatalf("after unsolicited packets the mapping is %v, want %v", got, ap(r.WAN, 41000))
+	}
+	// Now the hole is open in both directions.
+	mustReach(t, s, ap(r.WAN, 41000), p)
+}
+
+// TestHairpin checks two peers behind one router reach each other through the router's public address
+// only when hairpinning is on, and directly on their LAN either way.
+func TestHairpin(t *testing.T) {
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "h1"}, {Name: "h2"}}},
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "n1"}, {Name: "n2"}}},
+	}})
+	s := listen(t, lab.Public, "203.0.113.1:6000")
+	for _, tc := range []struct {
+		a, b    string
+		hairpin bool
+	}{{"h1", "h2", true}, {"n1", "n2", false}} {
+		t.Run(fmt.Sprintf("hairpin=%v", tc.hairpin), func(t *testing.T) {
+			a := listen(t, lab.Peer(tc.a), "0.0.0.0:42001")
+			b := listen(t, lab.Peer(tc.b), "0.0.0.0:42002")
+			// Both learn their public endpoints, as through STUN.
+			ma := mustReach(t, a, local(s), s)
+			mb := mustReach(t, b, local(s), s)
+			if tc.hairpin {
+				if got := mustReach(t, b, ma, a); got != mb {
+					t.Fatalf("hairpinned packet came from %v, want b's public endpoint %v", got, mb)
+				}
+				mustReach(t, a, mb, b)
+			} else {
+				mustNotReach(t, b, ma, a)
+				mustNotReach(t, a, mb, b)
+			}
+			// The LAN path works regardless.
+			bLAN := ap(lab.Peer(tc.b).Addr, 42002)
+			if got := mustReach(t, a, bLAN, b); got != ap(lab.Peer(tc.a).Addr, 42001) {
+				t.Fatalf("LAN packet came from %v, want a's LAN address", got)
+			}
+		})
+	}
+}
+
+// TestImpairment measures what the forwarder does: the round-trip time through a link delaying each
+// direction, the fraction of frames a lossy link drops, and reordering under jitter.
+func TestImpairment(t *testing.T) {
+	const delay = 40 * time.Millisecond
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{
+			{Name: "slow", Impairment: &nslab.Impairment{Delay: delay}},
+			{Name: "lossy", Impairment: &nslab.Impairment{Loss: 0.1, Seed: 7}},
+			{Name: "jitter", Impairment: &nslab.Impairment{Delay: 5 * time.Millisecond, Jitter: 20 * time.Millisecond}},
+		}},
+	}})
+	echo := listen(t, lab.Public, "203.0.113.1:7000")
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, src, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = echo.WriteToUDPAddrPort(buf[:n], src)
+		}
+	}()
+
+	t.Run("delay", func(t *testing.T) {
+		p := listen(t, lab.Peer("slow"), "0.0.0.0:0")
+		mustReach(t, p, local(echo), p) // warm up ARP and the mapping
+		var best time.Duration
+		for i := range 10 {
+			start := time.Now()
+			if _, ok := send(t, p, local(echo), p, 3*time.Second); !ok {
+				t.Fatalf("echo %d lost on a loss-free link", i)
+			}
+			if rtt := time.Since(start); best == 0 || rtt < best {
+				best = rtt
+			}
+		}
+		t.Logf("best RTT through a %v-each-way link: %v", delay, best)
+		if best < 2*delay {
+			t.Fatalf("best RTT %v, want at least %v", best, 2*delay)
+		}
+		if best > 2*delay+150*time.Millisecond {
+			t.Fatalf("best RTT %v, far above the configured %v", best, 2*delay)
+		}
+	})
+
+	t.Run("loss", func(t *testing.T) {
+		h := lab.Peer("lossy")
+		p := listen(t, h, "0.0.0.0:0")
+		sink := listen(t, lab.Public, "203.0.113.1:7001")
+		_ = sink.SetReadBuffer(1 << 20)
+		mustReach(t, p, local(sink), sink) // warm up: ARP retries must not skew the count
+		before := h.Link.Stats().ToRouter
+		const n = 2000
+		received := make(chan int)
+		go func() {
+			got, buf := 0, make([]byte, 64)
+			for {
+				_ = sink.SetReadDeadline(time.Now().Add(time.Second))
+				m, _, err := sink.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					received <- got
+					return
+				}
+				if strings.HasPrefix(string(buf[:m]), "count ") {
+					got++
+				}
+			}
+		}()
+		for i := range n {
+			if _, err := p.WriteToUDPAddrPort([]byte(fmt.Sprintf("count %d", i)), local(sink)); err != nil {
+				t.Fatal(err)
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // stay under the socket buffers
+			}
+		}
+		got := <-received
+		after := h.Link.Stats().ToRouter
+		lost := after.Lost - before.Lost
+		t.Logf("sent %d, received %d, link counted %d lost of %d frames (%+v)", n, got, lost, after.Received-before.Received, after)
+		// 10% of 2000: mean 200, standard deviation 13.4; 140..260 is beyond 4 sigma.
+		if n-got < 140 || n-got > 260 {
+			t.Fatalf("%d of %d probes lost, want about 10%%", n-got, n)
+		}
+		// Every probe the link did not drop must arrive (the sink's buffer is large; allow a few for ARP).
+		if d := int64(n-got) - int64(lost); d < 0 || d > 5 {
+			t.Fatalf("receiver missed %d probes but the link counted %d lost", n-got, lost)
+		}
+	})
+
+	t.Run("reorder", func(t *testing.T) {
+		p := listen(t, lab.Peer("jitter"), "0.0.0.0:0")
+		sink := listen(t, lab.Public, "203.0.113.1:7002")
+		mustReach(t, p, local(sink), sink)
+		const n = 200
+		for i := range n {
+			if _, err := p.WriteToUDPAddrPort([]byte{byte(i)}, local(sink)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+		buf := make([]byte, 64)
+		got, inversions, last := 0, 0, -1
+		for got < n {
+			_ = sink.SetReadDeadline(time.Now().Add(time.Second))
+			m, _, err := sink.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				break
+			}
+			if m != 1 {
+				continue
+			}
+			got++
+			if int(buf[0]) < last {
+				inversions++
+			}
+			last = int(buf[0])
+		}
+		t.Logf("%d of %d frames arrived, %d out of order", got, n, inversions)
+		if got != n {
+			t.Fatalf("got %d of %d frames on a loss-free link", got, n)
+		}
+		if inversions == 0 {
+			t.Fatalf("20 ms jitter on 0.5 ms spacing reordered nothing")
+		}
+	})
+}
+
+// TestIsolationAndTeardown checks a lab adds nothing to the host's own namespace and leaves no namespace
+// behind when closed.
+func TestIsolationAndTeardown(t *testing.T) {
+	nslab.RequireAvailable(t)
+	before, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.Symmetric, Peers: []nslab.PeerConfig{{Name: "x", Impairment: &nslab.Impairment{Delay: time.Millisecond}}}},
+		{NAT: nslab.FullCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "y"}, {Name: "z"}}},
+	}})
+	after, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("the host namespace went from %d to %d interfaces", len(before), len(after))
+	}
+	names := []string{lab.Public.NS, lab.Routers[0].NS, lab.Routers[1].NS, lab.Peer("x").NS, lab.Peer("y").NS}
+	for _, ns := range names {
+		if _, err := os.Stat("/var/run/netns/" + ns); err != nil {
+			t.Fatalf("namespace %s missing: %v", ns, err)
+		}
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range names {
+		if _, err := os.Stat("/var/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("namespace %s still there after Close: %v", ns, err)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	nslab.RequireAvailable(t)
+	for _, cfg := range []nslab.Config{
+		{},
+		{Routers: []nslab.RouterConfig{{NAT: nslab.Symmetric, Hairpin: true}}},
+		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "Bad Name"}}}}},
+		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a"}}}, {Peers: []nslab.PeerConfig{{Name: "a"}}}}},
+		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Impairment: &nslab.Impairment{Loss: 1}}}}}},
+	} {
+		if lab, err := nslab.New(t.Context(), cfg); err == nil {
+			lab.Close()
+			t.Errorf("New(%+v) succeeded, want an error", cfg)
+		}
+	}
+}
