@@ -1,0 +1,205 @@
+package netem
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_000_000, 0)
+
+func TestShaperBottleneckPacesAtRate(t *testing.T) {
+	t.Parallel()
+	const (
+		rate = 2.5e6 // 20 Mbit/s
+		size = 1400
+	)
+	s := newShaper(Impairment{Rate: rate, QueueBytes: 64 << 10}, 1, t0)
+	// Offer twice the rate for 2 s: one packet every size/(2*rate).
+	gap := time.Duration(size / (2 * rate) * float64(time.Second))
+	var deliveries []time.Time
+	now := t0
+	for now.Sub(t0) < 2*time.Second {
+		deliveries = append(deliveries, s.admit(size, now)...)
+		now = now.Add(gap)
+	}
+	st := s.stats
+	if st.Offered != st.Delivered+st.QueueDrops || st.Lost+st.OutageDrops != 0 {
+		t.Fatalf("stats do not add up: %+v", st)
+	}
+	// Throughput from counts: bytes delivered over the span of delivery times.
+	span := deliveries[len(deliveries)-1].Sub(deliveries[0]).Seconds()
+	got := float64((len(deliveries)-1)*size) / span
+	if math.Abs(got-rate)/rate > 0.001 {
+		t.Errorf("delivered %.0f B/s, want %.0f", got, rate)
+	}
+	// Half the offered load cannot fit; the queue holds the rest.
+	if frac := float64(st.QueueDrops) / float64(st.Offered); math.Abs(frac-0.5) > 0.02 {
+		t.Errorf("%.3f of packets dropped at the queue, want about 0.5", frac)
+	}
+	if !slices.IsSortedFunc(deliveries, func(a, b time.Time) int { return a.Compare(b) }) {
+		t.Error("a FIFO bottleneck reordered packets")
+	}
+	// Back-to-back packets leave exactly size/rate apart.
+	if d, want := deliveries[len(deliveries)-1].Sub(deliveries[len(deliveries)-2]), time.Duration(size/rate*1e9); d != want {
+		t.Errorf("spacing %v, want %v", d, want)
+	}
+}
+
+func TestShaperTailDrop(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{Rate: 1e6, QueueBytes: 10_000}, 1, t0)
+	for range 100 {
+		s.admit(1000, t0) // a burst in one instant
+	}
+	if s.stats.Delivered != 10 || s.stats.QueueDrops != 90 {
+		t.Fatalf("burst of 100 x 1000 B into a 10000 B queue: %+v, want 10 through, 90 dropped", s.stats)
+	}
+	// 5 ms later 5000 B have drained: room for exactly 5 more.
+	for range 10 {
+		s.admit(1000, t0.Add(5*time.Millisecond))
+	}
+	if s.stats.Delivered != 15 {
+		t.Fatalf("after draining 5 ms at 1 MB/s: %d delivered, want 15", s.stats.Delivered)
+	}
+}
+
+func TestShaperRandomLossFraction(t *testing.T) {
+	t.Parallel()
+	for _, loss := range []float64{0.01, 0.05, 0.3} {
+		s := newShaper(Impairment{Loss: loss}, 7, t0)
+		const n = 100_000
+		for range n {
+			s.admit(100, t0)
+		}
+		got := float64(s.stats.Lost) / n
+		// 4 standard deviations of a binomial proportion.
+		if tol := 4 * math.Sqrt(loss*(1-loss)/n); math.Abs(got-loss) > tol {
+			t.Errorf("Loss %.2f: lost %.4f of packets, want within %.4f", loss, got, tol)
+		}
+	}
+}
+
+func TestShaperBurstLoss(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{BurstLoss: 0.01, BurstLength: 8}, 3, t0)
+	var runs []int
+	run := 0
+	for range 200_000 {
+		if len(s.admit(100, t0)) == 0 {
+			run++
+		} else if run > 0 {
+			runs = append(runs, run)
+			run = 0
+		}
+	}
+	var sum int
+	for _, r := range runs {
+		sum += r
+	}
+	mean := float64(sum) / float64(len(runs))
+	if mean < 7 || mean > 9 {
+		t.Errorf("mean burst %.2f packets over %d bursts, want about 8", mean, len(runs))
+	}
+	// Bursts start at about BurstLoss per delivered packet.
+	if got := float64(len(runs)) / float64(s.stats.Delivered); got < 0.008 || got > 0.012 {
+		t.Errorf("%.4f bursts per delivered packet, want about 0.01", got)
+	}
+}
+
+func TestShaperDelayJitterKeepOrder(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{Delay: 50 * time.Millisecond, Jitter: 20 * time.Millisecond}, 5, t0)
+	var prev time.Time
+	for i := range 10_000 {
+		now := t0.Add(time.Duration(i) * 100 * time.Microsecond)
+		at := s.admit(1000, now)[0]
+		if d := at.Sub(now); d < 50*time.Millisecond {
+			t.Fatalf("packet %d delayed %v, want at least 50ms", i, d)
+		}
+		if at.Before(prev) {
+			t.Fatalf("packet %d overtook packet %d without Reorder", i, i-1)
+		}
+		prev = at
+	}
+}
+
+func TestShaperReorder(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{Reorder: 0.1, ReorderDelay: 3 * time.Millisecond}, 9, t0)
+	const n = 20_000
+	type delivery struct {
+		seq int
+		at  time.Time
+	}
+	var ds []delivery
+	for i := range n {
+		// One packet per millisecond: a 3 ms hold lets the next 2-3 packets overtake.
+		ds = append(ds, delivery{i, s.admit(100, t0.Add(time.Duration(i)*time.Millisecond))[0]})
+	}
+	slices.SortStableFunc(ds, func(a, b delivery) int { return a.at.Compare(b.at) })
+	late := 0
+	for i, d := range ds {
+		if d.seq < i { // arrived after packets sent later
+			late++
+		}
+	}
+	if frac := float64(late) / n; frac < 0.08 || frac > 0.12 {
+		t.Errorf("%.3f of packets arrived behind later ones, want about 0.1", frac)
+	}
+}
+
+func TestShaperDuplicate(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{Duplicate: 0.2}, 11, t0)
+	copies := 0
+	const n = 50_000
+	for range n {
+		copies += len(s.admit(100, t0))
+	}
+	if frac := float64(copies-n) / n; math.Abs(frac-0.2) > 0.01 || s.stats.Duplicated != int64(copies-n) {
+		t.Errorf("%.3f duplicated (stats %d), want about 0.2", frac, s.stats.Duplicated)
+	}
+}
+
+func TestShaperOutages(t *testing.T) {
+	t.Parallel()
+	s := newShaper(Impairment{Outages: []Outage{{Start: time.Second, Duration: 500 * time.Millisecond}}}, 1, t0)
+	for ms := 0; ms < 3000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		dropped := len(s.admit(100, now)) == 0
+		if want := ms >= 1000 && ms < 1500; dropped != want {
+			t.Fatalf("at %d ms dropped=%v, want %v", ms, dropped, want)
+		}
+	}
+	if s.stats.OutageDrops != 500 {
+		t.Fatalf("OutageDrops = %d, want 500", s.stats.OutageDrops)
+	}
+	s.manualEnd = t0.Add(4 * time.Second)
+	if got := s.admit(100, t0.Add(3500*time.Millisecond)); len(got) != 0 {
+		t.Fatal("a packet went through a manual outage")
+	}
+}
+
+func TestShaperIsDeterministic(t *testing.T) {
+	t.Parallel()
+	im := Impairment{Loss: 0.1, BurstLoss: 0.01, Jitter: 5 * time.Millisecond, Reorder: 0.05, Duplicate: 0.05}
+	fates := func(seed uint64) []time.Time {
+		s := newShaper(im, seed, t0)
+		var all []time.Time
+		for i := range 5000 {
+			at := s.admit(100, t0.Add(time.Duration(i)*time.Millisecond))
+			all = append(all, at...)
+			all = append(all, time.Time{}) // separator: which packet each time belongs to
+		}
+		return all
+	}
+	a, b, c := fates(42), fates(42), fates(43)
+	if !slices.Equal(a, b) {
+		t.Fatal("the same seed gave different fates")
+	}
+	if slices.Equal(a, c) {
+		t.Fatal("different seeds gave the same fates")
+	}
+}
