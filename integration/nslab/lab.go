@@ -63,6 +63,8 @@ type PeerConfig struct {
 	Name string
 	// Impairment, when set, puts a userspace forwarder applying it between the peer and its router.
 	Impairment *Impairment
+	// Seed seeds the impairment's random choices so a run can be repeated; 0 picks a random seed.
+	Seed uint64
 }
 
 // Lab is a built set of namespaces. Its methods are safe for concurrent use once New has returned.
@@ -195,7 +197,7 @@ func validate(cfg Config) error {
 			}
 			seen[p.Name] = true
 			if p.Impairment != nil {
-				if err := p.Impairment.validate(); err != nil {
+				if err := validateImpairment(*p.Impairment); err != nil {
 					return fmt.Errorf("peer %s: %w", p.Name, err)
 				}
 			}
@@ -302,7 +304,7 @@ func (l *Lab) addPeer(ctx context.Context, r *Router, j int, pc PeerConfig, addr
 		); err != nil {
 			return nil, err
 		}
-		link, err := startLink(w, "peer", "router", *pc.Impairment)
+		link, err := startLink(w, "peer", "router", *pc.Impairment, pc.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("impairment forwarder: %w", err)
 		}
