@@ -55,18 +55,17 @@ type Socket struct {
 	contentLen   int64 // declared framing of the received message: n, -1 (chunked or until close)
 	methods      []uint8
 	methodsHead  int
-	wframe       uint8 // framing of the streamed message being written
-	wremain      int64 // bytes still expected for a Content-Length stream
-	wbodyless    bool  // the streamed message may carry no body (HEAD reply: data silently dropped)
-	wdropSilent  bool
+	wframe       uint8      // framing of the streamed message being written
+	wremain      int64      // bytes still expected for a Content-Length stream
+	wdropSilent  bool       // the streamed message takes no body and drops it silently (a reply to HEAD)
 	wlock        sync.Mutex // serialises writes on the conn (responses and canned error replies)
 	writeScratch writeScratch
 
 	// Read side, owned by the running read operation.
-	buf   []byte
-	r, w  int
-	body  bodyFraming
-	rbody readScratch
+	buf     []byte
+	r, w    int
+	body    bodyFraming
+	headLen int // length of the last head read, without its final empty line
 }
 
 // New returns a Socket over conn with an undecided role. The Socket owns conn: Close closes it.

@@ -1,0 +1,574 @@
+package symsock
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+type bodyKind uint8
+
+const (
+	bodyNone     bodyKind = iota
+	bodyLength            // Content-Length
+	bodyChunked           // Transfer-Encoding: chunked
+	bodyUntilEOF          // a response delimited by the end of the connection
+)
+
+type chunkPhase uint8
+
+const (
+	phaseSize     chunkPhase = iota // expecting a chunk-size line
+	phaseData                       // inside chunk data
+	phaseDataEnd                    // expecting the CRLF after chunk data
+	phaseTrailers                   // after the last chunk: trailer section
+)
+
+// bodyFraming is the read side's position in the body of the message being read.
+type bodyFraming struct {
+	kind      bodyKind
+	phase     chunkPhase
+	remaining int64 // bodyLength: bytes left; bodyChunked: bytes left in the current chunk
+	total     int64 // body bytes received so far
+	done      bool
+}
+
+// directReadMin is the spare capacity from which body bytes are read straight into the caller's memory instead of
+// through the input buffer.
+const directReadMin = 4 << 10
+
+func (s *Socket) readRequest(req *Request) error {
+	if req == nil {
+		return invalid("nil *Request")
+	}
+	s.mu.Lock()
+	if s.role == roleClient {
+		s.mu.Unlock()
+		return ErrWrongDirection
+	}
+	if s.reading || s.rstate != ReadEmpty {
+		s.mu.Unlock()
+		return ErrOutOfOrder
+	}
+	if s.role == roleNone {
+		s.lock10 = false
+	}
+	s.role = roleServer
+	s.reading = true
+	if !s.writing {
+		s.wstate = WriteFinished
+	}
+	discard := s.discard
+	s.discard = false
+	s.mu.Unlock()
+
+	if discard {
+		if err := s.drain(); err != nil {
+			s.closeTransport()
+			return s.endRead(err, false)
+		}
+	}
+
+	req.Method, req.Target = "", ""
+	resetHeader(&req.Header)
+	if req.Trailer != nil {
+		clear(req.Trailer)
+	}
+	req.Body = req.Body[:0]
+
+	head, err := s.readHead(false)
+	if err != nil {
+		return s.readFailed(err, true, len(head) > 0)
+	}
+	var info fieldInfo
+	if perr := s.parseRequestHead(string(head[:s.headLen]), req, &info); perr != nil {
+		return s.readFailed(perr, true, true)
+	}
+	return s.afterHead(&req.Body, &req.Trailer)
+}
+
+func (s *Socket) readResponse(res *Response) error {
+	if res == nil {
+		return invalid("nil *Response")
+	}
+	s.mu.Lock()
+	if s.role == roleServer {
+		s.mu.Unlock()
+		return ErrWrongDirection
+	}
+	if s.reading || s.rstate != ReadEmpty {
+		s.mu.Unlock()
+		return ErrOutOfOrder
+	}
+	s.role = roleClient
+	s.reading = true
+	s.mu.Unlock()
+
+	res.Reason = ""
+	resetHeader(&res.Header)
+	if res.Trailer != nil {
+		clear(res.Trailer)
+	}
+	res.Body = res.Body[:0]
+
+	head, err := s.readHead(false)
+	if err != nil {
+		return s.readFailed(err, false, len(head) > 0)
+	}
+	if perr := s.parseResponseHead(string(head[:s.headLen]), res); perr != nil {
+		return s.readFailed(perr, false, true)
+	}
+	return s.afterHead(&res.Body, &res.Trailer)
+}
+
+func resetHeader(h *http.Header) {
+	if *h == nil {
+		*h = make(http.Header, 8)
+	} else {
+		clear(*h)
+	}
+}
+
+// afterHead publishes the parsed head (read state "message_ready") and appends the body bytes already buffered.
+func (s *Socket) afterHead(body *[]byte, trailer *http.Header) error {
+	s.mu.Lock()
+	s.rgen++
+	s.rstate = ReadMessageReady
+	if s.role == roleServer && !s.writing {
+		s.wstate = WriteEmpty
+	}
+	s.mu.Unlock()
+	_, err := s.pump(body, trailer, false, 0)
+	return s.endRead(err, true)
+}
+
+// readSome is ReadSome; bodyReader reads through pump directly.
+func (s *Socket) readSome(m Message) error {
+	if err := s.startBodyRead(m, 0); err != nil {
+		return err
+	}
+	_, trailer, body := m.parts()
+	_, err := s.pump(body, trailer, true, 0)
+	return s.endRead(err, true)
+}
+
+// startBodyRead checks that m may receive body bytes now and marks a read as running. gen, when not 0, is the
+// message generation a BodyReader belongs to.
+func (s *Socket) startBodyRead(m Message, gen uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reading || (s.rstate != ReadMessageReady && s.rstate != ReadBodyReady) || (gen != 0 && gen != s.rgen) {
+		return ErrOutOfOrder
+	}
+	switch v := m.(type) {
+	case *Request:
+		if v == nil || s.role != roleServer {
+			return ErrWrongDirection
+		}
+	case *Response:
+		if v == nil || s.role != roleClient {
+			return ErrWrongDirection
+		}
+	default:
+		return ErrWrongDirection
+	}
+	s.reading = true
+	return nil
+}
+
+// endRead publishes the read side's progress after an operation and maps its error.
+func (s *Socket) endRead(err error, inMessage bool) error {
+	if err != nil {
+		return s.readFailed(err, s.role == roleServer, inMessage)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = false
+	if s.discard || s.rstate == ReadEmpty && s.role == roleServer {
+		// The server answered meanwhile; the rest of the body is discarded before the next request.
+		return nil
+	}
+	switch {
+	case s.body.done:
+		s.unread = 0
+		s.continueReq = false
+		if s.role == roleServer {
+			s.rstate = ReadFinished
+			return nil
+		}
+		s.rstate = ReadEmpty
+		if !s.keepAlive {
+			s.mu.Unlock()
+			s.closeTransport()
+			s.mu.Lock()
+		}
+	case s.body.kind == bodyChunked && s.body.phase == phaseTrailers:
+		s.rstate = ReadBodyReady
+	case s.body.kind == bodyLength:
+		s.unread = s.body.remaining
+	}
+	return nil
+}
+
+// readFailed ends a read with an error: a server sends the canned reply of a protocol error (when its response
+// has not started), the connection is closed when the stream can no longer be trusted, and the socket becomes
+// undecided again (except for ErrBufferExhausted on a client, as in the seed).
+func (s *Socket) readFailed(err error, server, inMessage bool) error {
+	var perr *protocolError
+	isProto := errors.As(err, &perr)
+	if isProto && server {
+		s.mu.Lock()
+		canReply := !s.writing && (s.wstate == WriteEmpty || s.wstate == WriteContinueIssued || s.rstate == ReadEmpty)
+		s.mu.Unlock()
+		if canReply && perr.reply != nil {
+			s.wlock.Lock()
+			_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, _ = s.conn.Write(perr.reply)
+			s.wlock.Unlock()
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		if inMessage {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if isProto || inMessage || s.isClosed() {
+		s.closeTransport()
+		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) {
+			err = s.ioError(err)
+		}
+	} else if !errors.Is(err, io.EOF) {
+		err = s.ioError(err)
+	}
+	s.mu.Lock()
+	s.reading = false
+	s.role = roleNone
+	s.rstate = ReadEmpty
+	if !s.writing {
+		s.wstate = WriteEmpty
+	}
+	s.lock10 = false
+	s.minor = 1
+	s.keepAlive = true
+	s.discard = false
+	s.continueReq = false
+	s.unread = 0
+	s.methods = s.methods[:0]
+	s.methodsHead = 0
+	s.mu.Unlock()
+	s.r, s.w = 0, 0
+	s.body = bodyFraming{}
+	return err
+}
+
+// fill reads more bytes from the transport into the input buffer, compacting or growing it when full.
+func (s *Socket) fill() error {
+	if s.buf == nil {
+		s.buf = make([]byte, s.cfg.bufferSize)
+	}
+	if s.r == s.w {
+		s.r, s.w = 0, 0
+	}
+	if s.w == len(s.buf) {
+		if s.r > 0 {
+			s.w = copy(s.buf, s.buf[s.r:s.w])
+			s.r = 0
+		} else {
+			limit := max(s.cfg.bufferSize, s.cfg.maxStartLine+s.cfg.maxHeader+8, s.cfg.maxChunkLine+8)
+			if len(s.buf) >= limit {
+				// The scanners refuse anything longer before the buffer is full.
+				return parseErr(replyInvalidData, "input buffer full")
+			}
+			nb := make([]byte, min(2*len(s.buf), limit))
+			s.w = copy(nb, s.buf[:s.w])
+			s.buf = nb
+		}
+	}
+	for {
+		n, err := s.conn.Read(s.buf[s.w:])
+		s.w += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readHead reads a start line and header section; s.headLen is set to the section length without the final empty
+// line. The returned slice holds what was read so far when the error is not nil.
+func (s *Socket) readHead(trailer bool) ([]byte, error) {
+	sc := headScan{trailer: trailer}
+	for {
+		head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
+		if perr != nil {
+			return s.buf[s.r:s.w], perr
+		}
+		if total > 0 {
+			b := s.buf[s.r : s.r+total]
+			s.headLen = head
+			s.r += total
+			return b, nil
+		}
+		if err := s.fill(); err != nil {
+			return s.buf[s.r:s.w], err
+		}
+	}
+}
+
+// pump moves the body of the message being read forward: it appends body bytes to *dst (or skips them when dst is
+// nil), at most limit bytes when limit > 0, and parses chunk framing and trailers. Without network it only uses
+// buffered bytes; with it, it reads until at least one body byte arrived or the message ended.
+func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int) (int, error) {
+	fr := &s.body
+	produced := 0
+	for !fr.done {
+		if limit > 0 && produced >= limit {
+			return produced, nil
+		}
+		switch {
+		case fr.kind == bodyNone:
+			fr.done = true
+			continue
+		case fr.kind == bodyLength || fr.kind == bodyUntilEOF || fr.phase == phaseData:
+			if avail := s.w - s.r; avail > 0 {
+				k := int64(avail)
+				if fr.kind != bodyUntilEOF {
+					k = min(k, fr.remaining)
+				}
+				if limit > 0 {
+					k = min(k, int64(limit-produced))
+				}
+				if err := s.countBody(k); err != nil {
+					return produced, err
+				}
+				if dst != nil {
+					*dst = append(*dst, s.buf[s.r:s.r+int(k)]...)
+				}
+				s.r += int(k)
+				produced += int(k)
+				s.advance(k)
+				continue
+			}
+			if produced > 0 || !network {
+				return produced, nil
+			}
+			if dst != nil {
+				if spare := cap(*dst) - len(*dst); spare >= directReadMin && (limit == 0 || limit-produced >= directReadMin) {
+					k := int64(spare)
+					if fr.kind != bodyUntilEOF {
+						k = min(k, fr.remaining)
+					}
+					if limit > 0 {
+						k = min(k, int64(limit-produced))
+					}
+					b := *dst
+					n, err := s.conn.Read(b[len(b) : len(b)+int(k)])
+					if n > 0 {
+						if cerr := s.countBody(int64(n)); cerr != nil {
+							return produced, cerr
+						}
+						*dst = b[:len(b)+n]
+						produced += n
+						s.advance(int64(n))
+						continue
+					}
+					if err != nil {
+						if fr.kind == bodyUntilEOF && errors.Is(err, io.EOF) {
+							fr.done = true
+							continue
+						}
+						return produced, err
+					}
+					continue
+				}
+			}
+			if err := s.fill(); err != nil {
+				if fr.kind == bodyUntilEOF && errors.Is(err, io.EOF) {
+					fr.done = true
+					continue
+				}
+				return produced, err
+			}
+		case fr.phase == phaseSize:
+			ok, err := s.chunkSizeLine()
+			if err != nil {
+				return produced, err
+			}
+			if !ok {
+				if produced > 0 || !network {
+					return produced, nil
+				}
+				if err := s.fill(); err != nil {
+					return produced, err
+				}
+			}
+		case fr.phase == phaseDataEnd:
+			if s.w-s.r < 2 {
+				if produced > 0 || !network {
+					return produced, nil
+				}
+				if err := s.fill(); err != nil {
+					return produced, err
+				}
+				continue
+			}
+			if s.buf[s.r] != '\r' || s.buf[s.r+1] != '\n' {
+				return produced, parseErr(replyInvalidData, "chunk data not followed by CRLF (after %d body bytes)", fr.total)
+			}
+			s.r += 2
+			fr.phase = phaseSize
+		case fr.phase == phaseTrailers:
+			sc := headScan{trailer: true}
+			head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
+			if perr != nil {
+				return produced, perr
+			}
+			if total == 0 {
+				if produced > 0 || !network {
+					return produced, nil
+				}
+				if err := s.fill(); err != nil {
+					return produced, err
+				}
+				continue
+			}
+			if head > 0 {
+				section := string(s.buf[s.r : s.r+head])
+				var h http.Header
+				if trailer != nil {
+					if *trailer == nil {
+						*trailer = make(http.Header)
+					}
+					h = *trailer
+				} else {
+					h = make(http.Header)
+				}
+				if perr := parseFields(section, h, nil, nil, true); perr != nil {
+					return produced, perr
+				}
+			}
+			s.r += total
+			fr.done = true
+		}
+	}
+	return produced, nil
+}
+
+// countBody enforces the body size limit.
+func (s *Socket) countBody(n int64) error {
+	s.body.total += n
+	if s.cfg.maxBody > 0 && s.body.total > s.cfg.maxBody {
+		e := parseErr(replyBodyTooLarge, "body larger than %d bytes", s.cfg.maxBody)
+		e.kind = ErrBodyTooLarge
+		return e
+	}
+	return nil
+}
+
+// advance accounts for n body bytes consumed.
+func (s *Socket) advance(n int64) {
+	fr := &s.body
+	switch fr.kind {
+	case bodyLength:
+		fr.remaining -= n
+		if fr.remaining == 0 {
+			fr.done = true
+		}
+	case bodyChunked:
+		fr.remaining -= n
+		if fr.remaining == 0 {
+			fr.phase = phaseDataEnd
+		}
+	}
+}
+
+// chunkSizeLine parses a buffered chunk-size line (RFC 9112 section 7.1): hex size, optional extensions (ignored),
+// CRLF. It reports false when the line is not complete yet.
+func (s *Socket) chunkSizeLine() (bool, error) {
+	data := s.buf[s.r:s.w]
+	i := indexLF(data)
+	if i < 0 {
+		if len(data) > s.cfg.maxChunkLine+1 {
+			e := parseErr(replyChunkLine, "chunk size line longer than %d bytes", s.cfg.maxChunkLine)
+			e.kind = ErrBufferExhausted
+			return false, e
+		}
+		return false, nil
+	}
+	if i > s.cfg.maxChunkLine+1 {
+		e := parseErr(replyChunkLine, "chunk size line longer than %d bytes", s.cfg.maxChunkLine)
+		e.kind = ErrBufferExhausted
+		return false, e
+	}
+	line := data[:i]
+	if len(line) == 0 || line[len(line)-1] != '\r' {
+		return false, parseErr(replyInvalidData, "chunk size line without CRLF (after %d body bytes)", s.body.total)
+	}
+	line = line[:len(line)-1]
+	var size int64
+	j := 0
+	for ; j < len(line); j++ {
+		d := unhex(line[j])
+		if d < 0 {
+			break
+		}
+		if size > (1<<63-1)>>4 {
+			return false, parseErr(replyChunkSize, "chunk size %q too large", line[:min(len(line), 40)])
+		}
+		size = size<<4 | int64(d)
+	}
+	if j == 0 {
+		return false, parseErr(replyInvalidData, "chunk size line %q: no hex size", line[:min(len(line), 40)])
+	}
+	ext := line[j:]
+	for len(ext) > 0 && (ext[0] == ' ' || ext[0] == '\t') {
+		ext = ext[1:]
+	}
+	if len(ext) > 0 && ext[0] != ';' {
+		return false, parseErr(replyInvalidData, "chunk size line %q: junk after the size", line[:min(len(line), 40)])
+	}
+	for _, c := range ext {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false, parseErr(replyInvalidData, "chunk size line: control byte %q in extension", c)
+		}
+	}
+	s.r += i + 1
+	if size == 0 {
+		s.body.phase = phaseTrailers
+	} else {
+		s.body.phase = phaseData
+		s.body.remaining = size
+	}
+	return true, nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// drain discards the rest of a request body the server did not read, up to the discard limit.
+func (s *Socket) drain() error {
+	var n int64
+	for !s.body.done {
+		k, err := s.pump(nil, nil, true, 0)
+		if err != nil {
+			return err
+		}
+		n += int64(k)
+		if n > s.cfg.discardLimit {
+			return ErrUnreadBody
+		}
+	}
+	return nil
+}

@@ -1,0 +1,617 @@
+package symsock
+
+import (
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Framing of a streamed message being written.
+const (
+	frameChunked uint8 = iota
+	frameLength
+	frameNone
+)
+
+// smallBody is the size up to which a body is copied behind the head into one write rather than sent with writev.
+const smallBody = 4 << 10
+
+// writeScratch holds the write side's reusable memory; it belongs to the running write operation.
+type writeScratch struct {
+	buf  []byte
+	keys []string
+	iov  [3][]byte
+	bufs net.Buffers
+}
+
+// userFields is what the socket needs from the headers of a message it writes.
+type userFields struct {
+	hasLength bool
+	length    int64
+	hasTE     bool
+	connClose bool
+	connKeep  bool
+}
+
+// sortHeader validates h, sorts its names into the scratch and returns what the socket needs from it.
+func (ws *writeScratch) sortHeader(h http.Header, what string) (userFields, error) {
+	var uf userFields
+	ws.keys = ws.keys[:0]
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		if k == "" {
+			return uf, invalid("empty %s name", what)
+		}
+		for i := 0; i < len(k); i++ {
+			if !isTchar(k[i]) {
+				return uf, invalid("%s name %q", what, k)
+			}
+		}
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+					return uf, invalid("%s %s: control byte %q in value", what, k, c)
+				}
+			}
+		}
+		switch {
+		case strings.EqualFold(k, "Content-Length"):
+			if uf.hasLength || len(vs) != 1 {
+				return uf, invalid("more than one Content-Length")
+			}
+			n, ok := parseContentLength(trimOWS(vs[0]))
+			if !ok {
+				return uf, invalid("Content-Length %q", vs[0])
+			}
+			uf.hasLength, uf.length = true, n
+		case strings.EqualFold(k, "Transfer-Encoding"):
+			uf.hasTE = true
+		case strings.EqualFold(k, "Connection"):
+			uf.connClose = uf.connClose || hasToken(vs, "close")
+			uf.connKeep = uf.connKeep || hasToken(vs, "keep-alive")
+		}
+		ws.keys = append(ws.keys, k)
+	}
+	slices.Sort(ws.keys)
+	return uf, nil
+}
+
+// appendFields appends the sorted fields of h (as sorted by sortHeader).
+func (ws *writeScratch) appendFields(b []byte, h http.Header) []byte {
+	for _, k := range ws.keys {
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, trimOWS(v)...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// send writes head and then body (if any) on the transport, in one system call when possible.
+func (s *Socket) send(head, body []byte) error {
+	s.wlock.Lock()
+	defer s.wlock.Unlock()
+	var err error
+	if len(body) == 0 {
+		_, err = s.conn.Write(head)
+	} else {
+		s.writeScratch.bufs = append(s.writeScratch.iov[:0], head, body)
+		_, err = s.writeScratch.bufs.WriteTo(s.conn)
+	}
+	if err != nil {
+		err = s.ioError(err)
+		s.closeTransport()
+	}
+	return err
+}
+
+// beginWrite checks the write state under s.mu and marks a write as running.
+func (s *Socket) beginWrite(ok func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ok(); err != nil {
+		return err
+	}
+	if s.writing {
+		return ErrOutOfOrder
+	}
+	s.writing = true
+	return nil
+}
+
+func (s *Socket) abortWrite(err error) error {
+	s.mu.Lock()
+	s.writing = false
+	s.mu.Unlock()
+	return err
+}
+
+// serverExchange is a snapshot of what a server's response depends on.
+type serverExchange struct {
+	minor       int
+	keepAlive   bool
+	head        bool
+	connect     bool
+	bodyUnread  bool
+	continueReq bool // the client waits for 100 Continue that was not sent
+	unread      int64
+}
+
+func (s *Socket) responseAllowed() func() error {
+	return func() error {
+		if s.role != roleServer {
+			return ErrWrongDirection
+		}
+		if s.wstate != WriteEmpty && s.wstate != WriteContinueIssued {
+			return ErrOutOfOrder
+		}
+		return nil
+	}
+}
+
+func (s *Socket) exchange() serverExchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return serverExchange{
+		minor:       s.minor,
+		keepAlive:   s.keepAlive,
+		head:        s.head,
+		connect:     s.connect,
+		bodyUnread:  s.rstate == ReadMessageReady || s.rstate == ReadBodyReady || s.reading,
+		continueReq: s.continueReq && s.wstate != WriteContinueIssued,
+		unread:      s.unread,
+	}
+}
+
+// persistAfter decides whether the connection survives the response: an unread body the socket will not drain
+// (over the discard limit, or one the client holds back waiting for 100 Continue) forces a close.
+func (s *Socket) persistAfter(x serverExchange, uf userFields) bool {
+	ka := x.keepAlive && !uf.connClose
+	if ka && x.bodyUnread {
+		if x.continueReq || x.unread > s.cfg.discardLimit || s.cfg.discardLimit == 0 {
+			ka = false
+		}
+	}
+	return ka
+}
+
+// appendStatusLine appends the status line and the Connection field the socket adds.
+func appendStatusLine(b []byte, res *Response, x serverExchange, ka bool, uf userFields) []byte {
+	if x.minor == 0 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	b = strconv.AppendInt(b, int64(res.Status), 10)
+	b = append(b, ' ')
+	if res.Reason != "" {
+		b = append(b, res.Reason...)
+	} else {
+		b = append(b, http.StatusText(res.Status)...)
+	}
+	b = append(b, "\r\n"...)
+	if !ka && !uf.connClose {
+		b = append(b, "Connection: close\r\n"...)
+	} else if ka && x.minor == 0 && !uf.connKeep {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	return b
+}
+
+func validStatus(res *Response) error {
+	if res.Status < 200 || res.Status > 999 {
+		if res.Status >= 100 && res.Status < 200 {
+			return invalid("status %d: interim responses go through WriteResponseContinue", res.Status)
+		}
+		return invalid("status %d", res.Status)
+	}
+	for i := 0; i < len(res.Reason); i++ {
+		if c := res.Reason[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return invalid("control byte %q in reason", c)
+		}
+	}
+	return nil
+}
+
+// bodyForbidden reports whether a response may carry no body at all (RFC 9110 sections 15.3.5, 15.4.5, 9.3.6).
+func bodyForbidden(status int, connect bool) bool {
+	return status == 204 || status == 304 || connect && status < 300
+}
+
+func (s *Socket) writeResponse(res *Response) error {
+	if res == nil {
+		return invalid("nil *Response")
+	}
+	if err := s.beginWrite(s.responseAllowed()); err != nil {
+		return err
+	}
+	x := s.exchange()
+	ws := &s.writeScratch
+	uf, err := ws.sortHeader(res.Header, "header")
+	if err == nil {
+		err = validStatus(res)
+	}
+	forbidden := bodyForbidden(res.Status, x.connect)
+	switch {
+	case err != nil:
+	case uf.hasTE:
+		err = invalid("Transfer-Encoding in a whole response (use WriteResponseMetadata)")
+	case forbidden && len(res.Body) > 0:
+		err = invalid("status %d takes no body", res.Status)
+	case uf.hasLength && (res.Status == 204 || x.connect && res.Status < 300):
+		err = invalid("status %d takes no Content-Length", res.Status)
+	case uf.hasLength && !x.head && res.Status != 304 && uf.length != int64(len(res.Body)):
+		err = invalid("Content-Length %d but a body of %d bytes", uf.length, len(res.Body))
+	}
+	if err != nil {
+		return s.abortWrite(err)
+	}
+	ka := s.persistAfter(x, uf)
+	b := appendStatusLine(ws.buf[:0], res, x, ka, uf)
+	b = ws.appendFields(b, res.Header)
+	if !uf.hasLength && !forbidden {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(res.Body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	body := res.Body
+	if x.head || forbidden {
+		body = nil
+	}
+	if len(body) <= smallBody {
+		b = append(b, body...)
+		body = nil
+	}
+	ws.buf = b
+	s.finishResponse(x, ka)
+	err = s.send(b, body)
+	return s.afterResponse(ka, err)
+}
+
+// finishResponse moves the states at the start of the final write: "finished" and "empty", with the unread rest of
+// the request body to be drained before the next request.
+func (s *Socket) finishResponse(x serverExchange, ka bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wstate = WriteFinished
+	s.rstate = ReadEmpty
+	s.discard = x.bodyUnread && ka
+	s.continueReq = false
+	s.keepAlive = ka
+}
+
+func (s *Socket) afterResponse(ka bool, err error) error {
+	s.mu.Lock()
+	s.writing = false
+	s.mu.Unlock()
+	if !ka {
+		s.closeTransport()
+	}
+	return err
+}
+
+func (s *Socket) writeResponseContinue() error {
+	err := s.beginWrite(func() error {
+		if s.role != roleServer {
+			return ErrWrongDirection
+		}
+		if s.wstate != WriteEmpty || !s.continueReq || (s.rstate != ReadMessageReady && s.rstate != ReadBodyReady) {
+			return ErrOutOfOrder
+		}
+		s.wstate = WriteContinueIssued
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.send([]byte("HTTP/1.1 100 Continue\r\n\r\n"), nil)
+	return s.abortWrite(err)
+}
+
+func (s *Socket) writeResponseMetadata(res *Response) error {
+	if res == nil {
+		return invalid("nil *Response")
+	}
+	if err := s.beginWrite(s.responseAllowed()); err != nil {
+		return err
+	}
+	x := s.exchange()
+	ws := &s.writeScratch
+	uf, err := ws.sortHeader(res.Header, "header")
+	if err == nil {
+		err = validStatus(res)
+	}
+	forbidden := bodyForbidden(res.Status, x.connect)
+	frame := frameChunked
+	switch {
+	case err != nil:
+	case uf.hasTE:
+		err = invalid("Transfer-Encoding is set by the socket")
+	case uf.hasLength && (res.Status == 204 || x.connect && res.Status < 300):
+		err = invalid("status %d takes no Content-Length", res.Status)
+	case x.head || forbidden:
+		frame = frameNone
+	case uf.hasLength:
+		frame = frameLength
+	case x.minor == 0:
+		err = ErrNativeStreamUnsupported
+	}
+	if err != nil {
+		return s.abortWrite(err)
+	}
+	ka := s.persistAfter(x, uf)
+	b := appendStatusLine(ws.buf[:0], res, x, ka, uf)
+	b = ws.appendFields(b, res.Header)
+	if frame == frameChunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	ws.buf = b
+	s.mu.Lock()
+	s.wstate = WriteMetadataIssued
+	s.wframe, s.wremain = frame, uf.length
+	s.wdropSilent = x.head
+	s.keepAlive = ka
+	s.mu.Unlock()
+	err = s.send(b, nil)
+	return s.abortWrite(err)
+}
+
+func (s *Socket) write(m Message) error {
+	if m == nil {
+		return invalid("nil Message")
+	}
+	if err := s.beginWrite(func() error {
+		if s.wstate != WriteMetadataIssued {
+			return ErrOutOfOrder
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	_, _, bp := m.parts()
+	body := *bp
+	if len(body) == 0 {
+		return s.abortWrite(nil)
+	}
+	ws := &s.writeScratch
+	switch s.wframe {
+	case frameNone:
+		if s.wdropSilent {
+			return s.abortWrite(nil)
+		}
+		return s.abortWrite(invalid("this response takes no body"))
+	case frameLength:
+		if int64(len(body)) > s.wremain {
+			return s.abortWrite(invalid("body exceeds the Content-Length by %d bytes", int64(len(body))-s.wremain))
+		}
+		s.wremain -= int64(len(body))
+		return s.abortWrite(s.send(body, nil))
+	}
+	b := strconv.AppendUint(ws.buf[:0], uint64(len(body)), 16)
+	b = append(b, "\r\n"...)
+	if len(body) <= smallBody {
+		b = append(b, body...)
+		b = append(b, "\r\n"...)
+		ws.buf = b
+		return s.abortWrite(s.send(b, nil))
+	}
+	ws.buf = b
+	s.wlock.Lock()
+	ws.bufs = append(ws.iov[:0], b, body, crlf)
+	_, err := ws.bufs.WriteTo(s.conn)
+	s.wlock.Unlock()
+	if err != nil {
+		err = s.ioError(err)
+		s.closeTransport()
+	}
+	return s.abortWrite(err)
+}
+
+var crlf = []byte("\r\n")
+
+// writeEnd is WriteTrailers (m != nil) and WriteEndOfMessage (m == nil).
+func (s *Socket) writeEnd(m Message) error {
+	if err := s.beginWrite(func() error {
+		if s.wstate != WriteMetadataIssued {
+			return ErrOutOfOrder
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	ws := &s.writeScratch
+	var trailer http.Header
+	if m != nil {
+		_, tp, _ := m.parts()
+		trailer = *tp
+	}
+	b := ws.buf[:0]
+	switch s.wframe {
+	case frameChunked:
+		if _, err := ws.sortHeader(trailer, "trailer"); err != nil {
+			return s.abortWrite(err)
+		}
+		b = append(b, "0\r\n"...)
+		b = ws.appendFields(b, trailer)
+		b = append(b, "\r\n"...)
+	case frameLength:
+		if len(trailer) > 0 {
+			return s.abortWrite(invalid("trailers need a chunked message, not a Content-Length"))
+		}
+		if s.wremain != 0 {
+			return s.abortWrite(invalid("body %d bytes short of the Content-Length", s.wremain))
+		}
+	}
+	ws.buf = b
+	s.mu.Lock()
+	server := s.role == roleServer
+	s.mu.Unlock()
+	if !server {
+		s.mu.Lock()
+		s.wstate = WriteEmpty
+		s.mu.Unlock()
+		var err error
+		if len(b) > 0 {
+			err = s.send(b, nil)
+		}
+		return s.abortWrite(err)
+	}
+	x := s.exchange()
+	ka := s.persistAfter(x, userFields{})
+	s.finishResponse(x, ka)
+	var err error
+	if len(b) > 0 {
+		err = s.send(b, nil)
+	}
+	return s.afterResponse(ka, err)
+}
+
+// requestAllowed is the role and state check of WriteRequest and WriteRequestMetadata; the role is claimed even when
+// the state check fails, as in the seed.
+func (s *Socket) requestAllowed() error {
+	if s.role == roleServer {
+		return ErrWrongDirection
+	}
+	s.role = roleClient
+	if s.wstate != WriteEmpty {
+		return ErrOutOfOrder
+	}
+	return nil
+}
+
+func validRequestLine(req *Request) error {
+	if req.Method == "" {
+		return invalid("empty method")
+	}
+	for i := 0; i < len(req.Method); i++ {
+		if !isTchar(req.Method[i]) {
+			return invalid("method %q", req.Method)
+		}
+	}
+	if req.Target == "" {
+		return invalid("empty target")
+	}
+	for i := 0; i < len(req.Target); i++ {
+		if !isTargetByte(req.Target[i]) {
+			return invalid("target %q", req.Target)
+		}
+	}
+	return nil
+}
+
+func (s *Socket) appendRequestLine(b []byte, req *Request) []byte {
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, req.Target...)
+	s.mu.Lock()
+	lock10 := s.lock10
+	s.mu.Unlock()
+	if lock10 {
+		return append(b, " HTTP/1.0\r\n"...)
+	}
+	return append(b, " HTTP/1.1\r\n"...)
+}
+
+func (s *Socket) pushMethod(method string) {
+	class := methodOther
+	switch method {
+	case "HEAD":
+		class = methodHead
+	case "CONNECT":
+		class = methodConnect
+	}
+	s.mu.Lock()
+	s.methods = append(s.methods, class)
+	s.mu.Unlock()
+}
+
+func (s *Socket) writeRequest(req *Request) error {
+	if req == nil {
+		return invalid("nil *Request")
+	}
+	if err := s.beginWrite(s.requestAllowed); err != nil {
+		return err
+	}
+	ws := &s.writeScratch
+	uf, err := ws.sortHeader(req.Header, "header")
+	if err == nil {
+		err = validRequestLine(req)
+	}
+	switch {
+	case err != nil:
+	case uf.hasTE:
+		err = invalid("Transfer-Encoding in a whole request (use WriteRequestMetadata)")
+	case uf.hasLength && uf.length != int64(len(req.Body)):
+		err = invalid("Content-Length %d but a body of %d bytes", uf.length, len(req.Body))
+	}
+	if err != nil {
+		return s.abortWrite(err)
+	}
+	b := s.appendRequestLine(ws.buf[:0], req)
+	if len(req.Body) > 0 && !uf.hasLength {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(req.Body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = ws.appendFields(b, req.Header)
+	b = append(b, "\r\n"...)
+	body := req.Body
+	if len(body) <= smallBody {
+		b = append(b, body...)
+		body = nil
+	}
+	ws.buf = b
+	s.pushMethod(req.Method)
+	return s.abortWrite(s.send(b, body))
+}
+
+func (s *Socket) writeRequestMetadata(req *Request) error {
+	if req == nil {
+		return invalid("nil *Request")
+	}
+	if err := s.beginWrite(s.requestAllowed); err != nil {
+		return err
+	}
+	ws := &s.writeScratch
+	uf, err := ws.sortHeader(req.Header, "header")
+	if err == nil {
+		err = validRequestLine(req)
+	}
+	s.mu.Lock()
+	lock10 := s.lock10
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+	case uf.hasTE:
+		err = invalid("Transfer-Encoding is set by the socket")
+	case lock10 && !uf.hasLength:
+		err = ErrNativeStreamUnsupported
+	}
+	if err != nil {
+		return s.abortWrite(err)
+	}
+	b := s.appendRequestLine(ws.buf[:0], req)
+	frame := frameLength
+	if !uf.hasLength {
+		frame = frameChunked
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	b = ws.appendFields(b, req.Header)
+	b = append(b, "\r\n"...)
+	ws.buf = b
+	s.pushMethod(req.Method)
+	s.mu.Lock()
+	s.wstate = WriteMetadataIssued
+	s.wframe, s.wremain = frame, uf.length
+	s.wdropSilent = false
+	s.mu.Unlock()
+	return s.abortWrite(s.send(b, nil))
+}
