@@ -1,0 +1,142 @@
+package utp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/stun/v2"
+)
+
+type stunReply struct {
+	addr netip.AddrPort
+	err  error
+}
+
+// isSTUN reports whether b is framed like a STUN message: top two bits zero, the magic cookie, and a length field
+// that matches the datagram. A uTP packet (first byte 0x?1) would need a timestamp equal to the cookie and a
+// connection ID equal to its own length to pass.
+func isSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie &&
+		int(binary.BigEndian.Uint16(b[2:4]))+20 == len(b) && len(b)%4 == 0
+}
+
+// DiscoverSTUN asks the STUN server (host:port) for this socket's server-reflexive address: the address and port
+// the server saw our request come from, i.e. our public endpoint when behind a NAT. Requests are retransmitted as
+// RFC 5389 describes, with timings scaled down (Config.STUNRetransmit, doubling); it gives up when ctx ends or, if
+// ctx has no deadline, after Config.STUNTimeout. Failures wrap ErrSTUN.
+func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.AddrPort, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.STUNTimeout)
+		defer cancel()
+	}
+	raddr, err := net.ResolveUDPAddr(t.pc.LocalAddr().Network(), server)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: resolving server %q: %w", ErrSTUN, server, err)
+	}
+	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: %w", ErrSTUN, err)
+	}
+	reply := make(chan stunReply, 1)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return netip.AddrPort{}, ErrTransportClosed
+	}
+	t.stunWait[req.TransactionID] = reply
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.stunWait, req.TransactionID)
+		t.mu.Unlock()
+	}()
+
+	rto := t.cfg.STUNRetransmit
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	sent := 0
+	for {
+		select {
+		case r := <-reply:
+			if r.err != nil {
+				return netip.AddrPort{}, fmt.Errorf("%w: server %s: %w", ErrSTUN, server, r.err)
+			}
+			return r.addr, nil
+		case <-timer.C:
+			if _, err := t.pc.WriteTo(req.Raw, raddr); err != nil {
+				return netip.AddrPort{}, fmt.Errorf("%w: sending to %s: %w", ErrSTUN, server, err)
+			}
+			sent++
+			timer.Reset(rto)
+			if rto < 8*t.cfg.STUNRetransmit {
+				rto *= 2
+			}
+		case <-ctx.Done():
+			return netip.AddrPort{}, fmt.Errorf("%w: no response from %s to %d requests: %w", ErrSTUN, server, sent, ctx.Err())
+		case <-t.done:
+			return netip.AddrPort{}, ErrTransportClosed
+		}
+	}
+}
+
+// handleSTUN delivers a STUN response to the DiscoverSTUN call waiting for its transaction; anything else is
+// dropped (we never answer STUN requests).
+func (t *Transport) handleSTUN(b []byte, from netip.AddrPort) {
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil {
+		return
+	}
+	t.mu.Lock()
+	reply := t.stunWait[m.TransactionID]
+	t.mu.Unlock()
+	if reply == nil {
+		return
+	}
+	var r stunReply
+	switch m.Type {
+	case stun.BindingSuccess:
+		r.addr, r.err = mappedAddress(m)
+	case stun.BindingError:
+		var code stun.ErrorCodeAttribute
+		if err := code.GetFrom(m); err != nil {
+			r.err = errors.New("error response without an error code")
+		} else {
+			r.err = fmt.Errorf("error response %d %s", code.Code, code.Reason)
+		}
+	default:
+		return
+	}
+	select {
+	case reply <- r:
+	default:
+	}
+}
+
+func mappedAddress(m *stun.Message) (netip.AddrPort, error) {
+	var ip net.IP
+	var port int
+	var xor stun.XORMappedAddress
+	if err := xor.GetFrom(m); err == nil {
+		ip, port = xor.IP, xor.Port
+	} else {
+		var mapped stun.MappedAddress
+		if err := mapped.GetFrom(m); err != nil {
+			return netip.AddrPort{}, errors.New("response carries no (XOR-)MAPPED-ADDRESS")
+		}
+		ip, port = mapped.IP, mapped.Port
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok || port <= 0 || port > 65535 {
+		return netip.AddrPort{}, fmt.Errorf("response carries an invalid address %v:%d", ip, port)
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+}
+
+// stunMagicCookie is the fixed value in bytes 4..8 of every RFC 5389 message (pion/stun keeps its copy unexported).
+const stunMagicCookie = 0x2112A442

@@ -1,0 +1,178 @@
+package utp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
+)
+
+// fastConfig keeps every timer short so the tests take seconds.
+func fastConfig() Config {
+	return Config{
+		KeepaliveInterval: 200 * time.Millisecond,
+		DeadPathTimeout:   2 * time.Second,
+		PunchInterval:     20 * time.Millisecond,
+		DialTimeout:       time.Second,
+		CloseTimeout:      2 * time.Second,
+	}
+}
+
+func newKey(t testing.TB) []byte {
+	key := make([]byte, 32)
+	_, err := rand.Read(key)
+	noErr(t, err)
+	return key
+}
+
+func listen(t testing.TB, cfg Config) *Transport {
+	tr, err := Listen("udp4", "127.0.0.1:0", cfg)
+	noErr(t, err)
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// wrapped returns a Transport on a loopback socket wrapped with netem (e.g. a NAT filter).
+func wrapped(t testing.TB, cfg Config, ncfg netem.Config) (*Transport, *netem.Conn) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	nc := netem.Wrap(pc, ncfg)
+	tr, err := NewTransport(nc, cfg)
+	noErr(t, err)
+	t.Cleanup(func() { tr.Close() })
+	return tr, nc
+}
+
+// connectPair connects a (the dialler) and b with a fresh key, concurrently, as two peers would.
+func connectPair(t testing.TB, a, b *Transport) (pa, pb *Path) {
+	t.Helper()
+	key := newKey(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errB error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pb, errB = b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates(), Dialer: false})
+	}()
+	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
+	wg.Wait()
+	noErr(t, errA)
+	noErr(t, errB)
+	t.Cleanup(func() { pa.Close(); pb.Close() })
+	return pa, pb
+}
+
+// openPair opens a stream from opener and accepts it on acceptor.
+func openPair(t testing.TB, opener, acceptor *Path) (net.Conn, net.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var accepted net.Conn
+	var errAcc error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		accepted, errAcc = acceptor.AcceptStream(ctx)
+	}()
+	opened, err := opener.OpenStream(ctx)
+	wg.Wait()
+	noErr(t, err)
+	noErr(t, errAcc)
+	t.Cleanup(func() { opened.Close(); accepted.Close() })
+	return opened, accepted
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	noErr(t, err)
+	return b
+}
+
+func TestConnectAndStreamsBothWays(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
+	equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
+	check(t, pa.RTT() > 0, "RTT %v", pa.RTT())
+	local, remote := pa.Pair()
+	equal(t, CandidateHost, local.Kind)
+	equal(t, a.LocalAddr().AddrPort(), local.Addr)
+	equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
+
+	// Streams opened by the dialler, by the other side, and several at once from both.
+	var wg sync.WaitGroup
+	for i := range 6 {
+		opener, acceptor := pa, pb
+		if i%2 == 1 {
+			opener, acceptor = pb, pa
+		}
+		c1, c2 := openPair(t, opener, acceptor)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			exchange(t, c1, c2, 300<<10+i)
+		}()
+	}
+	wg.Wait()
+}
+
+// exchange sends n random bytes each way at once, then closes, and checks what arrived.
+func exchange(t testing.TB, c1, c2 net.Conn, n int) {
+	d1, d2 := randomBytes(t, n), randomBytes(t, n)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, err := c1.Write(d1)
+		noErr(t, err)
+		noErr(t, c1.(interface{ CloseWrite() error }).CloseWrite())
+	}()
+	go func() {
+		defer wg.Done()
+		_, err := c2.Write(d2)
+		noErr(t, err)
+		noErr(t, c2.(interface{ CloseWrite() error }).CloseWrite())
+	}()
+	got2, err := io.ReadAll(c2)
+	noErr(t, err)
+	got1, err := io.ReadAll(c1)
+	noErr(t, err)
+	wg.Wait()
+	check(t, bytes.Equal(d1, got2), "c1 -> c2 data differs")
+	check(t, bytes.Equal(d2, got1), "c2 -> c1 data differs")
+	noErr(t, c1.Close())
+	noErr(t, c2.Close())
+}
+
+func TestCloseDeliversEverything(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	for _, tc := range []struct {
+		name             string
+		writer, receiver *Path
+	}{{"dialler writes", pa, pb}, {"acceptor writes", pb, pa}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, r := openPair(t, tc.writer, tc.receiver)
+			data := randomBytes(t, 3<<20) // more than the window: Close must wait for the reader
+			go func() {
+				w.Write(data)
+				w.Close()
+			}()
+			got, err := io.ReadAll(r)
+			noErr(t, err)
+			check(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
+			_, err = w.Write([]byte("x"))
+			isErr(t, err, net.ErrClosed)
+		})
+	}
+}
