@@ -538,7 +538,9 @@ func TestCase40(t *testing.T) {
 // server answers 431 and closes instead of wedging silently.
 func TestCase41(t *testing.T) {
 	s, peer := newPair(t, WithMaxHeaderBytes(8192))
-	go func() { _, _ = io.WriteString(peer, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("x", 9000)+"\r\n\r\n") }()
+	go func() {
+		_, _ = io.WriteString(peer, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("x", 9000)+"\r\n\r\n")
+	}()
 	mustIs(t, s.ReadRequest(&Request{}), ErrBufferExhausted)
 	eq(t, "IsOpen", s.IsOpen(), false)
 	got := expectClosed(t, peer)

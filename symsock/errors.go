@@ -53,6 +53,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, args...))
 }
 
+// errClosed is returned by operations started after the transport was closed.
+var errClosed = fmt.Errorf("symsock: connection closed: %w", net.ErrClosed)
+
 // closedError wraps a transport error caused by Close so that it matches net.ErrClosed.
 func closedError(err error) error {
 	if errors.Is(err, net.ErrClosed) {

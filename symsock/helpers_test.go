@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"testing"
 	"time"
 )
@@ -90,7 +89,7 @@ func expectClosed(t testing.TB, peer net.Conn) string {
 	t.Helper()
 	var buf bytes.Buffer
 	_, err := io.Copy(&buf, peer)
-	if err != nil && !strings.Contains(err.Error(), "reset") {
+	if err != nil {
 		t.Fatalf("peer: want EOF (connection closed), got %v after %q", err, buf.String())
 	}
 	return buf.String()

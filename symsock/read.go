@@ -51,6 +51,10 @@ func (s *Socket) readRequest(req *Request) error {
 		s.mu.Unlock()
 		return ErrOutOfOrder
 	}
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
+	}
 	if s.role == roleNone {
 		s.lock10 = false
 	}
@@ -100,6 +104,10 @@ func (s *Socket) readResponse(res *Response) error {
 	if s.reading || s.rstate != ReadEmpty {
 		s.mu.Unlock()
 		return ErrOutOfOrder
+	}
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
 	}
 	s.role = roleClient
 	s.reading = true
@@ -173,6 +181,9 @@ func (s *Socket) startBodyRead(m Message, gen uint64) error {
 	default:
 		return ErrWrongDirection
 	}
+	if s.closed {
+		return errClosed
+	}
 	s.reading = true
 	return nil
 }
@@ -223,9 +234,20 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 		s.mu.Unlock()
 		if canReply && perr.reply != nil {
 			s.wlock.Lock()
-			_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_, _ = s.conn.Write(perr.reply)
+			_ = s.conn.SetWriteDeadline(time.Now().Add(lingerTimeout))
+			_, werr := s.conn.Write(perr.reply)
 			s.wlock.Unlock()
+			s.mu.Lock()
+			already := s.closed
+			s.closed = true
+			s.mu.Unlock()
+			if !already {
+				if werr == nil {
+					go s.lingerClose()
+				} else {
+					_ = s.conn.Close()
+				}
+			}
 		}
 	}
 	if errors.Is(err, io.EOF) {
@@ -260,6 +282,23 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	s.r, s.w = 0, 0
 	s.body = bodyFraming{}
 	return err
+}
+
+// lingerTimeout bounds the delivery of a canned error reply and the wait for the peer to see it.
+const lingerTimeout = 2 * time.Second
+
+// lingerClose closes the connection after a canned error reply. Closing a TCP socket with unread input sends a
+// reset, which may destroy the reply in flight, so it first shuts down the write side and discards input for a
+// bounded time and amount, as net/http does. It runs on its own goroutine so the failed read returns at once; the
+// socket is already marked closed.
+func (s *Socket) lingerClose() {
+	defer s.conn.Close()
+	cw, ok := s.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, s.conn, 256<<10)
 }
 
 // fill reads more bytes from the transport into the input buffer, compacting or growing it when full.

@@ -121,6 +121,9 @@ func (s *Socket) beginWrite(ok func() error) error {
 	if s.writing {
 		return ErrOutOfOrder
 	}
+	if s.closed {
+		return errClosed
+	}
 	s.writing = true
 	return nil
 }
@@ -305,12 +308,14 @@ func (s *Socket) writeResponseContinue() error {
 		if s.wstate != WriteEmpty || !s.continueReq || (s.rstate != ReadMessageReady && s.rstate != ReadBodyReady) {
 			return ErrOutOfOrder
 		}
-		s.wstate = WriteContinueIssued
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.wstate = WriteContinueIssued
+	s.mu.Unlock()
 	err = s.send([]byte("HTTP/1.1 100 Continue\r\n\r\n"), nil)
 	return s.abortWrite(err)
 }

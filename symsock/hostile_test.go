@@ -1,0 +1,209 @@
+package symsock
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// hostileRequests are malformed or ambiguous requests (RFC 9112, with the request smuggling shapes of sections 6.1
+// and 6.3 and 11.2): each must fail with the given error, make the server send the given reply (none for an EOF)
+// and close the connection.
+var hostileRequests = []struct {
+	name  string
+	in    string
+	err   error
+	reply string // canned reply text; the status comes from replyStatus
+	opts  []Option
+}{
+	// Content-Length and Transfer-Encoding shapes.
+	{"CL conflicting fields", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nping!", ErrParsing, "Invalid content-length\n", nil},
+	{"CL equal duplicate fields", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nping", ErrParsing, "Invalid content-length\n", nil},
+	{"CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 5\r\n\r\nping!", ErrParsing, "Invalid content-length\n", nil},
+	{"CL plus sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nping", ErrParsing, "Invalid content-length\n", nil},
+	{"CL hex", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x4\r\n\r\nping", ErrParsing, "Invalid content-length\n", nil},
+	{"CL inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4 4\r\n\r\nping", ErrParsing, "Invalid content-length\n", nil},
+	{"CL negative", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -4\r\n\r\nping", ErrParsing, "Invalid content-length\n", nil},
+	{"CL int64 overflow", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", ErrParsing, "Invalid content-length\n", nil},
+	{"CL empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", ErrParsing, "Invalid content-length\n", nil},
+	{"CL space before colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 4\r\n\r\nping", ErrParsing, "Invalid data\n", nil},
+	{"TE space before colon", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"TE unknown coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nContent-Length: 4\r\n\r\nping", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE gzip before chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE chunked twice in two fields", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE coding after chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nContent-Length: 4\r\n\r\nping", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE with parameter", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid transfer-encoding\n", nil},
+	{"TE obs-folded", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	// Chunk framing.
+	{"chunk size not hex", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\ng\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk size empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk size leading space", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n 4\r\nWiki\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk size junk", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4 x\r\nWiki\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk size negative", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-4\r\nWiki\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk line bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\nWiki\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk data too long", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWikipedia\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk size overflow", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", ErrParsing, "Can't process chunk size\n", nil},
+	{"chunk extension control byte", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;a=\x01\r\nWiki\r\n0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"chunk line too long", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;" + strings.Repeat("x", 200) + "\r\nWiki\r\n0\r\n\r\n", ErrBufferExhausted, "Chunk line too long\n", []Option{WithMaxChunkLineBytes(100)}},
+	{"trailer bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"trailer obs-fold", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n 2\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"trailer section too many fields", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", ErrBufferExhausted, "Header section too large\n", []Option{WithMaxHeaderCount(2)}},
+	// Field syntax.
+	{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"bare CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"bare CR as line end", "GET / HTTP/1.1\rHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"empty field name", "GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"invalid name byte", "GET / HTTP/1.1\r\nHost: a\r\nX(Y): 1\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	// Request line.
+	{"two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"method with invalid byte", "GE@T / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"target with fragment", "GET /#x HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"target with tab", "GET /\t HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"lowercase version", "GET / http/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"version junk", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"HTTP/0.9 style", "GET /\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"empty line first", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	// Host.
+	{"missing Host", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", ErrParsing, "Host missing\n", nil},
+	{"duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", ErrParsing, "Host missing\n", nil},
+	// Limits.
+	{"start line too long", "GET /" + strings.Repeat("a", 300) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrBufferExhausted, "Request line too long\n", []Option{WithMaxStartLineBytes(256)}},
+	{"start line too long by default", "GET /" + strings.Repeat("a", DefaultMaxStartLineBytes) + " HTTP/1.1\r\nHost: a\r\n\r\n", ErrBufferExhausted, "Request line too long\n", nil},
+	{"header section too large", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("b", 2000) + "\r\n\r\n", ErrBufferExhausted, "Header section too large\n", []Option{WithMaxHeaderBytes(1024)}},
+	{"header line without end", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("b", 2000), ErrBufferExhausted, "Header section too large\n", []Option{WithMaxHeaderBytes(1024)}},
+	{"too many fields", "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: 1\r\n", 11) + "\r\n", ErrBufferExhausted, "Header section too large\n", []Option{WithMaxHeaderCount(10)}},
+	{"body too large by Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", ErrBodyTooLarge, "Body too large\n", []Option{WithMaxBodyBytes(10)}},
+	{"body too large chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", ErrBodyTooLarge, "Body too large\n", []Option{WithMaxBodyBytes(10)}},
+	// The peer goes away inside a message: io.ErrUnexpectedEOF, nothing sent.
+	{"EOF in request line", "GET / HT", io.ErrUnexpectedEOF, "", nil},
+	{"EOF in headers", "GET / HTTP/1.1\r\nHost: a\r\n", io.ErrUnexpectedEOF, "", nil},
+	{"EOF in Content-Length body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", io.ErrUnexpectedEOF, "", nil},
+	{"EOF in chunk", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWi", io.ErrUnexpectedEOF, "", nil},
+	{"EOF in chunk size line", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4", io.ErrUnexpectedEOF, "", nil},
+	{"EOF in trailers", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n", io.ErrUnexpectedEOF, "", nil},
+}
+
+func replyStatus(text string) string {
+	switch text {
+	case "Header section too large\n":
+		return "431 Request Header Fields Too Large"
+	case "Request line too long\n":
+		return "414 URI Too Long"
+	case "Body too large\n":
+		return "413 Content Too Large"
+	}
+	return "400 Bad Request"
+}
+
+func TestHostileRequests(t *testing.T) {
+	if len(hostileRequests) < 40 {
+		t.Fatalf("only %d hostile requests", len(hostileRequests))
+	}
+	for _, tc := range hostileRequests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, peer := newPair(t, tc.opts...)
+			go func() {
+				_, _ = io.WriteString(peer, tc.in)
+				_ = peer.(*net.TCPConn).CloseWrite()
+			}()
+			var req Request
+			err := s.ReadRequest(&req)
+			for i := 0; err == nil && s.ReadState() != ReadFinished; i++ {
+				if i > len(tc.in) {
+					t.Fatal("ReadSome makes no progress")
+				}
+				err = s.ReadSome(&req)
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if tc.err != io.ErrUnexpectedEOF && !strings.Contains(err.Error(), ": ") {
+				t.Fatalf("error %q carries no detail", err)
+			}
+			eq(t, "IsOpen", s.IsOpen(), false)
+			states(t, s, ReadEmpty, WriteEmpty)
+			want := ""
+			if tc.reply != "" {
+				want = "HTTP/1.1 " + replyStatus(tc.reply) + "\r\nContent-Length: " + strconv.Itoa(len(tc.reply)) +
+					"\r\nConnection: close\r\n\r\n" + tc.reply
+			}
+			eq(t, "wire", expectClosed(t, peer), want)
+		})
+	}
+}
+
+// A parse error in the body after the response started sends no canned reply (it would corrupt the response):
+// the connection just closes.
+func TestHostileBodyAfterResponseStarted(t *testing.T) {
+	s, peer := newPair(t)
+	req := serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	mustNil(t, s.WriteResponseMetadata(&Response{Status: 200}))
+	send(t, peer, "zz\r\n")
+	mustIs(t, s.ReadSome(req), ErrParsing)
+	eq(t, "wire", expectClosed(t, peer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+}
+
+// hostileResponses are malformed responses read by a client after one GET: each fails with the error and closes.
+var hostileResponses = []struct {
+	name string
+	in   string
+	err  error
+}{
+	{"status code 4 digits", "HTTP/1.1 2000 OK\r\n\r\n", ErrParsing},
+	{"status code 2 digits", "HTTP/1.1 20 OK\r\n\r\n", ErrParsing},
+	{"status code letters", "HTTP/1.1 2x0 OK\r\n\r\n", ErrParsing},
+	{"no space after status", "HTTP/1.1 200OK\r\n\r\n", ErrParsing},
+	{"HTTP/2 status line", "HTTP/2 200 OK\r\n\r\n", ErrParsing},
+	{"status below 100", "HTTP/1.1 099 Low\r\n\r\n", ErrParsing},
+	{"bare CR in reason", "HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n", ErrParsing},
+	{"conflicting Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", ErrParsing},
+	{"invalid Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\nab", ErrParsing},
+	{"empty Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n", ErrParsing},
+	{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", ErrParsing},
+	{"chunk data too long", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n", ErrParsing},
+	{"obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", ErrParsing},
+	{"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n", ErrParsing},
+	{"EOF in status line", "HTTP/1.1 20", io.ErrUnexpectedEOF},
+	{"EOF in body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", io.ErrUnexpectedEOF},
+	{"EOF in chunked body", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", io.ErrUnexpectedEOF},
+	{"second response without request", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ErrParsing},
+	{"body too large", "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", ErrBodyTooLarge},
+}
+
+func TestHostileResponses(t *testing.T) {
+	for _, tc := range hostileResponses {
+		t.Run(tc.name, func(t *testing.T) {
+			s, peer := newPair(t, WithMaxBodyBytes(1000))
+			mustNil(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}))
+			expectWire(t, peer, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			go func() {
+				_, _ = io.WriteString(peer, tc.in)
+				_ = peer.(*net.TCPConn).CloseWrite()
+			}()
+			var res Response
+			var err error
+			for i := 0; err == nil && i < 10; i++ {
+				if s.ReadState() == ReadEmpty {
+					err = s.ReadResponse(&res)
+				} else {
+					err = s.ReadSome(&res)
+				}
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			eq(t, "IsOpen", s.IsOpen(), false)
+			states(t, s, ReadEmpty, WriteEmpty)
+			eq(t, "wire", expectClosed(t, peer), "")
+		})
+	}
+}
