@@ -132,3 +132,33 @@ func readWhole(t testing.TB, s *Socket, m Message, end ReadState) {
 }
 
 const r0 = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+// memConn is an in-memory net.Conn that reads a fixed input (then io.EOF) and discards what is written, so a fuzz
+// input can never block.
+type memConn struct {
+	in     *bytes.Reader
+	closed bool
+}
+
+func newMemConn(in []byte) *memConn { return &memConn{in: bytes.NewReader(in)} }
+
+func (c *memConn) Read(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.in.Read(p)
+}
+
+func (c *memConn) Write(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return len(p), nil
+}
+
+func (c *memConn) Close() error                     { c.closed = true; return nil }
+func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
