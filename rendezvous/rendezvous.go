@@ -1,0 +1,373 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/transport/utp"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultLocalAddr     = ":0"
+	DefaultSTUNPort      = "3478"
+	DefaultGatherTimeout = 5 * time.Second
+	DefaultServerTimeout = 5 * time.Second
+	DefaultPunchTimeout  = 15 * time.Second
+	DefaultStreamTimeout = 10 * time.Second
+)
+
+// Config says where and how to meet. Only SignalURL and Code are required.
+type Config struct {
+	// SignalURL is the base URL of the signalling server, e.g. "http://signal.example:8080".
+	SignalURL string
+	// STUNAddr is the STUN responder as host:port; empty means the signalling server's host, port 3478.
+	STUNAddr string
+	// Code is the room code both peers share (see signal.NewCode). It never leaves this machine: the room ID and the
+	// session key are derived from it.
+	Code string
+	// LocalAddr is the local UDP address to bind, default ":0". An IPv6 literal binds IPv6, anything else IPv4.
+	LocalAddr string
+
+	// Timeout bounds the whole meeting; zero means only the per-step timeouts and ctx apply.
+	Timeout time.Duration
+	// GatherTimeout bounds the STUN query; when it expires Meet goes on with the host candidates alone.
+	GatherTimeout time.Duration
+	// ServerTimeout bounds the first contact with the signalling server, so an unreachable server fails fast.
+	ServerTimeout time.Duration
+	// PeerTimeout bounds the wait for the other peer in the room; zero means wait until ctx ends.
+	PeerTimeout time.Duration
+	// PunchTimeout bounds punching once the peer's candidates are known.
+	PunchTimeout time.Duration
+	// StreamTimeout bounds opening (or accepting) the first stream over the punched path.
+	StreamTimeout time.Duration
+
+	// Logger receives debug logs of each step; nil discards them.
+	Logger *slog.Logger
+	// Transport configures the UDP/uTP transport; a nil Transport.Logger inherits Logger.
+	Transport utp.Config
+	// HTTPClient talks to the signalling server; nil means a client with sane timeouts.
+	HTTPClient *http.Client
+}
+
+// Report says how a meeting went.
+type Report struct {
+	RoomID         string          // the room on the signalling server (derived from the code)
+	LocalAddr      netip.AddrPort  // the bound UDP socket
+	Reflexive      netip.AddrPort  // our address as the STUN server saw it; invalid when STUN failed
+	STUNError      string          // why STUN failed, empty when it worked
+	Candidates     []utp.Candidate // what we sent to the peer
+	PeerCandidates []utp.Candidate // what the peer sent us
+	LocalCandidate utp.Candidate   // the winning pair, our side
+	PeerCandidate  utp.Candidate   // the winning pair, the peer's side
+	RemoteAddr     netip.AddrPort  // where the peer's packets come from
+	Direct         bool            // the winning pair is host to host: no NAT rewrote addresses on the path
+	Dialer         bool            // this side dialled the uTP connections (and opened the first stream)
+	RTT            time.Duration   // round-trip time of the path, measured while punching
+
+	Gather time.Duration // bind, interface addresses, STUN
+	Signal time.Duration // until the peer's candidates arrived
+	Punch  time.Duration // until a path worked both ways
+	Stream time.Duration // until the first stream was open
+	Total  time.Duration
+}
+
+// Session is a meeting that succeeded: a punched path to the peer and its first stream.
+type Session struct {
+	transport *utp.Transport
+	path      *utp.Path
+	stream    net.Conn
+	report    Report
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Stream returns the first stream, already open. Wrap it in a symsock.Socket to speak HTTP; which peer is the client
+// is decided by whoever writes a request first.
+func (s *Session) Stream() net.Conn { return s.stream }
+
+// Report says how the meeting went.
+func (s *Session) Report() Report { return s.report }
+
+// OpenStream opens a further stream to the peer; the peer receives it from AcceptStream. Either side may call it.
+func (s *Session) OpenStream(ctx context.Context) (net.Conn, error) { return s.path.OpenStream(ctx) }
+
+// AcceptStream returns the next stream the peer opened with OpenStream.
+func (s *Session) AcceptStream(ctx context.Context) (net.Conn, error) {
+	return s.path.AcceptStream(ctx)
+}
+
+// Close closes the first stream, the path and the UDP socket. Streams from OpenStream and AcceptStream fail once the
+// path is closed.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.stream.Close(), s.path.Close(), s.transport.Close())
+	})
+	return s.closeErr
+}
+
+// Meet meets the peer holding the same code and returns the session once the first stream is open. Errors are
+// *Error values: errors.Is matches ErrSignalUnreachable, ErrPeerNeverCame, ErrPunchFailed and the others, and the
+// underlying cause. Cancelling ctx aborts any step.
+func Meet(ctx context.Context, cfg Config) (*Session, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	log := cfg.Logger
+	start := time.Now()
+
+	network := "udp4"
+	if host, _, err := net.SplitHostPort(cfg.LocalAddr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+			network = "udp6"
+		}
+	}
+	tr, err := utp.Listen(network, cfg.LocalAddr, cfg.Transport)
+	if err != nil {
+		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: err}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tr.Close()
+		}
+	}()
+	rep := Report{LocalAddr: tr.LocalAddr().AddrPort()}
+
+	// Gather, and meanwhile check that the signalling server answers, so that a wrong URL fails in milliseconds
+	// rather than after the STUN timeout or the retries of a long-poll.
+	gctx, cancelGather := context.WithCancel(ctx)
+	defer cancelGather()
+	probe := make(chan error, 1)
+	go func() { probe <- cfg.probeServer(gctx) }()
+	type stunResult struct {
+		addr netip.AddrPort
+		err  error
+	}
+	stun := make(chan stunResult, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(gctx, cfg.GatherTimeout)
+		defer cancel()
+		a, err := tr.DiscoverSTUN(sctx, cfg.STUNAddr)
+		stun <- stunResult{a, err}
+	}()
+	rep.Candidates = tr.HostCandidates()
+	var sr stunResult
+	for probe != nil || stun != nil {
+		select {
+		case err := <-probe:
+			if err != nil {
+				return nil, signalError(ctx, err, true)
+			}
+			probe = nil
+		case sr = <-stun:
+			stun = nil
+		}
+	}
+	if sr.err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Step: StepGather, Err: ctx.Err()}
+		}
+		rep.STUNError = sr.err.Error()
+		log.Warn("STUN failed; going on with host candidates only", "stun", cfg.STUNAddr, "err", sr.err)
+	} else {
+		rep.Reflexive = sr.addr
+		if !hasAddr(rep.Candidates, sr.addr) {
+			rep.Candidates = append(rep.Candidates, utp.Candidate{Kind: utp.CandidateKind("srflx"), Addr: sr.addr})
+		}
+	}
+	if len(rep.Candidates) == 0 {
+		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: fmt.Errorf("no interface address and STUN failed: %s", rep.STUNError)}
+	}
+	rep.Gather = time.Since(start)
+	log.Debug("gathered candidates", "local", rep.LocalAddr, "candidates", rep.Candidates, "took", rep.Gather)
+
+	t := time.Now()
+	jctx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.PeerTimeout > 0 {
+		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
+	}
+	client := signal.NewClient(cfg.SignalURL, signal.WithHTTPClient(cfg.HTTPClient), signal.WithLogger(log))
+	m, err := client.Join(jctx, cfg.Code, toSignal(rep.Candidates))
+	cancel()
+	if err != nil {
+		return nil, signalError(ctx, err, false)
+	}
+	rep.RoomID = m.RoomID
+	rep.Dialer = m.Dialer
+	rep.PeerCandidates = fromSignal(m.Peer.Candidates)
+	rep.Signal = time.Since(t)
+	log.Debug("peer joined", "room", m.RoomID, "peer_candidates", rep.PeerCandidates, "dialer", m.Dialer, "took", rep.Signal)
+
+	t = time.Now()
+	pctx, cancel := context.WithTimeout(ctx, cfg.PunchTimeout)
+	path, err := tr.Connect(pctx, utp.Peer{Key: m.Key, Candidates: rep.PeerCandidates, Dialer: m.Dialer})
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Step: StepPunch, Err: ctx.Err()}
+		}
+		return nil, &Error{Step: StepPunch, Reason: ErrPunchFailed, Err: err}
+	}
+	rep.Punch = time.Since(t)
+	rep.RemoteAddr = path.RemoteAddr()
+	rep.LocalCandidate, rep.PeerCandidate = path.Pair()
+	rep.Direct = rep.PeerCandidate.Kind == utp.CandidateKind("host")
+	rep.RTT = path.RTT()
+	log.Debug("punched", "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
+		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)
+
+	t = time.Now()
+	octx, cancel := context.WithTimeout(ctx, cfg.StreamTimeout)
+	var stream net.Conn
+	if m.Dialer {
+		stream, err = path.OpenStream(octx)
+	} else {
+		stream, err = path.AcceptStream(octx)
+	}
+	cancel()
+	if err != nil {
+		path.Close()
+		if ctx.Err() != nil {
+			return nil, &Error{Step: StepStream, Err: ctx.Err()}
+		}
+		return nil, &Error{Step: StepStream, Reason: ErrStreamFailed, Err: err}
+	}
+	rep.Stream = time.Since(t)
+	rep.Total = time.Since(start)
+	log.Debug("first stream open", "took", rep.Stream, "total", rep.Total)
+	ok = true
+	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if cfg.Code == "" {
+		return errors.New("rendezvous: Config.Code is empty")
+	}
+	u, err := url.Parse(cfg.SignalURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("rendezvous: signalling URL %q is not an http:// or https:// URL", cfg.SignalURL)
+	}
+	cfg.SignalURL = strings.TrimSuffix(cfg.SignalURL, "/")
+	if cfg.STUNAddr == "" {
+		cfg.STUNAddr = net.JoinHostPort(u.Hostname(), DefaultSTUNPort)
+	}
+	if cfg.LocalAddr == "" {
+		cfg.LocalAddr = DefaultLocalAddr
+	}
+	setDefault(&cfg.GatherTimeout, DefaultGatherTimeout)
+	setDefault(&cfg.ServerTimeout, DefaultServerTimeout)
+	setDefault(&cfg.PunchTimeout, DefaultPunchTimeout)
+	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Transport.Logger == nil {
+		cfg.Transport.Logger = cfg.Logger.With("component", "utp")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: cfg.ServerTimeout}).DialContext,
+			TLSHandshakeTimeout:   cfg.ServerTimeout,
+			ResponseHeaderTimeout: 0, // long-polls hold the response back on purpose; the signal client bounds them
+			IdleConnTimeout:       90 * time.Second,
+		}}
+	}
+	return nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// probeServer asks the signalling server for its health, bounded by ServerTimeout.
+func (cfg *Config) probeServer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.ServerTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.SignalURL+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/healthz answered %s, not 200 OK: not a p2phttp signalling server?", cfg.SignalURL, resp.Status)
+	}
+	return nil
+}
+
+// signalError says why the signal step failed: our caller gave up, the server is unreachable or refused us, or the
+// peer never came before the deadline. probing is true for the health probe, where any failure means unreachable.
+func signalError(ctx context.Context, err error, probing bool) error {
+	switch {
+	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &Error{Step: StepSignal, Err: ctx.Err()}
+	case probing:
+		return &Error{Step: StepSignal, Reason: ErrSignalUnreachable, Err: err}
+	case isRefusal(err):
+		return &Error{Step: StepSignal, Reason: ErrSignalRefused, Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Step: StepSignal, Reason: ErrPeerNeverCame, Err: err}
+	case isUnreachable(err):
+		return &Error{Step: StepSignal, Reason: ErrSignalUnreachable, Err: err}
+	default:
+		return &Error{Step: StepSignal, Err: err}
+	}
+}
+
+func isUnreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns)
+}
+
+func hasAddr(cands []utp.Candidate, a netip.AddrPort) bool {
+	for _, c := range cands {
+		if c.Addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+func toSignal(cands []utp.Candidate) []signal.Candidate {
+	out := make([]signal.Candidate, len(cands))
+	for i, c := range cands {
+		out[i] = signal.Candidate{Kind: string(c.Kind), Addr: c.Addr}
+	}
+	return out
+}
+
+func fromSignal(cands []signal.Candidate) []utp.Candidate {
+	out := make([]utp.Candidate, len(cands))
+	for i, c := range cands {
+		out[i] = utp.Candidate{Kind: utp.CandidateKind(c.Kind), Addr: c.Addr}
+	}
+	return out
+}
+
+// isRefusal reports whether the signalling server turned us away (as opposed to failing or timing out).
+func isRefusal(err error) bool {
+	return errors.Is(err, signal.ErrRoomFull) || errors.Is(err, signal.ErrRejected)
+}
