@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
+	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/transport/utp"
+)
+
+// binary is the p2phttp program built once for this test binary by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "p2phttp-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "p2phttp")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building p2phttp:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// proc is a running p2phttp whose output the test can wait for.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// start runs the binary with args; the test's cleanup kills it if it is still running.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "P2PHTTP_SIGNAL=", "P2PHTTP_STUN=")
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) output() (stdout, stderr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String(), p.stderr.String()
+}
+
+// waitStderr waits until stderr matches re and returns the match's groups.
+func (p *proc) waitStderr(re string, timeout time.Duration) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		_, stderr := p.output()
+		if m := rx.FindStringSubmatch(stderr); m != nil {
+			return m
+		}
+		select {
+		case <-p.done:
+			_, stderr = p.output()
+			if m := rx.FindStringSubmatch(stderr); m != nil {
+				return m
+			}
+			p.t.Fatalf("%s exited (%v) before printing %q; stderr:\n%s", p.cmd.Args, p.err, re, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_, stderr := p.output()
+	p.t.Fatalf("%s did not print %q within %s; stderr:\n%s", p.cmd.Args, re, timeout, stderr)
+	return nil
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_, stderr := p.output()
+		p.t.Fatalf("%s still running after %s; stderr:\n%s", p.cmd.Args, timeout, stderr)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// interrupt sends SIGINT (Ctrl-C) and returns the exit status.
+func (p *proc) interrupt() int {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(os.Interrupt))
+	return p.wait(10 * time.Second)
+}
+
+// runBinary runs the binary to completion and returns stdout, stderr and the exit status.
+func runBinary(t *testing.T, timeout time.Duration, args ...string) (string, string, int) {
+	t.Helper()
+	p := start(t, args...)
+	code := p.wait(timeout)
+	stdout, stderr := p.output()
+	return stdout, stderr, code
+}
+
+// testServer is a signalling server with STUN on loopback, without the per-IP rate limit (every test peer is
+// 127.0.0.1).
+func testServer(t *testing.T) *rendezvoustest.Server {
+	t.Helper()
+	srv, err := rendezvoustest.NewServer(signal.ServerConfig{RatePerIP: -1})
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// peerArgs are the flags that point a peer command at srv over loopback only.
+func peerArgs(srv *rendezvoustest.Server) []string {
+	return []string{"--signal", srv.URL, "--stun", srv.STUNAddr, "--udp", "127.0.0.1:0"}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T, network string) string {
+	t.Helper()
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer pc.Close()
+		return pc.LocalAddr().String()
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return b
+}
+
+func TestSignalCommand(t *testing.T) {
+	httpAddr, stunAddr := freeAddr(t, "tcp"), freeAddr(t, "udp")
+	p := start(t, "signal", "--http", httpAddr, "--stun", stunAddr)
+	p.waitStderr(`signalling server on http `+regexp.QuoteMeta(httpAddr), 10*time.Second)
+
+	// The HTTP API answers (retry while the listener comes up).
+	var resp *http.Response
+	var err error
+	for range 100 {
+		if resp, err = http.Get("http://" + httpAddr + "/healthz"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// The STUN responder tells a real client its address.
+	tr, err := utp.Listen("udp4", "127.0.0.1:0", utp.Config{})
+	require.NoError(t, err)
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mapped, err := tr.DiscoverSTUN(ctx, stunAddr)
+	require.NoError(t, err)
+	assert.Equal(t, tr.LocalAddr().AddrPort(), mapped)
+
+	assert.Equal(t, exitOK, p.interrupt(), "Ctrl-C is the normal way to stop the server")
+	_, stderr := p.output()
+	assert.Contains(t, stderr, "p2phttp: signalling server stopped")
+}
+
+func TestServeDirAndGet(t *testing.T) {
+	srv := testServer(t)
+	dir := t.TempDir()
+	content := randomBytes(t, 3<<20)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "blob.bin"), content, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello over p2p\n"), 0o644))
+	code := signal.NewCode()
+
+	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
+
+	// Byte-exact download to a file, flags after the arguments.
+	out := filepath.Join(t.TempDir(), "blob.bin")
+	_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/blob.bin", "-o", out}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Regexp(t, `^p2phttp: connected: direct path to peer 127\.0\.0\.1:\d+ \(no NAT in between: host 127\.0\.0\.1:\d+ <-> host 127\.0\.0\.1:\d+\), rtt [0-9.]+[µm]?s, met in [0-9.]+m?s\n$`, stderr)
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(content, got), "downloaded file differs (%d bytes, want %d)", len(got), len(content))
+	leftovers, _ := filepath.Glob(out + ".*.part")
+	assert.Empty(t, leftovers)
+
+	// The same server answers the next peer: body to stdout, without a leading slash.
+	stdout, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "hello.txt"}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Equal(t, "hello over p2p\n", stdout)
+
+	// A 404 is printed and exits 3, and writes no file.
+	missing := filepath.Join(t.TempDir(), "missing")
+	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/nope", "-o", missing}, peerArgs(srv)...)...)
+	assert.Equal(t, exitHTTPStatus, status)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "p2phttp: peer answered 404 Not Found for /nope: 404 page not found\n")
+	assert.NoFileExists(t, missing)
+
+	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request`, 40*time.Second)
+	assert.Equal(t, exitOK, serve.interrupt())
+}
+
+func TestServeWithoutCodePrintsTheCommandToRun(t *testing.T) {
+	srv := testServer(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>"), 0o644))
+	serve := start(t, append([]string{"serve", "--dir", dir}, peerArgs(srv)...)...)
+	m := serve.waitStderr(`On the other machine run:\n  (p2phttp get \S+ / [^\n]+)\n`, 10*time.Second)
+	args := strings.Fields(m[1])
+	assert.Equal(t, []string{"p2phttp", "get"}, args[:2])
+	assert.Contains(t, m[1], "--signal "+srv.URL+" --stun "+srv.STUNAddr)
+
+	stdout, stderr, status := runBinary(t, 60*time.Second, append(args[1:], "--udp", "127.0.0.1:0")...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Equal(t, "<h1>hi</h1>", stdout)
+	assert.Equal(t, exitOK, serve.interrupt())
+}
+
+func TestServeProxy(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/status" {
+			http.Error(w, "no such endpoint", http.StatusTeapot)
+			return
+		}
+		fmt.Fprintf(w, `{"ok":true,"ua":%q}`, r.UserAgent())
+	}))
+	defer backend.Close()
+	srv := testServer(t)
+	code := signal.NewCode()
+	serve := start(t, append([]string{"serve", "--proxy", backend.URL, code}, peerArgs(srv)...)...)
+
+	stdout, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/api/status"}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Equal(t, `{"ok":true,"ua":"p2phttp"}`, stdout)
+
+	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/other"}, peerArgs(srv)...)...)
+	assert.Equal(t, exitHTTPStatus, status)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "p2phttp: peer answered 418 I'm a teapot for /other: no such endpoint\n")
+	assert.Equal(t, exitOK, serve.interrupt())
+}
+
+func TestForwardWithCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed (CI installs it): cannot test forward with a real curl")
+	}
+	srv := testServer(t)
+	dir := t.TempDir()
+	content := randomBytes(t, 1<<20)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "file.bin"), content, 0o644))
+	code := signal.NewCode()
+	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
+	listen := freeAddr(t, "tcp")
+	fwd := start(t, append([]string{"forward", code, "--listen", listen}, peerArgs(srv)...)...)
+	fwd.waitStderr(`forwarding http://`+regexp.QuoteMeta(listen)+` to the peer`, 60*time.Second)
+	base := "http://" + listen
+
+	curlRun := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(curl, append([]string{"-sS", "--max-time", "30"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "curl %v: %s", args, stderr.String())
+		return out
+	}
+
+	// Range passes through untouched.
+	assert.Equal(t, content[1000:2000], curlRun("-r", "1000-1999", base+"/file.bin"))
+	assert.Equal(t, "206", string(curlRun("-o", "/dev/null", "-w", "%{http_code}", "-r", "0-9", base+"/file.bin")))
+	// If-Modified-Since with the file's own date gives 304.
+	lastMod := regexp.MustCompile(`(?i)last-modified: ([^\r\n]+)`).FindSubmatch(curlRun("-I", base+"/file.bin"))
+	require.NotNil(t, lastMod)
+	assert.Equal(t, "304", string(curlRun("-o", "/dev/null", "-w", "%{http_code}", "-H", "If-Modified-Since: "+string(lastMod[1]), base+"/file.bin")))
+	// Directory listing.
+	assert.Contains(t, string(curlRun(base+"/")), `<a href="file.bin">file.bin</a>`)
+	// Two requests on one keep-alive connection, then several connections at once, each over its own stream.
+	assert.Equal(t, append(append([]byte{}, content...), content...), curlRun(base+"/file.bin", base+"/file.bin"))
+	var wg sync.WaitGroup
+	results := make([][]byte, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(curl, "-sS", "--max-time", "30", base+"/file.bin")
+			results[i], _ = cmd.Output()
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		assert.True(t, bytes.Equal(content, r), "parallel download %d: %d bytes", i, len(r))
+	}
+
+	assert.Equal(t, exitOK, fwd.interrupt())
+	assert.Equal(t, exitOK, serve.interrupt())
+}
+
+func TestDemo(t *testing.T) {
+	stdout, stderr, status := runBinary(t, 60*time.Second, "demo")
+	require.Equal(t, exitOK, status, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	for _, want := range []string{
+		"[1] signalling server on http://127.0.0.1:",
+		"[2] room code ",
+		"[3] candidates gathered",
+		"    peer A: host 127.0.0.1:",
+		"[4] punched path: A 127.0.0.1:",
+		"[5] stream 1",
+		`both sockets undecided: read state "empty", write state "empty"`,
+		"peer A wrote a request first -> client: GET /hello",
+		"peer B read a request first -> server; it got GET /hello",
+		`peer A got the response: 200 OK, "hello from peer B, the server of this stream; you asked for /hello\n"`,
+		"[6] stream 2 (opened by B)",
+		"peer B wrote a request first -> client: GET /again",
+		"peer A read a request first -> server; it got GET /again",
+		`peer B got the response: 200 OK, "hello from peer A, the server of this stream; you asked for /again\n"`,
+		"done: one punched path, two streams; each peer became the client by writing first",
+	} {
+		assert.Contains(t, stdout, want)
+	}
+	assert.Empty(t, stderr)
+}
+
+func TestUnreachableSignalServerFailsFastInOneLine(t *testing.T) {
+	dead := "http://" + freeAddr(t, "tcp")
+	start := time.Now()
+	stdout, stderr, status := runBinary(t, 20*time.Second, "get", "7-amber-otter", "/", "--signal", dead, "--udp", "127.0.0.1:0")
+	assert.Equal(t, exitFailure, status)
+	assert.Empty(t, stdout)
+	assert.Equal(t, "p2phttp: cannot reach signalling server "+dead+": connection refused; start one with `p2phttp signal` or pass --signal URL\n", stderr)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestPeerNeverCame(t *testing.T) {
+	srv := testServer(t)
+	stdout, stderr, status := runBinary(t, 30*time.Second, append([]string{"get", "lonely-code", "/", "--wait", "1s"}, peerArgs(srv)...)...)
+	assert.Equal(t, exitFailure, status)
+	assert.Empty(t, stdout)
+	assert.Equal(t, `p2phttp: no peer joined code "lonely-code" within 1s; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n", stderr)
+}
+
+func TestCtrlCWhileWaitingForPeer(t *testing.T) {
+	srv := testServer(t)
+	get := start(t, append([]string{"get", "nobody-comes", "/"}, peerArgs(srv)...)...)
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, get.cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, exitInterrupted, get.wait(10*time.Second))
+	_, stderr := get.output()
+	assert.Equal(t, "p2phttp: interrupted\n", stderr)
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// newHandler is what serve answers with: the files under dir (Range, If-Modified-Since and directory listings, as
+// http.FileServer does; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy. It returns a
+// description for the user.
+func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, error) {
+	switch {
+	case dir != "" && proxy != "":
+		return nil, "", usagef("pass either --dir or --proxy, not both")
+	case dir != "":
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil, "", usagef("--dir %s", err)
+		}
+		if !fi.IsDir() {
+			return nil, "", usagef("--dir %s is not a directory", dir)
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, "", fmt.Errorf("cannot open --dir: %w", err)
+		}
+		// The root stays open for the life of the process.
+		return http.FileServerFS(root.FS()), "the files under " + dir, nil
+	case proxy != "":
+		target, err := url.Parse(proxy)
+		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+			return nil, "", usagef("--proxy %q is not an http:// or https:// URL", proxy)
+		}
+		return &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.SetXForwarded()
+			},
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				log.Warn("proxy: local web server failed", "target", target.String(), "path", r.URL.Path, "err", err)
+				http.Error(w, "p2phttp: the web server behind this peer did not answer: "+err.Error(), http.StatusBadGateway)
+			},
+		}, "the web server at " + target.String(), nil
+	default:
+		return nil, "", usagef("pass --dir DIR to share a folder or --proxy URL to share a local web server")
+	}
+}
+
+// requestLog wraps a handler: it logs each request at debug level and counts those in flight, so that Ctrl-C can let
+// them finish.
+type requestLog struct {
+	h        http.Handler
+	log      *slog.Logger
+	inFlight atomic.Int64
+	served   atomic.Int64
+}
+
+func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.inFlight.Add(1)
+	defer l.inFlight.Add(-1)
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	l.h.ServeHTTP(sw, r)
+	l.served.Add(1)
+	l.log.Debug("request", "method", r.Method, "target", r.RequestURI, "status", sw.status, "bytes", sw.bytes,
+		"took", time.Since(start))
+}
+
+// drain waits until no request is in flight or grace has passed.
+func (l *requestLog) drain(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for l.inFlight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// statusWriter records the status and size of a response. Unwrap lets http.ResponseController reach the socket's
+// writer (Flush for streamed responses).
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.wroteHeader = true
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

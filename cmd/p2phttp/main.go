@@ -1,0 +1,136 @@
+// Command p2phttp lets two machines behind NATs talk HTTP to each other directly.
+//
+//	p2phttp signal [--http ADDR] [--stun ADDR]       run the signalling server with STUN
+//	p2phttp serve [--dir DIR | --proxy URL] [CODE]   answer a peer's HTTP requests
+//	p2phttp get CODE PATH [-o FILE]                  fetch PATH from the peer
+//	p2phttp forward CODE [--listen ADDR]             a local HTTP endpoint carried to the peer
+//	p2phttp demo                                     everything in one process on loopback
+//
+// Run "p2phttp COMMAND --help" for the flags and examples of each command.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	ossignal "os/signal"
+	"syscall"
+)
+
+// Exit statuses, documented in the usage text.
+const (
+	exitOK          = 0
+	exitFailure     = 1 // network, peer or file error
+	exitUsage       = 2 // bad command line
+	exitHTTPStatus  = 3 // get: the peer answered, but not with a 2xx status
+	exitInterrupted = 130
+)
+
+// command is one subcommand: its name, one-line summary and what runs it.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+var commands = []command{
+	{"signal", "run the signalling server with its STUN responder", runSignal},
+	{"serve", "wait for a peer and answer its HTTP requests from a folder or a local web server", runServe},
+	{"get", "fetch a path from a peer that runs serve", runGet},
+	{"forward", "open a local HTTP endpoint whose connections are carried to the peer", runForward},
+	{"demo", "signalling server, STUN and two peers in one process on loopback", runDemo},
+}
+
+const mainUsage = `p2phttp lets two machines behind NATs talk HTTP to each other directly.
+
+Usage:
+  p2phttp COMMAND [flags] [arguments]
+
+Commands:
+%s
+Run "p2phttp COMMAND --help" for a command's flags and examples.
+
+Quick start, on three machines (or three terminals):
+  p2phttp signal                                  # on a host both peers can reach
+  p2phttp serve --dir ./public --signal http://SIGNAL-HOST:8080
+  p2phttp get CODE /index.html --signal http://SIGNAL-HOST:8080 -o index.html
+
+Environment:
+  P2PHTTP_SIGNAL   default for --signal (else http://127.0.0.1:8080)
+  P2PHTTP_STUN     default for --stun (else the signalling host, port 3478)
+
+Exit status: 0 success, 1 failure, 2 bad usage, 3 the peer answered get with a non-2xx status, 130 interrupted.
+`
+
+func main() {
+	ctx, stop := ossignal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdin: os.Stdin})
+	stop()
+	os.Exit(code)
+}
+
+// cliEnv is what a command may touch outside its arguments, so tests can run commands in-process too.
+type cliEnv struct {
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+	getenv func(string) string
+}
+
+// run runs the command line args and returns the exit status.
+func run(ctx context.Context, args []string, env *cliEnv) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 2 && args[0] == "help" {
+			return run(ctx, []string{args[1], "--help"}, env)
+		}
+		fmt.Fprintf(env.stdout, mainUsage, commandList())
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		return report(ctx, env, c.name, err)
+	}
+	fmt.Fprintf(env.stderr, "p2phttp: unknown command %q; run `p2phttp --help` for the list\n", args[0])
+	return exitUsage
+}
+
+func commandList() string {
+	s := ""
+	for _, c := range commands {
+		s += fmt.Sprintf("  %-8s %s\n", c.name, c.summary)
+	}
+	return s
+}
+
+// report prints err as one line and maps it to an exit status.
+func report(ctx context.Context, env *cliEnv, name string, err error) int {
+	var ue usageError
+	var he httpStatusError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.stderr, "p2phttp %s: %s; run `p2phttp %s --help`\n", name, ue.msg, name)
+		return exitUsage
+	case errors.As(err, &he):
+		fmt.Fprintf(env.stderr, "p2phttp: %s\n", he.Error())
+		return exitHTTPStatus
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintln(env.stderr, "p2phttp: interrupted")
+		return exitInterrupted
+	default:
+		fmt.Fprintf(env.stderr, "p2phttp: %s\n", explain(err))
+		return exitFailure
+	}
+}
