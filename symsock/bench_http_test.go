@@ -29,7 +29,7 @@ func benchHandler(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(benchBody)
 }
 
-var benchRequest = []byte("GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: loadgen\r\n\r\n")
+var loadRequest = []byte("GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: loadgen\r\n\r\n")
 
 // loadConn is one keep-alive connection of the load generator.
 type loadConn struct {
@@ -40,9 +40,9 @@ type loadConn struct {
 
 var errLoadResponse = errors.New("loadgen: unexpected response")
 
-// roundTrip sends benchRequest and reads one 200 response framed by Content-Length, without allocating.
+// roundTrip sends loadRequest and reads one 200 response framed by Content-Length, without allocating.
 func (l *loadConn) roundTrip() error {
-	if _, err := l.c.Write(benchRequest); err != nil {
+	if _, err := l.c.Write(loadRequest); err != nil {
 		return err
 	}
 	for {

@@ -149,6 +149,8 @@ func (c *serverConn) serve() error {
 				_ = c.s.SetReadDeadline(time.Time{})
 			}
 		}
+		// Fresh maps for each request: a handler may hand its Request to code that outlives it.
+		c.sreq.Header, c.sreq.Trailer = nil, nil
 		if err := c.s.ReadRequest(&c.sreq); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the peer closed between requests
@@ -312,9 +314,9 @@ func parseTarget(method, target string) (*url.URL, error) {
 		return &url.URL{Host: target}, nil
 	}
 	if len(target) > 0 && target[0] == '/' {
-		path, query, _ := strings.Cut(target, "?")
+		path, query, hasQuery := strings.Cut(target, "?")
 		if plainPath(path) {
-			return &url.URL{Path: path, RawQuery: query}, nil
+			return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, nil
 		}
 	}
 	return url.ParseRequestURI(target)

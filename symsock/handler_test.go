@@ -1,0 +1,577 @@
+package symsock
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveConn runs Serve(h) on the socket end of a loopback pair and returns the raw peer, a reader over it and
+// Serve's result.
+func serveConn(t *testing.T, h http.Handler) (net.Conn, *bufio.Reader, <-chan error) {
+	t.Helper()
+	c, peer := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- Serve(New(c), h) }()
+	return peer, bufio.NewReader(peer), done
+}
+
+// serveResult waits for Serve to return.
+func serveResult(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(testTimeout):
+		t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+// readResponse parses one response with net/http's own parser and reads its body whole.
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	mustNil(t, err)
+	body, err := io.ReadAll(res.Body)
+	mustNil(t, err)
+	return res, string(body)
+}
+
+// expectEOF asserts that the server closed the connection with nothing more to say.
+func expectEOF(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	rest, err := io.ReadAll(br)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("want the connection closed, got %q (err %v)", rest, err)
+	}
+}
+
+// rawHead reads a response head as raw text (to assert framing fields net/http's parser would hide).
+func rawHead(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	var sb strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		mustNil(t, err)
+		sb.WriteString(line)
+		if line == "\r\n" {
+			return sb.String()
+		}
+	}
+}
+
+func TestServeRequestFields(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	var ctx context.Context
+	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx = r.Context()
+		if ctx.Err() != nil {
+			t.Error("request context cancelled during the handler")
+		}
+		got <- r
+		_, _ = io.WriteString(w, "ok")
+	}))
+	send(t, peer, "GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: example.test:8080\r\nX-One: 1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	r := <-got
+	eq(t, "status", res.StatusCode, 200)
+	eq(t, "body", body, "ok")
+	eq(t, "method", r.Method, "GET")
+	eq(t, "RequestURI", r.RequestURI, "/a/b?x=1&y=%20z")
+	eq(t, "URL.Path", r.URL.Path, "/a/b")
+	eq(t, "query y", r.URL.Query().Get("y"), " z")
+	eq(t, "Host", r.Host, "example.test:8080")
+	eq(t, "Host header removed", r.Header.Get("Host"), "")
+	eq(t, "Proto", r.Proto, "HTTP/1.1")
+	eq(t, "ProtoMinor", r.ProtoMinor, 1)
+	eq(t, "X-One", r.Header.Get("X-One"), "1")
+	eq(t, "X-Multi", strings.Join(r.Header.Values("X-Multi"), ","), "a,b")
+	eq(t, "ContentLength", r.ContentLength, int64(0))
+	eq(t, "Body is NoBody", r.Body, io.ReadCloser(http.NoBody))
+	eq(t, "RemoteAddr", r.RemoteAddr, peer.LocalAddr().String())
+	eq(t, "Close", r.Close, false)
+	if ctx.Err() == nil {
+		t.Error("request context not cancelled after the handler returned")
+	}
+	peer.Close()
+	mustNil(t, serveResult(t, done))
+}
+
+func TestServeTargets(t *testing.T) {
+	// The fast path must give what url.ParseRequestURI gives.
+	for _, target := range []string{"/", "/a/b/", "/a;b=c/d:e@f$g&h+i,j", "/%41b", "/a!b", "/a'b(c)*", "/x?q=1#",
+		"*", "http://h.test/p?q", "//double/slash", "/?", "/a?b?c"} {
+		want, wantErr := url.ParseRequestURI(target)
+		got, err := parseTarget("GET", target)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%q: error %v, want %v", target, err, wantErr)
+		}
+		if err == nil && *got != *want {
+			t.Errorf("%q: got %#v, want %#v", target, *got, *want)
+		}
+	}
+	u, err := parseTarget("CONNECT", "h.test:443")
+	mustNil(t, err)
+	eq(t, "CONNECT host", u.Host, "h.test:443")
+}
+
+func TestServeSmallResponseHasContentLength(t *testing.T) {
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
+	}))
+	send(t, peer, r0)
+	head := rawHead(t, br)
+	for _, want := range []string{"HTTP/1.1 200 OK\r\n", "\r\nContent-Length: 28\r\n", "\r\nContent-Type: text/html; charset=utf-8\r\n", "\r\nDate: "} {
+		if !strings.Contains("\r\n"+head, want) {
+			t.Errorf("head %q lacks %q", head, want)
+		}
+	}
+	if strings.Contains(head, "Transfer-Encoding") {
+		t.Errorf("small response is chunked: %q", head)
+	}
+}
+
+func TestServeExactWire(t *testing.T) {
+	// Date suppressed with a nil value, like net/http.
+	peer, _, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(201)
+		_, _ = io.WriteString(w, "made")
+	}))
+	send(t, peer, r0)
+	expectWire(t, peer, "HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nmade")
+}
+
+func TestServeFlusherStreamsChunked(t *testing.T) {
+	step := make(chan struct{})
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-step // the client must have the first piece before the handler goes on
+		_, _ = io.WriteString(w, "second\n")
+	}))
+	send(t, peer, r0)
+	res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+	mustNil(t, err)
+	eq(t, "TransferEncoding", strings.Join(res.TransferEncoding, ","), "chunked")
+	eq(t, "ContentLength", res.ContentLength, int64(-1))
+	first := make([]byte, 6)
+	_, err = io.ReadFull(res.Body, first)
+	mustNil(t, err)
+	eq(t, "first piece", string(first), "first\n")
+	close(step)
+	rest, err := io.ReadAll(res.Body)
+	mustNil(t, err)
+	eq(t, "rest", string(rest), "second\n")
+}
+
+func TestServeLargeResponseStreams(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/cl" {
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		}
+		_, _ = io.WriteString(w, big)
+	}))
+	send(t, peer, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	eq(t, "chunked", strings.Join(res.TransferEncoding, ","), "chunked")
+	eq(t, "body", body == big, true)
+	send(t, peer, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body = readResponse(t, br, "GET")
+	eq(t, "identity", len(res.TransferEncoding), 0)
+	eq(t, "ContentLength", res.ContentLength, int64(len(big)))
+	eq(t, "body", body == big, true)
+}
+
+func TestServeTrailers(t *testing.T) {
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/declared":
+			w.Header().Set("Trailer", "X-Sum, X-Count")
+			_, _ = io.WriteString(w, "data")
+			w.Header().Set("X-Sum", "abc")
+			w.Header().Set("X-Count", "4")
+		case "/prefix":
+			_, _ = io.WriteString(w, "data")
+			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+		case "/flushed":
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "da")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "ta")
+			w.Header().Set("X-Sum", "def")
+		}
+	}))
+	for _, tc := range []struct{ path, name, value string }{
+		{"/declared", "X-Sum", "abc"}, {"/declared", "X-Count", "4"}, {"/prefix", "X-Late", "yes"}, {"/flushed", "X-Sum", "def"},
+	} {
+		send(t, peer, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		res, body := readResponse(t, br, "GET")
+		eq(t, tc.path+" body", body, "data")
+		eq(t, tc.path+" chunked", strings.Join(res.TransferEncoding, ","), "chunked")
+		eq(t, tc.path+" trailer "+tc.name, res.Trailer.Get(tc.name), tc.value)
+		if res.Header.Get("X-Late") != "" || res.Header.Get(http.TrailerPrefix+"X-Late") != "" {
+			t.Errorf("%s: trailer leaked into the header: %v", tc.path, res.Header)
+		}
+	}
+}
+
+func TestServeHEAD(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			_, _ = io.WriteString(w, "hello")
+		case "/big":
+			_, _ = io.WriteString(w, strings.Repeat("x", 100<<10))
+		case "/declared":
+			w.Header().Set("Content-Length", "12345")
+		case "/silent":
+		}
+	})
+	peer, br, _ := serveConn(t, h)
+	for _, tc := range []struct {
+		path string
+		cl   string // "" = no Content-Length header
+	}{{"/small", "5"}, {"/big", ""}, {"/declared", "12345"}, {"/silent", ""}} {
+		send(t, peer, "HEAD "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		head := rawHead(t, br)
+		if tc.cl != "" && !strings.Contains(head, "\r\nContent-Length: "+tc.cl+"\r\n") {
+			t.Errorf("%s: head %q, want Content-Length %s", tc.path, head, tc.cl)
+		}
+		if tc.cl == "" && strings.Contains(head, "Content-Length") {
+			t.Errorf("%s: head %q has a Content-Length", tc.path, head)
+		}
+		if strings.Contains(head, "Transfer-Encoding") {
+			t.Errorf("%s: HEAD reply with Transfer-Encoding: %q", tc.path, head)
+		}
+	}
+	// No body bytes came after any head: the next response starts right away.
+	send(t, peer, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
+	_, body := readResponse(t, br, "GET")
+	eq(t, "GET after HEADs", body, "hello")
+}
+
+func TestServeNoContentAndNotModified(t *testing.T) {
+	writeErr := make(chan error, 2)
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "3")
+		switch r.URL.Path {
+		case "/ok":
+			w.Header().Del("Content-Length")
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("ETag", `"v1"`)
+			w.WriteHeader(http.StatusNotModified)
+		}
+		_, err := io.WriteString(w, "abc")
+		writeErr <- err
+	}))
+	send(t, peer, "GET /204 HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectWire(t, peer, "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n\r\n")
+	mustIs(t, <-writeErr, http.ErrBodyNotAllowed)
+	send(t, peer, "GET /304 HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectWire(t, peer, "HTTP/1.1 304 Not Modified\r\nEtag: \"v1\"\r\n\r\n")
+	mustIs(t, <-writeErr, http.ErrBodyNotAllowed)
+	send(t, peer, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	eq(t, "keep-alive after 204/304", res.StatusCode, 200)
+	eq(t, "body", body, "abc")
+	<-writeErr
+}
+
+func TestServeConnectionClose(t *testing.T) {
+	t.Run("request", func(t *testing.T) {
+		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !r.Close {
+				t.Error("Request.Close false for Connection: close")
+			}
+			_, _ = io.WriteString(w, "bye")
+		}))
+		send(t, peer, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		res, body := readResponse(t, br, "GET")
+		eq(t, "body", body, "bye")
+		eq(t, "res.Close", res.Close, true)
+		expectEOF(t, br)
+		mustNil(t, serveResult(t, done))
+	})
+	t.Run("handler", func(t *testing.T) {
+		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			_, _ = io.WriteString(w, "bye")
+		}))
+		send(t, peer, r0+r0) // the second request is never answered
+		res, _ := readResponse(t, br, "GET")
+		eq(t, "res.Close", res.Close, true)
+		expectEOF(t, br)
+		mustNil(t, serveResult(t, done))
+	})
+}
+
+func TestServeHTTP10(t *testing.T) {
+	big := strings.Repeat("y", 50<<10) // over the response buffer: a 1.0 client still gets a Content-Length
+	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eq(t, "Proto", r.Proto, "HTTP/1.0")
+		if r.URL.Path == "/big" {
+			_, _ = io.WriteString(w, big[:10])
+			w.(http.Flusher).Flush() // cannot stream to 1.0: no effect
+			_, _ = io.WriteString(w, big[10:])
+			w.Header().Set(http.TrailerPrefix+"X-T", "dropped")
+			return
+		}
+		_, _ = io.WriteString(w, "old")
+	}))
+	send(t, peer, "GET /big HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	head := rawHead(t, br)
+	if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") || !strings.Contains(head, fmt.Sprintf("\r\nContent-Length: %d\r\n", len(big))) ||
+		strings.Contains(head, "chunked") {
+		t.Fatalf("1.0 head %q", head)
+	}
+	body := make([]byte, len(big))
+	_, err := io.ReadFull(br, body)
+	mustNil(t, err)
+	eq(t, "body", string(body) == big, true)
+	send(t, peer, "GET / HTTP/1.0\r\n\r\n")
+	res, b := readResponse(t, br, "GET")
+	eq(t, "status", res.StatusCode, 200)
+	eq(t, "body", b, "old")
+	expectEOF(t, br)
+	mustNil(t, serveResult(t, done))
+}
+
+func TestServePipelined(t *testing.T) {
+	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %q", r.Method, r.URL.Path, b)
+	}))
+	send(t, peer, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"+
+		"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nping"+
+		"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"+
+		"GET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	for _, want := range []string{`GET /1 ""`, `POST /2 "ping"`, `POST /3 "hi"`, `GET /4 ""`} {
+		_, body := readResponse(t, br, "GET")
+		eq(t, "response", body, want)
+	}
+	expectEOF(t, br)
+	mustNil(t, serveResult(t, done))
+}
+
+func TestServeRequestBody(t *testing.T) {
+	type seen struct {
+		body    string
+		cl      int64
+		te      string
+		trailer string
+	}
+	got := make(chan seen, 1)
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var s seen
+		if r.Trailer != nil {
+			if _, declared := r.Trailer["X-Digest"]; !declared {
+				t.Error("declared trailer missing from Request.Trailer before the body is read")
+			}
+		}
+		b, err := io.ReadAll(r.Body)
+		mustNil(t, err)
+		s.body, s.cl, s.te, s.trailer = string(b), r.ContentLength, strings.Join(r.TransferEncoding, ","), r.Trailer.Get("X-Digest")
+		_, err = r.Body.Read(make([]byte, 1))
+		mustIs(t, err, io.EOF)
+		got <- s
+	}))
+	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world")
+	readResponse(t, br, "POST")
+	eq(t, "CL body", <-got, seen{"hello world", 11, "", ""})
+	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Digest\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Digest: d1\r\n\r\n")
+	readResponse(t, br, "POST")
+	eq(t, "chunked body", <-got, seen{"hello world", -1, "chunked", "d1"})
+}
+
+func TestServeUnreadBodyKeepsFraming(t *testing.T) {
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path) // never reads the body
+	}))
+	send(t, peer, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nGET /"+
+		"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/1", "/2"} {
+		_, body := readResponse(t, br, "GET")
+		eq(t, "body", body, want)
+	}
+}
+
+func TestServeExpectContinue(t *testing.T) {
+	t.Run("read", func(t *testing.T) {
+		peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			_, _ = w.Write(b)
+		}))
+		send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+		// The 100 comes before the body is sent.
+		expectWire(t, peer, "HTTP/1.1 100 Continue\r\n\r\n")
+		send(t, peer, "data")
+		res, body := readResponse(t, br, "POST")
+		eq(t, "body", body, "data")
+		eq(t, "keep-alive", res.Close, false)
+	})
+	t.Run("unread", func(t *testing.T) {
+		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "no", http.StatusUnauthorized)
+		}))
+		send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+		res, _ := readResponse(t, br, "POST")
+		eq(t, "status (no 100 first)", res.StatusCode, 401)
+		eq(t, "close: the body was never asked for", res.Close, true)
+		expectEOF(t, br)
+		mustNil(t, serveResult(t, done))
+	})
+	t.Run("WriteHeader100", func(t *testing.T) {
+		peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusContinue)
+			b, _ := io.ReadAll(r.Body)
+			_, _ = w.Write(b)
+		}))
+		send(t, peer, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+		expectWire(t, peer, "HTTP/1.1 100 Continue\r\n\r\n")
+		send(t, peer, "ok")
+		_, body := readResponse(t, br, "PUT")
+		eq(t, "body", body, "ok")
+	})
+}
+
+func TestServePanic(t *testing.T) {
+	quiet := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/early":
+			panic("boom")
+		case "/late":
+			_, _ = io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+			panic("boom")
+		case "/abort":
+			panic(http.ErrAbortHandler)
+		}
+	})
+	srv := &Server{Handler: quiet, Logger: slog.New(slog.DiscardHandler)}
+	run := func(t *testing.T, path string) (*bufio.Reader, error) {
+		c, peer := tcpPair(t)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		send(t, peer, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		return bufio.NewReader(peer), serveResult(t, done)
+	}
+	br, err := run(t, "/early")
+	mustIs(t, err, ErrHandlerPanic)
+	res, _ := readResponse(t, br, "GET")
+	eq(t, "status", res.StatusCode, 500)
+	eq(t, "close", res.Close, true)
+	expectEOF(t, br)
+
+	br, err = run(t, "/late")
+	mustIs(t, err, ErrHandlerPanic)
+	res, err = http.ReadResponse(br, &http.Request{Method: "GET"})
+	mustNil(t, err)
+	eq(t, "status", res.StatusCode, 200)
+	_, err = io.ReadAll(res.Body)
+	mustIs(t, err, io.ErrUnexpectedEOF) // truncated chunked body: the client knows it is incomplete
+
+	_, err = run(t, "/abort")
+	mustIs(t, err, http.ErrAbortHandler)
+}
+
+func TestServeContentLengthMismatch(t *testing.T) {
+	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		_, err := io.WriteString(w, "0123456789A")
+		mustIs(t, err, http.ErrContentLength)
+		_, _ = io.WriteString(w, "short")
+	}))
+	send(t, peer, r0)
+	err := serveResult(t, done)
+	mustIs(t, err, ErrShortResponse)
+	// Nothing was committed: the client gets a 500 rather than a truncated body.
+	res, _ := readResponse(t, br, "GET")
+	eq(t, "status", res.StatusCode, 500)
+	expectEOF(t, br)
+}
+
+func TestServeMalformedRequest(t *testing.T) {
+	peer, br, done := serveConn(t, http.NotFoundHandler())
+	send(t, peer, "GET / HTTP/1.1\r\n\r\n")
+	res, _ := readResponse(t, br, "GET")
+	eq(t, "status", res.StatusCode, 400)
+	mustIs(t, serveResult(t, done), ErrParsing)
+}
+
+func TestServeContextAndTimeouts(t *testing.T) {
+	t.Run("cancel", func(t *testing.T) {
+		c, peer := tcpPair(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		entered := make(chan struct{})
+		done := make(chan error, 1)
+		srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(entered)
+			<-r.Context().Done() // ended by the cancellation of Serve's context
+		})}
+		go func() { done <- srv.Serve(ctx, New(c)) }()
+		send(t, peer, r0)
+		<-entered
+		cancel()
+		mustIs(t, serveResult(t, done), context.Canceled)
+		expectEOF(t, bufio.NewReader(peer))
+	})
+	t.Run("idle", func(t *testing.T) {
+		c, peer := tcpPair(t)
+		done := make(chan error, 1)
+		srv := &Server{Handler: http.NotFoundHandler(), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: testTimeout}
+		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		send(t, peer, r0)
+		br := bufio.NewReader(peer)
+		readResponse(t, br, "GET")
+		mustNil(t, serveResult(t, done)) // the idle keep-alive connection is closed quietly
+		expectEOF(t, br)
+	})
+}
+
+func TestServeCleanClose(t *testing.T) {
+	peer, _, done := serveConn(t, http.NotFoundHandler())
+	peer.Close()
+	mustNil(t, serveResult(t, done))
+	err := Serve(New(&halfConn{}), http.NotFoundHandler())
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("EOF inside a request: %v, want an error", err)
+	}
+}
+
+// halfConn is a net.Conn that delivers half a request and then EOF.
+type halfConn struct {
+	net.Conn
+	done bool
+}
+
+func (h *halfConn) Read(p []byte) (int, error) {
+	if h.done {
+		return 0, io.EOF
+	}
+	h.done = true
+	return copy(p, "GET / HTTP/1.1\r\nHo"), nil
+}
+func (h *halfConn) Write(p []byte) (int, error) { return len(p), nil }
+func (h *halfConn) Close() error                { return nil }
+func (h *halfConn) RemoteAddr() net.Addr        { return &net.TCPAddr{} }
+func (h *halfConn) SetReadDeadline(time.Time) error {
+	return nil
+}
