@@ -1,0 +1,247 @@
+package symsock
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// benchBodyBytes is the body size of the throughput benchmarks: 1 GiB, or SYMSOCK_BENCH_BYTES for a quick run.
+func benchBodyBytes(b *testing.B) int64 {
+	if v := os.Getenv("SYMSOCK_BENCH_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("SYMSOCK_BENCH_BYTES=%q", v)
+		}
+		return n
+	}
+	return 1 << 30
+}
+
+const benchPiece = 256 << 10 // the sender's write size and the receiver's buffer, for every contender
+
+// writerOnly hides io.Discard's ReadFrom so io.CopyBuffer uses the given buffer, like the other contenders.
+type writerOnly struct{ io.Writer }
+
+// BenchmarkBodyThroughput moves a body over loopback TCP: raw TCP io.Copy (the baseline), and symsock bodies with
+// Content-Length and chunked framing, sent with Write and received with ReadSome into a reused Body (and through
+// BodyReader). Compare the MB/s of the sub-benchmarks of one run.
+func BenchmarkBodyThroughput(b *testing.B) {
+	size := benchBodyBytes(b)
+	piece := make([]byte, benchPiece)
+	for i := range piece {
+		piece[i] = byte('a' + i%26)
+	}
+
+	b.Run("raw-tcp", func(b *testing.B) {
+		c, peer := tcpPair(b)
+		_ = c.SetDeadline(time.Time{})
+		_ = peer.SetDeadline(time.Time{})
+		b.SetBytes(size)
+		errc := make(chan error, 1)
+		go func() {
+			for i := 0; i < b.N; i++ {
+				for left := size; left > 0; {
+					n, err := peer.Write(piece[:min(left, int64(len(piece)))])
+					if err != nil {
+						errc <- err
+						return
+					}
+					left -= int64(n)
+				}
+			}
+			errc <- nil
+		}()
+		buf := make([]byte, benchPiece)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			n, err := io.CopyBuffer(writerOnly{io.Discard}, io.LimitReader(c, size), buf)
+			if err != nil || n != size {
+				b.Fatalf("copied %d of %d: %v", n, size, err)
+			}
+		}
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	})
+
+	for _, mode := range []string{"content-length", "chunked", "chunked-bodyreader"} {
+		b.Run(mode, func(b *testing.B) {
+			c, peer := tcpPair(b)
+			_ = c.SetDeadline(time.Time{})
+			_ = peer.SetDeadline(time.Time{})
+			server, client := New(c), New(peer)
+			b.SetBytes(size)
+			errc := make(chan error, 1)
+			go func() {
+				req := &Request{Method: "POST", Target: "/upload", Header: http.Header{"Host": {"bench"}}}
+				if mode == "content-length" {
+					req.Header.Set("Content-Length", strconv.FormatInt(size, 10))
+				}
+				for i := 0; i < b.N; i++ {
+					if err := client.WriteRequestMetadata(req); err != nil {
+						errc <- err
+						return
+					}
+					for left := size; left > 0; {
+						req.Body = piece[:min(left, int64(len(piece)))]
+						if err := client.Write(req); err != nil {
+							errc <- err
+							return
+						}
+						left -= int64(len(req.Body))
+					}
+					if err := client.WriteEndOfMessage(); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+			req := &Request{Body: make([]byte, 0, benchPiece)}
+			buf := make([]byte, benchPiece)
+			res := &Response{Status: 200}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := server.ReadRequest(req); err != nil {
+					b.Fatal(err)
+				}
+				got := int64(len(req.Body))
+				if mode == "chunked-bodyreader" {
+					// BodyReader yields the bytes ReadRequest already appended too.
+					n, err := io.CopyBuffer(writerOnly{io.Discard}, server.BodyReader(req), buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got = n
+				} else {
+					for server.ReadState() != ReadFinished {
+						req.Body = req.Body[:0]
+						if err := server.ReadSome(req); err != nil {
+							b.Fatal(err)
+						}
+						got += int64(len(req.Body))
+					}
+				}
+				if got != size {
+					b.Fatalf("received %d of %d bytes", got, size)
+				}
+				if err := server.WriteResponse(res); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// loopConn replays data forever and discards writes: a pipelined stream of identical requests without I/O cost.
+type loopConn struct {
+	memConn
+	data []byte
+	off  int
+}
+
+func (c *loopConn) Read(p []byte) (int, error) {
+	n := copy(p, c.data[c.off:])
+	c.off = (c.off + n) % len(c.data)
+	return n, nil
+}
+
+func (c *loopConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// benchRequest is what curl sends for a GET with a couple of extra headers.
+const benchRequest = "GET /index.html?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n" +
+	"Accept-Encoding: gzip\r\nX-Request-Id: 4f1c2a\r\n\r\n"
+
+// BenchmarkReadRequest parses one keep-alive GET into a reused Request; the baseline is net/http's ReadRequest
+// over a bufio.Reader on the same stream. The socket's states are reset directly so only parsing is measured.
+func BenchmarkReadRequest(b *testing.B) {
+	b.Run("net-http", func(b *testing.B) {
+		br := bufio.NewReader(&loopConn{data: []byte(benchRequest)})
+		b.ReportAllocs()
+		b.SetBytes(int64(len(benchRequest)))
+		for i := 0; i < b.N; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil || req.Host != "127.0.0.1:8080" {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("symsock", func(b *testing.B) {
+		s := New(&loopConn{data: []byte(benchRequest)})
+		var req Request
+		b.ReportAllocs()
+		b.SetBytes(int64(len(benchRequest)))
+		for i := 0; i < b.N; i++ {
+			if err := s.ReadRequest(&req); err != nil || req.Header.Get("Host") != "127.0.0.1:8080" {
+				b.Fatal(err)
+			}
+			s.mu.Lock()
+			s.rstate, s.wstate = ReadEmpty, WriteFinished
+			s.mu.Unlock()
+		}
+	})
+}
+
+// BenchmarkWriteResponse formats and writes a small response with a few headers; the baseline is net/http's
+// Response.Write of the same response.
+func BenchmarkWriteResponse(b *testing.B) {
+	body := []byte("Hello, World!\n")
+	header := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Date": {"Tue, 24 Nov 2026 01:00:00 GMT"},
+		"Cache-Control": {"no-store"}}
+	b.Run("net-http", func(b *testing.B) {
+		w := bufio.NewWriter(io.Discard)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			res := http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: header,
+				ContentLength: int64(len(body)), Body: io.NopCloser(bytesReader(body))}
+			if err := res.Write(w); err != nil {
+				b.Fatal(err)
+			}
+			w.Flush()
+		}
+	})
+	b.Run("symsock", func(b *testing.B) {
+		s := New(&loopConn{data: []byte(r0)})
+		var req Request
+		if err := s.ReadRequest(&req); err != nil {
+			b.Fatal(err)
+		}
+		res := &Response{Status: 200, Header: header, Body: body}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			s.mu.Lock()
+			s.role, s.rstate, s.wstate, s.keepAlive = roleServer, ReadFinished, WriteEmpty, true
+			s.mu.Unlock()
+			if err := s.WriteResponse(res); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+type sliceReader struct {
+	b   []byte
+	off int
+}
+
+func bytesReader(b []byte) *sliceReader { return &sliceReader{b: b} }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if r.off == len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+var _ net.Conn = (*loopConn)(nil)

@@ -1,0 +1,258 @@
+package symsock
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamBoundedMemory streams a 64 MiB body (Content-Length and chunked) through ReadSome with the caller
+// resetting Body, and through BodyReader, and checks that the bytes allocated meanwhile stay far below the body.
+func TestStreamBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	piece := make([]byte, 64<<10)
+	for i := range piece {
+		piece[i] = byte(i)
+	}
+	for _, mode := range []string{"content-length", "chunked", "bodyreader"} {
+		t.Run(mode, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			s := New(c)
+			errc := make(chan error, 1)
+			go func() {
+				head := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
+				if mode != "content-length" {
+					head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+				}
+				if _, err := io.WriteString(peer, head); err != nil {
+					errc <- err
+					return
+				}
+				chunkHead := []byte(strconv.FormatInt(int64(len(piece)), 16) + "\r\n")
+				for sent := 0; sent < size; sent += len(piece) {
+					bufs := net.Buffers{piece}
+					if mode != "content-length" {
+						bufs = net.Buffers{chunkHead, piece, []byte("\r\n")}
+					}
+					if _, err := bufs.WriteTo(peer); err != nil {
+						errc <- err
+						return
+					}
+				}
+				if mode != "content-length" {
+					_, err := io.WriteString(peer, "0\r\nX-Sum: done\r\n\r\n")
+					errc <- err
+					return
+				}
+				errc <- nil
+			}()
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			req := &Request{Body: make([]byte, 0, 256<<10)}
+			mustNil(t, s.ReadRequest(req))
+			var got int64
+			check := func(b []byte) {
+				for i, c := range b {
+					if c != byte((got+int64(i))%int64(len(piece))) {
+						t.Fatalf("byte %d = %d", got+int64(i), c)
+					}
+				}
+				got += int64(len(b))
+			}
+			if mode == "bodyreader" {
+				buf := make([]byte, 32<<10)
+				r := s.BodyReader(req)
+				for {
+					n, err := r.Read(buf)
+					check(buf[:n])
+					if err == io.EOF {
+						break
+					}
+					mustNil(t, err)
+				}
+			} else {
+				check(req.Body)
+				for s.ReadState() != ReadFinished {
+					req.Body = req.Body[:0]
+					mustNil(t, s.ReadSome(req))
+					check(req.Body)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			mustNil(t, <-errc)
+			eq(t, "body bytes", got, int64(size))
+			if mode != "content-length" {
+				eq(t, "trailer", req.Trailer.Get("X-Sum"), "done")
+			}
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s: %d bytes allocated while streaming %d", mode, allocated, size)
+			if allocated > size/16 {
+				t.Fatalf("allocated %d bytes while streaming a %d-byte body", allocated, size)
+			}
+		})
+	}
+}
+
+// TestFullDuplex echoes a chunked request body as a chunked response while it is still arriving: one goroutine
+// reads while another writes.
+func TestFullDuplex(t *testing.T) {
+	s, peer := newPair(t)
+	req := serverGot(t, s, peer, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	mustNil(t, s.WriteResponseMetadata(&Response{Status: 200}))
+	expectWire(t, peer, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	pieces := make(chan []byte)
+	go func() {
+		defer close(pieces)
+		for s.ReadState() != ReadFinished {
+			req.Body = nil
+			if err := s.ReadSome(req); err != nil {
+				return
+			}
+			if len(req.Body) > 0 {
+				pieces <- req.Body
+			}
+		}
+	}()
+	for _, word := range []string{"ping", "pong", "done"} {
+		send(t, peer, "4\r\n"+word+"\r\n")
+		res := &Response{Body: <-pieces}
+		mustNil(t, s.Write(res))
+		expectWire(t, peer, "4\r\n"+word+"\r\n")
+	}
+	send(t, peer, "0\r\n\r\n")
+	if _, ok := <-pieces; ok {
+		t.Fatal("body continued after the last chunk")
+	}
+	mustNil(t, s.WriteEndOfMessage())
+	expectWire(t, peer, "0\r\n\r\n")
+	states(t, s, ReadEmpty, WriteFinished)
+}
+
+// TestCloseUnblocks: Close makes blocked reads and writes return errors wrapping net.ErrClosed.
+func TestCloseUnblocks(t *testing.T) {
+	s, peer := newPair(t)
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.ReadRequest(&Request{}) }()
+	client, _ := newPair(t)
+	writeErr := make(chan error, 1)
+	go func() {
+		// A request too big for the socket buffers: the peer never reads, so Write blocks.
+		req := &Request{Method: "PUT", Target: "/", Header: http.Header{"Host": {"a"}}}
+		if err := client.WriteRequestMetadata(req); err != nil {
+			writeErr <- err
+			return
+		}
+		req.Body = make([]byte, 64<<20)
+		writeErr <- client.Write(req)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	mustNil(t, s.Close())
+	mustNil(t, client.Close())
+	for _, ch := range []chan error{readErr, writeErr} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("blocked call returned %v, want net.ErrClosed", err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("Close did not unblock the call")
+		}
+	}
+	eq(t, "IsOpen", s.IsOpen(), false)
+	mustNil(t, s.Close())
+	mustIs(t, client.WriteRequest(&Request{Method: "GET", Target: "/"}), ErrOutOfOrder)
+	mustIs(t, s.ReadRequest(&Request{}), net.ErrClosed)
+	expectClosed(t, peer)
+}
+
+// TestReadDeadline: a deadline bounds a read of a silent peer; between messages the socket stays usable.
+func TestReadDeadline(t *testing.T) {
+	s, peer := newPair(t)
+	mustNil(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	err := s.ReadRequest(&Request{})
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadRequest = %v, want a timeout", err)
+	}
+	eq(t, "IsOpen", s.IsOpen(), true)
+	mustNil(t, s.SetReadDeadline(time.Now().Add(testTimeout)))
+	req := serverGot(t, s, peer, r0)
+	eq(t, "method", req.Method, "GET")
+
+	// Inside a message the stream cannot be resumed: the socket closes.
+	mustNil(t, s.WriteResponse(&Response{Status: 200}))
+	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	send(t, peer, "GET / HTTP/1.1\r\nHo")
+	mustNil(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	if err := s.ReadRequest(req); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadRequest = %v, want a timeout", err)
+	}
+	eq(t, "IsOpen", s.IsOpen(), false)
+}
+
+// TestBodyReader reads a body through BodyReader: the buffered part first, then the rest, trailers at the end,
+// and ErrOutOfOrder once the exchange moved on.
+func TestBodyReader(t *testing.T) {
+	s, peer := newPair(t)
+	req := serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	r := s.BodyReader(req)
+	go func() { _, _ = io.WriteString(peer, "6\r\n world\r\n0\r\nX-T: 1\r\n\r\n") }()
+	got, err := io.ReadAll(r)
+	mustNil(t, err)
+	eq(t, "body", string(got), "hello world")
+	eq(t, "trailer", req.Trailer.Get("X-T"), "1")
+	states(t, s, ReadFinished, WriteEmpty)
+	n, err := r.Read(make([]byte, 8))
+	eq(t, "n", n, 0)
+	eq(t, "err", err, io.EOF)
+	mustNil(t, s.WriteResponse(&Response{Status: 200}))
+	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+	// Early answer: the reader of the old request fails and the rest is drained before the next request.
+	req = serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+	r = s.BodyReader(req)
+	mustNil(t, s.WriteResponse(&Response{Status: 413}))
+	_, err = r.Read(make([]byte, 8))
+	mustIs(t, err, ErrOutOfOrder)
+	send(t, peer, "0123456789"+r0)
+	req2 := &Request{}
+	mustNil(t, s.ReadRequest(req2))
+	eq(t, "next", req2.Method+" "+req2.Target, "GET /")
+	_, err = r.Read(make([]byte, 8))
+	mustIs(t, err, ErrOutOfOrder)
+}
+
+// TestPipelinedClient pipelines requests with bodies and reads the responses in order, a streamed response with
+// trailers among them.
+func TestPipelinedClient(t *testing.T) {
+	s, peer := newPair(t)
+	for i := 0; i < 3; i++ {
+		mustNil(t, s.WriteRequest(&Request{Method: "POST", Target: "/" + strconv.Itoa(i), Header: http.Header{"Host": {"a"}}, Body: []byte("x")}))
+	}
+	expectWire(t, peer, strings.Repeat("", 0)+
+		"POST /0 HTTP/1.1\r\nContent-Length: 1\r\nHost: a\r\n\r\nx"+
+		"POST /1 HTTP/1.1\r\nContent-Length: 1\r\nHost: a\r\n\r\nx"+
+		"POST /2 HTTP/1.1\r\nContent-Length: 1\r\nHost: a\r\n\r\nx")
+	send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"+
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\nX-T: t\r\n\r\n"+
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nc")
+	var bodies bytes.Buffer
+	var res Response
+	for i := 0; i < 3; i++ {
+		mustNil(t, s.ReadResponse(&res))
+		readWhole(t, s, &res, ReadEmpty)
+		bodies.Write(res.Body)
+	}
+	eq(t, "bodies", bodies.String(), "abc")
+	eq(t, "status", res.Status, 404)
+	eq(t, "IsOpen", s.IsOpen(), true)
+}
