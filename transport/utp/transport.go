@@ -248,10 +248,14 @@ func (t *Transport) handleUTP(b []byte, from netip.AddrPort) {
 		t.utpDrops.Add(1)
 		return
 	}
+	addr := path.remoteUDP // the library keys connections by address string: reuse one *net.UDPAddr
+	if ap, _ := addrPortOf(addr); ap != from {
+		addr = net.UDPAddrFromAddrPort(from)
+	}
 	bp := packetPool.Get().(*[utpMaxPacket]byte)
 	n := copy(bp[:], b)
 	select {
-	case t.mux.in <- utpPacket{buf: bp, n: n, from: path.remoteUDP}:
+	case t.mux.in <- utpPacket{buf: bp, n: n, from: addr}:
 	default:
 		packetPool.Put(bp)
 		t.utpDrops.Add(1)

@@ -2,6 +2,7 @@ package utp
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"crypto/rand"
 	"io"
@@ -110,46 +111,51 @@ func TestConnectAndStreamsBothWays(t *testing.T) {
 	equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
 
 	// Streams opened by the dialler, by the other side, and several at once from both.
-	var wg sync.WaitGroup
 	for i := range 6 {
 		opener, acceptor := pa, pb
 		if i%2 == 1 {
 			opener, acceptor = pb, pa
 		}
 		c1, c2 := openPair(t, opener, acceptor)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		t.Run(fmt.Sprintf("stream %d", i), func(t *testing.T) {
+			t.Parallel()
 			exchange(t, c1, c2, 300<<10+i)
-		}()
+		})
 	}
-	wg.Wait()
 }
 
-// exchange sends n random bytes each way at once, then closes, and checks what arrived.
+// exchange sends n random bytes each way at once, half-closes, checks what arrived and closes. Assertions stay on
+// the calling goroutine; the helpers only report errors.
 func exchange(t testing.TB, c1, c2 net.Conn, n int) {
+	t.Helper()
 	d1, d2 := randomBytes(t, n), randomBytes(t, n)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	errs := make(chan error, 2)
+	send := func(c net.Conn, d []byte) {
+		if _, err := c.Write(d); err != nil {
+			errs <- err
+			return
+		}
+		errs <- c.(interface{ CloseWrite() error }).CloseWrite()
+	}
+	go send(c1, d1)
+	go send(c2, d2)
+	type result struct {
+		b   []byte
+		err error
+	}
+	r1 := make(chan result, 1)
 	go func() {
-		defer wg.Done()
-		_, err := c1.Write(d1)
-		noErr(t, err)
-		noErr(t, c1.(interface{ CloseWrite() error }).CloseWrite())
-	}()
-	go func() {
-		defer wg.Done()
-		_, err := c2.Write(d2)
-		noErr(t, err)
-		noErr(t, c2.(interface{ CloseWrite() error }).CloseWrite())
+		b, err := io.ReadAll(c1)
+		r1 <- result{b, err}
 	}()
 	got2, err := io.ReadAll(c2)
-	noErr(t, err)
-	got1, err := io.ReadAll(c1)
-	noErr(t, err)
-	wg.Wait()
-	check(t, bytes.Equal(d1, got2), "c1 -> c2 data differs")
-	check(t, bytes.Equal(d2, got1), "c2 -> c1 data differs")
+	noErr(t, err, "reading c2")
+	got1 := <-r1
+	noErr(t, got1.err, "reading c1")
+	noErr(t, <-errs, "writing")
+	noErr(t, <-errs, "writing")
+	check(t, bytes.Equal(d1, got2), "c1 -> c2: got %d bytes, want %d identical", len(got2), n)
+	check(t, bytes.Equal(d2, got1.b), "c2 -> c1: got %d bytes, want %d identical", len(got1.b), n)
 	noErr(t, c1.Close())
 	noErr(t, c2.Close())
 }

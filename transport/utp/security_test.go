@@ -1,0 +1,278 @@
+package utp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/utp"
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
+)
+
+// Punching through two simulated port-restricted NATs (inbound only from address:ports sent to), with a dead
+// candidate in each list.
+func TestPunchThroughNATFilter(t *testing.T) {
+	nat := netem.Config{Filter: netem.FilterAddressPort}
+	a, na := wrapped(t, fastConfig(), nat)
+	b, nb := wrapped(t, fastConfig(), nat)
+	dead := deadAddr(t)
+	key := newKey(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type res struct {
+		p   *Path
+		err error
+	}
+	rb := make(chan res, 1)
+	go func() {
+		// The non-dialler starts late: the dialler's first punches are filtered by b's NAT.
+		time.Sleep(100 * time.Millisecond)
+		p, err := b.Connect(ctx, Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)})
+		rb <- res{p, err}
+	}()
+	pa, err := a.Connect(ctx, Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true})
+	noErr(t, err, "dialler")
+	r := <-rb
+	noErr(t, r.err, "non-dialler")
+	pb := r.p
+	defer pa.Close()
+	defer pb.Close()
+	check(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
+	_ = na
+	c1, c2 := openPair(t, pb, pa)
+	exchange(t, c1, c2, 256<<10)
+}
+
+// deadAddr is a loopback address where nothing listens.
+func deadAddr(t *testing.T) netip.AddrPort {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	return a
+}
+
+func TestConnectFailsWithoutPeer(t *testing.T) {
+	a := listen(t, fastConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}, Dialer: true})
+	isErr(t, err, ErrPunchFailed)
+	isErr(t, err, context.DeadlineExceeded)
+	_, err = a.Connect(ctx, Peer{Key: []byte("short"), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}})
+	isErr(t, err, ErrBadKey)
+	_, err = a.Connect(context.Background(), Peer{Key: newKey(t)})
+	isErr(t, err, ErrPunchFailed)
+}
+
+// A stranger's SYN (a plain anacrolix/utp socket dialling) never reaches the library: the dial goes unanswered on
+// either side of an established path, and no stream appears.
+func TestStrangerSYNDropped(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	stranger, err := utp.NewSocket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	defer stranger.CloseNow()
+	for _, target := range []*Transport{a, b} {
+		dropsBefore := target.utpDrops.Load()
+		ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+		_, err := stranger.DialContext(ctx, "", target.LocalAddr().String())
+		cancel()
+		check(t, err != nil, "the stranger's dial to %v succeeded", target.LocalAddr())
+		check(t, target.utpDrops.Load() > dropsBefore, "no SYN dropped at the demultiplexer")
+	}
+	for _, p := range []*Path{pa, pb} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := p.AcceptStream(ctx)
+		cancel()
+		isErr(t, err, context.DeadlineExceeded)
+	}
+	// The path still works.
+	c1, c2 := openPair(t, pa, pb)
+	exchange(t, c1, c2, 1000)
+}
+
+// A SYN whose source address is the peer's (spoofed, simulated here by letting the stranger's address through the
+// demultiplexer) reaches the library, but its connection carries no stream without the session key, and a genuine
+// hello cannot be replayed.
+func TestSpoofedSYNNeedsKey(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	stranger, err := utp.NewSocket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	defer stranger.CloseNow()
+	spoofed := stranger.Addr().(*net.UDPAddr).AddrPort()
+	noErr(t, b.establish(pb, spoofed))
+
+	hello := func(key sessionKeys, counter uint64) []byte {
+		h := binary.BigEndian.AppendUint64(nil, pa.instance)
+		h = binary.BigEndian.AppendUint64(h, counter)
+		h = append(h, purposeOpen)
+		h = binary.BigEndian.AppendUint64(h, 0)
+		return newMacer(key.stream).sum(h, []byte("hello"), h)
+	}
+	try := func(h []byte) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := stranger.DialContext(ctx, "", b.LocalAddr().String())
+		noErr(t, err, "uTP dial from the (spoofed) peer address")
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write(h); err != nil {
+			return err
+		}
+		ack := make([]byte, macSize)
+		_, err = io.ReadFull(c, ack)
+		return err
+	}
+	accepted := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		s, err := pb.AcceptStream(ctx)
+		if err == nil {
+			s.Close()
+		}
+		return err == nil
+	}
+
+	wrongKey := deriveKeys(newKey(t))
+	check(t, try(hello(wrongKey, pa.nextCounter())) != nil, "a hello with the wrong key was answered")
+	check(t, !accepted(), "a hello with the wrong key made a stream")
+	garbage := make([]byte, helloSize)
+	check(t, try(garbage) != nil, "garbage was answered")
+	check(t, !accepted(), "garbage made a stream")
+
+	// Sanity: with the key and a fresh counter the same route works, so the refusals above were the checks.
+	fresh := hello(pa.keys, pa.nextCounter())
+	noErr(t, try(fresh), "a genuine hello")
+	check(t, accepted(), "a genuine hello made no stream")
+	check(t, try(fresh) != nil, "a replayed hello was answered")
+	check(t, !accepted(), "a replayed hello made a stream")
+}
+
+// Forged control packets get no answer and do not complete a punch; a correctly keyed one does get an answer, so
+// the silence is the MAC check at work.
+func TestForgedPunchIgnored(t *testing.T) {
+	b := listen(t, fastConfig())
+	attacker, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	defer attacker.Close()
+	key := newKey(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	connErr := make(chan error, 1)
+	go func() {
+		_, err := b.Connect(ctx, Peer{Key: key, Candidates: []Candidate{{CandidateHost, attacker.LocalAddr().(*net.UDPAddr).AddrPort()}}})
+		connErr <- err
+	}()
+	to := b.LocalAddr()
+	punch := func(k []byte, kind ctrlKind, body []byte, counter uint64) []byte {
+		return newMacer(deriveKeys(k).control).appendCtrl(nil, ctrlPacket{kind: kind, instance: 42, counter: counter, body: body})
+	}
+	// answers reads what b sends for a while and counts its replies (b's own punches keep coming regardless).
+	answers := func() (replies int) {
+		buf := make([]byte, 2048)
+		attacker.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		for {
+			n, _, err := attacker.ReadFrom(buf)
+			if err != nil {
+				return replies
+			}
+			if p, err := parseCtrl(buf[:n]); err == nil && p.kind == kindPunchReply {
+				replies++
+			}
+		}
+	}
+	wrongKey := punch(newKey(t), kindPunch, nil, 1)
+	badMAC := punch(key, kindPunch, nil, 2)
+	badMAC[len(badMAC)-1] ^= 1
+	truncated := punch(key, kindPunch, nil, 3)[:30]
+	for _, forged := range [][]byte{wrongKey, badMAC, truncated} {
+		attacker.WriteTo(forged, to)
+	}
+	equal(t, answers(), 0, "replies to forged punches")
+	// A forged reply claiming to answer b cannot complete the punch either.
+	attacker.WriteTo(punch(newKey(t), kindPunchReply, make([]byte, 34), 4), to)
+	attacker.WriteTo(punch(key, kindPunch, nil, 5), to)
+	equal(t, answers(), 1, "replies to a genuine punch")
+	err = <-connErr
+	isErr(t, err, ErrPunchFailed)
+}
+
+func TestReplayWindow(t *testing.T) {
+	var w replayWindow
+	for _, c := range []uint64{1, 2, 5, 4, 3, 100, 2000, 70} {
+		check(t, w.accept(c), "fresh counter %d refused", c)
+	}
+	for _, c := range []uint64{0, 1, 5, 100, 2000, 70} {
+		check(t, !w.accept(c), "replayed counter %d accepted", c)
+	}
+	check(t, w.accept(5000), "jump refused")
+	check(t, !w.accept(5000-replayWidth), "counter behind the window accepted")
+	check(t, w.accept(5000-replayWidth+1), "oldest counter in the window refused")
+}
+
+// A dead peer (everything dropped, or its socket gone) fails blocked reads and writes with ErrPathDead within about
+// DeadPathTimeout.
+func TestDeadPeerDetected(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kill func(*Transport, *netem.Conn)
+	}{
+		{"all packets dropped", func(_ *Transport, nc *netem.Conn) { nc.Outage(time.Hour) }},
+		{"socket closed", func(tr *Transport, _ *netem.Conn) { tr.pc.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastConfig()
+			a := listen(t, cfg)
+			b, nb := wrapped(t, cfg, netem.Config{})
+			pa, pb := connectPair(t, a, b)
+			reader, _ := openPair(t, pa, pb)
+			writer, _ := openPair(t, pb, pa)
+			_ = writer
+			w2, _ := openPair(t, pa, pb)
+			tc.kill(b, nb)
+			start := time.Now()
+			readErr := make(chan error, 1)
+			go func() {
+				_, err := reader.Read(make([]byte, 10))
+				readErr <- err
+			}()
+			// Writes more than the peer's window, so the write blocks until the path is declared dead.
+			_, werr := w2.Write(make([]byte, 3<<20))
+			rerr := <-readErr
+			elapsed := time.Since(start)
+			isErr(t, rerr, ErrPathDead)
+			isErr(t, werr, ErrPathDead)
+			isErr(t, pa.Err(), ErrPathDead)
+			check(t, elapsed < cfg.DeadPathTimeout+2*time.Second, "detected after %v", elapsed)
+			_, err := pa.OpenStream(context.Background())
+			isErr(t, err, ErrPathDead)
+		})
+	}
+}
+
+// Closing the peer's path is told, not timed out.
+func TestPeerCloseIsTold(t *testing.T) {
+	cfg := fastConfig()
+	cfg.DeadPathTimeout = time.Minute
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	c, _ := openPair(t, pa, pb)
+	start := time.Now()
+	pb.Close()
+	_, err := c.Read(make([]byte, 1))
+	isErr(t, err, ErrPathClosed)
+	select {
+	case <-pa.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("path not done")
+	}
+	check(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
+	check(t, !errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
+}
