@@ -2,9 +2,9 @@ package utp
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"sync"
