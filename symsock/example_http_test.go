@@ -1,0 +1,73 @@
+package symsock_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/p2phttp/p2phttp/symsock"
+)
+
+// Serve an http.Handler on a socket: here each connection accepted on a loopback listener, answered for net/http's
+// client. On a peer-to-peer stream the conn would come from the rendezvous instead.
+func ExampleServe() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello/{name}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello, %s\n", r.PathValue("name"))
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = symsock.Serve(symsock.New(conn), mux) }()
+		}
+	}()
+
+	res, err := http.Get("http://" + ln.Addr().String() + "/hello/peer")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	fmt.Print(res.Status, " ", string(body))
+	// Output: 200 OK hello, peer
+}
+
+// Use a socket as the transport of an http.Client: every request goes over that one connection.
+func ExampleNewRoundTripper() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s over %s", r.Method, r.URL.Path, r.Proto)
+	}))
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := symsock.New(conn)
+	defer s.Close()
+	client := &http.Client{Transport: symsock.NewRoundTripper(s)}
+
+	for _, path := range []string{"/a", "/b"} {
+		res, err := client.Get("http://peer" + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Println(string(body))
+	}
+	// Output:
+	// GET /a over HTTP/1.1
+	// GET /b over HTTP/1.1
+}

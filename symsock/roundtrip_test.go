@@ -1,0 +1,213 @@
+package symsock
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// rtPair returns a RoundTripper over one end of a loopback pair and the raw peer.
+func rtPair(t *testing.T) (*RoundTripper, net.Conn) {
+	t.Helper()
+	c, peer := tcpPair(t)
+	return NewRoundTripper(New(c)).(*RoundTripper), peer
+}
+
+// roundTripAsync runs rt.RoundTrip(req) in a goroutine.
+func roundTripAsync(rt http.RoundTripper, req *http.Request) <-chan rtResult {
+	ch := make(chan rtResult, 1)
+	go func() {
+		res, err := rt.RoundTrip(req)
+		ch <- rtResult{res, err}
+	}()
+	return ch
+}
+
+type rtResult struct {
+	res *http.Response
+	err error
+}
+
+func readAllString(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	mustNil(t, err)
+	return string(b)
+}
+
+func TestRoundTripWire(t *testing.T) {
+	rt, peer := rtPair(t)
+	req := newReq(t, "GET", "http://h.test:81/p/a%20b?q=1", nil)
+	req.Header.Set("X-B", "2")
+	req.Header.Set("X-A", "1")
+	req.Header.Set("Content-Length", "99") // ignored: the Request's fields decide the framing, as in net/http
+	ch := roundTripAsync(rt, req)
+	expectWire(t, peer, "GET /p/a%20b?q=1 HTTP/1.1\r\nHost: h.test:81\r\nX-A: 1\r\nX-B: 2\r\n\r\n")
+	send(t, peer, "HTTP/1.1 201 Made\r\nContent-Length: 3\r\nX-R: r\r\n\r\nabc")
+	r := <-ch
+	mustNil(t, r.err)
+	res := r.res
+	eq(t, "Status", res.Status, "201 Made")
+	eq(t, "StatusCode", res.StatusCode, 201)
+	eq(t, "Proto", res.Proto, "HTTP/1.1")
+	eq(t, "ContentLength", res.ContentLength, int64(3))
+	eq(t, "X-R", res.Header.Get("X-R"), "r")
+	eq(t, "Request", res.Request, req)
+	eq(t, "body", readAllString(t, res.Body), "abc")
+	mustNil(t, res.Body.Close())
+	if req.Header.Get("Host") != "" || req.Header.Get("Content-Length") != "99" {
+		t.Fatalf("the caller's Request was modified: %v", req.Header)
+	}
+}
+
+func TestRoundTripRequestBodies(t *testing.T) {
+	rt, peer := rtPair(t)
+	br := bufio.NewReader(peer)
+	ok := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+	ch := roundTripAsync(rt, newReq(t, "POST", "http://h/small", strings.NewReader("hello")))
+	expectWire(t, peer, "POST /small HTTP/1.1\r\nContent-Length: 5\r\nHost: h\r\n\r\nhello")
+	send(t, peer, ok)
+	mustNil(t, (<-ch).err)
+
+	req := newReq(t, "PUT", "http://h/chunked", nil)
+	req.Body = io.NopCloser(&trailerSetter{r: strings.NewReader("stream"), set: func() { req.Trailer.Set("X-Sum", "s1") }})
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Sum": nil}
+	ch = roundTripAsync(rt, req)
+	got, err := http.ReadRequest(br) // net/http's parser judges the framing
+	mustNil(t, err)
+	eq(t, "TE", strings.Join(got.TransferEncoding, ","), "chunked")
+	if _, declared := got.Trailer["X-Sum"]; !declared {
+		t.Fatalf("trailer not declared in the head: %v", got.Header)
+	}
+	eq(t, "body", readAllString(t, got.Body), "stream")
+	eq(t, "trailer", got.Trailer.Get("X-Sum"), "s1")
+	send(t, peer, ok)
+	mustNil(t, (<-ch).err)
+
+	// A non-nil Body with ContentLength 0 is probed: empty means no body at all.
+	req = newReq(t, "POST", "http://h/probe", nil)
+	req.Body = io.NopCloser(strings.NewReader(""))
+	ch = roundTripAsync(rt, req)
+	expectWire(t, peer, "POST /probe HTTP/1.1\r\nHost: h\r\n\r\n")
+	send(t, peer, ok)
+	mustNil(t, (<-ch).err)
+}
+
+func TestRoundTripResponseFraming(t *testing.T) {
+	rt, peer := rtPair(t)
+	var got1xx []int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error { got1xx = append(got1xx, code); return nil },
+	})
+
+	ch := roundTripAsync(rt, newReq(t, "HEAD", "http://h/", nil))
+	send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+	r := <-ch
+	mustNil(t, r.err)
+	eq(t, "HEAD ContentLength", r.res.ContentLength, int64(1000))
+	eq(t, "HEAD body", r.res.Body, io.ReadCloser(http.NoBody))
+
+	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil).WithContext(ctx))
+	send(t, peer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\nX-T: done\r\n\r\n")
+	r = <-ch
+	mustNil(t, r.err)
+	eq(t, "1xx seen", len(got1xx), 1)
+	eq(t, "TE", strings.Join(r.res.TransferEncoding, ","), "chunked")
+	eq(t, "ContentLength", r.res.ContentLength, int64(-1))
+	if _, declared := r.res.Trailer["X-T"]; !declared {
+		t.Fatal("declared trailer missing before the body is read")
+	}
+	eq(t, "body", readAllString(t, r.res.Body), "ok")
+	eq(t, "trailer", r.res.Trailer.Get("X-T"), "done")
+	r.res.Body.Close()
+
+	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+	send(t, peer, "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n")
+	r = <-ch
+	mustNil(t, r.err)
+	eq(t, "304 body", readAllString(t, r.res.Body), "")
+
+	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+	send(t, peer, "HTTP/1.0 200 OK\r\n\r\nuntil the end")
+	peer.(*net.TCPConn).CloseWrite()
+	r = <-ch
+	mustNil(t, r.err)
+	eq(t, "Proto", r.res.Proto, "HTTP/1.0")
+	eq(t, "ContentLength", r.res.ContentLength, int64(-1))
+	eq(t, "Close", r.res.Close, true)
+	eq(t, "body to EOF", readAllString(t, r.res.Body), "until the end")
+}
+
+func TestRoundTripErrors(t *testing.T) {
+	t.Run("malformed response", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+		send(t, peer, "HTTP/1.1 2000 Nope\r\n\r\n")
+		mustIs(t, (<-ch).err, ErrParsing)
+	})
+	t.Run("EOF in body", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+		r := <-ch
+		mustNil(t, r.err)
+		peer.Close()
+		_, err := io.ReadAll(r.res.Body)
+		mustIs(t, err, io.ErrUnexpectedEOF)
+		_, err = rt.RoundTrip(newReq(t, "GET", "http://h/", nil))
+		mustIs(t, err, net.ErrClosed)
+	})
+	t.Run("EOF before response", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		peer.Close()
+		err := (<-ch).err
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("got %v, want an EOF error", err)
+		}
+	})
+	t.Run("waiting for the turn honours the context", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		first := roundTripAsync(rt, newReq(t, "GET", "http://h/1", nil))
+		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n")
+		r := <-first // its body is unread: the exchange still holds the socket
+		mustNil(t, r.err)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := rt.RoundTrip(newReq(t, "GET", "http://h/2", nil).WithContext(ctx))
+		mustIs(t, err, context.Canceled)
+		send(t, peer, "x")
+		eq(t, "first body", readAllString(t, r.res.Body), "x")
+		eq(t, "socket still open", rt.Socket.IsOpen(), true)
+	})
+	t.Run("invalid request", func(t *testing.T) {
+		rt, _ := rtPair(t)
+		_, err := rt.RoundTrip(&http.Request{Method: "GET", Header: http.Header{}})
+		if err == nil {
+			t.Fatal("nil URL accepted")
+		}
+		_, err = rt.RoundTrip(&http.Request{Method: "BAD METHOD", URL: mustURL(t, "http://h/"), Header: http.Header{}})
+		if err == nil {
+			t.Fatal("invalid method accepted")
+		}
+	})
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	mustNil(t, err)
+	return u
+}
