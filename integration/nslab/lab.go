@@ -61,8 +61,10 @@ type RouterConfig struct {
 type PeerConfig struct {
 	// Name identifies the peer in the lab (Lab.Peer); 1-8 characters of [a-z0-9], unique in the lab.
 	Name string
-	// Impairment, when set, puts a userspace forwarder applying it between the peer and its router.
-	Impairment *Impairment
+	// Up impairs the frames the peer sends towards its router, Down those it receives, like a netem qdisc on
+	// the egress of each end of the link. When either is set, a userspace forwarder sits between the peer and
+	// its router; nil leaves that direction untouched.
+	Up, Down *Impairment
 	// Seed seeds the impairment's random choices so a run can be repeated; 0 picks a random seed.
 	Seed uint64
 }
@@ -196,8 +198,11 @@ func validate(cfg Config) error {
 				return fmt.Errorf("peer name %q used twice", p.Name)
 			}
 			seen[p.Name] = true
-			if p.Impairment != nil {
-				if err := validateImpairment(*p.Impairment); err != nil {
+			for _, im := range []*Impairment{p.Up, p.Down} {
+				if im == nil {
+					continue
+				}
+				if err := validateImpairment(*im); err != nil {
 					return fmt.Errorf("peer %s: %w", p.Name, err)
 				}
 			}
@@ -284,7 +289,7 @@ func (l *Lab) addPeer(ctx context.Context, r *Router, j int, pc PeerConfig, addr
 	}
 	p.Addr = addr
 	bridgePort := fmt.Sprintf("p%d", j)
-	if pc.Impairment == nil {
+	if pc.Up == nil && pc.Down == nil {
 		if err := l.ipAll(ctx, p.NS, "link add eth0 type veth peer name "+bridgePort+" netns "+r.NS); err != nil {
 			return nil, err
 		}
@@ -304,7 +309,7 @@ func (l *Lab) addPeer(ctx context.Context, r *Router, j int, pc PeerConfig, addr
 		); err != nil {
 			return nil, err
 		}
-		link, err := startLink(w, "peer", "router", *pc.Impairment, pc.Seed)
+		link, err := startLink(w, "peer", "router", pc.Up, pc.Down, pc.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("impairment forwarder: %w", err)
 		}

@@ -15,9 +15,9 @@ import (
 	"github.com/p2phttp/p2phttp/transport/utp/netem"
 )
 
-// Impairment is what a link does to the frames crossing it, applied to each direction independently (like
-// netem on both ends): loss, delay, jitter, reordering, duplication, a rate-limited queue, outages. See
-// netem.Impairment; the lab uses its packet scheduler, netem.Link, on whole Ethernet frames.
+// Impairment is what a link does to the frames crossing it in one direction: loss, delay, jitter, reordering,
+// duplication, a rate-limited queue, outages. See netem.Impairment; the lab runs its packet scheduler,
+// netem.Link, on whole Ethernet frames.
 type Impairment = netem.Impairment
 
 // DirectionStats counts the frames of one direction of a Link.
@@ -72,8 +72,9 @@ func validateImpairment(im Impairment) error {
 	return nil
 }
 
-// startLink opens packet sockets on peerIf and routerIf inside w and forwards between them.
-func startLink(w *Host, peerIf, routerIf string, im Impairment, seed uint64) (*Link, error) {
+// startLink opens packet sockets on peerIf and routerIf inside w and forwards between them, impairing frames
+// towards the router with up and towards the peer with down (nil: no impairment).
+func startLink(w *Host, peerIf, routerIf string, up, down *Impairment, seed uint64) (*Link, error) {
 	var peerSock, routerSock *os.File
 	err := w.Do(func() error {
 		var err error
@@ -93,8 +94,8 @@ func startLink(w *Host, peerIf, routerIf string, im Impairment, seed uint64) (*L
 		seed = rand.Uint64()
 	}
 	l := &Link{
-		toRouter: newDirection(peerSock, routerSock, im, seed),
-		toPeer:   newDirection(routerSock, peerSock, im, seed+1),
+		toRouter: newDirection(peerSock, routerSock, up, seed),
+		toPeer:   newDirection(routerSock, peerSock, down, seed+1),
 	}
 	for _, d := range []*direction{l.toRouter, l.toPeer} {
 		l.readers.Add(1)
@@ -147,9 +148,12 @@ type direction struct {
 	received, written, failed atomic.Uint64
 }
 
-func newDirection(in, out *os.File, im Impairment, seed uint64) *direction {
+func newDirection(in, out *os.File, im *Impairment, seed uint64) *direction {
 	d := &direction{in: in}
-	d.link = netem.NewLink(im, seed, func(p netem.Packet) {
+	if im == nil {
+		im = &Impairment{} // the zero value passes every frame at once
+	}
+	d.link = netem.NewLink(*im, seed, func(p netem.Packet) {
 		if _, err := out.Write(p.Data); err != nil {
 			d.failed.Add(1)
 		} else {

@@ -219,9 +219,9 @@ func TestImpairment(t *testing.T) {
 	const delay = 40 * time.Millisecond
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
 		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{
-			{Name: "slow", Impairment: &nslab.Impairment{Delay: delay}},
-			{Name: "lossy", Impairment: &nslab.Impairment{Loss: 0.1}, Seed: 7},
-			{Name: "reorder", Impairment: &nslab.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.25, ReorderDelay: 5 * time.Millisecond}},
+			{Name: "slow", Up: &nslab.Impairment{Delay: delay}, Down: &nslab.Impairment{Delay: delay}},
+			{Name: "lossy", Up: &nslab.Impairment{Loss: 0.1}, Seed: 7},
+			{Name: "reorder", Up: &nslab.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.25, ReorderDelay: 5 * time.Millisecond}},
 		}},
 	}})
 	echo := listen(t, lab.Public, "203.0.113.1:7000")
@@ -346,7 +346,7 @@ func TestImpairment(t *testing.T) {
 func TestImpairedLinkCarriesTCP(t *testing.T) {
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
 		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{
-			{Name: "p", Impairment: &nslab.Impairment{Delay: 2 * time.Millisecond, Reorder: 0.01}},
+			{Name: "p", Up: &nslab.Impairment{Delay: 2 * time.Millisecond, Reorder: 0.01}, Down: &nslab.Impairment{Delay: 2 * time.Millisecond}},
 		}},
 	}})
 	var ln net.Listener
@@ -395,7 +395,7 @@ func TestIsolationAndTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
-		{NAT: nslab.Symmetric, Peers: []nslab.PeerConfig{{Name: "x", Impairment: &nslab.Impairment{Delay: time.Millisecond}}}},
+		{NAT: nslab.Symmetric, Peers: []nslab.PeerConfig{{Name: "x", Down: &nslab.Impairment{Delay: time.Millisecond}}}},
 		{NAT: nslab.FullCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "y"}, {Name: "z"}}},
 	}})
 	after, err := net.Interfaces()
@@ -428,7 +428,7 @@ func TestConfigErrors(t *testing.T) {
 		{Routers: []nslab.RouterConfig{{NAT: nslab.Symmetric, Hairpin: true}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "Bad Name"}}}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a"}}}, {Peers: []nslab.PeerConfig{{Name: "a"}}}}},
-		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Impairment: &nslab.Impairment{Loss: 1}}}}}},
+		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Up: &nslab.Impairment{Loss: 1}}}}}},
 	} {
 		if lab, err := nslab.New(t.Context(), cfg); err == nil {
 			lab.Close()
