@@ -766,6 +766,7 @@ func TestCase59(t *testing.T) {
 	if err := s.ReadResponse(&Response{}); err != io.EOF {
 		t.Fatalf("ReadResponse = %v, want io.EOF", err)
 	}
+	eq(t, "IsOpen", s.IsOpen(), false)
 }
 
 // Adapted (section 0): 100 Continue needs the server role and a request asking for it, so on a fresh socket it is

@@ -191,7 +191,10 @@ func (s *Socket) startBodyRead(m Message, gen uint64) error {
 // endRead publishes the read side's progress after an operation and maps its error.
 func (s *Socket) endRead(err error, inMessage bool) error {
 	if err != nil {
-		return s.readFailed(err, s.role == roleServer, inMessage)
+		s.mu.Lock()
+		server := s.role == roleServer
+		s.mu.Unlock()
+		return s.readFailed(err, server, inMessage)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -232,8 +235,8 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 		s.mu.Lock()
 		canReply := !s.writing && (s.wstate == WriteEmpty || s.wstate == WriteContinueIssued || s.rstate == ReadEmpty)
 		s.mu.Unlock()
-		if canReply && perr.reply != nil {
-			s.wlock.Lock()
+		// TryLock: a response write blocked on a peer that does not read must not hold up the error.
+		if canReply && perr.reply != nil && s.wlock.TryLock() {
 			_ = s.conn.SetWriteDeadline(time.Now().Add(lingerTimeout))
 			_, werr := s.conn.Write(perr.reply)
 			s.wlock.Unlock()
@@ -255,9 +258,11 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 			err = io.ErrUnexpectedEOF
 		}
 	}
-	if isProto || inMessage || s.isClosed() {
+	// A client has nothing left to do on a connection the server closed (is_open false in the seed).
+	clientEOF := !server && errors.Is(err, io.EOF)
+	if isProto || inMessage || clientEOF || s.isClosed() {
 		s.closeTransport()
-		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) {
+		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) && !clientEOF {
 			err = s.ioError(err)
 		}
 	} else if !errors.Is(err, io.EOF) {
@@ -460,8 +465,7 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 			s.r += 2
 			fr.phase = phaseSize
 		case fr.phase == phaseTrailers:
-			sc := headScan{trailer: true}
-			head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
+			head, total, perr := s.tscan.scan(s.buf[s.r:s.w], &s.cfg)
 			if perr != nil {
 				return produced, perr
 			}
@@ -577,6 +581,7 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 	s.r += i + 1
 	if size == 0 {
 		s.body.phase = phaseTrailers
+		s.tscan = headScan{trailer: true}
 	} else {
 		s.body.phase = phaseData
 		s.body.remaining = size

@@ -65,7 +65,8 @@ type Socket struct {
 	buf     []byte
 	r, w    int
 	body    bodyFraming
-	headLen int // length of the last head read, without its final empty line
+	headLen int      // length of the last head read, without its final empty line
+	tscan   headScan // progress through a trailer section arriving over several reads
 }
 
 // New returns a Socket over conn with an undecided role. The Socket owns conn: Close closes it.

@@ -485,7 +485,9 @@ func (s *Socket) requestAllowed() error {
 	if s.role == roleServer {
 		return ErrWrongDirection
 	}
-	s.role = roleClient
+	if s.role == roleNone {
+		s.role = roleClient
+	}
 	if s.wstate != WriteEmpty {
 		return ErrOutOfOrder
 	}
