@@ -107,6 +107,13 @@ func (s *Session) AcceptStream(ctx context.Context) (net.Conn, error) {
 	return s.path.AcceptStream(ctx)
 }
 
+// Done is closed when the path to the peer ends: either side closed it, or nothing came from the peer for
+// Transport.DeadPathTimeout. Err then says which.
+func (s *Session) Done() <-chan struct{} { return s.path.Done() }
+
+// Err is nil while the path lives, then why it ended (an error wrapping utp.ErrPathClosed or utp.ErrPathDead, say).
+func (s *Session) Err() error { return s.path.Err() }
+
 // Close closes the first stream, the path and the UDP socket. Streams from OpenStream and AcceptStream fail once the
 // path is closed.
 func (s *Session) Close() error {
@@ -188,8 +195,13 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	} else {
 		rep.Reflexive = sr.addr
 		if !hasAddr(rep.Candidates, sr.addr) {
-			rep.Candidates = append(rep.Candidates, utp.Candidate{Kind: utp.CandidateKind("srflx"), Addr: sr.addr})
+			// First, so that it survives the cap below: across the internet it is the one that works.
+			rep.Candidates = append([]utp.Candidate{{Kind: utp.CandidateSrflx, Addr: sr.addr}}, rep.Candidates...)
 		}
+	}
+	if len(rep.Candidates) > signal.DefaultMaxCandidates {
+		log.Debug("too many candidates; keeping the first", "have", len(rep.Candidates), "max", signal.DefaultMaxCandidates)
+		rep.Candidates = rep.Candidates[:signal.DefaultMaxCandidates]
 	}
 	if len(rep.Candidates) == 0 {
 		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: fmt.Errorf("no interface address and STUN failed: %s", rep.STUNError)}
@@ -227,7 +239,7 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	rep.Punch = time.Since(t)
 	rep.RemoteAddr = path.RemoteAddr()
 	rep.LocalCandidate, rep.PeerCandidate = path.Pair()
-	rep.Direct = rep.PeerCandidate.Kind == utp.CandidateKind("host")
+	rep.Direct = rep.LocalCandidate.Kind == utp.CandidateHost && rep.PeerCandidate.Kind == utp.CandidateHost
 	rep.RTT = path.RTT()
 	log.Debug("punched", "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
 		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)

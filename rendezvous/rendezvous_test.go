@@ -104,9 +104,11 @@ func TestMeetOnLoopback(t *testing.T) {
 		assert.Equal(t, "127.0.0.1", r.LocalAddr.Addr().String())
 		assert.Equal(t, r.LocalAddr, r.Reflexive, "on loopback STUN sees the bound address")
 		assert.Empty(t, r.STUNError)
-		assert.Contains(t, r.Candidates, utp.Candidate{Kind: "host", Addr: r.LocalAddr})
+		assert.Equal(t, []utp.Candidate{{Kind: utp.CandidateHost, Addr: r.LocalAddr}}, r.Candidates,
+			"bound to 127.0.0.1, and STUN saw the same address")
 		assert.Equal(t, r.RemoteAddr, r.PeerCandidate.Addr)
-		assert.Equal(t, utp.CandidateKind("host"), r.PeerCandidate.Kind)
+		assert.Equal(t, utp.CandidateHost, r.PeerCandidate.Kind)
+		assert.Equal(t, utp.Candidate{Kind: utp.CandidateHost, Addr: r.LocalAddr}, r.LocalCandidate)
 		assert.True(t, r.Direct)
 		assert.Positive(t, r.RTT)
 		assert.Less(t, r.RTT, time.Second)
@@ -118,8 +120,15 @@ func TestMeetOnLoopback(t *testing.T) {
 	assert.Equal(t, repB.Candidates, repA.PeerCandidates)
 	assert.Equal(t, repA.Candidates, repB.PeerCandidates)
 
+	// When one side closes, the other learns the path ended.
 	require.NoError(t, a.Close())
 	assert.NoError(t, a.Close(), "Close is idempotent")
+	select {
+	case <-b.Done():
+		assert.ErrorIs(t, b.Err(), utp.ErrPathClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("B did not notice that A closed the session")
+	}
 }
 
 func TestMeetFailures(t *testing.T) {

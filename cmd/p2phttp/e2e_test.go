@@ -230,6 +230,8 @@ func TestServeDirAndGet(t *testing.T) {
 	content := randomBytes(t, 3<<20)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "blob.bin"), content, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello over p2p\n"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "inner.txt"), []byte("inner"), 0o644))
 	code := signal.NewCode()
 
 	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
@@ -250,6 +252,11 @@ func TestServeDirAndGet(t *testing.T) {
 	require.Equal(t, exitOK, status, stderr)
 	assert.Equal(t, "hello over p2p\n", stdout)
 
+	// The redirect from /sub to /sub/ stays on the peer and is followed to the listing.
+	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/sub"}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Contains(t, stdout, `<a href="inner.txt">inner.txt</a>`)
+
 	// A 404 is printed and exits 3, and writes no file.
 	missing := filepath.Join(t.TempDir(), "missing")
 	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/nope", "-o", missing}, peerArgs(srv)...)...)
@@ -259,6 +266,8 @@ func TestServeDirAndGet(t *testing.T) {
 	assert.NoFileExists(t, missing)
 
 	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request`, 40*time.Second)
+	assert.Equal(t, 4, strings.Count(func() string { _, e := serve.output(); return e }(), "connected: direct path"),
+		"serve met each of the four peers in turn")
 	assert.Equal(t, exitOK, serve.interrupt())
 }
 
@@ -354,6 +363,19 @@ func TestForwardWithCurl(t *testing.T) {
 		assert.True(t, bytes.Equal(content, r), "parallel download %d: %d bytes", i, len(r))
 	}
 
+	// When the serving peer stops, forward says so and exits.
+	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitFailure, fwd.wait(20*time.Second))
+	_, stderr := fwd.output()
+	assert.Contains(t, stderr, "\np2phttp: the peer left: ")
+}
+
+func TestForwardCtrlC(t *testing.T) {
+	srv := testServer(t)
+	code := signal.NewCode()
+	serve := start(t, append([]string{"serve", "--dir", t.TempDir(), code}, peerArgs(srv)...)...)
+	fwd := start(t, append([]string{"forward", code, "--listen", freeAddr(t, "tcp")}, peerArgs(srv)...)...)
+	fwd.waitStderr(`forwarding http://`, 60*time.Second)
 	assert.Equal(t, exitOK, fwd.interrupt())
 	assert.Equal(t, exitOK, serve.interrupt())
 }
@@ -399,6 +421,17 @@ func TestPeerNeverCame(t *testing.T) {
 	assert.Equal(t, exitFailure, status)
 	assert.Empty(t, stdout)
 	assert.Equal(t, `p2phttp: no peer joined code "lonely-code" within 1s; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n", stderr)
+}
+
+func TestTwoClientsOnOneCodeSayWhatIsWrong(t *testing.T) {
+	srv := testServer(t)
+	code := signal.NewCode()
+	other := start(t, append([]string{"get", code, "/a"}, peerArgs(srv)...)...)
+	_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/b"}, peerArgs(srv)...)...)
+	assert.Equal(t, exitFailure, status)
+	assert.Contains(t, stderr, "p2phttp: the peer did not answer with HTTP (")
+	assert.Contains(t, stderr, "is it running `p2phttp serve` with this code?\n")
+	assert.Equal(t, exitFailure, other.wait(30*time.Second))
 }
 
 func TestCtrlCWhileWaitingForPeer(t *testing.T) {

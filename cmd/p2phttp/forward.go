@@ -62,27 +62,13 @@ func runForward(ctx context.Context, env *cliEnv, args []string) error {
 	defer sess.Close()
 	fmt.Fprintf(env.stderr, "p2phttp: forwarding http://%s to the peer; try: curl http://%s/\n", ln.Addr(), ln.Addr())
 
-	// The peer never opens streams to a forwarder, so AcceptStream only returns when the path ends.
-	peerGone := make(chan error, 1)
-	go func() {
-		for {
-			c, err := sess.AcceptStream(ctx)
-			if err != nil {
-				peerGone <- err
-				return
-			}
-			c.Close()
-		}
-	}()
 	var stopErr error
 	stopped := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-		case err := <-peerGone:
-			if ctx.Err() == nil {
-				stopErr = fmt.Errorf("%w: %s", errPeerLeft, rootCause(err))
-			}
+		case <-sess.Done():
+			stopErr = fmt.Errorf("%w: %s", errPeerLeft, rootCause(sess.Err()))
 		}
 		close(stopped)
 		ln.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,20 +80,36 @@ func runGet(ctx context.Context, env *cliEnv, args []string) error {
 	defer sess.Close()
 
 	// The first request written makes this end of the symmetric socket the client.
-	client := &http.Client{Transport: symsock.NewRoundTripper(symsock.New(sess.Stream()))}
+	client := &http.Client{
+		Transport: symsock.NewRoundTripper(symsock.New(sess.Stream())),
+		// Redirects within the peer are followed; one elsewhere would be sent to the peer too, so it is shown instead.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != u.Host || len(via) >= 10 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("User-Agent", "p2phttp")
 	resp, err := client.Do(req)
+	if errors.Is(err, symsock.ErrParsing) {
+		return fmt.Errorf("the peer did not answer with HTTP (%w); is it running `p2phttp serve` with this code?", err)
+	}
 	if err != nil {
 		return fmt.Errorf("GET %s from the peer failed: %w", target, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		preview, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyPreview))
-		return httpStatusError{path: target, status: resp.Status, body: oneLine(preview)}
+		e := httpStatusError{path: target, status: resp.Status, body: oneLine(preview)}
+		if loc := resp.Header.Get("Location"); loc != "" && e.body == "" {
+			e.body = "Location: " + loc
+		}
+		return e
 	}
 	return saveBody(env, resp, *out)
 }
