@@ -1,0 +1,125 @@
+package utp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// An idle path and an idle stream outlive DeadPathTimeout many times over: probes keep the path alive and ping
+// frames keep the uTP connection alive, visible as frames sent on streams nobody writes to.
+func TestIdleKeepalive(t *testing.T) {
+	cfg := fastConfig() // keepalive 200 ms, dead after 2 s
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pa, pb)
+	s1, s2 := c1.(*stream), c2.(*stream)
+	before1, before2 := s1.lastSent.Load(), s2.lastSent.Load()
+	time.Sleep(2*cfg.DeadPathTimeout + 500*time.Millisecond)
+	noErr(t, pa.Err(), "dialler path")
+	noErr(t, pb.Err(), "other path")
+	check(t, s1.lastSent.Load() > before1 && s2.lastSent.Load() > before2, "no keepalive frames on idle streams")
+	exchange(t, c1, c2, 64<<10)
+}
+
+// The library drops a connection after 120 s without packets. With the default keepalive (10 s) an idle stream
+// still works after 125 s. It runs in parallel with the rest of the package, so it costs wall time only.
+func TestIdleBeyondLibraryTimeout(t *testing.T) {
+	t.Parallel()
+	a, b := listen(t, Config{}), listen(t, Config{})
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pb, pa)
+	time.Sleep(125 * time.Second)
+	noErr(t, pa.Err())
+	noErr(t, pb.Err())
+	exchange(t, c1, c2, 256<<10)
+}
+
+func TestStreamDeadlines(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pa, pb)
+
+	c1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err := c1.Read(make([]byte, 10))
+	isErr(t, err, os.ErrDeadlineExceeded)
+	var ne net.Error
+	check(t, errors.As(err, &ne) && ne.Timeout(), "deadline error %v is not a timeout net.Error", err)
+	check(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
+
+	// A past deadline fails at once; clearing it makes the stream usable again.
+	c1.SetReadDeadline(time.Now().Add(-time.Second))
+	_, err = c1.Read(make([]byte, 10))
+	isErr(t, err, os.ErrDeadlineExceeded)
+	c1.SetReadDeadline(time.Time{})
+	_, err = c2.Write([]byte("after"))
+	noErr(t, err)
+	buf := make([]byte, 5)
+	_, err = io.ReadFull(c1, buf)
+	noErr(t, err)
+	equal(t, string(buf), "after")
+
+	// A deadline moved into the past wakes a blocked Read.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c1.SetReadDeadline(time.Now())
+	}()
+	_, err = c1.Read(buf)
+	isErr(t, err, os.ErrDeadlineExceeded)
+}
+
+// The receive window bounds what a writer can get ahead of a reader that does not read; the writer blocks (here
+// until its deadline) instead of the uTP connection stalling, and everything arrives once the reader reads.
+func TestSlowReaderFlowControl(t *testing.T) {
+	cfg := fastConfig()
+	cfg.StreamWindow = 256 << 10
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	w, r := openPair(t, pa, pb)
+	data := randomBytes(t, 1<<20)
+	w.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	n, err := w.Write(data)
+	isErr(t, err, os.ErrDeadlineExceeded)
+	check(t, n <= cfg.StreamWindow && n >= cfg.StreamWindow/2, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
+	rs := r.(*stream)
+	rs.mu.Lock()
+	buffered := rs.w - rs.r
+	rs.mu.Unlock()
+	equal(t, buffered, n, "bytes buffered at the reader")
+	w.SetWriteDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Write(data[n:])
+		if err == nil {
+			err = w.Close()
+		}
+		done <- err
+	}()
+	got, err := io.ReadAll(r)
+	noErr(t, err)
+	noErr(t, <-done)
+	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+}
+
+func TestWritesAfterPeerClose(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pa, pb)
+	noErr(t, c2.Close())
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, err := c1.Write([]byte("hello"))
+		if err != nil {
+			isErr(t, err, ErrStreamClosed)
+			break
+		}
+		check(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err := c1.Read(make([]byte, 1))
+	equal(t, err, io.EOF)
+}
