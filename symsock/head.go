@@ -7,7 +7,7 @@ import (
 
 // parseRequestHead parses a request head (start line and field lines, final empty line excluded) and sets up the
 // exchange and the body framing (RFC 9112 sections 3, 5 and 6).
-func (s *Socket) parseRequestHead(hs string, req *Request, info *fieldInfo) *protocolError {
+func (s *Socket) parseRequestHead(hs string, req *Request) *protocolError {
 	i := strings.IndexByte(hs, '\n')
 	line, fields := hs[:i], hs[i+1:]
 	line = strings.TrimSuffix(line, "\r")
@@ -39,7 +39,8 @@ func (s *Socket) parseRequestHead(hs string, req *Request, info *fieldInfo) *pro
 		return parseErr(replyInvalidData, "request line: unsupported version %q", clip(version))
 	}
 	req.Method, req.Target = method, target
-	if perr := parseFields(fields, req.Header, make([]string, 0, strings.Count(fields, "\n")), info, false); perr != nil {
+	var info fieldInfo
+	if perr := parseFields(fields, req.Header, make([]string, 0, strings.Count(fields, "\n")), &info, false); perr != nil {
 		return perr
 	}
 
@@ -68,28 +69,15 @@ func (s *Socket) parseRequestHead(hs string, req *Request, info *fieldInfo) *pro
 			keepAlive = false
 		}
 	} else if info.lengths > 0 {
-		if info.lengths > 1 {
-			return parseErr(replyInvalidLength, "%d Content-Length fields", info.lengths)
+		var perr *protocolError
+		if fr, contentLen, perr = s.lengthFraming(&info); perr != nil {
+			return perr
 		}
-		n, ok := parseContentLength(info.length)
-		if !ok {
-			return parseErr(replyInvalidLength, "Content-Length %q", clip(info.length))
-		}
-		if s.cfg.maxBody > 0 && n > s.cfg.maxBody {
-			e := parseErr(replyBodyTooLarge, "Content-Length %d larger than the limit %d", n, s.cfg.maxBody)
-			e.kind = ErrBodyTooLarge
-			return e
-		}
-		if n > 0 {
-			fr.kind = bodyLength
-			fr.remaining = n
-		}
-		contentLen = n
 	}
 	if minor == 1 && info.hosts != 1 {
 		return parseErr(replyHostMissing, "HTTP/1.1 request with %d Host fields", info.hosts)
 	}
-	filterExpect(req.Header, minor, info)
+	filterExpect(req.Header, minor, &info)
 
 	s.mu.Lock()
 	s.minor = minor
@@ -102,6 +90,26 @@ func (s *Socket) parseRequestHead(hs string, req *Request, info *fieldInfo) *pro
 	s.mu.Unlock()
 	s.body = fr
 	return nil
+}
+
+// lengthFraming frames a body by its Content-Length: exactly one field, plain digits, within the body limit.
+func (s *Socket) lengthFraming(info *fieldInfo) (bodyFraming, int64, *protocolError) {
+	if info.lengths > 1 {
+		return bodyFraming{}, 0, parseErr(replyInvalidLength, "%d Content-Length fields", info.lengths)
+	}
+	n, ok := parseContentLength(info.length)
+	if !ok {
+		return bodyFraming{}, 0, parseErr(replyInvalidLength, "Content-Length %q", clip(info.length))
+	}
+	if s.cfg.maxBody > 0 && n > s.cfg.maxBody {
+		e := parseErr(replyBodyTooLarge, "Content-Length %d larger than the limit %d", n, s.cfg.maxBody)
+		e.kind = ErrBodyTooLarge
+		return bodyFraming{}, 0, e
+	}
+	if n == 0 {
+		return bodyFraming{kind: bodyNone}, 0, nil
+	}
+	return bodyFraming{kind: bodyLength, remaining: n}, n, nil
 }
 
 // filterExpect drops Expect and Upgrade from HTTP/1.0 messages and every Expect when there are several (as
@@ -188,23 +196,10 @@ func (s *Socket) parseResponseHead(hs string, res *Response) *protocolError {
 			keepAlive = false
 		}
 	case info.lengths > 0:
-		if info.lengths > 1 {
-			return parseErr(nil, "%d Content-Length fields", info.lengths)
+		var perr *protocolError
+		if fr, contentLen, perr = s.lengthFraming(&info); perr != nil {
+			return perr
 		}
-		n, ok := parseContentLength(info.length)
-		if !ok {
-			return parseErr(nil, "Content-Length %q", clip(info.length))
-		}
-		if s.cfg.maxBody > 0 && n > s.cfg.maxBody {
-			e := parseErr(nil, "Content-Length %d larger than the limit %d", n, s.cfg.maxBody)
-			e.kind = ErrBodyTooLarge
-			return e
-		}
-		if n > 0 {
-			fr.kind = bodyLength
-			fr.remaining = n
-		}
-		contentLen = n
 	default:
 		fr.kind = bodyUntilEOF
 		contentLen = -1

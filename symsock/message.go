@@ -85,12 +85,20 @@ func hasOtherCase(h http.Header, name string) bool {
 // hasToken reports whether a comma-separated list in any of values holds token, ignoring case.
 func hasToken(values []string, token string) bool {
 	for _, v := range values {
-		for v != "" {
-			var item string
-			item, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.Trim(item, " \t"), token) {
-				return true
-			}
+		if listHasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// listHasToken reports whether the comma-separated list v holds token, ignoring case.
+func listHasToken(v, token string) bool {
+	for v != "" {
+		var item string
+		item, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(trimOWS(item), token) {
+			return true
 		}
 	}
 	return false

@@ -161,9 +161,9 @@ func parseFields(section string, h http.Header, vals []string, info *fieldInfo, 
 			case "Transfer-Encoding":
 				info.te = append(info.te, value)
 			case "Connection":
-				info.connClose = info.connClose || hasToken1(value, "close")
-				info.connKeep = info.connKeep || hasToken1(value, "keep-alive")
-				info.connUpgrade = info.connUpgrade || hasToken1(value, "upgrade")
+				info.connClose = info.connClose || listHasToken(value, "close")
+				info.connKeep = info.connKeep || listHasToken(value, "keep-alive")
+				info.connUpgrade = info.connUpgrade || listHasToken(value, "upgrade")
 			case "Expect":
 				info.expects++
 			}
@@ -176,17 +176,6 @@ func parseFields(section string, h http.Header, vals []string, info *fieldInfo, 
 		}
 	}
 	return nil
-}
-
-func hasToken1(v, token string) bool {
-	for v != "" {
-		var item string
-		item, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(trimOWS(item), token) {
-			return true
-		}
-	}
-	return false
 }
 
 func trimOWS(s string) string {

@@ -42,92 +42,76 @@ func (s *Socket) readRequest(req *Request) error {
 	if req == nil {
 		return invalid("nil *Request")
 	}
-	s.mu.Lock()
-	if s.role == roleClient {
-		s.mu.Unlock()
-		return ErrWrongDirection
+	discard, err := s.beginHeadRead(roleServer)
+	if err != nil {
+		return err
 	}
-	if s.reading || s.rstate != ReadEmpty {
-		s.mu.Unlock()
-		return ErrOutOfOrder
-	}
-	if s.closed {
-		s.mu.Unlock()
-		return errClosed
-	}
-	if s.role == roleNone {
-		s.lock10 = false
-	}
-	s.role = roleServer
-	s.reading = true
-	if !s.writing {
-		s.wstate = WriteFinished
-	}
-	discard := s.discard
-	s.discard = false
-	s.mu.Unlock()
-
 	if discard {
 		if err := s.drain(); err != nil {
 			s.closeTransport()
 			return s.endRead(err, false)
 		}
 	}
-
 	req.Method, req.Target = "", ""
-	resetHeader(&req.Header)
-	if req.Trailer != nil {
-		clear(req.Trailer)
-	}
-	req.Body = req.Body[:0]
-
-	head, err := s.readHead(false)
-	if err != nil {
-		return s.readFailed(err, true, len(head) > 0)
-	}
-	var info fieldInfo
-	if perr := s.parseRequestHead(string(head[:s.headLen]), req, &info); perr != nil {
-		return s.readFailed(perr, true, true)
-	}
-	return s.afterHead(&req.Body, &req.Trailer)
+	return s.readMessage(req, true, func(head string) *protocolError { return s.parseRequestHead(head, req) })
 }
 
 func (s *Socket) readResponse(res *Response) error {
 	if res == nil {
 		return invalid("nil *Response")
 	}
+	if _, err := s.beginHeadRead(roleClient); err != nil {
+		return err
+	}
+	res.Reason = ""
+	return s.readMessage(res, false, func(head string) *protocolError { return s.parseResponseHead(head, res) })
+}
+
+// beginHeadRead claims the role for ReadRequest (server) or ReadResponse (client) and marks a read as running. A
+// server also learns whether the previous request's body must be drained first.
+func (s *Socket) beginHeadRead(r role) (discard bool, err error) {
 	s.mu.Lock()
-	if s.role == roleServer {
-		s.mu.Unlock()
-		return ErrWrongDirection
+	defer s.mu.Unlock()
+	if s.role != roleNone && s.role != r {
+		return false, ErrWrongDirection
 	}
 	if s.reading || s.rstate != ReadEmpty {
-		s.mu.Unlock()
-		return ErrOutOfOrder
+		return false, ErrOutOfOrder
 	}
 	if s.closed {
-		s.mu.Unlock()
-		return errClosed
+		return false, errClosed
 	}
-	s.role = roleClient
+	if r == roleServer {
+		if s.role == roleNone {
+			s.lock10 = false
+		}
+		if !s.writing {
+			s.wstate = WriteFinished
+		}
+		discard, s.discard = s.discard, false
+	}
+	s.role = r
 	s.reading = true
-	s.mu.Unlock()
+	return discard, nil
+}
 
-	res.Reason = ""
-	resetHeader(&res.Header)
-	if res.Trailer != nil {
-		clear(res.Trailer)
+// readMessage clears m (reusing its maps and body capacity), reads a head, parses it with parse and appends the
+// body bytes already buffered.
+func (s *Socket) readMessage(m Message, server bool, parse func(head string) *protocolError) error {
+	header, trailer, body := m.parts()
+	resetHeader(header)
+	if *trailer != nil {
+		clear(*trailer)
 	}
-	res.Body = res.Body[:0]
-
-	head, err := s.readHead(false)
+	*body = (*body)[:0]
+	head, err := s.readHead()
 	if err != nil {
-		return s.readFailed(err, false, len(head) > 0)
+		return s.readFailed(err, server, len(head) > 0)
 	}
-	if perr := s.parseResponseHead(string(head[:s.headLen]), res); perr != nil {
-		return s.readFailed(perr, false, true)
+	if perr := parse(string(head[:s.headLen])); perr != nil {
+		return s.readFailed(perr, server, true)
 	}
-	return s.afterHead(&res.Body, &res.Trailer)
+	return s.afterHead(body, trailer)
 }
 
 func resetHeader(h *http.Header) {
@@ -343,8 +327,8 @@ func (s *Socket) fill() error {
 
 // readHead reads a start line and header section; s.headLen is set to the section length without the final empty
 // line. The returned slice holds what was read so far when the error is not nil.
-func (s *Socket) readHead(trailer bool) ([]byte, error) {
-	sc := headScan{trailer: trailer}
+func (s *Socket) readHead() ([]byte, error) {
+	var sc headScan
 	for {
 		head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
 		if perr != nil {

@@ -227,28 +227,42 @@ func bodyForbidden(status int, connect bool) bool {
 	return status == 204 || status == 304 || connect && status < 300
 }
 
-func (s *Socket) writeResponse(res *Response) error {
+// beginResponse starts WriteResponse and WriteResponseMetadata: role and state checks, then the checks common to
+// both on res. On error nothing was written and no state changed.
+func (s *Socket) beginResponse(res *Response) (x serverExchange, uf userFields, forbidden bool, err error) {
 	if res == nil {
-		return invalid("nil *Response")
+		return x, uf, false, invalid("nil *Response")
 	}
 	if err := s.beginWrite(s.responseAllowed()); err != nil {
-		return err
+		return x, uf, false, err
 	}
-	x := s.exchange()
-	ws := &s.writeScratch
-	uf, err := ws.sortHeader(res.Header, "header")
+	x = s.exchange()
+	uf, err = s.writeScratch.sortHeader(res.Header, "header")
 	if err == nil {
 		err = validStatus(res)
 	}
-	forbidden := bodyForbidden(res.Status, x.connect)
 	switch {
 	case err != nil:
 	case uf.hasTE:
-		err = invalid("Transfer-Encoding in a whole response (use WriteResponseMetadata)")
-	case forbidden && len(res.Body) > 0:
-		err = invalid("status %d takes no body", res.Status)
+		err = invalid("Transfer-Encoding is set by the socket")
 	case uf.hasLength && (res.Status == 204 || x.connect && res.Status < 300):
 		err = invalid("status %d takes no Content-Length", res.Status)
+	}
+	if err != nil {
+		return x, uf, false, s.abortWrite(err)
+	}
+	return x, uf, bodyForbidden(res.Status, x.connect), nil
+}
+
+func (s *Socket) writeResponse(res *Response) error {
+	x, uf, forbidden, err := s.beginResponse(res)
+	if err != nil {
+		return err
+	}
+	ws := &s.writeScratch
+	switch {
+	case forbidden && len(res.Body) > 0:
+		err = invalid("status %d takes no body", res.Status)
 	case uf.hasLength && !x.head && res.Status != 304 && uf.length != int64(len(res.Body)):
 		err = invalid("Content-Length %d but a body of %d bytes", uf.length, len(res.Body))
 	}
@@ -321,26 +335,13 @@ func (s *Socket) writeResponseContinue() error {
 }
 
 func (s *Socket) writeResponseMetadata(res *Response) error {
-	if res == nil {
-		return invalid("nil *Response")
-	}
-	if err := s.beginWrite(s.responseAllowed()); err != nil {
+	x, uf, forbidden, err := s.beginResponse(res)
+	if err != nil {
 		return err
 	}
-	x := s.exchange()
 	ws := &s.writeScratch
-	uf, err := ws.sortHeader(res.Header, "header")
-	if err == nil {
-		err = validStatus(res)
-	}
-	forbidden := bodyForbidden(res.Status, x.connect)
 	frame := frameChunked
 	switch {
-	case err != nil:
-	case uf.hasTE:
-		err = invalid("Transfer-Encoding is set by the socket")
-	case uf.hasLength && (res.Status == 204 || x.connect && res.Status < 300):
-		err = invalid("status %d takes no Content-Length", res.Status)
 	case x.head || forbidden:
 		frame = frameNone
 	case uf.hasLength:
@@ -540,28 +541,37 @@ func (s *Socket) pushMethod(method string) {
 	s.mu.Unlock()
 }
 
-func (s *Socket) writeRequest(req *Request) error {
+// beginRequest starts WriteRequest and WriteRequestMetadata: role and state checks, then the checks common to both
+// on req. On error nothing was written and no state changed (but the role, as in the seed).
+func (s *Socket) beginRequest(req *Request) (userFields, error) {
 	if req == nil {
-		return invalid("nil *Request")
+		return userFields{}, invalid("nil *Request")
 	}
 	if err := s.beginWrite(s.requestAllowed); err != nil {
-		return err
+		return userFields{}, err
 	}
-	ws := &s.writeScratch
-	uf, err := ws.sortHeader(req.Header, "header")
+	uf, err := s.writeScratch.sortHeader(req.Header, "header")
 	if err == nil {
 		err = validRequestLine(req)
 	}
-	switch {
-	case err != nil:
-	case uf.hasTE:
-		err = invalid("Transfer-Encoding in a whole request (use WriteRequestMetadata)")
-	case uf.hasLength && uf.length != int64(len(req.Body)):
-		err = invalid("Content-Length %d but a body of %d bytes", uf.length, len(req.Body))
+	if err == nil && uf.hasTE {
+		err = invalid("Transfer-Encoding is set by the socket")
 	}
 	if err != nil {
-		return s.abortWrite(err)
+		return uf, s.abortWrite(err)
 	}
+	return uf, nil
+}
+
+func (s *Socket) writeRequest(req *Request) error {
+	uf, err := s.beginRequest(req)
+	if err != nil {
+		return err
+	}
+	if uf.hasLength && uf.length != int64(len(req.Body)) {
+		return s.abortWrite(invalid("Content-Length %d but a body of %d bytes", uf.length, len(req.Body)))
+	}
+	ws := &s.writeScratch
 	b := s.appendRequestLine(ws.buf[:0], req)
 	if len(req.Body) > 0 && !uf.hasLength {
 		b = append(b, "Content-Length: "...)
@@ -581,30 +591,17 @@ func (s *Socket) writeRequest(req *Request) error {
 }
 
 func (s *Socket) writeRequestMetadata(req *Request) error {
-	if req == nil {
-		return invalid("nil *Request")
-	}
-	if err := s.beginWrite(s.requestAllowed); err != nil {
+	uf, err := s.beginRequest(req)
+	if err != nil {
 		return err
-	}
-	ws := &s.writeScratch
-	uf, err := ws.sortHeader(req.Header, "header")
-	if err == nil {
-		err = validRequestLine(req)
 	}
 	s.mu.Lock()
 	lock10 := s.lock10
 	s.mu.Unlock()
-	switch {
-	case err != nil:
-	case uf.hasTE:
-		err = invalid("Transfer-Encoding is set by the socket")
-	case lock10 && !uf.hasLength:
-		err = ErrNativeStreamUnsupported
+	if lock10 && !uf.hasLength {
+		return s.abortWrite(ErrNativeStreamUnsupported)
 	}
-	if err != nil {
-		return s.abortWrite(err)
-	}
+	ws := &s.writeScratch
 	b := s.appendRequestLine(ws.buf[:0], req)
 	frame := frameLength
 	if !uf.hasLength {
