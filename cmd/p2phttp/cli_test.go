@@ -69,6 +69,24 @@ func TestEveryCommandHasHelpWithExamples(t *testing.T) {
 	}
 }
 
+func TestMainUsage(t *testing.T) {
+	env, stdout, stderr := testEnv(nil)
+	assert.Equal(t, exitUsage, run(context.Background(), nil, env))
+	assert.Empty(t, stdout.String())
+	assert.Contains(t, stderr.String(), "Commands:\n  signal   run the signalling server")
+
+	env, stdout, stderr = testEnv(nil)
+	assert.Equal(t, exitOK, run(context.Background(), []string{"--help"}, env))
+	assert.Empty(t, stderr.String())
+	for _, c := range commands {
+		assert.Contains(t, stdout.String(), "\n  "+c.name+" ")
+	}
+
+	env, stdout, _ = testEnv(nil)
+	assert.Equal(t, exitOK, run(context.Background(), []string{"help", "forward"}, env))
+	assert.Contains(t, stdout.String(), "Usage: p2phttp forward CODE [--listen ADDR]")
+}
+
 func TestUsageErrorsAreOneLineWithExit2(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -309,6 +310,30 @@ func TestServeProxy(t *testing.T) {
 	assert.Empty(t, stdout)
 	assert.Contains(t, stderr, "p2phttp: peer answered 418 I'm a teapot for /other: no such endpoint\n")
 	assert.Equal(t, exitOK, serve.interrupt())
+}
+
+func TestServeCtrlCLetsRequestsInFlightFinish(t *testing.T) {
+	arrived := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		time.Sleep(time.Second) // Ctrl-C reaches serve meanwhile
+		io.WriteString(w, "slow but complete")
+	}))
+	defer backend.Close()
+	srv := testServer(t)
+	code := signal.NewCode()
+	serve := start(t, append([]string{"serve", "--proxy", backend.URL, code}, peerArgs(srv)...)...)
+	get := start(t, append([]string{"get", code, "/slow"}, peerArgs(srv)...)...)
+	select {
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the request never reached the backend")
+	}
+	require.NoError(t, serve.cmd.Process.Signal(os.Interrupt))
+	assert.Equal(t, exitOK, get.wait(30*time.Second))
+	stdout, _ := get.output()
+	assert.Equal(t, "slow but complete", stdout)
+	assert.Equal(t, exitOK, serve.wait(10*time.Second))
 }
 
 func TestForwardWithCurl(t *testing.T) {

@@ -1,12 +1,3 @@
-// Command p2phttp lets two machines behind NATs talk HTTP to each other directly.
-//
-//	p2phttp signal [--http ADDR] [--stun ADDR]       run the signalling server with STUN
-//	p2phttp serve [--dir DIR | --proxy URL] [CODE]   answer a peer's HTTP requests
-//	p2phttp get CODE PATH [-o FILE]                  fetch PATH from the peer
-//	p2phttp forward CODE [--listen ADDR]             a local HTTP endpoint carried to the peer
-//	p2phttp demo                                     everything in one process on loopback
-//
-// Run "p2phttp COMMAND --help" for the flags and examples of each command.
 package main
 
 import (
@@ -86,10 +77,11 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		if len(args) == 2 && args[0] == "help" {
 			return run(ctx, []string{args[1], "--help"}, env)
 		}
-		fmt.Fprintf(env.stdout, mainUsage, commandList())
-		if len(args) == 0 {
+		if len(args) == 0 { // a mistake: usage to stderr, like a bad flag
+			fmt.Fprintf(env.stderr, mainUsage, commandList())
 			return exitUsage
 		}
+		fmt.Fprintf(env.stdout, mainUsage, commandList())
 		return exitOK
 	}
 	for _, c := range commands {
