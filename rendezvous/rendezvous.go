@@ -293,16 +293,21 @@ func (cfg *Config) setDefaults() error {
 		cfg.Transport.Logger = cfg.Logger.With("component", "utp")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: cfg.ServerTimeout}).DialContext,
-			TLSHandshakeTimeout:   cfg.ServerTimeout,
-			ResponseHeaderTimeout: 0, // long-polls hold the response back on purpose; the signal client bounds them
-			IdleConnTimeout:       90 * time.Second,
-		}}
+		cfg.HTTPClient = defaultHTTPClient
 	}
 	return nil
 }
+
+// defaultHTTPClient is shared by all meetings, so that a program meeting peer after peer (p2phttp serve) reuses its
+// connections to the signalling server instead of leaving one idle pool per meeting. Each request is bounded by its
+// context: the probe by ServerTimeout, long-polls by the signal client.
+var defaultHTTPClient = &http.Client{Transport: &http.Transport{
+	Proxy:               http.ProxyFromEnvironment,
+	DialContext:         (&net.Dialer{Timeout: DefaultServerTimeout}).DialContext,
+	TLSHandshakeTimeout: DefaultServerTimeout,
+	IdleConnTimeout:     90 * time.Second,
+	MaxIdleConnsPerHost: 4,
+}}
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
