@@ -2,8 +2,13 @@ package utp
 
 import (
 	"net"
+	"runtime"
 	"syscall"
 )
+
+// kernelBufferFactor is how much larger getsockopt reports a socket buffer than the size asked for: Linux doubles
+// it for its own bookkeeping.
+var kernelBufferFactor = map[bool]int{true: 2, false: 1}[runtime.GOOS == "linux"]
 
 // setSocketBuffers asks for size bytes of receive and send buffer on pc (if it is a real socket, or wraps one and
 // exposes these methods) and returns what the kernel reports afterwards. Linux doubles the request for its own

@@ -103,3 +103,6 @@ var (
 	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, failed authentication).
 	ErrProtocol = errors.New("utp: protocol violation")
 )
+
+// errSendBufferFull: the kernel's send buffer was full and the datagram was dropped instead of waiting.
+var errSendBufferFull = errors.New("utp: socket send buffer full")

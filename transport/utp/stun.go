@@ -69,7 +69,7 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 			}
 			return r.addr, nil
 		case <-timer.C:
-			if _, err := t.pc.WriteTo(req.Raw, raddr); err != nil {
+			if _, err := t.send(req.Raw, raddr); err != nil {
 				return netip.AddrPort{}, fmt.Errorf("%w: sending to %s: %w", ErrSTUN, server, err)
 			}
 			sent++

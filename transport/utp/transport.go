@@ -27,15 +27,17 @@ type Transport struct {
 	sock  *utp.Socket
 	mux   *utpPacketConn
 
-	mu       sync.Mutex
-	paths    map[*Path]struct{}          // connecting and established
-	byRemote map[netip.AddrPort]*Path    // established; uTP is accepted only from these addresses
-	stunWait map[[12]byte]chan stunReply // pending STUN transactions
-	closed   bool
-	done     chan struct{}
-	wg       sync.WaitGroup
-	utpDrops atomic.Uint64
-	dialSem  chan struct{} // bounds concurrent uTP dials
+	mu        sync.Mutex
+	paths     map[*Path]struct{}          // connecting and established
+	byRemote  map[netip.AddrPort]*Path    // established; uTP is accepted only from these addresses
+	stunWait  map[[12]byte]chan stunReply // pending STUN transactions
+	closed    bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+	utpDrops  atomic.Uint64
+	dialSem   chan struct{}                         // bounds concurrent uTP dials
+	sendRaw   func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
+	sendDrops atomic.Uint64
 }
 
 // Listen binds a UDP socket (network "udp", "udp4" or "udp6"; e.g. Listen("udp4", ":0", Config{})) and returns a
@@ -84,10 +86,11 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("utp: socket buffers: %w", err)
 	}
-	if t.rbuf != 0 && t.rbuf < cfg.SocketBuffer {
+	if granted := t.rbuf / kernelBufferFactor; t.rbuf != 0 && granted < cfg.SocketBuffer {
 		t.log.Warn("utp: kernel granted a smaller socket buffer than requested; raise net.core.rmem_max/wmem_max",
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
+	t.sendRaw = newNonblockingSender(pc)
 	t.mux = &utpPacketConn{t: t, in: make(chan utpPacket, utpQueue), closed: make(chan struct{})}
 	t.sock, err = utp.NewSocketFromPacketConnNoClose(t.mux)
 	if err != nil {
@@ -301,8 +304,23 @@ func (t *Transport) pathFor(remote netip.AddrPort) *Path {
 	return t.byRemote[remote]
 }
 
+// send writes one datagram without blocking (see newNonblockingSender).
+func (t *Transport) send(b []byte, to net.Addr) (int, error) {
+	if ua, ok := to.(*net.UDPAddr); ok && t.sendRaw != nil {
+		if err := t.sendRaw(b, ua); err != nil {
+			if errors.Is(err, errSendBufferFull) {
+				t.sendDrops.Add(1)
+				return len(b), nil // dropped like a full router queue; uTP retransmits
+			}
+			return 0, &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
+		}
+		return len(b), nil
+	}
+	return t.pc.WriteTo(b, to)
+}
+
 func (t *Transport) writeTo(b []byte, to *net.UDPAddr) {
-	if _, err := t.pc.WriteTo(b, to); err != nil && !t.isClosed() {
+	if _, err := t.send(b, to); err != nil && !t.isClosed() {
 		t.log.Debug("utp: send", "to", to, "err", err)
 	}
 }
@@ -380,7 +398,7 @@ func (c *utpPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.t.pc.WriteTo(b, addr) }
+func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.t.send(b, addr) }
 func (c *utpPacketConn) LocalAddr() net.Addr                          { return c.t.local }
 func (c *utpPacketConn) close()                                       { c.once.Do(func() { close(c.closed) }) }
 
@@ -391,3 +409,17 @@ func (c *utpPacketConn) Close() error { return nil }
 func (c *utpPacketConn) SetDeadline(time.Time) error      { return nil }
 func (c *utpPacketConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *utpPacketConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Stats counts datagrams the Transport dropped on purpose.
+type Stats struct {
+	// UTPDropped: uTP-looking datagrams dropped before the library: from addresses that are not the peer of an
+	// established path (strangers' SYNs among them), or because the library fell behind.
+	UTPDropped uint64
+	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits).
+	SendDropped uint64
+}
+
+// Stats returns the Transport's drop counters.
+func (t *Transport) Stats() Stats {
+	return Stats{UTPDropped: t.utpDrops.Load(), SendDropped: t.sendDrops.Load()}
+}

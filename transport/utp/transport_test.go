@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +185,42 @@ func TestCloseDeliversEverything(t *testing.T) {
 			isErr(t, err, net.ErrClosed)
 		})
 	}
+}
+
+// The socket gets the requested buffers (as far as the kernel's maximum allows) and reports them.
+func TestSocketBuffers(t *testing.T) {
+	tr := listen(t, Config{})
+	read, write := tr.BufferSizes()
+	check(t, read > 0 && write > 0, "no buffer sizes reported: %d, %d", read, write)
+	if runtime.GOOS == "linux" {
+		rmax, err1 := readSysctl("/proc/sys/net/core/rmem_max")
+		wmax, err2 := readSysctl("/proc/sys/net/core/wmem_max")
+		if err1 == nil && err2 == nil {
+			equal(t, read, 2*min(4<<20, rmax), "SO_RCVBUF")
+			equal(t, write, 2*min(4<<20, wmax), "SO_SNDBUF")
+		}
+	}
+}
+
+func readSysctl(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// IPv6 loopback works the same way.
+func TestIPv6Loopback(t *testing.T) {
+	a, err := Listen("udp6", "[::1]:0", fastConfig())
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer a.Close()
+	b, err := Listen("udp6", "[::1]:0", fastConfig())
+	noErr(t, err)
+	defer b.Close()
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pb, pa)
+	exchange(t, c1, c2, 100<<10)
 }

@@ -1,0 +1,74 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package utp
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// newNonblockingSender returns a function that sends a datagram on pc without ever waiting: when the kernel's send
+// buffer is full the datagram is dropped (and the error says so), as a router would drop it. The uTP library
+// writes while holding its global lock, so a send that waited for buffer space would stall every connection.
+// It returns nil when pc is not a plain UDP socket; wrappers are then trusted not to block.
+func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) error {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var inet6 bool
+	var nameErr error
+	if err := rc.Control(func(fd uintptr) {
+		var sa syscall.Sockaddr
+		sa, nameErr = syscall.Getsockname(int(fd))
+		_, inet6 = sa.(*syscall.SockaddrInet6)
+	}); err != nil || nameErr != nil {
+		return nil
+	}
+	return func(b []byte, to *net.UDPAddr) error {
+		sa, err := sockaddr(to, inet6)
+		if err != nil {
+			return err
+		}
+		var sendErr error
+		err = rc.Write(func(fd uintptr) bool {
+			sendErr = syscall.Sendto(int(fd), b, syscall.MSG_DONTWAIT, sa)
+			return true // never wait for the socket to become writable
+		})
+		if err != nil {
+			return err
+		}
+		if errors.Is(sendErr, syscall.EAGAIN) {
+			return errSendBufferFull
+		}
+		return sendErr
+	}
+}
+
+func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
+	if ip4 := a.IP.To4(); ip4 != nil && !inet6 {
+		sa := &syscall.SockaddrInet4{Port: a.Port}
+		copy(sa.Addr[:], ip4)
+		return sa, nil
+	}
+	if !inet6 {
+		return nil, errors.New("utp: IPv6 destination on an IPv4 socket")
+	}
+	ip := a.IP.To16()
+	if ip == nil {
+		return nil, errors.New("utp: invalid destination address")
+	}
+	sa := &syscall.SockaddrInet6{Port: a.Port}
+	copy(sa.Addr[:], ip)
+	if a.Zone != "" {
+		if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa, nil
+}
