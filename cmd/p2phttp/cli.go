@@ -81,7 +81,11 @@ func (fs *flagSet) printHelp(w io.Writer) {
 			line += " " + name
 		}
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
-			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+			if strings.HasSuffix(usage, ")") {
+				usage = strings.TrimSuffix(usage, ")") + "; default " + f.DefValue + ")"
+			} else {
+				usage += " (default " + f.DefValue + ")"
+			}
 		}
 		fmt.Fprintf(w, "%-26s %s\n", line, usage)
 	})
@@ -124,7 +128,7 @@ func (p *peerFlags) register(fs *flagSet, env *cliEnv, wait time.Duration) {
 	fs.StringVar(&p.signalURL, "signal", def, "signalling server `URL` (env P2PHTTP_SIGNAL)")
 	fs.StringVar(&p.stunAddr, "stun", env.getenv("P2PHTTP_STUN"), "STUN server `HOST:PORT` (env P2PHTTP_STUN; default the signalling host, port 3478)")
 	fs.StringVar(&p.udpAddr, "udp", rendezvous.DefaultLocalAddr, "local UDP `ADDR` to bind (fix the port to forward it on a router)")
-	fs.DurationVar(&p.wait, "wait", wait, "how long to wait for the peer to join (0: until Ctrl-C)")
+	fs.DurationVar(&p.wait, "wait", wait, "wait this `DURATION` (30s, 5m) for the peer to join; 0 waits until Ctrl-C")
 }
 
 // check validates the flags before any network traffic, so a typo is a usage error rather than a timeout.
