@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -122,4 +123,38 @@ func TestWritesAfterPeerClose(t *testing.T) {
 	}
 	_, err := c1.Read(make([]byte, 1))
 	equal(t, err, io.EOF)
+}
+
+// Closing streams, paths and transports leaves no goroutine of ours behind.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		a, err := Listen("udp4", "127.0.0.1:0", fastConfig())
+		noErr(t, err)
+		defer a.Close()
+		b, err := Listen("udp4", "127.0.0.1:0", fastConfig())
+		noErr(t, err)
+		defer b.Close()
+		pa, pb := connectPair(t, a, b)
+		for i := range 4 {
+			opener, acceptor := pa, pb
+			if i%2 == 1 {
+				opener, acceptor = pb, pa
+			}
+			c1, c2 := openPair(t, opener, acceptor)
+			exchange(t, c1, c2, 10<<10)
+		}
+		pa.mu.Lock()
+		n := len(pa.streams)
+		pa.mu.Unlock()
+		equal(t, n, 0, "streams still registered on the path after Close")
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }
