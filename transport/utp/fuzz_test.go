@@ -50,16 +50,9 @@ func FuzzDemux(f *testing.F) {
 	f.Add([]byte{ctrlMagic})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		before := tr.utpDrops.Load()
-		switch {
-		case isControl(b):
-			tr.handleControl(b, from)
-		case isSTUN(b):
-			tr.handleSTUN(b, from)
-		default:
-			tr.handleUTP(b, from)
-			if tr.utpDrops.Load() != before+1 {
-				t.Fatal("a packet from a stranger was not dropped")
-			}
+		tr.dispatch(b, from)
+		if toUTP := !isControl(b) && !isSTUN(b); toUTP && tr.utpDrops.Load() != before+1 {
+			t.Fatal("a packet from a stranger was not dropped")
 		}
 	})
 }

@@ -210,15 +210,19 @@ func (t *Transport) readLoop() {
 		if !ok {
 			continue
 		}
-		b := buf[:n]
-		switch {
-		case isControl(b):
-			t.handleControl(b, ap)
-		case isSTUN(b):
-			t.handleSTUN(b, ap)
-		default:
-			t.handleUTP(b, ap)
-		}
+		t.dispatch(buf[:n], ap)
+	}
+}
+
+// dispatch sorts one datagram: control packets, STUN, and the rest to uTP.
+func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
+	switch {
+	case isControl(b):
+		t.handleControl(b, from)
+	case isSTUN(b):
+		t.handleSTUN(b, from)
+	default:
+		t.handleUTP(b, from)
 	}
 }
 
