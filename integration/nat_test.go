@@ -1,0 +1,438 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/rendezvous"
+)
+
+// What every scenario moves.
+const (
+	bigFileSize = 32 << 20
+	bigFileName = "big.bin"
+	pageName    = "hello.html"
+)
+
+// Where the public namespace runs the signalling server.
+var (
+	signalURL = "http://" + nslab.PublicAddr.String() + ":8080"
+	stunAddr  = nslab.PublicAddr.String() + ":3478"
+)
+
+// Per-step limits, generous for a loaded 2-core CI machine, so a broken build fails instead of hanging.
+const (
+	buildTimeout    = 4 * time.Minute
+	signalReady     = 20 * time.Second
+	connectTimeout  = 60 * time.Second // serve + get meeting
+	transferTimeout = 150 * time.Second
+	curlTimeout     = 60 * time.Second
+	// punchFailBound is how long get may take to give up between two symmetric NATs: the CLI's punch
+	// timeout plus gathering and signalling, with margin for a loaded machine.
+	punchFailBound = rendezvous.DefaultPunchTimeout + 20*time.Second
+)
+
+var (
+	binary   string // the p2phttp binary TestMain built, "" when the lab is unavailable
+	buildErr error
+	dataDir  string // holds bigFileName and pageName
+	bigSum   [sha256.Size]byte
+	page     []byte
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if nslab.Available() == nil {
+			tmp, err := os.MkdirTemp("", "p2phttp-integration-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "integration:", err)
+				return 1
+			}
+			defer os.RemoveAll(tmp)
+			buildErr = buildBinary(tmp)
+			if err := writeData(filepath.Join(tmp, "data")); err != nil {
+				fmt.Fprintln(os.Stderr, "integration:", err)
+				return 1
+			}
+		}
+		return m.Run()
+	}())
+}
+
+// buildBinary builds cmd/p2phttp (without -race, for speed) into dir.
+func buildBinary(dir string) error {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	out := filepath.Join(dir, "p2phttp")
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, "github.com/p2phttp/p2phttp/cmd/p2phttp")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/p2phttp: %w\n%s", err, msg)
+	}
+	binary = out
+	return nil
+}
+
+// writeData writes the served folder: a pseudo-random big file (incompressible, reproducible) and a page.
+func writeData(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	big := make([]byte, bigFileSize)
+	_, _ = rand.NewChaCha8([32]byte{'p', '2', 'p'}).Read(big)
+	bigSum = sha256.Sum256(big)
+	page = []byte("<!doctype html><title>p2phttp lab</title><p>hello through two NATs</p>\n")
+	dataDir = dir
+	return errors.Join(
+		os.WriteFile(filepath.Join(dir, bigFileName), big, 0o644),
+		os.WriteFile(filepath.Join(dir, pageName), page, 0o644))
+}
+
+// requireBinary skips or fails t as nslab.RequireAvailable does, and fails it when the build failed.
+func requireBinary(t *testing.T) {
+	t.Helper()
+	nslab.RequireAvailable(t)
+	if buildErr != nil {
+		t.Fatalf("building p2phttp: %v", buildErr)
+	}
+}
+
+// proc is a p2phttp process running in a lab namespace, its stderr watched line by line.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	start time.Time
+	done  chan struct{}
+	err   error // valid after done
+
+	mu          sync.Mutex
+	stderr      bytes.Buffer
+	connectedAt time.Time // when the "connected:" line appeared
+	connected   string    // that line
+	connectedC  chan struct{}
+}
+
+var metIn = regexp.MustCompile(`met in (\S+)`)
+
+// startP2P starts p2phttp args in host; the process is killed (if still running) when t ends.
+func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{name: name, done: make(chan struct{}), connectedC: make(chan struct{})}
+	p.cmd = host.Command(ctx, binary, args...)
+	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
+	p.cmd.WaitDelay = 5 * time.Second
+	p.cmd.Stdout = io.Discard
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			if p.connectedAt.IsZero() && strings.Contains(line, "connected:") {
+				p.connectedAt, p.connected = time.Now(), line
+				close(p.connectedC)
+			}
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// wait waits for the process to exit within d and returns its error, or fails t.
+func (p *proc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("%s still running after %v", p.name, d)
+		return nil
+	}
+}
+
+// waitConnected waits for the "connected:" line and returns the time from start to it.
+func (p *proc) waitConnected(t *testing.T, d time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case <-p.connectedC:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.connectedAt.Sub(p.start)
+	case <-p.done:
+		t.Fatalf("%s exited (%v) before connecting", p.name, p.err)
+	case <-time.After(d):
+		t.Fatalf("%s did not connect within %v", p.name, d)
+	}
+	return 0
+}
+
+// startSignal runs the signalling server in the lab's public namespace and waits until it accepts.
+func startSignal(t *testing.T, lab *nslab.Lab) {
+	t.Helper()
+	p := startP2P(t, lab.Public, "signal", "signal", "--http", strings.TrimPrefix(signalURL, "http://"), "--stun", stunAddr)
+	deadline := time.Now().Add(signalReady)
+	for {
+		var err error
+		_ = lab.Public.Do(func() error {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", strings.TrimPrefix(signalURL, "http://"), time.Second); err == nil {
+				c.Close()
+			}
+			return nil
+		})
+		if err == nil {
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("signal exited: %v", p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("signal not accepting within %v: %v", signalReady, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// peerArgs adds the lab's signalling and STUN addresses to a peer command, and -v when the environment
+// variable P2PHTTP_LAB_VERBOSE is set (the peers' logs are shown when a scenario fails).
+func peerArgs(args ...string) []string {
+	args = append(args, "--signal", signalURL, "--stun", stunAddr)
+	if os.Getenv("P2PHTTP_LAB_VERBOSE") != "" {
+		args = append(args, "-v")
+	}
+	return args
+}
+
+// result is one row of the closing table.
+type result struct {
+	scenario string
+	outcome  string
+	connect  time.Duration // get: start to "connected:" line
+	metIn    string        // as the CLI reported it
+	rate     float64       // MiB/s of the big file after connecting
+	path     string        // the connected line's pair
+}
+
+var (
+	resultsMu sync.Mutex
+	results   []result
+)
+
+func record(r result) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	results = append(results, r)
+}
+
+type scenario struct {
+	name      string
+	routers   []nslab.RouterConfig
+	server    string // peer running serve
+	client    string // peer running get and forward
+	wantPunch bool   // false: punching must fail
+	// knownBug names a bug (in /tmp/p2phttp/integration-findings.md) that makes this scenario fail today.
+	// The scenario still runs: its failure is reported in the table, and its success fails the test so the
+	// marker is removed and the full checks run again.
+	knownBug string
+}
+
+// lossy is what `tc qdisc add dev eth0 root netem delay 40ms loss 1%` on each peer would do: every
+// packet either peer sends is delayed 40 ms and lost with 1% probability, so the path's RTT is 80 ms.
+func lossy() *nslab.Impairment { return &nslab.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01} }
+
+func twoRouters(a, b nslab.NATType) []nslab.RouterConfig {
+	return []nslab.RouterConfig{
+		{NAT: a, Peers: []nslab.PeerConfig{{Name: "a"}}},
+		{NAT: b, Peers: []nslab.PeerConfig{{Name: "b"}}},
+	}
+}
+
+var scenarios = []scenario{
+	{name: "port-restricted both sides", routers: twoRouters(nslab.PortRestrictedCone, nslab.PortRestrictedCone), wantPunch: true},
+	{name: "full cone both sides", routers: twoRouters(nslab.FullCone, nslab.FullCone), wantPunch: true},
+	{name: "restricted cone both sides", routers: twoRouters(nslab.RestrictedCone, nslab.RestrictedCone), wantPunch: true},
+	{name: "full cone serves symmetric", routers: twoRouters(nslab.FullCone, nslab.Symmetric), wantPunch: true,
+		knownBug: "transport/utp punches only the listed candidates, never the peer-reflexive address a symmetric NAT shows"},
+	{name: "symmetric serves full cone", routers: twoRouters(nslab.Symmetric, nslab.FullCone), wantPunch: true,
+		knownBug: "transport/utp punches only the listed candidates, never the peer-reflexive address a symmetric NAT shows"},
+	{name: "same router, hairpin", routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "a"}, {Name: "b"}}},
+	}, wantPunch: true},
+	{name: "same router, no hairpin", routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "a"}, {Name: "b"}}},
+	}, wantPunch: true},
+	{name: "port-restricted, 40ms+1% loss both links", routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "a", Up: lossy()}}},
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "b", Up: lossy()}}},
+	}, wantPunch: true},
+	{name: "symmetric both sides", routers: twoRouters(nslab.Symmetric, nslab.Symmetric)},
+}
+
+// TestNATScenarios runs the real binary between two peers behind each pair of NATs: serve --dir on one
+// side; on the other, get of a 32 MiB file (SHA-256 checked) and forward with curl for a page. Between
+// two symmetric NATs get must fail with the punching error within its timeout instead.
+func TestNATScenarios(t *testing.T) {
+	requireBinary(t)
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { runScenario(t, i, sc) })
+	}
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tresult\tconnect (wall)\tmet in (CLI)\trate MiB/s\tpath")
+	for _, r := range results {
+		rate := "-"
+		if r.rate > 0 {
+			rate = fmt.Sprintf("%.1f", r.rate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", r.scenario, r.outcome, r.connect.Round(time.Millisecond), r.metIn, rate, r.path)
+	}
+	tw.Flush()
+	t.Logf("NAT scenarios:\n%s", b.String())
+}
+
+func runScenario(t *testing.T, i int, sc scenario) {
+	row := result{scenario: sc.name, outcome: "FAIL"}
+	defer func() { record(row) }()
+	lab := nslab.Start(t, nslab.Config{Routers: sc.routers})
+	startSignal(t, lab)
+	code := fmt.Sprintf("%d-lab-scenario-%d", 100+rand.IntN(900), i)
+
+	startP2P(t, lab.Peer("a"), "serve", peerArgs("serve", "--dir", dataDir, code)...)
+	out := filepath.Join(t.TempDir(), bigFileName)
+	get := startP2P(t, lab.Peer("b"), "get", peerArgs("get", code, "/"+bigFileName, "-o", out)...)
+
+	if !sc.wantPunch {
+		err := get.wait(t, punchFailBound)
+		row.connect = time.Since(get.start)
+		msg := get.output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+			t.Fatalf("get between two symmetric NATs ended with %v, want a non-zero exit; stderr:\n%s", err, msg)
+		}
+		if !regexp.MustCompile(`(?i)could not punch|punching failed`).MatchString(msg) {
+			t.Fatalf("get failed (%v) without saying punching failed; stderr:\n%s", err, msg)
+		}
+		t.Logf("get gave up after %v: %s", row.connect.Round(time.Millisecond), strings.TrimSpace(msg))
+		row.outcome = "fails as expected (punching failed)"
+		return
+	}
+
+	if sc.knownBug != "" {
+		err := get.wait(t, connectTimeout+transferTimeout)
+		row.connect = time.Since(get.start)
+		if err == nil {
+			if sum, n := fileSum(t, out); n == bigFileSize && sum == bigSum {
+				t.Fatalf("this scenario works now: remove its knownBug marker (%s) so every check runs", sc.knownBug)
+			}
+		}
+		t.Logf("KNOWN BUG (%s): get failed after %v: %v: %s", sc.knownBug, row.connect.Round(time.Millisecond), err, strings.TrimSpace(get.output()))
+		row.outcome = "FAIL, known bug"
+		return
+	}
+	row.connect = get.waitConnected(t, connectTimeout)
+	get.mu.Lock()
+	connectedAt, line := get.connectedAt, get.connected
+	get.mu.Unlock()
+	if m := metIn.FindStringSubmatch(line); m != nil {
+		row.metIn = m[1]
+	}
+	if _, pair, ok := strings.Cut(line, "("); ok {
+		row.path, _, _ = strings.Cut(pair, ")")
+	}
+	if err := get.wait(t, transferTimeout); err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	elapsed := time.Since(connectedAt)
+	sum, n := fileSum(t, out)
+	if n != bigFileSize || sum != bigSum {
+		t.Fatalf("got %d bytes with SHA-256 %x, want %d bytes with %x", n, sum, bigFileSize, bigSum)
+	}
+	row.rate = float64(bigFileSize) / (1 << 20) / elapsed.Seconds()
+
+	// forward + curl, a new meeting with the same code: serve waits for the next peer.
+	fwd := startP2P(t, lab.Peer("b"), "forward", peerArgs("forward", code, "--listen", "127.0.0.1:8000")...)
+	fwd.waitConnected(t, connectTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
+	defer cancel()
+	body, err := lab.Peer("b").Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		t.Fatalf("curl through forward: %v", err)
+	}
+	if !bytes.Equal(body, page) {
+		t.Fatalf("curl got %q, want %q", body, page)
+	}
+	row.outcome = "ok"
+}
+
+func fileSum(t *testing.T, name string) ([sha256.Size]byte, int64) {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, n
+}
