@@ -6,8 +6,9 @@
 //	go run ./bench/rendezvous            # 20 runs
 //	go run ./bench/rendezvous -n 50 -v   # more runs, log every step
 //
-// Each meeting uses a fresh room code, so the signal step includes the deliberately slow key derivation from the code
-// (PBKDF2, see package signal), which is also measured on its own.
+// Each run meets twice: with a fresh room code, whose signal step includes the deliberately slow key derivation from
+// the code (PBKDF2, see package signal; also measured on its own), and with one code re-used, whose keys are cached
+// (as when p2phttp serve re-joins for the next peer).
 package main
 
 import (
@@ -55,14 +56,21 @@ func main() {
 	}
 	defer base.Close()
 
-	var p2p []sample
+	var p2p, rejoin []sample
 	var tcp, kdf []time.Duration
+	sameCode := signal.NewCode()
 	for i := range *n {
-		s, err := meetAndFetch(srv, logger)
+		s, err := meetAndFetch(srv, signal.NewCode(), logger)
 		if err != nil {
 			log.Fatalf("run %d: %v", i, err)
 		}
 		p2p = append(p2p, s)
+		// The same code every time: its keys are derived once and cached, as when serve re-joins for the next peer.
+		s, err = meetAndFetch(srv, sameCode, logger)
+		if err != nil {
+			log.Fatalf("re-join run %d: %v", i, err)
+		}
+		rejoin = append(rejoin, s)
 		d, err := base.fetch()
 		if err != nil {
 			log.Fatalf("baseline run %d: %v", i, err)
@@ -76,34 +84,40 @@ func main() {
 	}
 
 	fmt.Printf("runs: %d, loopback, GOMAXPROCS=%d\n", *n, runtime.GOMAXPROCS(0))
-	fmt.Printf("%-38s %10s %10s %10s\n", "", "median", "min", "max")
+	fmt.Printf("%-42s %10s %10s %10s\n", "", "median", "min", "max")
 	row := func(name string, ds []time.Duration) {
-		fmt.Printf("%-38s %10s %10s %10s\n", name, round(median(ds)), round(slices.Min(ds)), round(slices.Max(ds)))
+		fmt.Printf("%-42s %10s %10s %10s\n", name, round(median(ds)), round(slices.Min(ds)), round(slices.Max(ds)))
 	}
-	pick := func(f func(sample) time.Duration) []time.Duration {
-		out := make([]time.Duration, len(p2p))
-		for i, s := range p2p {
+	pick := func(ss []sample, f func(sample) time.Duration) []time.Duration {
+		out := make([]time.Duration, len(ss))
+		for i, s := range ss {
 			out[i] = f(s)
 		}
 		return out
 	}
-	row("p2p: start to first response", pick(func(s sample) time.Duration { return s.total }))
-	row("  gather (bind, interfaces, STUN)", pick(func(s sample) time.Duration { return s.gather }))
-	row("  signal (join room, wait for peer)", pick(func(s sample) time.Duration { return s.signal }))
-	row("  punch", pick(func(s sample) time.Duration { return s.punch }))
-	row("  first stream", pick(func(s sample) time.Duration { return s.stream }))
-	row("  first HTTP exchange over symsock", pick(func(s sample) time.Duration { return s.exchange }))
-	row("  (of signal: code -> room ID KDF alone)", kdf)
+	steps := func(title string, ss []sample) {
+		row(title, pick(ss, func(s sample) time.Duration { return s.total }))
+		row("  gather (bind, interfaces, STUN)", pick(ss, func(s sample) time.Duration { return s.gather }))
+		row("  signal (join room, wait for peer)", pick(ss, func(s sample) time.Duration { return s.signal }))
+		row("  punch", pick(ss, func(s sample) time.Duration { return s.punch }))
+		row("  first stream", pick(ss, func(s sample) time.Duration { return s.stream }))
+		row("  first HTTP exchange over symsock", pick(ss, func(s sample) time.Duration { return s.exchange }))
+	}
+	steps("p2p, fresh code: start to first response", p2p)
+	row("  (code -> room ID KDF alone, one peer)", kdf)
+	steps("p2p, code re-used (keys cached)", rejoin)
 	row("baseline: TCP dial + net/http GET", tcp)
-	fmt.Printf("ratio p2p / baseline (medians): %.0fx\n",
-		float64(median(pick(func(s sample) time.Duration { return s.total })))/float64(median(tcp)))
+	total := func(ss []sample) time.Duration {
+		return median(pick(ss, func(s sample) time.Duration { return s.total }))
+	}
+	fmt.Printf("ratio to baseline (medians): fresh code %.0fx, re-used code %.0fx\n",
+		float64(total(p2p))/float64(median(tcp)), float64(total(rejoin))/float64(median(tcp)))
 }
 
-// meetAndFetch starts two peers with a fresh code and returns when peer A has B's first response.
-func meetAndFetch(srv *rendezvoustest.Server, logger *slog.Logger) (sample, error) {
+// meetAndFetch starts two peers with code and returns when peer A has B's first response.
+func meetAndFetch(srv *rendezvoustest.Server, code string, logger *slog.Logger) (sample, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := signal.NewCode()
 	cfgA, cfgB := srv.Config(code), srv.Config(code)
 	cfgA.Logger, cfgB.Logger = logger.With("peer", "A"), logger.With("peer", "B")
 
