@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := validate(cfg); err != nil {
 		return nil, err
 	}
-	cleanupStale.Do(func() { removeStale(ctx) })
+	cleanupStale.Do(func() { _ = RemoveStale(ctx) })
 	l := &Lab{
 		name:       fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), labSeq.Add(1)),
 		cmdTimeout: cfg.CommandTimeout,
@@ -455,13 +455,18 @@ func deleteNS(ctx context.Context, ns string) error {
 	return runCmd(ctx, 20*time.Second, nil, "ip", "netns", "delete", ns)
 }
 
-// removeStale deletes lab namespaces whose creating process is gone (a test binary that crashed or was
-// killed before its cleanup ran). Labs of live processes are left alone.
-func removeStale(ctx context.Context) {
+// RemoveStale deletes the lab namespaces whose creating process is gone (a test binary that crashed or
+// was killed before its cleanup ran), ending what still runs in them. Labs of live processes are left
+// alone. New calls it once per process.
+func RemoveStale(ctx context.Context) error {
 	entries, err := os.ReadDir("/var/run/netns")
-	if err != nil {
-		return
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
+	if err != nil {
+		return err
+	}
+	var errs []error
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), namePrefix)
 		if !ok {
@@ -475,6 +480,7 @@ func removeStale(ctx context.Context) {
 		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
 			continue // its owner still runs
 		}
-		_ = deleteNS(ctx, e.Name())
+		errs = append(errs, deleteNS(ctx, e.Name()))
 	}
+	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -418,6 +419,46 @@ func TestIsolationAndTeardown(t *testing.T) {
 		if _, err := os.Stat("/var/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("namespace %s still there after Close: %v", ns, err)
 		}
+	}
+}
+
+// TestRemoveStale checks namespaces left by a dead process are removed (with what runs in them) and those
+// of a live process are kept.
+func TestRemoveStale(t *testing.T) {
+	nslab.RequireAvailable(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("p2hl-%d-1-pub", dead.Process.Pid)
+	live := fmt.Sprintf("p2hl-%d-999-pub", os.Getpid())
+	for _, ns := range []string{stale, live} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", live).Run() })
+	sleeper := exec.Command("ip", "netns", "exec", stale, "sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sleeper.Wait() }()
+	t.Cleanup(func() { _ = sleeper.Process.Kill() })
+
+	if err := nslab.RemoveStale(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/var/run/netns/" + stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale namespace %s still there: %v", stale, err)
+	}
+	if _, err := os.Stat("/var/run/netns/" + live); err != nil {
+		t.Fatalf("namespace %s of this live process was removed: %v", live, err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the process in the stale namespace still runs")
 	}
 }
 
