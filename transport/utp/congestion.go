@@ -124,9 +124,8 @@ type controller struct {
 	r            float64 // current pacing rate, bytes/s
 
 	// Pacer (a token bucket kept as a virtual send time) and what it saw since the last sample.
-	next    time.Time
-	sent    float64 // bytes granted since the last sample
-	blocked bool    // some wait had to sleep since the last sample: the sender is limited by the pacer
+	next time.Time
+	sent float64 // bytes granted since the last sample
 }
 
 // delaySample is one RTT sample and when it arrived.
@@ -217,11 +216,12 @@ func (c *controller) onRTTSample(rtt time.Duration) {
 	c.lastSample = now
 	c.lossRun = 0
 
-	// Grow only when the pacer was the limit (or nearly all of the allowance was used): an application that
-	// sends little must not build a window it never tested (RFC 7661).
+	// Grow only when the senders used at least half of what the pacer allowed: an application (or a uTP window)
+	// that sends less must not build a window it never tested (RFC 7661). Asking whether a wait had to sleep
+	// instead would not do: a sender that writes in bursts larger than the pacer's credit sleeps at any rate.
 	allowance := c.r * dt.Seconds()
-	limited := c.blocked || (allowance > 0 && c.sent >= allowance/2)
-	c.sent, c.blocked = 0, false
+	limited := allowance > 0 && c.sent >= allowance/4
+	c.sent = 0
 
 	rttEff := c.effectiveRTT()
 	target := c.cfg.TargetDelay
@@ -312,9 +312,5 @@ func (c *controller) reserve(n int) time.Duration {
 	}
 	c.next = c.next.Add(time.Duration(float64(n) / c.r * float64(time.Second)))
 	c.sent += float64(n)
-	d := c.next.Sub(now)
-	if d > 0 {
-		c.blocked = true
-	}
-	return d
+	return c.next.Sub(now)
 }
