@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,6 +291,8 @@ type scenario struct {
 // packet either peer sends is delayed 40 ms and lost with 1% probability, so the path's RTT is 80 ms.
 func lossy() *nslab.Impairment { return &nslab.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01} }
 
+var homeLAN = netip.MustParsePrefix("192.168.1.0/24")
+
 func twoRouters(a, b nslab.NATType) []nslab.RouterConfig {
 	return []nslab.RouterConfig{
 		{NAT: a, Peers: []nslab.PeerConfig{{Name: "a"}}},
@@ -299,6 +302,12 @@ func twoRouters(a, b nslab.NATType) []nslab.RouterConfig {
 
 var scenarios = []scenario{
 	{name: "port-restricted both sides", routers: twoRouters(nslab.PortRestrictedCone, nslab.PortRestrictedCone), wantPunch: true},
+	// Two home networks that both use 192.168.1.0/24: each peer is 192.168.1.2, so the other's host
+	// candidate is its own address.
+	{name: "port-restricted, identical LANs", routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, LAN: homeLAN, Peers: []nslab.PeerConfig{{Name: "a"}}},
+		{NAT: nslab.PortRestrictedCone, LAN: homeLAN, Peers: []nslab.PeerConfig{{Name: "b"}}},
+	}, wantPunch: true},
 	{name: "full cone both sides", routers: twoRouters(nslab.FullCone, nslab.FullCone), wantPunch: true},
 	{name: "restricted cone both sides", routers: twoRouters(nslab.RestrictedCone, nslab.RestrictedCone), wantPunch: true},
 	{name: "full cone serves symmetric", routers: twoRouters(nslab.FullCone, nslab.Symmetric), wantPunch: true,

@@ -54,7 +54,11 @@ type RouterConfig struct {
 	// to the LAN host holding that mapping (source rewritten to the sender's public address). Without it
 	// such packets are dropped, as many home routers do. Not supported with Symmetric.
 	Hairpin bool
-	Peers   []PeerConfig
+	// LAN is the router's LAN, a /24 inside which the router is .1 and the peers .2, .3, ...; the zero
+	// value picks 10.0.N.0/24 for the Nth router (from 1). Two routers may share a LAN prefix, as two home
+	// networks both on 192.168.1.0/24 do.
+	LAN   netip.Prefix
+	Peers []PeerConfig
 }
 
 // PeerConfig describes one host on a router's LAN.
@@ -187,6 +191,9 @@ func validate(cfg Config) error {
 		if r.Hairpin && r.NAT == Symmetric {
 			return fmt.Errorf("router %d: hairpinning is not supported with a symmetric NAT", i)
 		}
+		if r.LAN.IsValid() && (!r.LAN.Addr().Is4() || r.LAN.Bits() != 24 || r.LAN.Masked() != r.LAN) {
+			return fmt.Errorf("router %d: LAN %v: want an IPv4 /24 prefix such as 192.168.1.0/24", i, r.LAN)
+		}
 		if len(r.Peers) > 200 {
 			return fmt.Errorf("router %d: at most 200 peers", i)
 		}
@@ -246,7 +253,10 @@ func (l *Lab) addRouter(ctx context.Context, i int, rc RouterConfig) (*Router, e
 		NAT:     rc.NAT,
 		Hairpin: rc.Hairpin,
 		WAN:     netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}),
-		LAN:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i / 250), byte(1 + i%250), 0}), 24),
+		LAN:     rc.LAN,
+	}
+	if !r.LAN.IsValid() {
+		r.LAN = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i / 250), byte(1 + i%250), 0}), 24)
 	}
 	r.Addr = r.LAN.Addr().Next()
 	wanPort := fmt.Sprintf("r%d", i)

@@ -182,8 +182,9 @@ func TestUnsolicitedDoesNotStealPort(t *testing.T) {
 // only when hairpinning is on, and directly on their LAN either way.
 func TestHairpin(t *testing.T) {
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
-		{NAT: nslab.PortRestrictedCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "h1"}, {Name: "h2"}}},
-		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "n1"}, {Name: "n2"}}},
+		// Both LANs on 192.168.1.0/24, like two home networks: the routers keep them apart.
+		{NAT: nslab.PortRestrictedCone, Hairpin: true, LAN: netip.MustParsePrefix("192.168.1.0/24"), Peers: []nslab.PeerConfig{{Name: "h1"}, {Name: "h2"}}},
+		{NAT: nslab.PortRestrictedCone, LAN: netip.MustParsePrefix("192.168.1.0/24"), Peers: []nslab.PeerConfig{{Name: "n1"}, {Name: "n2"}}},
 	}})
 	s := listen(t, lab.Public, "203.0.113.1:6000")
 	for _, tc := range []struct {
@@ -470,6 +471,8 @@ func TestConfigErrors(t *testing.T) {
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "Bad Name"}}}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a"}}}, {Peers: []nslab.PeerConfig{{Name: "a"}}}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Up: &nslab.Impairment{Loss: 1}}}}}},
+		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.0/16")}}},
+		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.7/24")}}},
 	} {
 		if lab, err := nslab.New(t.Context(), cfg); err == nil {
 			lab.Close()
