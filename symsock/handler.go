@@ -184,14 +184,14 @@ func (c *serverConn) serve() error {
 func (c *serverConn) serveOne() (err error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	req, body, err := c.newRequest(ctx)
+	req, body, err := c.newRequest(ctx, cancel)
 	if err != nil {
 		// The request head is valid HTTP/1.1 but not a request net/http can represent (a bad target).
 		c.log.Debug("symsock: unusable request", "remote", c.remote, "err", err)
 		return c.abort(http.StatusBadRequest)
 	}
 	w := &c.rw
-	w.reset(req, body)
+	w.reset(req, body, cancel)
 	defer func() {
 		if body != nil {
 			body.closed = true
@@ -205,6 +205,11 @@ func (c *serverConn) serveOne() (err error) {
 		h = http.DefaultServeMux
 	}
 	h.ServeHTTP(w, req)
+	if err := c.ctx.Err(); err != nil {
+		// Serve's context ended: the exchange is aborted, not completed.
+		_ = c.s.Close()
+		return err
+	}
 	if err := w.finish(); err != nil {
 		c.log.Debug("symsock: response failed", "remote", c.remote, "method", req.Method, "target", req.RequestURI, "err", err)
 		if !w.committed && !errors.Is(err, net.ErrClosed) {
@@ -249,7 +254,7 @@ func (c *serverConn) abort(status int) error {
 
 // newRequest builds the http.Request for c.sreq the way net/http's server does; body is nil when the request has
 // none.
-func (c *serverConn) newRequest(ctx context.Context) (r *http.Request, body *requestBody, err error) {
+func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) (r *http.Request, body *requestBody, err error) {
 	sr := &c.sreq
 	u, err := parseTarget(sr.Method, sr.Target)
 	if err != nil {
@@ -299,7 +304,7 @@ func (c *serverConn) newRequest(ctx context.Context) (r *http.Request, body *req
 		r.ContentLength = n
 	}
 	if r.Body == nil {
-		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), expectContinue: ContinueRequired(sr)}
+		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), cancel: cancel, expectContinue: ContinueRequired(sr)}
 		r.Body = body
 	}
 	return r, body, nil
@@ -343,6 +348,7 @@ type requestBody struct {
 	c              *serverConn
 	r              *http.Request
 	src            io.Reader
+	cancel         context.CancelFunc // the request's context: the connection failed
 	expectContinue bool
 	started        bool
 	closed         bool
@@ -364,6 +370,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		if b.expectContinue && b.c.s.WriteState() == WriteEmpty {
 			if err := b.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
 				b.err = err
+				b.cancel()
 				return 0, err
 			}
 		}
@@ -380,6 +387,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 	} else if err != nil {
 		b.err = err
+		b.cancel()
 	}
 	return n, err
 }
@@ -397,6 +405,7 @@ type responseWriter struct {
 	c       *serverConn
 	req     *http.Request
 	body    *requestBody
+	cancel  context.CancelFunc // the request's context, when a write fails
 	header  http.Header
 	res     Response
 	bufSize int
@@ -418,9 +427,10 @@ type responseWriter struct {
 	ctypeVal [1]string
 }
 
-func (w *responseWriter) reset(req *http.Request, body *requestBody) {
+func (w *responseWriter) reset(req *http.Request, body *requestBody, cancel context.CancelFunc) {
 	w.req = req
 	w.body = body
+	w.cancel = cancel
 	clear(w.header)
 	clear(w.trailer)
 	w.buf = w.buf[:0]
@@ -452,7 +462,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		if code == http.StatusContinue && w.body != nil && w.body.expectContinue && w.c.s.WriteState() == WriteEmpty {
 			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
-				w.err = err
+				w.fail(err)
 			}
 		}
 		return
@@ -611,7 +621,7 @@ func (w *responseWriter) commit() error {
 	w.committed = true
 	w.prepareHead()
 	if err := w.c.s.WriteResponseMetadata(&w.res); err != nil {
-		w.err = err
+		w.fail(err)
 		return err
 	}
 	return nil
@@ -633,9 +643,17 @@ func (w *responseWriter) writeBody(p []byte) error {
 	err := w.c.s.Write(&w.res)
 	w.res.Body = nil
 	if err != nil {
-		w.err = err
+		w.fail(err)
 	}
 	return err
+}
+
+// fail makes err sticky and, when the connection is gone, cancels the request's context so the handler can stop.
+func (w *responseWriter) fail(err error) {
+	w.err = err
+	if !errors.Is(err, ErrInvalidMessage) {
+		w.cancel()
+	}
 }
 
 // finish completes the response after the handler returned.

@@ -468,17 +468,18 @@ func TestInteropClientExpectContinue(t *testing.T) {
 
 	req := newReq(t, "PUT", srv.URL+"/echo", strings.NewReader("continued"))
 	req.Header.Set("Expect", "100-continue")
-	_, body := get(t, c, req.WithContext(ctx))
+	_, echoed := get(t, c, req.WithContext(ctx))
 	eq(t, "net/http sent 100 Continue", got100.Load(), true)
-	eq(t, "body", body, "continued")
+	eq(t, "body", echoed, "continued")
 
 	got100.Store(false)
 	sent := &countingReader{r: strings.NewReader(strings.Repeat("q", 1<<20))}
 	req = newReq(t, "PUT", srv.URL+"/deny", io.NopCloser(sent))
 	req.ContentLength = 1 << 20
 	req.Header.Set("Expect", "100-continue")
-	res, _ := get(t, c, req.WithContext(ctx))
+	res, body := get(t, c, req.WithContext(ctx))
 	eq(t, "status", res.StatusCode, 403)
+	eq(t, "denial body", body, "no\n")
 	eq(t, "no 100", got100.Load(), false)
 	eq(t, "body withheld", sent.n.Load(), int64(0))
 	// A Content-Length body that was never sent leaves the connection unusable: it is closed.

@@ -25,11 +25,18 @@ var (
 	ErrRequestTooLarge = errors.New("symsock: request body too large to buffer")
 )
 
+// errBodyWithheld: a Content-Length body held back for 100 Continue was never sent, so the connection cannot carry
+// another request once the response is read.
+var errBodyWithheld = errors.New("symsock: request body withheld after a final response")
+
 // Defaults of a RoundTripper.
 const (
 	DefaultExpectContinueTimeout = 1 * time.Second
 	DefaultMaxDrainBytes         = 256 << 10
 	DefaultMaxBufferedBody       = 16 << 20
+	// maxWriteWait is how long a finished response waits for its request body to be sent before the connection
+	// is given up (net/http's maxWriteWaitBeforeConnReuse).
+	maxWriteWait = 50 * time.Millisecond
 	// smallRequestBody is the largest body sent with the head in one WriteRequest; larger ones are streamed.
 	smallRequestBody = 64 << 10
 )
@@ -189,23 +196,31 @@ func (x *exchange) release() {
 	x.releaseOnce.Do(func() { <-x.rt.turn })
 }
 
-// done ends a successful exchange once the response was read to its end: it waits for the request body to be
-// sent (an unfinished one breaks the connection) and releases the turn.
+// done ends an exchange whose response was read to its end. The request body may still be on its way (the server
+// answered early): the writer gets a moment to finish, as in net/http, else the socket is closed. A body that
+// failed to go out closes the socket but does not spoil the complete response. It reports only a cancelled
+// context.
 func (x *exchange) done() error {
-	var err error
 	if x.wrote != nil {
+		var werr error
 		select {
-		case err = <-x.wrote:
+		case werr = <-x.wrote:
 		default:
-			// The server answered before taking the whole body: the connection cannot carry another request.
-			_ = x.s.Close()
-			err = <-x.wrote
-			if errors.Is(err, net.ErrClosed) {
-				err = nil
+			t := time.NewTimer(maxWriteWait)
+			select {
+			case werr = <-x.wrote:
+			case <-t.C:
+				_ = x.s.Close()
+				<-x.wrote
 			}
+			t.Stop()
+		}
+		if werr == errBodyWithheld {
+			_ = x.s.Close() // the server was promised a body it never got
 		}
 		x.wrote = nil
 	}
+	var err error
 	if x.stopWatch != nil && !x.stopWatch() {
 		err = context.Cause(x.ctx)
 	}
@@ -373,7 +388,7 @@ func requestTarget(req *http.Request) string {
 func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
 	defer closeBody(x.req)
 	defer func() {
-		if err != nil {
+		if err != nil && err != errBodyWithheld {
 			_ = x.s.Close() // the message is incomplete: the connection cannot be used again
 		}
 		x.wroteRequest(err)
@@ -388,16 +403,18 @@ func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
 		case <-got100:
 		case <-t.C:
 		case <-final:
-			t.Stop()
+		}
+		t.Stop()
+		select {
+		case <-final:
 			// The server answered without asking for the body (RFC 9110 section 10.1.1): a chunked body
 			// ends empty; a Content-Length one cannot, so the connection closes after the response.
 			if x.length < 0 {
 				return x.s.WriteEndOfMessage()
 			}
-			_ = x.s.Close()
-			return nil
+			return errBodyWithheld
+		default:
 		}
-		t.Stop()
 	}
 	msg := Request{}
 	buf := make([]byte, 32<<10)

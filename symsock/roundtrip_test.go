@@ -11,7 +11,9 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // rtPair returns a RoundTripper over one end of a loopback pair and the raw peer.
@@ -210,4 +212,35 @@ func mustURL(t *testing.T, s string) *url.URL {
 	u, err := url.Parse(s)
 	mustNil(t, err)
 	return u
+}
+
+func TestRoundTripExpectContinueWire(t *testing.T) {
+	c, peer := tcpPair(t)
+	rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour} // only the 100 can release the body
+	var got100 atomic.Bool
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got100Continue: func() { got100.Store(true) }})
+	req := newReq(t, "PUT", "http://h/up", strings.NewReader("payload"))
+	req.Header.Set("Expect", "100-continue")
+	ch := roundTripAsync(rt, req.WithContext(ctx))
+	expectWire(t, peer, "PUT /up HTTP/1.1\r\nContent-Length: 7\r\nExpect: 100-continue\r\nHost: h\r\n\r\n")
+	expectSilence(t, peer) // the body waits for the server
+	send(t, peer, "HTTP/1.1 100 Continue\r\n\r\n")
+	expectWire(t, peer, "payload")
+	send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	r := <-ch
+	mustNil(t, r.err)
+	eq(t, "Got100Continue", got100.Load(), true)
+	eq(t, "body", readAllString(t, r.res.Body), "ok")
+
+	// A final answer instead of 100: a chunked body is ended empty and the connection stays usable.
+	req = newReq(t, "PUT", "http://h/up", opaqueReader{strings.NewReader("never sent")})
+	req.Header.Set("Expect", "100-continue")
+	ch = roundTripAsync(rt, req)
+	expectWire(t, peer, "PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nHost: h\r\n\r\n")
+	send(t, peer, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+	r = <-ch
+	mustNil(t, r.err)
+	eq(t, "status", r.res.StatusCode, 413)
+	expectWire(t, peer, "0\r\n\r\n")
+	eq(t, "socket open", rt.Socket.IsOpen(), true)
 }
