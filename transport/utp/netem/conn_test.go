@@ -181,49 +181,42 @@ func TestConnNATFilter(t *testing.T) {
 	}
 }
 
-func TestConnCloseUnblocksRead(t *testing.T) {
+// A ReadFrom blocked with nothing to read is released by Close and by a deadline set while it waits.
+func TestConnBlockedReadReleased(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		release func(c *Conn)
+		want    error
+	}{
+		{"close", func(c *Conn) { c.Close() }, net.ErrClosed},
+		{"deadline", func(c *Conn) { c.SetReadDeadline(time.Now()) }, os.ErrDeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Wrap(listenLoopback(t), Config{})
+			defer c.Close()
+			errc := make(chan error, 1)
+			go func() {
+				_, _, err := c.ReadFrom(make([]byte, 10))
+				errc <- err
+			}()
+			time.Sleep(20 * time.Millisecond)
+			tc.release(c)
+			select {
+			case err := <-errc:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("ReadFrom = %v, want %v", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ReadFrom still blocked")
+			}
+		})
+	}
 	c := Wrap(listenLoopback(t), Config{})
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := c.ReadFrom(make([]byte, 10))
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("ReadFrom after Close = %v, want net.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("ReadFrom still blocked after Close")
-	}
+	c.Close()
 	if _, err := c.WriteTo([]byte("x"), c.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("WriteTo after Close = %v, want net.ErrClosed", err)
-	}
-}
-
-func TestConnDeadlineMovedWhileBlocked(t *testing.T) {
-	t.Parallel()
-	c := Wrap(listenLoopback(t), Config{})
-	defer c.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := c.ReadFrom(make([]byte, 10))
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	c.SetReadDeadline(time.Now()) // a blocked read must notice
-	select {
-	case err := <-errc:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("ReadFrom = %v, want os.ErrDeadlineExceeded", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("ReadFrom ignored a deadline set while it was blocked")
 	}
 }
 
