@@ -158,3 +158,26 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// A reader that pauses longer than the library's 15 s ack timeout does not kill the writer's connection: the
+// stream keeps draining uTP into its own buffer and the window, not a zero uTP window, holds the writer back.
+func TestReaderPauseBeyondAckTimeout(t *testing.T) {
+	t.Parallel()
+	a, b := listen(t, Config{}), listen(t, Config{})
+	pa, pb := connectPair(t, a, b)
+	w, r := openPair(t, pa, pb)
+	data := randomBytes(t, 3<<20)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := w.Write(data)
+		if err == nil {
+			err = w.Close()
+		}
+		werr <- err
+	}()
+	time.Sleep(16 * time.Second)
+	got, err := io.ReadAll(r)
+	noErr(t, err)
+	noErr(t, <-werr, "writer")
+	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+}

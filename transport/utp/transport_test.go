@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -223,4 +224,100 @@ func TestIPv6Loopback(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 100<<10)
+}
+
+// Many streams opened at once from both sides all connect and carry their own bytes.
+func TestManyConcurrentStreams(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	const perSide = 20
+	type pair struct{ c1, c2 net.Conn }
+	pairs := make(chan pair, 2*perSide)
+	errs := make(chan error, 4*perSide)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, side := range [][2]*Path{{pa, pb}, {pb, pa}} {
+		opener, acceptor := side[0], side[1]
+		for range perSide {
+			go func() {
+				c, err := opener.OpenStream(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Which accepted stream is ours is told by its first bytes.
+				_, err = c.Write([]byte(fmt.Sprintf("%p", c)))
+				errs <- err
+				pairs <- pair{c1: c}
+			}()
+			go func() {
+				c, err := acceptor.AcceptStream(ctx)
+				errs <- err
+				if err == nil {
+					pairs <- pair{c2: c}
+				}
+			}()
+		}
+	}
+	opened := map[string]net.Conn{}
+	var accepted []net.Conn
+	for range 4 * perSide {
+		noErr(t, <-errs)
+	}
+	for range 4 * perSide {
+		p := <-pairs
+		if p.c1 != nil {
+			opened[fmt.Sprintf("%p", p.c1)] = p.c1
+		} else {
+			accepted = append(accepted, p.c2)
+		}
+	}
+	equal(t, len(opened), 2*perSide, "opened streams")
+	equal(t, len(accepted), 2*perSide, "accepted streams")
+	for _, c2 := range accepted {
+		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, err := c2.Read(buf)
+		noErr(t, err)
+		c1 := opened[string(buf[:n])]
+		check(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
+		delete(opened, string(buf[:n]))
+		c2.SetReadDeadline(time.Time{})
+		exchange(t, c1, c2, 32<<10)
+	}
+}
+
+// The path's RTT is measured, and the pair reported, across an emulated 2 x 40 ms link.
+func TestRTTMeasured(t *testing.T) {
+	delay := netem.Config{Out: netem.Impairment{Delay: 40 * time.Millisecond}}
+	a, _ := wrapped(t, fastConfig(), delay)
+	b, _ := wrapped(t, fastConfig(), delay)
+	pa, pb := connectPair(t, a, b)
+	for _, p := range []*Path{pa, pb} {
+		rtt := p.RTT()
+		check(t, rtt >= 80*time.Millisecond && rtt < 200*time.Millisecond, "RTT %v across 2 x 40 ms", rtt)
+	}
+	c1, c2 := openPair(t, pb, pa)
+	exchange(t, c1, c2, 64<<10)
+}
+
+// Closing the Transport ends a Connect in progress at once.
+func TestCloseDuringConnect(t *testing.T) {
+	a := listen(t, fastConfig())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	noErr(t, a.Close())
+	select {
+	case err := <-errc:
+		isErr(t, err, ErrPunchFailed)
+		isErr(t, err, ErrTransportClosed)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Connect still running after Close")
+	}
+	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+	isErr(t, err, ErrTransportClosed)
 }
