@@ -28,117 +28,164 @@ const benchPiece = 256 << 10 // the sender's write size and the receiver's buffe
 // writerOnly hides io.Discard's ReadFrom so io.CopyBuffer uses the given buffer, like the other contenders.
 type writerOnly struct{ io.Writer }
 
-// BenchmarkBodyThroughput moves a body over loopback TCP: raw TCP io.Copy (the baseline), and symsock bodies with
-// Content-Length and chunked framing, sent with Write and received with ReadSome into a reused Body (and through
-// BodyReader). Compare the MB/s of the sub-benchmarks of one run.
-func BenchmarkBodyThroughput(b *testing.B) {
-	size := benchBodyBytes(b)
-	piece := make([]byte, benchPiece)
-	for i := range piece {
-		piece[i] = byte('a' + i%26)
-	}
+// throughputRig holds the connections of the throughput benchmarks: one raw TCP pair and one symsock pair per
+// framing, set up once.
+type throughputRig struct {
+	size     int64
+	piece    []byte // what the senders write, benchPiece at a time
+	buf      []byte // the raw receiver's and BodyReader's buffer
+	rawC     net.Conn
+	rawPeer  net.Conn
+	servers  map[string]*Socket
+	clients  map[string]*Socket
+	req      *Request // the server's request, its Body reused with benchPiece capacity
+	response *Response
+}
 
-	b.Run("raw-tcp", func(b *testing.B) {
-		c, peer := tcpPair(b)
+var throughputModes = []string{"content-length", "chunked", "chunked-bodyreader"}
+
+func newThroughputRig(b *testing.B) *throughputRig {
+	rig := &throughputRig{size: benchBodyBytes(b), piece: make([]byte, benchPiece), buf: make([]byte, benchPiece),
+		servers: map[string]*Socket{}, clients: map[string]*Socket{},
+		req: &Request{Body: make([]byte, 0, benchPiece)}, response: &Response{Status: 200}}
+	for i := range rig.piece {
+		rig.piece[i] = byte('a' + i%26)
+	}
+	untimed := func(c, peer net.Conn) (net.Conn, net.Conn) {
 		_ = c.SetDeadline(time.Time{})
 		_ = peer.SetDeadline(time.Time{})
-		b.SetBytes(size)
-		errc := make(chan error, 1)
-		go func() {
-			for i := 0; i < b.N; i++ {
-				for left := size; left > 0; {
-					n, err := peer.Write(piece[:min(left, int64(len(piece)))])
-					if err != nil {
-						errc <- err
-						return
-					}
-					left -= int64(n)
-				}
+		return c, peer
+	}
+	rig.rawC, rig.rawPeer = untimed(tcpPair(b))
+	for _, mode := range throughputModes {
+		c, peer := untimed(tcpPair(b))
+		rig.servers[mode], rig.clients[mode] = New(c), New(peer)
+	}
+	return rig
+}
+
+// raw moves one body with plain writes and io.CopyBuffer, the baseline.
+func (rig *throughputRig) raw(b *testing.B) {
+	errc := make(chan error, 1)
+	go func() {
+		for left := rig.size; left > 0; {
+			n, err := rig.rawPeer.Write(rig.piece[:min(left, int64(len(rig.piece)))])
+			if err != nil {
+				errc <- err
+				return
 			}
-			errc <- nil
-		}()
-		buf := make([]byte, benchPiece)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			n, err := io.CopyBuffer(writerOnly{io.Discard}, io.LimitReader(c, size), buf)
-			if err != nil || n != size {
-				b.Fatalf("copied %d of %d: %v", n, size, err)
-			}
+			left -= int64(n)
 		}
-		if err := <-errc; err != nil {
+		errc <- nil
+	}()
+	n, err := io.CopyBuffer(writerOnly{io.Discard}, io.LimitReader(rig.rawC, rig.size), rig.buf)
+	if err != nil || n != rig.size {
+		b.Fatalf("copied %d of %d: %v", n, rig.size, err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// symsock moves one request body from a symsock client (WriteRequestMetadata, Write, WriteEndOfMessage) to a
+// symsock server (ReadRequest, then ReadSome into the reused Body or BodyReader), which answers 200.
+func (rig *throughputRig) symsock(b *testing.B, mode string) {
+	server, client := rig.servers[mode], rig.clients[mode]
+	errc := make(chan error, 1)
+	go func() {
+		req := &Request{Method: "POST", Target: "/upload", Header: http.Header{"Host": {"bench"}}}
+		if mode == "content-length" {
+			req.Header.Set("Content-Length", strconv.FormatInt(rig.size, 10))
+		}
+		if err := client.WriteRequestMetadata(req); err != nil {
+			errc <- err
+			return
+		}
+		for left := rig.size; left > 0; {
+			req.Body = rig.piece[:min(left, int64(len(rig.piece)))]
+			if err := client.Write(req); err != nil {
+				errc <- err
+				return
+			}
+			left -= int64(len(req.Body))
+		}
+		errc <- client.WriteEndOfMessage()
+	}()
+	req := rig.req
+	if err := server.ReadRequest(req); err != nil {
+		b.Fatal(err)
+	}
+	got := int64(len(req.Body))
+	if mode == "chunked-bodyreader" {
+		// BodyReader yields the bytes ReadRequest already appended too.
+		n, err := io.CopyBuffer(writerOnly{io.Discard}, server.BodyReader(req), rig.buf)
+		if err != nil {
 			b.Fatal(err)
 		}
-	})
-
-	for _, mode := range []string{"content-length", "chunked", "chunked-bodyreader"} {
-		b.Run(mode, func(b *testing.B) {
-			c, peer := tcpPair(b)
-			_ = c.SetDeadline(time.Time{})
-			_ = peer.SetDeadline(time.Time{})
-			server, client := New(c), New(peer)
-			b.SetBytes(size)
-			errc := make(chan error, 1)
-			go func() {
-				req := &Request{Method: "POST", Target: "/upload", Header: http.Header{"Host": {"bench"}}}
-				if mode == "content-length" {
-					req.Header.Set("Content-Length", strconv.FormatInt(size, 10))
-				}
-				for i := 0; i < b.N; i++ {
-					if err := client.WriteRequestMetadata(req); err != nil {
-						errc <- err
-						return
-					}
-					for left := size; left > 0; {
-						req.Body = piece[:min(left, int64(len(piece)))]
-						if err := client.Write(req); err != nil {
-							errc <- err
-							return
-						}
-						left -= int64(len(req.Body))
-					}
-					if err := client.WriteEndOfMessage(); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- nil
-			}()
-			req := &Request{Body: make([]byte, 0, benchPiece)}
-			buf := make([]byte, benchPiece)
-			res := &Response{Status: 200}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := server.ReadRequest(req); err != nil {
-					b.Fatal(err)
-				}
-				got := int64(len(req.Body))
-				if mode == "chunked-bodyreader" {
-					// BodyReader yields the bytes ReadRequest already appended too.
-					n, err := io.CopyBuffer(writerOnly{io.Discard}, server.BodyReader(req), buf)
-					if err != nil {
-						b.Fatal(err)
-					}
-					got = n
-				} else {
-					for server.ReadState() != ReadFinished {
-						req.Body = req.Body[:0]
-						if err := server.ReadSome(req); err != nil {
-							b.Fatal(err)
-						}
-						got += int64(len(req.Body))
-					}
-				}
-				if got != size {
-					b.Fatalf("received %d of %d bytes", got, size)
-				}
-				if err := server.WriteResponse(res); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := <-errc; err != nil {
+		got = n
+	} else {
+		for server.ReadState() != ReadFinished {
+			req.Body = req.Body[:0]
+			if err := server.ReadSome(req); err != nil {
 				b.Fatal(err)
 			}
+			got += int64(len(req.Body))
+		}
+	}
+	if got != rig.size {
+		b.Fatalf("received %d of %d bytes", got, rig.size)
+	}
+	if err := server.WriteResponse(rig.response); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkBodyThroughput moves a body over loopback TCP: raw TCP io.Copy (the baseline) and symsock bodies with
+// Content-Length and chunked framing. Compare the MB/s of the sub-benchmarks of one run; under load prefer
+// BenchmarkBodyThroughputInterleaved.
+func BenchmarkBodyThroughput(b *testing.B) {
+	rig := newThroughputRig(b)
+	b.Run("raw-tcp", func(b *testing.B) {
+		b.SetBytes(rig.size)
+		for i := 0; i < b.N; i++ {
+			rig.raw(b)
+		}
+	})
+	for _, mode := range throughputModes {
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(rig.size)
+			for i := 0; i < b.N; i++ {
+				rig.symsock(b, mode)
+			}
 		})
+	}
+}
+
+// BenchmarkBodyThroughputInterleaved alternates raw TCP and each symsock framing within every iteration, so a
+// machine whose load changes during the run affects all alike, and reports each one's MB/s and its ratio to raw
+// TCP (x-raw: 1 means as fast as raw TCP).
+func BenchmarkBodyThroughputInterleaved(b *testing.B) {
+	rig := newThroughputRig(b)
+	spent := map[string]time.Duration{}
+	b.SetBytes(rig.size * int64(1+len(throughputModes)))
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		rig.raw(b)
+		spent["raw"] += time.Since(start)
+		for _, mode := range throughputModes {
+			start = time.Now()
+			rig.symsock(b, mode)
+			spent[mode] += time.Since(start)
+		}
+	}
+	mbps := func(d time.Duration) float64 { return float64(rig.size) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(mbps(spent["raw"]), "raw-MB/s")
+	for _, mode := range throughputModes {
+		b.ReportMetric(mbps(spent[mode]), mode+"-MB/s")
+		b.ReportMetric(spent["raw"].Seconds()/spent[mode].Seconds(), mode+"-x-raw")
 	}
 }
 

@@ -30,6 +30,7 @@ type bodyFraming struct {
 	kind      bodyKind
 	phase     chunkPhase
 	remaining int64 // bodyLength: bytes left; bodyChunked: bytes left in the current chunk
+	lastChunk int64 // bodyChunked: size of the last chunk, to predict the next framing
 	total     int64 // body bytes received so far
 	done      bool
 }
@@ -291,7 +292,10 @@ func (s *Socket) lingerClose() {
 }
 
 // fill reads more bytes from the transport into the input buffer, compacting or growing it when full.
-func (s *Socket) fill() error {
+func (s *Socket) fill() error { return s.fillAtMost(0) }
+
+// fillAtMost is fill reading at most most bytes when most > 0.
+func (s *Socket) fillAtMost(most int) error {
 	if s.buf == nil {
 		s.buf = make([]byte, s.cfg.bufferSize)
 	}
@@ -314,7 +318,11 @@ func (s *Socket) fill() error {
 		}
 	}
 	for {
-		n, err := s.conn.Read(s.buf[s.w:])
+		room := s.buf[s.w:]
+		if most > 0 && most < len(room) {
+			room = room[:most]
+		}
+		n, err := s.conn.Read(room)
 		s.w += n
 		if n > 0 {
 			return nil
@@ -392,8 +400,23 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 					if limit > 0 {
 						k = min(k, int64(limit-produced))
 					}
+					// The read that ends a chunk also asks for the framing that should follow (its CRLF and the
+					// next size line), which then moves to the buffer: no extra system call per chunk.
+					extra := 0
+					if fr.kind == bodyChunked && k == fr.remaining {
+						if f := framingLen(fr.lastChunk, true); int64(spare) >= k+int64(f) {
+							extra = f
+						}
+					}
 					b := *dst
-					n, err := s.conn.Read(b[len(b) : len(b)+int(k)])
+					n, err := s.conn.Read(b[len(b) : len(b)+int(k)+extra])
+					if n > int(k) {
+						if s.buf == nil {
+							s.buf = make([]byte, s.cfg.bufferSize)
+						}
+						s.r, s.w = 0, copy(s.buf, b[len(b)+int(k):len(b)+n])
+						n = int(k)
+					}
 					if n > 0 {
 						if cerr := s.countBody(int64(n)); cerr != nil {
 							return produced, cerr
@@ -429,7 +452,7 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 				if produced > 0 || !network {
 					return produced, nil
 				}
-				if err := s.fill(); err != nil {
+				if err := s.fillAtMost(s.framingRead(dst, limit)); err != nil {
 					return produced, err
 				}
 			}
@@ -438,7 +461,7 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 				if produced > 0 || !network {
 					return produced, nil
 				}
-				if err := s.fill(); err != nil {
+				if err := s.fillAtMost(s.framingRead(dst, limit)); err != nil {
 					return produced, err
 				}
 				continue
@@ -482,6 +505,38 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 		}
 	}
 	return produced, nil
+}
+
+// framingRead returns how many bytes to read at a chunk boundary when the buffer is empty and the caller reads
+// large chunks into its own memory: exactly the framing expected if the next chunk has the size of the last one
+// ("\r\n" ending the data, the size line). The chunk's data then goes straight into the caller's memory instead of
+// through the buffer and a copy. 0 means a normal buffered read (small chunks, or no room in the caller's memory).
+func (s *Socket) framingRead(dst *[]byte, limit int) int {
+	fr := &s.body
+	if dst == nil || s.r != s.w || fr.lastChunk < directReadMin {
+		return 0
+	}
+	spare := cap(*dst) - len(*dst)
+	if limit > 0 {
+		spare = min(spare, limit)
+	}
+	if spare < directReadMin {
+		return 0
+	}
+	return framingLen(fr.lastChunk, fr.phase == phaseDataEnd)
+}
+
+// framingLen is the length of the framing before a chunk of the given size: its size line, after the CRLF that
+// ends the previous chunk's data when dataEnd.
+func framingLen(size int64, dataEnd bool) int {
+	n := 2
+	for v := size; v > 0; v >>= 4 {
+		n++
+	}
+	if dataEnd {
+		n += 2
+	}
+	return n
 }
 
 // countBody enforces the body size limit.
@@ -563,6 +618,7 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 		}
 	}
 	s.r += i + 1
+	s.body.lastChunk = size
 	if size == 0 {
 		s.body.phase = phaseTrailers
 		s.tscan = headScan{trailer: true}
