@@ -35,7 +35,7 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.STUNTimeout)
 		defer cancel()
 	}
-	raddr, err := net.ResolveUDPAddr(t.pc.LocalAddr().Network(), server)
+	raddr, err := net.ResolveUDPAddr(t.network(), server)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%w: resolving server %q: %w", ErrSTUN, server, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/anacrolix/utp"
@@ -38,6 +39,7 @@ type Transport struct {
 	dialSem   chan struct{}                         // bounds concurrent uTP dials
 	sendRaw   func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
 	sendDrops atomic.Uint64
+	v4, v6    bool // address families the socket can reach
 }
 
 // Listen binds a UDP socket (network "udp", "udp4" or "udp6"; e.g. Listen("udp4", ":0", Config{})) and returns a
@@ -91,6 +93,7 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
 	t.sendRaw = newNonblockingSender(pc)
+	t.v4, t.v6 = families(pc, local)
 	t.mux = &utpPacketConn{t: t, in: make(chan utpPacket, utpQueue), closed: make(chan struct{})}
 	t.sock, err = utp.NewSocketFromPacketConnNoClose(t.mux)
 	if err != nil {
@@ -118,16 +121,7 @@ func (t *Transport) HostCandidates() []Candidate {
 	if bound.IsValid() && !bound.IsUnspecified() {
 		return []Candidate{{Kind: CandidateHost, Addr: netip.AddrPortFrom(bound, port)}}
 	}
-	want4, want6 := true, true
-	switch t.pc.LocalAddr().Network() {
-	case "udp4":
-		want6 = false
-	case "udp6":
-		want4 = false
-	}
-	if bound.Is4() {
-		want6 = false
-	}
+	want4, want6 := t.v4, t.v6
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		t.log.Warn("utp: listing interface addresses", "err", err)
@@ -212,6 +206,31 @@ func (t *Transport) readLoop() {
 		}
 		t.dispatch(buf[:n], ap)
 	}
+}
+
+// families says which address families the socket reaches: from the kernel when pc is (or exposes) a socket, else
+// from its bound address.
+func families(pc net.PacketConn, local *net.UDPAddr) (v4, v6 bool) {
+	if sc, ok := pc.(syscall.Conn); ok {
+		if v4, v6, err := socketFamilies(sc); err == nil {
+			return v4, v6
+		}
+	}
+	if local.IP.To4() != nil {
+		return true, false
+	}
+	return true, true
+}
+
+// network is the net package's name for what the socket reaches ("udp4", "udp6" or "udp").
+func (t *Transport) network() string {
+	switch {
+	case t.v4 && !t.v6:
+		return "udp4"
+	case t.v6 && !t.v4:
+		return "udp6"
+	}
+	return "udp"
 }
 
 // dispatch sorts one datagram: control packets, STUN, and the rest to uTP.
