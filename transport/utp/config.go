@@ -2,7 +2,6 @@ package utp
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"time"
 )
@@ -79,7 +78,7 @@ func (c Config) withDefaults() Config {
 		c.AcceptBacklog = 32
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -100,6 +99,8 @@ var (
 	ErrStreamClosed = errors.New("utp: stream closed by peer")
 	// ErrBadKey: Peer.Key is not 32 bytes.
 	ErrBadKey = errors.New("utp: session key must be 32 bytes")
+	// ErrRoles: both peers, or neither, set Peer.Dialer.
+	ErrRoles = errors.New("utp: exactly one peer must be the dialler")
 	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, failed authentication).
 	ErrProtocol = errors.New("utp: protocol violation")
 )

@@ -268,6 +268,9 @@ func (p *Path) shutdown(err error, bye bool) {
 // flags describes our state to the peer, for a packet sent to to.
 func (p *Path) flags(to netip.AddrPort) byte {
 	var f byte
+	if p.dialer {
+		f |= flagDialer
+	}
 	if p.locked {
 		f |= flagConfirmed
 		if p.dialer && to == p.remote {
@@ -346,6 +349,11 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 	}
 	if !p.locked || c.instance != p.peerInstance || !p.window.accept(c.counter) {
 		p.mu.Unlock() // not yet trusted, another instance, or a replay
+		return
+	}
+	if peerDialer := c.flags&flagDialer != 0; peerDialer == p.dialer {
+		p.mu.Unlock()
+		go p.shutdown(ErrRoles, true)
 		return
 	}
 	p.lastRecv.Store(now.UnixNano())

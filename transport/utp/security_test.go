@@ -276,3 +276,23 @@ func TestPeerCloseIsTold(t *testing.T) {
 	check(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
 	check(t, !errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
 }
+
+// Two diallers (or none) is a configuration error both sides report, not a silent timeout.
+func TestRolesMustDiffer(t *testing.T) {
+	for _, dialer := range []bool{true, false} {
+		a, b := listen(t, fastConfig()), listen(t, fastConfig())
+		key := newKey(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates(), Dialer: dialer})
+			errc <- err
+		}()
+		start := time.Now()
+		_, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: dialer})
+		isErr(t, err, ErrRoles)
+		isErr(t, <-errc, ErrRoles)
+		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
+		cancel()
+	}
+}

@@ -14,7 +14,7 @@ import (
 //	0      1 magic 0xD7: uTP needs version nibble 1 (and type <= 4), STUN needs the top two bits 00; 0xD7 is neither
 //	1      1 version, 1
 //	2      1 kind (punch, punch reply, probe, probe echo, open request, bye)
-//	3      1 flags (confirmed, nominated, done)
+//	3      1 flags (confirmed, nominated, done, dialler)
 //	4      8 sender instance: random per Connect, so packets of an earlier session with the same key never count
 //	12     8 counter: strictly increasing per sender instance; the receiver keeps a sliding replay window
 //	20     n body (kind-specific, see below)
@@ -47,6 +47,7 @@ const (
 	flagConfirmed = 1 << iota // the sender has had an authenticated reply to its own punch
 	flagNominated             // the sender is the dialler and chose the address this packet was sent to
 	flagDone                  // the sender's Connect has finished
+	flagDialer                // the sender is the dialler (Peer.Dialer); both or neither is a misconfiguration
 )
 
 type ctrlPacket struct {
