@@ -404,7 +404,11 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 					// next size line), which then moves to the buffer: no extra system call per chunk.
 					extra := 0
 					if fr.kind == bodyChunked && k == fr.remaining {
-						if f := framingLen(fr.lastChunk, true); int64(spare) >= k+int64(f) {
+						room := int64(spare)
+						if limit > 0 {
+							room = min(room, int64(limit-produced))
+						}
+						if f := framingLen(fr.lastChunk, true); room >= k+int64(f) {
 							extra = f
 						}
 					}

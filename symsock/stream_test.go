@@ -256,3 +256,67 @@ func TestPipelinedClient(t *testing.T) {
 	eq(t, "status", res.Status, 404)
 	eq(t, "IsOpen", s.IsOpen(), true)
 }
+
+// TestChunkedShapes streams chunked bodies of mixed chunk sizes (with and without extensions, the peer writing in
+// odd pieces) through ReadSome with several Body capacities and through BodyReader with several buffer sizes, and
+// checks the body, the trailer and that the pipelined request behind it is intact.
+func TestChunkedShapes(t *testing.T) {
+	sizes := []int{1, 5000, 70000, 3, 300000, 4096, 65536, 4095, 8192, 200000, 2}
+	var wire bytes.Buffer
+	var want bytes.Buffer
+	wire.WriteString("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for i, n := range sizes {
+		data := bytes.Repeat([]byte{byte('a' + i)}, n)
+		data[0] = byte('0' + i)
+		want.Write(data)
+		wire.WriteString(strconv.FormatInt(int64(n), 16))
+		if i%3 == 1 {
+			wire.WriteString(";ext=" + strconv.Itoa(i))
+		}
+		wire.WriteString("\r\n")
+		wire.Write(data)
+		wire.WriteString("\r\n")
+	}
+	wire.WriteString("0\r\nX-Trailer: yes\r\n\r\n" + r0)
+	for _, mode := range []string{"readsome-0", "readsome-4k", "readsome-64k", "readsome-1m", "reader-1", "reader-5000", "reader-64k", "reader-1m"} {
+		t.Run(mode, func(t *testing.T) {
+			s, peer := newPair(t)
+			go func() {
+				// Odd write sizes so chunk boundaries land anywhere in the reads.
+				b := wire.Bytes()
+				for i, step := 0, 1; i < len(b); i, step = i+step, step*3%70001+1 {
+					if _, err := peer.Write(b[i:min(i+step, len(b))]); err != nil {
+						return
+					}
+				}
+			}()
+			capacity := map[string]int{"readsome-0": 0, "readsome-4k": 4 << 10, "readsome-64k": 64 << 10, "readsome-1m": 1 << 20,
+				"reader-1": 1, "reader-5000": 5000, "reader-64k": 64 << 10, "reader-1m": 1 << 20}[mode]
+			req := &Request{}
+			if strings.HasPrefix(mode, "readsome") {
+				req.Body = make([]byte, 0, capacity)
+			}
+			mustNil(t, s.ReadRequest(req))
+			var got bytes.Buffer
+			if strings.HasPrefix(mode, "readsome") {
+				got.Write(req.Body)
+				for s.ReadState() != ReadFinished {
+					req.Body = req.Body[:0]
+					mustNil(t, s.ReadSome(req))
+					got.Write(req.Body)
+				}
+			} else {
+				_, err := io.CopyBuffer(struct{ io.Writer }{&got}, s.BodyReader(req), make([]byte, capacity))
+				mustNil(t, err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("body of %d bytes differs from the %d sent", got.Len(), want.Len())
+			}
+			eq(t, "trailer", req.Trailer.Get("X-Trailer"), "yes")
+			mustNil(t, s.WriteResponse(&Response{Status: 200}))
+			next := &Request{}
+			mustNil(t, s.ReadRequest(next))
+			eq(t, "pipelined", next.Method+" "+next.Target+" "+next.Header.Get("Host"), "GET / a")
+		})
+	}
+}
