@@ -34,6 +34,11 @@ const maxPendingDials = 32
 // OpenStream opens a new stream to the peer. On the dialler it dials a uTP connection (retrying each
 // Config.DialTimeout while ctx lasts); on the other side it asks the dialler, with a control packet, to dial one for
 // it. Without a ctx deadline it gives up after Config.OpenTimeout.
+//
+// The stream is a net.Conn with working deadlines. It also has CloseWrite() error, as *net.TCPConn does: the peer
+// then reads io.EOF while this side can still read. Close is graceful: it returns once the peer's stream holds
+// everything written (or after Config.CloseTimeout). When the path dies, reads and writes fail with an error
+// wrapping ErrPathDead (ErrPathClosed when it was closed).
 func (p *Path) OpenStream(ctx context.Context) (net.Conn, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
