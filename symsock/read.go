@@ -212,7 +212,8 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 
 // readFailed ends a read with an error: a server sends the canned reply of a protocol error (when its response
 // has not started), the connection is closed when the stream can no longer be trusted, and the socket becomes
-// undecided again (except for ErrBufferExhausted on a client, as in the seed).
+// undecided again. (The seed kept the role after ErrBufferExhausted and left the socket wedged; here the limits
+// close the connection like any other protocol error.)
 func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	var perr *protocolError
 	isProto := errors.As(err, &perr)
@@ -247,12 +248,15 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	clientEOF := !server && errors.Is(err, io.EOF)
 	if isProto || inMessage || clientEOF || s.isClosed() {
 		s.closeTransport()
-		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) && !clientEOF {
+		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) && !clientEOF && !errors.Is(err, ErrUnreadBody) {
 			err = s.ioError(err)
 		}
 	} else if !errors.Is(err, io.EOF) {
 		err = s.ioError(err)
 	}
+	// The buffer and framing belong to the read operation until reading is cleared below.
+	s.r, s.w = 0, 0
+	s.body = bodyFraming{}
 	s.mu.Lock()
 	s.reading = false
 	s.role = roleNone
@@ -269,8 +273,6 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	s.methods = s.methods[:0]
 	s.methodsHead = 0
 	s.mu.Unlock()
-	s.r, s.w = 0, 0
-	s.body = bodyFraming{}
 	return err
 }
 
