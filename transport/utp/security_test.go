@@ -296,3 +296,24 @@ func TestRolesMustDiffer(t *testing.T) {
 		cancel()
 	}
 }
+
+// Punching, open requests, stream handshakes and closes all survive heavy loss (20% each way): every control
+// exchange is retried.
+func TestControlUnderLoss(t *testing.T) {
+	lossy := func(seed uint64) netem.Config {
+		return netem.Config{Out: netem.Impairment{Loss: 0.2}, In: netem.Impairment{Loss: 0.2}, Seed: seed}
+	}
+	cfg := fastConfig()
+	cfg.DeadPathTimeout = 10 * time.Second
+	a, _ := wrapped(t, cfg, lossy(1))
+	b, _ := wrapped(t, cfg, lossy(2))
+	pa, pb := connectPair(t, a, b)
+	for i := range 4 {
+		opener, acceptor := pa, pb
+		if i%2 == 1 {
+			opener, acceptor = pb, pa
+		}
+		c1, c2 := openPair(t, opener, acceptor)
+		exchange(t, c1, c2, 64<<10)
+	}
+}
