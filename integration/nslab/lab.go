@@ -227,6 +227,9 @@ func (l *Lab) build(ctx context.Context, cfg Config) error {
 	l.Public = pub
 	if err := l.ipAll(ctx, pub.NS,
 		"link add br0 type bridge",
+		// One segment per TCP frame from the public hosts (the signalling server), so an impaired link
+		// loses and delays segments as a real one does, not 64 KiB super-frames.
+		"link set br0 gso_max_segs 1",
 		"link set br0 up",
 		"addr add "+PublicAddr.String()+"/24 dev br0",
 		"addr add "+PublicAddr2.String()+"/24 dev br0",
@@ -325,6 +328,10 @@ func (l *Lab) addPeer(ctx context.Context, r *Router, j int, pc PeerConfig, addr
 		}
 		l.links = append(l.links, link)
 		p.Link = link
+		// As on br0: the peer's TCP sends MTU-sized frames through the forwarder.
+		if err := l.ipAll(ctx, p.NS, "link set eth0 gso_max_segs 1"); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.ipAll(ctx, r.NS, "link set "+bridgePort+" master lan up"); err != nil {
 		return nil, err

@@ -343,8 +343,9 @@ func TestImpairment(t *testing.T) {
 	})
 }
 
-// TestImpairedLinkCarriesTCP sends a bulk TCP stream through the forwarder: the kernel hands it
-// checksum-offloaded segments and super-frames larger than the MTU, which must arrive intact.
+// TestImpairedLinkCarriesTCP sends bulk TCP both ways through the forwarder: checksums the kernel left to
+// offload must be completed, and the frames must be single segments, so loss hits segments as on a real
+// link rather than 64 KiB super-frames.
 func TestImpairedLinkCarriesTCP(t *testing.T) {
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
 		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{
@@ -356,7 +357,10 @@ func TestImpairedLinkCarriesTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	const size = 4 << 20
+	up := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	down := bytes.Repeat([]byte("fedcba9876543210"), size/16)
+	// echo-ish server: reads everything the peer sends, then answers with down.
 	got := make(chan []byte, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -366,25 +370,39 @@ func TestImpairedLinkCarriesTCP(t *testing.T) {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		b, _ := io.ReadAll(c)
+		b := make([]byte, size)
+		if _, err := io.ReadFull(c, b); err != nil {
+			got <- nil
+			return
+		}
 		got <- b
+		_, _ = c.Write(down)
 	}()
 	var c net.Conn
 	if err := lab.Peer("p").Do(func() (err error) { c, err = net.DialTimeout("tcp4", "203.0.113.1:9000", 10*time.Second); return err }); err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(data); err != nil {
+	if _, err := c.Write(up); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
-	if b := <-got; !bytes.Equal(b, data) {
-		t.Fatalf("received %d bytes, want the %d sent", len(b), len(data))
+	if b := <-got; !bytes.Equal(b, up) {
+		t.Fatalf("server received %d bytes, not the %d sent", len(b), len(up))
+	}
+	b, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(b, down) {
+		t.Fatalf("peer received %d bytes (%v), not the %d sent", len(b), err, len(down))
 	}
 	st := lab.Peer("p").Link.Stats()
 	t.Logf("%+v", st)
 	if st.ToRouter.Failed != 0 || st.ToPeer.Failed != 0 {
 		t.Fatalf("forwarder write failures: %+v", st)
+	}
+	for _, d := range []nslab.DirectionStats{st.ToRouter, st.ToPeer} {
+		if avg := d.Link.OfferedBytes / max(d.Link.Offered, 1); d.Link.OfferedBytes > size && avg > 1600 {
+			t.Fatalf("average frame of %d bytes: the link carried super-frames, not segments", avg)
+		}
 	}
 }
 
