@@ -49,8 +49,7 @@ func (s *Socket) readRequest(req *Request) error {
 	}
 	if discard {
 		if err := s.drain(); err != nil {
-			s.closeTransport()
-			return s.endRead(err, false)
+			return s.endRead(err, true)
 		}
 	}
 	req.Method, req.Target = "", ""
@@ -215,9 +214,10 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 // undecided again. (The seed kept the role after ErrBufferExhausted and left the socket wedged; here the limits
 // close the connection like any other protocol error.)
 func (s *Socket) readFailed(err error, server, inMessage bool) error {
+	wasClosed := s.isClosed() // by Close (or a finished exchange) while the read was blocked
 	var perr *protocolError
 	isProto := errors.As(err, &perr)
-	if isProto && server {
+	if isProto && server && !wasClosed {
 		s.mu.Lock()
 		canReply := !s.writing && (s.wstate == WriteEmpty || s.wstate == WriteContinueIssued || s.rstate == ReadEmpty)
 		s.mu.Unlock()
@@ -239,20 +239,16 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 			}
 		}
 	}
-	if errors.Is(err, io.EOF) {
-		if inMessage {
-			err = io.ErrUnexpectedEOF
-		}
+	if inMessage && errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
 	}
 	// A client has nothing left to do on a connection the server closed (is_open false in the seed).
 	clientEOF := !server && errors.Is(err, io.EOF)
-	if isProto || inMessage || clientEOF || s.isClosed() {
+	if isProto || inMessage || clientEOF || wasClosed {
 		s.closeTransport()
-		if !isProto && !errors.Is(err, io.ErrUnexpectedEOF) && !clientEOF && !errors.Is(err, ErrUnreadBody) {
-			err = s.ioError(err)
-		}
-	} else if !errors.Is(err, io.EOF) {
-		err = s.ioError(err)
+	}
+	if wasClosed {
+		err = closedError(err)
 	}
 	// The buffer and framing belong to the read operation until reading is cleared below.
 	s.r, s.w = 0, 0
