@@ -158,10 +158,10 @@ func Start(t testing.TB, cfg Config) *Lab {
 
 // New builds the lab cfg describes. On error everything built so far is torn down.
 func New(ctx context.Context, cfg Config) (*Lab, error) {
-	if err := Available(); err != nil {
+	if err := validate(cfg); err != nil {
 		return nil, err
 	}
-	if err := validate(cfg); err != nil {
+	if err := Available(); err != nil {
 		return nil, err
 	}
 	cleanupStale.Do(func() { _ = RemoveStale(ctx) })

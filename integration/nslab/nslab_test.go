@@ -482,7 +482,6 @@ func TestRemoveStale(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	nslab.RequireAvailable(t)
 	for _, cfg := range []nslab.Config{
 		{},
 		{Routers: []nslab.RouterConfig{{NAT: nslab.Symmetric, Hairpin: true}}},
