@@ -275,15 +275,14 @@ func record(r result) {
 	results = append(results, r)
 }
 
+// scenario is one lab; its peer "a" runs serve, its peer "b" runs get and then forward.
 type scenario struct {
 	name      string
 	routers   []nslab.RouterConfig
-	server    string // peer running serve
-	client    string // peer running get and forward
-	wantPunch bool   // false: punching must fail
-	// knownBug names a bug (in /tmp/p2phttp/integration-findings.md) that makes this scenario fail today.
-	// The scenario still runs: its failure is reported in the table, and its success fails the test so the
-	// marker is removed and the full checks run again.
+	wantPunch bool // false: punching must fail
+	// knownBug describes a product bug that makes this scenario fail today. The scenario still runs: its
+	// failure is reported in the table, and its success fails the test so the marker is removed and the
+	// full checks run again.
 	knownBug string
 }
 
