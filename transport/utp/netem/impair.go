@@ -1,9 +1,14 @@
 package netem
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
+
+// ErrInvalidImpairment is returned (wrapped) by Impairment.Validate.
+var ErrInvalidImpairment = errors.New("netem: invalid impairment")
 
 // Impairment describes what happens to packets crossing one direction of a link. The zero value passes every
 // packet at once, unchanged. Stages apply in this order: outage, random and burst loss, bottleneck queue, delay
@@ -36,6 +41,31 @@ type Impairment struct {
 
 	// Outages are windows, measured from the link's creation, in which every packet is dropped.
 	Outages []Outage
+}
+
+// Validate reports an error wrapping ErrInvalidImpairment when a probability is outside [0, 1] or a rate, size,
+// delay or outage is negative. NewLink and Wrap do not check: call Validate on impairments that come from users.
+func (im Impairment) Validate() error {
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"Loss", im.Loss}, {"BurstLoss", im.BurstLoss}, {"Reorder", im.Reorder}, {"Duplicate", im.Duplicate}} {
+		if !(p.v >= 0 && p.v <= 1) {
+			return fmt.Errorf("%w: %s %v is not a probability in [0, 1]", ErrInvalidImpairment, p.name, p.v)
+		}
+	}
+	switch {
+	case im.BurstLength < 0 || im.Rate < 0 || im.QueueBytes < 0:
+		return fmt.Errorf("%w: negative BurstLength, Rate or QueueBytes", ErrInvalidImpairment)
+	case im.Delay < 0 || im.Jitter < 0 || im.ReorderDelay < 0:
+		return fmt.Errorf("%w: negative Delay, Jitter or ReorderDelay", ErrInvalidImpairment)
+	}
+	for _, o := range im.Outages {
+		if o.Start < 0 || o.Duration < 0 {
+			return fmt.Errorf("%w: outage %+v has a negative start or duration", ErrInvalidImpairment, o)
+		}
+	}
+	return nil
 }
 
 // Outage is a window in which a link drops everything.

@@ -1,6 +1,7 @@
 package netem
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -201,5 +202,28 @@ func TestShaperIsDeterministic(t *testing.T) {
 	}
 	if slices.Equal(a, c) {
 		t.Fatal("different seeds gave the same fates")
+	}
+}
+
+func TestImpairmentValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		im Impairment
+		ok bool
+	}{
+		{Impairment{}, true},
+		{Impairment{Loss: 1, Duplicate: 0.5, Rate: 1e6, Delay: time.Second}, true},
+		{Impairment{Loss: 1.5}, false},
+		{Impairment{Reorder: -0.1}, false},
+		{Impairment{BurstLoss: math.NaN()}, false},
+		{Impairment{Rate: -1}, false},
+		{Impairment{QueueBytes: -1}, false},
+		{Impairment{Jitter: -time.Millisecond}, false},
+		{Impairment{Outages: []Outage{{Start: time.Second, Duration: -time.Second}}}, false},
+	} {
+		err := tc.im.Validate()
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalidImpairment)) {
+			t.Errorf("Validate(%+v) = %v, want ok=%v", tc.im, err, tc.ok)
+		}
 	}
 }
