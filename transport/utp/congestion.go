@@ -38,8 +38,6 @@ type CongestionConfig struct {
 }
 
 const (
-	// utpPayload is the payload anacrolix/utp puts in one full packet; window arithmetic counts in these.
-	utpPayload = 1384
 	// rttFloor keeps the window-to-rate conversion sane on sub-millisecond paths: without it a loopback RTT
 	// that jitters from 0.1 to 2 ms would swing the rate twenty-fold.
 	rttFloor = 10 * time.Millisecond
@@ -92,7 +90,7 @@ func (c CongestionConfig) withDefaults() CongestionConfig {
 		c.BaseHistory = 10 * time.Minute
 	}
 	if c.Burst <= 0 {
-		c.Burst = 4 * utpPayload
+		c.Burst = 4 * utpPacketPayload
 	}
 	return c
 }
@@ -242,7 +240,7 @@ func (c *controller) onRTTSample(rtt time.Duration) {
 			// Below target: RFC 6817 adds GAIN*off_target MSS per RTT; we add at least that and up to
 			// caIncrease of the window, so a fat path far below target is refilled in seconds, not minutes.
 			if limited {
-				c.cwnd += off * step * max(utpPayload, c.cwnd*caIncrease)
+				c.cwnd += off * step * max(utpPacketPayload, c.cwnd*caIncrease)
 			}
 		} else {
 			// Above target: shed up to caDecrease of the window per RTT, in proportion to the excess.

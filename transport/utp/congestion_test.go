@@ -46,13 +46,12 @@ func simulate(t *testing.T, c *controller, clk *virtualClock, b bottleneck, tota
 	const (
 		step          = 100 * time.Microsecond
 		probeInterval = 20 * time.Millisecond
-		segment       = 4 * utpPayload
+		segment       = 4 * utpPacketPayload
 	)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	type event struct {
-		at   time.Time
-		rtt  time.Duration // > 0: echo; 0: loss
-		sent time.Time
+		at  time.Time
+		rtt time.Duration // > 0: echo; 0: loss
 	}
 	var (
 		start              = clk.t
@@ -82,7 +81,7 @@ func simulate(t *testing.T, c *controller, clk *virtualClock, b bottleneck, tota
 		// Sender: greedy, one segment (4 packets) per pacer grant.
 		for !releaseAt.After(clk.t) {
 			for range 4 {
-				ok := enqueue(utpPayload)
+				ok := enqueue(utpPacketPayload)
 				if measuring {
 					offered++
 					if !ok {
@@ -198,8 +197,8 @@ func TestControllerFastStartOnLoopback(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	var elapsed time.Duration
 	for c.rate() < 500e6 {
-		for range int(c.rate() * 0.020 / (4 * utpPayload)) {
-			c.reserve(4 * utpPayload)
+		for range int(c.rate() * 0.020 / (4 * utpPacketPayload)) {
+			c.reserve(4 * utpPacketPayload)
 		}
 		clk.t = clk.t.Add(20 * time.Millisecond)
 		elapsed += 20 * time.Millisecond
@@ -216,7 +215,7 @@ func TestControllerDoesNotGrowWhenApplicationLimited(t *testing.T) {
 	c, clk := newVirtualController(CongestionConfig{})
 	before := c.rate()
 	for range 100 {
-		c.reserve(utpPayload) // a trickle: far below the allowance
+		c.reserve(utpPacketPayload) // a trickle: far below the allowance
 		clk.t = clk.t.Add(20 * time.Millisecond)
 		c.onRTTSample(time.Millisecond)
 	}
@@ -315,8 +314,8 @@ func TestControllerPacesAtRate(t *testing.T) {
 	var sent int
 	var last time.Duration
 	for sent < 1e6 {
-		last = c.reserve(utpPayload)
-		sent += utpPayload
+		last = c.reserve(utpPacketPayload)
+		sent += utpPacketPayload
 	}
 	wantLast := time.Duration(float64(sent-c.cfg.Burst) / 1e6 * float64(time.Second))
 	if diff := last - wantLast; diff < -time.Millisecond || diff > time.Millisecond {
@@ -327,7 +326,7 @@ func TestControllerPacesAtRate(t *testing.T) {
 	if d := c.reserve(c.cfg.Burst); d > 0 {
 		t.Fatalf("a burst after idling waits %v, want 0", d)
 	}
-	if d := c.reserve(utpPayload); d <= 0 {
+	if d := c.reserve(utpPacketPayload); d <= 0 {
 		t.Fatalf("a packet right after a full burst waits %v, want > 0", d)
 	}
 }
@@ -352,7 +351,7 @@ func TestCongestionConfigDefaults(t *testing.T) {
 	got := CongestionConfig{}.withDefaults()
 	want := CongestionConfig{
 		TargetDelay: 12 * time.Millisecond, InitialRate: 1 << 20, MinRate: 32 << 10, MaxRate: 1 << 30,
-		Gain: 1, LossBackoff: 0.5, BaseHistory: 10 * time.Minute, Burst: 4 * utpPayload,
+		Gain: 1, LossBackoff: 0.5, BaseHistory: 10 * time.Minute, Burst: 4 * utpPacketPayload,
 	}
 	if got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
@@ -367,7 +366,7 @@ func TestCongestionConfigDefaults(t *testing.T) {
 func BenchmarkControllerReserve(b *testing.B) {
 	c := newController(CongestionConfig{MaxRate: 1e12, InitialRate: 1e12})
 	for b.Loop() {
-		c.reserve(4 * utpPayload)
+		c.reserve(4 * utpPacketPayload)
 	}
 }
 
