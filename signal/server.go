@@ -235,11 +235,18 @@ func writeError(w http.ResponseWriter, status int, msg string, retryAfter int) {
 }
 
 func errorReply(status int, msg string, retryAfter int) reply {
-	b, _ := json.Marshal(errorBody{Error: msg})
-	return reply{status: status, body: append(b, '\n'), retryAfter: retryAfter}
+	return reply{status: status, body: mustJSON(errorBody{Error: msg}), retryAfter: retryAfter}
 }
 
-var waitingReply = reply{status: http.StatusAccepted, body: []byte(`{"status":"waiting"}` + "\n")}
+var waitingReply = reply{status: http.StatusAccepted, body: mustJSON(waiting{Status: "waiting"})}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
 
 func writeReply(w http.ResponseWriter, rp reply) {
 	h := w.Header()
@@ -386,8 +393,7 @@ func (s *Server) meet(rm *room) {
 }
 
 func encodeAnswer(roomID string, peer Offer, dialer bool) []byte {
-	b, _ := json.Marshal(answer{Room: roomID, Peer: peer, Dialer: dialer})
-	return append(b, '\n')
+	return mustJSON(answer{Room: roomID, Peer: peer, Dialer: dialer})
 }
 
 // claim takes p's parked poll out of the state (s.mu held); the caller
