@@ -87,7 +87,7 @@ func TestJoinTwoRoomsInParallel(t *testing.T) {
 	s := startServer(t, ServerConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	codes := []string{testCode, "8-brave-badger"}
+	codes := []string{testCode, "8-amber-otter"} // TestDerive derives the second too
 	var chans [2][2]<-chan joinResult
 	for i, code := range codes {
 		for j := range 2 {
@@ -257,7 +257,7 @@ func TestJoinDetectsTampering(t *testing.T) {
 		})
 	}
 	// An offer moved from another room (code) fails too.
-	other, _ := derive("9-calm-crab")
+	other, _ := derive("8-amber-otter")
 	_, err := NewClient(evilServer(t, func(o *Offer) {
 		flip(o)
 		o.MAC = offerMAC(other.macKey, other.roomID, o)

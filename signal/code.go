@@ -88,13 +88,21 @@ func mustExpand(prk []byte, info string, n int) []byte {
 }
 
 // deriveCache remembers the last few derivations, so a peer that re-joins the
-// same code (p2phttp serve does, once per visitor) pays the slow KDF once.
+// same code (p2phttp serve does, once per visitor) pays the slow KDF once, and
+// concurrent Joins with one code share one derivation.
 var deriveCache = struct {
 	sync.Mutex
-	m map[string]*secrets
-}{m: make(map[string]*secrets)}
+	m map[string]*derivation
+}{m: make(map[string]*derivation)}
 
 const deriveCacheSize = 16
+
+// derivation is one code's secrets, ready once done is closed.
+type derivation struct {
+	done chan struct{}
+	s    *secrets
+	err  error
+}
 
 // derive turns a code into its secrets (slow: see kdfIterations).
 func derive(code string) (*secrets, error) {
@@ -103,30 +111,34 @@ func derive(code string) (*secrets, error) {
 		return nil, fmt.Errorf("%w: want 1 to %d characters", ErrInvalidCode, maxCodeLen)
 	}
 	deriveCache.Lock()
-	s := deriveCache.m[code]
-	deriveCache.Unlock()
-	if s != nil {
-		return s, nil
+	d := deriveCache.m[code]
+	if d != nil {
+		deriveCache.Unlock()
+		<-d.done
+		return d.s, d.err
 	}
-	master, err := pbkdf2.Key(sha256.New, code, []byte(kdfSalt), kdfIterations, 32)
-	if err != nil {
-		return nil, err
-	}
-	s = &secrets{
-		roomID: hex.EncodeToString(mustExpand(master, labelRoomID, 32)),
-		macKey: mustExpand(master, labelOfferMAC, 32),
-		master: master,
-	}
-	deriveCache.Lock()
 	if len(deriveCache.m) >= deriveCacheSize {
 		for k := range deriveCache.m {
 			delete(deriveCache.m, k)
 			break
 		}
 	}
-	deriveCache.m[code] = s
+	d = &derivation{done: make(chan struct{})}
+	deriveCache.m[code] = d
 	deriveCache.Unlock()
-	return s, nil
+	defer close(d.done)
+
+	master, err := pbkdf2.Key(sha256.New, code, []byte(kdfSalt), kdfIterations, 32)
+	if err != nil {
+		d.err = err
+		return nil, err
+	}
+	d.s = &secrets{
+		roomID: hex.EncodeToString(mustExpand(master, labelRoomID, 32)),
+		macKey: mustExpand(master, labelOfferMAC, 32),
+		master: master,
+	}
+	return d.s, nil
 }
 
 // RoomID returns the room ID that code maps to on the server (slow: it runs
