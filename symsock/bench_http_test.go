@@ -3,10 +3,12 @@ package symsock
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,9 +20,10 @@ import (
 // Content-Length into a fixed buffer, no allocation, so that the client neither dominates nor pollutes the count
 // of server allocations. Run with
 //
-//	go test -run '^$' -bench KeepAliveGET -benchtime 2s ./symsock/
+//	go test -run '^$' -bench KeepAliveGET -benchtime 100000x ./symsock/
 //
-// and compare req/s and allocs/req between servers at the same connection count.
+// and compare req/s and allocs/req between servers at the same connection count; the Interleaved variant does it
+// in alternating rounds and reports the ratios.
 
 var benchBody = []byte("Hello, World!")
 
@@ -113,38 +116,63 @@ func contentLengthOf(head []byte) int {
 	return -1
 }
 
-// runLoad drives b.N requests spread over conns connections to addr and reports requests per second and the
-// process's allocations (and bytes) per request, which are the server's since the generator allocates nothing.
-func runLoad(b *testing.B, addr string, conns int) {
-	lc := make([]*loadConn, conns)
-	for i := range lc {
+// loadGen is the load generator's set of keep-alive connections to one server.
+type loadGen []*loadConn
+
+func dialLoad(b *testing.B, addr string, conns int) loadGen {
+	lg := make(loadGen, conns)
+	for i := range lg {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close()
-		lc[i] = &loadConn{c: c, buf: make([]byte, 4096)}
-		if err := lc[i].roundTrip(); err != nil { // warm the connection (and the server's per-connection state)
+		b.Cleanup(func() { c.Close() })
+		lg[i] = &loadConn{c: c, buf: make([]byte, 4096)}
+		if err := lg[i].roundTrip(); err != nil { // warm the connection (and the server's per-connection state)
 			b.Fatal(err)
 		}
 	}
-	errs := make([]error, conns)
+	return lg
+}
+
+// loadResult is what one run of the generator measured: the process's allocations are the server's, since the
+// generator allocates nothing.
+type loadResult struct {
+	requests int
+	elapsed  time.Duration
+	mallocs  uint64
+	bytes    uint64
+}
+
+func (r *loadResult) add(o loadResult) {
+	r.requests += o.requests
+	r.elapsed += o.elapsed
+	r.mallocs += o.mallocs
+	r.bytes += o.bytes
+}
+
+func (r loadResult) reqPerSec() float64    { return float64(r.requests) / r.elapsed.Seconds() }
+func (r loadResult) allocsPerReq() float64 { return float64(r.mallocs) / float64(r.requests) }
+func (r loadResult) bytesPerReq() float64  { return float64(r.bytes) / float64(r.requests) }
+
+// run sends n requests spread over the connections, each connection one request at a time.
+func (lg loadGen) run(b *testing.B, n int) loadResult {
+	errs := make([]error, len(lg))
 	var wg sync.WaitGroup
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	b.ResetTimer()
 	start := time.Now()
-	for i := range lc {
-		n := b.N / conns
-		if i < b.N%conns {
-			n++
+	for i := range lg {
+		k := n / len(lg)
+		if i < n%len(lg) {
+			k++
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range n {
-				if err := lc[i].roundTrip(); err != nil {
+			for range k {
+				if err := lg[i].roundTrip(); err != nil {
 					errs[i] = err
 					return
 				}
@@ -153,67 +181,35 @@ func runLoad(b *testing.B, addr string, conns int) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
 	runtime.ReadMemStats(&after)
 	for _, err := range errs {
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/req")
-	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "B/req")
+	return loadResult{requests: n, elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, bytes: after.TotalAlloc - before.TotalAlloc}
 }
 
 // benchServer starts one kind of server on a loopback listener and returns its address.
 func benchServer(b *testing.B, kind string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	switch kind {
+	case "net/http":
+		// A plain http.Server (not httptest's, whose connection tracking would slow the baseline down).
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	if kind == "net/http" {
 		srv := &http.Server{Handler: http.HandlerFunc(benchHandler)}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = srv.Serve(ln) }()
-		b.Cleanup(func() { _ = srv.Close() })
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ln) }()
+		b.Cleanup(func() { _ = srv.Close(); <-done })
 		return ln.Addr().String()
+	case "symsock-raw":
+		return strings.TrimPrefix(startSymsockServerFunc(b, rawHelloLoop).URL, "http://")
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s := New(c)
-				if kind == "symsock-raw" {
-					_ = rawHelloLoop(s)
-				} else {
-					_ = Serve(s, http.HandlerFunc(benchHandler))
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return strings.TrimPrefix(startSymsockServerFunc(b, func(s *Socket) error {
+		return Serve(s, http.HandlerFunc(benchHandler))
+	}).URL, "http://")
 }
 
 // rawHelloLoop answers like benchHandler with the socket's own API, reusing its messages.
@@ -226,6 +222,9 @@ func rawHelloLoop(s *Socket) error {
 	}, Body: benchBody}
 	for {
 		if err := s.ReadRequest(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return err
 		}
 		for s.ReadState() != ReadFinished {
@@ -240,13 +239,142 @@ func rawHelloLoop(s *Socket) error {
 	}
 }
 
-// BenchmarkKeepAliveGET compares servers at each connection count in one run; see the comment at the top.
+var benchServers = []string{"net/http", "symsock-Serve", "symsock-raw"}
+
+// BenchmarkKeepAliveGET measures each server at each connection count; see the comment at the top.
 func BenchmarkKeepAliveGET(b *testing.B) {
 	for _, conns := range []int{1, 16} {
-		for _, kind := range []string{"net/http", "symsock-Serve", "symsock-raw"} {
+		for _, kind := range benchServers {
 			b.Run("conns="+strconv.Itoa(conns)+"/server="+kind, func(b *testing.B) {
-				runLoad(b, benchServer(b, kind), conns)
+				lg := dialLoad(b, benchServer(b, kind), conns)
+				b.ResetTimer()
+				r := lg.run(b, b.N)
+				b.StopTimer()
+				b.ReportMetric(r.reqPerSec(), "req/s")
+				b.ReportMetric(r.allocsPerReq(), "allocs/req")
+				b.ReportMetric(r.bytesPerReq(), "B/req")
 			})
 		}
 	}
+}
+
+// BenchmarkKeepAliveGETInterleaved runs the three servers in alternating rounds of b.N/50 requests each, so that
+// the load of a shared machine hits them alike, and reports each one's req/s and allocs/req and the ratios of the
+// symsock servers to net/http (x-net/http: above 1 is faster).
+func BenchmarkKeepAliveGETInterleaved(b *testing.B) {
+	for _, conns := range []int{1, 16} {
+		b.Run("conns="+strconv.Itoa(conns), func(b *testing.B) {
+			gens := make([]loadGen, len(benchServers))
+			for i, kind := range benchServers {
+				gens[i] = dialLoad(b, benchServer(b, kind), conns)
+			}
+			totals := make([]loadResult, len(benchServers))
+			const rounds = 50
+			b.ResetTimer()
+			for round := range rounds {
+				n := b.N / rounds
+				if round < b.N%rounds {
+					n++
+				}
+				if n == 0 {
+					continue
+				}
+				for i := range benchServers {
+					totals[(i+round)%len(benchServers)].add(gens[(i+round)%len(benchServers)].run(b, n))
+				}
+			}
+			b.StopTimer()
+			base := totals[0]
+			for i, kind := range benchServers {
+				b.ReportMetric(totals[i].reqPerSec(), kind+"-req/s")
+				b.ReportMetric(totals[i].allocsPerReq(), kind+"-allocs/req")
+				if i > 0 {
+					b.ReportMetric(totals[i].reqPerSec()/base.reqPerSec(), kind+"-x-net/http")
+				}
+			}
+		})
+	}
+}
+
+// replayConn delivers loadRequest n times (as one pipelined stream) then EOF, and discards what is written: the
+// servers' CPU cost per request without any I/O.
+type replayConn struct {
+	net.Conn
+	left   int // requests still to deliver
+	off    int // offset in the current one
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newReplayConn(n int) *replayConn { return &replayConn{left: n, closed: make(chan struct{})} }
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && c.left > 0 {
+		k := copy(p[n:], loadRequest[c.off:])
+		n += k
+		c.off += k
+		if c.off == len(loadRequest) {
+			c.off = 0
+			c.left--
+		}
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error)        { return len(p), nil }
+func (c *replayConn) Close() error                       { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *replayConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c *replayConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+func (c *replayConn) SetDeadline(t time.Time) error      { return nil }
+func (c *replayConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *replayConn) SetWriteDeadline(t time.Time) error { return nil }
+
+// oneConnListener hands out one connection, then blocks until closed.
+type oneConnListener struct {
+	c    chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.c:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// BenchmarkServeCPU is the servers' CPU cost and allocations per keep-alive GET, from a pipelined in-memory
+// stream: what the adapter (and the socket) add, with the kernel out of the picture.
+func BenchmarkServeCPU(b *testing.B) {
+	b.Run("server=net/http", func(b *testing.B) {
+		b.ReportAllocs()
+		conn := newReplayConn(b.N)
+		ln := &oneConnListener{c: make(chan net.Conn, 1), done: make(chan struct{})}
+		ln.c <- conn
+		srv := &http.Server{Handler: http.HandlerFunc(benchHandler)}
+		go func() { _ = srv.Serve(ln) }()
+		<-conn.closed
+		b.StopTimer()
+		_ = srv.Close()
+	})
+	b.Run("server=symsock-Serve", func(b *testing.B) {
+		b.ReportAllocs()
+		if err := Serve(New(newReplayConn(b.N)), http.HandlerFunc(benchHandler)); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("server=symsock-raw", func(b *testing.B) {
+		b.ReportAllocs()
+		if err := rawHelloLoop(New(newReplayConn(b.N))); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -87,9 +87,7 @@ func (srv *Server) Serve(ctx context.Context, s *Socket) error {
 		defer stop()
 	}
 	c := newServerConn(srv, s)
-	connCtx, cancel := context.WithCancel(ctx)
-	c.ctx = connCtx
-	defer cancel()
+	c.ctx = ctx
 	err := c.serve()
 	_ = s.Close()
 	if ctx.Err() != nil {
@@ -256,22 +254,24 @@ func (c *serverConn) abort(status int) error {
 // none.
 func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) (r *http.Request, body *requestBody, err error) {
 	sr := &c.sreq
-	u, err := parseTarget(sr.Method, sr.Target)
-	if err != nil {
+	alloc := new(serverRequest)
+	if err := parseTarget(sr.Method, sr.Target, &alloc.url); err != nil {
 		return nil, nil, err
 	}
 	proto := c.s.Proto()
-	r = (&http.Request{
+	// WithContext's copy does not escape: the Request lives in alloc, next to its URL.
+	alloc.req = *(&http.Request{
 		Method:     sr.Method,
-		URL:        u,
+		URL:        &alloc.url,
 		RequestURI: sr.Target,
 		Proto:      proto,
 		ProtoMajor: 1,
 		Header:     sr.Header,
-		Host:       u.Host,
+		Host:       alloc.url.Host,
 		RemoteAddr: c.remote,
 		Close:      !c.s.KeepAlive(),
 	}).WithContext(ctx)
+	r = &alloc.req
 	if proto == "HTTP/1.1" {
 		r.ProtoMinor = 1
 	}
@@ -290,16 +290,7 @@ func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) 
 	case n < 0:
 		r.ContentLength = -1
 		r.TransferEncoding = chunkedEncoding
-		for _, v := range r.Header["Trailer"] {
-			for _, name := range strings.Split(v, ",") {
-				if name = strings.TrimSpace(name); name != "" {
-					if r.Trailer == nil {
-						r.Trailer = make(http.Header)
-					}
-					r.Trailer[http.CanonicalHeaderKey(name)] = nil
-				}
-			}
-		}
+		r.Trailer = declaredTrailers(r.Header)
 	default:
 		r.ContentLength = n
 	}
@@ -312,19 +303,49 @@ func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) 
 
 var chunkedEncoding = []string{"chunked"}
 
-// parseTarget parses a request target into a URL as net/http does (url.ParseRequestURI, authority form for
-// CONNECT), with an allocation-light fast path for the usual plain origin-form path.
-func parseTarget(method, target string) (*url.URL, error) {
+// declaredTrailers returns the field names announced by the Trailer header of h as the keys of a header with nil
+// values (how net/http presents trailers before the body end), or nil when none is announced.
+func declaredTrailers(h http.Header) http.Header {
+	var t http.Header
+	for _, v := range h["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if t == nil {
+					t = make(http.Header)
+				}
+				t[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	return t
+}
+
+// serverRequest is the memory of one server request: the http.Request and its URL in a single allocation.
+type serverRequest struct {
+	req http.Request
+	url url.URL
+}
+
+// parseTarget parses a request target into u as net/http does (url.ParseRequestURI, authority form for CONNECT),
+// with an allocation-free fast path for the usual plain origin-form path.
+func parseTarget(method, target string, u *url.URL) error {
 	if method == "CONNECT" && !strings.HasPrefix(target, "/") {
-		return &url.URL{Host: target}, nil
+		*u = url.URL{Host: target}
+		return nil
 	}
 	if len(target) > 0 && target[0] == '/' {
 		path, query, hasQuery := strings.Cut(target, "?")
 		if plainPath(path) {
-			return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, nil
+			*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+			return nil
 		}
 	}
-	return url.ParseRequestURI(target)
+	p, err := url.ParseRequestURI(target)
+	if err != nil {
+		return err
+	}
+	*u = *p
+	return nil
 }
 
 // plainPath reports whether p has only bytes that url.URL keeps as they are in a path (no escapes, nothing that
@@ -415,6 +436,7 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	committed   bool  // the head is on the wire (streaming)
+	prepared    bool  // prepareHead ran
 	head        bool  // HEAD request: the body is counted (and sniffed) but never sent
 	http10      bool  // HTTP/1.0 client: no chunked streaming
 	bodyAllowed bool  // the status permits a body
@@ -437,6 +459,7 @@ func (w *responseWriter) reset(req *http.Request, body *requestBody, cancel cont
 	w.status = 0
 	w.wroteHeader = false
 	w.committed = false
+	w.prepared = false
 	w.head = req.Method == http.MethodHead
 	w.http10 = req.ProtoMinor == 0
 	w.bodyAllowed = true
@@ -597,6 +620,10 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // prepareHead fixes the header map just before the head is written.
 func (w *responseWriter) prepareHead() {
+	if w.prepared {
+		return
+	}
+	w.prepared = true
 	for k, v := range w.header {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			// Never a header: a trailer whose value may still change until the handler returns.
@@ -668,12 +695,12 @@ func (w *responseWriter) finish() error {
 		return fmt.Errorf("%w: handler wrote %d of the %d bytes it declared in Content-Length", ErrShortResponse, w.written, w.declaredLen)
 	}
 	if !w.committed {
+		w.prepareHead()
 		if w.streamAtEnd() {
 			if err := w.commit(); err != nil {
 				return err
 			}
 		} else {
-			w.prepareHead()
 			if !w.head || w.declaredLen < 0 {
 				// The socket adds the Content-Length (and drops the body of a HEAD reply).
 				w.res.Body = w.buf
@@ -697,7 +724,7 @@ func (w *responseWriter) finish() error {
 }
 
 // streamAtEnd reports whether a response complete in the buffer still needs a streamed head: it has trailers (only
-// chunked framing carries them), or it answers HEAD without a length to report.
+// chunked framing carries them), or it answers HEAD without a length to report. It runs after prepareHead.
 func (w *responseWriter) streamAtEnd() bool {
 	if w.head {
 		return w.declaredLen < 0 && (w.written == 0 || w.written > int64(w.bufSize))
@@ -705,15 +732,8 @@ func (w *responseWriter) streamAtEnd() bool {
 	if !w.bodyAllowed || w.http10 || w.declaredLen >= 0 {
 		return false
 	}
-	if _, ok := w.header["Trailer"]; ok {
-		return true
-	}
-	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			return true
-		}
-	}
-	return false
+	_, declared := w.header["Trailer"]
+	return declared || len(w.trailer) > 0
 }
 
 // finalTrailers collects the trailers once the handler returned: those declared in the Trailer header (values
@@ -723,12 +743,9 @@ func (w *responseWriter) finalTrailers() http.Header {
 	if w.declaredLen >= 0 || w.http10 || w.head || !w.bodyAllowed {
 		return nil
 	}
-	for _, v := range w.header["Trailer"] {
-		for _, name := range strings.Split(v, ",") {
-			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
-			if vals, ok := w.header[name]; ok && name != "" {
-				w.setTrailer(name, vals)
-			}
+	for name := range declaredTrailers(w.header) {
+		if vals, ok := w.header[name]; ok {
+			w.setTrailer(name, vals)
 		}
 	}
 	for k, v := range w.header {

@@ -112,16 +112,17 @@ func TestServeTargets(t *testing.T) {
 	for _, target := range []string{"/", "/a/b/", "/a;b=c/d:e@f$g&h+i,j", "/%41b", "/a!b", "/a'b(c)*", "/x?q=1#",
 		"*", "http://h.test/p?q", "//double/slash", "/?", "/a?b?c"} {
 		want, wantErr := url.ParseRequestURI(target)
-		got, err := parseTarget("GET", target)
+		var got url.URL
+		err := parseTarget("GET", target, &got)
 		if (err != nil) != (wantErr != nil) {
 			t.Fatalf("%q: error %v, want %v", target, err, wantErr)
 		}
-		if err == nil && *got != *want {
-			t.Errorf("%q: got %#v, want %#v", target, *got, *want)
+		if err == nil && got != *want {
+			t.Errorf("%q: got %#v, want %#v", target, got, *want)
 		}
 	}
-	u, err := parseTarget("CONNECT", "h.test:443")
-	mustNil(t, err)
+	var u url.URL
+	mustNil(t, parseTarget("CONNECT", "h.test:443", &u))
 	eq(t, "CONNECT host", u.Host, "h.test:443")
 }
 

@@ -28,7 +28,8 @@ import (
 // answering net/http's client, and a symsock client (NewRoundTripper, or the raw socket API) talking to an
 // httptest.Server.
 
-// symsockServer serves every connection accepted on a loopback listener with Serve (or serveFn) and counts them.
+// symsockServer serves every connection accepted on a loopback listener with a function of the socket and counts
+// the connections.
 type symsockServer struct {
 	URL      string
 	accepted atomic.Int32
@@ -38,10 +39,10 @@ func startSymsockServer(t *testing.T, h http.Handler) *symsockServer {
 	return startSymsockServerFunc(t, func(s *Socket) error { return Serve(s, h) })
 }
 
-func startSymsockServerFunc(t *testing.T, serve func(*Socket) error) *symsockServer {
-	t.Helper()
+func startSymsockServerFunc(tb testing.TB, serve func(*Socket) error) *symsockServer {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustNil(t, err)
+	mustNil(tb, err)
 	srv := &symsockServer{URL: "http://" + ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -62,12 +63,12 @@ func startSymsockServerFunc(t *testing.T, serve func(*Socket) error) *symsockSer
 			go func() {
 				defer wg.Done()
 				if err := serve(New(c)); err != nil && !errors.Is(err, net.ErrClosed) {
-					t.Logf("serve: %v", err)
+					tb.Logf("serve: %v", err)
 				}
 			}()
 		}
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
 		for _, c := range conns {

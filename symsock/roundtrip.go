@@ -529,16 +529,7 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		res.TransferEncoding = []string{"chunked"}
 		delete(res.Header, "Transfer-Encoding")
 	}
-	for _, v := range res.Header["Trailer"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				if res.Trailer == nil {
-					res.Trailer = make(http.Header)
-				}
-				res.Trailer[http.CanonicalHeaderKey(name)] = nil
-			}
-		}
-	}
+	res.Trailer = declaredTrailers(res.Header)
 	if x.s.ReadState() == ReadEmpty && len(sres.Body) == 0 {
 		// The whole message is read (no body, or an empty one).
 		res.Body = http.NoBody
