@@ -464,6 +464,17 @@ func TestRemoveStale(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- sleeper.Wait() }()
 	t.Cleanup(func() { _ = sleeper.Process.Kill() })
+	// Wait until it has entered the namespace (ip netns exec has done setns and exec'd sleep).
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out, _ := exec.Command("ip", "netns", "pids", stale).Output()
+		if strings.Contains(" "+strings.Join(strings.Fields(string(out)), " ")+" ", fmt.Sprintf(" %d ", sleeper.Process.Pid)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep never showed up in %s", stale)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	if err := nslab.RemoveStale(t.Context()); err != nil {
 		t.Fatal(err)
