@@ -509,13 +509,14 @@ func (s *Socket) pump(dst *[]byte, trailer *http.Header, network bool, limit int
 	return produced, nil
 }
 
-// framingRead returns how many bytes to read at a chunk boundary when the buffer is empty and the caller reads
-// large chunks into its own memory: exactly the framing expected if the next chunk has the size of the last one
-// ("\r\n" ending the data, the size line). The chunk's data then goes straight into the caller's memory instead of
-// through the buffer and a copy. 0 means a normal buffered read (small chunks, or no room in the caller's memory).
+// framingRead returns how many bytes to read at a chunk boundary when the caller reads large chunks into its own
+// memory: exactly the rest of the framing expected if the next chunk has the size of the last one ("\r\n" ending
+// the data, then the size line), less what is already buffered. The chunk's data then goes straight into the
+// caller's memory instead of through the buffer and a copy. 0 means a normal buffered read (small chunks, no room
+// in the caller's memory, or a wrong guess).
 func (s *Socket) framingRead(dst *[]byte, limit int) int {
 	fr := &s.body
-	if dst == nil || s.r != s.w || fr.lastChunk < directReadMin {
+	if dst == nil || fr.lastChunk < directReadMin {
 		return 0
 	}
 	spare := cap(*dst) - len(*dst)
@@ -525,7 +526,7 @@ func (s *Socket) framingRead(dst *[]byte, limit int) int {
 	if spare < directReadMin {
 		return 0
 	}
-	return framingLen(fr.lastChunk, fr.phase == phaseDataEnd)
+	return max(framingLen(fr.lastChunk, fr.phase == phaseDataEnd)-(s.w-s.r), 0)
 }
 
 // framingLen is the length of the framing before a chunk of the given size: its size line, after the CRLF that
