@@ -340,7 +340,7 @@ func (s *Server) enter(roomID string, offer Offer) (pl *poll, rp reply, reason s
 			ds = append(ds, s.removePeer(rm, rm.peers[0])...)
 		}
 		if rm.n == 2 {
-			return nil, errorReply(http.StatusConflict, "room full: two peers are already meeting with this code", 0), refuseRoomFull, nil
+			return nil, errorReply(http.StatusConflict, "room full: two peers are already meeting with this code", 0), refuseRoomFull, ds
 		}
 		p = &peer{offer: offer}
 		rm.peers[rm.n] = p
