@@ -209,7 +209,7 @@ func validate(cfg Config) error {
 				if im == nil {
 					continue
 				}
-				if err := validateImpairment(*im); err != nil {
+				if err := im.Validate(); err != nil {
 					return fmt.Errorf("peer %s: %w", p.Name, err)
 				}
 			}

@@ -60,18 +60,6 @@ func (l *Link) Close() {
 	})
 }
 
-func validateImpairment(im Impairment) error {
-	for _, p := range []float64{im.Loss, im.BurstLoss, im.Reorder, im.Duplicate} {
-		if !(p >= 0 && p < 1) {
-			return fmt.Errorf("probability %v out of range [0, 1)", p)
-		}
-	}
-	if im.Delay < 0 || im.Jitter < 0 || im.ReorderDelay < 0 || im.Rate < 0 || im.QueueBytes < 0 {
-		return errors.New("negative delay, jitter, rate or queue size")
-	}
-	return nil
-}
-
 // startLink opens packet sockets on peerIf and routerIf inside w and forwards between them, impairing frames
 // towards the router with up and towards the peer with down (nil: no impairment).
 func startLink(w *Host, peerIf, routerIf string, up, down *Impairment, seed uint64) (*Link, error) {

@@ -498,7 +498,7 @@ func TestConfigErrors(t *testing.T) {
 		{Routers: []nslab.RouterConfig{{NAT: nslab.Symmetric, Hairpin: true}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "Bad Name"}}}}},
 		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a"}}}, {Peers: []nslab.PeerConfig{{Name: "a"}}}}},
-		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Up: &nslab.Impairment{Loss: 1}}}}}},
+		{Routers: []nslab.RouterConfig{{Peers: []nslab.PeerConfig{{Name: "a", Up: &nslab.Impairment{Loss: 1.5}}}}}},
 		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.0/16")}}},
 		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.7/24")}}},
 	} {
