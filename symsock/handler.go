@@ -37,6 +37,8 @@ const (
 	// DefaultMaxHTTP10Buffer is how much of a response of unknown length a Server buffers for an HTTP/1.0 client,
 	// which cannot receive chunked responses.
 	DefaultMaxHTTP10Buffer = 16 << 20
+	// sniffLen is how much of the body http.DetectContentType considers.
+	sniffLen = 512
 )
 
 // Serve answers requests read from s with h until the peer closes the connection, the exchange is non-persistent,
@@ -521,7 +523,14 @@ func (w *responseWriter) WriteHeader(code int) {
 }
 
 // Write buffers or streams p as response body.
-func (w *responseWriter) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
+
+// WriteString is Write without converting s to a []byte first (io.WriteString uses it).
+func (w *responseWriter) WriteString(s string) (int, error) { return writeBody(w, s) }
+
+// writeBody is Write for bytes or a string: small writes are buffered, a response that outgrows the buffer is
+// committed and streamed, and memory stays bounded by the buffer size whatever the handler writes at once.
+func writeBody[T string | []byte](w *responseWriter, p T) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -537,49 +546,61 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.declaredLen >= 0 && w.written+int64(len(p)) > w.declaredLen {
 		return 0, http.ErrContentLength
 	}
-	w.written += int64(len(p))
+	n := len(p)
+	w.written += int64(n)
 	if w.head {
 		// Keep the first bytes for Content-Type sniffing; the rest only counts.
 		if !w.committed && len(w.buf) < w.bufSize {
 			w.buf = append(w.buf, p[:min(len(p), w.bufSize-len(w.buf))]...)
 		}
-		return len(p), nil
+		return n, nil
 	}
-	if w.committed {
-		if len(w.buf)+len(p) <= w.bufSize {
-			w.buf = append(w.buf, p...)
-			return len(p), nil
-		}
-		if err := w.flushBuffer(); err != nil {
-			return 0, err
-		}
-		if len(p) < w.bufSize {
-			w.buf = append(w.buf, p...)
-			return len(p), nil
-		}
-		if err := w.writeBody(p); err != nil {
-			return 0, err
-		}
-		return len(p), nil
+	if len(w.buf)+len(p) <= w.bufSize {
+		w.buf = append(w.buf, p...)
+		return n, nil
 	}
-	w.buf = append(w.buf, p...)
-	if len(w.buf) > w.bufSize {
+	if !w.committed {
 		if w.http10 && w.declaredLen < 0 {
 			// An HTTP/1.0 client cannot take chunked encoding: keep buffering for one Content-Length response.
-			if len(w.buf) > w.max10 {
+			if len(w.buf)+len(p) > w.max10 {
 				w.err = fmt.Errorf("%w: response to an HTTP/1.0 client larger than %d bytes", ErrResponseTooLarge, w.max10)
 				return 0, w.err
 			}
-			return len(p), nil
+			w.buf = append(w.buf, p...)
+			return n, nil
+		}
+		if len(w.buf) < sniffLen {
+			// Content-Type sniffing looks at the first bytes of the body: take them from p.
+			k := min(len(p), sniffLen-len(w.buf))
+			w.buf = append(w.buf, p[:k]...)
+			p = p[k:]
 		}
 		if err := w.commit(); err != nil {
 			return 0, err
 		}
+	}
+	if err := w.flushBuffer(); err != nil {
+		return 0, err
+	}
+	if len(p) < w.bufSize {
+		w.buf = append(w.buf, p...)
+		return n, nil
+	}
+	if b, ok := any(p).([]byte); ok {
+		if err := w.writePiece(b); err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+	for len(p) > 0 { // a large string goes through the buffer, never converted whole
+		k := min(len(p), w.bufSize)
+		w.buf = append(w.buf, p[:k]...)
 		if err := w.flushBuffer(); err != nil {
 			return 0, err
 		}
+		p = p[k:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // Flush sends the head (if not yet sent) and the buffered body now, switching the response to streaming.
@@ -660,12 +681,12 @@ func (w *responseWriter) flushBuffer() error {
 		w.buf = w.buf[:0]
 		return nil
 	}
-	err := w.writeBody(w.buf)
+	err := w.writePiece(w.buf)
 	w.buf = w.buf[:0]
 	return err
 }
 
-func (w *responseWriter) writeBody(p []byte) error {
+func (w *responseWriter) writePiece(p []byte) error {
 	w.res.Body = p
 	err := w.c.s.Write(&w.res)
 	w.res.Body = nil

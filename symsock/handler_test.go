@@ -2,6 +2,7 @@ package symsock
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -575,4 +576,36 @@ func (h *halfConn) Close() error                { return nil }
 func (h *halfConn) RemoteAddr() net.Addr        { return &net.TCPAddr{} }
 func (h *halfConn) SetReadDeadline(time.Time) error {
 	return nil
+}
+
+func TestServeLargeWritesBoundedMemory(t *testing.T) {
+	const size = 16 << 20
+	payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	text := string(payload)
+	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/cl":
+			w.Header().Set("Content-Length", fmt.Sprint(size))
+			_, _ = w.Write(payload)
+		case "/string":
+			_, _ = io.WriteString(w, text)
+		default:
+			_, _ = w.Write(payload)
+		}
+	}))
+	for _, path := range []string{"/chunked", "/cl", "/string"} {
+		var got int64
+		grew := heapGrowth(func() {
+			send(t, peer, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+			res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+			mustNil(t, err)
+			got, err = io.Copy(io.Discard, res.Body)
+			mustNil(t, err)
+		})
+		eq(t, path+" body size", got, int64(size))
+		// One write of 16 MiB is streamed from the handler's memory, not copied into a buffer of its size.
+		if grew > 2<<20 {
+			t.Fatalf("%s: serving a %d-byte write allocated %d bytes", path, size, grew)
+		}
+	}
 }
