@@ -22,7 +22,7 @@ const smallBody = 4 << 10
 type writeScratch struct {
 	buf  []byte
 	keys []string
-	iov  [3][]byte
+	iov  [3][]byte // backing of bufs, so a writev allocates nothing
 	bufs net.Buffers
 }
 
@@ -93,16 +93,24 @@ func (ws *writeScratch) appendFields(b []byte, h http.Header) []byte {
 	return b
 }
 
-// send writes head and then body (if any) on the transport, in one system call when possible.
-func (s *Socket) send(head, body []byte) error {
+// send writes parts on the transport in one system call (writev for several), skipping empty ones.
+func (s *Socket) send(parts ...[]byte) error {
+	ws := &s.writeScratch
+	ws.bufs = ws.iov[:0]
+	for _, p := range parts {
+		if len(p) > 0 {
+			ws.bufs = append(ws.bufs, p)
+		}
+	}
 	s.wlock.Lock()
 	defer s.wlock.Unlock()
 	var err error
-	if len(body) == 0 {
-		_, err = s.conn.Write(head)
-	} else {
-		s.writeScratch.bufs = append(s.writeScratch.iov[:0], head, body)
-		_, err = s.writeScratch.bufs.WriteTo(s.conn)
+	switch len(ws.bufs) {
+	case 0:
+	case 1:
+		_, err = s.conn.Write(ws.bufs[0])
+	default:
+		_, err = ws.bufs.WriteTo(s.conn)
 	}
 	if err != nil {
 		err = s.ioError(err)
@@ -330,7 +338,7 @@ func (s *Socket) writeResponseContinue() error {
 	s.mu.Lock()
 	s.wstate = WriteContinueIssued
 	s.mu.Unlock()
-	err = s.send([]byte("HTTP/1.1 100 Continue\r\n\r\n"), nil)
+	err = s.send([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	return s.abortWrite(err)
 }
 
@@ -366,20 +374,23 @@ func (s *Socket) writeResponseMetadata(res *Response) error {
 	s.wdropSilent = x.head
 	s.keepAlive = ka
 	s.mu.Unlock()
-	err = s.send(b, nil)
+	err = s.send(b)
 	return s.abortWrite(err)
+}
+
+// streamAllowed is the state check of Write, WriteTrailers and WriteEndOfMessage.
+func (s *Socket) streamAllowed() error {
+	if s.wstate != WriteMetadataIssued {
+		return ErrOutOfOrder
+	}
+	return nil
 }
 
 func (s *Socket) write(m Message) error {
 	if m == nil {
 		return invalid("nil Message")
 	}
-	if err := s.beginWrite(func() error {
-		if s.wstate != WriteMetadataIssued {
-			return ErrOutOfOrder
-		}
-		return nil
-	}); err != nil {
+	if err := s.beginWrite(s.streamAllowed); err != nil {
 		return err
 	}
 	_, _, bp := m.parts()
@@ -399,7 +410,7 @@ func (s *Socket) write(m Message) error {
 			return s.abortWrite(invalid("body exceeds the Content-Length by %d bytes", int64(len(body))-s.wremain))
 		}
 		s.wremain -= int64(len(body))
-		return s.abortWrite(s.send(body, nil))
+		return s.abortWrite(s.send(body))
 	}
 	b := strconv.AppendUint(ws.buf[:0], uint64(len(body)), 16)
 	b = append(b, "\r\n"...)
@@ -407,30 +418,17 @@ func (s *Socket) write(m Message) error {
 		b = append(b, body...)
 		b = append(b, "\r\n"...)
 		ws.buf = b
-		return s.abortWrite(s.send(b, nil))
+		return s.abortWrite(s.send(b))
 	}
 	ws.buf = b
-	s.wlock.Lock()
-	ws.bufs = append(ws.iov[:0], b, body, crlf)
-	_, err := ws.bufs.WriteTo(s.conn)
-	s.wlock.Unlock()
-	if err != nil {
-		err = s.ioError(err)
-		s.closeTransport()
-	}
-	return s.abortWrite(err)
+	return s.abortWrite(s.send(b, body, crlf))
 }
 
 var crlf = []byte("\r\n")
 
 // writeEnd is WriteTrailers (m != nil) and WriteEndOfMessage (m == nil).
 func (s *Socket) writeEnd(m Message) error {
-	if err := s.beginWrite(func() error {
-		if s.wstate != WriteMetadataIssued {
-			return ErrOutOfOrder
-		}
-		return nil
-	}); err != nil {
+	if err := s.beginWrite(s.streamAllowed); err != nil {
 		return err
 	}
 	ws := &s.writeScratch
@@ -466,7 +464,7 @@ func (s *Socket) writeEnd(m Message) error {
 		s.mu.Unlock()
 		var err error
 		if len(b) > 0 {
-			err = s.send(b, nil)
+			err = s.send(b)
 		}
 		return s.abortWrite(err)
 	}
@@ -475,7 +473,7 @@ func (s *Socket) writeEnd(m Message) error {
 	s.finishResponse(x, ka)
 	var err error
 	if len(b) > 0 {
-		err = s.send(b, nil)
+		err = s.send(b)
 	}
 	return s.afterResponse(ka, err)
 }
@@ -617,5 +615,5 @@ func (s *Socket) writeRequestMetadata(req *Request) error {
 	s.wframe, s.wremain = frame, uf.length
 	s.wdropSilent = false
 	s.mu.Unlock()
-	return s.abortWrite(s.send(b, nil))
+	return s.abortWrite(s.send(b))
 }
