@@ -378,3 +378,46 @@ func BenchmarkServeCPU(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRoundTripGET is the client side: keep-alive GETs by an http.Client over NewRoundTripper on one socket,
+// and over an http.Transport limited to one connection (the baseline), against the same raw symsock server. The
+// allocations counted are the whole process's: the client's plus the server's 2 per request.
+func BenchmarkRoundTripGET(b *testing.B) {
+	addr := strings.TrimPrefix(startSymsockServerFunc(b, rawHelloLoop).URL, "http://")
+	url := "http://" + addr + "/hello"
+	run := func(b *testing.B, c *http.Client) {
+		get := func() {
+			res, err := c.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if err != nil || n != int64(len(benchBody)) {
+				b.Fatal(n, err)
+			}
+		}
+		get() // connect
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			get()
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	}
+	b.Run("client=net/http", func(b *testing.B) {
+		tr := &http.Transport{MaxConnsPerHost: 1, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		run(b, &http.Client{Transport: tr})
+	})
+	b.Run("client=symsock", func(b *testing.B) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := New(conn)
+		defer s.Close()
+		run(b, &http.Client{Transport: NewRoundTripper(s)})
+	})
+}

@@ -383,6 +383,9 @@ func requestTarget(req *http.Request) string {
 	return req.URL.RequestURI()
 }
 
+// bodyBuffers holds the buffers request bodies are streamed through.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // writeBody streams the request body (after the head) and ends the message; it runs in its own goroutine so that
 // the response can be read meanwhile.
 func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
@@ -417,7 +420,9 @@ func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
 		}
 	}
 	msg := Request{}
-	buf := make([]byte, 32<<10)
+	bp := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(bp)
+	buf := *bp
 	var sent int64
 	for {
 		n, rerr := x.body.Read(buf)
