@@ -85,9 +85,19 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	select {
-	case rt.turn <- struct{}{}:
-	case <-ctx.Done():
+	took := false
+	if ctx.Err() == nil {
+		select {
+		case rt.turn <- struct{}{}:
+			took = true
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() != nil {
+		// Ended before its exchange began: the socket is left alone for the next one.
+		if took {
+			<-rt.turn
+		}
 		closeBody(req)
 		return nil, fmt.Errorf("symsock: round trip: %w", context.Cause(ctx))
 	}
