@@ -2,6 +2,7 @@ package signal
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -378,5 +379,45 @@ func TestTwoRoomsParallelRaw(t *testing.T) {
 		if r.Status != 200 || json.Unmarshal(r.Body, &ans) != nil || ans.Peer.PeerID != fmt.Sprintf("%032x", peer) {
 			t.Errorf("want peer %d, got %d %q", peer, r.Status, r.Body)
 		}
+	}
+}
+
+// TestSlowClientsCut: a client that trickles its headers, or its body, or
+// idles on a keep-alive connection, is disconnected after the configured
+// timeout (slowloris).
+func TestSlowClientsCut(t *testing.T) {
+	s := startServer(t, ServerConfig{RatePerIP: -1, ReadHeaderTimeout: 200 * time.Millisecond,
+		ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	for name, raw := range map[string]string{
+		"headers": "POST /v1/rooms/" + roomHex(1) + " HTTP/1.1\r\nHost: x\r\n",
+		"body":    "POST /v1/rooms/" + roomHex(1) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+		"idle":    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte(raw))
+			start := time.Now()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 4096)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatal("server kept the slow connection open")
+					}
+					break
+				}
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("cut after %v", d)
+			}
+		})
+	}
+	if got := metric(t, s, "p2phttp_signal_rooms"); got != 0 {
+		t.Errorf("rooms = %v", got)
 	}
 }
