@@ -32,9 +32,10 @@ const (
 	labelOfferMAC = "p2phttp signal v1 offer mac"
 	labelSession  = "p2phttp signal v1 session key"
 	maxCodeLen    = 256
-	// KeySize is the size of Meeting.Key.
-	KeySize = 32
 )
+
+// KeySize is the size of Meeting.Key in bytes.
+const KeySize = 32
 
 // NormalizeCode returns the canonical form of a room code: lower case, with
 // runs of spaces, '-', '_' and '.' turned into single '-', so "7 Amber Otter"
