@@ -212,14 +212,11 @@ func benchServer(b *testing.B, kind string) string {
 	}).URL, "http://")
 }
 
-// rawHelloLoop answers like benchHandler with the socket's own API, reusing its messages.
-func rawHelloLoop(s *Socket) error {
+// rawServe answers every request on s, read whole, with the response respond fills in: the socket's own API.
+func rawServe(s *Socket, respond func(req *Request, res *Response)) error {
 	defer s.Close()
 	var req Request
-	res := Response{Status: 200, Header: http.Header{
-		"Content-Type": {"text/plain; charset=utf-8"},
-		"Date":         {""},
-	}, Body: benchBody}
+	var res Response
 	for {
 		if err := s.ReadRequest(&req); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -232,11 +229,20 @@ func rawHelloLoop(s *Socket) error {
 				return err
 			}
 		}
-		res.Header["Date"][0] = httpDate()
+		respond(&req, &res)
 		if err := s.WriteResponse(&res); err != nil || !s.IsOpen() {
 			return err
 		}
 	}
+}
+
+// rawHelloLoop answers like benchHandler, reusing its response.
+func rawHelloLoop(s *Socket) error {
+	header := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Date": {""}}
+	return rawServe(s, func(_ *Request, res *Response) {
+		header["Date"][0] = httpDate()
+		*res = Response{Status: 200, Header: header, Body: benchBody}
+	})
 }
 
 var benchServers = []string{"net/http", "symsock-Serve", "symsock-raw"}

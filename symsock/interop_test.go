@@ -333,25 +333,9 @@ func TestInteropServerFlushStreaming(t *testing.T) {
 // TestInteropRawServerNetHTTPClient answers net/http's client with the socket's own API.
 func TestInteropRawServerNetHTTPClient(t *testing.T) {
 	srv := startSymsockServerFunc(t, func(s *Socket) error {
-		defer s.Close()
-		var req Request
-		for {
-			if err := s.ReadRequest(&req); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			for s.ReadState() != ReadFinished {
-				if err := s.ReadSome(&req); err != nil {
-					return err
-				}
-			}
-			res := Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
-			if err := s.WriteResponse(&res); err != nil || !s.IsOpen() {
-				return err
-			}
-		}
+		return rawServe(s, func(req *Request, res *Response) {
+			*res = Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
+		})
 	})
 	c := netHTTPClient(t)
 	for i := range 3 {
