@@ -27,9 +27,10 @@ type Config struct {
 	// ConnectTimeout bounds Connect when its context has no deadline. Default 20 s.
 	ConnectTimeout time.Duration
 	// DialTimeout bounds one uTP dial attempt (the library resends its SYN at about 0, 0.8 and 2 s); a failed attempt
-	// is retried until the OpenStream context ends. It also bounds the stream handshake. Default 3 s.
+	// is retried until the OpenStream context ends. Default 3 s.
 	DialTimeout time.Duration
-	// OpenTimeout bounds OpenStream when its context has no deadline. Default 30 s.
+	// OpenTimeout bounds OpenStream when its context has no deadline, and the authentication handshake at the start
+	// of each uTP connection. Default 30 s.
 	OpenTimeout time.Duration
 	// STUNRetransmit is the first STUN retransmission timeout (RFC 5389 uses 500 ms); it doubles after every
 	// request, up to 8 times the first. Default 250 ms.

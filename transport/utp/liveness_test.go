@@ -13,6 +13,7 @@ import (
 // An idle path and an idle stream outlive DeadPathTimeout many times over: probes keep the path alive and ping
 // frames keep the uTP connection alive, visible as frames sent on streams nobody writes to.
 func TestIdleKeepalive(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig() // keepalive 200 ms, dead after 2 s
 	a, b := listen(t, cfg), listen(t, cfg)
 	pa, pb := connectPair(t, a, b)

@@ -157,25 +157,28 @@ func (p *Path) dial(ctx context.Context, purpose byte, id uint64) (*stream, erro
 		return nil, p.dialErr(ctx, nil)
 	}
 	remote := p.RemoteAddr().String()
-	var last error
 	for attempt := 1; ; attempt++ {
 		actx, acancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 		c, err := p.t.sock.DialContext(actx, "", remote)
-		if err == nil {
-			var s *stream
-			s, err = p.clientHandshake(actx, c, purpose, id)
-			if err == nil {
-				acancel()
-				return s, nil
-			}
-			c.Close()
-		}
 		acancel()
-		last = err
-		if ctx.Err() != nil {
-			return nil, p.dialErr(ctx, last)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, p.dialErr(ctx, err)
+			}
+			p.log.Debug("utp: dial attempt failed, retrying", "remote", remote, "attempt", attempt, "err", err)
+			continue
 		}
-		p.log.Debug("utp: dial attempt failed, retrying", "remote", remote, "attempt", attempt, "err", err)
+		// Once the hello is on its way the acceptor may already have delivered the stream, so a slow answer is
+		// waited for (within ctx), never retried: a second connection would leave the first one's stream broken.
+		s, err := p.clientHandshake(ctx, c, purpose, id)
+		if err != nil {
+			c.Close()
+			if ctx.Err() != nil {
+				return nil, p.dialErr(ctx, err)
+			}
+			return nil, fmt.Errorf("utp: open stream to %v: %w", remote, err)
+		}
+		return s, nil
 	}
 }
 
@@ -230,7 +233,8 @@ func (p *Path) acceptHandshake(c net.Conn) {
 		fail("we are the dialler")
 		return
 	}
-	c.SetDeadline(time.Now().Add(p.cfg.DialTimeout))
+	// As long as the dialler waits for our answer: under heavy loss the library's retransmissions take seconds.
+	c.SetDeadline(time.Now().Add(p.cfg.OpenTimeout))
 	hello := make([]byte, helloSize)
 	if _, err := io.ReadFull(c, hello); err != nil {
 		fail("no hello", "err", err)

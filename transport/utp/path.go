@@ -322,6 +322,12 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 		// hold the key, and the puncher needs it to confirm the pair.
 		p.send(kindPunchReply, punchReplyBody(c.instance, c.counter, from), fromUDP, false)
 	}
+	if peerDialer := c.flags&flagDialer != 0; peerDialer == p.dialer {
+		// Checked on the first authenticated packet, punch or reply, so both sides see it even when one gives up
+		// before the other has had a reply.
+		go p.shutdown(ErrRoles, true)
+		return
+	}
 	now := time.Now()
 	p.mu.Lock()
 	if p.err != nil {
@@ -349,11 +355,6 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 	}
 	if !p.locked || c.instance != p.peerInstance || !p.window.accept(c.counter) {
 		p.mu.Unlock() // not yet trusted, another instance, or a replay
-		return
-	}
-	if peerDialer := c.flags&flagDialer != 0; peerDialer == p.dialer {
-		p.mu.Unlock()
-		go p.shutdown(ErrRoles, true)
 		return
 	}
 	p.lastRecv.Store(now.UnixNano())

@@ -73,6 +73,7 @@ func TestConnectFailsWithoutPeer(t *testing.T) {
 // A stranger's SYN (a plain anacrolix/utp socket dialling) never reaches the library: the dial goes unanswered on
 // either side of an established path, and no stream appears.
 func TestStrangerSYNDropped(t *testing.T) {
+	t.Parallel()
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	stranger, err := utp.NewSocket("udp4", "127.0.0.1:0")
@@ -220,6 +221,7 @@ func TestReplayWindow(t *testing.T) {
 // A dead peer (everything dropped, or its socket gone) fails blocked reads and writes with ErrPathDead within about
 // DeadPathTimeout.
 func TestDeadPeerDetected(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kill func(*Transport, *netem.Conn)
@@ -300,6 +302,7 @@ func TestRolesMustDiffer(t *testing.T) {
 // Punching, open requests, stream handshakes and closes all survive heavy loss (20% each way): every control
 // exchange is retried.
 func TestControlUnderLoss(t *testing.T) {
+	t.Parallel()
 	lossy := func(seed uint64) netem.Config {
 		return netem.Config{Out: netem.Impairment{Loss: 0.2}, In: netem.Impairment{Loss: 0.2}, Seed: seed}
 	}
@@ -313,7 +316,10 @@ func TestControlUnderLoss(t *testing.T) {
 		if i%2 == 1 {
 			opener, acceptor = pb, pa
 		}
+		start := time.Now()
 		c1, c2 := openPair(t, opener, acceptor)
+		opened := time.Since(start)
 		exchange(t, c1, c2, 64<<10)
+		t.Logf("stream %d: opened in %v, exchanged and closed in %v", i, opened.Round(time.Millisecond), (time.Since(start) - opened).Round(time.Millisecond))
 	}
 }

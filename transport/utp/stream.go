@@ -233,10 +233,14 @@ func (s *stream) readFailed(err error) {
 // fail ends the stream with err (the first error wins) and releases its uTP connection.
 func (s *stream) fail(err error) {
 	s.mu.Lock()
-	if s.err == nil {
+	first := s.err == nil
+	if first {
 		s.err = err
 	}
 	s.mu.Unlock()
+	if first {
+		s.p.log.Debug("utp: stream failed", "remote", s.p.RemoteAddr(), "err", err)
+	}
 	s.wakeAll()
 	s.release()
 }

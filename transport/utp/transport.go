@@ -94,13 +94,12 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	}
 	t.sendRaw = newNonblockingSender(pc)
 	t.v4, t.v6 = families(pc, local)
-	t.mux = &utpPacketConn{t: t, in: make(chan utpPacket, utpQueue), closed: make(chan struct{})}
+	t.mux = &utpPacketConn{t: t}
 	t.sock, err = utp.NewSocketFromPacketConnNoClose(t.mux)
 	if err != nil {
 		return nil, fmt.Errorf("utp: %w", err)
 	}
-	t.wg.Add(2)
-	go t.readLoop()
+	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
 }
@@ -168,12 +167,10 @@ func (t *Transport) Close() error {
 		p.shutdown(ErrTransportClosed, true)
 	}
 	close(t.done)
-	// CloseNow destroys every uTP connection and then waits for the library's reader to leave ReadFrom, which our
-	// closed queue makes return empty datagrams (an error would make the library log it) until the reader sees the
-	// Socket destroyed and exits.
-	t.mux.close()
-	t.sock.CloseNow()
+	// Closing pc wakes the library's reader in our ReadFrom, which then returns empty datagrams (an error would
+	// make the library log it) until CloseNow has marked the Socket destroyed and the reader exits.
 	err := t.pc.Close()
+	t.sock.CloseNow()
 	t.wg.Wait()
 	return err
 }
@@ -184,27 +181,6 @@ func (t *Transport) isClosed() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-func (t *Transport) readLoop() {
-	defer t.wg.Done()
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := t.pc.ReadFrom(buf)
-		if err != nil {
-			if t.isClosed() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// ICMP errors (e.g. port unreachable from a candidate that is not there) surface here on some systems.
-			t.log.Debug("utp: socket read", "err", err)
-			continue
-		}
-		ap, ok := addrPortOf(from)
-		if !ok {
-			continue
-		}
-		t.dispatch(buf[:n], ap)
 	}
 }
 
@@ -233,16 +209,18 @@ func (t *Transport) network() string {
 	return "udp"
 }
 
-// dispatch sorts one datagram: control packets, STUN, and the rest to uTP.
-func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
+// dispatch sorts one datagram: control packets and STUN are handled here; for uTP it returns the address to hand
+// the library, or nil when the datagram is dropped.
+func (t *Transport) dispatch(b []byte, from netip.AddrPort) *net.UDPAddr {
 	switch {
 	case isControl(b):
 		t.handleControl(b, from)
 	case isSTUN(b):
 		t.handleSTUN(b, from)
 	default:
-		t.handleUTP(b, from)
+		return t.utpSource(from)
 	}
+	return nil
 }
 
 func (t *Transport) handleControl(b []byte, from netip.AddrPort) {
@@ -265,27 +243,21 @@ func (t *Transport) handleControl(b []byte, from netip.AddrPort) {
 	// Unauthenticated: dropped without an answer.
 }
 
-func (t *Transport) handleUTP(b []byte, from netip.AddrPort) {
+// utpSource returns the address to give the library for a uTP datagram from `from`, or nil (and counts a drop)
+// when `from` is not the peer of an established path: a stranger's SYN never reaches the library.
+func (t *Transport) utpSource(from netip.AddrPort) *net.UDPAddr {
 	t.mu.Lock()
 	path := t.byRemote[from]
 	t.mu.Unlock()
-	if path == nil || len(b) > utpMaxPacket {
-		// A stranger's SYN (or anything else) never reaches the library.
+	if path == nil {
 		t.utpDrops.Add(1)
-		return
+		return nil
 	}
 	addr := path.remoteUDP // the library keys connections by address string: reuse one *net.UDPAddr
 	if ap, _ := addrPortOf(addr); ap != from {
 		addr = net.UDPAddrFromAddrPort(from)
 	}
-	bp := packetPool.Get().(*[utpMaxPacket]byte)
-	n := copy(bp[:], b)
-	select {
-	case t.mux.in <- utpPacket{buf: bp, n: n, from: addr}:
-	default:
-		packetPool.Put(bp)
-		t.utpDrops.Add(1)
-	}
+	return addr
 }
 
 // register makes path known to the demultiplexer.
@@ -384,48 +356,47 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
-// utpPacketConn is the net.PacketConn the uTP library reads and writes: reads come from the demultiplexer's queue,
-// writes go straight to the socket.
-type utpPacketConn struct {
-	t      *Transport
-	in     chan utpPacket
-	closed chan struct{}
-	once   sync.Once
-}
-
-type utpPacket struct {
-	buf  *[utpMaxPacket]byte
-	n    int
-	from *net.UDPAddr
-}
-
-const (
-	// utpMaxPacket is larger than anything the library sends (1438 bytes); larger datagrams are not uTP.
-	utpMaxPacket = 2048
-	// utpQueue packets may wait between the demultiplexer and the library; past that they are dropped, as a full
-	// socket buffer would.
-	utpQueue = 2048
-)
-
-var packetPool = sync.Pool{New: func() any { return new([utpMaxPacket]byte) }}
+// utpPacketConn is the net.PacketConn the uTP library reads and writes. The library's single reader goroutine
+// calls ReadFrom, which reads the socket itself and handles STUN and control packets in place (outside the
+// library's lock), returning only the uTP datagrams of established paths: no extra goroutine or copy per packet.
+// Writes go straight to the socket, never waiting.
+type utpPacketConn struct{ t *Transport }
 
 func (c *utpPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	select {
-	case p := <-c.in:
-		n := copy(b, p.buf[:p.n])
-		packetPool.Put(p.buf)
-		return n, p.from, nil
-	case <-c.closed:
-		time.Sleep(time.Millisecond) // only until CloseNow, running now, marks the Socket destroyed
-		return 0, c.t.local, nil
+	t := c.t
+	for {
+		n, from, err := t.pc.ReadFrom(b)
+		if err != nil {
+			if t.isClosed() {
+				// Only until CloseNow, running now, marks the Socket destroyed.
+				time.Sleep(time.Millisecond)
+				return 0, t.local, nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				// The socket was closed under us: paths die of silence; the library waits for Close.
+				t.log.Warn("utp: socket closed outside Transport.Close")
+				<-t.done
+				continue
+			}
+			// ICMP errors (e.g. port unreachable from a candidate that is not there) surface here on some systems.
+			t.log.Debug("utp: socket read", "err", err)
+			continue
+		}
+		ap, ok := addrPortOf(from)
+		if !ok {
+			continue
+		}
+		if addr := t.dispatch(b[:n], ap); addr != nil {
+			return n, addr, nil
+		}
 	}
 }
 
 func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.t.send(b, addr) }
 func (c *utpPacketConn) LocalAddr() net.Addr                          { return c.t.local }
-func (c *utpPacketConn) close()                                       { c.once.Do(func() { close(c.closed) }) }
 
-// Close is a no-op: the Transport closes the queue itself, after the library's Socket.
+// Close is a no-op (the library gets this conn through its NoClose constructor anyway): Transport.Close closes
+// the socket.
 func (c *utpPacketConn) Close() error { return nil }
 
 // Deadlines are never set on the shared socket; the library does not call these.
@@ -435,8 +406,8 @@ func (c *utpPacketConn) SetWriteDeadline(time.Time) error { return nil }
 
 // Stats counts datagrams the Transport dropped on purpose.
 type Stats struct {
-	// UTPDropped: uTP-looking datagrams dropped before the library: from addresses that are not the peer of an
-	// established path (strangers' SYNs among them), or because the library fell behind.
+	// UTPDropped: datagrams for uTP dropped before the library because they came from an address that is not the
+	// peer of an established path (strangers' SYNs among them).
 	UTPDropped uint64
 	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits).
 	SendDropped uint64
