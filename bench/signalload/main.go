@@ -19,7 +19,8 @@
 //   - in use: retained minus free heap spans (live objects, stacks, metadata);
 //   - RSS: VmRSS of the child from /proc.
 //
-// Kernel socket buffers are not process memory and are not included.
+// Kernel memory (socket structures, buffers) is not process memory and is not
+// included; the program prints the machine-wide slab growth as an indication.
 //
 // A meeting is timed from the first second-peer request to the moment both
 // peers hold their answer: the second peer's from its own request, the first
@@ -203,6 +204,19 @@ func readMem() memReport {
 	return m
 }
 
+// slabBytes is the kernel's slab memory (/proc/meminfo), where socket
+// structures live; it is machine-wide.
+func slabBytes() int64 {
+	data, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Slab:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // child is the server process seen from the load generator.
 type child struct {
 	cmd  *exec.Cmd
@@ -323,6 +337,7 @@ func measureRound(c *child, r, peers, conns int) (summary, error) {
 	if err != nil {
 		return summary{}, err
 	}
+	slabBefore := slabBytes()
 	var sum summary
 	var cpuBefore time.Duration
 	res, err := round(c.addr, &room, peers, conns, func() error {
@@ -336,6 +351,8 @@ func measureRound(c *child, r, peers, conns int) (summary, error) {
 			r, c.cmd.Process.Pid, peers, sum.retained, sum.inUse, sum.rss, base.goroutines, held.goroutines)
 		fmt.Printf("  raw bytes: before retained %d in-use %d rss %d; waiting retained %d in-use %d rss %d\n",
 			base.retained, base.inUse, base.rss, held.retained, held.inUse, held.rss)
+		fmt.Printf("  kernel slab (machine-wide, so indicative; both ends of each connection): %+.0f B per waiting peer\n",
+			float64(slabBytes()-slabBefore)/float64(peers))
 		cpuBefore, err = c.cpu()
 		return err
 	})
