@@ -155,6 +155,9 @@ func (c *serverConn) serve() error {
 			if errors.Is(err, io.EOF) {
 				return nil // the peer closed between requests
 			}
+			if errors.Is(err, ErrUnreadBody) {
+				return nil // a body the handler left was too large to drain: closing is the normal way out
+			}
 			if c.served > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil // an idle keep-alive connection timed out
 			}

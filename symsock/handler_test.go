@@ -415,6 +415,35 @@ func TestServeUnreadBodyKeepsFraming(t *testing.T) {
 	}
 }
 
+func TestServeUnreadLargeBodyCloses(t *testing.T) {
+	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "early")
+	}))
+	// Known to exceed the discard limit: the response itself says the connection closes.
+	send(t, peer, fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", DefaultDiscardLimit+1))
+	res, body := readResponse(t, br, "POST")
+	eq(t, "body", body, "early")
+	eq(t, "close", res.Close, true)
+	mustNil(t, serveResult(t, done))
+
+	// Unknown (chunked) length: drained up to the limit, then the connection is closed quietly.
+	peer, br, done = serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "early")
+	}))
+	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	_, body = readResponse(t, br, "POST")
+	eq(t, "body", body, "early")
+	go func() {
+		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("x", 64<<10))
+		for range 2 * DefaultDiscardLimit / (64 << 10) {
+			if _, err := io.WriteString(peer, chunk); err != nil {
+				return
+			}
+		}
+	}()
+	mustNil(t, serveResult(t, done))
+}
+
 func TestServeExpectContinue(t *testing.T) {
 	t.Run("read", func(t *testing.T) {
 		peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
