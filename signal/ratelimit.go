@@ -8,9 +8,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ipLimiter is a token bucket per client IP. Idle buckets (full again) are
-// dropped by a scan at most once per pruneEvery, so the map stays bounded by
-// the number of recently active addresses.
+// ipLimiter is a token bucket per client IPv4 address or IPv6 /64 (one
+// subscriber usually holds a whole /64, so per-address buckets would be
+// free to multiply). Idle buckets (full again) are dropped by a scan at most
+// once per pruneEvery, so the map stays bounded by the recently active
+// clients.
 type ipLimiter struct {
 	limit rate.Limit
 	burst int
@@ -37,6 +39,10 @@ func (l *ipLimiter) allow(ip netip.Addr, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastPrune) >= pruneEvery {

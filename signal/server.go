@@ -32,7 +32,8 @@ type ServerConfig struct {
 	// MaxWaiting caps the long-polls parked at once (each holds a connection
 	// and a file descriptor). Default 10,000; beyond it, 503 with Retry-After.
 	MaxWaiting int
-	// RatePerIP is the sustained requests per second one client IP may make to
+	// RatePerIP is the sustained requests per second one client (IPv4 address
+	// or IPv6 /64) may make to
 	// /v1/ (token bucket of RateBurst). Default 5; negative disables the limit.
 	// Over it: 429 with Retry-After. Peers behind one NAT share a bucket.
 	RatePerIP float64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -419,5 +420,29 @@ func TestSlowClientsCut(t *testing.T) {
 	}
 	if got := metric(t, s, "p2phttp_signal_rooms"); got != 0 {
 		t.Errorf("rooms = %v", got)
+	}
+}
+
+func TestIPLimiterKeys(t *testing.T) {
+	l := newIPLimiter(0.001, 1)
+	now := time.Now()
+	for _, tc := range []struct {
+		ip   string
+		want bool
+	}{
+		{"192.0.2.1", true},
+		{"192.0.2.1", false},
+		{"::ffff:192.0.2.1", false}, // the same IPv4 client
+		{"192.0.2.2", true},
+		{"2001:db8:1:2::1", true},
+		{"2001:db8:1:2:ffff::9", false}, // same /64
+		{"2001:db8:1:3::1", true},
+	} {
+		if ok, _ := l.allow(netip.MustParseAddr(tc.ip), now); ok != tc.want {
+			t.Errorf("allow(%s) = %v, want %v", tc.ip, ok, tc.want)
+		}
+	}
+	if newIPLimiter(-1, 1) != nil {
+		t.Error("negative rate should disable the limiter")
 	}
 }
