@@ -321,3 +321,27 @@ func TestCloseDuringConnect(t *testing.T) {
 	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
 	isErr(t, err, ErrTransportClosed)
 }
+
+// Closing a Transport fails its streams and paths with ErrTransportClosed, and the peer learns at once.
+func TestTransportCloseEndsStreams(t *testing.T) {
+	cfg := fastConfig()
+	cfg.DeadPathTimeout = time.Minute
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	c1, c2 := openPair(t, pa, pb)
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := c1.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	noErr(t, a.Close())
+	isErr(t, <-readErr, ErrTransportClosed)
+	_, err := c1.Write([]byte("x"))
+	isErr(t, err, ErrTransportClosed)
+	_, err = pa.AcceptStream(context.Background())
+	isErr(t, err, ErrTransportClosed)
+	// The peer was told (bye), not left to time out.
+	_, err = c2.Read(make([]byte, 1))
+	isErr(t, err, ErrPathClosed)
+	noErr(t, a.Close(), "second Close")
+}
