@@ -331,6 +331,9 @@ var scenarios = []scenario{
 // two symmetric NATs get must fail with the punching error within its timeout instead.
 func TestNATScenarios(t *testing.T) {
 	requireBinary(t)
+	resultsMu.Lock()
+	results = nil // a fresh table per run (-count)
+	resultsMu.Unlock()
 	t.Cleanup(func() { t.Logf("NAT scenarios:\n%s", resultTable()) }) // after the parallel subtests too
 	for i, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
