@@ -25,7 +25,7 @@ const (
 	// ID, so the derivation must be slow to make brute-forcing a code from its
 	// room ID expensive: 600,000 iterations (OWASP's 2023 figure) cost ~0.1 s
 	// on one core of a 2020s x86 machine, so trying every NewCode code costs
-	// ~67 core-days (a GPU is one to two orders of magnitude faster).
+	// ~65 core-days (57.8 million codes) (a GPU is one to two orders of magnitude faster).
 	kdfIterations = 600_000
 	kdfSalt       = "p2phttp signal v1"
 	labelRoomID   = "p2phttp signal v1 room id"
