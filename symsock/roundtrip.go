@@ -157,6 +157,9 @@ type exchange struct {
 	saw100    bool
 	wrote     chan error // result of the body writer; nil when none runs
 
+	finalSignalled bool      // waitFinal is closed
+	bodyOnce       sync.Once // the request body is closed once, by the writer or to stop it
+
 	releaseOnce sync.Once
 }
 
@@ -171,7 +174,7 @@ func (x *exchange) run() (*http.Response, error) {
 		x.stopWatch = context.AfterFunc(x.ctx, func() { _ = x.s.Close() })
 	}
 	if err := x.writeHead(); err != nil {
-		closeBody(req)
+		x.closeBody()
 		return nil, x.fail(err)
 	}
 	if x.body != nil {
@@ -190,6 +193,7 @@ func (x *exchange) run() (*http.Response, error) {
 // released. A cancelled context is reported as such.
 func (x *exchange) fail(err error) error {
 	_ = x.s.Close()
+	x.stopWriter()
 	if x.wrote != nil {
 		<-x.wrote
 		x.wrote = nil
@@ -200,6 +204,28 @@ func (x *exchange) fail(err error) error {
 	x.stopWatch = nil
 	x.release()
 	return err
+}
+
+// stopWriter unblocks a body writer that waits for 100 Continue or for the request body's next bytes (as net/http
+// does, by closing the body); the socket is closed already, so it then fails at once.
+func (x *exchange) stopWriter() {
+	if x.wrote == nil {
+		return
+	}
+	x.finalArrived()
+	x.closeBody()
+}
+
+// finalArrived tells a body writer waiting for 100 Continue that a final response (or the end) came instead.
+func (x *exchange) finalArrived() {
+	if x.waitFinal != nil && !x.finalSignalled {
+		x.finalSignalled = true
+		close(x.waitFinal)
+	}
+}
+
+func (x *exchange) closeBody() {
+	x.bodyOnce.Do(func() { closeBody(x.req) })
 }
 
 func (x *exchange) release() {
@@ -221,6 +247,7 @@ func (x *exchange) done() error {
 			case werr = <-x.wrote:
 			case <-t.C:
 				_ = x.s.Close()
+				x.stopWriter()
 				<-x.wrote
 			}
 			t.Stop()
@@ -359,7 +386,8 @@ func (x *exchange) writeBuffered(body io.Reader) error {
 }
 
 // outgoingBody returns the body to send and its length (-1 unknown), or a nil reader for no body. A non-nil Body
-// with ContentLength 0 is probed for one byte, as net/http does.
+// with ContentLength 0 may be empty or of unknown length: like net/http, it is probed for one byte, briefly, and a
+// body that does not answer in time is sent chunked.
 func outgoingBody(req *http.Request) (io.Reader, int64, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, 0, nil
@@ -370,16 +398,49 @@ func outgoingBody(req *http.Request) (io.Reader, int64, error) {
 	if req.ContentLength < 0 {
 		return req.Body, -1, nil
 	}
-	var one [1]byte
-	n, err := io.ReadFull(req.Body, one[:])
-	switch {
-	case err == io.EOF:
-		closeBody(req)
-		return nil, 0, nil
-	case err != nil:
-		return nil, 0, fmt.Errorf("reading the request body: %w", err)
+	p := &bodyProbe{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.n, p.err = io.ReadFull(req.Body, p.one[:])
+	}()
+	t := time.NewTimer(bodyProbeTimeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		switch {
+		case p.err == io.EOF:
+			closeBody(req)
+			return nil, 0, nil
+		case p.err != nil:
+			return nil, 0, fmt.Errorf("reading the request body: %w", p.err)
+		}
+	case <-t.C:
 	}
-	return io.MultiReader(strings.NewReader(string(one[:n])), req.Body), -1, nil
+	return io.MultiReader(p, req.Body), -1, nil
+}
+
+// bodyProbeTimeout is how long a body of unknown length gets to show whether it is empty (net/http's value).
+const bodyProbeTimeout = 200 * time.Millisecond
+
+// bodyProbe is the first byte of a request body, read ahead by outgoingBody.
+type bodyProbe struct {
+	done chan struct{}
+	one  [1]byte
+	n    int
+	err  error
+	used bool
+}
+
+func (p *bodyProbe) Read(b []byte) (int, error) {
+	<-p.done
+	if p.used || p.n == 0 {
+		if p.err != nil && p.err != io.EOF {
+			return 0, p.err
+		}
+		return 0, io.EOF
+	}
+	p.used = true
+	return copy(b, p.one[:p.n]), nil
 }
 
 // requestTarget is the request-target of req: origin form, authority form for CONNECT.
@@ -399,7 +460,7 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // writeBody streams the request body (after the head) and ends the message; it runs in its own goroutine so that
 // the response can be read meanwhile.
 func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
-	defer closeBody(x.req)
+	defer x.closeBody()
 	defer func() {
 		if err != nil && err != errBodyWithheld {
 			_ = x.s.Close() // the message is incomplete: the connection cannot be used again
@@ -511,9 +572,7 @@ func (x *exchange) readResponse() (*http.Response, error) {
 			}
 		}
 	}
-	if x.waitFinal != nil {
-		close(x.waitFinal)
-	}
+	x.finalArrived()
 	sres := x.sres
 	proto := x.s.Proto()
 	res := &http.Response{

@@ -207,6 +207,38 @@ func TestRoundTripErrors(t *testing.T) {
 		send(t, peer, "HTTP/1.1 204 No Content\r\n\r\n")
 		mustNil(t, (<-ch).err)
 	})
+	t.Run("peer gone while the body waits for 100 Continue", func(t *testing.T) {
+		c, peer := tcpPair(t)
+		rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour}
+		req := newReq(t, "PUT", "http://h/", strings.NewReader("held"))
+		req.Header.Set("Expect", "100-continue")
+		ch := roundTripAsync(rt, req)
+		expectWire(t, peer, "PUT / HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\nHost: h\r\n\r\n")
+		peer.Close()
+		select {
+		case r := <-ch:
+			if r.err == nil {
+				t.Fatal("no error")
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("RoundTrip hangs on its waiting body writer")
+		}
+	})
+	t.Run("early response while the body blocks", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		pr, pw := io.Pipe() // a body that never comes
+		defer pw.Close()
+		ch := roundTripAsync(rt, newReq(t, "POST", "http://h/", pr))
+		expectWire(t, peer, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: h\r\n\r\n")
+		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		r := <-ch
+		mustNil(t, r.err)
+		eq(t, "body", readAllString(t, r.res.Body), "ok")
+		// The unfinished request leaves the connection unusable, and the body was closed to stop its writer.
+		eq(t, "socket closed", rt.Socket.IsOpen(), false)
+		_, err := pw.Write([]byte("x"))
+		mustIs(t, err, io.ErrClosedPipe)
+	})
 	t.Run("invalid request", func(t *testing.T) {
 		rt, _ := rtPair(t)
 		_, err := rt.RoundTrip(&http.Request{Method: "GET", Header: http.Header{}})
