@@ -197,7 +197,7 @@ func (c *serverConn) serveOne() (err error) {
 	w.reset(req, body, cancel)
 	defer func() {
 		if body != nil {
-			body.closed = true
+			body.closed.Store(true)
 		}
 		if v := recover(); v != nil {
 			err = c.recovered(v)
@@ -377,13 +377,12 @@ type requestBody struct {
 	cancel         context.CancelFunc // the request's context: the connection failed
 	expectContinue bool
 	started        bool
-	closed         bool
-	eof            bool
+	closed         atomic.Bool // by Close or the end of the handler; checked by Read
 	err            error
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
-	if b.closed {
+	if b.closed.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	if b.err != nil {
@@ -403,7 +402,6 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.src.Read(p)
 	if err == io.EOF {
-		b.eof = true
 		b.err = io.EOF
 		for k, v := range b.c.sreq.Trailer {
 			if b.r.Trailer == nil {
@@ -420,7 +418,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 
 // Close stops the handler's reads; the socket drains or closes whatever is left before the next request.
 func (b *requestBody) Close() error {
-	b.closed = true
+	b.closed.Store(true)
 	return nil
 }
 

@@ -626,27 +626,40 @@ func (x *exchange) copyTrailers(res *http.Response) {
 	}
 }
 
-// responseBody is an http.Response.Body read from the socket as the caller reads it.
+// responseBody is an http.Response.Body read from the socket as the caller reads it. Close may come from another
+// goroutine while a Read blocks: it then aborts the exchange, which unblocks the Read.
 type responseBody struct {
-	x      *exchange
-	res    *http.Response
-	src    io.Reader
-	mu     sync.Mutex
-	err    error // sticky: io.EOF at the end, or the failure
-	closed bool
+	x       *exchange
+	res     *http.Response
+	src     io.Reader
+	mu      sync.Mutex
+	reading bool  // a Read is in src.Read (without mu)
+	err     error // sticky: io.EOF at the end, or the failure
+	closed  bool
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return 0, http.ErrBodyReadAfterClose
 	}
 	if b.err != nil {
+		b.mu.Unlock()
 		return 0, b.err
 	}
+	b.reading = true
+	b.mu.Unlock()
+
 	n, err := b.src.Read(p)
-	if err == io.EOF {
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading = false
+	switch {
+	case b.closed: // Close aborted the exchange meanwhile
+		return n, http.ErrBodyReadAfterClose
+	case err == io.EOF:
 		b.x.copyTrailers(b.res)
 		b.err = io.EOF
 		if derr := b.x.done(); derr != nil {
@@ -654,8 +667,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 			return n, derr
 		}
 		return n, io.EOF
-	}
-	if err != nil {
+	case err != nil:
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
@@ -681,7 +693,7 @@ func (b *responseBody) Close() error {
 	if limit == 0 {
 		limit = DefaultMaxDrainBytes
 	}
-	if limit > 0 {
+	if limit > 0 && !b.reading {
 		n, err := io.Copy(io.Discard, io.LimitReader(b.src, limit+1))
 		if err == nil && n <= limit {
 			b.err = io.EOF

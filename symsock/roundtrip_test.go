@@ -239,6 +239,28 @@ func TestRoundTripErrors(t *testing.T) {
 		_, err := pw.Write([]byte("x"))
 		mustIs(t, err, io.ErrClosedPipe)
 	})
+	t.Run("Close unblocks a Read", func(t *testing.T) {
+		rt, peer := rtPair(t)
+		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
+		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n") // and then nothing
+		r := <-ch
+		mustNil(t, r.err)
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := r.res.Body.Read(make([]byte, 10))
+			readErr <- err
+		}()
+		expectSilence(t, peer) // let the Read block
+		mustNil(t, r.res.Body.Close())
+		select {
+		case err := <-readErr:
+			mustIs(t, err, http.ErrBodyReadAfterClose)
+		case <-time.After(testTimeout):
+			t.Fatal("Close did not unblock the Read")
+		}
+		eq(t, "socket closed", rt.Socket.IsOpen(), false)
+	})
 	t.Run("invalid request", func(t *testing.T) {
 		rt, _ := rtPair(t)
 		_, err := rt.RoundTrip(&http.Request{Method: "GET", Header: http.Header{}})
