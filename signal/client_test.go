@@ -124,7 +124,7 @@ func TestJoinLongWait(t *testing.T) {
 }
 
 func TestJoinRoomFull(t *testing.T) {
-	s := startServer(t, ServerConfig{RatePerIP: -1, PollWait: 100 * time.Millisecond})
+	s := startServer(t, ServerConfig{RatePerIP: -1, PollWait: time.Second})
 	room, _ := RoomID(testCode)
 	if r := rawDo(t, s.Addr, postRaw(room, rawOffer(1))); r.Status != 202 {
 		t.Fatal(r.Status)
