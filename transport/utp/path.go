@@ -106,12 +106,15 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 			continue
 		}
 		c.Addr = netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
+		if (c.Addr.Addr().Is4() && !t.v4) || (c.Addr.Addr().Is6() && !t.v6) {
+			continue // unreachable from this socket (e.g. IPv6 on an IPv4 socket)
+		}
 		if !slices.ContainsFunc(cands, func(o Candidate) bool { return o.Addr == c.Addr }) {
 			cands = append(cands, c)
 		}
 	}
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: the peer has no usable candidate", ErrPunchFailed)
+		return nil, fmt.Errorf("%w: the peer has no candidate this %s socket can reach", ErrPunchFailed, t.network())
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

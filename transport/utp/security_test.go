@@ -68,6 +68,9 @@ func TestConnectFailsWithoutPeer(t *testing.T) {
 	isErr(t, err, ErrBadKey)
 	_, err = a.Connect(context.Background(), Peer{Key: newKey(t)})
 	isErr(t, err, ErrPunchFailed)
+	// An IPv4 socket cannot reach an IPv6 candidate: refused at once rather than punched for the whole timeout.
+	_, err = a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("[::1]:9")}}})
+	isErr(t, err, ErrPunchFailed)
 }
 
 // A stranger's SYN (a plain anacrolix/utp socket dialling) never reaches the library: the dial goes unanswered on
