@@ -392,7 +392,14 @@ func (c *utpPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.t.send(b, addr) }
+func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.t.isClosed() {
+		// Connections the library still holds (closed ones linger for their timers) resend into the void; an error
+		// would only make the library log it.
+		return len(b), nil
+	}
+	return c.t.send(b, addr)
+}
 func (c *utpPacketConn) LocalAddr() net.Addr                          { return c.t.local }
 
 // Close is a no-op (the library gets this conn through its NoClose constructor anyway): Transport.Close closes
