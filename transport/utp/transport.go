@@ -392,15 +392,21 @@ func (c *utpPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
+// WriteTo never fails: a datagram that cannot be sent (socket closed, network unreachable, Transport closed while
+// the library's lingering connections still resend) counts as lost, as UDP would lose it. An error would make the
+// library destroy the connection at once or log it; loss is what its retransmissions and our dead-path detection
+// already handle.
 func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if c.t.isClosed() {
-		// Connections the library still holds (closed ones linger for their timers) resend into the void; an error
-		// would only make the library log it.
 		return len(b), nil
 	}
-	return c.t.send(b, addr)
+	if _, err := c.t.send(b, addr); err != nil {
+		c.t.sendDrops.Add(1)
+		c.t.log.Debug("utp: send", "to", addr, "err", err)
+	}
+	return len(b), nil
 }
-func (c *utpPacketConn) LocalAddr() net.Addr                          { return c.t.local }
+func (c *utpPacketConn) LocalAddr() net.Addr { return c.t.local }
 
 // Close is a no-op (the library gets this conn through its NoClose constructor anyway): Transport.Close closes
 // the socket.
@@ -416,7 +422,8 @@ type Stats struct {
 	// UTPDropped: datagrams for uTP dropped before the library because they came from an address that is not the
 	// peer of an established path (strangers' SYNs among them).
 	UTPDropped uint64
-	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits).
+	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits) or the send
+	// failed.
 	SendDropped uint64
 }
 
