@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -750,4 +751,54 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
 		}
 	})
+}
+
+// TestInteropServerCurl has curl, a client that is not Go's, talk to Serve.
+func TestInteropServerCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed")
+	}
+	upload := bytes.Repeat([]byte("upload-"), 300<<10) // ~2 MiB
+	dir := t.TempDir()
+	file := filepath.Join(dir, "up.bin")
+	mustNil(t, os.WriteFile(file, upload, 0o644))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", echoHandler)
+	mux.HandleFunc("/sum", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%d %x %s %s", n, h.Sum(nil), strings.Join(r.TransferEncoding, ","), r.Proto)
+	})
+	mux.Handle("/files/", http.StripPrefix("/files/", http.FileServer(http.Dir(dir))))
+	srv := startSymsockServer(t, mux)
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, curl, append([]string{"-sS", "--fail"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	sum := sha256.Sum256(upload)
+	want := fmt.Sprintf("%d %x", len(upload), sum)
+
+	eq(t, "GET", run(srv.URL+"/echo"), "")
+	// Two URLs on one command line: curl reuses the connection.
+	eq(t, "keep-alive", run("-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} ", srv.URL+"/echo", srv.URL+"/echo"), "1 0 ")
+	// --expect100-timeout longer than the test: curl only sends the body because the 100 Continue came.
+	eq(t, "100-continue upload", run("-H", "Expect: 100-continue", "--expect100-timeout", "60", "-T", file, srv.URL+"/sum"), want+"  HTTP/1.1")
+	eq(t, "chunked upload", run("-H", "Transfer-Encoding: chunked", "--data-binary", "@"+file, srv.URL+"/sum"), want+" chunked HTTP/1.1")
+	eq(t, "HTTP/1.0 upload", run("--http1.0", "--data-binary", "@"+file, srv.URL+"/sum"), want+"  HTTP/1.0")
+	eq(t, "range", run("-r", "7-13", srv.URL+"/files/up.bin"), "upload-")
+	head := run("-I", srv.URL+"/files/up.bin")
+	if !strings.Contains(head, fmt.Sprintf("Content-Length: %d\r\n", len(upload))) || !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("HEAD: %q", head)
+	}
+	head = run("--http1.0", "-D", "-", "-o", "/dev/null", srv.URL+"/files/up.bin")
+	if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") {
+		t.Fatalf("HTTP/1.0 head: %q", head)
+	}
 }
