@@ -52,6 +52,10 @@ const (
 	filterBursts = 3
 	// maxSampleGap caps the time one sample may account for, so a pause in probing does not cause a jump.
 	maxSampleGap = 100 * time.Millisecond
+	// grantLogSize bounds the log of granted bytes: one mark per sample covers a few seconds of RTT.
+	grantLogSize = 128
+	// estimateSpan is the least time between the two probes the bottleneck estimate compares.
+	estimateSpan = 30 * time.Millisecond
 	// caIncrease and caDecrease bound how much of the window congestion avoidance adds or sheds per RTT. Our
 	// feedback arrives one probe interval plus one RTT late, so a loop faster than this overshoots and oscillates:
 	// simulated bottlenecks from 2 to 100 Mbit/s and 10 to 200 ms RTT (congestion_test.go) keep 95-100% of the
@@ -122,8 +126,75 @@ type controller struct {
 	r            float64 // current pacing rate, bytes/s
 
 	// Pacer (a token bucket kept as a virtual send time) and what it saw since the last sample.
-	next time.Time
-	sent float64 // bytes granted since the last sample
+	next    time.Time
+	sent    float64 // bytes granted since the last sample
+	granted float64 // bytes granted in all
+	// grants logs granted at each sample, so the bytes sent between two probes can be looked up later.
+	grants  [grantLogSize]grantMark
+	nGrants int
+}
+
+// grantMark is how many bytes the pacer had granted by a given time.
+type grantMark struct {
+	at    time.Time
+	bytes float64
+}
+
+// grantedBy returns the bytes granted by time t, interpolated between marks; false if t is outside the log.
+func (c *controller) grantedBy(t time.Time) (float64, bool) {
+	n := min(c.nGrants, grantLogSize)
+	for k := 1; k < n; k++ {
+		newer := c.grants[(c.nGrants-k)%grantLogSize]
+		older := c.grants[(c.nGrants-k-1)%grantLogSize]
+		if t.Before(older.at) || t.After(newer.at) {
+			continue
+		}
+		span := newer.at.Sub(older.at)
+		if span <= 0 {
+			return newer.bytes, true
+		}
+		f := float64(t.Sub(older.at)) / float64(span)
+		return older.bytes + f*(newer.bytes-older.bytes), true
+	}
+	return 0, false
+}
+
+// bottleneckRate estimates the bottleneck's rate from how fast the queue grew between two recent probes: the bytes
+// sent between their departures went either through the link or into the queue, so
+// rate = bytes / (time between departures + growth of the queuing delay). It needs the queue to have grown
+// (we were sending faster than the link) and two probes between estimateSpan and four times that apart.
+func (c *controller) bottleneckRate() (float64, bool) {
+	n := min(c.nRecent, recentSamples)
+	if n < 2 {
+		return 0, false
+	}
+	base := c.baseDelay()
+	latest := c.recent[(c.nRecent-1)%recentSamples]
+	sentI := latest.at.Add(-latest.rtt)
+	bytesI, ok := c.grantedBy(sentI)
+	if !ok {
+		return 0, false
+	}
+	for k := 2; k <= n; k++ {
+		s := c.recent[(c.nRecent-k)%recentSamples]
+		sentJ := s.at.Add(-s.rtt)
+		if sentI.Sub(sentJ) < estimateSpan {
+			continue
+		}
+		if sentI.Sub(sentJ) > 4*estimateSpan {
+			return 0, false // a gap in probing (an outage): the bytes between say nothing about the link
+		}
+		bytesJ, ok := c.grantedBy(sentJ)
+		grow := (latest.rtt - base) - (s.rtt - base)
+		span := sentI.Sub(sentJ).Seconds()
+		// The senders must have kept the pacer busy (in slow start the rate then was at least an eighth of
+		// now); an application sending in dribs would make the link look slow.
+		if !ok || grow <= 0 || bytesI-bytesJ < c.r*span/8 {
+			return 0, false
+		}
+		return (bytesI - bytesJ) / (span + grow.Seconds()), true
+	}
+	return 0, false
 }
 
 // delaySample is one RTT sample and when it arrived.
@@ -213,6 +284,8 @@ func (c *controller) onRTTSample(rtt time.Duration) {
 	c.haveSample = true
 	c.lastSample = now
 	c.lossRun = 0
+	c.grants[c.nGrants%grantLogSize] = grantMark{at: now, bytes: c.granted}
+	c.nGrants++
 
 	// Grow only when the senders used at least half of what the pacer allowed: an application (or a uTP window)
 	// that sends less must not build a window it never tested (RFC 7661). Asking whether a wait had to sleep
@@ -224,14 +297,21 @@ func (c *controller) onRTTSample(rtt time.Duration) {
 	rttEff := c.effectiveRTT()
 	target := c.cfg.TargetDelay
 	step := c.cfg.Gain * dt.Seconds() / rttEff.Seconds() // fraction of an RTT this sample covers, times gain
-	if c.slowStart && (c.queuing >= target/2 || c.cwnd >= c.ssthresh) {
-		c.slowStart = false
+	if c.slowStart {
+		c.checkSlowStartExit()
 	}
 	switch {
 	case c.slowStart:
-		// Slow start: double per RTT (at most per sample) while no queue shows.
+		// Slow start: double per RTT (at most per sample) until a queue shows (checkSlowStartExit); once one
+		// starts to build, grow by only a quarter per RTT, as HyStart++'s conservative slow start does, so the
+		// overshoot in the RTT it takes to see the queue stays small. A jittery path that only looks like a
+		// building queue is slowed, not stopped.
+		growth := 2.0
+		if _, growing := c.bottleneckRate(); growing && c.queuing >= target/8 {
+			growth = 1.25
+		}
 		if limited {
-			c.cwnd *= math.Pow(2, min(step, 1))
+			c.cwnd *= math.Pow(growth, min(step, 1))
 		}
 	default:
 		off := float64(target-c.queuing) / float64(target)
@@ -248,6 +328,38 @@ func (c *controller) onRTTSample(rtt time.Duration) {
 		}
 	}
 	c.updateRate()
+}
+
+// checkSlowStartExit ends slow start once the queue reaches half the target (or cwnd reaches ssthresh). Doubling
+// per RTT overshoots the link by up to twice its rate by the time the queue shows in an echo, an RTT later, so the
+// window then drops to what the bottleneck, estimated from the queue's growth, drains in one base RTT (but at most
+// by half): the pacing rate stays below the link's while the queue lasts, and the queue empties instead of
+// overflowing. Leaving earlier (a quarter of the target) overflowed shallow queues less often, but host and path
+// jitter of a few milliseconds then ended slow start on long paths at a fraction of their rate.
+func (c *controller) checkSlowStartExit() {
+	target := c.cfg.TargetDelay
+	if c.cwnd < c.ssthresh && c.steadyQueuing() < target/2 {
+		return
+	}
+	est, growing := c.bottleneckRate()
+	c.slowStart = false
+	if growing && est < c.r {
+		// No lower than half the rate: the rate an RTT ago, which showed no queue, is a floor for the link's,
+		// and a jittery path can make the estimate read low.
+		c.cwnd = max(est, c.r/2) * max(c.baseDelay(), rttFloor).Seconds()
+	}
+}
+
+// steadyQueuing is the queuing delay the last two samples agree on (their minimum), so one jittered echo does not
+// end slow start.
+func (c *controller) steadyQueuing() time.Duration {
+	if c.nRecent < 2 {
+		return 0
+	}
+	base := c.baseDelay()
+	a := c.recent[(c.nRecent-1)%recentSamples].rtt
+	b := c.recent[(c.nRecent-2)%recentSamples].rtt
+	return max(min(a, b)-base, 0)
 }
 
 // onProbeLost reports a probe whose echo never came. The window is cut at most once per RTT; the first loss of a
@@ -310,5 +422,6 @@ func (c *controller) reserve(n int) time.Duration {
 	}
 	c.next = c.next.Add(time.Duration(float64(n) / c.r * float64(time.Second)))
 	c.sent += float64(n)
+	c.granted += float64(n)
 	return c.next.Sub(now)
 }

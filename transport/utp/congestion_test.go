@@ -3,6 +3,7 @@ package utp
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -175,6 +176,69 @@ func TestControllerHoldsBottleneckNearTarget(t *testing.T) {
 				t.Errorf("mean queuing delay %v, want near the %v target", r.meanQueue, target)
 			}
 		})
+	}
+}
+
+func TestControllerSlowStartDoesNotOverflow(t *testing.T) {
+	t.Parallel()
+	// From a cold start, counting the start: slow start overshoots for about an RTT before the queue shows in an
+	// echo; leaving it must bring the rate under the link's (estimated from the queue's growth) before the queue
+	// overflows for long. Raw anacrolix/utp loses about half its packets at such queues.
+	for _, tc := range []struct {
+		name     string
+		b        bottleneck
+		maxDrops float64
+	}{
+		{"20Mbit-64KB-20ms", bottleneck{Rate: 2.5e6, Queue: 64 << 10, Delay: 20 * time.Millisecond}, 0.03},
+		{"20Mbit-64KB-5ms-jitter", bottleneck{Rate: 2.5e6, Queue: 64 << 10, Delay: 5 * time.Millisecond, Jitter: 3 * time.Millisecond}, 0.03},
+		{"8Mbit-32KB-50ms", bottleneck{Rate: 1e6, Queue: 32 << 10, Delay: 50 * time.Millisecond}, 0.03},
+		{"100Mbit-256KB-10ms", bottleneck{Rate: 12.5e6, Queue: 256 << 10, Delay: 10 * time.Millisecond}, 0.03},
+		{"20Mbit-64KB-50ms", bottleneck{Rate: 2.5e6, Queue: 64 << 10, Delay: 50 * time.Millisecond}, 0.04},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, clk := newVirtualController(CongestionConfig{})
+			r := simulate(t, c, clk, tc.b, 4*time.Second, 0, 1)
+			t.Logf("first 4 s: goodput %.1f%% of link, %.2f%% dropped at the queue", 100*r.goodput/tc.b.Rate, 100*r.dropRatio)
+			if r.dropRatio > tc.maxDrops {
+				t.Errorf("%.2f%% of packets dropped at the queue in the first 4 s, want at most %.0f%%", 100*r.dropRatio, 100*tc.maxDrops)
+			}
+			if r.goodput < 0.75*tc.b.Rate {
+				t.Errorf("goodput %.0f B/s in the first 4 s, want >= 75%% of %.0f", r.goodput, tc.b.Rate)
+			}
+		})
+	}
+}
+
+func TestControllerEstimatesBottleneckRate(t *testing.T) {
+	t.Parallel()
+	c, clk := newVirtualController(CongestionConfig{InitialRate: 4e6})
+	// A sender at 4 MB/s into a 2 MB/s link with a 30 ms base RTT: every 20 ms it sends 80 kB, of which 40 kB
+	// pass and 40 kB queue, so each probe (one per 20 ms) meets 20 ms more queuing delay than the one before.
+	const rate, link, base = 4e6, 2e6, 30 * time.Millisecond
+	t0 := clk.t
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.baseMins = []time.Duration{base}
+	for ms := 0; ms <= 200; ms += 10 {
+		at := t0.Add(time.Duration(ms) * time.Millisecond)
+		c.grants[c.nGrants%grantLogSize] = grantMark{at: at, bytes: rate * at.Sub(t0).Seconds()}
+		c.nGrants++
+	}
+	for i := range 4 {
+		sent := t0.Add(time.Duration(i) * 20 * time.Millisecond)
+		rtt := base + time.Duration(i)*20*time.Millisecond
+		c.recent[c.nRecent%recentSamples] = delaySample{at: sent.Add(rtt), rtt: rtt}
+		c.nRecent++
+	}
+	got, ok := c.bottleneckRate()
+	if !ok || math.Abs(got-link)/link > 0.01 {
+		t.Fatalf("bottleneck estimate %.0f B/s (ok=%v), want %.0f", got, ok, link)
+	}
+	// A queue that does not grow gives no estimate.
+	c.recent[(c.nRecent-1)%recentSamples].rtt = base
+	if got, ok := c.bottleneckRate(); ok {
+		t.Fatalf("estimate %.0f B/s from a queue that shrank, want none", got)
 	}
 }
 
