@@ -272,6 +272,9 @@ func (c *Conn) Outage(d time.Duration) {
 	c.in.Outage(d)
 }
 
+// Backlog returns the bytes waiting in the outbound bottleneck queue now.
+func (c *Conn) Backlog() int { return c.out.Backlog() }
+
 // OutStats returns what the outbound link did.
 func (c *Conn) OutStats() Stats { return c.out.Stats() }
 

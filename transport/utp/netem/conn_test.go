@@ -267,6 +267,9 @@ func TestConnBottleneckDropsAtQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if b := a.Backlog(); b <= 0 || b > queue {
+		t.Fatalf("Backlog() = %d right after the burst, want in (0, %d]", b, queue)
+	}
 	st := a.OutStats()
 	if st.Delivered+st.QueueDrops != n || st.QueueDrops == 0 {
 		t.Fatalf("stats %+v: want every packet delivered or dropped at the queue, some dropped", st)
