@@ -117,8 +117,14 @@ func transferVerified(ctx context.Context, from, to *Path, size int64, chunk int
 	if dl, ok := ctx.Deadline(); ok {
 		w.SetDeadline(dl)
 	}
-	writeErr := make(chan error, 1)
+	type written struct {
+		sum [sha256.Size]byte
+		err error
+	}
+	wrote := make(chan written, 1)
 	go func() {
+		var out written
+		defer func() { wrote <- out }()
 		h := sha256.New()
 		src := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)})
 		buf := make([]byte, chunk)
@@ -127,13 +133,13 @@ func transferVerified(ctx context.Context, from, to *Path, size int64, chunk int
 			src.Read(buf[:n])
 			h.Write(buf[:n])
 			if _, err := w.Write(buf[:n]); err != nil {
-				writeErr <- fmt.Errorf("write after %d bytes: %w", size-left, err)
+				out.err = fmt.Errorf("write after %d bytes: %w", size-left, err)
 				return
 			}
 			left -= int64(n)
 		}
-		h.Sum(res.sent[:0])
-		writeErr <- w.Close()
+		h.Sum(out.sum[:0])
+		out.err = w.Close()
 	}()
 	var r net.Conn
 	select {
@@ -163,10 +169,9 @@ func transferVerified(ctx context.Context, from, to *Path, size int64, chunk int
 	}
 	res.elapsed = time.Since(start)
 	h.Sum(res.received[:0])
-	if err := <-writeErr; err != nil {
-		return res, err
-	}
-	return res, nil
+	out := <-wrote
+	res.sent = out.sum
+	return res, out.err
 }
 
 // checkTransfer runs a verified transfer of size bytes and fails the test unless every byte arrived intact.
