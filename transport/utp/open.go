@@ -15,13 +15,16 @@ import (
 // Every uTP connection starts with a handshake at our layer, so a connection the library accepted (perhaps from a
 // spoofed source address) carries a stream only if it proves knowledge of the session key:
 //
-//	hello (dialler -> acceptor, 41 bytes): instance(8) counter(8) purpose(1) request ID(8)
-//	                                        MAC(stream key, "hello" || those 25 bytes)(16)
-//	ack   (acceptor -> dialler, 16 bytes): MAC(stream key, "ack" || hello)
+//	hello  (dialler -> acceptor, 41 bytes): instance(8) counter(8) purpose(1) request ID(8)
+//	                                         MAC(stream key, "hello" || those 25 bytes)(16)
+//	ack    (acceptor -> dialler, 16 bytes): MAC(stream key, "ack" || hello)
+//	window (dialler -> acceptor): the dialler's first stream frame, sent only once the ack arrived
 //
 // The counter comes from the dialler's control counter and goes through the same replay window, so a recorded
 // hello cannot be replayed. Purpose says who asked for the stream: the dialler's own OpenStream, or the
-// non-dialler's OpenStream (request ID from its open-request control packet).
+// non-dialler's OpenStream (request ID from its open-request control packet). The acceptor delivers the stream only
+// after the window frame, so a dialler that gave up waiting for the ack (the library's timers stretch to seconds
+// under loss) can safely dial again: the abandoned connection never became a stream on either side.
 const (
 	helloSize     = 41
 	purposeOpen   = 1 // the dialler opened it: the acceptor delivers it to AcceptStream
@@ -168,17 +171,17 @@ func (p *Path) dial(ctx context.Context, purpose byte, id uint64) (*stream, erro
 			p.log.Debug("utp: dial attempt failed, retrying", "remote", remote, "attempt", attempt, "err", err)
 			continue
 		}
-		// Once the hello is on its way the acceptor may already have delivered the stream, so a slow answer is
-		// waited for (within ctx), never retried: a second connection would leave the first one's stream broken.
+		// The handshake may wait for the library's slow retransmissions, up to the whole of ctx; a failure (the
+		// library gives up on an unacknowledged packet after 15 s) leaves nothing behind at the acceptor, so retry.
 		s, err := p.clientHandshake(ctx, c, purpose, id)
-		if err != nil {
-			c.Close()
-			if ctx.Err() != nil {
-				return nil, p.dialErr(ctx, err)
-			}
-			return nil, fmt.Errorf("utp: open stream to %v: %w", remote, err)
+		if err == nil {
+			return s, nil
 		}
-		return s, nil
+		c.Close()
+		if ctx.Err() != nil || errors.Is(err, ErrProtocol) {
+			return nil, p.dialErr(ctx, err)
+		}
+		p.log.Debug("utp: stream handshake failed, dialling again", "remote", remote, "attempt", attempt, "err", err)
 	}
 }
 
@@ -220,7 +223,7 @@ func (p *Path) clientHandshake(ctx context.Context, c net.Conn, purpose byte, id
 		return nil, fmt.Errorf("%w: stream handshake answer not authenticated", ErrProtocol)
 	}
 	c.SetDeadline(time.Time{})
-	return p.newStream(c)
+	return p.newStream(c, 0)
 }
 
 // acceptHandshake authenticates a connection the library accepted from the peer's address and routes the stream.
@@ -258,8 +261,17 @@ func (p *Path) acceptHandshake(c net.Conn) {
 		fail("writing the answer", "err", err)
 		return
 	}
+	var win [frameHeader + 4]byte
+	if _, err := io.ReadFull(c, win[:]); err != nil {
+		fail("no window frame after the answer (the dialler gave up)", "err", err)
+		return
+	}
+	if win[0] != frameWindow || binary.BigEndian.Uint16(win[1:3]) != 4 {
+		fail("first frame is not a window frame")
+		return
+	}
 	c.SetDeadline(time.Time{})
-	s, err := p.newStream(c)
+	s, err := p.newStream(c, int(min(binary.BigEndian.Uint32(win[3:]), 1<<30)))
 	if err != nil {
 		c.Close()
 		return

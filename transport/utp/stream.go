@@ -17,7 +17,8 @@ import (
 // Each stream is one uTP connection carrying frames: type(1) length(2, big endian) payload(length).
 //
 //	data     payload bytes; never more than the receiver's remaining window
-//	window   4-byte increment of the sender's credit; each side's first frame grants its whole window
+//	window   4-byte increment of the sender's credit; each side's first frame grants its whole window (the
+//	         acceptor reads the dialler's as the last step of the handshake)
 //	ping     empty; sent on a stream idle for half of Config.KeepaliveInterval, so the library's 120 s idle timer
 //	         never fires and a connection the peer forgot is reset
 //	fin      end of the sender's data (CloseWrite or Close)
@@ -79,7 +80,10 @@ type stream struct {
 
 var _ net.Conn = (*stream)(nil)
 
-func (p *Path) newStream(c net.Conn) (*stream, error) {
+// newStream wraps an authenticated uTP connection. Its first frame, written here before anything else can be, grants
+// the peer our whole window; credit is what the peer already granted us (the acceptor reads the dialler's window
+// frame during the handshake).
+func (p *Path) newStream(c net.Conn, credit int) (*stream, error) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	s := &stream{
 		p:           p,
@@ -92,7 +96,7 @@ func (p *Path) newStream(c net.Conn) (*stream, error) {
 		ctrlKick:    make(chan struct{}, 1),
 		rdl:         makeDeadline(),
 		wdl:         makeDeadline(),
-		consumed:    p.cfg.StreamWindow, // the first window frame grants it all
+		credit:      credit,
 	}
 	s.lastSent.Store(time.Now().UnixNano())
 	p.mu.Lock()
@@ -103,9 +107,11 @@ func (p *Path) newStream(c net.Conn) (*stream, error) {
 	}
 	p.streams[s] = struct{}{}
 	p.mu.Unlock()
+	if err := s.writeFrame(frameWindow, binary.BigEndian.AppendUint32(nil, uint32(s.window))); err != nil {
+		return nil, err
+	}
 	go s.readLoop()
 	go s.ctrlLoop()
-	s.kick(s.ctrlKick)
 	return s, nil
 }
 
