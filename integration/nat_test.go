@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +59,7 @@ var (
 	buildErr error
 	dataDir  string // holds bigFileName and pageName
 	bigSum   [sha256.Size]byte
+	bigData  []byte // the big file's bytes, for the TCP baseline
 	page     []byte
 )
 
@@ -105,6 +107,7 @@ func writeData(dir string) error {
 	big := make([]byte, bigFileSize)
 	_, _ = rand.NewChaCha8([32]byte{'p', '2', 'p'}).Read(big)
 	bigSum = sha256.Sum256(big)
+	bigData = big
 	page = []byte("<!doctype html><title>p2phttp lab</title><p>hello through two NATs</p>\n")
 	dataDir = dir
 	return errors.Join(
@@ -268,6 +271,8 @@ type result struct {
 	connect  time.Duration // get: start to "connected:" line
 	metIn    string        // as the CLI reported it
 	rate     float64       // MiB/s of the big file after connecting
+	tcpRate  float64       // MiB/s of the same bytes over kernel TCP on the same path (baseline)
+	tcpCC    string        // the kernel's congestion control for that baseline
 	path     string        // the connected line's pair
 }
 
@@ -362,13 +367,19 @@ func resultTable() string {
 	defer resultsMu.Unlock()
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tresult\tconnect (wall)\tmet in (CLI)\trate MiB/s\tpath")
+	fmt.Fprintln(tw, "scenario\tresult\tconnect (wall)\tmet in (CLI)\trate MiB/s\tkernel TCP MiB/s\tratio\tpath")
 	for _, r := range results {
-		rate := "-"
+		rate, tcp, ratio := "-", "-", "-"
 		if r.rate > 0 {
 			rate = fmt.Sprintf("%.1f", r.rate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", r.scenario, r.outcome, r.connect.Round(time.Millisecond), r.metIn, rate, r.path)
+		if r.tcpRate > 0 {
+			tcp = fmt.Sprintf("%.1f (%s)", r.tcpRate, r.tcpCC)
+			if r.rate > 0 {
+				ratio = fmt.Sprintf("%.2f", r.rate/r.tcpRate)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.outcome, r.connect.Round(time.Millisecond), r.metIn, rate, tcp, ratio, r.path)
 	}
 	tw.Flush()
 	return b.String()
@@ -449,7 +460,62 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	if !bytes.Equal(body, page) {
 		t.Fatalf("curl got %q, want %q", body, page)
 	}
+	row.tcpRate, row.tcpCC = tcpBaseline(t, lab)
 	row.outcome = "ok"
+}
+
+// tcpBaseline moves the big file's bytes from peer a to peer b over kernel TCP on the same path as the
+// scenario (through a port forward on a's router when they are behind different routers) and returns
+// the rate in MiB/s and the sender's congestion control: the yardstick for the rates in the table.
+func tcpBaseline(t *testing.T, lab *nslab.Lab) (float64, string) {
+	t.Helper()
+	a, b := lab.Peer("a"), lab.Peer("b")
+	target := netip.AddrPortFrom(a.Addr, 9100)
+	for _, r := range lab.Routers {
+		if slices.Contains(r.Peers, a) && !slices.Contains(r.Peers, b) {
+			if err := r.ForwardTCP(t.Context(), 9100, target); err != nil {
+				t.Fatal(err)
+			}
+			target = netip.AddrPortFrom(r.WAN, 9100)
+		}
+	}
+	var ln net.Listener
+	var cc []byte
+	if err := a.Do(func() (err error) {
+		cc, _ = os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+		ln, err = net.Listen("tcp4", ":9100")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(transferTimeout))
+		_, _ = c.Write(bigData)
+	}()
+	var n int64
+	var elapsed time.Duration
+	err := b.Do(func() error {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp4", target.String(), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(transferTimeout))
+		n, err = io.Copy(io.Discard, c)
+		elapsed = time.Since(start)
+		return err
+	})
+	if err != nil || n != bigFileSize {
+		t.Fatalf("TCP baseline to %v: %d bytes, %v", target, n, err)
+	}
+	return float64(bigFileSize) / (1 << 20) / elapsed.Seconds(), strings.TrimSpace(string(cc))
 }
 
 func fileSum(t *testing.T, name string) ([sha256.Size]byte, int64) {

@@ -378,6 +378,16 @@ func (l *Lab) addNS(ctx context.Context, role string) (*Host, error) {
 // Peer returns the peer named name, or nil.
 func (l *Lab) Peer(name string) *Host { return l.peers[name] }
 
+// ForwardTCP makes the router pass TCP connections to its public address and port on to the LAN address
+// to, like a port forward configured on a home router (for baselines such as plain TCP across the NATs).
+func (r *Router) ForwardTCP(ctx context.Context, port uint16, to netip.AddrPort) error {
+	if !r.LAN.Contains(to.Addr()) {
+		return fmt.Errorf("forward to %v: not on the router's LAN %v", to, r.LAN)
+	}
+	rule := fmt.Sprintf("add rule ip lab prerouting iifname wan tcp dport %d dnat ip to %s", port, to)
+	return runCmd(ctx, 20*time.Second, nil, "ip", append([]string{"netns", "exec", r.NS, "nft"}, strings.Fields(rule)...)...)
+}
+
 // Close stops the forwarders, ends every process still running in the lab's namespaces and deletes them.
 // It is idempotent.
 func (l *Lab) Close() error {

@@ -406,6 +406,56 @@ func TestImpairedLinkCarriesTCP(t *testing.T) {
 	}
 }
 
+// TestForwardTCP checks a port forward lets TCP from the internet reach a LAN host, and that without one
+// the router drops the connection attempt.
+func TestForwardTCP(t *testing.T) {
+	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
+		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "p"}}},
+	}})
+	r, p := lab.Routers[0], lab.Peer("p")
+	var ln net.Listener
+	if err := p.Do(func() (err error) { ln, err = net.Listen("tcp4", ":9100"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("hello from the LAN"))
+			c.Close()
+		}
+	}()
+	dial := func(port uint16) (string, error) {
+		var b []byte
+		err := lab.Public.Do(func() error {
+			c, err := net.DialTimeout("tcp4", ap(r.WAN, port).String(), 700*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			b, err = io.ReadAll(c)
+			return err
+		})
+		return string(b), err
+	}
+	if _, err := dial(9100); err == nil {
+		t.Fatal("connected to the router's port 9100 before any forward")
+	}
+	if err := r.ForwardTCP(t.Context(), 9100, ap(p.Addr, 9100)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dial(9100); err != nil || got != "hello from the LAN" {
+		t.Fatalf("through the forward: %q, %v", got, err)
+	}
+	if err := r.ForwardTCP(t.Context(), 9101, ap(lab.Public.Addr, 80)); err == nil {
+		t.Fatal("forward to an address off the LAN accepted")
+	}
+}
+
 // TestIsolationAndTeardown checks a lab adds nothing to the host's own namespace and leaves no namespace
 // behind when closed.
 func TestIsolationAndTeardown(t *testing.T) {
