@@ -168,6 +168,7 @@ func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc
 	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			p.mu.Lock()
@@ -178,6 +179,7 @@ func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc
 			}
 			p.mu.Unlock()
 		}
+		_, _ = io.Copy(io.Discard, stderr) // after an over-long line, keep draining so the process never blocks
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
