@@ -84,6 +84,7 @@ type Path struct {
 	streams       map[*stream]struct{}
 	openWait      map[uint64]chan *stream // non-dialler: streams requested from the dialler
 	openSeen      map[uint64]struct{}     // dialler: requests already served
+	punchedBack   map[netip.AddrPort]bool // punch sources already punched back (learnPunchSource)
 	err           error
 }
 
@@ -93,7 +94,8 @@ type sentPacket struct {
 }
 
 // Connect punches a path to the peer: it sends authenticated punch packets to every candidate each
-// Config.PunchInterval and answers the peer's, until a pair works in both directions (each side has had a reply to
+// Config.PunchInterval and answers the peer's (punching back at once, also to a peer-reflexive address no candidate
+// named, as a symmetric NAT produces), until a pair works in both directions (each side has had a reply to
 // its own punch and knows the other has too, and the dialler has nominated the address the uTP connections use).
 // It fails with an error wrapping ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline).
 func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
@@ -152,26 +154,27 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) *Path {
 	rand.Read(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Path{
-		t:        t,
-		cfg:      t.cfg,
-		log:      t.log,
-		dialer:   peer.Dialer,
-		keys:     keys,
-		instance: binary.BigEndian.Uint64(id[:]),
-		cands:    cands,
-		recvMac:  newMacer(keys.control),
-		sendMac:  newMacer(keys.control),
-		cc:       newController(t.cfg.Congestion),
-		ctx:      ctx,
-		cancel:   cancel,
-		accept:   make(chan *stream, t.cfg.AcceptBacklog),
-		ready:    make(chan struct{}),
-		done:     make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		sent:     make(map[uint64]sentPacket),
-		streams:  make(map[*stream]struct{}),
-		openWait: make(map[uint64]chan *stream),
-		openSeen: make(map[uint64]struct{}),
+		t:           t,
+		cfg:         t.cfg,
+		log:         t.log,
+		dialer:      peer.Dialer,
+		keys:        keys,
+		instance:    binary.BigEndian.Uint64(id[:]),
+		cands:       cands,
+		recvMac:     newMacer(keys.control),
+		sendMac:     newMacer(keys.control),
+		cc:          newController(t.cfg.Congestion),
+		ctx:         ctx,
+		cancel:      cancel,
+		accept:      make(chan *stream, t.cfg.AcceptBacklog),
+		ready:       make(chan struct{}),
+		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		sent:        make(map[uint64]sentPacket),
+		streams:     make(map[*stream]struct{}),
+		openWait:    make(map[uint64]chan *stream),
+		openSeen:    make(map[uint64]struct{}),
+		punchedBack: make(map[netip.AddrPort]bool),
 	}
 	p.lastRecv.Store(time.Now().UnixNano())
 	return p
@@ -324,6 +327,9 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 		// Answer every authenticated punch, even before we trust the sender's instance: the reply only proves we
 		// hold the key, and the puncher needs it to confirm the pair.
 		p.send(kindPunchReply, punchReplyBody(c.instance, c.counter, from), fromUDP, false)
+		if p.learnPunchSource(from) {
+			p.send(kindPunch, nil, fromUDP, true)
+		}
 	}
 	if peerDialer := c.flags&flagDialer != 0; peerDialer == p.dialer {
 		// Checked on the first authenticated packet, punch or reply, so both sides see it even when one gives up
@@ -402,6 +408,25 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 	}
 }
 
+// learnPunchSource reports whether to punch back at once to the source of an authenticated punch: once per address
+// while the path is not established. A source no candidate names becomes a peer-reflexive candidate (RFC 8445
+// 7.3.1.3): a symmetric NAT gives the peer a new port towards us, and without punching that port the peer's NAT
+// drops our punches, so the path is never confirmed. Punching back at once also spares a punch interval when the
+// peer's first punches arrived before this path existed.
+func (p *Path) learnPunchSource(from netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil || p.established || p.punchedBack[from] {
+		return false
+	}
+	p.punchedBack[from] = true
+	if !slices.ContainsFunc(p.cands, func(c Candidate) bool { return c.Addr == from }) {
+		p.cands = append(p.cands, Candidate{Kind: CandidatePrflx, Addr: from})
+		p.log.Debug("utp: peer-reflexive candidate", "addr", from)
+	}
+	return true
+}
+
 func (p *Path) setRemote(a netip.AddrPort) {
 	p.remote = a
 	p.remoteUDP = net.UDPAddrFromAddrPort(a)
@@ -422,6 +447,7 @@ func (p *Path) loop() {
 		now := time.Now()
 		p.mu.Lock()
 		established, locked, remote, peerDone := p.established, p.locked, p.remoteUDP, p.peerDone
+		cands := p.cands // learnPunchSource only appends
 		lossAfter := max(4*p.srtt, 200*time.Millisecond)
 		lost := 0
 		for ctr, s := range p.sent {
@@ -445,7 +471,7 @@ func (p *Path) loop() {
 			if locked {
 				p.send(kindPunch, nil, remote, true)
 			} else {
-				for _, c := range p.cands {
+				for _, c := range cands {
 					p.send(kindPunch, nil, net.UDPAddrFromAddrPort(c.Addr), true)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -46,6 +47,42 @@ func TestPunchThroughNATFilter(t *testing.T) {
 	_ = na
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 256<<10)
+}
+
+// TestPunchLearnsPeerReflexive is full cone <-> symmetric NAT in miniature: a (full cone: no filter) knows only a
+// wrong address for b (a symmetric NAT's mapping towards STUN is not its mapping towards a), while b (filtering by
+// address and port) knows a's. b's punches reach a from an address a never heard of; a must punch that
+// peer-reflexive address, or b's NAT drops everything a sends and a is never answered. Both role assignments.
+func TestPunchLearnsPeerReflexive(t *testing.T) {
+	for _, aDials := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cone side dials=%v", aDials), func(t *testing.T) {
+			t.Parallel()
+			a, _ := wrapped(t, fastConfig(), netem.Config{})
+			b, _ := wrapped(t, fastConfig(), netem.Config{Filter: netem.FilterAddressPort})
+			key := newKey(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			type res struct {
+				p   *Path
+				err error
+			}
+			rb := make(chan res, 1)
+			go func() {
+				p, err := b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials})
+				rb <- res{p, err}
+			}()
+			pa, err := a.Connect(ctx, Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials})
+			noErr(t, err, "cone side")
+			r := <-rb
+			noErr(t, r.err, "filtered side")
+			defer pa.Close()
+			defer r.p.Close()
+			_, remote := pa.Pair()
+			equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
+			c1, c2 := openPair(t, pa, r.p)
+			exchange(t, c1, c2, 64<<10)
+		})
+	}
 }
 
 // deadAddr is a loopback address where nothing listens.
