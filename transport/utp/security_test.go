@@ -25,24 +25,11 @@ func TestPunchThroughNATFilter(t *testing.T) {
 	key := newKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	type res struct {
-		p   *Path
-		err error
-	}
-	rb := make(chan res, 1)
-	go func() {
-		// The non-dialler starts late: the dialler's first punches are filtered by b's NAT.
-		time.Sleep(100 * time.Millisecond)
-		p, err := b.Connect(ctx, Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)})
-		rb <- res{p, err}
-	}()
-	pa, err := a.Connect(ctx, Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true})
-	noErr(t, err, "dialler")
-	r := <-rb
-	noErr(t, r.err, "non-dialler")
-	pb := r.p
-	defer pa.Close()
-	defer pb.Close()
+	// The non-dialler starts late: the dialler's first punches are filtered by b's NAT.
+	pa, pb := connectBoth(t, ctx, a, b,
+		Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true},
+		Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)},
+		100*time.Millisecond)
 	check(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
 	_ = na
 	c1, c2 := openPair(t, pb, pa)
@@ -62,27 +49,37 @@ func TestPunchLearnsPeerReflexive(t *testing.T) {
 			key := newKey(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			type res struct {
-				p   *Path
-				err error
-			}
-			rb := make(chan res, 1)
-			go func() {
-				p, err := b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials})
-				rb <- res{p, err}
-			}()
-			pa, err := a.Connect(ctx, Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials})
-			noErr(t, err, "cone side")
-			r := <-rb
-			noErr(t, r.err, "filtered side")
-			defer pa.Close()
-			defer r.p.Close()
+			pa, pb := connectBoth(t, ctx, a, b,
+				Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials},
+				Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials}, 0)
 			_, remote := pa.Pair()
 			equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
-			c1, c2 := openPair(t, pa, r.p)
+			c1, c2 := openPair(t, pa, pb)
 			exchange(t, c1, c2, 64<<10)
 		})
 	}
+}
+
+// connectBoth connects a (to peerOfA) and b (to peerOfB, starting after delayB) at once, as two peers would, and
+// closes both paths when the test ends.
+func connectBoth(t *testing.T, ctx context.Context, a, b *Transport, peerOfA, peerOfB Peer, delayB time.Duration) (pa, pb *Path) {
+	t.Helper()
+	type result struct {
+		p   *Path
+		err error
+	}
+	rb := make(chan result, 1)
+	go func() {
+		time.Sleep(delayB)
+		p, err := b.Connect(ctx, peerOfB)
+		rb <- result{p, err}
+	}()
+	pa, err := a.Connect(ctx, peerOfA)
+	r := <-rb
+	noErr(t, err, "a")
+	noErr(t, r.err, "b")
+	t.Cleanup(func() { pa.Close(); r.p.Close() })
+	return pa, r.p
 }
 
 // deadAddr is a loopback address where nothing listens.
