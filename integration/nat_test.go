@@ -294,10 +294,6 @@ type scenario struct {
 	name      string
 	routers   []nslab.RouterConfig
 	wantPunch bool // false: punching must fail
-	// knownBug describes a product bug that makes this scenario fail today. The scenario still runs: its
-	// failure is reported in the table, and its success fails the test so the marker is removed and the
-	// full checks run again.
-	knownBug string
 }
 
 // lossy is what `tc qdisc add dev eth0 root netem delay 40ms loss 1%` on each peer would do: every
@@ -323,10 +319,9 @@ var scenarios = []scenario{
 	}, wantPunch: true},
 	{name: "full cone both sides", routers: twoRouters(nslab.FullCone, nslab.FullCone), wantPunch: true},
 	{name: "restricted cone both sides", routers: twoRouters(nslab.RestrictedCone, nslab.RestrictedCone), wantPunch: true},
-	{name: "full cone serves symmetric", routers: twoRouters(nslab.FullCone, nslab.Symmetric), wantPunch: true,
-		knownBug: "transport/utp punches only the listed candidates, never the peer-reflexive address a symmetric NAT shows"},
-	{name: "symmetric serves full cone", routers: twoRouters(nslab.Symmetric, nslab.FullCone), wantPunch: true,
-		knownBug: "transport/utp punches only the listed candidates, never the peer-reflexive address a symmetric NAT shows"},
+	// The full-cone side learns the symmetric side's port towards it from its punches (peer-reflexive).
+	{name: "full cone serves symmetric", routers: twoRouters(nslab.FullCone, nslab.Symmetric), wantPunch: true},
+	{name: "symmetric serves full cone", routers: twoRouters(nslab.Symmetric, nslab.FullCone), wantPunch: true},
 	{name: "same router, hairpin", routers: []nslab.RouterConfig{
 		{NAT: nslab.PortRestrictedCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "a"}, {Name: "b"}}},
 	}, wantPunch: true},
@@ -354,7 +349,7 @@ func TestNATScenarios(t *testing.T) {
 	t.Cleanup(func() { t.Logf("NAT scenarios:\n%s", resultTable()) }) // after the parallel subtests too
 	for i, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			if !sc.wantPunch || sc.knownBug != "" {
+			if !sc.wantPunch {
 				// Failing scenarios mostly wait out the punch timeout: let them wait together, after the
 				// transfers, so they neither slow the suite nor disturb the rate measurements.
 				t.Parallel()
@@ -414,18 +409,6 @@ func runScenario(t *testing.T, i int, sc scenario) {
 		return
 	}
 
-	if sc.knownBug != "" {
-		err := get.wait(t, connectTimeout+transferTimeout)
-		row.connect = time.Since(get.start)
-		if err == nil {
-			if sum, n := fileSum(t, out); n == bigFileSize && sum == bigSum {
-				t.Fatalf("this scenario works now: remove its knownBug marker (%s) so every check runs", sc.knownBug)
-			}
-		}
-		t.Logf("KNOWN BUG (%s): get failed after %v: %v: %s", sc.knownBug, row.connect.Round(time.Millisecond), err, strings.TrimSpace(get.output()))
-		row.outcome = "FAIL, known bug"
-		return
-	}
 	row.connect = get.waitConnected(t, connectTimeout)
 	get.mu.Lock()
 	connectedAt, line := get.connectedAt, get.connected
