@@ -392,6 +392,14 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 			p.shutdown(fmt.Errorf("%w: %w", ErrPunchFailed, err), true)
 			return
 		}
+		if p.dialer {
+			// Nominate the pair now, before Connect returns: the acceptor lets our uTP packets through only once it
+			// has had a nomination, and the packet that made us ready may be a punch reply that needs no answer.
+			// Without this the nomination could follow our first SYN (in our answer to the acceptor's next punch, or
+			// our next probe), the acceptor dropped the SYN, and the first stream waited ~1 s for the library to
+			// resend it. Sent on the same address pair as the SYN, so it arrives first.
+			p.send(kindProbe, nil, net.UDPAddrFromAddrPort(remote), true)
+		}
 		close(p.ready)
 	}
 	switch c.kind {

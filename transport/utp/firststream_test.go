@@ -1,0 +1,144 @@
+package utp
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFirstStreamOpensPromptly connects many fresh pairs on loopback, the acceptor starting 0-60 ms after the
+// dialler (as two peers answering a signal do), and checks every first stream opens well within the library's ~1 s
+// SYN retransmission.
+func TestFirstStreamOpensPromptly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("connects many pairs")
+	}
+	const rounds = 50
+	limit := 500 * time.Millisecond
+	slow := 0
+	var worst time.Duration
+	for i := range rounds {
+		took := firstStreamTime(t, time.Duration(i%7)*10*time.Millisecond)
+		worst = max(worst, took)
+		if took > limit {
+			slow++
+			t.Logf("round %d: first stream took %v", i, took)
+		}
+	}
+	t.Logf("%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
+	check(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
+}
+
+// firstStreamTime connects a fresh pair, the acceptor starting lag after the dialler, and returns how long the
+// first stream took: from the dialler's OpenStream until the acceptor's AcceptStream returned it.
+func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
+	t.Helper()
+	a, err := Listen("udp4", "127.0.0.1:0", Config{})
+	noErr(t, err)
+	defer a.Close()
+	b, err := Listen("udp4", "127.0.0.1:0", Config{})
+	noErr(t, err)
+	defer b.Close()
+	key := newKey(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errB, errAcc error
+	var acceptedAt time.Time
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(lag)
+		var pb *Path
+		if pb, errB = b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates()}); errB != nil {
+			return
+		}
+		var c net.Conn
+		if c, errAcc = pb.AcceptStream(ctx); errAcc == nil {
+			acceptedAt = time.Now()
+			c.Close()
+		}
+	}()
+	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
+	noErr(t, errA)
+	start := time.Now()
+	c, err := pa.OpenStream(ctx)
+	noErr(t, err)
+	wg.Wait()
+	noErr(t, errB)
+	noErr(t, errAcc)
+	c.Close()
+	return acceptedAt.Sub(start)
+}
+
+// slowPunches delays every confirmed punch the wrapped socket receives (everything else passes at once), so the
+// dialler handles the acceptor's confirmed punch-back well after the confirmed punch reply that made it ready.
+type slowPunches struct {
+	net.PacketConn
+	delay time.Duration
+}
+
+func (s slowPunches) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := s.PacketConn.ReadFrom(b)
+	if err == nil && isControl(b[:n]) {
+		if c, perr := parseCtrl(b[:n]); perr == nil && c.kind == kindPunch && c.flags&flagConfirmed != 0 {
+			time.Sleep(s.delay)
+		}
+	}
+	return n, from, err
+}
+
+// TestFirstStreamAfterPunchBack builds the race deterministically: the dialler starts first, so the acceptor's
+// first punch is answered with an unconfirmed reply plus a punch back; the acceptor answers that punch with a
+// confirmed reply (making the dialler ready) and punches back again. Nominating the pair only in answer to that last
+// punch, which the dialler here reads 100 ms late, let the dialler's SYN reach the acceptor before its path was
+// established: the demultiplexer dropped it and the stream waited for the library's SYN retransmission (~1 s).
+func TestFirstStreamAfterPunchBack(t *testing.T) {
+	for i := range 5 {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		noErr(t, err)
+		a, err := NewTransport(slowPunches{pc, 100 * time.Millisecond}, Config{})
+		noErr(t, err)
+		t.Cleanup(func() { a.Close() })
+		b := listen(t, Config{})
+		key := newKey(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		type result struct {
+			p   *Path
+			err error
+		}
+		ra := make(chan result, 1)
+		go func() {
+			p, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
+			ra <- result{p, err}
+		}()
+		time.Sleep(10 * time.Millisecond) // the dialler's first punch finds no path yet and is dropped
+		accepted := make(chan error, 1)
+		go func() {
+			pb, err := b.Connect(ctx, Peer{Key: key, Candidates: a.HostCandidates()})
+			if err == nil {
+				var c net.Conn
+				if c, err = pb.AcceptStream(ctx); err == nil {
+					c.Close()
+				}
+			}
+			accepted <- err
+		}()
+		r := <-ra
+		noErr(t, r.err)
+		start := time.Now()
+		c, err := r.p.OpenStream(ctx)
+		noErr(t, err)
+		noErr(t, <-accepted)
+		took := time.Since(start)
+		c.Close()
+		cancel()
+		a.Close()
+		t.Logf("round %d: first stream took %v (uTP datagrams the acceptor dropped: %d)", i, took, b.Stats().UTPDropped)
+		// The dialler's reader sleeps 100 ms on the delayed punch, so the acceptor's SYN-ACK waits that long too.
+		check(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
+		equal(t, b.Stats().UTPDropped, 0, "uTP datagrams the acceptor dropped")
+	}
+}
