@@ -237,12 +237,25 @@ func (p *Path) Close() error {
 
 // shutdown ends the path once, with err.
 func (p *Path) shutdown(err error, bye bool) {
+	if p.setErr(err) {
+		p.teardown(err, bye)
+	}
+}
+
+// setErr records why the path ended; the first call wins. From then on Err reports it and no stream is added.
+func (p *Path) setErr(err error) bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.err != nil {
-		p.mu.Unlock()
-		return
+		return false
 	}
 	p.err = err
+	return true
+}
+
+// teardown ends what a path ended by setErr still holds: it tells the peer (bye), then fails every stream.
+func (p *Path) teardown(err error, bye bool) {
+	p.mu.Lock()
 	streams := make([]*stream, 0, len(p.streams))
 	for s := range p.streams {
 		streams = append(streams, s)
@@ -412,7 +425,11 @@ func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
 			p.serveOpenRequest(binary.BigEndian.Uint64(c.body))
 		}
 	case kindBye:
-		go p.shutdown(fmt.Errorf("%w by the peer", ErrPathClosed), false)
+		// The error is set here, on the read goroutine, so a stream whose uTP connection ends right behind the bye
+		// reports ErrPathClosed; the teardown closes uTP connections and so must not run under the library's reader.
+		if err := fmt.Errorf("%w by the peer", ErrPathClosed); p.setErr(err) {
+			go p.teardown(err, false)
+		}
 	}
 }
 
