@@ -17,12 +17,11 @@ type stunReply struct {
 	err  error
 }
 
-// isSTUN reports whether b is framed like a STUN message: top two bits zero, the magic cookie, and a length field
-// that matches the datagram. A uTP packet (first byte 0x?1) would need a timestamp equal to the cookie and a
-// connection ID equal to its own length to pass.
+// isSTUN reports whether b is framed like a STUN message: stun.IsMessage (a whole header and the magic cookie), plus
+// the top two bits zero and a length field that matches the datagram. A uTP packet (first byte 0x?1) would need a
+// timestamp equal to the cookie and a connection ID equal to its own length to pass.
 func isSTUN(b []byte) bool {
-	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie &&
-		int(binary.BigEndian.Uint16(b[2:4]))+20 == len(b) && len(b)%4 == 0
+	return stun.IsMessage(b) && b[0]&0xC0 == 0 && int(binary.BigEndian.Uint16(b[2:4]))+20 == len(b) && len(b)%4 == 0
 }
 
 // DiscoverSTUN asks the STUN server (host:port) for this socket's server-reflexive address: the address and port
@@ -137,6 +136,3 @@ func mappedAddress(m *stun.Message) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
 }
-
-// stunMagicCookie is the fixed value in bytes 4..8 of every RFC 5389 message (pion/stun keeps its copy unexported).
-const stunMagicCookie = 0x2112A442
