@@ -48,6 +48,10 @@ type Config struct {
 	Congestion CongestionConfig
 	// Logger receives debug and warning records. Default: discard.
 	Logger *slog.Logger
+
+	// noSeal (tests and benchmarks only) leaves payloads in clear with a zero tag: the same datagrams, counters and
+	// replay checks, without the AEAD, to measure what sealing costs.
+	noSeal bool
 }
 
 func (c Config) withDefaults() Config {
@@ -102,7 +106,7 @@ var (
 	ErrBadKey = errors.New("utp: session key must be 32 bytes")
 	// ErrRoles: both peers, or neither, set Peer.Dialer.
 	ErrRoles = errors.New("utp: exactly one peer must be the dialler")
-	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, failed authentication).
+	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, bad handshake).
 	ErrProtocol = errors.New("utp: protocol violation")
 )
 
