@@ -179,6 +179,42 @@ func BenchmarkLoopbackThroughput(b *testing.B) {
 	b.ReportMetric(rawT.Seconds()/oursT.Seconds(), "ours/raw")
 }
 
+// BenchmarkSealingCost: the same build with sealing on and off (Config.noSeal: same datagrams, counters and replay
+// checks, no AEAD), 16 MiB per iteration each, interleaved. Target: sealed >= 0.9x unsealed.
+func BenchmarkSealingCost(b *testing.B) {
+	const size = 16 << 20
+	sealed := newImpairedPair(b, Config{}, nil, nil)
+	sc, ss := streamPair(b, sealed)
+	clear := newImpairedPair(b, Config{noSeal: true}, nil, nil)
+	cc, cs := streamPair(b, clear)
+	for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both pacers
+		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var sealedT, clearT time.Duration
+	for i := 0; b.Loop(); i++ {
+		run := func(w, r net.Conn, into *time.Duration) {
+			d, err := pump(w, r, size, time.Minute)
+			if err != nil {
+				b.Fatal(err)
+			}
+			*into += d
+		}
+		if i%2 == 0 {
+			run(sc, ss, &sealedT)
+			run(cc, cs, &clearT)
+		} else {
+			run(cc, cs, &clearT)
+			run(sc, ss, &sealedT)
+		}
+	}
+	n := int64(b.N) * size
+	b.ReportMetric(mbps(n, sealedT), "sealed_MB/s")
+	b.ReportMetric(mbps(n, clearT), "unsealed_MB/s")
+	b.ReportMetric(clearT.Seconds()/sealedT.Seconds(), "sealed/unsealed")
+}
+
 // BenchmarkLoopbackDefaultBuffers: raw anacrolix/utp with the kernel's default socket buffers stalls and dies
 // ("timed out waiting for ack"); ours, configured with the same small buffers, must not fail. 16 MiB per iteration,
 // a failure being no progress for the 45 s deadline. Reports failures and the throughput of what completed.
