@@ -49,6 +49,8 @@ func pseudoAddr(pathID uint64, port int) *net.UDPAddr {
 	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(ip), uint16(port)))
 }
 
+var _ datagramSink = (*anacrolixEngine)(nil)
+
 func (e *anacrolixEngine) DeliverDatagram(b []byte) { e.pc.deliver(b) }
 
 // peerAddr is what to dial.

@@ -46,6 +46,7 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 		return nil, err
 	}
 	if err := t.register(p); err != nil {
+		p.cancel()
 		p.eng.close()
 		return nil, err
 	}
