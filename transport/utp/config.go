@@ -29,7 +29,7 @@ type Config struct {
 	// DialTimeout bounds one uTP dial attempt (the library resends its SYN at about 0, 0.8 and 2 s); a failed attempt
 	// is retried until the OpenStream context ends. Default 3 s.
 	DialTimeout time.Duration
-	// OpenTimeout bounds OpenStream when its context has no deadline, and the authentication handshake at the start
+	// OpenTimeout bounds OpenStream when its context has no deadline, and the stream handshake at the start
 	// of each uTP connection. Default 30 s.
 	OpenTimeout time.Duration
 	// STUNRetransmit is the first STUN retransmission timeout (RFC 5389 uses 500 ms); it doubles after every

@@ -3,10 +3,13 @@ package utp
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
 )
 
 // Several peers on one Transport at once (a host serving several guests): each path has its own key and path ID,
@@ -194,4 +197,43 @@ func TestNATRebindingMovesPath(t *testing.T) {
 	}
 	noErr(t, pa.Err())
 	noErr(t, pb.Err())
+}
+
+// countingRoute is a second kind of route for the test: it carries datagrams over another route and counts them.
+type countingRoute struct {
+	via  route
+	sent atomic.Int64
+}
+
+func (r *countingRoute) send(b []byte) error {
+	r.sent.Add(1)
+	return r.via.send(b)
+}
+func (r *countingRoute) id() routeID              { return routeID{kind: 99, addr: r.via.peerAddr()} }
+func (r *countingRoute) peerAddr() netip.AddrPort { return r.via.peerAddr() }
+
+// A route reported dead hands the path to another route the peer was heard on, and the path sends on it.
+func TestRouteDeadFallsBack(t *testing.T) {
+	a := listen(t, fastConfig())
+	b, nb := wrapped(t, fastConfig(), netem.Config{})
+	pa, pb := connectPair(t, a, b)
+	// While b is silent, nothing it sends can move a's path back to the route it arrived on.
+	nb.Outage(500 * time.Millisecond)
+	dead := pa.currentRoute()
+	alt := &countingRoute{via: dead}
+	pa.mu.Lock()
+	pa.heard[alt.id()] = alt
+	pa.mu.Unlock()
+	pa.routeDead(dead, errRouteDead)
+	check(t, pa.currentRoute() == route(alt), "the path did not move to the other route")
+	// Reporting a route that is not the path's changes nothing.
+	pa.routeDead(newDirectRoute(a, deadAddr(t)), errRouteDead)
+	check(t, pa.currentRoute() == route(alt), "a dead route that was not in use moved the path")
+	deadline := time.Now().Add(5 * time.Second)
+	for alt.sent.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	check(t, alt.sent.Load() > 0, "nothing was sent on the new route")
+	c1, c2 := openPair(t, pa, pb)
+	exchange(t, c1, c2, 64<<10)
 }

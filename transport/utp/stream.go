@@ -80,7 +80,7 @@ type stream struct {
 
 var _ net.Conn = (*stream)(nil)
 
-// newStream wraps an authenticated uTP connection. Its first frame, written here before anything else can be, grants
+// newStream wraps a uTP connection whose handshake is done. Its first frame, written here before anything else can be, grants
 // the peer our whole window; credit is what the peer already granted us (the acceptor reads the dialler's window
 // frame during the handshake).
 func (p *Path) newStream(c net.Conn, credit int) (*stream, error) {
