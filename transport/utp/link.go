@@ -34,7 +34,7 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 	if isClosed(p.done) {
 		return nil // late resends of connections being torn down
 	}
-	r := p.currentRoute()
+	r := p.loadRoute()
 	if r == nil {
 		return nil
 	}

@@ -25,7 +25,7 @@ func (p *Path) loop() {
 			p.cc.onProbeLost()
 		}
 		p.mu.Lock()
-		established, r, peerDone := p.established, p.route, p.peerDone
+		established, r, peerDone := p.established, p.loadRoute(), p.peerDone
 		sinceProbe := now.Sub(p.lastProbe)
 		p.mu.Unlock()
 

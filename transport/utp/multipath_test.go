@@ -214,22 +214,25 @@ func (r *countingRoute) peerAddr() netip.AddrPort { return r.via.peerAddr() }
 
 // A route reported dead hands the path to another route the peer was heard on, and the path sends on it.
 func TestRouteDeadFallsBack(t *testing.T) {
-	a := listen(t, fastConfig())
-	b, nb := wrapped(t, fastConfig(), netem.Config{})
+	cfg := fastConfig()
+	cfg.DeadPathTimeout = 10 * time.Second // longer than the outage
+	a := listen(t, cfg)
+	b, nb := wrapped(t, cfg, netem.Config{})
 	pa, pb := connectPair(t, a, b)
 	// While b is silent, nothing it sends can move a's path back to the route it arrived on.
-	nb.Outage(500 * time.Millisecond)
-	dead := pa.currentRoute()
+	nb.Outage(2 * time.Second)
+	time.Sleep(100 * time.Millisecond) // what b sent before the outage has been read
+	dead := pa.loadRoute()
 	alt := &countingRoute{via: dead}
 	pa.mu.Lock()
 	pa.heard[alt.id()] = alt
 	pa.mu.Unlock()
 	pa.routeDead(dead, errRouteDead)
-	check(t, pa.currentRoute() == route(alt), "the path did not move to the other route")
+	check(t, pa.loadRoute() == route(alt), "the path did not move to the other route")
 	// Reporting a route that is not the path's changes nothing.
 	pa.routeDead(newDirectRoute(a, deadAddr(t)), errRouteDead)
-	check(t, pa.currentRoute() == route(alt), "a dead route that was not in use moved the path")
-	deadline := time.Now().Add(5 * time.Second)
+	check(t, pa.loadRoute() == route(alt), "a dead route that was not in use moved the path")
+	deadline := time.Now().Add(1500 * time.Millisecond) // within the outage: a probes every 200 ms
 	for alt.sent.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

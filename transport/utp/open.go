@@ -79,7 +79,7 @@ func (p *Path) requestStream(ctx context.Context) (*stream, error) {
 		case s := <-ch:
 			return s, nil
 		case <-timer.C:
-			if r := p.currentRoute(); r != nil {
+			if r := p.loadRoute(); r != nil {
 				p.sendCtrl(r, kindOpenRequest, idb[:], false)
 			}
 			timer.Reset(max(4*p.RTT(), 250*time.Millisecond))

@@ -2,6 +2,7 @@ package utp
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -68,11 +69,12 @@ type Path struct {
 	rmu    sync.Mutex
 	window replayWindow
 
+	route atomic.Pointer[routeRef] // read without a lock on every datagram; written by setRoute under mu
+
 	mu            sync.Mutex
 	cands         []Candidate
-	locked        bool // we had an authenticated reply to one of our punches
-	route         route
-	remote        netip.AddrPort // route.peerAddr()
+	locked        bool           // we had an authenticated reply to one of our punches
+	remote        netip.AddrPort // the route's peerAddr()
 	heard         map[routeID]route
 	seenAs        netip.AddrPort // our address as the peer saw our punch
 	peerConfirmed bool
@@ -163,7 +165,8 @@ func (p *Path) setErr(err error) bool {
 // engine and forgets the keys' IDs at the Transport.
 func (p *Path) teardown(err error, bye bool) {
 	p.mu.Lock()
-	r, sayBye := p.route, bye && p.locked && p.route != nil
+	r := p.loadRoute()
+	sayBye := bye && p.locked && r != nil
 	p.mu.Unlock()
 	if sayBye {
 		// Lost byes only cost the peer a dead-path timeout.
@@ -220,7 +223,7 @@ func (p *Path) receiveMirror(b []byte, r route) {
 		return
 	}
 	c, err := parseCtrl(plain)
-	if err != nil || c.kind != kindPunch || parseEcho(c.body) == p.instance {
+	if err != nil || c.kind != kindPunch || binary.BigEndian.Uint64(c.body) == p.instance {
 		return
 	}
 	p.mu.Lock()
@@ -285,10 +288,7 @@ type sentPacket struct {
 // directRouteFor is the route a datagram from addr came on: the current route when it is that one (no allocation
 // on the hot path), else a new direct route.
 func (p *Path) directRouteFor(addr netip.AddrPort) route {
-	p.mu.Lock()
-	r := p.route
-	p.mu.Unlock()
-	if r != nil && r.id() == (routeID{routeDirect, addr}) {
+	if r := p.loadRoute(); r != nil && r.id() == (routeID{routeDirect, addr}) {
 		return r
 	}
 	return newDirectRoute(p.t, addr)

@@ -116,7 +116,7 @@ func (p *Path) flags(r route) byte {
 	var f byte
 	if p.locked {
 		f |= flagConfirmed
-		if p.dialer && p.route != nil && r.id() == p.route.id() {
+		if cur := p.loadRoute(); p.dialer && cur != nil && r.id() == cur.id() {
 			f |= flagNominated
 		}
 	}
@@ -181,7 +181,7 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 	if becameReady {
 		p.established = true
 	}
-	cur := p.route
+	cur := p.loadRoute()
 	p.mu.Unlock()
 
 	if becameReady {
@@ -232,7 +232,7 @@ func (p *Path) learnPunchSource(from netip.AddrPort) bool {
 // punch sends one round of punches: to the locked route once a punch was answered, else to every candidate.
 func (p *Path) punch() {
 	p.mu.Lock()
-	locked, r := p.locked, p.route
+	locked, r := p.locked, p.loadRoute()
 	cands := p.cands // learnPunchSource only appends
 	p.mu.Unlock()
 	if locked {

@@ -60,19 +60,26 @@ func (r *directRoute) peerAddr() netip.AddrPort { return r.addr }
 // errRouteDead: a route could not carry a datagram at all (as opposed to dropping one).
 var errRouteDead = errors.New("utp: route dead")
 
-// currentRoute is the route the path's datagrams take now, or nil before a punch was answered.
-func (p *Path) currentRoute() route {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.route
+// routeRef holds a route for atomic.Pointer.
+type routeRef struct{ r route }
+
+// loadRoute is the route the path's datagrams take now, or nil before a punch was answered.
+func (p *Path) loadRoute() route {
+	if ref := p.route.Load(); ref != nil {
+		return ref.r
+	}
+	return nil
 }
+
+// currentRoute is loadRoute, for callers outside the path's own logic.
+func (p *Path) currentRoute() route { return p.loadRoute() }
 
 // setRoute makes r the path's route. Called with p.mu held.
 func (p *Path) setRoute(r route) {
-	if p.route != nil && p.route.id() != r.id() {
-		p.log.Info("utp: path moved", "from", p.route.id(), "to", r.id())
+	if cur := p.loadRoute(); cur != nil && cur.id() != r.id() {
+		p.log.Info("utp: path moved", "from", cur.id(), "to", r.id())
 	}
-	p.route = r
+	p.route.Store(&routeRef{r})
 	p.remote = r.peerAddr()
 	p.heard[r.id()] = r
 	if len(p.heard) > maxHeardRoutes {
@@ -96,9 +103,12 @@ func (p *Path) heardOn(r route, newest bool, kind ctrlKind) {
 	if !newest || kind == kindPunch || kind == kindPunchReply {
 		return
 	}
+	if cur := p.loadRoute(); cur == nil || cur.id() == r.id() {
+		return // the common case, without a lock
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.established && p.err == nil && p.route != nil && p.route.id() != r.id() {
+	if cur := p.loadRoute(); p.established && p.err == nil && cur.id() != r.id() {
 		p.setRoute(r)
 	}
 }
@@ -109,7 +119,7 @@ func (p *Path) routeDead(r route, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.heard, r.id())
-	if p.route == nil || p.route.id() != r.id() {
+	if cur := p.loadRoute(); cur == nil || cur.id() != r.id() {
 		return
 	}
 	for _, alt := range p.heard {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -30,9 +31,10 @@ type Transport struct {
 	wg            sync.WaitGroup
 	stats         counters
 
+	byID atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
+
 	mu       sync.Mutex
 	paths    map[*Path]struct{}          // connecting and established
-	byID     map[uint64]pathSlot         // by the path IDs of both directions
 	stunWait map[[12]byte]chan stunReply // pending STUN transactions
 	closed   bool
 }
@@ -84,7 +86,6 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 		log:      cfg.Logger,
 		local:    local,
 		paths:    make(map[*Path]struct{}),
-		byID:     make(map[uint64]pathSlot),
 		stunWait: make(map[[12]byte]chan stunReply),
 		done:     make(chan struct{}),
 	}
@@ -98,6 +99,7 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
 	t.sendRaw = newNonblockingSender(pc)
+	t.byID.Store(&map[uint64]pathSlot{})
 	t.v4, t.v6 = families(pc, local)
 	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
 	t.wg.Add(1)
@@ -246,9 +248,7 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 		t.stats.stranger.Add(1)
 		return
 	}
-	t.mu.Lock()
-	slot, ok := t.byID[id]
-	t.mu.Unlock()
+	slot, ok := (*t.byID.Load())[id]
 	switch {
 	case !ok:
 		t.stats.stranger.Add(1)
@@ -266,15 +266,18 @@ func (t *Transport) register(p *Path) error {
 	if t.closed {
 		return ErrTransportClosed
 	}
-	if _, dup := t.byID[p.keys.recvID]; dup {
+	old := *t.byID.Load()
+	if _, dup := old[p.keys.recvID]; dup {
 		return errors.New("utp: a path with this session key is already open on this transport")
 	}
-	if _, dup := t.byID[p.keys.sendID]; dup {
+	if _, dup := old[p.keys.sendID]; dup {
 		return errors.New("utp: a path with this session key is already open on this transport")
 	}
+	ids := maps.Clone(old)
+	ids[p.keys.recvID] = pathSlot{p: p}
+	ids[p.keys.sendID] = pathSlot{p: p, mirror: true}
+	t.byID.Store(&ids)
 	t.paths[p] = struct{}{}
-	t.byID[p.keys.recvID] = pathSlot{p: p}
-	t.byID[p.keys.sendID] = pathSlot{p: p, mirror: true}
 	return nil
 }
 
@@ -282,11 +285,13 @@ func (t *Transport) unregister(p *Path) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.paths, p)
+	ids := maps.Clone(*t.byID.Load())
 	for _, id := range []uint64{p.keys.recvID, p.keys.sendID} {
-		if t.byID[id].p == p {
-			delete(t.byID, id)
+		if ids[id].p == p {
+			delete(ids, id)
 		}
 	}
+	t.byID.Store(&ids)
 }
 
 // send writes one datagram without blocking (see newNonblockingSender).
