@@ -71,9 +71,6 @@ func (p *Path) loadRoute() route {
 	return nil
 }
 
-// currentRoute is loadRoute, for callers outside the path's own logic.
-func (p *Path) currentRoute() route { return p.loadRoute() }
-
 // setRoute makes r the path's route. Called with p.mu held.
 func (p *Path) setRoute(r route) {
 	if cur := p.loadRoute(); cur != nil && cur.id() != r.id() {
