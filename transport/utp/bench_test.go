@@ -143,6 +143,28 @@ func pump(w, r net.Conn, size int64, deadline time.Duration) (time.Duration, err
 
 func mbps(bytes int64, d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e6 }
 
+// interleave pumps size bytes through x and y (writer, reader) once per benchmark iteration, alternating which goes
+// first so machine load hits both alike, and returns the total time of each.
+func interleave(b *testing.B, size int64, x, y [2]net.Conn) (xT, yT time.Duration) {
+	run := func(c [2]net.Conn, into *time.Duration) {
+		d, err := pump(c[0], c[1], size, time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*into += d
+	}
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			run(x, &xT)
+			run(y, &yT)
+		} else {
+			run(y, &yT)
+			run(x, &xT)
+		}
+	}
+	return xT, yT
+}
+
 // BenchmarkLoopbackThroughput: ours vs raw anacrolix/utp with 4 MiB socket buffers (what ours requests), 16 MiB per
 // iteration each. Target: ours >= 0.9x raw.
 func BenchmarkLoopbackThroughput(b *testing.B) {
@@ -156,27 +178,31 @@ func BenchmarkLoopbackThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var rawT, oursT time.Duration
-	for i := 0; b.Loop(); i++ {
-		run := func(w, r net.Conn, into *time.Duration) {
-			d, err := pump(w, r, size, time.Minute)
-			if err != nil {
-				b.Fatal(err)
-			}
-			*into += d
-		}
-		if i%2 == 0 {
-			run(raw.client, raw.server, &rawT)
-			run(oc, os, &oursT)
-		} else {
-			run(oc, os, &oursT)
-			run(raw.client, raw.server, &rawT)
-		}
-	}
+	rawT, oursT := interleave(b, size, [2]net.Conn{raw.client, raw.server}, [2]net.Conn{oc, os})
 	n := int64(b.N) * size
 	b.ReportMetric(mbps(n, rawT), "raw_MB/s")
 	b.ReportMetric(mbps(n, oursT), "ours_MB/s")
 	b.ReportMetric(rawT.Seconds()/oursT.Seconds(), "ours/raw")
+}
+
+// BenchmarkSealingCost: the same build with sealing on and off (Config.noSeal: same datagrams, counters and replay
+// checks, no AEAD), 16 MiB per iteration each, interleaved. Target: sealed >= 0.9x unsealed.
+func BenchmarkSealingCost(b *testing.B) {
+	const size = 16 << 20
+	sealed := newImpairedPair(b, Config{}, nil, nil)
+	sc, ss := streamPair(b, sealed)
+	clear := newImpairedPair(b, Config{noSeal: true}, nil, nil)
+	cc, cs := streamPair(b, clear)
+	for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both pacers
+		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sealedT, clearT := interleave(b, size, [2]net.Conn{sc, ss}, [2]net.Conn{cc, cs})
+	n := int64(b.N) * size
+	b.ReportMetric(mbps(n, sealedT), "sealed_MB/s")
+	b.ReportMetric(mbps(n, clearT), "unsealed_MB/s")
+	b.ReportMetric(clearT.Seconds()/sealedT.Seconds(), "sealed/unsealed")
 }
 
 // BenchmarkLoopbackDefaultBuffers: raw anacrolix/utp with the kernel's default socket buffers stalls and dies

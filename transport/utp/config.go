@@ -29,7 +29,7 @@ type Config struct {
 	// DialTimeout bounds one uTP dial attempt (the library resends its SYN at about 0, 0.8 and 2 s); a failed attempt
 	// is retried until the OpenStream context ends. Default 3 s.
 	DialTimeout time.Duration
-	// OpenTimeout bounds OpenStream when its context has no deadline, and the authentication handshake at the start
+	// OpenTimeout bounds OpenStream when its context has no deadline, and the stream handshake at the start
 	// of each uTP connection. Default 30 s.
 	OpenTimeout time.Duration
 	// STUNRetransmit is the first STUN retransmission timeout (RFC 5389 uses 500 ms); it doubles after every
@@ -48,6 +48,10 @@ type Config struct {
 	Congestion CongestionConfig
 	// Logger receives debug and warning records. Default: discard.
 	Logger *slog.Logger
+
+	// noSeal (tests and benchmarks only) leaves payloads in clear with a zero tag: the same datagrams, counters and
+	// replay checks, without the AEAD, to measure what sealing costs.
+	noSeal bool
 }
 
 func (c Config) withDefaults() Config {
@@ -102,7 +106,7 @@ var (
 	ErrBadKey = errors.New("utp: session key must be 32 bytes")
 	// ErrRoles: both peers, or neither, set Peer.Dialer.
 	ErrRoles = errors.New("utp: exactly one peer must be the dialler")
-	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, failed authentication).
+	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, bad handshake).
 	ErrProtocol = errors.New("utp: protocol violation")
 )
 

@@ -3,41 +3,64 @@ package utp
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
-// FuzzControlPacket: the control-packet parser never panics, never accepts a MAC it did not make, and reads back
-// exactly what was sealed.
-func FuzzControlPacket(f *testing.F) {
-	m := newMacer(deriveKeys(make([]byte, 32)).control)
-	f.Add(m.appendCtrl(nil, ctrlPacket{kind: kindPunch, instance: 1, counter: 1}))
-	f.Add(m.appendCtrl(nil, ctrlPacket{kind: kindPunchReply, flags: flagConfirmed, instance: 2, counter: 9,
-		body: punchReplyBody(1, 1, netip.MustParseAddrPort("127.0.0.1:9"))}))
-	f.Add(m.appendCtrl(nil, ctrlPacket{kind: kindOpenRequest, instance: 3, counter: 4, body: make([]byte, 8)}))
-	f.Add([]byte{ctrlMagic, ctrlVersion, 0, 0})
+// FuzzOpen: whatever arrives for a path, opening it never panics, and only what the peer sealed opens: any datagram
+// that opens reseals, under its counter, to itself.
+func FuzzOpen(f *testing.F) {
+	secret := make([]byte, 32)
+	dialer, err := derivePathKeys(secret, true, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	acceptor, err := derivePathKeys(secret, false, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealCtrl(dialer, 1, kindPunch, 0, u64(7)))
+	f.Add(sealCtrl(dialer, 9, kindPunchReply, flagConfirmed, punchReplyBody(1, netip.MustParseAddrPort("127.0.0.1:9"))))
+	f.Add(sealDatagram(dialer, 1<<40, []byte{0x41, 0, 0, 0}))
+	f.Add([]byte{sealedType})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseCtrl(b)
-		if err != nil {
+		in := slices.Clone(b)
+		counter, plain, ok := acceptor.open(acceptor.recv, in)
+		if !ok {
 			return
 		}
-		if p.kind == kindPunchReply {
-			parseObserved(p.body)
-		}
-		if p.kind == kindPunchReply || p.kind == kindProbeEcho {
-			parseEcho(p.body)
-		}
-		resealed := m.appendCtrl(nil, p)
-		if !bytes.Equal(resealed[:len(resealed)-macSize], b[:len(b)-macSize]) {
-			t.Fatalf("parse/seal changed the packet: %x -> %x", b, resealed)
-		}
-		if m.verify(b) != bytes.Equal(resealed, b) {
-			t.Fatalf("verify disagrees with resealing for %x", b)
+		buf := append(make([]byte, sealedHeader, sealedHeader+len(plain)+16), plain...)
+		if resealed := dialer.seal(buf, counter); !bytes.Equal(resealed, b) {
+			t.Fatalf("%x opened but reseals to %x", b, resealed)
 		}
 	})
 }
 
-// FuzzDemux: whatever arrives on the socket, sorting it (and decoding STUN) never panics, and nothing from an
-// unknown address reaches uTP.
+// FuzzControlPacket: the control-packet parser never panics and accepts only bodies of the right size.
+func FuzzControlPacket(f *testing.F) {
+	f.Add([]byte{byte(kindPunch), 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add(append([]byte{byte(kindPunchReply), flagConfirmed}, punchReplyBody(3, netip.MustParseAddrPort("[::1]:9"))...))
+	f.Add([]byte{byte(kindBye), 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseCtrl(b)
+		if err != nil {
+			return
+		}
+		switch c.kind {
+		case kindPunchReply:
+			parseObserved(c.body)
+			parseEcho(c.body)
+		case kindProbeEcho:
+			parseEcho(c.body)
+		case kindPunch, kindOpenRequest, kindProbe, kindBye:
+		default:
+			t.Fatalf("kind %d accepted", c.kind)
+		}
+	})
+}
+
+// FuzzDemux: whatever arrives on the socket, sorting it (and decoding STUN) never panics, and everything that is
+// not STUN is counted as dropped (no path is open).
 func FuzzDemux(f *testing.F) {
 	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
 	if err != nil {
@@ -47,14 +70,13 @@ func FuzzDemux(f *testing.F) {
 	from := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Add([]byte{0x41, 0, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0x01, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
-	f.Add([]byte{ctrlMagic})
+	f.Add([]byte{sealedType})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		before := tr.utpDrops.Load()
-		if tr.dispatch(b, from) != nil {
-			t.Fatal("a datagram from a stranger was handed to uTP")
-		}
-		if toUTP := !isControl(b) && !isSTUN(b); toUTP && tr.utpDrops.Load() != before+1 {
-			t.Fatal("a datagram from a stranger was not counted as dropped")
+		before := tr.Stats()
+		tr.dispatch(slices.Clone(b), from)
+		after := tr.Stats()
+		if !isSTUN(b) && after.Stranger != before.Stranger+1 {
+			t.Fatalf("a stranger's datagram was not counted: %+v -> %+v", before, after)
 		}
 	})
 }

@@ -145,9 +145,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 			c1, c2 := openPair(t, opener, acceptor)
 			exchange(t, c1, c2, 10<<10)
 		}
-		pa.mu.Lock()
-		n := len(pa.streams)
-		pa.mu.Unlock()
+		pa.reg.mu.Lock()
+		n := len(pa.reg.streams)
+		pa.reg.mu.Unlock()
 		equal(t, n, 0, "streams still registered on the path after Close")
 	}()
 	deadline := time.Now().Add(3 * time.Second)

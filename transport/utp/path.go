@@ -2,13 +2,11 @@ package utp
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,47 +30,52 @@ type Candidate struct {
 
 // Peer describes the remote side of a Connect.
 type Peer struct {
-	// Key is the 32-byte session key both peers share (from signal). It authenticates every punch, probe, control
-	// packet and stream handshake; packets it does not authenticate are dropped.
+	// Key is the 32-byte session secret both peers share (from the meeting's PAKE). Per-direction keys derived from
+	// it seal every datagram of the path; a datagram they do not open is dropped. Use a key for one Connect only:
+	// the path keeps only what it derives, for as long as it lives.
 	Key []byte
 	// Candidates are the remote peer's addresses; all are punched at once.
 	Candidates []Candidate
 	// Dialer must be true on exactly one side: that side dials every uTP connection (the other asks it to when it
-	// opens a stream), so the library's simultaneous open never happens.
+	// opens a stream), so the library's simultaneous open never happens. It also names the two directions' keys.
 	Dialer bool
 }
 
-// Path is one punched path to one peer, over which either side opens streams.
+// Path is one punched, sealed path to one peer, over which either side opens streams. A Transport runs any number
+// of paths at once, one per peer (session key).
+//
+// Lock order: Path.mu, then a stream's mu; rmu (the receive side's replay window) is taken alone.
 type Path struct {
 	t        *Transport
 	cfg      Config
 	log      *slog.Logger
 	dialer   bool
-	keys     sessionKeys
+	keys     pathKeys
 	instance uint64
-	cands    []Candidate
-	recvMac  *macer // used only by the Transport's read goroutine
+	eng      *anacrolixEngine
 	cc       *controller
 	ctx      context.Context // ends when the path does
 	cancel   context.CancelFunc
-	accept   chan *stream
 	ready    chan struct{} // closed when Connect's condition holds
 	done     chan struct{} // closed when the path ends
 	kick     chan struct{} // a stream started writing: probe fast again
+	dialSem  chan struct{} // bounds concurrent uTP dials
+	reg      registry
 
-	sendMu  sync.Mutex
-	sendMac *macer
-	counter uint64
+	counter   atomic.Uint64 // the last sealed counter sent
+	lastRecv  atomic.Int64  // unix nanoseconds of the last authenticated datagram from the peer
+	lastWrite atomic.Int64  // unix nanoseconds of the last stream write
 
-	lastRecv  atomic.Int64 // unix nanoseconds of the last authenticated packet from the peer
-	lastWrite atomic.Int64 // unix nanoseconds of the last stream write
+	rmu    sync.Mutex
+	window replayWindow
+
+	route atomic.Pointer[routeRef] // read without a lock on every datagram; written by setRoute under mu
 
 	mu            sync.Mutex
-	locked        bool   // we had an authenticated reply to one of our punches
-	peerInstance  uint64 // the peer instance that sent it; packets of any other instance are ignored
-	window        replayWindow
-	remote        netip.AddrPort
-	remoteUDP     *net.UDPAddr
+	cands         []Candidate
+	locked        bool           // we had an authenticated reply to one of our punches
+	remote        netip.AddrPort // the route's peerAddr()
+	heard         map[routeID]route
 	seenAs        netip.AddrPort // our address as the peer saw our punch
 	peerConfirmed bool
 	nominated     bool // non-dialler: the dialler nominated remote
@@ -81,106 +84,11 @@ type Path struct {
 	srtt          time.Duration
 	sent          map[uint64]sentPacket
 	lastProbe     time.Time
-	streams       map[*stream]struct{}
-	openWait      map[uint64]chan *stream // non-dialler: streams requested from the dialler
-	openSeen      map[uint64]struct{}     // dialler: requests already served
 	punchedBack   map[netip.AddrPort]bool // punch sources already punched back (learnPunchSource)
 	err           error
 }
 
-type sentPacket struct {
-	at    time.Time
-	probe bool
-}
-
-// Connect punches a path to the peer: it sends authenticated punch packets to every candidate each
-// Config.PunchInterval and answers the peer's (punching back at once, also to a peer-reflexive address no candidate
-// named, as a symmetric NAT produces), until a pair works in both directions (each side has had a reply to
-// its own punch and knows the other has too, and the dialler has nominated the address the uTP connections use).
-// It fails with an error wrapping ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline).
-func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
-	if len(peer.Key) != 32 {
-		return nil, ErrBadKey
-	}
-	var cands []Candidate
-	for _, c := range peer.Candidates {
-		if !c.Addr.IsValid() || c.Addr.Port() == 0 {
-			continue
-		}
-		c.Addr = netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
-		if (c.Addr.Addr().Is4() && !t.v4) || (c.Addr.Addr().Is6() && !t.v6) {
-			continue // unreachable from this socket (e.g. IPv6 on an IPv4 socket)
-		}
-		if !slices.ContainsFunc(cands, func(o Candidate) bool { return o.Addr == c.Addr }) {
-			cands = append(cands, c)
-		}
-	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: the peer has no candidate this %s socket can reach", ErrPunchFailed, t.network())
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.cfg.ConnectTimeout)
-		defer cancel()
-	}
-	p := t.newPath(peer, cands)
-	if err := t.register(p); err != nil {
-		return nil, err
-	}
-	go p.loop()
-	select {
-	case <-p.ready:
-		p.mu.Lock()
-		p.log.Debug("utp: path ready", "remote", p.remote, "seen_as", p.seenAs, "rtt", p.srtt)
-		p.mu.Unlock()
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%w: %w", ErrPunchFailed, p.Err())
-	case <-ctx.Done():
-		p.mu.Lock()
-		state := "no candidate answered"
-		if p.locked {
-			state = fmt.Sprintf("%v answered but the peer did not confirm", p.remote)
-		}
-		p.mu.Unlock()
-		p.shutdown(ErrPunchFailed, true)
-		return nil, fmt.Errorf("%w: %s (%d candidates): %w", ErrPunchFailed, state, len(cands), ctx.Err())
-	}
-}
-
-func (t *Transport) newPath(peer Peer, cands []Candidate) *Path {
-	keys := deriveKeys(peer.Key)
-	var id [8]byte
-	rand.Read(id[:])
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Path{
-		t:           t,
-		cfg:         t.cfg,
-		log:         t.log,
-		dialer:      peer.Dialer,
-		keys:        keys,
-		instance:    binary.BigEndian.Uint64(id[:]),
-		cands:       cands,
-		recvMac:     newMacer(keys.control),
-		sendMac:     newMacer(keys.control),
-		cc:          newController(t.cfg.Congestion),
-		ctx:         ctx,
-		cancel:      cancel,
-		accept:      make(chan *stream, t.cfg.AcceptBacklog),
-		ready:       make(chan struct{}),
-		done:        make(chan struct{}),
-		kick:        make(chan struct{}, 1),
-		sent:        make(map[uint64]sentPacket),
-		streams:     make(map[*stream]struct{}),
-		openWait:    make(map[uint64]chan *stream),
-		openSeen:    make(map[uint64]struct{}),
-		punchedBack: make(map[netip.AddrPort]bool),
-	}
-	p.lastRecv.Store(time.Now().UnixNano())
-	return p
-}
-
-// RemoteAddr is the peer's address on this path (the winning remote candidate, as packets actually arrive from it).
+// RemoteAddr is the peer's address on this path: where its datagrams come from on the current route.
 func (p *Path) RemoteAddr() netip.AddrPort {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -253,279 +161,140 @@ func (p *Path) setErr(err error) bool {
 	return true
 }
 
-// teardown ends what a path ended by setErr still holds: it tells the peer (bye), then fails every stream.
+// teardown ends what a path ended by setErr still holds: it tells the peer (bye), fails every stream, stops the
+// engine and forgets the keys' IDs at the Transport.
 func (p *Path) teardown(err error, bye bool) {
 	p.mu.Lock()
-	streams := make([]*stream, 0, len(p.streams))
-	for s := range p.streams {
-		streams = append(streams, s)
-	}
-	remote, sayBye := p.remoteUDP, bye && p.locked && p.remoteUDP != nil
+	r := p.loadRoute()
+	sayBye := bye && p.locked && r != nil
 	p.mu.Unlock()
 	if sayBye {
 		// Lost byes only cost the peer a dead-path timeout.
 		for range 3 {
-			p.send(kindBye, nil, remote, false)
+			p.sendCtrl(r, kindBye, nil, false)
 		}
 	}
 	p.t.unregister(p)
 	p.cancel()
 	close(p.done)
-	for _, s := range streams {
-		s.fail(err)
-	}
-	for {
-		select {
-		case s := <-p.accept:
-			s.fail(err)
-		default:
-			return
-		}
-	}
+	p.reg.failAll(err)
+	p.eng.close()
 }
 
-// flags describes our state to the peer, for a packet sent to to.
-func (p *Path) flags(to netip.AddrPort) byte {
-	var f byte
-	if p.dialer {
-		f |= flagDialer
+// receive handles one sealed datagram for this path that arrived on r: it opens it in place, checks the replay
+// window, and hands engine datagrams to the engine and control packets to handleControl. It runs on the goroutine
+// reading r. Nothing reaches the engine or the control logic unless it opened and was fresh.
+func (p *Path) receive(b []byte, r route) {
+	counter, plain, ok := p.keys.open(p.keys.recv, b)
+	if !ok || len(plain) == 0 {
+		p.t.stats.unopened.Add(1)
+		return
 	}
-	if p.locked {
-		f |= flagConfirmed
-		if p.dialer && to == p.remote {
-			f |= flagNominated
-		}
-	}
-	if p.established {
-		f |= flagDone
-	}
-	return f
-}
-
-// send seals and sends one control packet. The send time of punches and probes is recorded before the packet leaves,
-// so even an immediate answer finds it.
-func (p *Path) send(kind ctrlKind, body []byte, to *net.UDPAddr, record bool) {
-	ap, _ := addrPortOf(to)
-	p.mu.Lock()
-	flags := p.flags(ap)
-	p.mu.Unlock()
-	p.sendMu.Lock()
-	p.counter++
-	if record {
-		p.mu.Lock()
-		p.sent[p.counter] = sentPacket{at: time.Now(), probe: kind == kindProbe}
-		if kind == kindProbe {
-			p.lastProbe = time.Now()
-		}
-		p.mu.Unlock()
-	}
-	var buf [ctrlHeader + ctrlMaxBody + macSize]byte
-	b := p.sendMac.appendCtrl(buf[:0], ctrlPacket{kind: kind, flags: flags, instance: p.instance, counter: p.counter, body: body})
-	p.sendMu.Unlock()
-	p.t.writeTo(b, to)
-}
-
-// nextCounter reserves a counter value (for a stream handshake, which shares the control packets' replay window).
-func (p *Path) nextCounter() uint64 {
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
-	p.counter++
-	return p.counter
-}
-
-// handleControl runs on the Transport's read goroutine for every packet this path's key authenticates.
-func (p *Path) handleControl(c ctrlPacket, from netip.AddrPort) {
-	fromUDP := net.UDPAddrFromAddrPort(from)
-	if c.kind == kindPunch {
-		// Answer every authenticated punch, even before we trust the sender's instance: the reply only proves we
-		// hold the key, and the puncher needs it to confirm the pair.
-		p.send(kindPunchReply, punchReplyBody(c.instance, c.counter, from), fromUDP, false)
-		if p.learnPunchSource(from) {
-			p.send(kindPunch, nil, fromUDP, true)
-		}
-	}
-	if peerDialer := c.flags&flagDialer != 0; peerDialer == p.dialer {
-		// Checked on the first authenticated packet, punch or reply, so both sides see it even when one gives up
-		// before the other has had a reply.
-		go p.shutdown(ErrRoles, true)
+	p.rmu.Lock()
+	fresh, newest := p.window.accept(counter)
+	p.rmu.Unlock()
+	if !fresh {
+		p.t.stats.replayed.Add(1)
 		return
 	}
 	now := time.Now()
-	p.mu.Lock()
-	if p.err != nil {
-		p.mu.Unlock()
-		return
-	}
-	var rtt time.Duration
-	if c.kind == kindPunchReply || c.kind == kindProbeEcho {
-		inst, ctr := parseEcho(c.body)
-		sent, ok := p.sent[ctr]
-		if inst != p.instance || !ok {
-			p.mu.Unlock() // an answer to an earlier session, or to a probe already counted lost
-			return
-		}
-		delete(p.sent, ctr)
-		rtt = now.Sub(sent.at)
-		if !p.locked {
-			// The first fresh reply fixes the peer's instance and, for now, its address.
-			p.locked, p.peerInstance = true, c.instance
-			p.setRemote(from)
-			p.seenAs = parseObserved(c.body)
-			p.srtt = rtt
-			p.log.Debug("utp: punch answered", "from", from, "rtt", rtt)
-		}
-	}
-	if !p.locked || c.instance != p.peerInstance || !p.window.accept(c.counter) {
-		p.mu.Unlock() // not yet trusted, another instance, or a replay
-		return
-	}
 	p.lastRecv.Store(now.UnixNano())
-	if c.kind == kindProbeEcho {
-		p.srtt = (7*p.srtt + rtt) / 8
+	kind := ctrlKind(plain[0])
+	p.heardOn(r, newest, kind)
+	if kind == kindDatagram {
+		p.eng.DeliverDatagram(plain[1:])
+		return
 	}
-	if c.flags&flagConfirmed != 0 {
-		p.peerConfirmed = true
+	c, err := parseCtrl(plain)
+	if err != nil {
+		p.log.Debug("utp: malformed control packet from the peer", "kind", kind, "len", len(plain))
+		return
 	}
-	if c.flags&flagDone != 0 {
-		p.peerDone = true
-	}
-	if c.flags&flagNominated != 0 && !p.dialer && !p.nominated {
-		p.nominated = true
-		p.setRemote(from)
-	}
-	becameReady := !p.established && p.peerConfirmed && (p.dialer || p.nominated)
-	if becameReady {
-		p.established = true
-	}
-	remote := p.remote
-	p.mu.Unlock()
-
-	if becameReady {
-		if err := p.t.establish(p, remote); err != nil {
-			p.shutdown(fmt.Errorf("%w: %w", ErrPunchFailed, err), true)
-			return
-		}
-		if p.dialer {
-			// Nominate the pair now, before Connect returns: the acceptor lets our uTP packets through only once it
-			// has had a nomination, and the packet that made us ready may be a punch reply that needs no answer.
-			// Without this the nomination could follow our first SYN (in our answer to the acceptor's next punch, or
-			// our next probe), the acceptor dropped the SYN, and the first stream waited ~1 s for the library to
-			// resend it. Sent on the same address pair as the SYN, so it arrives first.
-			p.send(kindProbe, nil, net.UDPAddrFromAddrPort(remote), true)
-		}
-		close(p.ready)
-	}
-	switch c.kind {
-	case kindProbe:
-		p.send(kindProbeEcho, echoBody(c.instance, c.counter), fromUDP, false)
-	case kindProbeEcho:
-		p.cc.onRTTSample(rtt)
-	case kindOpenRequest:
-		if p.dialer {
-			p.serveOpenRequest(binary.BigEndian.Uint64(c.body))
-		}
-	case kindBye:
-		// The error is set here, on the read goroutine, so a stream whose uTP connection ends right behind the bye
-		// reports ErrPathClosed; the teardown closes uTP connections and so must not run under the library's reader.
-		if err := fmt.Errorf("%w by the peer", ErrPathClosed); p.setErr(err) {
-			go p.teardown(err, false)
-		}
-	}
+	p.handleControl(c, counter, r, now)
 }
 
-// learnPunchSource reports whether to punch back at once to the source of an authenticated punch: once per address
-// while the path is not established. A source no candidate names becomes a peer-reflexive candidate (RFC 8445
-// 7.3.1.3): a symmetric NAT gives the peer a new port towards us, and without punching that port the peer's NAT
-// drops our punches, so the path is never confirmed. Punching back at once also spares a punch interval when the
-// peer's first punches arrived before this path existed.
-func (p *Path) learnPunchSource(from netip.AddrPort) bool {
+// receiveMirror handles a datagram sent to the path ID our peer receives on: only a peer of the same role as ours
+// (both or neither the dialler) sends there, and its punches open with our own sending key. A punch of another
+// instance than ours (ours would be a reflection) proves the misconfiguration, which both sides then report.
+func (p *Path) receiveMirror(b []byte, r route) {
+	_, plain, ok := p.keys.open(p.keys.send, b)
+	if !ok {
+		p.t.stats.unopened.Add(1)
+		return
+	}
+	c, err := parseCtrl(plain)
+	if err != nil || c.kind != kindPunch || binary.BigEndian.Uint64(c.body) == p.instance {
+		return
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil || p.established || p.punchedBack[from] {
-		return false
+	established := p.established
+	p.mu.Unlock()
+	if !established {
+		// One punch back, so the peer sees the misconfiguration too even if it punched before we listened.
+		p.sendCtrl(r, kindPunch, u64(p.instance), false)
+		go p.shutdown(ErrRoles, false)
 	}
-	p.punchedBack[from] = true
-	if !slices.ContainsFunc(p.cands, func(c Candidate) bool { return c.Addr == from }) {
-		p.cands = append(p.cands, Candidate{Kind: CandidatePrflx, Addr: from})
-		p.log.Debug("utp: peer-reflexive candidate", "addr", from)
-	}
-	return true
 }
 
-func (p *Path) setRemote(a netip.AddrPort) {
-	p.remote = a
-	p.remoteUDP = net.UDPAddrFromAddrPort(a)
+// sendCtrl seals and sends one control packet on r. The send time of punches and probes (record) is noted before
+// the packet leaves, so even an immediate answer finds it.
+func (p *Path) sendCtrl(r route, kind ctrlKind, body []byte, record bool) {
+	p.mu.Lock()
+	flags := p.flags(r)
+	p.mu.Unlock()
+	var buf [1 + ctrlMaxBody]byte
+	p.sendSealed(r, kind, append(append(buf[:0], flags), body...), record)
 }
 
-// loop punches until the path is ready, then probes: fast while streams write or the peer is still connecting,
-// at the keepalive interval when idle. It also declares the path dead and counts lost probes.
-func (p *Path) loop() {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-p.kick:
-		case <-timer.C:
-		}
+// sendSealed seals kind || payload under the next counter and sends it on r (see sendCtrl for record). For control
+// packets payload is the flags byte and the body.
+func (p *Path) sendSealed(r route, kind ctrlKind, payload []byte, record bool) {
+	counter := p.counter.Add(1)
+	if record {
 		now := time.Now()
 		p.mu.Lock()
-		established, locked, remote, peerDone := p.established, p.locked, p.remoteUDP, p.peerDone
-		cands := p.cands // learnPunchSource only appends
-		lossAfter := max(4*p.srtt, 200*time.Millisecond)
-		lost := 0
-		for ctr, s := range p.sent {
-			if now.Sub(s.at) < lossAfter {
-				continue
-			}
-			if s.probe {
-				lost++
-			} else if now.Sub(s.at) < 10*time.Second {
-				continue // punch replies may still lock the path
-			}
-			delete(p.sent, ctr)
+		p.sent[counter] = sentPacket{at: now, probe: kind == kindProbe}
+		if kind == kindProbe {
+			p.lastProbe = now
 		}
-		sinceProbe := now.Sub(p.lastProbe)
 		p.mu.Unlock()
-		for range lost {
-			p.cc.onProbeLost()
-		}
-
-		if !established {
-			if locked {
-				p.send(kindPunch, nil, remote, true)
-			} else {
-				for _, c := range cands {
-					p.send(kindPunch, nil, net.UDPAddrFromAddrPort(c.Addr), true)
-				}
-			}
-			timer.Reset(p.cfg.PunchInterval)
-			continue
-		}
-		if silent := now.Sub(time.Unix(0, p.lastRecv.Load())); silent > p.cfg.DeadPathTimeout {
-			p.shutdown(fmt.Errorf("%w: nothing from %v for %v", ErrPathDead, remote, silent.Round(time.Millisecond)), false)
-			return
-		}
-		interval := p.cfg.KeepaliveInterval
-		if !peerDone || now.Sub(time.Unix(0, p.lastWrite.Load())) < time.Second {
-			interval = p.cfg.ProbeInterval
-		}
-		if sinceProbe >= interval {
-			p.send(kindProbe, nil, remote, true)
-			sinceProbe = 0
-		}
-		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8))
+	}
+	n := sealedHeader + 1 + len(payload)
+	var bp *[]byte
+	var buf []byte
+	if n+sealedOverhead-sealedHeader <= maxSealed { // room for the tag
+		bp = sealBufs.Get().(*[]byte)
+		buf = (*bp)[:n]
+	} else {
+		buf = make([]byte, n, n+sealedOverhead)
+	}
+	buf[sealedHeader] = byte(kind)
+	copy(buf[sealedHeader+1:], payload)
+	err := r.send(p.keys.seal(buf, counter))
+	if bp != nil {
+		sealBufs.Put(bp)
+	}
+	if err != nil && !p.t.isClosed() {
+		p.log.Debug("utp: send", "route", r.id(), "err", err)
+		p.routeDead(r, fmt.Errorf("%w: %w", errRouteDead, err))
 	}
 }
 
-// noteWrite records stream activity; the first write after an idle second wakes the loop to probe fast again.
-func (p *Path) noteWrite() {
-	now := time.Now().UnixNano()
-	if prev := p.lastWrite.Swap(now); now-prev > int64(time.Second) {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+type sentPacket struct {
+	at    time.Time
+	probe bool
+}
+
+// directRouteFor is the route a datagram from addr came on: the current route when it is that one (no allocation
+// on the hot path), else a new direct route.
+func (p *Path) directRouteFor(addr netip.AddrPort) route {
+	if r := p.loadRoute(); r != nil && r.id() == (routeID{routeDirect, addr}) {
+		return r
 	}
+	return newDirectRoute(p.t, addr)
+}
+
+// udpAddr is the current remote address as a *net.UDPAddr (for a stream's RemoteAddr).
+func (p *Path) udpAddr() net.Addr {
+	return net.UDPAddrFromAddrPort(p.RemoteAddr())
 }

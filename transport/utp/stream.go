@@ -80,7 +80,7 @@ type stream struct {
 
 var _ net.Conn = (*stream)(nil)
 
-// newStream wraps an authenticated uTP connection. Its first frame, written here before anything else can be, grants
+// newStream wraps a uTP connection whose handshake is done. Its first frame, written here before anything else can be, grants
 // the peer our whole window; credit is what the peer already granted us (the acceptor reads the dialler's window
 // frame during the handshake).
 func (p *Path) newStream(c net.Conn, credit int) (*stream, error) {
@@ -99,14 +99,10 @@ func (p *Path) newStream(c net.Conn, credit int) (*stream, error) {
 		credit:      credit,
 	}
 	s.lastSent.Store(time.Now().UnixNano())
-	p.mu.Lock()
-	if p.err != nil {
-		p.mu.Unlock()
+	if err := p.reg.add(s); err != nil {
 		cancel()
-		return nil, p.err
+		return nil, err
 	}
-	p.streams[s] = struct{}{}
-	p.mu.Unlock()
 	if err := s.writeFrame(frameWindow, binary.BigEndian.AppendUint32(nil, uint32(s.window))); err != nil {
 		return nil, err
 	}
@@ -254,9 +250,7 @@ func (s *stream) fail(err error) {
 func (s *stream) release() {
 	s.c.Close()
 	s.cancel()
-	s.p.mu.Lock()
-	delete(s.p.streams, s)
-	s.p.mu.Unlock()
+	s.p.reg.remove(s)
 }
 
 func (s *stream) ctrlLoop() {
@@ -498,11 +492,8 @@ func (s *stream) waitFinAck() {
 
 func (s *stream) LocalAddr() net.Addr { return s.p.t.local }
 
-func (s *stream) RemoteAddr() net.Addr {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	return s.p.remoteUDP
-}
+// RemoteAddr is the peer's current address on the path (it changes when the path moves).
+func (s *stream) RemoteAddr() net.Addr { return s.p.udpAddr() }
 
 func (s *stream) SetDeadline(t time.Time) error {
 	s.rdl.set(t)

@@ -4,42 +4,50 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
-
-	"github.com/anacrolix/utp"
 )
 
-// Transport owns one UDP socket and everything that shares it: the STUN client, our control packets (punching,
-// probes, keepalives, stream requests) and one anacrolix/utp Socket. A single goroutine reads the socket and sorts
-// each packet: STUN (magic cookie) to the STUN client, control packets (first byte 0xD7) to the path whose key
-// authenticates them, and the rest to uTP only if it comes from the peer of an established path.
+// Transport owns one UDP socket and everything that shares it: the STUN client and the paths to any number of
+// peers. A single goroutine reads the socket and sorts each datagram by its first bytes: STUN to the STUN client,
+// sealed datagrams (first byte 0xD8) to the path whose receiver ID they carry, which opens them; anything else is
+// dropped and counted.
+//
+// Lock order: Transport.mu, then Path.mu; a path never holds its lock while calling into the Transport.
 type Transport struct {
-	pc    net.PacketConn
-	cfg   Config
-	log   *slog.Logger
-	local *net.UDPAddr
-	rbuf  int
-	wbuf  int
-	sock  *utp.Socket
-	mux   *utpPacketConn
+	pc            net.PacketConn
+	cfg           Config
+	log           *slog.Logger
+	local         *net.UDPAddr
+	rbuf, wbuf    int
+	maxUDPPayload int                                   // largest UDP payload the local MTU allows
+	sendRaw       func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
+	v4, v6        bool                                  // address families the socket can reach
+	done          chan struct{}
+	wg            sync.WaitGroup
+	stats         counters
 
-	mu        sync.Mutex
-	paths     map[*Path]struct{}          // connecting and established
-	byRemote  map[netip.AddrPort]*Path    // established; uTP is accepted only from these addresses
-	stunWait  map[[12]byte]chan stunReply // pending STUN transactions
-	closed    bool
-	done      chan struct{}
-	wg        sync.WaitGroup
-	utpDrops  atomic.Uint64
-	dialSem   chan struct{}                         // bounds concurrent uTP dials
-	sendRaw   func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
-	sendDrops atomic.Uint64
-	v4, v6    bool // address families the socket can reach
+	byID atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
+
+	mu       sync.Mutex
+	paths    map[*Path]struct{}          // connecting and established
+	stunWait map[[12]byte]chan stunReply // pending STUN transactions
+	closed   bool
+}
+
+// pathSlot is a path found by a path ID: the ID it receives on, or (mirror) the ID its peer receives on, which only
+// a peer with the same role as ours would send to.
+type pathSlot struct {
+	p      *Path
+	mirror bool
+}
+
+type counters struct {
+	stranger, unopened, replayed, engineDrops, sendDrops atomic.Uint64
 }
 
 // Listen binds a UDP socket (network "udp", "udp4" or "udp6"; e.g. Listen("udp4", ":0", Config{})) and returns a
@@ -78,10 +86,8 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 		log:      cfg.Logger,
 		local:    local,
 		paths:    make(map[*Path]struct{}),
-		byRemote: make(map[netip.AddrPort]*Path),
 		stunWait: make(map[[12]byte]chan stunReply),
 		done:     make(chan struct{}),
-		dialSem:  make(chan struct{}, maxPendingDials),
 	}
 	var err error
 	t.rbuf, t.wbuf, err = setSocketBuffers(pc, cfg.SocketBuffer)
@@ -93,14 +99,11 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
 	t.sendRaw = newNonblockingSender(pc)
+	t.byID.Store(&map[uint64]pathSlot{})
 	t.v4, t.v6 = families(pc, local)
-	t.mux = &utpPacketConn{t: t}
-	t.sock, err = utp.NewSocketFromPacketConnNoClose(t.mux)
-	if err != nil {
-		return nil, fmt.Errorf("utp: %w", err)
-	}
+	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
 	t.wg.Add(1)
-	go t.acceptLoop()
+	go t.readLoop()
 	return t, nil
 }
 
@@ -167,10 +170,7 @@ func (t *Transport) Close() error {
 		p.shutdown(ErrTransportClosed, true)
 	}
 	close(t.done)
-	// Closing pc wakes the library's reader in our ReadFrom, which then returns empty datagrams (an error would
-	// make the library log it) until CloseNow has marked the Socket destroyed and the reader exits.
 	err := t.pc.Close()
-	t.sock.CloseNow()
 	t.wg.Wait()
 	return err
 }
@@ -209,76 +209,75 @@ func (t *Transport) network() string {
 	return "udp"
 }
 
-// dispatch sorts one datagram: control packets and STUN are handled here; for uTP it returns the address to hand
-// the library, or nil when the datagram is dropped.
-func (t *Transport) dispatch(b []byte, from netip.AddrPort) *net.UDPAddr {
-	switch {
-	case isControl(b):
-		t.handleControl(b, from)
-	case isSTUN(b):
-		t.handleSTUN(b, from)
-	default:
-		return t.utpSource(from)
+// readLoop reads the socket until it is closed, sorting every datagram.
+func (t *Transport) readLoop() {
+	defer t.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := t.pc.ReadFrom(buf)
+		if err != nil {
+			if t.isClosed() {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				// The socket was closed under us: paths die of silence.
+				t.log.Warn("utp: socket closed outside Transport.Close")
+				return
+			}
+			// ICMP errors (e.g. port unreachable from a candidate that is not there) surface here on some systems.
+			t.log.Debug("utp: socket read", "err", err)
+			continue
+		}
+		ap, ok := addrPortOf(from)
+		if !ok {
+			continue
+		}
+		t.dispatch(buf[:n], ap)
 	}
-	return nil
 }
 
-func (t *Transport) handleControl(b []byte, from netip.AddrPort) {
-	p, err := parseCtrl(b)
-	if err != nil {
+// dispatch sorts one datagram by its first bytes: STUN, a sealed datagram for one of our paths, or a stranger's
+// (dropped and counted). b may be overwritten (sealed datagrams are opened in place).
+func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
+	if isSTUN(b) {
+		t.handleSTUN(b, from)
 		return
 	}
-	t.mu.Lock()
-	paths := make([]*Path, 0, len(t.paths))
-	for path := range t.paths {
-		paths = append(paths, path)
+	id, ok := sealedID(b)
+	if !ok {
+		t.stats.stranger.Add(1)
+		return
 	}
-	t.mu.Unlock()
-	for _, path := range paths {
-		if path.recvMac.verify(b) {
-			path.handleControl(p, from)
-			return
-		}
+	slot, ok := (*t.byID.Load())[id]
+	switch {
+	case !ok:
+		t.stats.stranger.Add(1)
+	case slot.mirror:
+		slot.p.receiveMirror(b, newDirectRoute(t, from))
+	default:
+		slot.p.receive(b, slot.p.directRouteFor(from))
 	}
-	// Unauthenticated: dropped without an answer.
 }
 
-// utpSource returns the address to give the library for a uTP datagram from `from`, or nil (and counts a drop)
-// when `from` is not the peer of an established path: a stranger's SYN never reaches the library.
-func (t *Transport) utpSource(from netip.AddrPort) *net.UDPAddr {
-	t.mu.Lock()
-	path := t.byRemote[from]
-	t.mu.Unlock()
-	if path == nil {
-		t.utpDrops.Add(1)
-		return nil
-	}
-	addr := path.remoteUDP // the library keys connections by address string: reuse one *net.UDPAddr
-	if ap, _ := addrPortOf(addr); ap != from {
-		addr = net.UDPAddrFromAddrPort(from)
-	}
-	return addr
-}
-
-// register makes path known to the demultiplexer.
+// register makes p known to the demultiplexer under both of its path IDs.
 func (t *Transport) register(p *Path) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return ErrTransportClosed
 	}
-	t.paths[p] = struct{}{}
-	return nil
-}
-
-// establish lets uTP packets from remote through to the library, for path p.
-func (t *Transport) establish(p *Path, remote netip.AddrPort) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if other := t.byRemote[remote]; other != nil && other != p {
-		return fmt.Errorf("utp: another path to %v is already established", remote)
+	old := *t.byID.Load()
+	if _, dup := old[p.keys.recvID]; dup {
+		return errors.New("utp: a path with this session key is already open on this transport")
 	}
-	t.byRemote[remote] = p
+	if _, dup := old[p.keys.sendID]; dup {
+		return errors.New("utp: a path with this session key is already open on this transport")
+	}
+	ids := maps.Clone(old)
+	ids[p.keys.recvID] = pathSlot{p: p}
+	ids[p.keys.sendID] = pathSlot{p: p, mirror: true}
+	t.byID.Store(&ids)
+	t.paths[p] = struct{}{}
 	return nil
 }
 
@@ -286,60 +285,36 @@ func (t *Transport) unregister(p *Path) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.paths, p)
-	for a, q := range t.byRemote {
-		if q == p {
-			delete(t.byRemote, a)
+	ids := maps.Clone(*t.byID.Load())
+	for _, id := range []uint64{p.keys.recvID, p.keys.sendID} {
+		if ids[id].p == p {
+			delete(ids, id)
 		}
 	}
-}
-
-func (t *Transport) pathFor(remote netip.AddrPort) *Path {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.byRemote[remote]
+	t.byID.Store(&ids)
 }
 
 // send writes one datagram without blocking (see newNonblockingSender).
-func (t *Transport) send(b []byte, to net.Addr) (int, error) {
-	if ua, ok := to.(*net.UDPAddr); ok && t.sendRaw != nil {
-		if err := t.sendRaw(b, ua); err != nil {
+func (t *Transport) send(b []byte, to *net.UDPAddr) (int, error) {
+	if t.isClosed() {
+		return 0, net.ErrClosed
+	}
+	if t.sendRaw != nil {
+		if err := t.sendRaw(b, to); err != nil {
 			if errors.Is(err, errSendBufferFull) {
-				t.sendDrops.Add(1)
+				t.stats.sendDrops.Add(1)
 				return len(b), nil // dropped like a full router queue; uTP retransmits
 			}
+			t.stats.sendDrops.Add(1)
 			return 0, &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
 		}
 		return len(b), nil
 	}
-	return t.pc.WriteTo(b, to)
-}
-
-func (t *Transport) writeTo(b []byte, to *net.UDPAddr) {
-	if _, err := t.send(b, to); err != nil && !t.isClosed() {
-		t.log.Debug("utp: send", "to", to, "err", err)
+	n, err := t.pc.WriteTo(b, to)
+	if err != nil {
+		t.stats.sendDrops.Add(1)
 	}
-}
-
-// acceptLoop takes every uTP connection the library accepts (only peers of established paths get that far) and
-// authenticates it in its own goroutine.
-func (t *Transport) acceptLoop() {
-	defer t.wg.Done()
-	for {
-		c, err := t.sock.Accept()
-		if err != nil {
-			if !t.isClosed() {
-				t.log.Warn("utp: accept", "err", err)
-			}
-			return
-		}
-		remote, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		path := t.pathFor(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
-		if err != nil || path == nil {
-			c.Close()
-			continue
-		}
-		go path.acceptHandshake(c)
-	}
+	return n, err
 }
 
 func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
@@ -356,72 +331,19 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
-// utpPacketConn is the net.PacketConn the uTP library reads and writes. The library's single reader goroutine
-// calls ReadFrom, which reads the socket itself and handles STUN and control packets in place (outside the
-// library's lock), returning only the uTP datagrams of established paths: no extra goroutine or copy per packet.
-// Writes go straight to the socket, never waiting.
-type utpPacketConn struct{ t *Transport }
-
-func (c *utpPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	t := c.t
-	for {
-		n, from, err := t.pc.ReadFrom(b)
-		if err != nil {
-			if t.isClosed() {
-				// Only until CloseNow, running now, marks the Socket destroyed.
-				time.Sleep(time.Millisecond)
-				return 0, t.local, nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				// The socket was closed under us: paths die of silence; the library waits for Close.
-				t.log.Warn("utp: socket closed outside Transport.Close")
-				<-t.done
-				continue
-			}
-			// ICMP errors (e.g. port unreachable from a candidate that is not there) surface here on some systems.
-			t.log.Debug("utp: socket read", "err", err)
-			continue
-		}
-		ap, ok := addrPortOf(from)
-		if !ok {
-			continue
-		}
-		if addr := t.dispatch(b[:n], ap); addr != nil {
-			return n, addr, nil
-		}
-	}
-}
-
-// WriteTo never fails: a datagram that cannot be sent (socket closed, network unreachable, Transport closed while
-// the library's lingering connections still resend) counts as lost, as UDP would lose it. An error would make the
-// library destroy the connection at once or log it; loss is what its retransmissions and our dead-path detection
-// already handle.
-func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.t.isClosed() {
-		return len(b), nil
-	}
-	if _, err := c.t.send(b, addr); err != nil {
-		c.t.sendDrops.Add(1)
-		c.t.log.Debug("utp: send", "to", addr, "err", err)
-	}
-	return len(b), nil
-}
-func (c *utpPacketConn) LocalAddr() net.Addr { return c.t.local }
-
-// Close is a no-op (the library gets this conn through its NoClose constructor anyway): Transport.Close closes
-// the socket.
-func (c *utpPacketConn) Close() error { return nil }
-
-// Deadlines are never set on the shared socket; the library does not call these.
-func (c *utpPacketConn) SetDeadline(time.Time) error      { return nil }
-func (c *utpPacketConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *utpPacketConn) SetWriteDeadline(time.Time) error { return nil }
-
-// Stats counts datagrams the Transport dropped on purpose.
+// Stats counts datagrams the Transport dropped on purpose. Everything dropped for its content is dropped before any
+// uTP code sees it.
 type Stats struct {
-	// UTPDropped: datagrams for uTP dropped before the library because they came from an address that is not the
-	// peer of an established path (strangers' SYNs among them).
-	UTPDropped uint64
+	// Stranger: datagrams that are neither STUN nor sealed for a path on this Transport (a plain uTP packet, a
+	// spoofed reset, scanning, a path already closed).
+	Stranger uint64
+	// Unopened: datagrams sealed for one of our paths that did not open with its key: tampered with, forged, or
+	// sealed with another key.
+	Unopened uint64
+	// Replayed: datagrams that opened but whose counter was seen before or is older than the replay window.
+	Replayed uint64
+	// EngineDropped: opened datagrams dropped because the uTP engine's receive queue was full.
+	EngineDropped uint64
 	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits) or the send
 	// failed.
 	SendDropped uint64
@@ -429,5 +351,11 @@ type Stats struct {
 
 // Stats returns the Transport's drop counters.
 func (t *Transport) Stats() Stats {
-	return Stats{UTPDropped: t.utpDrops.Load(), SendDropped: t.sendDrops.Load()}
+	return Stats{
+		Stranger:      t.stats.stranger.Load(),
+		Unopened:      t.stats.unopened.Load(),
+		Replayed:      t.stats.replayed.Load(),
+		EngineDropped: t.stats.engineDrops.Load(),
+		SendDropped:   t.stats.sendDrops.Load(),
+	}
 }

@@ -1,0 +1,167 @@
+//go:build linux
+
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/integration/nslab"
+)
+
+// sealedMarker fills the file of TestWANCaptureSeesNoPlaintext: any of it in clear on the wire would show.
+const sealedMarker = "P2PHTTP-PLAINTEXT-MARKER-0123456789/"
+
+// wanCapture records every frame crossing a router's WAN interface, both ways, and sorts what it saw.
+type wanCapture struct {
+	f *os.File
+
+	mu          sync.Mutex
+	frames      int
+	udpPayload  int64 // bytes of UDP payload seen
+	sealed      int   // UDP payloads starting with the sealed-datagram type byte
+	markerHits  int
+	httpInUDP   int
+	markerInTCP int
+	first       string // the first offending payload, for the failure message
+}
+
+// startWANCapture opens an AF_PACKET socket on r's "wan" interface, inside r's namespace.
+func startWANCapture(t *testing.T, r *nslab.Router) *wanCapture {
+	t.Helper()
+	c := &wanCapture{}
+	err := r.Do(func() error {
+		all := uint16(syscall.ETH_P_ALL)
+		proto := int(all<<8 | all>>8) // network byte order
+		fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return err
+		}
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<20)
+		ifi, err := net.InterfaceByName("wan") // netlink in the thread's namespace
+		if err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		c.f = os.NewFile(uintptr(fd), "capture:wan")
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("capture on %s wan: %v", r.NS, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, err := c.f.Read(buf)
+			if err != nil {
+				return
+			}
+			c.frame(buf[:n])
+		}
+	}()
+	t.Cleanup(func() {
+		c.f.Close()
+		<-done
+	})
+	return c
+}
+
+// frame inspects one Ethernet frame carrying IPv4.
+func (c *wanCapture) frame(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frames++
+	if len(b) < 14+20 || uint16(b[12])<<8|uint16(b[13]) != 0x0800 {
+		return
+	}
+	ip := b[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	if ihl < 20 || len(ip) < ihl {
+		return
+	}
+	l4 := ip[ihl:]
+	hasMarker := bytes.Contains(b, []byte(sealedMarker[:16]))
+	switch ip[9] {
+	case syscall.IPPROTO_UDP:
+		if len(l4) < 8 {
+			return
+		}
+		payload := l4[8:]
+		c.udpPayload += int64(len(payload))
+		if len(payload) > 0 && payload[0] == 0xD8 {
+			c.sealed++
+		}
+		if hasMarker {
+			c.markerHits++
+		}
+		if bytes.Contains(payload, []byte("HTTP/1.1")) || bytes.Contains(payload, []byte("GET /")) {
+			c.httpInUDP++
+		}
+		if (hasMarker || bytes.Contains(payload, []byte("HTTP/1."))) && c.first == "" {
+			c.first = fmt.Sprintf("%q", payload[:min(len(payload), 80)])
+		}
+	case syscall.IPPROTO_TCP:
+		// The signalling channel (plain HTTP in the lab) never carries the file.
+		if hasMarker {
+			c.markerInTCP++
+		}
+	}
+}
+
+// A network observer on a router's WAN link, watching a peer fetch a file full of a known marker, sees only sealed
+// datagrams: no marker and no HTTP text in any UDP payload, and no marker anywhere.
+func TestWANCaptureSeesNoPlaintext(t *testing.T) {
+	requireBinary(t)
+	lab := nslab.Start(t, nslab.Config{Routers: twoRouters(nslab.PortRestrictedCone, nslab.PortRestrictedCone)})
+	capture := startWANCapture(t, lab.Routers[0]) // the serving peer's router
+	startSignal(t, lab)
+
+	dir := t.TempDir()
+	const size = 8 << 20
+	content := []byte(strings.Repeat(sealedMarker, size/len(sealedMarker)+1)[:size])
+	if err := os.WriteFile(filepath.Join(dir, "marker.txt"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := fmt.Sprintf("%d-lab-sealed", 100+time.Now().UnixNano()%900)
+	startP2P(t, lab.Peer("a"), "serve", peerArgs("serve", "--dir", dir, code)...)
+	out := filepath.Join(t.TempDir(), "marker.txt")
+	get := startP2P(t, lab.Peer("b"), "get", peerArgs("get", code, "/marker.txt", "-o", out)...)
+	get.waitConnected(t, connectTimeout)
+	if err := get.wait(t, transferTimeout); err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content) {
+		t.Fatalf("fetched %d bytes, not the %d-byte marker file", len(got), len(content))
+	}
+	time.Sleep(200 * time.Millisecond) // the last frames reach the capture
+
+	capture.mu.Lock()
+	defer capture.mu.Unlock()
+	t.Logf("WAN capture: %d frames, %d bytes of UDP payload, %d sealed datagrams", capture.frames, capture.udpPayload, capture.sealed)
+	// The capture saw the transfer: at least the file's size crossed the WAN in sealed datagrams.
+	if capture.udpPayload < size || capture.sealed < size/1500 {
+		t.Fatalf("the capture saw %d bytes of UDP payload in %d sealed datagrams: not the transfer", capture.udpPayload, capture.sealed)
+	}
+	if capture.markerHits != 0 || capture.httpInUDP != 0 || capture.markerInTCP != 0 {
+		t.Fatalf("plaintext on the WAN: marker in %d UDP and %d TCP frames, HTTP text in %d UDP payloads; first: %s",
+			capture.markerHits, capture.markerInTCP, capture.httpInUDP, capture.first)
+	}
+}

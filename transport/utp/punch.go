@@ -1,0 +1,245 @@
+package utp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Connect punches a path to the peer: it sends sealed punches to every candidate each Config.PunchInterval and
+// answers the peer's (punching back at once, also to a peer-reflexive address no candidate named, as a symmetric
+// NAT produces), until a pair works in both directions (each side has had a reply to its own punch and knows the
+// other has too, and the dialler has nominated the address its datagrams use). It fails with an error wrapping
+// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline). A Transport runs any number of
+// paths at once, each with its own key.
+func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
+	if len(peer.Key) != 32 {
+		return nil, ErrBadKey
+	}
+	var cands []Candidate
+	for _, c := range peer.Candidates {
+		if !c.Addr.IsValid() || c.Addr.Port() == 0 {
+			continue
+		}
+		c.Addr = netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
+		if (c.Addr.Addr().Is4() && !t.v4) || (c.Addr.Addr().Is6() && !t.v6) {
+			continue // unreachable from this socket (e.g. IPv6 on an IPv4 socket)
+		}
+		if !slices.ContainsFunc(cands, func(o Candidate) bool { return o.Addr == c.Addr }) {
+			cands = append(cands, c)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("%w: the peer has no candidate this %s socket can reach", ErrPunchFailed, t.network())
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.ConnectTimeout)
+		defer cancel()
+	}
+	p, err := t.newPath(peer, cands)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.register(p); err != nil {
+		p.cancel()
+		p.eng.close()
+		return nil, err
+	}
+	go p.acceptLoop()
+	go p.loop()
+	select {
+	case <-p.ready:
+		p.mu.Lock()
+		p.log.Debug("utp: path ready", "remote", p.remote, "seen_as", p.seenAs, "rtt", p.srtt)
+		p.mu.Unlock()
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%w: %w", ErrPunchFailed, p.Err())
+	case <-ctx.Done():
+		p.mu.Lock()
+		state := "no candidate answered"
+		if p.locked {
+			state = fmt.Sprintf("%v answered but the peer did not confirm", p.remote)
+		}
+		p.mu.Unlock()
+		p.shutdown(ErrPunchFailed, true)
+		return nil, fmt.Errorf("%w: %s (%d candidates): %w", ErrPunchFailed, state, len(cands), ctx.Err())
+	}
+}
+
+func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
+	keys, err := derivePathKeys(peer.Key, peer.Dialer, t.cfg.noSeal)
+	if err != nil {
+		return nil, fmt.Errorf("utp: deriving path keys: %w", err)
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Path{
+		t:           t,
+		cfg:         t.cfg,
+		log:         t.log,
+		dialer:      peer.Dialer,
+		keys:        keys,
+		instance:    binary.BigEndian.Uint64(id[:]),
+		cc:          newController(t.cfg.Congestion),
+		ctx:         ctx,
+		cancel:      cancel,
+		ready:       make(chan struct{}),
+		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		dialSem:     make(chan struct{}, maxPendingDials),
+		reg:         newRegistry(t.cfg.AcceptBacklog),
+		cands:       cands,
+		heard:       make(map[routeID]route),
+		sent:        make(map[uint64]sentPacket),
+		punchedBack: make(map[netip.AddrPort]bool),
+	}
+	// Counters start at the clock, so a second Connect with the same key never reuses a nonce and an earlier
+	// session's datagrams fall behind the replay window.
+	p.counter.Store(uint64(time.Now().UnixNano()))
+	p.lastRecv.Store(time.Now().UnixNano())
+	if p.eng, err = newAnacrolixEngine(p.link(), keys.recvID, &t.stats.engineDrops); err != nil {
+		cancel()
+		return nil, fmt.Errorf("utp: %w", err)
+	}
+	return p, nil
+}
+
+// flags describes our state to the peer, for a packet sent on r. Called with p.mu held.
+func (p *Path) flags(r route) byte {
+	var f byte
+	if p.locked {
+		f |= flagConfirmed
+		if cur := p.loadRoute(); p.dialer && cur != nil && r.id() == cur.id() {
+			f |= flagNominated
+		}
+	}
+	if p.established {
+		f |= flagDone
+	}
+	return f
+}
+
+// handleControl runs on the goroutine reading r for every fresh control packet of this path.
+func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Time) {
+	if c.kind == kindPunch {
+		// Answer every fresh punch (a replayed one never gets here): the reply proves we hold the key, and the
+		// puncher needs it to confirm the pair.
+		p.sendCtrl(r, kindPunchReply, punchReplyBody(counter, r.peerAddr()), false)
+		if p.learnPunchSource(r.peerAddr()) {
+			p.sendCtrl(r, kindPunch, u64(p.instance), true)
+		}
+	}
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return
+	}
+	var rtt time.Duration
+	if c.kind == kindPunchReply || c.kind == kindProbeEcho {
+		ctr := parseEcho(c.body)
+		sent, ok := p.sent[ctr]
+		if !ok {
+			p.mu.Unlock() // a late answer, to a probe already counted lost
+			return
+		}
+		delete(p.sent, ctr)
+		rtt = now.Sub(sent.at)
+		if !p.locked {
+			// The first reply fixes, for now, the peer's address.
+			p.locked = true
+			p.setRoute(r)
+			p.seenAs = parseObserved(c.body)
+			p.srtt = rtt
+			p.log.Debug("utp: punch answered", "route", r.id(), "rtt", rtt)
+		}
+	}
+	if !p.locked {
+		p.mu.Unlock() // the peer's state matters once we know a route to it
+		return
+	}
+	if c.kind == kindProbeEcho {
+		p.srtt = (7*p.srtt + rtt) / 8
+	}
+	if c.flags&flagConfirmed != 0 {
+		p.peerConfirmed = true
+	}
+	if c.flags&flagDone != 0 {
+		p.peerDone = true
+	}
+	if c.flags&flagNominated != 0 && !p.dialer && !p.nominated {
+		p.nominated = true
+		p.setRoute(r)
+	}
+	becameReady := !p.established && p.peerConfirmed && (p.dialer || p.nominated)
+	if becameReady {
+		p.established = true
+	}
+	cur := p.loadRoute()
+	p.mu.Unlock()
+
+	if becameReady {
+		if p.dialer {
+			// Nominate the pair now, before Connect returns: the acceptor uses the nominated route, and the packet
+			// that made us ready may be a punch reply that needs no answer. Sent on the route of the first SYN, so
+			// it arrives first.
+			p.sendCtrl(cur, kindProbe, nil, true)
+		}
+		close(p.ready)
+	}
+	switch c.kind {
+	case kindProbe:
+		p.sendCtrl(r, kindProbeEcho, u64(counter), false)
+	case kindProbeEcho:
+		p.cc.onRTTSample(rtt)
+	case kindOpenRequest:
+		if p.dialer {
+			p.serveOpenRequest(binary.BigEndian.Uint64(c.body))
+		}
+	case kindBye:
+		// The error is set here, before the peer's streams can end behind the bye, so they report ErrPathClosed.
+		if err := fmt.Errorf("%w by the peer", ErrPathClosed); p.setErr(err) {
+			go p.teardown(err, false)
+		}
+	}
+}
+
+// learnPunchSource reports whether to punch back at once to the source of an authenticated punch: once per address
+// while the path is not established. A source no candidate names becomes a peer-reflexive candidate (RFC 8445
+// 7.3.1.3): a symmetric NAT gives the peer a new port towards us, and without punching that port the peer's NAT
+// drops our punches, so the path is never confirmed. Punching back at once also spares a punch interval when the
+// peer's first punches arrived before this path existed.
+func (p *Path) learnPunchSource(from netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil || p.established || p.punchedBack[from] {
+		return false
+	}
+	p.punchedBack[from] = true
+	if !slices.ContainsFunc(p.cands, func(c Candidate) bool { return c.Addr == from }) {
+		p.cands = append(p.cands, Candidate{Kind: CandidatePrflx, Addr: from})
+		p.log.Debug("utp: peer-reflexive candidate", "addr", from)
+	}
+	return true
+}
+
+// punch sends one round of punches: to the locked route once a punch was answered, else to every candidate.
+func (p *Path) punch() {
+	p.mu.Lock()
+	locked, r := p.locked, p.loadRoute()
+	cands := p.cands // learnPunchSource only appends
+	p.mu.Unlock()
+	if locked {
+		p.sendCtrl(r, kindPunch, u64(p.instance), true)
+		return
+	}
+	for _, c := range cands {
+		p.sendCtrl(newDirectRoute(p.t, c.Addr), kindPunch, u64(p.instance), true)
+	}
+}

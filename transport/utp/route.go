@@ -1,0 +1,128 @@
+package utp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// A route carries sealed datagrams between this Transport and the peer one way or another: straight over the UDP
+// socket to a punched address (directRoute) or, later, through a relay. The path picks the route its datagrams take;
+// whoever reads a route hands what arrives to Path.receive with the route it came on, and reports a route that can no
+// longer carry anything to Path.routeDead. Adding a kind of route is one more implementation of this interface.
+type route interface {
+	// send writes one sealed datagram without waiting (a full queue drops it, as a router would).
+	send(b []byte) error
+	// id names the route: two routes with equal ids are the same route.
+	id() routeID
+	// peerAddr is the peer's address as this route reaches it (for a direct route, where its datagrams come from).
+	peerAddr() netip.AddrPort
+}
+
+type routeKind uint8
+
+const (
+	routeDirect routeKind = iota + 1 // over the Transport's UDP socket
+)
+
+type routeID struct {
+	kind routeKind
+	addr netip.AddrPort
+}
+
+func (id routeID) String() string {
+	switch id.kind {
+	case routeDirect:
+		return "direct " + id.addr.String()
+	}
+	return "route " + id.addr.String()
+}
+
+// directRoute is a punched candidate pair: the Transport's socket and one of the peer's addresses.
+type directRoute struct {
+	t    *Transport
+	addr netip.AddrPort
+	udp  *net.UDPAddr
+}
+
+func newDirectRoute(t *Transport, addr netip.AddrPort) *directRoute {
+	return &directRoute{t: t, addr: addr, udp: net.UDPAddrFromAddrPort(addr)}
+}
+
+func (r *directRoute) send(b []byte) error {
+	_, err := r.t.send(b, r.udp)
+	return err
+}
+
+func (r *directRoute) id() routeID              { return routeID{routeDirect, r.addr} }
+func (r *directRoute) peerAddr() netip.AddrPort { return r.addr }
+
+// errRouteDead: a route could not carry a datagram at all (as opposed to dropping one).
+var errRouteDead = errors.New("utp: route dead")
+
+// routeRef holds a route for atomic.Pointer.
+type routeRef struct{ r route }
+
+// loadRoute is the route the path's datagrams take now, or nil before a punch was answered.
+func (p *Path) loadRoute() route {
+	if ref := p.route.Load(); ref != nil {
+		return ref.r
+	}
+	return nil
+}
+
+// setRoute makes r the path's route. Called with p.mu held.
+func (p *Path) setRoute(r route) {
+	if cur := p.loadRoute(); cur != nil && cur.id() != r.id() {
+		p.log.Info("utp: path moved", "from", cur.id(), "to", r.id())
+	}
+	p.route.Store(&routeRef{r})
+	p.remote = r.peerAddr()
+	p.heard[r.id()] = r
+	if len(p.heard) > maxHeardRoutes {
+		for id := range p.heard {
+			if id != r.id() {
+				delete(p.heard, id)
+				break
+			}
+		}
+	}
+}
+
+// maxHeardRoutes bounds the routes a path remembers as alternatives.
+const maxHeardRoutes = 8
+
+// heardOn is called for every fresh authenticated datagram with the route it came on. Once the path is
+// established, the newest datagram (the highest counter so far, so neither a reordered old one nor a replay) arriving
+// on another route moves the path there: the peer's NAT rebound its mapping, or the peer moved. Punches and their
+// replies do not move it: the peer may still be answering punches sent to its other addresses.
+func (p *Path) heardOn(r route, newest bool, kind ctrlKind) {
+	if !newest || kind == kindPunch || kind == kindPunchReply {
+		return
+	}
+	if cur := p.loadRoute(); cur == nil || cur.id() == r.id() {
+		return // the common case, without a lock
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur := p.loadRoute(); p.established && p.err == nil && cur.id() != r.id() {
+		p.setRoute(r)
+	}
+}
+
+// routeDead drops r; when it was the path's route, the path falls back on another route the peer was heard on, if
+// any. Without one the path keeps r: liveness decides whether the path is dead.
+func (p *Path) routeDead(r route, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.heard, r.id())
+	if cur := p.loadRoute(); cur == nil || cur.id() != r.id() {
+		return
+	}
+	for _, alt := range p.heard {
+		p.log.Info("utp: route dead, moving the path", "route", r.id(), "err", err, "to", alt.id())
+		p.setRoute(alt)
+		return
+	}
+	p.log.Debug("utp: route dead and no other", "route", r.id(), "err", err)
+}
