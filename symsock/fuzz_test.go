@@ -15,7 +15,7 @@ var fuzzOptions = []Option{WithMaxStartLineBytes(200), WithMaxHeaderBytes(400), 
 
 // knownError reports whether err is one the socket may return for peer input read from a memConn.
 func knownError(err error) bool {
-	for _, target := range []error{ErrParsing, ErrBufferExhausted, ErrBodyTooLarge, ErrUnreadBody, io.EOF,
+	for _, target := range []error{ErrParsing, ErrBufferExhausted, ErrBodyTooLarge, ErrUnreadBody, ErrProtocolSwitched, io.EOF,
 		io.ErrUnexpectedEOF, net.ErrClosed} {
 		if errors.Is(err, target) {
 			return true

@@ -18,17 +18,6 @@ import (
 	"time"
 )
 
-// ErrHandlerPanic is returned (wrapped, with the panic value) by Serve when the handler panicked; the response was
-// aborted and the connection closed. A panic with http.ErrAbortHandler is reported as that error instead.
-var ErrHandlerPanic = errors.New("symsock: handler panic")
-
-// ErrResponseTooLarge: a response of unknown length to an HTTP/1.0 client outgrew Server.MaxHTTP10Buffer.
-var ErrResponseTooLarge = errors.New("symsock: response too large to buffer")
-
-// ErrShortResponse: the handler declared a Content-Length and wrote fewer bytes; the connection is closed so the
-// client sees a truncated message rather than a wrong one.
-var ErrShortResponse = errors.New("symsock: response shorter than its Content-Length")
-
 // Default settings of a Server.
 const (
 	// DefaultResponseBufferSize is how many response body bytes a Server buffers before it starts streaming: a
@@ -439,6 +428,7 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	committed   bool  // the head is on the wire (streaming)
+	hijacked    bool  // Hijack took the connection
 	prepared    bool  // prepareHead ran
 	head        bool  // HEAD request: the body is counted (and sniffed) but never sent
 	http10      bool  // HTTP/1.0 client: no chunked streaming
@@ -462,6 +452,7 @@ func (w *responseWriter) reset(req *http.Request, body *requestBody, cancel cont
 	w.status = 0
 	w.wroteHeader = false
 	w.committed = false
+	w.hijacked = false
 	w.prepared = false
 	w.head = req.Method == http.MethodHead
 	w.http10 = req.ProtoMinor == 0
@@ -485,12 +476,12 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.c.log.Debug("symsock: superfluous WriteHeader call", "status", code, "remote", w.c.remote)
 		return
 	}
+	if w.hijacked {
+		w.c.log.Debug("symsock: WriteHeader on a hijacked connection", "status", code, "remote", w.c.remote)
+		return
+	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
-		if code == http.StatusContinue && w.body != nil && w.body.expectContinue && w.c.s.WriteState() == WriteEmpty {
-			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
-				w.fail(err)
-			}
-		}
+		w.writeInterim(code)
 		return
 	}
 	w.wroteHeader = true
@@ -523,6 +514,31 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 }
 
+// writeInterim sends a 1xx response other than 101 at once, with the header map as it is now (which stays for the
+// final response, as in net/http): 100 Continue only when the client waits for it, others (103 Early Hints) to
+// HTTP/1.1 clients.
+func (w *responseWriter) writeInterim(code int) {
+	if code == http.StatusContinue {
+		if w.body != nil && w.body.expectContinue && w.c.s.WriteState() == WriteEmpty {
+			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
+				w.fail(err)
+			}
+		}
+		return
+	}
+	if w.http10 {
+		return // HTTP/1.0 clients do not understand 1xx
+	}
+	res := Response{Status: code, Header: w.header}
+	if err := w.c.s.WriteResponse(&res); err != nil {
+		if errors.Is(err, ErrInvalidMessage) {
+			w.c.log.Warn("symsock: interim response not sent", "status", code, "err", err)
+			return
+		}
+		w.fail(err)
+	}
+}
+
 // Write buffers or streams p as response body.
 func (w *responseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
 
@@ -534,6 +550,9 @@ func (w *responseWriter) WriteString(s string) (int, error) { return writeBody(w
 func writeBody[T string | []byte](w *responseWriter, p T) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.hijacked {
+		return 0, http.ErrHijacked
 	}
 	if w.err != nil {
 		return 0, w.err
@@ -609,6 +628,9 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush reporting the write error; http.ResponseController uses it.
 func (w *responseWriter) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -635,9 +657,34 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error { return w.c.s.SetW
 // EnableFullDuplex reports success: a Socket lets the handler read the request body while it writes the response.
 func (w *responseWriter) EnableFullDuplex() error { return nil }
 
-// Hijack is not supported: the Socket owns the connection's buffered input.
+// Hijack hands the connection over to the handler (see Socket.Hijack), as net/http's Hijacker does: a WebSocket
+// server after WriteHeader(101), a CONNECT proxy after WriteHeader(200), or a reverse proxy that writes the
+// upstream's 101 itself before any WriteHeader. A 101 or a 2xx to CONNECT set with WriteHeader is sent first. The
+// returned connection yields any bytes the client sent behind its request; the bufio.ReadWriter is over it. After
+// Hijack the Server leaves the connection alone, and the ResponseWriter's Write fails with http.ErrHijacked.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return nil, nil, http.ErrNotSupported
+	switch {
+	case w.hijacked:
+		return nil, nil, http.ErrHijacked
+	case w.committed:
+		return nil, nil, errors.New("symsock: Hijack after the response started")
+	case w.wroteHeader:
+		tunnel := w.req.Method == http.MethodConnect && w.status >= 200 && w.status < 300
+		if w.status != http.StatusSwitchingProtocols && !tunnel {
+			return nil, nil, fmt.Errorf("symsock: Hijack after WriteHeader(%d): only a 101 or a 2xx to CONNECT can precede it", w.status)
+		}
+		w.prepareHead()
+		if err := w.c.s.WriteResponse(&w.res); err != nil {
+			w.fail(err)
+			return nil, nil, err
+		}
+	}
+	conn, err := w.c.s.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	return conn, bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)), nil
 }
 
 // prepareHead fixes the header map just before the head is written.
@@ -707,6 +754,9 @@ func (w *responseWriter) fail(err error) {
 
 // finish completes the response after the handler returned.
 func (w *responseWriter) finish() error {
+	if w.hijacked {
+		return nil
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

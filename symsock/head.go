@@ -84,6 +84,7 @@ func (s *Socket) parseRequestHead(hs string, req *Request) *protocolError {
 	s.keepAlive = keepAlive
 	s.head = method == "HEAD"
 	s.connect = method == "CONNECT"
+	s.upgradeReq = minor == 1 && UpgradeDesired(req)
 	s.contentLen = contentLen
 	s.unread = contentLen
 	s.continueReq = fr.kind != bodyNone && ContinueRequired(req)
@@ -216,6 +217,8 @@ func (s *Socket) parseResponseHead(hs string, res *Response) *protocolError {
 		}
 		s.keepAlive = keepAlive
 	}
+	// The stream carries another protocol from the next byte on: the caller takes it with Hijack.
+	s.switched = status == 101 || method == methodConnect && status >= 200 && status < 300
 	s.minor = minor
 	s.contentLen = contentLen
 	s.mu.Unlock()

@@ -39,7 +39,17 @@ type bodyFraming struct {
 // through the input buffer.
 const directReadMin = 4 << 10
 
-func (s *Socket) readRequest(req *Request) error {
+// ReadRequest reads the next request into req, making an undecided socket the server. It clears req (see
+// Request), reads the start line and headers (read state "message_ready") and appends whatever body bytes are
+// already buffered, so it may return in "body_ready" or "finished"; read the rest with ReadSome or BodyReader.
+//
+// It fails with ErrWrongDirection on a client and ErrOutOfOrder unless the read state is "empty" (the previous
+// response must be complete). If the previous request's body was not read, the rest is discarded first (up to the
+// discard limit, else ErrUnreadBody and the connection is closed). A malformed request gets a 400 reply (431, 414
+// or 413 for a limit), the connection is closed and the error wraps ErrParsing, ErrBufferExhausted or
+// ErrBodyTooLarge. A peer that closes between requests gives io.EOF; inside a request, io.ErrUnexpectedEOF. Any
+// failed read makes the socket undecided again.
+func (s *Socket) ReadRequest(req *Request) error {
 	if req == nil {
 		return invalid("nil *Request")
 	}
@@ -56,7 +66,13 @@ func (s *Socket) readRequest(req *Request) error {
 	return s.readMessage(req, true, func(head string) *protocolError { return s.parseRequestHead(head, req) })
 }
 
-func (s *Socket) readResponse(res *Response) error {
+// ReadResponse reads the next response into res, making an undecided socket the client. Like ReadRequest it clears
+// res and appends the buffered body; at the end of the response the read state is "empty" again. A 1xx response
+// comes back bodiless and does not answer the oldest outstanding request: call ReadResponse again for the final
+// one. Responses to HEAD, 1xx, 204, 304 and 2xx to CONNECT have no body. After an HTTP/1.0 or non-persistent
+// response the connection is closed. After a 101 Switching Protocols or a 2xx answer to CONNECT the stream carries
+// another protocol: take it with Hijack (any other operation fails with ErrProtocolSwitched).
+func (s *Socket) ReadResponse(res *Response) error {
 	if res == nil {
 		return invalid("nil *Response")
 	}
@@ -72,14 +88,17 @@ func (s *Socket) readResponse(res *Response) error {
 func (s *Socket) beginHeadRead(r role) (discard bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hijacked || s.switched {
+		return false, s.usable()
+	}
 	if s.role != roleNone && s.role != r {
 		return false, ErrWrongDirection
 	}
 	if s.reading || s.rstate != ReadEmpty {
 		return false, ErrOutOfOrder
 	}
-	if s.closed {
-		return false, errClosed
+	if err := s.usable(); err != nil {
+		return false, err
 	}
 	if r == roleServer {
 		if s.role == roleNone {
@@ -135,8 +154,11 @@ func (s *Socket) afterHead(body *[]byte, trailer *http.Header) error {
 	return s.endRead(err, true)
 }
 
-// readSome is ReadSome; bodyReader reads through pump directly.
-func (s *Socket) readSome(m Message) error {
+// ReadSome appends more body bytes (and, at the end, trailers) of the message being read to m, blocking until at
+// least one body byte arrived or the message ended. m must be the *Request on a server and the *Response on a
+// client (else ErrWrongDirection). At the end of the message the read state becomes "finished" on a server and
+// "empty" on a client. When m.Body has spare capacity, large bodies are read straight into it.
+func (s *Socket) ReadSome(m Message) error {
 	if err := s.startBodyRead(m, 0); err != nil {
 		return err
 	}
@@ -150,6 +172,9 @@ func (s *Socket) readSome(m Message) error {
 func (s *Socket) startBodyRead(m Message, gen uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hijacked {
+		return ErrHijacked
+	}
 	if s.reading || (s.rstate != ReadMessageReady && s.rstate != ReadBodyReady) || (gen != 0 && gen != s.rgen) {
 		return ErrOutOfOrder
 	}
@@ -196,7 +221,7 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 			return nil
 		}
 		s.rstate = ReadEmpty
-		if !s.keepAlive {
+		if !s.keepAlive && !s.switched {
 			s.mu.Unlock()
 			s.closeTransport()
 			s.mu.Lock()

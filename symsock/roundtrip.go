@@ -12,22 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
-
-// Errors of RoundTripper; match them with errors.Is.
-var (
-	// ErrBodyLength: a request body's length differs from its ContentLength. The connection is closed, since
-	// the peer was promised a different message.
-	ErrBodyLength = errors.New("symsock: request body length differs from ContentLength")
-	// ErrRequestTooLarge: a request body of unknown length to an HTTP/1.0-locked socket outgrew
-	// RoundTripper.MaxBufferedBody.
-	ErrRequestTooLarge = errors.New("symsock: request body too large to buffer")
-)
-
-// errBodyWithheld: a Content-Length body held back for 100 Continue was never sent, so the connection cannot carry
-// another request once the response is read.
-var errBodyWithheld = errors.New("symsock: request body withheld after a final response")
 
 // Defaults of a RoundTripper.
 const (
@@ -69,8 +56,9 @@ type RoundTripper struct {
 	// Socket.LockClientToHTTP10). Zero means DefaultMaxBufferedBody.
 	MaxBufferedBody int64
 
-	once sync.Once
-	turn chan struct{} // holds a token while an exchange runs
+	once       sync.Once
+	turn       chan struct{} // holds a token while an exchange runs
+	handedOver atomic.Bool   // a 101 or a CONNECT tunnel took the socket (Hijack)
 }
 
 func (rt *RoundTripper) init() {
@@ -164,10 +152,12 @@ type exchange struct {
 }
 
 func (x *exchange) run() (*http.Response, error) {
-	req := x.req
 	if !x.s.IsOpen() {
-		closeBody(req)
+		closeBody(x.req)
 		x.release()
+		if x.rt.handedOver.Load() {
+			return nil, fmt.Errorf("%w: a response switched protocols and took the socket", ErrHijacked)
+		}
 		return nil, fmt.Errorf("%w: the socket is closed", net.ErrClosed)
 	}
 	if x.ctx.Done() != nil {
@@ -552,11 +542,8 @@ func (x *exchange) readResponse() (*http.Response, error) {
 			}
 		}
 		code := x.sres.Status
-		if code >= 200 {
+		if code >= 200 || code == http.StatusSwitchingProtocols {
 			break
-		}
-		if code == http.StatusSwitchingProtocols {
-			return nil, errors.New("101 Switching Protocols is not supported")
 		}
 		if code == http.StatusContinue && x.got100 != nil && !x.saw100 {
 			close(x.got100)
@@ -604,6 +591,9 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		delete(res.Header, "Transfer-Encoding")
 	}
 	res.Trailer = declaredTrailers(res.Header)
+	if sres.Status == http.StatusSwitchingProtocols || x.req.Method == http.MethodConnect && sres.Status/100 == 2 {
+		return x.switchProtocols(res)
+	}
 	if x.s.ReadState() == ReadEmpty && len(sres.Body) == 0 {
 		// The whole message is read (no body, or an empty one).
 		res.Body = http.NoBody
@@ -614,6 +604,25 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		return res, nil
 	}
 	res.Body = &responseBody{x: x, res: res, src: x.s.BodyReader(sres)}
+	return res, nil
+}
+
+// switchProtocols completes a 101 Switching Protocols or a 2xx answer to CONNECT the way net/http's Transport does:
+// the response Body is the connection itself (an io.ReadWriteCloser carrying the new protocol, see
+// Socket.Hijack), and the RoundTripper's socket is used up.
+func (x *exchange) switchProtocols(res *http.Response) (*http.Response, error) {
+	if err := x.done(); err != nil {
+		_ = x.s.Close()
+		return nil, err
+	}
+	conn, err := x.s.Hijack()
+	x.rt.handedOver.Store(err == nil)
+	if err != nil {
+		// done gave up on a request body still being written: the stream is not clean.
+		return nil, fmt.Errorf("taking over the connection after %d: %w", res.StatusCode, err)
+	}
+	res.Body = conn
+	res.ContentLength = -1
 	return res, nil
 }
 

@@ -42,13 +42,17 @@ type Socket struct {
 	writing bool // a write operation is running
 	closed  bool // the transport is closed (by Close, a non-persistent exchange or a fatal error)
 	lock10  bool // client sends HTTP/1.0 (LockClientToHTTP10)
-	rgen    uint64
+	// switched: a 101 or a 2xx to CONNECT went by, the stream no longer carries HTTP; hijacked: Hijack took it.
+	switched bool
+	hijacked bool
+	rgen     uint64
 
 	// The exchange: the message last read (server: the request being answered; client: the response).
 	minor        int   // HTTP/1.minor of the received message
 	keepAlive    bool  // the exchange leaves the connection open
 	head         bool  // server: the request is HEAD
 	connect      bool  // server: the request is CONNECT
+	upgradeReq   bool  // server: the HTTP/1.1 request asks to switch protocols (UpgradeDesired)
 	continueReq  bool  // server: the request asked for 100-continue and its body is not read yet
 	unread       int64 // server: body bytes known to be unread (-1: unknown, chunked); 0 when done
 	discard      bool  // server: answered before the request body was read; drain it before the next request
@@ -122,6 +126,19 @@ func (s *Socket) closeTransport() {
 	if !already {
 		_ = s.conn.Close()
 	}
+}
+
+// usable reports, under s.mu, why no operation may start: hijacked, switched protocols, or closed.
+func (s *Socket) usable() error {
+	switch {
+	case s.hijacked:
+		return ErrHijacked
+	case s.switched:
+		return ErrProtocolSwitched
+	case s.closed:
+		return errClosed
+	}
+	return nil
 }
 
 func (s *Socket) isClosed() bool {
