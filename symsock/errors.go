@@ -62,6 +62,9 @@ var (
 // another request once the response is read.
 var errBodyWithheld = errors.New("symsock: request body withheld after a final response")
 
+// errNoTLS: an https:// URL given to a NewTransport client.
+var errNoTLS = errors.New("symsock: use http:// URLs with a peer transport: the stream is already encrypted")
+
 // errNoHalfClose: CloseWrite on a hijacked connection whose transport has no half-close.
 var errNoHalfClose = errors.New("symsock: the connection cannot close only its write side")
 

@@ -18,17 +18,8 @@ import (
 	"time"
 )
 
-// Default settings of a Server.
-const (
-	// DefaultResponseBufferSize is how many response body bytes a Server buffers before it starts streaming: a
-	// handler that writes no more than this gets a Content-Length response, a larger one a chunked response.
-	DefaultResponseBufferSize = 4 << 10
-	// DefaultMaxHTTP10Buffer is how much of a response of unknown length a Server buffers for an HTTP/1.0 client,
-	// which cannot receive chunked responses.
-	DefaultMaxHTTP10Buffer = 16 << 20
-	// sniffLen is how much of the body http.DetectContentType considers.
-	sniffLen = 512
-)
+// sniffLen is how much of the body http.DetectContentType considers.
+const sniffLen = 512
 
 // Serve answers requests read from s with h until the peer closes the connection, the exchange is non-persistent,
 // or an error occurs. A clean close by the peer between requests returns nil. It is (&Server{Handler: h}).Serve

@@ -16,11 +16,7 @@ import (
 	"time"
 )
 
-// Defaults of a RoundTripper.
 const (
-	DefaultExpectContinueTimeout = 1 * time.Second
-	DefaultMaxDrainBytes         = 256 << 10
-	DefaultMaxBufferedBody       = 16 << 20
 	// maxWriteWait is how long a finished response waits for its request body to be sent before the connection
 	// is given up (net/http's maxWriteWaitBeforeConnReuse).
 	maxWriteWait = 50 * time.Millisecond
@@ -28,16 +24,20 @@ const (
 	smallRequestBody = 64 << 10
 )
 
-// NewRoundTripper returns an http.RoundTripper that sends requests over s (one at a time; s becomes the client).
-// It is a *RoundTripper with default settings.
+// NewRoundTripper returns an http.RoundTripper that sends requests over the one socket s, one at a time (s becomes
+// the client). It is a *RoundTripper with default settings. To run requests concurrently, each on a stream of its
+// own, use NewTransport.
 func NewRoundTripper(s *Socket) http.RoundTripper {
 	return &RoundTripper{Socket: s}
 }
 
-// RoundTripper is an http.RoundTripper over one Socket, which it drives as the client. Concurrent RoundTrip calls
-// wait their turn: an exchange lasts until its response body is read to the end or closed. A failed exchange
-// (transport error, cancelled context, a body that could not be drained) closes the socket, and later calls fail
-// with an error wrapping net.ErrClosed.
+// RoundTripper is an http.RoundTripper over one Socket, which it drives as the client: the way to speak HTTP on a
+// single stream that a symmetric protocol handed over (see the package's symmetric example). Concurrent RoundTrip
+// calls wait their turn: an exchange lasts until its response body is read to the end or closed. A failed
+// exchange (transport error, cancelled context, a body that could not be drained) closes the socket, and later
+// calls fail with an error wrapping net.ErrClosed; a 101 or CONNECT response hands the socket to the caller (the
+// response Body is the connection), and later calls fail with ErrHijacked. A client that can open streams should
+// use NewTransport, which has none of these limits.
 //
 // The request goes out with Content-Length when its length is known and chunked otherwise (with trailers from
 // Request.Trailer); "Expect: 100-continue" holds the body back until the server's 100 Continue, a final response
