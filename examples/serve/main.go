@@ -44,9 +44,11 @@ func main() {
 	fmt.Fprintf(os.Stderr, "serve: peer %s connected, rtt %s\n", sess.Report().RemoteAddr, sess.Report().RTT)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+	hello := func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello, peer! you asked for %s\n", r.URL.Path)
-	})
+	}
+	mux.HandleFunc("GET /hello", hello)
+	mux.HandleFunc("GET /hello/{more...}", hello)
 	if err := serve(ctx, sess, mux); err != nil {
 		log.Fatal(err)
 	}
