@@ -102,6 +102,7 @@ func closedError(err error) error {
 var (
 	replyInvalidData     = cannedReply("400 Bad Request", "Invalid data\n")
 	replyHostMissing     = cannedReply("400 Bad Request", "Host missing\n")
+	replyInvalidHost     = cannedReply("400 Bad Request", "Invalid Host\n")
 	replyInvalidLength   = cannedReply("400 Bad Request", "Invalid content-length\n")
 	replyInvalidTE       = cannedReply("400 Bad Request", "Invalid transfer-encoding\n")
 	replyChunkSize       = cannedReply("400 Bad Request", "Can't process chunk size\n")

@@ -71,7 +71,50 @@ var hostileRequests = []struct {
 	{"lowercase version", "GET / http/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
 	{"version junk", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
 	{"HTTP/0.9 style", "GET /\r\n\r\n", ErrParsing, "Invalid data\n", nil},
-	{"empty line first", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	// One empty line before the request line is ignored (RFC 9112 section 2.2; see TestOneEmptyLineBeforeRequest),
+	// not two, and not a bare LF.
+	{"two empty lines first", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"bare LF empty line first", "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+
+	// Line endings in the header block: CRLF only.
+	{"request line bare LF", "GET / HTTP/1.1\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"header line bare LF", "GET / HTTP/1.1\r\nHost: a\nX: 1\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"final empty line bare LF", "GET / HTTP/1.1\r\nHost: a\r\n\n", ErrParsing, "Invalid data\n", nil},
+	{"all bare LF", "GET / HTTP/1.1\nHost: a\n\n", ErrParsing, "Invalid data\n", nil},
+
+	// Chunk extensions by the grammar: ;name[=token|quoted-string], no whitespace.
+	{"chunk ext bare semicolon", chunked("4;\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext empty name", chunked("4;=x\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext space after size", chunked("4 ;a=b\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext tab after size", chunked("4\t\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext space after semicolon", chunked("4; a\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext space around equals", chunked("4;a = b\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext empty value", chunked("4;a=\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext value not a token", chunked("4;a=b/c\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext unterminated quote", chunked("4;a=\"bc\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext junk after quote", chunked("4;a=\"b\"c\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext non-ASCII name", chunked("4;\xe9=1\r\nWiki\r\n0\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+	{"chunk ext on last chunk", chunked("4\r\nWiki\r\n0;;\r\n\r\n"), ErrParsing, "Invalid data\n", nil},
+
+	// Request targets.
+	{"fragment in target", "GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"fragment only", "GET # HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"asterisk with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"asterisk with POST", "POST * HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+	{"asterisk with lowercase options", "options * HTTP/1.1\r\nHost: a\r\n\r\n", ErrParsing, "Invalid data\n", nil},
+
+	// Host syntax: exactly one field, host[:port] only.
+	{"Host userinfo", "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host userinfo with password", "GET / HTTP/1.1\r\nHost: u:p@a:80\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host query", "GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host inner space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host port not digits", "GET / HTTP/1.1\r\nHost: a:http\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host two colons", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host unclosed IPv6", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host IPv6 junk after bracket", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", ErrParsing, "Invalid Host\n", nil},
+	{"Host twice in HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", ErrParsing, "Host missing\n", nil},
 	// Host.
 	{"missing Host", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", ErrParsing, "Host missing\n", nil},
 	{"duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", ErrParsing, "Host missing\n", nil},
@@ -102,6 +145,53 @@ func replyStatus(text string) string {
 		return "413 Content Too Large"
 	}
 	return "400 Bad Request"
+}
+
+// chunked is a chunked POST with the given body framing.
+func chunked(framing string) string {
+	return "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + framing
+}
+
+// Requests at the edge of the strict rules that must still be accepted.
+func TestStrictButValidRequests(t *testing.T) {
+	tests := []struct{ name, in, target, host, body string }{
+		{"chunk ext token", chunked("4;a\r\nWiki\r\n0\r\n\r\n"), "/", "a", "Wiki"},
+		{"chunk ext name=token", chunked("4;name=val;x=1\r\nWiki\r\n0;last=yes\r\n\r\n"), "/", "a", "Wiki"},
+		{"chunk ext quoted", chunked("4;q=\"a b;\\\"c\"\r\nWiki\r\n0\r\n\r\n"), "/", "a", "Wiki"},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "*", "a", ""},
+		{"Host with port", "GET / HTTP/1.1\r\nHost: example.org:8080\r\n\r\n", "/", "example.org:8080", ""},
+		{"Host IPv6", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", "/", "[::1]:80", ""},
+		{"Host empty", "GET / HTTP/1.1\r\nHost:\r\n\r\n", "/", "", ""},
+		{"Host percent and sub-delims", "GET / HTTP/1.1\r\nHost: a%41-b_c~d!e\r\n\r\n", "/", "a%41-b_c~d!e", ""},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", "/", "", ""},
+		{"query in target", "GET /a?b=c HTTP/1.1\r\nHost: a\r\n\r\n", "/a?b=c", "a", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, peer := newPair(t)
+			req := serverGot(t, s, peer, tt.in)
+			readWhole(t, s, req, ReadFinished)
+			eq(t, "target", req.Target, tt.target)
+			eq(t, "host", req.Header.Get("Host"), tt.host)
+			eq(t, "body", string(req.Body), tt.body)
+		})
+	}
+}
+
+// RFC 9112 section 2.2: a server ignores at least one empty line before a request line (some clients send CRLF
+// after a POST body); the request after it is read as usual, here behind a first one on the same connection.
+func TestOneEmptyLineBeforeRequest(t *testing.T) {
+	s, peer := newPair(t)
+	req := serverGot(t, s, peer, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+	readWhole(t, s, req, ReadFinished)
+	eq(t, "first body", string(req.Body), "hi")
+	mustNil(t, s.WriteResponse(&Response{Status: 204}))
+	var next Request
+	mustNil(t, s.ReadRequest(&next))
+	eq(t, "second target", next.Target, "/2")
+
+	s2, peer2 := newPair(t)
+	eq(t, "target after a leading CRLF", serverGot(t, s2, peer2, "\r\n"+r0).Target, "/")
 }
 
 func TestHostileRequests(t *testing.T) {

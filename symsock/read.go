@@ -2,6 +2,7 @@ package symsock
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -123,7 +124,7 @@ func (s *Socket) readMessage(m Message, server bool, parse func(head string) *pr
 		clear(*trailer)
 	}
 	*body = (*body)[:0]
-	head, err := s.readHead()
+	head, err := s.readHead(server)
 	if err != nil {
 		return s.readFailed(err, server, len(head) > 0)
 	}
@@ -356,18 +357,19 @@ func (s *Socket) fillAtMost(most int) error {
 	}
 }
 
-// readHead reads a start line and header section; s.headLen is set to the section length without the final empty
-// line. The returned slice holds what was read so far when the error is not nil.
-func (s *Socket) readHead() ([]byte, error) {
-	var sc headScan
+// readHead reads a start line and header section (of a request when request is set); s.headLen is set to the
+// section length without the final empty line. The returned slice holds what was read so far when the error is
+// not nil.
+func (s *Socket) readHead(request bool) ([]byte, error) {
+	sc := headScan{request: request}
 	for {
 		head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
 		if perr != nil {
 			return s.buf[s.r:s.w], perr
 		}
 		if total > 0 {
-			b := s.buf[s.r : s.r+total]
-			s.headLen = head
+			b := s.buf[s.r+sc.lead : s.r+total]
+			s.headLen = head - sc.lead
 			s.r += total
 			return b, nil
 		}
@@ -633,17 +635,8 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 	if j == 0 {
 		return false, parseErr(replyInvalidData, "chunk size line %q: no hex size", line[:min(len(line), 40)])
 	}
-	ext := line[j:]
-	for len(ext) > 0 && (ext[0] == ' ' || ext[0] == '\t') {
-		ext = ext[1:]
-	}
-	if len(ext) > 0 && ext[0] != ';' {
-		return false, parseErr(replyInvalidData, "chunk size line %q: junk after the size", line[:min(len(line), 40)])
-	}
-	for _, c := range ext {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false, parseErr(replyInvalidData, "chunk size line: control byte %q in extension", c)
-		}
+	if why := checkChunkExt(line[j:]); why != "" {
+		return false, parseErr(replyInvalidData, "chunk size line %q: %s", line[:min(len(line), 40)], why)
 	}
 	s.r += i + 1
 	s.body.lastChunk = size
@@ -655,6 +648,65 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 		s.body.remaining = size
 	}
 	return true, nil
+}
+
+// checkChunkExt checks the chunk extensions after a chunk size (RFC 9112 section 7.1.1), which the socket then
+// ignores: each is ";" name, optionally "=" value, where the name is a token and the value a token or a
+// quoted-string. Whitespace is refused even where the grammar's BWS would allow it: no sender needs it, and
+// parsers that disagree about it disagree about where a chunk starts. It returns why ext is invalid, or "".
+func checkChunkExt(ext []byte) string {
+	for len(ext) > 0 {
+		if ext[0] != ';' {
+			return fmt.Sprintf("%q after the size where an extension (;name) or CRLF belongs", ext[0])
+		}
+		ext = ext[1:]
+		n := tokenLen(ext)
+		if n == 0 {
+			return "extension without a name"
+		}
+		ext = ext[n:]
+		if len(ext) == 0 || ext[0] != '=' {
+			continue
+		}
+		ext = ext[1:]
+		if len(ext) > 0 && ext[0] == '"' {
+			n = quotedLen(ext)
+		} else {
+			n = tokenLen(ext)
+		}
+		if n == 0 {
+			return "extension value neither a token nor a quoted-string"
+		}
+		ext = ext[n:]
+	}
+	return ""
+}
+
+// tokenLen is the length of the token at the start of b.
+func tokenLen(b []byte) int {
+	n := 0
+	for n < len(b) && isTchar(b[n]) {
+		n++
+	}
+	return n
+}
+
+// quotedLen is the length of the quoted-string (RFC 9110 section 5.6.4) at the start of b, or 0 if there is none.
+func quotedLen(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			i++
+			if i == len(b) || b[i] < ' ' && b[i] != '\t' || b[i] == 0x7f {
+				return 0
+			}
+		case c < ' ' && c != '\t' || c == 0x7f:
+			return 0
+		}
+	}
+	return 0
 }
 
 func unhex(c byte) int {

@@ -592,6 +592,9 @@ func validRequestLine(req *Request) error {
 			return invalid("target %q", req.Target)
 		}
 	}
+	if req.Target == "*" && req.Method != "OPTIONS" {
+		return invalid("target * with %s (only OPTIONS)", req.Method)
+	}
 	return nil
 }
 

@@ -51,6 +51,8 @@ func TestWriteRejectsInvalid(t *testing.T) {
 		{Method: "G T", Target: "/"},
 		{Method: "", Target: "/"},
 		{Method: "GET", Target: ""},
+		{Method: "GET", Target: "/a#fragment"},
+		{Method: "GET", Target: "*"},
 		{Method: "GET", Target: "/", Header: http.Header{"Transfer-Encoding": {"chunked"}}},
 		{Method: "POST", Target: "/", Header: http.Header{"Content-Length": {"3"}}, Body: []byte("ab")},
 		{Method: "POST", Target: "/", Header: http.Header{"Content-Length": {"x"}}, Body: []byte("ab")},
