@@ -175,6 +175,10 @@ func (c *serverConn) serveOne() (err error) {
 	}
 	w := &c.rw
 	w.reset(req, body, cancel)
+	if body == nil {
+		// A client that goes away cancels the request's context, as in net/http (with a body: once it is read).
+		_ = c.s.NotifyPeerGone(cancel)
+	}
 	defer func() {
 		if body != nil {
 			body.closed.Store(true)
@@ -383,6 +387,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	if err == io.EOF {
 		b.err = io.EOF
+		_ = b.c.s.NotifyPeerGone(b.cancel)
 		for k, v := range b.c.sreq.Trailer {
 			if b.r.Trailer == nil {
 				b.r.Trailer = make(http.Header)

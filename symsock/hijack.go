@@ -17,6 +17,7 @@ import (
 // Hijack fails with ErrOutOfOrder while a read or write operation runs (a BodyReader being read included) and with
 // ErrHijacked when called twice.
 func (s *Socket) Hijack() (net.Conn, error) {
+	s.endWatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

@@ -87,6 +87,7 @@ func (s *Socket) ReadResponse(res *Response) error {
 // beginHeadRead claims the role for ReadRequest (server) or ReadResponse (client) and marks a read as running. A
 // server also learns whether the previous request's body must be drained first.
 func (s *Socket) beginHeadRead(r role) (discard bool, err error) {
+	s.endWatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hijacked || s.switched {
@@ -171,6 +172,7 @@ func (s *Socket) ReadSome(m Message) error {
 // startBodyRead checks that m may receive body bytes now and marks a read as running. gen, when not 0, is the
 // message generation a BodyReader belongs to.
 func (s *Socket) startBodyRead(m Message, gen uint64) error {
+	s.endWatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hijacked {

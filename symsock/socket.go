@@ -46,6 +46,9 @@ type Socket struct {
 	switched bool
 	hijacked bool
 	rgen     uint64
+	watch    *peerWatch // a NotifyPeerGone read in the background
+	// readDeadline is the last read deadline set through the Socket, restored after a background read.
+	readDeadline time.Time
 
 	// The exchange: the message last read (server: the request being answered; client: the response).
 	minor        int   // HTTP/1.minor of the received message
@@ -217,10 +220,20 @@ func (s *Socket) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 // SetDeadline sets the transport's read and write deadlines (net.Conn.SetDeadline); a blocked operation then fails
 // with a timeout error (os.ErrDeadlineExceeded).
-func (s *Socket) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }
+func (s *Socket) SetDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.readDeadline = t
+	s.mu.Unlock()
+	return s.conn.SetDeadline(t)
+}
 
 // SetReadDeadline sets the transport's read deadline.
-func (s *Socket) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
+func (s *Socket) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.readDeadline = t
+	s.mu.Unlock()
+	return s.conn.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the transport's write deadline.
 func (s *Socket) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
