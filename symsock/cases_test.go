@@ -1,8 +1,9 @@
 package symsock
 
-// The 62 conformance cases of the spec (section 6), one test each, over raw bytes on loopback TCP. Header names on
+// The 62 conformance cases of the socket this package ports (Emilua's http.socket over Boost.Http's socket
+// concept: its documented and tested behaviour, case by case), one test each, over raw bytes on loopback TCP. Header names on
 // the wire are Go's canonical form (Content-Length, not content-length) and are compared as such; every other
-// adaptation to a section 0 fix is noted on its test.
+// place where this package deliberately differs from the original is marked "Adapted" on its test, with the rule.
 
 import (
 	"errors"
@@ -216,7 +217,7 @@ func TestCase15(t *testing.T) {
 	eq(t, "wire", expectClosed(t, peer), "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 11\r\n\r\nHello World")
 }
 
-// Adapted (section 0 fixes the framing): a persistent HTTP/1.0 exchange is answered with "Connection: keep-alive",
+// Adapted: a persistent HTTP/1.0 exchange is answered with "Connection: keep-alive",
 // without which an HTTP/1.0 client would not reuse the connection.
 func TestCase16(t *testing.T) {
 	s, peer := newPair(t)
@@ -224,13 +225,13 @@ func TestCase16(t *testing.T) {
 	mustNil(t, s.WriteResponse(&Response{Status: 200, Reason: "OK"}))
 	expectWire(t, peer, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
 	eq(t, "IsOpen", s.IsOpen(), true)
-	// The next request on the connection is answered in its own version (the seed's sticky 1.0 is fixed).
+	// The next request on the connection is answered in its own version (the original kept answering 1.0 once it had seen it).
 	serverGot(t, s, peer, r0)
 	mustNil(t, s.WriteResponse(&Response{Status: 200, Reason: "OK"}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 }
 
-// Adapted (section 0): 100 Continue needs a request body still to read, so the request carries one; a bodiless
+// Adapted: 100 Continue needs a request body still to read, so the request carries one; a bodiless
 // request with Expect gets ErrOutOfOrder.
 func TestCase17(t *testing.T) {
 	s, peer := newPair(t)
@@ -355,7 +356,7 @@ func TestCase26(t *testing.T) {
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nA: 2\r\nX-A: 3\r\nX-A: 4\r\nX-B: 1\r\nContent-Length: 0\r\n\r\n")
 }
 
-// Adapted (section 0): a Content-Length that disagrees with the body is ErrInvalidMessage (nothing written, states
+// Adapted: a Content-Length that disagrees with the body is ErrInvalidMessage (nothing written, states
 // unchanged) instead of a silently dropped body; an agreeing one is sent as given.
 func TestCase27(t *testing.T) {
 	s, peer := newPair(t)
@@ -367,7 +368,7 @@ func TestCase27(t *testing.T) {
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
 }
 
-// Adapted (section 0): a body given with 204 (or a 2xx to CONNECT) is ErrInvalidMessage rather than dropped, a 1xx
+// Adapted: a body given with 204 (or a 2xx to CONNECT) is ErrInvalidMessage rather than dropped, a 1xx
 // passed to WriteResponse is rejected; bodiless, they go out without Content-Length.
 func TestCase28(t *testing.T) {
 	s, peer := newPair(t)
@@ -385,7 +386,7 @@ func TestCase28(t *testing.T) {
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\n\r\n")
 }
 
-// Adapted (section 0): a 304 carries no body and the socket adds no Content-Length (it would have to be the one of
+// Adapted: a 304 carries no body and the socket adds no Content-Length (it would have to be the one of
 // the full representation, which only the caller knows).
 func TestCase29(t *testing.T) {
 	s, peer := newPair(t)
@@ -397,7 +398,7 @@ func TestCase29(t *testing.T) {
 	expectWire(t, peer, "HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\n\r\n")
 }
 
-// Adapted (section 0): the reply to HEAD keeps the Content-Length the GET would have had but sends no body.
+// Adapted: the reply to HEAD keeps the Content-Length the GET would have had but sends no body.
 func TestCase30(t *testing.T) {
 	s, peer := newPair(t)
 	serverGot(t, s, peer, "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -423,7 +424,7 @@ func TestCase31(t *testing.T) {
 	expectWire(t, peer, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 }
 
-// Pinned choice (section 0): the unread rest of a request body is discarded before the next request is read, so
+// Pinned choice: the unread rest of a request body is discarded before the next request is read, so
 // "ping" is never parsed as a request; a rest above the discard limit closes the connection instead.
 func TestCase32(t *testing.T) {
 	s, peer := newPair(t)
@@ -454,7 +455,7 @@ func TestCase32(t *testing.T) {
 	expectClosed(t, peer)
 }
 
-// Adapted (section 0): after the 400 the connection is closed (IsOpen false).
+// Adapted: after the 400 the connection is closed (IsOpen false).
 func TestCase33(t *testing.T) {
 	for _, in := range []string{"GET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"} {
 		s, peer := newPair(t)
@@ -496,14 +497,14 @@ func TestCase35(t *testing.T) {
 	}
 }
 
-// Adapted (section 0): the Content-Length of the reply is right (26, where the seed said 25).
+// Adapted: the Content-Length of the reply is right (26, where the original said 25).
 func TestCase36(t *testing.T) {
 	for _, te := range []string{"gzip", "chunked, gzip", "gzip, chunked", "chunked, chunked", "chunked\r\nTransfer-Encoding: chunked"} {
 		expect400(t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "+te+"\r\n\r\n", "Invalid transfer-encoding\n")
 	}
 }
 
-// Adapted (section 0): the body is framed by Transfer-Encoding, the Content-Length is dropped from the headers,
+// Adapted: the body is framed by Transfer-Encoding, the Content-Length is dropped from the headers,
 // and the exchange is not persistent (the reply closes the connection).
 func TestCase37(t *testing.T) {
 	s, peer := newPair(t)
@@ -517,7 +518,7 @@ func TestCase37(t *testing.T) {
 }
 
 // Adapted (RFC 9112 section 2.2, deliberate): one empty line before the request line is ignored, as a server
-// should, so the seed's first input is read as R0; two empty lines are still invalid data.
+// should, so the original's first input is read as R0; two empty lines are still invalid data.
 func TestCase38(t *testing.T) {
 	s, peer := newPair(t)
 	eq(t, "target", serverGot(t, s, peer, "\r\n"+r0).Target, "/")
@@ -530,14 +531,14 @@ func TestCase39(t *testing.T) {
 	expect400(t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", "Can't process chunk size\n")
 }
 
-// Adapted (deliberate): a bare LF ends no line anywhere, so the seed's accepted head is now invalid data too (RFC
+// Adapted (deliberate): a bare LF ends no line anywhere, so the original's accepted head is now invalid data too (RFC
 // 9112 section 2.2 permits either; two parsers that disagree on line endings disagree on message boundaries).
 func TestCase40(t *testing.T) {
 	expect400(t, "GET / HTTP/1.1\nHost: a\n\n", "Invalid data\n")
 	expect400(t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\n0\r\n\r\n", "Invalid data\n")
 }
 
-// Adapted (section 0): the limit is an option (WithMaxHeaderBytes(8192) mirrors the seed's 8 KiB buffer), and the
+// Adapted: the limit is an option (WithMaxHeaderBytes(8192) mirrors the original's 8 KiB buffer), and the
 // server answers 431 and closes instead of wedging silently.
 func TestCase41(t *testing.T) {
 	s, peer := newPair(t, WithMaxHeaderBytes(8192))
@@ -719,7 +720,7 @@ func TestCase55(t *testing.T) {
 	eq(t, "IsOpen", s.IsOpen(), false)
 }
 
-// Adapted (section 0): a client closes the connection on a parse error too, since the stream can no longer be
+// Adapted: a client closes the connection on a parse error too, since the stream can no longer be
 // framed; the role is reset (a ReadRequest is no longer of the wrong direction: it fails on the closed transport).
 func TestCase56(t *testing.T) {
 	s, peer := newPair(t)
@@ -772,7 +773,7 @@ func TestCase59(t *testing.T) {
 	eq(t, "IsOpen", s.IsOpen(), false)
 }
 
-// Adapted (section 0): 100 Continue needs the server role and a request asking for it, so on a fresh socket it is
+// Adapted: 100 Continue needs the server role and a request asking for it, so on a fresh socket it is
 // ErrWrongDirection, writes nothing, and the socket can still become a client.
 func TestCase60(t *testing.T) {
 	s, peer := newPair(t)

@@ -239,7 +239,7 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 
 // readFailed ends a read with an error: a server sends the canned reply of a protocol error (when its response
 // has not started), the connection is closed when the stream can no longer be trusted, and the socket becomes
-// undecided again. (The seed kept the role after ErrBufferExhausted and left the socket wedged; here the limits
+// undecided again. (Boost.Http kept the role after ErrBufferExhausted and left the socket wedged; here the limits
 // close the connection like any other protocol error.)
 func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	wasClosed := s.isClosed() // by Close (or a finished exchange) while the read was blocked
@@ -270,7 +270,7 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	if inMessage && errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	// A client has nothing left to do on a connection the server closed (is_open false in the seed).
+	// A client has nothing left to do on a connection the server closed (IsOpen reports false).
 	clientEOF := !server && errors.Is(err, io.EOF)
 	if isProto || inMessage || clientEOF || wasClosed {
 		s.closeTransport()

@@ -561,7 +561,7 @@ func (s *Socket) writeEnd(m Message) error {
 }
 
 // requestAllowed is the role and state check of WriteRequest and WriteRequestMetadata; the role is claimed even when
-// the state check fails, as in the seed.
+// the state check fails, as in Boost.Http: the first request-side call decides the role.
 func (s *Socket) requestAllowed() error {
 	if s.role == roleServer {
 		return ErrWrongDirection
@@ -625,7 +625,7 @@ func (s *Socket) pushMethod(method string) {
 }
 
 // beginRequest starts WriteRequest and WriteRequestMetadata: role and state checks, then the checks common to both
-// on req. On error nothing was written and no state changed (but the role, as in the seed).
+// on req. On error nothing was written and no state changed (but the role, which the first request-side call decides).
 func (s *Socket) beginRequest(req *Request) (userFields, error) {
 	if req == nil {
 		return userFields{}, invalid("nil *Request")
