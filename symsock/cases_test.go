@@ -72,16 +72,7 @@ func TestCase04(t *testing.T) {
 
 func TestCase05(t *testing.T) {
 	s, peer := newPair(t)
-	done := make(chan error, 1)
-	var req Request
-	go func() { done <- s.ReadRequest(&req) }()
-	deadline := time.Now().Add(testTimeout)
-	for s.WriteState() != WriteFinished {
-		if time.Now().After(deadline) {
-			t.Fatal("write state never became finished while reading")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	done := readRequestRunning(t, s)
 	mustIs(t, s.WriteResponse(&Response{Status: 200}), ErrOutOfOrder)
 	send(t, peer, r0)
 	mustNil(t, <-done)

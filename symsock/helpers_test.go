@@ -131,6 +131,22 @@ func readWhole(t testing.TB, s *Socket, m Message, end ReadState) {
 	}
 }
 
+// readRequestRunning starts ReadRequest on s in a goroutine and waits until it runs (a server's write state is
+// "finished" while it reads a request); the channel gets its result.
+func readRequestRunning(t testing.TB, s *Socket) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.ReadRequest(&Request{}) }()
+	deadline := time.Now().Add(testTimeout)
+	for s.WriteState() != WriteFinished {
+		if time.Now().After(deadline) {
+			t.Fatal("write state never became finished while reading")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return done
+}
+
 const r0 = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
 // memConn is an in-memory net.Conn that reads a fixed input (then io.EOF) and discards what is written, so a fuzz

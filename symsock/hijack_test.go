@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 )
 
 const upgradeReq = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -137,17 +136,7 @@ func TestClientTunnelAfterConnect(t *testing.T) {
 
 func TestHijackWhileReadingIsOutOfOrder(t *testing.T) {
 	s, peer := newPair(t)
-	done := make(chan error, 1)
-	var req Request
-	go func() { done <- s.ReadRequest(&req) }()
-	// Wait until the read runs (it sets the write state to "finished").
-	deadline := time.Now().Add(testTimeout)
-	for s.WriteState() != WriteFinished {
-		if time.Now().After(deadline) {
-			t.Fatal("the read never started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	done := readRequestRunning(t, s)
 	_, err := s.Hijack()
 	mustIs(t, err, ErrOutOfOrder)
 	send(t, peer, r0)
