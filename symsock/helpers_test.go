@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // testTimeout bounds every blocking step of a test so a bug shows as a failure, never a hang.
@@ -95,39 +97,16 @@ func expectClosed(t testing.TB, peer net.Conn) string {
 	return buf.String()
 }
 
-func mustNil(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func mustIs(t testing.TB, err, target error) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error %v, want one matching %v", err, target)
-	}
-}
-
 func states(t testing.TB, s *Socket, r ReadState, w WriteState) {
 	t.Helper()
-	if gr, gw := s.ReadState(), s.WriteState(); gr != r || gw != w {
-		t.Fatalf("states read=%s write=%s, want read=%s write=%s", gr, gw, r, w)
-	}
-}
-
-func eq[T comparable](t testing.TB, what string, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s = %v, want %v", what, got, want)
-	}
+	require.Equal(t, r.String()+"/"+w.String(), s.ReadState().String()+"/"+s.WriteState().String(), "read/write states")
 }
 
 // readWhole reads the rest of the message being read with ReadSome until the read state says it ended.
 func readWhole(t testing.TB, s *Socket, m Message, end ReadState) {
 	t.Helper()
 	for s.ReadState() != end {
-		mustNil(t, s.ReadSome(m))
+		require.NoError(t, s.ReadSome(m))
 	}
 }
 

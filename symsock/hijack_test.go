@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const upgradeReq = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -13,7 +15,7 @@ func readN(t *testing.T, r io.Reader, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	_, err := io.ReadFull(r, b)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return string(b)
 }
 
@@ -21,32 +23,32 @@ func TestServerSwitchesProtocolsAndHandsOverReadAheadBytes(t *testing.T) {
 	s, peer := newPair(t)
 	// The client's first frame arrives in the same segment as its request.
 	req := serverGot(t, s, peer, upgradeReq+"early")
-	eq(t, "UpgradeDesired", UpgradeDesired(req), true)
-	mustNil(t, s.WriteResponse(&Response{Status: 101, Header: http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}))
+	require.Equal(t, true, UpgradeDesired(req), "UpgradeDesired")
+	require.NoError(t, s.WriteResponse(&Response{Status: 101, Header: http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}))
 	expectWire(t, peer, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	eq(t, "IsOpen", s.IsOpen(), true)
+	require.Equal(t, true, s.IsOpen(), "IsOpen")
 
 	var next Request
-	mustIs(t, s.ReadRequest(&next), ErrProtocolSwitched)
-	mustIs(t, s.WriteResponse(&Response{Status: 200}), ErrProtocolSwitched)
+	require.ErrorIs(t, s.ReadRequest(&next), ErrProtocolSwitched)
+	require.ErrorIs(t, s.WriteResponse(&Response{Status: 200}), ErrProtocolSwitched)
 
 	conn, err := s.Hijack()
-	mustNil(t, err)
-	eq(t, "IsOpen after Hijack", s.IsOpen(), false)
-	mustIs(t, s.ReadRequest(&next), ErrHijacked)
+	require.NoError(t, err)
+	require.Equal(t, false, s.IsOpen(), "IsOpen after Hijack")
+	require.ErrorIs(t, s.ReadRequest(&next), ErrHijacked)
 	_, err = s.Hijack()
-	mustIs(t, err, ErrHijacked)
-	mustNil(t, s.Close()) // must not close the hijacked connection
+	require.ErrorIs(t, err, ErrHijacked)
+	require.NoError(t, s.Close()) // must not close the hijacked connection
 
-	eq(t, "read-ahead bytes", readN(t, conn, 5), "early")
+	require.Equal(t, "early", readN(t, conn, 5), "read-ahead bytes")
 	send(t, peer, "later")
-	eq(t, "stream bytes", readN(t, conn, 5), "later")
+	require.Equal(t, "later", readN(t, conn, 5), "stream bytes")
 	_, err = conn.Write([]byte("pong"))
-	mustNil(t, err)
+	require.NoError(t, err)
 	expectWire(t, peer, "pong")
 	_, ok := conn.(interface{ CloseWrite() error })
-	eq(t, "hijacked conn has CloseWrite", ok, true)
-	mustNil(t, conn.Close())
+	require.Equal(t, true, ok, "hijacked conn has CloseWrite")
+	require.NoError(t, conn.Close())
 	expectClosed(t, peer)
 }
 
@@ -54,12 +56,12 @@ func TestHijackWithoutReadAheadReturnsTheConnItself(t *testing.T) {
 	c, peer := tcpPair(t)
 	s := New(c)
 	serverGot(t, s, peer, "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
-	mustNil(t, s.WriteResponse(&Response{Status: 200}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\n\r\n")
 	var next Request
-	mustIs(t, s.ReadRequest(&next), ErrProtocolSwitched)
+	require.ErrorIs(t, s.ReadRequest(&next), ErrProtocolSwitched)
 	conn, err := s.Hijack()
-	mustNil(t, err)
+	require.NoError(t, err)
 	if conn != c {
 		t.Fatalf("Hijack returned %T, want the connection given to New", conn)
 	}
@@ -81,10 +83,10 @@ func TestSwitchingProtocolsNeedsAnUpgradeRequestAndHeader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, peer := newPair(t)
 			serverGot(t, s, peer, tt.req)
-			mustIs(t, s.WriteResponse(&tt.res), ErrInvalidMessage)
+			require.ErrorIs(t, s.WriteResponse(&tt.res), ErrInvalidMessage)
 			states(t, s, ReadFinished, WriteEmpty)
 			expectSilence(t, peer)
-			mustNil(t, s.WriteResponse(&Response{Status: 200}))
+			require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 		})
 	}
 }
@@ -92,55 +94,55 @@ func TestSwitchingProtocolsNeedsAnUpgradeRequestAndHeader(t *testing.T) {
 func TestEarlyHintsPrecedeTheFinalResponse(t *testing.T) {
 	s, peer := newPair(t)
 	serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
-	mustNil(t, s.WriteResponse(&Response{Status: 103, Header: http.Header{"Link": {"</s.css>; rel=preload"}}}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 103, Header: http.Header{"Link": {"</s.css>; rel=preload"}}}))
 	expectWire(t, peer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
 	states(t, s, ReadMessageReady, WriteEmpty)
-	mustIs(t, s.WriteResponseMetadata(&Response{Status: 103}), ErrInvalidMessage)
+	require.ErrorIs(t, s.WriteResponseMetadata(&Response{Status: 103}), ErrInvalidMessage)
 	send(t, peer, "ping")
 	var req Request
 	readWhole(t, s, &req, ReadFinished)
-	mustNil(t, s.WriteResponse(&Response{Status: 200, Body: []byte("ok")}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 200, Body: []byte("ok")}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 }
 
 func TestClientTakesTheStreamAfter101(t *testing.T) {
 	s, peer := newPair(t)
-	mustNil(t, s.WriteRequest(&Request{Method: "GET", Target: "/chat", Header: http.Header{"Host": {"a"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}))
+	require.NoError(t, s.WriteRequest(&Request{Method: "GET", Target: "/chat", Header: http.Header{"Host": {"a"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}))
 	send(t, peer, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframe")
 	var res Response
-	mustNil(t, s.ReadResponse(&res))
-	eq(t, "first status", res.Status, 103)
-	mustNil(t, s.ReadResponse(&res))
-	eq(t, "second status", res.Status, 101)
-	eq(t, "IsOpen", s.IsOpen(), true)
-	mustIs(t, s.ReadResponse(&res), ErrProtocolSwitched)
-	mustIs(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}), ErrProtocolSwitched)
+	require.NoError(t, s.ReadResponse(&res))
+	require.Equal(t, 103, res.Status, "first status")
+	require.NoError(t, s.ReadResponse(&res))
+	require.Equal(t, 101, res.Status, "second status")
+	require.Equal(t, true, s.IsOpen(), "IsOpen")
+	require.ErrorIs(t, s.ReadResponse(&res), ErrProtocolSwitched)
+	require.ErrorIs(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}), ErrProtocolSwitched)
 	conn, err := s.Hijack()
-	mustNil(t, err)
-	eq(t, "read-ahead", readN(t, conn, 5), "frame")
+	require.NoError(t, err)
+	require.Equal(t, "frame", readN(t, conn, 5), "read-ahead")
 }
 
 func TestClientTunnelAfterConnect(t *testing.T) {
 	s, peer := newPair(t)
-	mustNil(t, s.WriteRequest(&Request{Method: "CONNECT", Target: "b:443", Header: http.Header{"Host": {"b:443"}}}))
+	require.NoError(t, s.WriteRequest(&Request{Method: "CONNECT", Target: "b:443", Header: http.Header{"Host": {"b:443"}}}))
 	send(t, peer, "HTTP/1.1 200 Connection established\r\n\r\n")
 	var res Response
-	mustNil(t, s.ReadResponse(&res))
-	eq(t, "status", res.Status, 200)
-	mustIs(t, s.ReadResponse(&res), ErrProtocolSwitched)
+	require.NoError(t, s.ReadResponse(&res))
+	require.Equal(t, 200, res.Status, "status")
+	require.ErrorIs(t, s.ReadResponse(&res), ErrProtocolSwitched)
 	conn, err := s.Hijack()
-	mustNil(t, err)
+	require.NoError(t, err)
 	send(t, peer, "tls")
-	eq(t, "tunnel", readN(t, conn, 3), "tls")
+	require.Equal(t, "tls", readN(t, conn, 3), "tunnel")
 }
 
 func TestHijackWhileReadingIsOutOfOrder(t *testing.T) {
 	s, peer := newPair(t)
 	done := readRequestRunning(t, s)
 	_, err := s.Hijack()
-	mustIs(t, err, ErrOutOfOrder)
+	require.ErrorIs(t, err, ErrOutOfOrder)
 	send(t, peer, r0)
-	mustNil(t, <-done)
+	require.NoError(t, <-done)
 	_, err = s.Hijack()
-	mustNil(t, err)
+	require.NoError(t, err)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // hostileRequests are malformed or ambiguous requests (RFC 9112, with the request smuggling shapes of sections 6.1
@@ -171,9 +173,9 @@ func TestStrictButValidRequests(t *testing.T) {
 			s, peer := newPair(t)
 			req := serverGot(t, s, peer, tt.in)
 			readWhole(t, s, req, ReadFinished)
-			eq(t, "target", req.Target, tt.target)
-			eq(t, "host", req.Header.Get("Host"), tt.host)
-			eq(t, "body", string(req.Body), tt.body)
+			require.Equal(t, tt.target, req.Target, "target")
+			require.Equal(t, tt.host, req.Header.Get("Host"), "host")
+			require.Equal(t, tt.body, string(req.Body), "body")
 		})
 	}
 }
@@ -184,14 +186,14 @@ func TestOneEmptyLineBeforeRequest(t *testing.T) {
 	s, peer := newPair(t)
 	req := serverGot(t, s, peer, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
 	readWhole(t, s, req, ReadFinished)
-	eq(t, "first body", string(req.Body), "hi")
-	mustNil(t, s.WriteResponse(&Response{Status: 204}))
+	require.Equal(t, "hi", string(req.Body), "first body")
+	require.NoError(t, s.WriteResponse(&Response{Status: 204}))
 	var next Request
-	mustNil(t, s.ReadRequest(&next))
-	eq(t, "second target", next.Target, "/2")
+	require.NoError(t, s.ReadRequest(&next))
+	require.Equal(t, "/2", next.Target, "second target")
 
 	s2, peer2 := newPair(t)
-	eq(t, "target after a leading CRLF", serverGot(t, s2, peer2, "\r\n"+r0).Target, "/")
+	require.Equal(t, "/", serverGot(t, s2, peer2, "\r\n"+r0).Target, "target after a leading CRLF")
 }
 
 func TestHostileRequests(t *testing.T) {
@@ -219,14 +221,14 @@ func TestHostileRequests(t *testing.T) {
 			if tc.err != io.ErrUnexpectedEOF && !strings.Contains(err.Error(), ": ") {
 				t.Fatalf("error %q carries no detail", err)
 			}
-			eq(t, "IsOpen", s.IsOpen(), false)
+			require.Equal(t, false, s.IsOpen(), "IsOpen")
 			states(t, s, ReadEmpty, WriteEmpty)
 			want := ""
 			if tc.reply != "" {
 				want = "HTTP/1.1 " + replyStatus(tc.reply) + "\r\nContent-Length: " + strconv.Itoa(len(tc.reply)) +
 					"\r\nConnection: close\r\n\r\n" + tc.reply
 			}
-			eq(t, "wire", expectClosed(t, peer), want)
+			require.Equal(t, want, expectClosed(t, peer), "wire")
 		})
 	}
 }
@@ -236,10 +238,10 @@ func TestHostileRequests(t *testing.T) {
 func TestHostileBodyAfterResponseStarted(t *testing.T) {
 	s, peer := newPair(t)
 	req := serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
-	mustNil(t, s.WriteResponseMetadata(&Response{Status: 200}))
+	require.NoError(t, s.WriteResponseMetadata(&Response{Status: 200}))
 	send(t, peer, "zz\r\n")
-	mustIs(t, s.ReadSome(req), ErrParsing)
-	eq(t, "wire", expectClosed(t, peer), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	require.ErrorIs(t, s.ReadSome(req), ErrParsing)
+	require.Equal(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", expectClosed(t, peer), "wire")
 }
 
 // hostileResponses are malformed responses read by a client after one GET: each fails with the error and closes.
@@ -273,7 +275,7 @@ func TestHostileResponses(t *testing.T) {
 	for _, tc := range hostileResponses {
 		t.Run(tc.name, func(t *testing.T) {
 			s, peer := newPair(t, WithMaxBodyBytes(1000))
-			mustNil(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}))
+			require.NoError(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}))
 			expectWire(t, peer, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 			go func() {
 				_, _ = io.WriteString(peer, tc.in)
@@ -291,9 +293,9 @@ func TestHostileResponses(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
-			eq(t, "IsOpen", s.IsOpen(), false)
+			require.Equal(t, false, s.IsOpen(), "IsOpen")
 			states(t, s, ReadEmpty, WriteEmpty)
-			eq(t, "wire", expectClosed(t, peer), "")
+			require.Equal(t, "", expectClosed(t, peer), "wire")
 		})
 	}
 }

@@ -11,13 +11,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // transportTo returns a NewTransport client whose streams are loopback TCP connections to srv.
 func transportTo(t *testing.T, srv *symsockServer) (*http.Client, *http.Transport) {
 	t.Helper()
 	u, err := url.Parse(srv.URL)
-	mustNil(t, err)
+	require.NoError(t, err)
 	var d net.Dialer
 	tr := NewTransport(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", u.Host) })
 	t.Cleanup(tr.CloseIdleConnections)
@@ -77,7 +79,7 @@ func TestTransportRunsRequestsConcurrentlyAndReusesIdleStreams(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	eq(t, "streams opened for 20 concurrent requests", srv.accepted.Load(), int32(n))
+	require.Equal(t, int32(n), srv.accepted.Load(), "streams opened for 20 concurrent requests")
 	mu.Lock()
 	first = false
 	mu.Unlock()
@@ -85,9 +87,9 @@ func TestTransportRunsRequestsConcurrentlyAndReusesIdleStreams(t *testing.T) {
 	// Sequential requests reuse the idle streams.
 	for range 10 {
 		_, body := get(t, client, newReq(t, "GET", "http://peer/after", nil))
-		eq(t, "body", body, "/after")
+		require.Equal(t, "/after", body, "body")
 	}
-	eq(t, "streams after 10 more sequential requests", srv.accepted.Load(), int32(n))
+	require.Equal(t, int32(n), srv.accepted.Load(), "streams after 10 more sequential requests")
 }
 
 func TestTransportFailedExchangeCostsOnlyItsStream(t *testing.T) {
@@ -112,22 +114,22 @@ func TestTransportFailedExchangeCostsOnlyItsStream(t *testing.T) {
 	t.Cleanup(unblock) // before the server's cleanup, which waits for the handler
 
 	slow, err := client.Get("http://peer/slow")
-	mustNil(t, err)
+	require.NoError(t, err)
 	defer slow.Body.Close()
 
 	res, err := client.Get("http://peer/boom")
-	mustNil(t, err)
+	require.NoError(t, err)
 	_, err = io.ReadAll(res.Body)
-	mustIs(t, err, io.ErrUnexpectedEOF)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	res.Body.Close()
 
 	// The other stream still works, and new requests get a fresh stream.
 	_, body := get(t, client, newReq(t, "GET", "http://peer/next", nil))
-	eq(t, "after the failure", body, "fine")
+	require.Equal(t, "fine", body, "after the failure")
 	unblock()
 	b, err := io.ReadAll(slow.Body)
-	mustNil(t, err)
-	eq(t, "in-flight request on another stream", string(b), "slow done")
+	require.NoError(t, err)
+	require.Equal(t, "slow done", string(b), "in-flight request on another stream")
 }
 
 func TestTransportRefusesHTTPS(t *testing.T) {
@@ -136,7 +138,7 @@ func TestTransportRefusesHTTPS(t *testing.T) {
 		return nil, net.ErrClosed
 	})
 	_, err := (&http.Client{Transport: tr}).Get("https://peer/")
-	mustIs(t, err, errNoTLS)
+	require.ErrorIs(t, err, errNoTLS)
 	if !strings.Contains(err.Error(), "http://") {
 		t.Fatalf("error %q does not say what to use", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // A handler's context ends when the client goes away while the handler works, with or without a request body.
@@ -31,8 +33,8 @@ func TestServeClientGoneCancelsHandlerContext(t *testing.T) {
 			}))
 			send(t, peer, in)
 			<-started
-			mustNil(t, peer.Close())
-			mustIs(t, <-cause, context.Canceled)
+			require.NoError(t, peer.Close())
+			require.ErrorIs(t, <-cause, context.Canceled)
 			serveResult(t, done)
 		})
 	}
@@ -55,32 +57,32 @@ func TestServePipelinedRequestDoesNotCancel(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // the first handler is waiting, the watch reading
 	send(t, peer, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
 	_, body := readResponse(t, br, "GET")
-	eq(t, "first", body, "/1")
+	require.Equal(t, "/1", body, "first")
 	_, body = readResponse(t, br, "GET")
-	eq(t, "second", body, "/2")
-	mustNil(t, peer.Close())
-	mustNil(t, serveResult(t, done))
+	require.Equal(t, "/2", body, "second")
+	require.NoError(t, peer.Close())
+	require.NoError(t, serveResult(t, done))
 }
 
 func TestNotifyPeerGoneStates(t *testing.T) {
 	s, peer := newPair(t)
-	mustIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // no request yet
+	require.ErrorIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // no request yet
 	serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
-	mustIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // body unread
+	require.ErrorIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // body unread
 	send(t, peer, "ping")
 	var req Request
 	readWhole(t, s, &req, ReadFinished)
 	gone := make(chan struct{})
-	mustNil(t, s.NotifyPeerGone(func() { close(gone) }))
-	mustIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // already watching
+	require.NoError(t, s.NotifyPeerGone(func() { close(gone) }))
+	require.ErrorIs(t, s.NotifyPeerGone(func() {}), ErrOutOfOrder) // already watching
 	// The response goes out while the watch reads; the next request stops it and is read whole.
-	mustNil(t, s.WriteResponse(&Response{Status: 204}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 204}))
 	expectWire(t, peer, "HTTP/1.1 204 No Content\r\n\r\n")
 	deadline := time.Now().Add(testTimeout)
-	mustNil(t, s.SetReadDeadline(deadline))
+	require.NoError(t, s.SetReadDeadline(deadline))
 	send(t, peer, r0)
-	mustNil(t, s.ReadRequest(&req))
-	eq(t, "target", req.Target, "/")
+	require.NoError(t, s.ReadRequest(&req))
+	require.Equal(t, "/", req.Target, "target")
 	select {
 	case <-gone:
 		t.Fatal("gone called for a live peer")

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/stretchr/testify/require"
 )
 
 // wsEcho is a WebSocket server that echoes every message.
@@ -43,20 +45,20 @@ func wsRoundTrips(t *testing.T, url string, client *http.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	c, res, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: client})
-	mustNil(t, err)
+	require.NoError(t, err)
 	defer c.CloseNow()
-	eq(t, "status", res.StatusCode, http.StatusSwitchingProtocols)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode, "status")
 	c.SetReadLimit(1 << 20)
 	for _, n := range []int{1, 1000, 300 << 10} {
 		msg := strings.Repeat("w", n)
-		mustNil(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
 		typ, got, err := c.Read(ctx)
-		mustNil(t, err)
-		eq(t, "type", typ, websocket.MessageText)
-		eq(t, "echo of a message of", len(got), n)
-		eq(t, "echo", string(got) == msg, true)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageText, typ, "type")
+		require.Equal(t, n, len(got), "echo of a message of")
+		require.Equal(t, true, string(got) == msg, "echo")
 	}
-	mustNil(t, c.Close(websocket.StatusNormalClosure, "bye"))
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
 }
 
 func TestWebSocketSymsockServerNetHTTPClient(t *testing.T) {
@@ -67,16 +69,16 @@ func TestWebSocketSymsockServerNetHTTPClient(t *testing.T) {
 func TestWebSocketSymsockBothEnds(t *testing.T) {
 	srv := startSymsockServer(t, wsEcho(t))
 	u, err := url.Parse(srv.URL)
-	mustNil(t, err)
+	require.NoError(t, err)
 	conn, err := net.Dial("tcp", u.Host)
-	mustNil(t, err)
+	require.NoError(t, err)
 	s := New(conn)
 	t.Cleanup(func() { s.Close() })
 	client := &http.Client{Transport: NewRoundTripper(s)}
 	wsRoundTrips(t, "ws://"+u.Host+"/", client)
 	// The RoundTripper's socket now belongs to the WebSocket.
 	_, err = client.Get(srv.URL)
-	mustIs(t, err, ErrHijacked)
+	require.ErrorIs(t, err, ErrHijacked)
 }
 
 func TestWebSocketSymsockClientNetHTTPServer(t *testing.T) {
@@ -92,7 +94,7 @@ func TestWebSocketThroughReverseProxyOnSymsock(t *testing.T) {
 	backend := httptest.NewServer(wsEcho(t))
 	t.Cleanup(backend.Close)
 	target, err := url.Parse(backend.URL)
-	mustNil(t, err)
+	require.NoError(t, err)
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proxy.ServeHTTP(unwrapOnly{w}, r)
@@ -118,8 +120,8 @@ func TestServeEarlyHints(t *testing.T) {
 	}}
 	req := newReq(t, "GET", srv.URL, nil).WithContext(httptrace.WithClientTrace(context.Background(), trace))
 	res, body := get(t, netHTTPClient(t), req)
-	eq(t, "status", res.StatusCode, 200)
-	eq(t, "body", body, "final")
-	eq(t, "hints", strings.Join(hints, "|"), "Early Hints: </style.css>; rel=preload; as=style")
-	eq(t, "final Link kept", res.Header.Get("Link"), "</style.css>; rel=preload; as=style")
+	require.Equal(t, 200, res.StatusCode, "status")
+	require.Equal(t, "final", body, "body")
+	require.Equal(t, "Early Hints: </style.css>; rel=preload; as=style", strings.Join(hints, "|"), "hints")
+	require.Equal(t, "</style.css>; rel=preload; as=style", res.Header.Get("Link"), "final Link kept")
 }
