@@ -37,6 +37,10 @@ var requestSeeds = []string{
 	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 	"GET / HTTP/1.1\nHost: a\n\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nping" + r0,
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n" + r0,
+	"POST / HTTP/1.1\r\nHost: [::1]:80\r\nTransfer-Encoding: chunked\r\n\r\n4;q=\"a\\\"b\";t=v\r\nWiki\r\n0\r\n\r\n",
+	"OPTIONS * HTTP/1.1\r\nHost: a%41:1\r\n\r\n",
+	"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframe",
 }
 
 var responseSeeds = []string{

@@ -220,7 +220,7 @@ func (c *serverConn) recovered(v any) error {
 		c.log.Error("symsock: panic serving "+c.remote, "panic", v, "stack", string(buf))
 		err = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
 	}
-	if !c.rw.committed {
+	if !c.rw.committed && !c.rw.hijacked {
 		_ = c.abort(http.StatusInternalServerError)
 	}
 	_ = c.s.Close()
