@@ -2,6 +2,8 @@ package symsock
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,4 +126,30 @@ func TestServeEarlyHints(t *testing.T) {
 	require.Equal(t, "final", body, "body")
 	require.Equal(t, "Early Hints: </style.css>; rel=preload; as=style", strings.Join(hints, "|"), "hints")
 	require.Equal(t, "</style.css>; rel=preload; as=style", res.Header.Get("Link"), "final Link kept")
+}
+
+// A reverse proxy served by symsock passes the web server's 103 Early Hints on before the final response.
+func TestEarlyHintsThroughReverseProxyOnSymsock(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.js>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "page")
+	}))
+	t.Cleanup(backend.Close)
+	target, err := url.Parse(backend.URL)
+	require.NoError(t, err)
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
+	srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxy.ServeHTTP(unwrapOnly{w}, r)
+	}))
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+		return nil
+	}}
+	req := newReq(t, "GET", srv.URL, nil).WithContext(httptrace.WithClientTrace(context.Background(), trace))
+	res, body := get(t, netHTTPClient(t), req)
+	require.Equal(t, 200, res.StatusCode)
+	require.Equal(t, "page", body)
+	require.Equal(t, []string{"103 </app.js>; rel=preload"}, hints)
 }
