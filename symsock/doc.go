@@ -47,7 +47,7 @@
 // With ReadSome instead of BodyReader, note where each side's read ends: a server's read state ends in
 // ReadFinished (it must answer before the next ReadRequest), a client's returns to ReadEmpty.
 //
-// The net/http adapters: Serve answers an http.Handler on a Socket; NewTransport is an http.Client transport that
-// runs concurrent requests, each on a stream of its own; NewRoundTripper runs requests one at a time on a single
-// Socket.
+// Package symhttp (below this one) puts net/http on top: symhttp.Serve answers an http.Handler on a Socket,
+// symhttp.NewTransport is an http.Client transport that runs concurrent requests, each on a stream of its own, and
+// symhttp.NewRoundTripper runs requests one at a time on a single Socket.
 package symsock

@@ -1,5 +1,5 @@
-// Command fetch fetches paths from a peer with an ordinary *http.Client: symsock.NewTransport runs each request on
-// a stream of its own (sess.OpenStream), all at once, and the peer serves every stream with symsock.Serve. Each
+// Command fetch fetches paths from a peer with an ordinary *http.Client: symhttp.NewTransport runs each request on
+// a stream of its own (sess.OpenStream), all at once, and the peer serves every stream with symhttp.Serve. Each
 // body goes to stdout whole, in the order of the arguments.
 //
 // Run it against the serve example (or `p2phttp serve`), with a signalling server, in three terminals:
@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
-	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 func main() {
@@ -47,7 +47,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer sess.Close()
-	client := &http.Client{Transport: symsock.NewTransport(sess.OpenStream)}
+	client := &http.Client{Transport: symhttp.NewTransport(sess.OpenStream)}
 	if err := fetchAll(ctx, client, flag.Args(), os.Stdout); err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // Interoperability with net/http over loopback TCP, both ways: a symsock server (Serve, or the raw socket API)
@@ -39,10 +41,10 @@ type symsockServer struct {
 }
 
 func startSymsockServer(t *testing.T, h http.Handler) *symsockServer {
-	return startSymsockServerFunc(t, func(s *Socket) error { return Serve(s, h) })
+	return startSymsockServerFunc(t, func(s *symsock.Socket) error { return Serve(s, h) })
 }
 
-func startSymsockServerFunc(tb testing.TB, serve func(*Socket) error) *symsockServer {
+func startSymsockServerFunc(tb testing.TB, serve func(*symsock.Socket) error) *symsockServer {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
@@ -65,7 +67,7 @@ func startSymsockServerFunc(tb testing.TB, serve func(*Socket) error) *symsockSe
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := serve(New(c)); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := serve(symsock.New(c)); err != nil && !errors.Is(err, net.ErrClosed) {
 					tb.Logf("serve: %v", err)
 				}
 			}()
@@ -335,9 +337,9 @@ func TestInteropServerFlushStreaming(t *testing.T) {
 
 // TestInteropRawServerNetHTTPClient answers net/http's client with the socket's own API.
 func TestInteropRawServerNetHTTPClient(t *testing.T) {
-	srv := startSymsockServerFunc(t, func(s *Socket) error {
-		return rawServe(s, func(req *Request, res *Response) {
-			*res = Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
+	srv := startSymsockServerFunc(t, func(s *symsock.Socket) error {
+		return rawServe(s, func(req *symsock.Request, res *symsock.Response) {
+			*res = symsock.Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
 		})
 	})
 	c := netHTTPClient(t)
@@ -350,11 +352,11 @@ func TestInteropRawServerNetHTTPClient(t *testing.T) {
 }
 
 // roundTripClient dials srv and returns an http.Client whose transport is a RoundTripper over that connection.
-func roundTripClient(t *testing.T, srv *httptest.Server) (*http.Client, *Socket) {
+func roundTripClient(t *testing.T, srv *httptest.Server) (*http.Client, *symsock.Socket) {
 	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	require.NoError(t, err)
-	s := New(conn)
+	s := symsock.New(conn)
 	t.Cleanup(func() { s.Close() })
 	return &http.Client{Transport: NewRoundTripper(s), Timeout: testTimeout}, s
 }
@@ -479,7 +481,7 @@ func TestInteropClientExpectContinue(t *testing.T) {
 func TestInteropClientExpectContinueTimeout(t *testing.T) {
 	// A peer that never answers 100 Continue still gets the body after ExpectContinueTimeout.
 	conn, peer := tcpPair(t)
-	rt := &RoundTripper{Socket: New(conn), ExpectContinueTimeout: 20 * time.Millisecond}
+	rt := &RoundTripper{Socket: symsock.New(conn), ExpectContinueTimeout: 20 * time.Millisecond}
 	go func() {
 		br := bufio.NewReader(peer)
 		req, err := http.ReadRequest(br)
@@ -542,16 +544,16 @@ func TestInteropClientPipelinedRaw(t *testing.T) {
 	}))
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	require.NoError(t, err)
-	s := New(conn)
+	s := symsock.New(conn)
 	defer s.Close()
 	host := http.Header{"Host": {"x"}}
-	require.NoError(t, s.WriteRequest(&Request{Method: "GET", Target: "/a", Header: host}))
-	require.NoError(t, s.WriteRequest(&Request{Method: "HEAD", Target: "/b", Header: host}))
-	require.NoError(t, s.WriteRequest(&Request{Method: "POST", Target: "/c", Header: host, Body: []byte("body")}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "GET", Target: "/a", Header: host}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "HEAD", Target: "/b", Header: host}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "POST", Target: "/c", Header: host, Body: []byte("body")}))
 	for _, want := range []string{"GET /a ", "", "POST /c body"} {
-		var res Response
+		var res symsock.Response
 		require.NoError(t, s.ReadResponse(&res))
-		for s.ReadState() != ReadEmpty {
+		for s.ReadState() != symsock.ReadEmpty {
 			require.NoError(t, s.ReadSome(&res))
 		}
 		require.Equal(t, 200, res.Status, "status")
@@ -730,19 +732,19 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 		conn, peer := tcpPair(t)
 		_ = conn.SetDeadline(time.Now().Add(4 * testTimeout))
 		_ = peer.SetDeadline(time.Now().Add(4 * testTimeout))
-		s := New(conn)
+		s := symsock.New(conn)
 		go func() {
 			fmt.Fprintf(peer, "PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", bigBody)
 			_, _ = io.Copy(peer, &patternReader{n: bigBody})
 		}()
 		h := sha256.New()
-		var req Request
+		var req symsock.Request
 		grew := heapGrowth(func() {
 			require.NoError(t, s.ReadRequest(&req))
 			for {
 				h.Write(req.Body)
 				req.Body = req.Body[:0]
-				if s.ReadState() == ReadFinished {
+				if s.ReadState() == symsock.ReadFinished {
 					break
 				}
 				require.NoError(t, s.ReadSome(&req))

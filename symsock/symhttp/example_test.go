@@ -1,4 +1,4 @@
-package symsock_test
+package symhttp_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 // Serve an http.Handler on a socket: here each connection accepted on a loopback listener, answered for net/http's
@@ -30,7 +31,7 @@ func ExampleServe() {
 			if err != nil {
 				return
 			}
-			go func() { _ = symsock.Serve(symsock.New(conn), mux) }()
+			go func() { _ = symhttp.Serve(symsock.New(conn), mux) }()
 		}
 	}()
 
@@ -53,11 +54,11 @@ func ExampleNewTransport() {
 	})
 	openStream := func(ctx context.Context) (net.Conn, error) {
 		mine, peers := net.Pipe()
-		go func() { _ = symsock.Serve(symsock.New(peers), hello) }() // the peer's side
+		go func() { _ = symhttp.Serve(symsock.New(peers), hello) }() // the peer's side
 		return mine, nil
 	}
 
-	client := &http.Client{Transport: symsock.NewTransport(openStream)}
+	client := &http.Client{Transport: symhttp.NewTransport(openStream)}
 	res, err := client.Get("http://peer/hello")
 	if err != nil {
 		log.Fatal(err)
@@ -84,7 +85,7 @@ func ExampleNewRoundTripper() {
 	}
 	s := symsock.New(conn)
 	defer s.Close()
-	client := &http.Client{Transport: symsock.NewRoundTripper(s)}
+	client := &http.Client{Transport: symhttp.NewRoundTripper(s)}
 
 	for _, path := range []string{"/a", "/b"} {
 		res, err := client.Get("http://peer" + path)

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // wsEcho is a WebSocket server that echoes every message.
@@ -74,13 +76,13 @@ func TestWebSocketSymsockBothEnds(t *testing.T) {
 	require.NoError(t, err)
 	conn, err := net.Dial("tcp", u.Host)
 	require.NoError(t, err)
-	s := New(conn)
+	s := symsock.New(conn)
 	t.Cleanup(func() { s.Close() })
 	client := &http.Client{Transport: NewRoundTripper(s)}
 	wsRoundTrips(t, "ws://"+u.Host+"/", client)
 	// The RoundTripper's socket now belongs to the WebSocket.
 	_, err = client.Get(srv.URL)
-	require.ErrorIs(t, err, ErrHijacked)
+	require.ErrorIs(t, err, symsock.ErrHijacked)
 }
 
 func TestWebSocketSymsockClientNetHTTPServer(t *testing.T) {

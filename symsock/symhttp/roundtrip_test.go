@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -16,13 +16,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // rtPair returns a RoundTripper over one end of a loopback pair and the raw peer.
 func rtPair(t *testing.T) (*RoundTripper, net.Conn) {
 	t.Helper()
 	c, peer := tcpPair(t)
-	return NewRoundTripper(New(c)).(*RoundTripper), peer
+	return NewRoundTripper(symsock.New(c)).(*RoundTripper), peer
 }
 
 // roundTripAsync runs rt.RoundTrip(req) in a goroutine.
@@ -157,7 +159,7 @@ func TestRoundTripErrors(t *testing.T) {
 		rt, peer := rtPair(t)
 		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
 		send(t, peer, "HTTP/1.1 2000 Nope\r\n\r\n")
-		require.ErrorIs(t, (<-ch).err, ErrParsing)
+		require.ErrorIs(t, (<-ch).err, symsock.ErrParsing)
 	})
 	t.Run("EOF in body", func(t *testing.T) {
 		rt, peer := rtPair(t)
@@ -211,7 +213,7 @@ func TestRoundTripErrors(t *testing.T) {
 	})
 	t.Run("peer gone while the body waits for 100 Continue", func(t *testing.T) {
 		c, peer := tcpPair(t)
-		rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour}
+		rt := &RoundTripper{Socket: symsock.New(c), ExpectContinueTimeout: time.Hour}
 		req := newReq(t, "PUT", "http://h/", strings.NewReader("held"))
 		req.Header.Set("Expect", "100-continue")
 		ch := roundTripAsync(rt, req)
@@ -285,7 +287,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 
 func TestRoundTripExpectContinueWire(t *testing.T) {
 	c, peer := tcpPair(t)
-	rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour} // only the 100 can release the body
+	rt := &RoundTripper{Socket: symsock.New(c), ExpectContinueTimeout: time.Hour} // only the 100 can release the body
 	var got100 atomic.Bool
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got100Continue: func() { got100.Store(true) }})
 	req := newReq(t, "PUT", "http://h/up", strings.NewReader("payload"))

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // sniffLen is how much of the body http.DetectContentType considers.
@@ -24,7 +26,7 @@ const sniffLen = 512
 // Serve answers requests read from s with h until the peer closes the connection, the exchange is non-persistent,
 // or an error occurs. A clean close by the peer between requests returns nil. It is (&Server{Handler: h}).Serve
 // with a background context.
-func Serve(s *Socket, h http.Handler) error {
+func Serve(s *symsock.Socket, h http.Handler) error {
 	srv := Server{Handler: h}
 	return srv.Serve(context.Background(), s)
 }
@@ -63,7 +65,7 @@ type Server struct {
 // the exchange is non-persistent (nil), ctx ends (its error) or a read, write or handler fails (that error). It
 // closes s before returning. Each request's context derives from ctx and is cancelled when the handler returns or
 // the connection fails; the ending of ctx closes s, which aborts a running exchange.
-func (srv *Server) Serve(ctx context.Context, s *Socket) error {
+func (srv *Server) Serve(ctx context.Context, s *symsock.Socket) error {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 		defer stop()
@@ -81,16 +83,16 @@ func (srv *Server) Serve(ctx context.Context, s *Socket) error {
 // serverConn is the per-connection state of Serve; its buffers and the response writer are reused across requests.
 type serverConn struct {
 	srv    *Server
-	s      *Socket
+	s      *symsock.Socket
 	ctx    context.Context
 	log    *slog.Logger
 	remote string
-	sreq   Request
+	sreq   symsock.Request
 	rw     responseWriter
 	served int
 }
 
-func newServerConn(srv *Server, s *Socket) *serverConn {
+func newServerConn(srv *Server, s *symsock.Socket) *serverConn {
 	c := &serverConn{srv: srv, s: s, log: srv.Logger}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -135,7 +137,7 @@ func (c *serverConn) serve() error {
 			if errors.Is(err, io.EOF) {
 				return nil // the peer closed between requests
 			}
-			if errors.Is(err, ErrUnreadBody) {
+			if errors.Is(err, symsock.ErrUnreadBody) {
 				return nil // a body the handler left was too large to drain: closing is the normal way out
 			}
 			if c.served > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -170,7 +172,7 @@ func (c *serverConn) serveOne() (err error) {
 	req, body, err := c.newRequest(ctx, cancel)
 	if err != nil {
 		// The request head is valid HTTP/1.1 but not a request net/http can represent (a bad target).
-		c.log.Debug("symsock: unusable request", "remote", c.remote, "err", err)
+		c.log.Debug("symhttp: unusable request", "remote", c.remote, "err", err)
 		return c.abort(http.StatusBadRequest)
 	}
 	w := &c.rw
@@ -198,7 +200,7 @@ func (c *serverConn) serveOne() (err error) {
 		return err
 	}
 	if err := w.finish(); err != nil {
-		c.log.Debug("symsock: response failed", "remote", c.remote, "method", req.Method, "target", req.RequestURI, "err", err)
+		c.log.Debug("symhttp: response failed", "remote", c.remote, "method", req.Method, "target", req.RequestURI, "err", err)
 		if !w.committed && !errors.Is(err, net.ErrClosed) {
 			_ = c.abort(http.StatusInternalServerError)
 		}
@@ -217,7 +219,7 @@ func (c *serverConn) recovered(v any) error {
 	} else {
 		buf := make([]byte, 64<<10)
 		buf = buf[:runtime.Stack(buf, false)]
-		c.log.Error("symsock: panic serving "+c.remote, "panic", v, "stack", string(buf))
+		c.log.Error("symhttp: panic serving "+c.remote, "panic", v, "stack", string(buf))
 		err = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
 	}
 	if !c.rw.committed && !c.rw.hijacked {
@@ -230,7 +232,7 @@ func (c *serverConn) recovered(v any) error {
 // abort answers with a bare error status and closes the connection. The response writer's pending state is
 // dropped; it returns the write error, if any.
 func (c *serverConn) abort(status int) error {
-	res := Response{Status: status, Header: http.Header{
+	res := symsock.Response{Status: status, Header: http.Header{
 		"Connection":   {"close"},
 		"Content-Type": {"text/plain; charset=utf-8"},
 	}, Body: []byte(http.StatusText(status) + "\n")}
@@ -284,7 +286,7 @@ func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) 
 		r.ContentLength = n
 	}
 	if r.Body == nil {
-		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), cancel: cancel, expectContinue: ContinueRequired(sr)}
+		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), cancel: cancel, expectContinue: symsock.ContinueRequired(sr)}
 		r.Body = body
 	}
 	return r, body, nil
@@ -376,8 +378,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.started = true
 		// Ask for the body only when it is wanted (RFC 9110 section 10.1.1); the socket refuses when the
 		// request did not ask, the body is already read, or the response has started.
-		if b.expectContinue && b.c.s.WriteState() == WriteEmpty {
-			if err := b.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
+		if b.expectContinue && b.c.s.WriteState() == symsock.WriteEmpty {
+			if err := b.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, symsock.ErrOutOfOrder) {
 				b.err = err
 				b.cancel()
 				return 0, err
@@ -416,7 +418,7 @@ type responseWriter struct {
 	body    *requestBody
 	cancel  context.CancelFunc // the request's context, when a write fails
 	header  http.Header
-	res     Response
+	res     symsock.Response
 	bufSize int
 	max10   int
 	buf     []byte
@@ -469,11 +471,11 @@ func (w *responseWriter) WriteHeader(code int) {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	if w.wroteHeader {
-		w.c.log.Debug("symsock: superfluous WriteHeader call", "status", code, "remote", w.c.remote)
+		w.c.log.Debug("symhttp: superfluous WriteHeader call", "status", code, "remote", w.c.remote)
 		return
 	}
 	if w.hijacked {
-		w.c.log.Debug("symsock: WriteHeader on a hijacked connection", "status", code, "remote", w.c.remote)
+		w.c.log.Debug("symhttp: WriteHeader on a hijacked connection", "status", code, "remote", w.c.remote)
 		return
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
@@ -490,7 +492,7 @@ func (w *responseWriter) WriteHeader(code int) {
 			}
 		}
 		if w.declaredLen < 0 {
-			w.c.log.Warn("symsock: handler set an invalid Content-Length; dropped", "value", v)
+			w.c.log.Warn("symhttp: handler set an invalid Content-Length; dropped", "value", v)
 			delete(h, "Content-Length")
 		}
 	}
@@ -515,8 +517,8 @@ func (w *responseWriter) WriteHeader(code int) {
 // HTTP/1.1 clients.
 func (w *responseWriter) writeInterim(code int) {
 	if code == http.StatusContinue {
-		if w.body != nil && w.body.expectContinue && w.c.s.WriteState() == WriteEmpty {
-			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
+		if w.body != nil && w.body.expectContinue && w.c.s.WriteState() == symsock.WriteEmpty {
+			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, symsock.ErrOutOfOrder) {
 				w.fail(err)
 			}
 		}
@@ -525,10 +527,10 @@ func (w *responseWriter) writeInterim(code int) {
 	if w.http10 {
 		return // HTTP/1.0 clients do not understand 1xx
 	}
-	res := Response{Status: code, Header: w.header}
+	res := symsock.Response{Status: code, Header: w.header}
 	if err := w.c.s.WriteResponse(&res); err != nil {
-		if errors.Is(err, ErrInvalidMessage) {
-			w.c.log.Warn("symsock: interim response not sent", "status", code, "err", err)
+		if errors.Is(err, symsock.ErrInvalidMessage) {
+			w.c.log.Warn("symhttp: interim response not sent", "status", code, "err", err)
 			return
 		}
 		w.fail(err)
@@ -663,11 +665,11 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	case w.hijacked:
 		return nil, nil, http.ErrHijacked
 	case w.committed:
-		return nil, nil, errors.New("symsock: Hijack after the response started")
+		return nil, nil, errors.New("symhttp: Hijack after the response started")
 	case w.wroteHeader:
 		tunnel := w.req.Method == http.MethodConnect && w.status >= 200 && w.status < 300
 		if w.status != http.StatusSwitchingProtocols && !tunnel {
-			return nil, nil, fmt.Errorf("symsock: Hijack after WriteHeader(%d): only a 101 or a 2xx to CONNECT can precede it", w.status)
+			return nil, nil, fmt.Errorf("symhttp: Hijack after WriteHeader(%d): only a 101 or a 2xx to CONNECT can precede it", w.status)
 		}
 		w.prepareHead()
 		if err := w.c.s.WriteResponse(&w.res); err != nil {
@@ -697,7 +699,7 @@ func (w *responseWriter) prepareHead() {
 		}
 	}
 	w.sniff(w.buf)
-	w.res = Response{Status: w.status, Header: w.header}
+	w.res = symsock.Response{Status: w.status, Header: w.header}
 }
 
 func (w *responseWriter) setTrailer(name string, v []string) {
@@ -743,7 +745,7 @@ func (w *responseWriter) writePiece(p []byte) error {
 // fail makes err sticky and, when the connection is gone, cancels the request's context so the handler can stop.
 func (w *responseWriter) fail(err error) {
 	w.err = err
-	if !errors.Is(err, ErrInvalidMessage) {
+	if !errors.Is(err, symsock.ErrInvalidMessage) {
 		w.cancel()
 	}
 }

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"context"
@@ -14,6 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 const (
@@ -27,7 +31,7 @@ const (
 // NewRoundTripper returns an http.RoundTripper that sends requests over the one socket s, one at a time (s becomes
 // the client). It is a *RoundTripper with default settings. To run requests concurrently, each on a stream of its
 // own, use NewTransport.
-func NewRoundTripper(s *Socket) http.RoundTripper {
+func NewRoundTripper(s *symsock.Socket) http.RoundTripper {
 	return &RoundTripper{Socket: s}
 }
 
@@ -45,7 +49,7 @@ func NewRoundTripper(s *Socket) http.RoundTripper {
 // memory. The fields may not change once RoundTrip was called.
 type RoundTripper struct {
 	// Socket carries the exchanges.
-	Socket *Socket
+	Socket *symsock.Socket
 	// ExpectContinueTimeout is how long a request with "Expect: 100-continue" waits for the server's answer
 	// before sending its body anyway. Zero means DefaultExpectContinueTimeout.
 	ExpectContinueTimeout time.Duration
@@ -87,12 +91,12 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			<-rt.turn
 		}
 		closeBody(req)
-		return nil, fmt.Errorf("symsock: round trip: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("symhttp: round trip: %w", context.Cause(ctx))
 	}
 	x := &exchange{rt: rt, s: rt.Socket, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx)}
 	res, err := x.run()
 	if err != nil {
-		return nil, fmt.Errorf("symsock: round trip %s %s: %w", req.Method, req.URL.Redacted(), err)
+		return nil, fmt.Errorf("symhttp: round trip %s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	return res, nil
 }
@@ -100,22 +104,13 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 func validateRequest(req *http.Request) error {
 	switch {
 	case req.URL == nil:
-		return errors.New("symsock: round trip: nil Request.URL")
+		return errors.New("symhttp: round trip: nil Request.URL")
 	case req.Header == nil:
-		return errors.New("symsock: round trip: nil Request.Header")
-	case req.Method != "" && !validMethod(req.Method):
-		return fmt.Errorf("symsock: round trip: invalid method %q", req.Method)
+		return errors.New("symhttp: round trip: nil Request.Header")
+	case req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method):
+		return fmt.Errorf("symhttp: round trip: invalid method %q", req.Method)
 	}
 	return nil
-}
-
-func validMethod(m string) bool {
-	for i := 0; i < len(m); i++ {
-		if !isTchar(m[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func closeBody(req *http.Request) {
@@ -127,14 +122,14 @@ func closeBody(req *http.Request) {
 // exchange is one request/response on the socket.
 type exchange struct {
 	rt    *RoundTripper
-	s     *Socket
+	s     *symsock.Socket
 	req   *http.Request
 	ctx   context.Context
 	trace *httptrace.ClientTrace
 
 	stopWatch func() bool // stops the context watcher; false once it fired
-	sreq      Request
-	sres      *Response
+	sreq      symsock.Request
+	sres      *symsock.Response
 
 	// Request body streaming (when not sent with the head).
 	body      io.Reader // what remains to send; nil when the body went with the head
@@ -156,7 +151,7 @@ func (x *exchange) run() (*http.Response, error) {
 		closeBody(x.req)
 		x.release()
 		if x.rt.handedOver.Load() {
-			return nil, fmt.Errorf("%w: a response switched protocols and took the socket", ErrHijacked)
+			return nil, fmt.Errorf("%w: a response switched protocols and took the socket", symsock.ErrHijacked)
 		}
 		return nil, fmt.Errorf("%w: the socket is closed", net.ErrClosed)
 	}
@@ -280,7 +275,7 @@ func (x *exchange) writeHead() error {
 	if host != "" {
 		sr.Header["Host"] = []string{host}
 	}
-	if req.Close && !hasToken(sr.Header["Connection"], "close") {
+	if req.Close && !httpguts.HeaderValuesContainsToken(sr.Header["Connection"], "close") {
 		sr.Header["Connection"] = []string{"close"}
 	}
 
@@ -307,7 +302,7 @@ func (x *exchange) writeHead() error {
 		sr.Header["Trailer"] = []string{strings.Join(names, ", ")}
 		x.trailers = true
 	}
-	expect := hasToken(req.Header.Values("Expect"), "100-continue")
+	expect := httpguts.HeaderValuesContainsToken(req.Header.Values("Expect"), "100-continue")
 	if length >= 0 && length <= smallRequestBody && !expect {
 		// Small and known: one write, head and body.
 		buf := make([]byte, length+1) // one more, to catch a body longer than declared
@@ -333,7 +328,7 @@ func (x *exchange) writeHead() error {
 		sr.Header["Content-Length"] = []string{strconv.FormatInt(length, 10)}
 	}
 	err = x.s.WriteRequestMetadata(sr)
-	if errors.Is(err, ErrNativeStreamUnsupported) {
+	if errors.Is(err, symsock.ErrNativeStreamUnsupported) {
 		return x.writeBuffered(body)
 	}
 	if err != nil {
@@ -480,7 +475,7 @@ func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
 		default:
 		}
 	}
-	msg := Request{}
+	msg := symsock.Request{}
 	bp := bodyBuffers.Get().(*[]byte)
 	defer bodyBuffers.Put(bp)
 	buf := *bp
@@ -529,7 +524,7 @@ func (x *exchange) wroteRequest(err error) {
 
 // readResponse reads the final response head (passing 1xx responses to the trace) and wraps its body.
 func (x *exchange) readResponse() (*http.Response, error) {
-	x.sres = &Response{}
+	x.sres = &symsock.Response{}
 	first := true
 	for {
 		if err := x.s.ReadResponse(x.sres); err != nil {
@@ -594,7 +589,7 @@ func (x *exchange) readResponse() (*http.Response, error) {
 	if sres.Status == http.StatusSwitchingProtocols || x.req.Method == http.MethodConnect && sres.Status/100 == 2 {
 		return x.switchProtocols(res)
 	}
-	if x.s.ReadState() == ReadEmpty && len(sres.Body) == 0 {
+	if x.s.ReadState() == symsock.ReadEmpty && len(sres.Body) == 0 {
 		// The whole message is read (no body, or an empty one).
 		res.Body = http.NoBody
 		x.copyTrailers(res)

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"context"

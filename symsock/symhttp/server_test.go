@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // serveConn runs Serve(h) on the socket end of a loopback pair and returns the raw peer, a reader over it and
@@ -24,7 +26,7 @@ func serveConn(t *testing.T, h http.Handler) (net.Conn, *bufio.Reader, <-chan er
 	t.Helper()
 	c, peer := tcpPair(t)
 	done := make(chan error, 1)
-	go func() { done <- Serve(New(c), h) }()
+	go func() { done <- Serve(symsock.New(c), h) }()
 	return peer, bufio.NewReader(peer), done
 }
 
@@ -422,7 +424,7 @@ func TestServeUnreadLargeBodyCloses(t *testing.T) {
 		_, _ = io.WriteString(w, "early")
 	}))
 	// Known to exceed the discard limit: the response itself says the connection closes.
-	send(t, peer, fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", DefaultDiscardLimit+1))
+	send(t, peer, fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", symsock.DefaultDiscardLimit+1))
 	res, body := readResponse(t, br, "POST")
 	require.Equal(t, "early", body, "body")
 	require.Equal(t, true, res.Close, "close")
@@ -437,7 +439,7 @@ func TestServeUnreadLargeBodyCloses(t *testing.T) {
 	require.Equal(t, "early", body, "body")
 	go func() {
 		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("x", 64<<10))
-		for range 2 * DefaultDiscardLimit / (64 << 10) {
+		for range 2 * symsock.DefaultDiscardLimit / (64 << 10) {
 			if _, err := io.WriteString(peer, chunk); err != nil {
 				return
 			}
@@ -502,7 +504,7 @@ func TestServePanic(t *testing.T) {
 	run := func(t *testing.T, path string) (*bufio.Reader, error) {
 		c, peer := tcpPair(t)
 		done := make(chan error, 1)
-		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		go func() { done <- srv.Serve(context.Background(), symsock.New(c)) }()
 		send(t, peer, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		return bufio.NewReader(peer), serveResult(t, done)
 	}
@@ -546,7 +548,7 @@ func TestServeMalformedRequest(t *testing.T) {
 	send(t, peer, "GET / HTTP/1.1\r\n\r\n")
 	res, _ := readResponse(t, br, "GET")
 	require.Equal(t, 400, res.StatusCode, "status")
-	require.ErrorIs(t, serveResult(t, done), ErrParsing)
+	require.ErrorIs(t, serveResult(t, done), symsock.ErrParsing)
 }
 
 func TestServeContextAndTimeouts(t *testing.T) {
@@ -559,7 +561,7 @@ func TestServeContextAndTimeouts(t *testing.T) {
 			close(entered)
 			<-r.Context().Done() // ended by the cancellation of Serve's context
 		})}
-		go func() { done <- srv.Serve(ctx, New(c)) }()
+		go func() { done <- srv.Serve(ctx, symsock.New(c)) }()
 		send(t, peer, r0)
 		<-entered
 		cancel()
@@ -570,7 +572,7 @@ func TestServeContextAndTimeouts(t *testing.T) {
 		c, peer := tcpPair(t)
 		done := make(chan error, 1)
 		srv := &Server{Handler: http.NotFoundHandler(), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: testTimeout}
-		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		go func() { done <- srv.Serve(context.Background(), symsock.New(c)) }()
 		send(t, peer, r0)
 		br := bufio.NewReader(peer)
 		readResponse(t, br, "GET")
@@ -583,7 +585,7 @@ func TestServeCleanClose(t *testing.T) {
 	peer, _, done := serveConn(t, http.NotFoundHandler())
 	peer.Close()
 	require.NoError(t, serveResult(t, done))
-	err := Serve(New(&halfConn{}), http.NotFoundHandler())
+	err := Serve(symsock.New(&halfConn{}), http.NotFoundHandler())
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("EOF inside a request: %v, want an error", err)
 	}

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // Client concurrency: 20 GETs fired at once by 20 goroutines, through the library's two clients, against a symsock
@@ -18,7 +20,7 @@ import (
 // server). NewRoundTripper runs them one after the other on its one socket; NewTransport runs each on a stream of
 // its own. One op is the whole burst of 20. Run with
 //
-//	go test -run '^$' -bench ClientBurst -benchtime 20x ./symsock/
+//	go test -run '^$' -bench ClientBurst -benchtime 20x ./symsock/symhttp/
 //
 // Both variants run in the same process on the same server, so compare their ns/op side by side.
 
@@ -34,7 +36,7 @@ func BenchmarkClientBurst(b *testing.B) {
 		time.Sleep(serviceTime)
 		io.WriteString(w, body)
 	})
-	srv := startSymsockServerFunc(b, func(s *Socket) error { return Serve(s, h) })
+	srv := startSymsockServerFunc(b, func(s *symsock.Socket) error { return Serve(s, h) })
 	u, err := url.Parse(srv.URL)
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +49,7 @@ func BenchmarkClientBurst(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := New(conn)
+		s := symsock.New(conn)
 		defer s.Close()
 		burst(b, &http.Client{Transport: NewRoundTripper(s)})
 	})
