@@ -432,13 +432,13 @@ func TestCase32(t *testing.T) {
 	states(t, s, ReadFinished, WriteEmpty)
 
 	// Over the limit, known up front: the early response says "Connection: close" and the socket closes.
-	s, peer = newPair(t, WithDiscardLimit(3))
+	s, peer = newPair(t, Config{DiscardLimit: 3})
 	serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n")
 	require.NoError(t, s.WriteResponse(&Response{Status: 200, Reason: "OK"}))
 	require.Equal(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", expectClosed(t, peer), "wire")
 
 	// Over the limit, found while draining a chunked body: ErrUnreadBody and the connection closes.
-	s, peer = newPair(t, WithDiscardLimit(3))
+	s, peer = newPair(t, Config{DiscardLimit: 3})
 	serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
 	require.NoError(t, s.WriteResponse(&Response{Status: 200, Reason: "OK"}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
@@ -531,10 +531,10 @@ func TestCase40(t *testing.T) {
 	expect400(t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\n0\r\n\r\n", "Invalid data\n")
 }
 
-// Adapted: the limit is an option (WithMaxHeaderBytes(8192) mirrors the original's 8 KiB buffer), and the
+// Adapted: the limit is a Config field (MaxHeaderBytes 8192 mirrors the original's 8 KiB buffer), and the
 // server answers 431 and closes instead of wedging silently.
 func TestCase41(t *testing.T) {
-	s, peer := newPair(t, WithMaxHeaderBytes(8192))
+	s, peer := newPair(t, Config{MaxHeaderBytes: 8192})
 	go func() {
 		_, _ = io.WriteString(peer, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("x", 9000)+"\r\n\r\n")
 	}()

@@ -7,7 +7,7 @@
 // with trailers, pipelining, keep-alive and HTTP/1.0 peers. It exists for peer-to-peer links, where either end of
 // one stream may be the one that serves.
 //
-// Parsing follows RFC 9112 strictly (ambiguous framing is rejected), every limit is an Option, a server answers
+// Parsing follows RFC 9112 strictly (ambiguous framing is rejected), every limit is a Config field, a server answers
 // malformed requests with 400 (or 431, 414, 413) and closes the connection, and outgoing framing is always right
 // (no body for HEAD, 1xx, 204, 304 or a 2xx to CONNECT). One goroutine may read while another writes. After a
 // 101 Switching Protocols or a CONNECT tunnel, Hijack hands the stream over (WebSockets).

@@ -23,10 +23,10 @@ var (
 	// ErrWrongDirection: the operation belongs to the other role (client vs server), or the message type does
 	// not match the role.
 	ErrWrongDirection = errors.New("symsock: wrong direction")
-	// ErrBodyTooLarge: a received body exceeded the limit set with WithMaxBodyBytes.
+	// ErrBodyTooLarge: a received body exceeded Config.MaxBodyBytes.
 	ErrBodyTooLarge = errors.New("symsock: body too large")
 	// ErrUnreadBody: the server answered before reading the whole request body and the rest was larger than the
-	// discard limit (WithDiscardLimit), so the connection was closed instead of being drained.
+	// discard limit (Config.DiscardLimit), so the connection was closed instead of being drained.
 	ErrUnreadBody = errors.New("symsock: unread request body exceeds the discard limit")
 	// ErrInvalidMessage: a message given to a write operation cannot be sent as is (invalid method, target,
 	// status or header, a Content-Length that disagrees with the body, a body where none is allowed). Nothing

@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// fuzzOptions keeps limits small so the fuzzer reaches them.
-var fuzzOptions = []Option{WithMaxStartLineBytes(200), WithMaxHeaderBytes(400), WithMaxHeaderCount(8),
-	WithMaxChunkLineBytes(40), WithMaxBodyBytes(1000), WithBufferSize(512)}
+// fuzzConfig keeps limits small so the fuzzer reaches them.
+var fuzzConfig = Config{MaxStartLineBytes: 200, MaxHeaderBytes: 400, MaxHeaderCount: 8, MaxChunkLineBytes: 40,
+	MaxBodyBytes: 1000, BufferSize: 512}
 
 // knownError reports whether err is one the socket may return for peer input read from a memConn.
 func knownError(err error) bool {
@@ -64,7 +64,7 @@ func FuzzReadRequest(f *testing.F) {
 		f.Add([]byte(h.in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := New(newMemConn(in), fuzzOptions...)
+		s := fuzzConfig.New(newMemConn(in))
 		var req Request
 		for n := 0; n < 10; n++ {
 			err := s.ReadRequest(&req)
@@ -107,7 +107,7 @@ func FuzzReadResponse(f *testing.F) {
 		f.Add([]byte(h.in), true)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, head bool) {
-		s := New(newMemConn(in), fuzzOptions...)
+		s := fuzzConfig.New(newMemConn(in))
 		method := "GET"
 		if head {
 			method = "HEAD"

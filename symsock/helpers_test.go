@@ -23,10 +23,13 @@ var (
 )
 
 // newPair returns a Socket over loopback TCP and the raw peer connection.
-func newPair(t testing.TB, opts ...Option) (*Socket, net.Conn) {
+func newPair(t testing.TB, cfg ...Config) (*Socket, net.Conn) {
 	t.Helper()
 	c, peer := tcpPair(t)
-	return New(c, opts...), peer
+	if len(cfg) > 0 {
+		return cfg[0].New(c), peer
+	}
+	return New(c), peer
 }
 
 func states(t testing.TB, s *Socket, r ReadState, w WriteState) {

@@ -76,14 +76,9 @@ type Socket struct {
 	tscan   headScan // progress through a trailer section arriving over several reads
 }
 
-// New returns a Socket over conn with an undecided role. The Socket owns conn: Close closes it.
-func New(conn net.Conn, opts ...Option) *Socket {
-	s := &Socket{conn: conn, cfg: defaultConfig(), keepAlive: true, minor: 1}
-	for _, o := range opts {
-		o(&s.cfg)
-	}
-	return s
-}
+// New returns a Socket over conn with an undecided role and the default limits (see Config). The Socket owns conn:
+// Close closes it.
+func New(conn net.Conn) *Socket { return (*Config)(nil).New(conn) }
 
 // ReadState returns the state of the read side.
 func (s *Socket) ReadState() ReadState {
