@@ -23,7 +23,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // It reads in the background until the next operation that reads (ReadRequest, ReadSome, a BodyReader, Hijack),
 // which stops it first. Bytes that arrive meanwhile (a pipelined request) are kept for that operation and end the
 // watch without calling gone; so does a read deadline. The read deadline set with SetReadDeadline or SetDeadline is
-// restored when the watch stops.
+// restored when the watch stops. Stopping the watch relies on the net.Conn's SetReadDeadline to interrupt a
+// blocked Read, as net.Conn requires; with a conn that ignores deadlines the next read operation waits for the
+// peer's next byte.
 func (s *Socket) NotifyPeerGone(gone func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -63,8 +63,9 @@ type Server struct {
 
 // Serve answers requests read from s with srv.Handler until the peer closes the connection between requests (nil),
 // the exchange is non-persistent (nil), ctx ends (its error) or a read, write or handler fails (that error). It
-// closes s before returning. Each request's context derives from ctx and is cancelled when the handler returns or
-// the connection fails; the ending of ctx closes s, which aborts a running exchange.
+// closes s before returning, unless a handler took the connection with Hijack. Each request's context derives from
+// ctx and is cancelled when the handler returns, when the connection fails, or when the client goes away once its
+// request is read (symsock.Socket.NotifyPeerGone); the ending of ctx closes s, which aborts a running exchange.
 func (srv *Server) Serve(ctx context.Context, s *symsock.Socket) error {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { _ = s.Close() })
