@@ -96,14 +96,20 @@ func TestWebSocketSymsockClientNetHTTPServer(t *testing.T) {
 // backend's 101, through a wrapping ResponseWriter that only offers Unwrap (as p2phttp's access log does).
 func TestWebSocketThroughReverseProxyOnSymsock(t *testing.T) {
 	backend := httptest.NewServer(wsEcho(t))
+	srv := proxyOnSymsock(t, backend)
+	wsRoundTrips(t, "ws"+strings.TrimPrefix(srv.URL, "http"), netHTTPClient(t))
+}
+
+// proxyOnSymsock serves an httputil.ReverseProxy to backend with symsock, through a wrapping ResponseWriter that
+// only offers Unwrap (as p2phttp's access log does), as `p2phttp serve --proxy` does.
+func proxyOnSymsock(t *testing.T, backend *httptest.Server) *symsockServer {
 	t.Cleanup(backend.Close)
 	target, err := url.Parse(backend.URL)
 	require.NoError(t, err)
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
-	srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proxy.ServeHTTP(unwrapOnly{w}, r)
 	}))
-	wsRoundTrips(t, "ws"+strings.TrimPrefix(srv.URL, "http"), netHTTPClient(t))
 }
 
 type unwrapOnly struct{ http.ResponseWriter }
@@ -137,13 +143,7 @@ func TestEarlyHintsThroughReverseProxyOnSymsock(t *testing.T) {
 		w.WriteHeader(http.StatusEarlyHints)
 		io.WriteString(w, "page")
 	}))
-	t.Cleanup(backend.Close)
-	target, err := url.Parse(backend.URL)
-	require.NoError(t, err)
-	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
-	srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxy.ServeHTTP(unwrapOnly{w}, r)
-	}))
+	srv := proxyOnSymsock(t, backend)
 	var hints []string
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
