@@ -1,6 +1,7 @@
 // Package examples holds small runnable programs that embed p2phttp, one per directory:
 //
-//   - fetch: fetch a path from a peer with net/http's client over the symmetric socket;
+//   - fetch: fetch paths from a peer concurrently with an *http.Client (symhttp.NewTransport over the session's
+//     streams);
 //   - serve: serve an http.Handler to a peer;
 //   - symmetric: one program both peers run, where whoever writes the first request becomes the client.
 //

@@ -107,9 +107,11 @@ func TestFetchFromServe(t *testing.T) {
 	srv := newServer(t)
 	code := signal.NewCode()
 	serve := run(t, srv, "serve", "-code", code)
-	fetch := run(t, srv, "fetch", "-code", code, "/hello")
+	// Three requests at once, each on a stream of its own; the bodies come out in the order asked.
+	fetch := run(t, srv, "fetch", "-code", code, "/hello", "/hello/a", "/hello/b")
 	require.NoError(t, fetch.wait(t), fetch.stderr.String())
-	assert.Equal(t, "hello, peer! you asked for /hello\n", fetch.stdout.String())
+	assert.Equal(t, "hello, peer! you asked for /hello\nhello, peer! you asked for /hello/a\nhello, peer! you asked for /hello/b\n",
+		fetch.stdout.String())
 	assert.Regexp(t, `^serve: peer 127\.0\.0\.1:\d+ connected, rtt \S+\n`, serve.stderr.String())
 
 	// fetch exits non-zero on a non-200 answer.

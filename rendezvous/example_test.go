@@ -12,10 +12,11 @@ import (
 	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
 	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 // Two peers meet with a room code and speak HTTP over the first stream. Neither is configured as client or server:
-// peer B's first action is to read a request (inside symsock.Serve), so its socket becomes the server; peer A's is to
+// peer B's first action is to read a request (inside symhttp.Serve), so its socket becomes the server; peer A's is to
 // write one (through the RoundTripper), so its socket becomes the client.
 func Example() {
 	// A signalling server with STUN on loopback; in real life, `p2phttp signal` on a host both peers reach.
@@ -36,7 +37,7 @@ func Example() {
 			log.Fatal(err)
 		}
 		defer sess.Close()
-		symsock.Serve(symsock.New(sess.Stream()), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		symhttp.Serve(symsock.New(sess.Stream()), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hello from B, you asked for %s", r.URL.Path)
 		}))
 	}()
@@ -47,7 +48,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer sess.Close()
-	client := &http.Client{Transport: symsock.NewRoundTripper(symsock.New(sess.Stream()))}
+	client := &http.Client{Transport: symhttp.NewRoundTripper(symsock.New(sess.Stream()))}
 	resp, err := client.Get("http://peer/greeting")
 	if err != nil {
 		log.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
 	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 	"github.com/p2phttp/p2phttp/transport/utp"
 )
 
@@ -42,8 +43,8 @@ func echoHandler(name string) http.Handler {
 func roundTrip(t *testing.T, clientConn, serverConn net.Conn, serverName, path string, body []byte) string {
 	t.Helper()
 	served := make(chan error, 1)
-	go func() { served <- symsock.Serve(symsock.New(serverConn), echoHandler(serverName)) }()
-	client := &http.Client{Transport: symsock.NewRoundTripper(symsock.New(clientConn))}
+	go func() { served <- symhttp.Serve(symsock.New(serverConn), echoHandler(serverName)) }()
+	client := &http.Client{Transport: symhttp.NewRoundTripper(symsock.New(clientConn))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://peer"+path, bytes.NewReader(body))

@@ -23,16 +23,24 @@ var (
 	// ErrWrongDirection: the operation belongs to the other role (client vs server), or the message type does
 	// not match the role.
 	ErrWrongDirection = errors.New("symsock: wrong direction")
-	// ErrBodyTooLarge: a received body exceeded the limit set with WithMaxBodyBytes.
+	// ErrBodyTooLarge: a received body exceeded Config.MaxBodyBytes.
 	ErrBodyTooLarge = errors.New("symsock: body too large")
 	// ErrUnreadBody: the server answered before reading the whole request body and the rest was larger than the
-	// discard limit (WithDiscardLimit), so the connection was closed instead of being drained.
+	// discard limit (Config.DiscardLimit), so the connection was closed instead of being drained.
 	ErrUnreadBody = errors.New("symsock: unread request body exceeds the discard limit")
 	// ErrInvalidMessage: a message given to a write operation cannot be sent as is (invalid method, target,
 	// status or header, a Content-Length that disagrees with the body, a body where none is allowed). Nothing
 	// is written and no state changes.
 	ErrInvalidMessage = errors.New("symsock: invalid message")
+	// ErrProtocolSwitched: the connection stopped carrying HTTP (a 101 Switching Protocols or a 2xx answer to
+	// CONNECT was written or read); take it over with Hijack.
+	ErrProtocolSwitched = errors.New("symsock: connection switched protocols; use Hijack")
+	// ErrHijacked: the connection was taken over with Hijack; the Socket can do nothing more with it.
+	ErrHijacked = errors.New("symsock: connection hijacked")
 )
+
+// errNoHalfClose: CloseWrite on a hijacked connection whose transport has no half-close.
+var errNoHalfClose = errors.New("symsock: the connection cannot close only its write side")
 
 // protocolError is a parsing failure: kind is ErrParsing, ErrBufferExhausted or ErrBodyTooLarge; reply is the canned
 // response a server sends before closing.
@@ -68,6 +76,7 @@ func closedError(err error) error {
 var (
 	replyInvalidData     = cannedReply("400 Bad Request", "Invalid data\n")
 	replyHostMissing     = cannedReply("400 Bad Request", "Host missing\n")
+	replyInvalidHost     = cannedReply("400 Bad Request", "Invalid Host\n")
 	replyInvalidLength   = cannedReply("400 Bad Request", "Invalid content-length\n")
 	replyInvalidTE       = cannedReply("400 Bad Request", "Invalid transfer-encoding\n")
 	replyChunkSize       = cannedReply("400 Bad Request", "Can't process chunk size\n")

@@ -1,7 +1,9 @@
 package symsock_test
 
 import (
+	"bufio"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -104,4 +106,51 @@ func ExampleSocket_WriteRequestMetadata() {
 	// Output:
 	// 200 OK
 	// got "symmetric sockets", checksum 42
+}
+
+// Switch protocols: the server answers an Upgrade request with 101, then both ends take the stream with Hijack
+// and speak the new protocol on it (here, plain lines). The bytes the client sent right behind its request are
+// not lost: the hijacked connection yields them first.
+func ExampleSocket_Hijack() {
+	clientConn, serverConn := net.Pipe()
+	client, server := symsock.New(clientConn), symsock.New(serverConn)
+
+	go func() {
+		var req symsock.Request
+		if err := server.ReadRequest(&req); err != nil || !symsock.UpgradeDesired(&req) {
+			log.Fatal("no upgrade request: ", err)
+		}
+		res := symsock.Response{Status: 101, Header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"lines"}}}
+		if err := server.WriteResponse(&res); err != nil {
+			log.Fatal(err)
+		}
+		conn, err := server.Hijack()
+		if err != nil {
+			log.Fatal(err)
+		}
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		fmt.Fprintf(conn, "server got %q\n", line)
+	}()
+
+	req := symsock.Request{Method: "GET", Target: "/", Header: http.Header{
+		"Host": {"peer"}, "Connection": {"Upgrade"}, "Upgrade": {"lines"},
+	}}
+	if err := client.WriteRequest(&req); err != nil {
+		log.Fatal(err)
+	}
+	var res symsock.Response
+	if err := client.ReadResponse(&res); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, res.Header.Get("Upgrade"))
+	conn, err := client.Hijack()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintln(conn, "hello")
+	reply, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(reply)
+	// Output:
+	// 101 lines
+	// server got "hello\n"
 }

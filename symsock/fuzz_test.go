@@ -9,13 +9,13 @@ import (
 	"testing"
 )
 
-// fuzzOptions keeps limits small so the fuzzer reaches them.
-var fuzzOptions = []Option{WithMaxStartLineBytes(200), WithMaxHeaderBytes(400), WithMaxHeaderCount(8),
-	WithMaxChunkLineBytes(40), WithMaxBodyBytes(1000), WithBufferSize(512)}
+// fuzzConfig keeps limits small so the fuzzer reaches them.
+var fuzzConfig = Config{MaxStartLineBytes: 200, MaxHeaderBytes: 400, MaxHeaderCount: 8, MaxChunkLineBytes: 40,
+	MaxBodyBytes: 1000, BufferSize: 512}
 
 // knownError reports whether err is one the socket may return for peer input read from a memConn.
 func knownError(err error) bool {
-	for _, target := range []error{ErrParsing, ErrBufferExhausted, ErrBodyTooLarge, ErrUnreadBody, io.EOF,
+	for _, target := range []error{ErrParsing, ErrBufferExhausted, ErrBodyTooLarge, ErrUnreadBody, ErrProtocolSwitched, io.EOF,
 		io.ErrUnexpectedEOF, net.ErrClosed} {
 		if errors.Is(err, target) {
 			return true
@@ -37,6 +37,10 @@ var requestSeeds = []string{
 	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 	"GET / HTTP/1.1\nHost: a\n\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nping" + r0,
+	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n" + r0,
+	"POST / HTTP/1.1\r\nHost: [::1]:80\r\nTransfer-Encoding: chunked\r\n\r\n4;q=\"a\\\"b\";t=v\r\nWiki\r\n0\r\n\r\n",
+	"OPTIONS * HTTP/1.1\r\nHost: a%41:1\r\n\r\n",
+	"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframe",
 }
 
 var responseSeeds = []string{
@@ -60,7 +64,7 @@ func FuzzReadRequest(f *testing.F) {
 		f.Add([]byte(h.in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := New(newMemConn(in), fuzzOptions...)
+		s := fuzzConfig.New(newMemConn(in))
 		var req Request
 		for n := 0; n < 10; n++ {
 			err := s.ReadRequest(&req)
@@ -103,7 +107,7 @@ func FuzzReadResponse(f *testing.F) {
 		f.Add([]byte(h.in), true)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, head bool) {
-		s := New(newMemConn(in), fuzzOptions...)
+		s := fuzzConfig.New(newMemConn(in))
 		method := "GET"
 		if head {
 			method = "HEAD"

@@ -38,6 +38,9 @@ func (s *Socket) parseRequestHead(hs string, req *Request) *protocolError {
 	if !ok {
 		return parseErr(replyInvalidData, "request line: unsupported version %q", clip(version))
 	}
+	if target == "*" && method != "OPTIONS" {
+		return parseErr(replyInvalidData, "request line: asterisk-form target with %s (only OPTIONS)", clip(method))
+	}
 	req.Method, req.Target = method, target
 	var info fieldInfo
 	if perr := parseFields(fields, req.Header, make([]string, 0, strings.Count(fields, "\n")), &info, false); perr != nil {
@@ -74,8 +77,11 @@ func (s *Socket) parseRequestHead(hs string, req *Request) *protocolError {
 			return perr
 		}
 	}
-	if minor == 1 && info.hosts != 1 {
-		return parseErr(replyHostMissing, "HTTP/1.1 request with %d Host fields", info.hosts)
+	if minor == 1 && info.hosts != 1 || info.hosts > 1 {
+		return parseErr(replyHostMissing, "HTTP/%d.%d request with %d Host fields", 1, minor, info.hosts)
+	}
+	if info.hosts == 1 && !validHost(info.host) {
+		return parseErr(replyInvalidHost, "Host %q is not host[:port]", clip(info.host))
 	}
 	filterExpect(req.Header, minor, &info)
 
@@ -84,6 +90,7 @@ func (s *Socket) parseRequestHead(hs string, req *Request) *protocolError {
 	s.keepAlive = keepAlive
 	s.head = method == "HEAD"
 	s.connect = method == "CONNECT"
+	s.upgradeReq = minor == 1 && UpgradeDesired(req)
 	s.contentLen = contentLen
 	s.unread = contentLen
 	s.continueReq = fr.kind != bodyNone && ContinueRequired(req)
@@ -216,12 +223,70 @@ func (s *Socket) parseResponseHead(hs string, res *Response) *protocolError {
 		}
 		s.keepAlive = keepAlive
 	}
+	// The stream carries another protocol from the next byte on: the caller takes it with Hijack.
+	s.switched = status == 101 || method == methodConnect && status >= 200 && status < 300
 	s.minor = minor
 	s.contentLen = contentLen
 	s.mu.Unlock()
 	s.body = fr
 	return nil
 }
+
+// validHost reports whether v is a Host field value (RFC 9110 section 7.2): empty, or uri-host [":" port], where
+// uri-host is a reg-name, an IPv4 address or a bracketed IP literal. Userinfo, a path, a query or anything else a
+// URL parser might read differently is refused.
+func validHost(v string) bool {
+	if v == "" {
+		return true
+	}
+	host, port := v, ""
+	if v[0] == '[' {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range []byte(v[1:end]) {
+			if !isHexDigit(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		if end == 1 {
+			return false
+		}
+		host, port = "", v[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+		}
+	} else if i := strings.IndexByte(v, ':'); i >= 0 {
+		host, port = v[:i], v[i+1:]
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !isRegNameByte(c) {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isRegNameByte reports whether c may appear in a reg-name (RFC 3986 section 3.2.2): unreserved, sub-delims, or
+// part of a percent-encoding.
+func isRegNameByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0
+}
+
+func isHexDigit(c byte) bool { return unhex(c) >= 0 }
 
 // clip shortens a quoted fragment of peer input for an error message.
 func clip(s string) string {

@@ -2,133 +2,63 @@ package symsock
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/internal/wiretest"
 )
 
-// testTimeout bounds every blocking step of a test so a bug shows as a failure, never a hang.
-const testTimeout = 10 * time.Second
+// The raw-bytes tools shared with symhttp's tests.
+const testTimeout = wiretest.Timeout
 
-// tcpPair returns a connected loopback TCP pair: the end for the socket under test and the raw peer end.
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	deadline := time.Now().Add(testTimeout)
-	_ = r.c.SetDeadline(deadline)
-	_ = peer.SetDeadline(deadline)
-	t.Cleanup(func() {
-		r.c.Close()
-		peer.Close()
-	})
-	return r.c, peer
-}
+var (
+	tcpPair       = wiretest.Pair
+	send          = wiretest.Send
+	expectWire    = wiretest.ExpectWire
+	expectSilence = wiretest.ExpectSilence
+	expectClosed  = wiretest.ExpectClosed
+)
 
 // newPair returns a Socket over loopback TCP and the raw peer connection.
-func newPair(t testing.TB, opts ...Option) (*Socket, net.Conn) {
+func newPair(t testing.TB, cfg ...Config) (*Socket, net.Conn) {
 	t.Helper()
 	c, peer := tcpPair(t)
-	return New(c, opts...), peer
-}
-
-func send(t testing.TB, peer net.Conn, s string) {
-	t.Helper()
-	if _, err := io.WriteString(peer, s); err != nil {
-		t.Fatalf("peer write: %v", err)
+	if len(cfg) > 0 {
+		return cfg[0].New(c), peer
 	}
-}
-
-// expectWire reads exactly len(want) bytes from the peer and compares them.
-func expectWire(t testing.TB, peer net.Conn, want string) {
-	t.Helper()
-	got := make([]byte, len(want))
-	n, err := io.ReadFull(peer, got)
-	if err != nil || string(got) != want {
-		t.Fatalf("wire:\n got %q (err %v)\nwant %q", got[:n], err, want)
-	}
-}
-
-// expectSilence asserts that the peer receives nothing for a short while.
-func expectSilence(t testing.TB, peer net.Conn) {
-	t.Helper()
-	_ = peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	var b [256]byte
-	n, err := peer.Read(b[:])
-	_ = peer.SetReadDeadline(time.Now().Add(testTimeout))
-	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("peer received %q (err %v), want nothing", b[:n], err)
-	}
-}
-
-// expectClosed reads what is left on the peer side until EOF (the socket closed the connection) and returns it.
-func expectClosed(t testing.TB, peer net.Conn) string {
-	t.Helper()
-	var buf bytes.Buffer
-	_, err := io.Copy(&buf, peer)
-	if err != nil {
-		t.Fatalf("peer: want EOF (connection closed), got %v after %q", err, buf.String())
-	}
-	return buf.String()
-}
-
-func mustNil(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func mustIs(t testing.TB, err, target error) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error %v, want one matching %v", err, target)
-	}
+	return New(c), peer
 }
 
 func states(t testing.TB, s *Socket, r ReadState, w WriteState) {
 	t.Helper()
-	if gr, gw := s.ReadState(), s.WriteState(); gr != r || gw != w {
-		t.Fatalf("states read=%s write=%s, want read=%s write=%s", gr, gw, r, w)
-	}
-}
-
-func eq[T comparable](t testing.TB, what string, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%s = %v, want %v", what, got, want)
-	}
+	require.Equal(t, r.String()+"/"+w.String(), s.ReadState().String()+"/"+s.WriteState().String(), "read/write states")
 }
 
 // readWhole reads the rest of the message being read with ReadSome until the read state says it ended.
 func readWhole(t testing.TB, s *Socket, m Message, end ReadState) {
 	t.Helper()
 	for s.ReadState() != end {
-		mustNil(t, s.ReadSome(m))
+		require.NoError(t, s.ReadSome(m))
 	}
+}
+
+// readRequestRunning starts ReadRequest on s in a goroutine and waits until it runs (a server's write state is
+// "finished" while it reads a request); the channel gets its result.
+func readRequestRunning(t testing.TB, s *Socket) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.ReadRequest(&Request{}) }()
+	deadline := time.Now().Add(testTimeout)
+	for s.WriteState() != WriteFinished {
+		if time.Now().After(deadline) {
+			t.Fatal("write state never became finished while reading")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return done
 }
 
 const r0 = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"

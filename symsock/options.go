@@ -1,7 +1,8 @@
 package symsock
 
-// Default limits. Each one is an Option; a value <= 0 given to an Option keeps the default, except
-// WithMaxBodyBytes where 0 means unlimited.
+import "net"
+
+// Default limits of a Socket: what a zero field of Config means.
 const (
 	DefaultMaxStartLineBytes = 8 << 10   // request or status line, like Apache's LimitRequestLine
 	DefaultMaxHeaderBytes    = 64 << 10  // header (or trailer) section without the start line
@@ -11,97 +12,77 @@ const (
 	DefaultBufferSize        = 16 << 10  // initial input buffer; grows up to the header limits when needed
 )
 
-// Option configures a Socket.
-type Option func(*config)
+// Config holds the limits of a Socket. The zero value of each field means its default (the Default constants);
+// New(conn) is (&Config{}).New(conn). Exceeding a limit is a clear error (and, on a server, a canned 4xx reply),
+// never an unbounded allocation.
+type Config struct {
+	// MaxStartLineBytes limits the request line or status line (without its line ending). A longer request line
+	// gets a 414 reply and ErrBufferExhausted.
+	MaxStartLineBytes int
+	// MaxHeaderBytes limits the size of a header section (and of a trailer section), line endings included, start
+	// line excluded. A larger section gets a 431 reply and ErrBufferExhausted.
+	MaxHeaderBytes int
+	// MaxHeaderCount limits the number of fields in a header (or trailer) section. More fields get a 431 reply and
+	// ErrBufferExhausted.
+	MaxHeaderCount int
+	// MaxChunkLineBytes limits a chunk-size line, extensions included. A longer one gets a 400 reply and
+	// ErrBufferExhausted.
+	MaxChunkLineBytes int
+	// MaxBodyBytes limits the body of every received message; 0 means unlimited. A larger body is ErrBodyTooLarge;
+	// a server replies 413 (when it has not started its response) and closes the connection.
+	MaxBodyBytes int64
+	// DiscardLimit is how many bytes of an unread request body a server drains before reading the next request
+	// when it answered early. A larger rest closes the connection (a Content-Length body over the limit makes the
+	// response itself carry "Connection: close"). Negative never drains: answering before the body is read
+	// always closes.
+	DiscardLimit int64
+	// BufferSize is the initial size of the input buffer (at least 512). Large bodies bypass it: ReadSome reads
+	// them straight into the spare capacity of the message's Body.
+	BufferSize int
+}
 
+// New returns a Socket over conn with an undecided role and the limits of c (a nil c means the defaults). The
+// Socket owns conn: Close closes it.
+func (c *Config) New(conn net.Conn) *Socket {
+	s := &Socket{conn: conn, cfg: c.resolve(), keepAlive: true, minor: 1}
+	return s
+}
+
+// config is a Config with the defaults filled in.
 type config struct {
 	maxStartLine int
 	maxHeader    int
 	maxHeaderN   int
 	maxChunkLine int
 	maxBody      int64
-	discardLimit int64
+	discardLimit int64 // 0: never drain
 	bufferSize   int
 }
 
-func defaultConfig() config {
-	return config{
-		maxStartLine: DefaultMaxStartLineBytes,
-		maxHeader:    DefaultMaxHeaderBytes,
-		maxHeaderN:   DefaultMaxHeaderCount,
-		maxChunkLine: DefaultMaxChunkLineBytes,
-		discardLimit: DefaultDiscardLimit,
-		bufferSize:   DefaultBufferSize,
+func (c *Config) resolve() config {
+	var z Config
+	if c == nil {
+		c = &z
 	}
+	r := config{
+		maxStartLine: or(c.MaxStartLineBytes, DefaultMaxStartLineBytes),
+		maxHeader:    or(c.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		maxHeaderN:   or(c.MaxHeaderCount, DefaultMaxHeaderCount),
+		maxChunkLine: or(c.MaxChunkLineBytes, DefaultMaxChunkLineBytes),
+		maxBody:      max(c.MaxBodyBytes, 0),
+		discardLimit: or(c.DiscardLimit, DefaultDiscardLimit),
+		bufferSize:   max(or(c.BufferSize, DefaultBufferSize), 512),
+	}
+	if c.DiscardLimit < 0 {
+		r.discardLimit = 0
+	}
+	return r
 }
 
-// WithMaxStartLineBytes limits the request line or status line (without its line ending). A longer request line
-// gets a 414 reply and ErrBufferExhausted.
-func WithMaxStartLineBytes(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxStartLine = n
-		}
+// or returns v, or def when v is not positive.
+func or[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
 	}
-}
-
-// WithMaxHeaderBytes limits the size of a header section (and of a trailer section), line endings included, start
-// line excluded. A larger section gets a 431 reply and ErrBufferExhausted.
-func WithMaxHeaderBytes(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxHeader = n
-		}
-	}
-}
-
-// WithMaxHeaderCount limits the number of fields in a header (or trailer) section. More fields get a 431 reply and
-// ErrBufferExhausted.
-func WithMaxHeaderCount(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxHeaderN = n
-		}
-	}
-}
-
-// WithMaxChunkLineBytes limits a chunk-size line, extensions included. A longer one gets a 400 reply and
-// ErrBufferExhausted.
-func WithMaxChunkLineBytes(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxChunkLine = n
-		}
-	}
-}
-
-// WithMaxBodyBytes limits the body of every received message; 0 (the default) means unlimited. A larger body is
-// ErrBodyTooLarge; a server replies 413 (when it has not started its response) and closes the connection.
-func WithMaxBodyBytes(n int64) Option {
-	return func(c *config) {
-		if n >= 0 {
-			c.maxBody = n
-		}
-	}
-}
-
-// WithDiscardLimit sets how many bytes of an unread request body a server drains before reading the next request
-// when it answered early. A larger rest closes the connection (a Content-Length body over the limit makes the
-// response itself carry "Connection: close"). 0 never drains: answering before the body is read always closes.
-func WithDiscardLimit(n int64) Option {
-	return func(c *config) {
-		if n >= 0 {
-			c.discardLimit = n
-		}
-	}
-}
-
-// WithBufferSize sets the initial size of the input buffer (default 16 KiB). Large bodies bypass it: ReadSome
-// reads them straight into the spare capacity of the message's Body.
-func WithBufferSize(n int) Option {
-	return func(c *config) {
-		if n >= 512 {
-			c.bufferSize = n
-		}
-	}
+	return def
 }

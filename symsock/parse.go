@@ -8,17 +8,26 @@ import (
 
 // headScan finds the end of a start line plus header section, or of a trailer section, in a buffer that fills
 // over several reads. It remembers where it stopped so each byte is examined once, and enforces the limits on the
-// partial data so an endless line is refused before it is buffered whole.
+// partial data so an endless line is refused before it is buffered whole. Every line must end with CRLF (RFC 9112
+// section 2.2 lets a recipient accept a bare LF; accepting it is how one parser comes to disagree with another
+// about where a message ends).
 type headScan struct {
 	off      int  // next unexamined line start, relative to the section start
-	startLen int  // length of the start line with its ending (0 for trailers)
+	lead     int  // length of the one empty line ignored before a request line (0 or 2)
+	startLen int  // end of the start line with its ending, relative to the section start (0 for trailers)
 	fields   int  // field lines seen
-	trailer  bool // a trailer section: no start line, every line ends with CRLF
+	trailer  bool // a trailer section: no start line
+	request  bool // a request head: one empty line before the request line is ignored
 }
 
 // scan examines data (the section so far). It returns the length of the section without its final empty line and
-// the length including it once the empty line was seen, or 0, 0 when more data is needed.
+// the length including it once the empty line was seen, or 0, 0 when more data is needed. Both count the ignored
+// empty line before a request line, whose length is sc.lead.
 func (sc *headScan) scan(data []byte, cfg *config) (head, total int, err *protocolError) {
+	where := "header section"
+	if sc.trailer {
+		where = "trailer section"
+	}
 	for {
 		rest := data[sc.off:]
 		i := indexLF(rest)
@@ -26,20 +35,25 @@ func (sc *headScan) scan(data []byte, cfg *config) (head, total int, err *protoc
 			return 0, 0, sc.checkPartial(len(rest), cfg)
 		}
 		line := rest[:i]
-		crlf := len(line) > 0 && line[len(line)-1] == '\r'
-		if sc.trailer && !crlf {
-			return 0, 0, parseErr(replyInvalidData, "trailer section: line %d does not end with CRLF", sc.fields+1)
+		if len(line) == 0 || line[len(line)-1] != '\r' {
+			return 0, 0, parseErr(replyInvalidData, "%s: line %d ends with a bare LF, not CRLF", where, sc.fields+1)
 		}
-		empty := len(line) == 0 || (crlf && len(line) == 1)
-		if !sc.trailer && sc.off == 0 {
+		empty := len(line) == 1
+		if !sc.trailer && sc.off == sc.lead {
 			if empty {
+				if sc.request && sc.lead == 0 {
+					// A client may end a request body with an extra CRLF; one is ignored (RFC 9112 section 2.2).
+					sc.lead = i + 1
+					sc.off = sc.lead
+					continue
+				}
 				return 0, 0, parseErr(replyInvalidData, "empty line before the start line")
 			}
-			if n := len(line); n > cfg.maxStartLine+1 || (!crlf && n > cfg.maxStartLine) {
+			if n := len(line); n > cfg.maxStartLine+1 {
 				return 0, 0, startLineTooLong(cfg)
 			}
-			sc.off = i + 1
-			sc.startLen = i + 1
+			sc.off += i + 1
+			sc.startLen = sc.off
 			continue
 		}
 		if empty {
@@ -57,7 +71,7 @@ func (sc *headScan) scan(data []byte, cfg *config) (head, total int, err *protoc
 }
 
 func (sc *headScan) checkPartial(n int, cfg *config) *protocolError {
-	if !sc.trailer && sc.off == 0 {
+	if !sc.trailer && sc.off == sc.lead {
 		if n > cfg.maxStartLine+1 {
 			return startLineTooLong(cfg)
 		}
@@ -97,6 +111,7 @@ func indexLF(b []byte) int {
 // fieldInfo collects what the socket itself needs from a received header section.
 type fieldInfo struct {
 	hosts       int
+	host        string
 	lengths     int
 	length      string
 	te          []string
@@ -106,8 +121,8 @@ type fieldInfo struct {
 	expects     int
 }
 
-// parseFields parses the field lines of section (a string holding the whole section, lines ending in LF or CRLF)
-// into h and returns what the socket needs. first names the first line for error messages.
+// parseFields parses the field lines of section (a string holding the whole section, lines ending in CRLF) into h
+// and returns what the socket needs.
 func parseFields(section string, h http.Header, vals []string, info *fieldInfo, trailer bool) *protocolError {
 	line := 0
 	for section != "" {
@@ -155,6 +170,7 @@ func parseFields(section string, h http.Header, vals []string, info *fieldInfo, 
 			switch key {
 			case "Host":
 				info.hosts++
+				info.host = value
 			case "Content-Length":
 				info.lengths++
 				info.length = value

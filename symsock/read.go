@@ -2,6 +2,7 @@ package symsock
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -39,7 +40,17 @@ type bodyFraming struct {
 // through the input buffer.
 const directReadMin = 4 << 10
 
-func (s *Socket) readRequest(req *Request) error {
+// ReadRequest reads the next request into req, making an undecided socket the server. It clears req (see
+// Request), reads the start line and headers (read state "message_ready") and appends whatever body bytes are
+// already buffered, so it may return in "body_ready" or "finished"; read the rest with ReadSome or BodyReader.
+//
+// It fails with ErrWrongDirection on a client and ErrOutOfOrder unless the read state is "empty" (the previous
+// response must be complete). If the previous request's body was not read, the rest is discarded first (up to the
+// discard limit, else ErrUnreadBody and the connection is closed). A malformed request gets a 400 reply (431, 414
+// or 413 for a limit), the connection is closed and the error wraps ErrParsing, ErrBufferExhausted or
+// ErrBodyTooLarge. A peer that closes between requests gives io.EOF; inside a request, io.ErrUnexpectedEOF. Any
+// failed read makes the socket undecided again.
+func (s *Socket) ReadRequest(req *Request) error {
 	if req == nil {
 		return invalid("nil *Request")
 	}
@@ -56,7 +67,13 @@ func (s *Socket) readRequest(req *Request) error {
 	return s.readMessage(req, true, func(head string) *protocolError { return s.parseRequestHead(head, req) })
 }
 
-func (s *Socket) readResponse(res *Response) error {
+// ReadResponse reads the next response into res, making an undecided socket the client. Like ReadRequest it clears
+// res and appends the buffered body; at the end of the response the read state is "empty" again. A 1xx response
+// comes back bodiless and does not answer the oldest outstanding request: call ReadResponse again for the final
+// one. Responses to HEAD, 1xx, 204, 304 and 2xx to CONNECT have no body. After an HTTP/1.0 or non-persistent
+// response the connection is closed. After a 101 Switching Protocols or a 2xx answer to CONNECT the stream carries
+// another protocol: take it with Hijack (any other operation fails with ErrProtocolSwitched).
+func (s *Socket) ReadResponse(res *Response) error {
 	if res == nil {
 		return invalid("nil *Response")
 	}
@@ -70,16 +87,20 @@ func (s *Socket) readResponse(res *Response) error {
 // beginHeadRead claims the role for ReadRequest (server) or ReadResponse (client) and marks a read as running. A
 // server also learns whether the previous request's body must be drained first.
 func (s *Socket) beginHeadRead(r role) (discard bool, err error) {
+	s.endWatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hijacked || s.switched {
+		return false, s.usable()
+	}
 	if s.role != roleNone && s.role != r {
 		return false, ErrWrongDirection
 	}
 	if s.reading || s.rstate != ReadEmpty {
 		return false, ErrOutOfOrder
 	}
-	if s.closed {
-		return false, errClosed
+	if err := s.usable(); err != nil {
+		return false, err
 	}
 	if r == roleServer {
 		if s.role == roleNone {
@@ -104,7 +125,7 @@ func (s *Socket) readMessage(m Message, server bool, parse func(head string) *pr
 		clear(*trailer)
 	}
 	*body = (*body)[:0]
-	head, err := s.readHead()
+	head, err := s.readHead(server)
 	if err != nil {
 		return s.readFailed(err, server, len(head) > 0)
 	}
@@ -135,8 +156,11 @@ func (s *Socket) afterHead(body *[]byte, trailer *http.Header) error {
 	return s.endRead(err, true)
 }
 
-// readSome is ReadSome; bodyReader reads through pump directly.
-func (s *Socket) readSome(m Message) error {
+// ReadSome appends more body bytes (and, at the end, trailers) of the message being read to m, blocking until at
+// least one body byte arrived or the message ended. m must be the *Request on a server and the *Response on a
+// client (else ErrWrongDirection). At the end of the message the read state becomes "finished" on a server and
+// "empty" on a client. When m.Body has spare capacity, large bodies are read straight into it.
+func (s *Socket) ReadSome(m Message) error {
 	if err := s.startBodyRead(m, 0); err != nil {
 		return err
 	}
@@ -148,8 +172,12 @@ func (s *Socket) readSome(m Message) error {
 // startBodyRead checks that m may receive body bytes now and marks a read as running. gen, when not 0, is the
 // message generation a BodyReader belongs to.
 func (s *Socket) startBodyRead(m Message, gen uint64) error {
+	s.endWatch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hijacked {
+		return ErrHijacked
+	}
 	if s.reading || (s.rstate != ReadMessageReady && s.rstate != ReadBodyReady) || (gen != 0 && gen != s.rgen) {
 		return ErrOutOfOrder
 	}
@@ -196,7 +224,7 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 			return nil
 		}
 		s.rstate = ReadEmpty
-		if !s.keepAlive {
+		if !s.keepAlive && !s.switched {
 			s.mu.Unlock()
 			s.closeTransport()
 			s.mu.Lock()
@@ -211,7 +239,7 @@ func (s *Socket) endRead(err error, inMessage bool) error {
 
 // readFailed ends a read with an error: a server sends the canned reply of a protocol error (when its response
 // has not started), the connection is closed when the stream can no longer be trusted, and the socket becomes
-// undecided again. (The seed kept the role after ErrBufferExhausted and left the socket wedged; here the limits
+// undecided again. (Boost.Http kept the role after ErrBufferExhausted and left the socket wedged; here the limits
 // close the connection like any other protocol error.)
 func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	wasClosed := s.isClosed() // by Close (or a finished exchange) while the read was blocked
@@ -242,7 +270,7 @@ func (s *Socket) readFailed(err error, server, inMessage bool) error {
 	if inMessage && errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
-	// A client has nothing left to do on a connection the server closed (is_open false in the seed).
+	// A client has nothing left to do on a connection the server closed (IsOpen reports false).
 	clientEOF := !server && errors.Is(err, io.EOF)
 	if isProto || inMessage || clientEOF || wasClosed {
 		s.closeTransport()
@@ -331,18 +359,19 @@ func (s *Socket) fillAtMost(most int) error {
 	}
 }
 
-// readHead reads a start line and header section; s.headLen is set to the section length without the final empty
-// line. The returned slice holds what was read so far when the error is not nil.
-func (s *Socket) readHead() ([]byte, error) {
-	var sc headScan
+// readHead reads a start line and header section (of a request when request is set); s.headLen is set to the
+// section length without the final empty line. The returned slice holds what was read so far when the error is
+// not nil.
+func (s *Socket) readHead(request bool) ([]byte, error) {
+	sc := headScan{request: request}
 	for {
 		head, total, perr := sc.scan(s.buf[s.r:s.w], &s.cfg)
 		if perr != nil {
 			return s.buf[s.r:s.w], perr
 		}
 		if total > 0 {
-			b := s.buf[s.r : s.r+total]
-			s.headLen = head
+			b := s.buf[s.r+sc.lead : s.r+total]
+			s.headLen = head - sc.lead
 			s.r += total
 			return b, nil
 		}
@@ -608,17 +637,8 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 	if j == 0 {
 		return false, parseErr(replyInvalidData, "chunk size line %q: no hex size", line[:min(len(line), 40)])
 	}
-	ext := line[j:]
-	for len(ext) > 0 && (ext[0] == ' ' || ext[0] == '\t') {
-		ext = ext[1:]
-	}
-	if len(ext) > 0 && ext[0] != ';' {
-		return false, parseErr(replyInvalidData, "chunk size line %q: junk after the size", line[:min(len(line), 40)])
-	}
-	for _, c := range ext {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false, parseErr(replyInvalidData, "chunk size line: control byte %q in extension", c)
-		}
+	if why := checkChunkExt(line[j:]); why != "" {
+		return false, parseErr(replyInvalidData, "chunk size line %q: %s", line[:min(len(line), 40)], why)
 	}
 	s.r += i + 1
 	s.body.lastChunk = size
@@ -630,6 +650,65 @@ func (s *Socket) chunkSizeLine() (bool, error) {
 		s.body.remaining = size
 	}
 	return true, nil
+}
+
+// checkChunkExt checks the chunk extensions after a chunk size (RFC 9112 section 7.1.1), which the socket then
+// ignores: each is ";" name, optionally "=" value, where the name is a token and the value a token or a
+// quoted-string. Whitespace is refused even where the grammar's BWS would allow it: no sender needs it, and
+// parsers that disagree about it disagree about where a chunk starts. It returns why ext is invalid, or "".
+func checkChunkExt(ext []byte) string {
+	for len(ext) > 0 {
+		if ext[0] != ';' {
+			return fmt.Sprintf("%q after the size where an extension (;name) or CRLF belongs", ext[0])
+		}
+		ext = ext[1:]
+		n := tokenLen(ext)
+		if n == 0 {
+			return "extension without a name"
+		}
+		ext = ext[n:]
+		if len(ext) == 0 || ext[0] != '=' {
+			continue
+		}
+		ext = ext[1:]
+		if len(ext) > 0 && ext[0] == '"' {
+			n = quotedLen(ext)
+		} else {
+			n = tokenLen(ext)
+		}
+		if n == 0 {
+			return "extension value neither a token nor a quoted-string"
+		}
+		ext = ext[n:]
+	}
+	return ""
+}
+
+// tokenLen is the length of the token at the start of b.
+func tokenLen(b []byte) int {
+	n := 0
+	for n < len(b) && isTchar(b[n]) {
+		n++
+	}
+	return n
+}
+
+// quotedLen is the length of the quoted-string (RFC 9110 section 5.6.4) at the start of b, or 0 if there is none.
+func quotedLen(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			i++
+			if i == len(b) || b[i] < ' ' && b[i] != '\t' || b[i] == 0x7f {
+				return 0
+			}
+		case c < ' ' && c != '\t' || c == 0x7f:
+			return 0
+		}
+	}
+	return 0
 }
 
 func unhex(c byte) int {

@@ -42,13 +42,20 @@ type Socket struct {
 	writing bool // a write operation is running
 	closed  bool // the transport is closed (by Close, a non-persistent exchange or a fatal error)
 	lock10  bool // client sends HTTP/1.0 (LockClientToHTTP10)
-	rgen    uint64
+	// switched: a 101 or a 2xx to CONNECT went by, the stream no longer carries HTTP; hijacked: Hijack took it.
+	switched bool
+	hijacked bool
+	rgen     uint64
+	watch    *peerWatch // a NotifyPeerGone read in the background
+	// readDeadline is the last read deadline set through the Socket, restored after a background read.
+	readDeadline time.Time
 
 	// The exchange: the message last read (server: the request being answered; client: the response).
 	minor        int   // HTTP/1.minor of the received message
 	keepAlive    bool  // the exchange leaves the connection open
 	head         bool  // server: the request is HEAD
 	connect      bool  // server: the request is CONNECT
+	upgradeReq   bool  // server: the HTTP/1.1 request asks to switch protocols (UpgradeDesired)
 	continueReq  bool  // server: the request asked for 100-continue and its body is not read yet
 	unread       int64 // server: body bytes known to be unread (-1: unknown, chunked); 0 when done
 	discard      bool  // server: answered before the request body was read; drain it before the next request
@@ -69,14 +76,9 @@ type Socket struct {
 	tscan   headScan // progress through a trailer section arriving over several reads
 }
 
-// New returns a Socket over conn with an undecided role. The Socket owns conn: Close closes it.
-func New(conn net.Conn, opts ...Option) *Socket {
-	s := &Socket{conn: conn, cfg: defaultConfig(), keepAlive: true, minor: 1}
-	for _, o := range opts {
-		o(&s.cfg)
-	}
-	return s
-}
+// New returns a Socket over conn with an undecided role and the default limits (see Config). The Socket owns conn:
+// Close closes it.
+func New(conn net.Conn) *Socket { return (*Config)(nil).New(conn) }
 
 // ReadState returns the state of the read side.
 func (s *Socket) ReadState() ReadState {
@@ -122,6 +124,19 @@ func (s *Socket) closeTransport() {
 	if !already {
 		_ = s.conn.Close()
 	}
+}
+
+// usable reports, under s.mu, why no operation may start: hijacked, switched protocols, or closed.
+func (s *Socket) usable() error {
+	switch {
+	case s.hijacked:
+		return ErrHijacked
+	case s.switched:
+		return ErrProtocolSwitched
+	case s.closed:
+		return errClosed
+	}
+	return nil
 }
 
 func (s *Socket) isClosed() bool {
@@ -200,10 +215,20 @@ func (s *Socket) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 // SetDeadline sets the transport's read and write deadlines (net.Conn.SetDeadline); a blocked operation then fails
 // with a timeout error (os.ErrDeadlineExceeded).
-func (s *Socket) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }
+func (s *Socket) SetDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.readDeadline = t
+	s.mu.Unlock()
+	return s.conn.SetDeadline(t)
+}
 
 // SetReadDeadline sets the transport's read deadline.
-func (s *Socket) SetReadDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
+func (s *Socket) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.readDeadline = t
+	s.mu.Unlock()
+	return s.conn.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the transport's write deadline.
 func (s *Socket) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }

@@ -15,7 +15,7 @@ const (
 	ReadFinished
 )
 
-// String returns the seed's name of the state: "empty", "message_ready", "body_ready" or "finished".
+// String returns the state's name, as Boost.Http and Emilua spell it: "empty", "message_ready", "body_ready" or "finished".
 func (s ReadState) String() string {
 	switch s {
 	case ReadEmpty:
@@ -45,7 +45,7 @@ const (
 	WriteFinished
 )
 
-// String returns the seed's name of the state: "empty", "continue_issued", "metadata_issued" or "finished".
+// String returns the state's name, as Boost.Http and Emilua spell it: "empty", "continue_issued", "metadata_issued" or "finished".
 func (s WriteState) String() string {
 	switch s {
 	case WriteEmpty:

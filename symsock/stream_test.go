@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestStreamBoundedMemory streams a 64 MiB body (Content-Length and chunked) through ReadSome with the caller
@@ -59,7 +61,7 @@ func TestStreamBoundedMemory(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			req := &Request{Body: make([]byte, 0, 256<<10)}
-			mustNil(t, s.ReadRequest(req))
+			require.NoError(t, s.ReadRequest(req))
 			var got int64
 			check := func(b []byte) {
 				for i, c := range b {
@@ -78,21 +80,21 @@ func TestStreamBoundedMemory(t *testing.T) {
 					if err == io.EOF {
 						break
 					}
-					mustNil(t, err)
+					require.NoError(t, err)
 				}
 			} else {
 				check(req.Body)
 				for s.ReadState() != ReadFinished {
 					req.Body = req.Body[:0]
-					mustNil(t, s.ReadSome(req))
+					require.NoError(t, s.ReadSome(req))
 					check(req.Body)
 				}
 			}
 			runtime.ReadMemStats(&after)
-			mustNil(t, <-errc)
-			eq(t, "body bytes", got, int64(size))
+			require.NoError(t, <-errc)
+			require.Equal(t, int64(size), got, "body bytes")
 			if mode != "content-length" {
-				eq(t, "trailer", req.Trailer.Get("X-Sum"), "done")
+				require.Equal(t, "done", req.Trailer.Get("X-Sum"), "trailer")
 			}
 			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d bytes allocated while streaming %d", mode, allocated, size)
@@ -108,7 +110,7 @@ func TestStreamBoundedMemory(t *testing.T) {
 func TestFullDuplex(t *testing.T) {
 	s, peer := newPair(t)
 	req := serverGot(t, s, peer, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
-	mustNil(t, s.WriteResponseMetadata(&Response{Status: 200}))
+	require.NoError(t, s.WriteResponseMetadata(&Response{Status: 200}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
 	pieces := make(chan []byte)
 	go func() {
@@ -126,14 +128,14 @@ func TestFullDuplex(t *testing.T) {
 	for _, word := range []string{"ping", "pong", "done"} {
 		send(t, peer, "4\r\n"+word+"\r\n")
 		res := &Response{Body: <-pieces}
-		mustNil(t, s.Write(res))
+		require.NoError(t, s.Write(res))
 		expectWire(t, peer, "4\r\n"+word+"\r\n")
 	}
 	send(t, peer, "0\r\n\r\n")
 	if _, ok := <-pieces; ok {
 		t.Fatal("body continued after the last chunk")
 	}
-	mustNil(t, s.WriteEndOfMessage())
+	require.NoError(t, s.WriteEndOfMessage())
 	expectWire(t, peer, "0\r\n\r\n")
 	states(t, s, ReadEmpty, WriteFinished)
 }
@@ -156,8 +158,8 @@ func TestCloseUnblocks(t *testing.T) {
 		writeErr <- client.Write(req)
 	}()
 	time.Sleep(100 * time.Millisecond)
-	mustNil(t, s.Close())
-	mustNil(t, client.Close())
+	require.NoError(t, s.Close())
+	require.NoError(t, client.Close())
 	for _, ch := range []chan error{readErr, writeErr} {
 		select {
 		case err := <-ch:
@@ -168,35 +170,35 @@ func TestCloseUnblocks(t *testing.T) {
 			t.Fatal("Close did not unblock the call")
 		}
 	}
-	eq(t, "IsOpen", s.IsOpen(), false)
-	mustNil(t, s.Close())
-	mustIs(t, client.WriteRequest(&Request{Method: "GET", Target: "/"}), ErrOutOfOrder)
-	mustIs(t, s.ReadRequest(&Request{}), net.ErrClosed)
+	require.Equal(t, false, s.IsOpen(), "IsOpen")
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, client.WriteRequest(&Request{Method: "GET", Target: "/"}), ErrOutOfOrder)
+	require.ErrorIs(t, s.ReadRequest(&Request{}), net.ErrClosed)
 	expectClosed(t, peer)
 }
 
 // TestReadDeadline: a deadline bounds a read of a silent peer; between messages the socket stays usable.
 func TestReadDeadline(t *testing.T) {
 	s, peer := newPair(t)
-	mustNil(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	err := s.ReadRequest(&Request{})
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("ReadRequest = %v, want a timeout", err)
 	}
-	eq(t, "IsOpen", s.IsOpen(), true)
-	mustNil(t, s.SetReadDeadline(time.Now().Add(testTimeout)))
+	require.Equal(t, true, s.IsOpen(), "IsOpen")
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(testTimeout)))
 	req := serverGot(t, s, peer, r0)
-	eq(t, "method", req.Method, "GET")
+	require.Equal(t, "GET", req.Method, "method")
 
 	// Inside a message the stream cannot be resumed: the socket closes.
-	mustNil(t, s.WriteResponse(&Response{Status: 200}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	send(t, peer, "GET / HTTP/1.1\r\nHo")
-	mustNil(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	if err := s.ReadRequest(req); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("ReadRequest = %v, want a timeout", err)
 	}
-	eq(t, "IsOpen", s.IsOpen(), false)
+	require.Equal(t, false, s.IsOpen(), "IsOpen")
 }
 
 // TestBodyReader reads a body through BodyReader: the buffered part first, then the rest, trailers at the end,
@@ -207,28 +209,28 @@ func TestBodyReader(t *testing.T) {
 	r := s.BodyReader(req)
 	go func() { _, _ = io.WriteString(peer, "6\r\n world\r\n0\r\nX-T: 1\r\n\r\n") }()
 	got, err := io.ReadAll(r)
-	mustNil(t, err)
-	eq(t, "body", string(got), "hello world")
-	eq(t, "trailer", req.Trailer.Get("X-T"), "1")
+	require.NoError(t, err)
+	require.Equal(t, "hello world", string(got), "body")
+	require.Equal(t, "1", req.Trailer.Get("X-T"), "trailer")
 	states(t, s, ReadFinished, WriteEmpty)
 	n, err := r.Read(make([]byte, 8))
-	eq(t, "n", n, 0)
-	eq(t, "err", err, io.EOF)
-	mustNil(t, s.WriteResponse(&Response{Status: 200}))
+	require.Equal(t, 0, n, "n")
+	require.Equal(t, io.EOF, err, "err")
+	require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 	// Early answer: the reader of the old request fails and the rest is drained before the next request.
 	req = serverGot(t, s, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
 	r = s.BodyReader(req)
-	mustNil(t, s.WriteResponse(&Response{Status: 413}))
+	require.NoError(t, s.WriteResponse(&Response{Status: 413}))
 	_, err = r.Read(make([]byte, 8))
-	mustIs(t, err, ErrOutOfOrder)
+	require.ErrorIs(t, err, ErrOutOfOrder)
 	send(t, peer, "0123456789"+r0)
 	req2 := &Request{}
-	mustNil(t, s.ReadRequest(req2))
-	eq(t, "next", req2.Method+" "+req2.Target, "GET /")
+	require.NoError(t, s.ReadRequest(req2))
+	require.Equal(t, "GET /", req2.Method+" "+req2.Target, "next")
 	_, err = r.Read(make([]byte, 8))
-	mustIs(t, err, ErrOutOfOrder)
+	require.ErrorIs(t, err, ErrOutOfOrder)
 }
 
 // TestPipelinedClient pipelines requests with bodies and reads the responses in order, a streamed response with
@@ -236,7 +238,7 @@ func TestBodyReader(t *testing.T) {
 func TestPipelinedClient(t *testing.T) {
 	s, peer := newPair(t)
 	for i := 0; i < 3; i++ {
-		mustNil(t, s.WriteRequest(&Request{Method: "POST", Target: "/" + strconv.Itoa(i), Header: http.Header{"Host": {"a"}}, Body: []byte("x")}))
+		require.NoError(t, s.WriteRequest(&Request{Method: "POST", Target: "/" + strconv.Itoa(i), Header: http.Header{"Host": {"a"}}, Body: []byte("x")}))
 	}
 	expectWire(t, peer, strings.Repeat("", 0)+
 		"POST /0 HTTP/1.1\r\nContent-Length: 1\r\nHost: a\r\n\r\nx"+
@@ -248,13 +250,13 @@ func TestPipelinedClient(t *testing.T) {
 	var bodies bytes.Buffer
 	var res Response
 	for i := 0; i < 3; i++ {
-		mustNil(t, s.ReadResponse(&res))
+		require.NoError(t, s.ReadResponse(&res))
 		readWhole(t, s, &res, ReadEmpty)
 		bodies.Write(res.Body)
 	}
-	eq(t, "bodies", bodies.String(), "abc")
-	eq(t, "status", res.Status, 404)
-	eq(t, "IsOpen", s.IsOpen(), true)
+	require.Equal(t, "abc", bodies.String(), "bodies")
+	require.Equal(t, 404, res.Status, "status")
+	require.Equal(t, true, s.IsOpen(), "IsOpen")
 }
 
 // TestChunkedShapes streams chunked bodies of mixed chunk sizes (with and without extensions, the peer writing in
@@ -296,27 +298,27 @@ func TestChunkedShapes(t *testing.T) {
 			if strings.HasPrefix(mode, "readsome") {
 				req.Body = make([]byte, 0, capacity)
 			}
-			mustNil(t, s.ReadRequest(req))
+			require.NoError(t, s.ReadRequest(req))
 			var got bytes.Buffer
 			if strings.HasPrefix(mode, "readsome") {
 				got.Write(req.Body)
 				for s.ReadState() != ReadFinished {
 					req.Body = req.Body[:0]
-					mustNil(t, s.ReadSome(req))
+					require.NoError(t, s.ReadSome(req))
 					got.Write(req.Body)
 				}
 			} else {
 				_, err := io.CopyBuffer(struct{ io.Writer }{&got}, s.BodyReader(req), make([]byte, capacity))
-				mustNil(t, err)
+				require.NoError(t, err)
 			}
 			if !bytes.Equal(got.Bytes(), want.Bytes()) {
 				t.Fatalf("body of %d bytes differs from the %d sent", got.Len(), want.Len())
 			}
-			eq(t, "trailer", req.Trailer.Get("X-Trailer"), "yes")
-			mustNil(t, s.WriteResponse(&Response{Status: 200}))
+			require.Equal(t, "yes", req.Trailer.Get("X-Trailer"), "trailer")
+			require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 			next := &Request{}
-			mustNil(t, s.ReadRequest(next))
-			eq(t, "pipelined", next.Method+" "+next.Target+" "+next.Header.Get("Host"), "GET / a")
+			require.NoError(t, s.ReadRequest(next))
+			require.Equal(t, "GET / a", next.Method+" "+next.Target+" "+next.Header.Get("Host"), "pipelined")
 		})
 	}
 }

@@ -123,6 +123,9 @@ func (s *Socket) send(parts ...[]byte) error {
 func (s *Socket) beginWrite(ok func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hijacked || s.switched {
+		return s.usable()
+	}
 	if err := ok(); err != nil {
 		return err
 	}
@@ -149,6 +152,7 @@ type serverExchange struct {
 	keepAlive   bool
 	head        bool
 	connect     bool
+	upgrade     bool
 	bodyUnread  bool
 	continueReq bool // the client waits for 100 Continue that was not sent
 	unread      int64
@@ -174,6 +178,7 @@ func (s *Socket) exchange() serverExchange {
 		keepAlive:   s.keepAlive,
 		head:        s.head,
 		connect:     s.connect,
+		upgrade:     s.upgradeReq,
 		bodyUnread:  s.rstate == ReadMessageReady || s.rstate == ReadBodyReady || s.reading,
 		continueReq: s.continueReq && s.wstate != WriteContinueIssued,
 		unread:      s.unread,
@@ -215,11 +220,15 @@ func appendStatusLine(b []byte, res *Response, x serverExchange, ka bool, uf use
 	return b
 }
 
-func validStatus(res *Response) error {
-	if res.Status < 200 || res.Status > 999 {
-		if res.Status >= 100 && res.Status < 200 {
-			return invalid("status %d: interim responses go through WriteResponseContinue", res.Status)
-		}
+// validStatus checks the status and reason of a response; final is false for WriteResponse, which also takes the
+// 1xx statuses other than 100.
+func validStatus(res *Response, final bool) error {
+	switch {
+	case res.Status == 100:
+		return invalid("status 100: use WriteResponseContinue")
+	case res.Status > 100 && res.Status < 200 && final:
+		return invalid("status %d: a streamed response must be final; send 1xx with WriteResponse", res.Status)
+	case res.Status < 100 || res.Status > 999:
 		return invalid("status %d", res.Status)
 	}
 	for i := 0; i < len(res.Reason); i++ {
@@ -237,7 +246,7 @@ func bodyForbidden(status int, connect bool) bool {
 
 // beginResponse starts WriteResponse and WriteResponseMetadata: role and state checks, then the checks common to
 // both on res. On error nothing was written and no state changed.
-func (s *Socket) beginResponse(res *Response) (x serverExchange, uf userFields, forbidden bool, err error) {
+func (s *Socket) beginResponse(res *Response, final bool) (x serverExchange, uf userFields, forbidden bool, err error) {
 	if res == nil {
 		return x, uf, false, invalid("nil *Response")
 	}
@@ -247,7 +256,7 @@ func (s *Socket) beginResponse(res *Response) (x serverExchange, uf userFields, 
 	x = s.exchange()
 	uf, err = s.writeScratch.sortHeader(res.Header, "header")
 	if err == nil {
-		err = validStatus(res)
+		err = validStatus(res, final)
 	}
 	switch {
 	case err != nil:
@@ -262,10 +271,24 @@ func (s *Socket) beginResponse(res *Response) (x serverExchange, uf userFields, 
 	return x, uf, bodyForbidden(res.Status, x.connect), nil
 }
 
-func (s *Socket) writeResponse(res *Response) error {
-	x, uf, forbidden, err := s.beginResponse(res)
+// WriteResponse writes res whole as the answer to the request just read; the write state becomes "finished" and
+// the read state "empty". It adds "Content-Length" (unless given, in which case it must match the body) and
+// "Connection: close" when the exchange is not persistent, after which the connection is closed. Responses to HEAD
+// carry the Content-Length but no body; 204, 304 and 2xx to CONNECT must have an empty body. It fails with
+// ErrWrongDirection unless the socket is a server and with ErrOutOfOrder unless the write state is "empty" or
+// "continue_issued".
+//
+// Status 1xx: 100 goes through WriteResponseContinue. Other interim responses (103 Early Hints) are written as they
+// are and move no state: the final response follows. A 101 Switching Protocols needs a request that asked to
+// upgrade (UpgradeDesired) and an Upgrade header; like a 2xx answer to CONNECT it ends HTTP on the connection, and
+// the caller takes the stream with Hijack (any other operation fails with ErrProtocolSwitched).
+func (s *Socket) WriteResponse(res *Response) error {
+	x, uf, forbidden, err := s.beginResponse(res, false)
 	if err != nil {
 		return err
+	}
+	if res.Status < 200 {
+		return s.writeInformational(res, x, uf)
 	}
 	ws := &s.writeScratch
 	switch {
@@ -277,7 +300,8 @@ func (s *Socket) writeResponse(res *Response) error {
 	if err != nil {
 		return s.abortWrite(err)
 	}
-	ka := s.persistAfter(x, uf)
+	tunnel := x.connect && res.Status < 300
+	ka := tunnel || s.persistAfter(x, uf)
 	b := appendStatusLine(ws.buf[:0], res, x, ka, uf)
 	b = ws.appendFields(b, res.Header)
 	if !uf.hasLength && !forbidden {
@@ -296,8 +320,50 @@ func (s *Socket) writeResponse(res *Response) error {
 	}
 	ws.buf = b
 	s.finishResponse(x, ka)
+	if tunnel {
+		// A CONNECT tunnel starts after this head: the caller takes the stream with Hijack.
+		s.mu.Lock()
+		s.switched = true
+		s.mu.Unlock()
+	}
 	err = s.send(b, body)
 	return s.afterResponse(ka, err)
+}
+
+// writeInformational writes a 1xx response (WriteResponse has checked the role, the state and that it is not
+// 100). A 101 ends HTTP on the connection: the request must have asked to upgrade and the response must name the
+// protocol in Upgrade; afterwards the caller takes the stream with Hijack. Any other 1xx (103 Early Hints) is
+// interim: the states do not move and the final response follows. HTTP/1.0 clients get no 1xx at all (RFC 9110
+// section 15.2).
+func (s *Socket) writeInformational(res *Response, x serverExchange, uf userFields) error {
+	var err error
+	switch {
+	case len(res.Body) > 0 || uf.hasLength:
+		err = invalid("status %d takes no body and no Content-Length", res.Status)
+	case x.minor == 0:
+		err = invalid("status %d to an HTTP/1.0 request", res.Status)
+	case res.Status == 101 && !x.upgrade:
+		err = invalid("101 Switching Protocols to a request that did not ask to upgrade")
+	case res.Status == 101 && len(headerValues(res.Header, "Upgrade")) == 0:
+		err = invalid("101 Switching Protocols without an Upgrade header")
+	}
+	if err != nil {
+		return s.abortWrite(err)
+	}
+	ws := &s.writeScratch
+	b := appendStatusLine(ws.buf[:0], res, x, true, uf)
+	b = ws.appendFields(b, res.Header)
+	b = append(b, "\r\n"...)
+	ws.buf = b
+	if res.Status == 101 {
+		s.mu.Lock()
+		s.switched = true
+		s.wstate = WriteFinished
+		s.rstate = ReadEmpty
+		s.continueReq = false
+		s.mu.Unlock()
+	}
+	return s.abortWrite(s.send(b))
 }
 
 // finishResponse moves the states at the start of the final write: "finished" and "empty", with the unread rest of
@@ -322,7 +388,10 @@ func (s *Socket) afterResponse(ka bool, err error) error {
 	return err
 }
 
-func (s *Socket) writeResponseContinue() error {
+// WriteResponseContinue writes "HTTP/1.1 100 Continue" to a request that asked for it (see ContinueRequired)
+// whose body is not read yet; the write state becomes "continue_issued". Otherwise it writes nothing and fails
+// with ErrWrongDirection (not a server) or ErrOutOfOrder.
+func (s *Socket) WriteResponseContinue() error {
 	err := s.beginWrite(func() error {
 		if s.role != roleServer {
 			return ErrWrongDirection
@@ -342,8 +411,12 @@ func (s *Socket) writeResponseContinue() error {
 	return s.abortWrite(err)
 }
 
-func (s *Socket) writeResponseMetadata(res *Response) error {
-	x, uf, forbidden, err := s.beginResponse(res)
+// WriteResponseMetadata writes the head of a streamed response ("Transfer-Encoding: chunked", or identity when res
+// carries a Content-Length header, or no body framing for HEAD, 204 and 304) and moves the write state to
+// "metadata_issued"; the body follows with Write. A chunked response to an HTTP/1.0 request fails with
+// ErrNativeStreamUnsupported and changes nothing: use WriteResponse.
+func (s *Socket) WriteResponseMetadata(res *Response) error {
+	x, uf, forbidden, err := s.beginResponse(res, true)
 	if err != nil {
 		return err
 	}
@@ -386,7 +459,9 @@ func (s *Socket) streamAllowed() error {
 	return nil
 }
 
-func (s *Socket) write(m Message) error {
+// Write sends m.Body as the next piece of the streamed message (a chunk, when chunked). An empty body writes
+// nothing. It fails with ErrOutOfOrder unless the write state is "metadata_issued".
+func (s *Socket) Write(m Message) error {
 	if m == nil {
 		return invalid("nil Message")
 	}
@@ -425,6 +500,13 @@ func (s *Socket) write(m Message) error {
 }
 
 var crlf = []byte("\r\n")
+
+// WriteTrailers ends the streamed message with m.Trailer as trailer fields (chunked only; a Content-Length message
+// accepts no trailers). A server's write state becomes "finished" (read state "empty"), a client's "empty".
+func (s *Socket) WriteTrailers(m Message) error { return s.writeEnd(m) }
+
+// WriteEndOfMessage ends the streamed message without trailers, like WriteTrailers.
+func (s *Socket) WriteEndOfMessage() error { return s.writeEnd(nil) }
 
 // writeEnd is WriteTrailers (m != nil) and WriteEndOfMessage (m == nil).
 func (s *Socket) writeEnd(m Message) error {
@@ -479,7 +561,7 @@ func (s *Socket) writeEnd(m Message) error {
 }
 
 // requestAllowed is the role and state check of WriteRequest and WriteRequestMetadata; the role is claimed even when
-// the state check fails, as in the seed.
+// the state check fails, as in Boost.Http: the first request-side call decides the role.
 func (s *Socket) requestAllowed() error {
 	if s.role == roleServer {
 		return ErrWrongDirection
@@ -509,6 +591,9 @@ func validRequestLine(req *Request) error {
 		if !isTargetByte(req.Target[i]) {
 			return invalid("target %q", req.Target)
 		}
+	}
+	if req.Target == "*" && req.Method != "OPTIONS" {
+		return invalid("target * with %s (only OPTIONS)", req.Method)
 	}
 	return nil
 }
@@ -540,7 +625,7 @@ func (s *Socket) pushMethod(method string) {
 }
 
 // beginRequest starts WriteRequest and WriteRequestMetadata: role and state checks, then the checks common to both
-// on req. On error nothing was written and no state changed (but the role, as in the seed).
+// on req. On error nothing was written and no state changed (but the role, which the first request-side call decides).
 func (s *Socket) beginRequest(req *Request) (userFields, error) {
 	if req == nil {
 		return userFields{}, invalid("nil *Request")
@@ -561,7 +646,11 @@ func (s *Socket) beginRequest(req *Request) (userFields, error) {
 	return uf, nil
 }
 
-func (s *Socket) writeRequest(req *Request) error {
+// WriteRequest writes req whole, making an undecided socket the client: the request line (HTTP/1.1, or HTTP/1.0
+// when locked), "Content-Length" when the body is not empty, the headers sorted by name, and the body. The write
+// state stays "empty", so requests may be pipelined. A Content-Length header that disagrees with the body or a
+// Transfer-Encoding header is ErrInvalidMessage. No Host header is added.
+func (s *Socket) WriteRequest(req *Request) error {
 	uf, err := s.beginRequest(req)
 	if err != nil {
 		return err
@@ -588,7 +677,10 @@ func (s *Socket) writeRequest(req *Request) error {
 	return s.abortWrite(s.send(b, body))
 }
 
-func (s *Socket) writeRequestMetadata(req *Request) error {
+// WriteRequestMetadata writes the head of a streamed request ("Transfer-Encoding: chunked", or identity when req
+// carries a Content-Length header) and moves the write state to "metadata_issued"; the body follows with Write and
+// ends with WriteTrailers or WriteEndOfMessage. It fails with ErrNativeStreamUnsupported when locked to HTTP/1.0.
+func (s *Socket) WriteRequestMetadata(req *Request) error {
 	uf, err := s.beginRequest(req)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestStreamedContentLength: a streamed message with a Content-Length goes out as identity bytes, and the socket
@@ -13,19 +15,19 @@ func TestStreamedContentLength(t *testing.T) {
 	s, peer := newPair(t)
 	serverGot(t, s, peer, r0)
 	res := &Response{Status: 200, Header: http.Header{"Content-Length": {"10"}}}
-	mustNil(t, s.WriteResponseMetadata(res))
+	require.NoError(t, s.WriteResponseMetadata(res))
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
 	res.Body = []byte("hello")
-	mustNil(t, s.Write(res))
+	require.NoError(t, s.Write(res))
 	expectWire(t, peer, "hello")
 	res.Body = []byte("world!")
-	mustIs(t, s.Write(res), ErrInvalidMessage)
-	mustIs(t, s.WriteEndOfMessage(), ErrInvalidMessage)
+	require.ErrorIs(t, s.Write(res), ErrInvalidMessage)
+	require.ErrorIs(t, s.WriteEndOfMessage(), ErrInvalidMessage)
 	res.Trailer = http.Header{"X": {"1"}}
-	mustIs(t, s.WriteTrailers(res), ErrInvalidMessage)
+	require.ErrorIs(t, s.WriteTrailers(res), ErrInvalidMessage)
 	res.Body = []byte("world")
-	mustNil(t, s.Write(res))
-	mustNil(t, s.WriteEndOfMessage())
+	require.NoError(t, s.Write(res))
+	require.NoError(t, s.WriteEndOfMessage())
 	expectWire(t, peer, "world")
 	states(t, s, ReadEmpty, WriteFinished)
 	expectSilence(t, peer)
@@ -33,9 +35,9 @@ func TestStreamedContentLength(t *testing.T) {
 	// HTTP/1.0 peers take a streamed response when its length is known.
 	serverGot(t, s, peer, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	res = &Response{Status: 200, Header: http.Header{"Content-Length": {"2"}}, Body: []byte("ok")}
-	mustNil(t, s.WriteResponseMetadata(res))
-	mustNil(t, s.Write(res))
-	mustNil(t, s.WriteEndOfMessage())
+	require.NoError(t, s.WriteResponseMetadata(res))
+	require.NoError(t, s.Write(res))
+	require.NoError(t, s.WriteEndOfMessage())
 	expectWire(t, peer, "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok")
 }
 
@@ -51,14 +53,16 @@ func TestWriteRejectsInvalid(t *testing.T) {
 		{Method: "G T", Target: "/"},
 		{Method: "", Target: "/"},
 		{Method: "GET", Target: ""},
+		{Method: "GET", Target: "/a#fragment"},
+		{Method: "GET", Target: "*"},
 		{Method: "GET", Target: "/", Header: http.Header{"Transfer-Encoding": {"chunked"}}},
 		{Method: "POST", Target: "/", Header: http.Header{"Content-Length": {"3"}}, Body: []byte("ab")},
 		{Method: "POST", Target: "/", Header: http.Header{"Content-Length": {"x"}}, Body: []byte("ab")},
 	} {
-		mustIs(t, s.WriteRequest(req), ErrInvalidMessage)
+		require.ErrorIs(t, s.WriteRequest(req), ErrInvalidMessage)
 		states(t, s, ReadEmpty, WriteEmpty)
 	}
-	mustIs(t, s.WriteRequestMetadata(&Request{Method: "GET", Target: "/", Header: http.Header{"Transfer-Encoding": {"gzip"}}}), ErrInvalidMessage)
+	require.ErrorIs(t, s.WriteRequestMetadata(&Request{Method: "GET", Target: "/", Header: http.Header{"Transfer-Encoding": {"gzip"}}}), ErrInvalidMessage)
 	expectSilence(t, peer)
 
 	srv, peer2 := newPair(t)
@@ -70,12 +74,12 @@ func TestWriteRejectsInvalid(t *testing.T) {
 		{Status: 1000},
 		{Status: 200, Header: http.Header{"Content-Length": {"1", "1"}}, Body: []byte("a")},
 	} {
-		mustIs(t, srv.WriteResponse(res), ErrInvalidMessage)
-		mustIs(t, srv.WriteResponseMetadata(res), ErrInvalidMessage)
+		require.ErrorIs(t, srv.WriteResponse(res), ErrInvalidMessage)
+		require.ErrorIs(t, srv.WriteResponseMetadata(res), ErrInvalidMessage)
 		states(t, srv, ReadFinished, WriteEmpty)
 	}
 	expectSilence(t, peer2)
-	mustNil(t, srv.WriteResponse(&Response{Status: 200}))
+	require.NoError(t, srv.WriteResponse(&Response{Status: 200}))
 	expectWire(t, peer2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 }
 
@@ -85,10 +89,10 @@ func TestResponseToHTTP10(t *testing.T) {
 	s, peer := newPair(t)
 	req := serverGot(t, s, peer, "POST /form HTTP/1.0\r\nContent-Length: 3\r\n\r\na=b")
 	readWhole(t, s, req, ReadFinished)
-	eq(t, "body", string(req.Body), "a=b")
-	eq(t, "KeepAlive", s.KeepAlive(), false)
-	mustNil(t, s.WriteResponse(&Response{Status: 201, Body: []byte("made")}))
-	eq(t, "wire", expectClosed(t, peer), "HTTP/1.0 201 Created\r\nConnection: close\r\nContent-Length: 4\r\n\r\nmade")
+	require.Equal(t, "a=b", string(req.Body), "body")
+	require.Equal(t, false, s.KeepAlive(), "KeepAlive")
+	require.NoError(t, s.WriteResponse(&Response{Status: 201, Body: []byte("made")}))
+	require.Equal(t, "HTTP/1.0 201 Created\r\nConnection: close\r\nContent-Length: 4\r\n\r\nmade", expectClosed(t, peer), "wire")
 }
 
 // TestDefaults: a Socket takes header sections up to DefaultMaxHeaderCount fields and a 40 kB cookie without
@@ -99,9 +103,9 @@ func TestDefaults(t *testing.T) {
 		"Cookie: " + strings.Repeat("c", 40000) + "\r\n\r\n"
 	go func() { _, _ = io.WriteString(peer, big) }()
 	req := &Request{}
-	mustNil(t, s.ReadRequest(req))
-	eq(t, "fields", len(req.Header.Values("X-Field")), DefaultMaxHeaderCount-2)
-	eq(t, "cookie length", len(req.Header.Get("Cookie")), 40000)
+	require.NoError(t, s.ReadRequest(req))
+	require.Equal(t, DefaultMaxHeaderCount-2, len(req.Header.Values("X-Field")), "fields")
+	require.Equal(t, 40000, len(req.Header.Get("Cookie")), "cookie length")
 }
 
 // TestSteadyStateAllocs: on a reused Request and Response, reading a request costs two allocations (the head's

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 const getHelp = `Usage: p2phttp get CODE PATH [-o FILE] [flags]
@@ -81,7 +82,7 @@ func runGet(ctx context.Context, env *cliEnv, args []string) error {
 
 	// The first request written makes this end of the symmetric socket the client.
 	client := &http.Client{
-		Transport: symsock.NewRoundTripper(symsock.New(sess.Stream())),
+		Transport: symhttp.NewRoundTripper(symsock.New(sess.Stream())),
 		// Redirects within the peer are followed; one elsewhere would be sent to the peer too, so it is shown instead.
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if req.URL.Host != u.Host || len(via) >= 10 {

@@ -12,7 +12,8 @@ import (
 )
 
 // newHandler is what serve answers with: the files under dir (Range, If-Modified-Since and directory listings, as
-// http.FileServer does; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy. It returns a
+// http.FileServer does; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades
+// such as WebSockets included: the proxy hijacks the symsock connection after the web server's 101). It returns a
 // description for the user.
 func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, error) {
 	switch {
@@ -43,9 +44,10 @@ func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, erro
 				pr.SetXForwarded()
 			},
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// The details (addresses, Go types) are for this peer's operator, not for the guest.
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				log.Warn("proxy: local web server failed", "target", target.String(), "path", r.URL.Path, "err", err)
-				http.Error(w, "p2phttp: the web server behind this peer did not answer: "+err.Error(), http.StatusBadGateway)
+				http.Error(w, "p2phttp: the web server behind this peer did not answer", http.StatusBadGateway)
 			},
 		}, "the web server at " + target.String(), nil
 	default:

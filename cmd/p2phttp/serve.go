@@ -13,6 +13,7 @@ import (
 	"github.com/p2phttp/p2phttp/rendezvous"
 	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 const serveHelp = `Usage: p2phttp serve [--dir DIR | --proxy URL] [flags] [CODE]
@@ -148,7 +149,7 @@ func serveSession(ctx context.Context, sess *rendezvous.Session, rl *requestLog,
 	serveStream := func(c net.Conn) {
 		defer wg.Done()
 		defer c.Close()
-		if err := symsock.Serve(symsock.New(c), counted); err != nil && ctx.Err() == nil {
+		if err := symhttp.Serve(symsock.New(c), counted); err != nil && ctx.Err() == nil {
 			log.Debug("stream ended", "err", err)
 		}
 	}

@@ -1,15 +1,17 @@
-// Command fetch fetches a path from a peer with net/http's client: the request goes over the symmetric socket, which
-// becomes the client because it writes the first request.
+// Command fetch fetches paths from a peer with an ordinary *http.Client: symhttp.NewTransport runs each request on
+// a stream of its own (sess.OpenStream), all at once, and the peer serves every stream with symhttp.Serve. Each
+// body goes to stdout whole, in the order of the arguments.
 //
 // Run it against the serve example (or `p2phttp serve`), with a signalling server, in three terminals:
 //
 //	go run ./cmd/p2phttp signal --http 127.0.0.1:8080 --stun 127.0.0.1:3478
 //	go run ./examples/serve -signal http://127.0.0.1:8080 -code 7-amber-otter
-//	go run ./examples/fetch -signal http://127.0.0.1:8080 -code 7-amber-otter /hello
+//	go run ./examples/fetch -signal http://127.0.0.1:8080 -code 7-amber-otter /hello /hello/again
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,10 +19,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"time"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
-	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 func main() {
@@ -29,8 +32,8 @@ func main() {
 	udpAddr := flag.String("udp", ":0", "local UDP address")
 	code := flag.String("code", "", "room code shared with the peer")
 	flag.Parse()
-	if *code == "" || flag.NArg() != 1 {
-		log.Fatal("usage: fetch -code CODE [-signal URL] PATH")
+	if *code == "" || flag.NArg() == 0 {
+		log.Fatal("usage: fetch -code CODE [-signal URL] PATH...")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -44,26 +47,49 @@ func main() {
 		log.Fatal(err)
 	}
 	defer sess.Close()
-	if err := fetch(ctx, sess, flag.Arg(0), os.Stdout); err != nil {
+	client := &http.Client{Transport: symhttp.NewTransport(sess.OpenStream)}
+	if err := fetchAll(ctx, client, flag.Args(), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// fetch GETs path from the peer over the session's first stream and copies the body to w.
-func fetch(ctx context.Context, sess *rendezvous.Session, path string, w io.Writer) error {
-	client := &http.Client{Transport: symsock.NewRoundTripper(symsock.New(sess.Stream()))}
+// fetchAll GETs every path from the peer concurrently and writes the bodies to w in order.
+func fetchAll(ctx context.Context, client *http.Client, paths []string, w io.Writer) error {
+	bodies := make([][]byte, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bodies[i], errs[i] = fetch(ctx, client, path)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, b := range bodies {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetch GETs path from the peer and returns the whole body.
+func fetch(ctx context.Context, client *http.Client, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://peer"+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch: peer answered %s", resp.Status)
+		return nil, fmt.Errorf("fetch: peer answered %s for %s", resp.Status, path)
 	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return io.ReadAll(resp.Body)
 }

@@ -1,5 +1,5 @@
 // Command serve serves an http.Handler to a peer over p2phttp: every stream the peer opens is answered by the
-// handler through symsock.Serve.
+// handler through symhttp.Serve.
 //
 // Run it with a signalling server and the fetch example, in three terminals:
 //
@@ -20,6 +20,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/rendezvous"
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 func main() {
@@ -44,9 +45,11 @@ func main() {
 	fmt.Fprintf(os.Stderr, "serve: peer %s connected, rtt %s\n", sess.Report().RemoteAddr, sess.Report().RTT)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+	hello := func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello, peer! you asked for %s\n", r.URL.Path)
-	})
+	}
+	mux.HandleFunc("GET /hello", hello)
+	mux.HandleFunc("GET /hello/{more...}", hello)
 	if err := serve(ctx, sess, mux); err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +60,7 @@ func serve(ctx context.Context, sess *rendezvous.Session, h http.Handler) error 
 	serveStream := func(c net.Conn) {
 		defer c.Close()
 		// The socket is undecided until its first action: ReadRequest, inside Serve, makes this end the server.
-		if err := symsock.Serve(symsock.New(c), h); err != nil {
+		if err := symhttp.Serve(symsock.New(c), h); err != nil {
 			log.Printf("serve: stream ended: %v", err)
 		}
 	}

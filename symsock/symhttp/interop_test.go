@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -23,6 +23,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // Interoperability with net/http over loopback TCP, both ways: a symsock server (Serve, or the raw socket API)
@@ -37,13 +41,13 @@ type symsockServer struct {
 }
 
 func startSymsockServer(t *testing.T, h http.Handler) *symsockServer {
-	return startSymsockServerFunc(t, func(s *Socket) error { return Serve(s, h) })
+	return startSymsockServerFunc(t, func(s *symsock.Socket) error { return Serve(s, h) })
 }
 
-func startSymsockServerFunc(tb testing.TB, serve func(*Socket) error) *symsockServer {
+func startSymsockServerFunc(tb testing.TB, serve func(*symsock.Socket) error) *symsockServer {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	mustNil(tb, err)
+	require.NoError(tb, err)
 	srv := &symsockServer{URL: "http://" + ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -63,7 +67,7 @@ func startSymsockServerFunc(tb testing.TB, serve func(*Socket) error) *symsockSe
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := serve(New(c)); err != nil && !errors.Is(err, net.ErrClosed) {
+				if err := serve(symsock.New(c)); err != nil && !errors.Is(err, net.ErrClosed) {
 					tb.Logf("serve: %v", err)
 				}
 			}()
@@ -91,17 +95,17 @@ func netHTTPClient(t *testing.T) *http.Client {
 func get(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	res, err := c.Do(req)
-	mustNil(t, err)
+	require.NoError(t, err)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return res, string(b)
 }
 
 func newReq(t *testing.T, method, url string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return req
 }
 
@@ -144,28 +148,28 @@ func TestInteropServerNetHTTPClient(t *testing.T) {
 	}
 
 	res, body := do(newReq(t, "POST", srv.URL+"/echo", strings.NewReader("content-length body")))
-	eq(t, "CL echo", body, "content-length body")
-	eq(t, "server saw length", res.Header.Get("X-Got-Length"), "19")
-	eq(t, "response length", res.ContentLength, int64(19))
+	require.Equal(t, "content-length body", body, "CL echo")
+	require.Equal(t, "19", res.Header.Get("X-Got-Length"), "server saw length")
+	require.Equal(t, int64(19), res.ContentLength, "response length")
 
 	res, body = do(newReq(t, "POST", srv.URL+"/echo", opaqueReader{strings.NewReader("chunked body")}))
-	eq(t, "chunked echo", body, "chunked body")
-	eq(t, "server saw chunked", res.Header.Get("X-Got-TE"), "chunked")
-	eq(t, "server saw length", res.Header.Get("X-Got-Length"), "-1")
+	require.Equal(t, "chunked body", body, "chunked echo")
+	require.Equal(t, "chunked", res.Header.Get("X-Got-TE"), "server saw chunked")
+	require.Equal(t, "-1", res.Header.Get("X-Got-Length"), "server saw length")
 
 	res, body = do(newReq(t, "GET", srv.URL+"/big", nil))
-	eq(t, "big body", body == big, true)
-	eq(t, "big is chunked", strings.Join(res.TransferEncoding, ","), "chunked")
+	require.Equal(t, true, body == big, "big body")
+	require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), "big is chunked")
 
 	req := newReq(t, "POST", srv.URL+"/echo", opaqueReader{strings.NewReader("with trailers")})
 	req.Trailer = http.Header{"X-Req-Trailer": nil}
 	req.Body = io.NopCloser(&trailerSetter{r: strings.NewReader("with trailers"), set: func() { req.Trailer.Set("X-Req-Trailer", "t1") }})
 	res, body = do(req)
-	eq(t, "trailer echo body", body, "with trailers")
-	eq(t, "response trailer from request trailer", res.Trailer.Get("X-Echo-Trailer"), "t1")
+	require.Equal(t, "with trailers", body, "trailer echo body")
+	require.Equal(t, "t1", res.Trailer.Get("X-Echo-Trailer"), "response trailer from request trailer")
 
-	eq(t, "connections", srv.accepted.Load(), int32(1))
-	eq(t, "reuse", fmt.Sprint(reused), "[false true true true]")
+	require.Equal(t, int32(1), srv.accepted.Load(), "connections")
+	require.Equal(t, "[false true true true]", fmt.Sprint(reused), "reuse")
 }
 
 // trailerSetter calls set when r is exhausted: request trailers are final only once the body is read (net/http).
@@ -197,9 +201,9 @@ func TestInteropServerExpectContinue(t *testing.T) {
 	req := newReq(t, "PUT", srv.URL+"/echo", strings.NewReader("after continue"))
 	req.Header.Set("Expect", "100-continue")
 	res, body := get(t, c, req.WithContext(ctx))
-	eq(t, "got 100 Continue", got100.Load(), true)
-	eq(t, "body", body, "after continue")
-	eq(t, "status", res.StatusCode, 200)
+	require.Equal(t, true, got100.Load(), "got 100 Continue")
+	require.Equal(t, "after continue", body, "body")
+	require.Equal(t, 200, res.StatusCode, "status")
 
 	got100.Store(false)
 	sent := &countingReader{r: strings.NewReader(strings.Repeat("z", 1<<20))}
@@ -207,9 +211,9 @@ func TestInteropServerExpectContinue(t *testing.T) {
 	req.ContentLength = 1 << 20
 	req.Header.Set("Expect", "100-continue")
 	res, _ = get(t, c, req.WithContext(ctx))
-	eq(t, "status", res.StatusCode, 401)
-	eq(t, "no 100 for a denied request", got100.Load(), false)
-	eq(t, "body bytes sent", sent.n.Load(), int64(0))
+	require.Equal(t, 401, res.StatusCode, "status")
+	require.Equal(t, false, got100.Load(), "no 100 for a denied request")
+	require.Equal(t, int64(0), sent.n.Load(), "body bytes sent")
 }
 
 type countingReader struct {
@@ -229,53 +233,53 @@ func TestInteropServerFileServer(t *testing.T) {
 	for i := range content {
 		content[i] = byte(i * 7)
 	}
-	mustNil(t, os.WriteFile(filepath.Join(dir, "data.bin"), content, 0o644))
-	mustNil(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>index</p>"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.bin"), content, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>index</p>"), 0o644))
 	srv := startSymsockServer(t, http.FileServer(http.Dir(dir)))
 	c := netHTTPClient(t)
 
 	res, body := get(t, c, newReq(t, "GET", srv.URL+"/data.bin", nil))
-	eq(t, "whole file", body == string(content), true)
-	eq(t, "Content-Length", res.ContentLength, int64(len(content)))
-	eq(t, "Accept-Ranges", res.Header.Get("Accept-Ranges"), "bytes")
+	require.Equal(t, true, body == string(content), "whole file")
+	require.Equal(t, int64(len(content)), res.ContentLength, "Content-Length")
+	require.Equal(t, "bytes", res.Header.Get("Accept-Ranges"), "Accept-Ranges")
 
 	req := newReq(t, "GET", srv.URL+"/data.bin", nil)
 	req.Header.Set("Range", "bytes=1000-1999")
 	res, body = get(t, c, req)
-	eq(t, "range status", res.StatusCode, http.StatusPartialContent)
-	eq(t, "Content-Range", res.Header.Get("Content-Range"), fmt.Sprintf("bytes 1000-1999/%d", len(content)))
-	eq(t, "range body", body == string(content[1000:2000]), true)
+	require.Equal(t, http.StatusPartialContent, res.StatusCode, "range status")
+	require.Equal(t, fmt.Sprintf("bytes 1000-1999/%d", len(content)), res.Header.Get("Content-Range"), "Content-Range")
+	require.Equal(t, true, body == string(content[1000:2000]), "range body")
 
 	req = newReq(t, "GET", srv.URL+"/data.bin", nil)
 	req.Header.Set("Range", "bytes=0-9,-10")
 	res, body = get(t, c, req)
-	eq(t, "multi-range status", res.StatusCode, http.StatusPartialContent)
+	require.Equal(t, http.StatusPartialContent, res.StatusCode, "multi-range status")
 	mt, params, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	mustNil(t, err)
-	eq(t, "multipart", mt, "multipart/byteranges")
+	require.NoError(t, err)
+	require.Equal(t, "multipart/byteranges", mt, "multipart")
 	mr := multipart.NewReader(strings.NewReader(body), params["boundary"])
 	for _, want := range [][]byte{content[:10], content[len(content)-10:]} {
 		p, err := mr.NextPart()
-		mustNil(t, err)
+		require.NoError(t, err)
 		got, err := io.ReadAll(p)
-		mustNil(t, err)
-		eq(t, "part", bytes.Equal(got, want), true)
+		require.NoError(t, err)
+		require.Equal(t, true, bytes.Equal(got, want), "part")
 	}
 
 	res, body = get(t, c, newReq(t, "HEAD", srv.URL+"/data.bin", nil))
-	eq(t, "HEAD length", res.ContentLength, int64(len(content)))
-	eq(t, "HEAD body", body, "")
+	require.Equal(t, int64(len(content)), res.ContentLength, "HEAD length")
+	require.Equal(t, "", body, "HEAD body")
 
 	req = newReq(t, "GET", srv.URL+"/data.bin", nil)
 	req.Header.Set("If-Modified-Since", res.Header.Get("Last-Modified"))
 	res, body = get(t, c, req)
-	eq(t, "304", res.StatusCode, http.StatusNotModified)
-	eq(t, "304 body", body, "")
+	require.Equal(t, http.StatusNotModified, res.StatusCode, "304")
+	require.Equal(t, "", body, "304 body")
 
 	res, body = get(t, c, newReq(t, "GET", srv.URL+"/", nil))
-	eq(t, "index", body, "<p>index</p>")
-	eq(t, "index type", res.Header.Get("Content-Type"), "text/html; charset=utf-8")
-	eq(t, "one connection", srv.accepted.Load(), int32(1))
+	require.Equal(t, "<p>index</p>", body, "index")
+	require.Equal(t, "text/html; charset=utf-8", res.Header.Get("Content-Type"), "index type")
+	require.Equal(t, int32(1), srv.accepted.Load(), "one connection")
 }
 
 func TestInteropServerStatusesAndClose(t *testing.T) {
@@ -290,23 +294,23 @@ func TestInteropServerStatusesAndClose(t *testing.T) {
 	c := netHTTPClient(t)
 
 	res, body := get(t, c, newReq(t, "GET", srv.URL+"/204", nil))
-	eq(t, "204", res.StatusCode, 204)
-	eq(t, "204 body", body, "")
+	require.Equal(t, 204, res.StatusCode, "204")
+	require.Equal(t, "", body, "204 body")
 	_, body = get(t, c, newReq(t, "GET", srv.URL+"/", nil))
-	eq(t, "after 204", body, "root")
-	eq(t, "connections", srv.accepted.Load(), int32(1))
+	require.Equal(t, "root", body, "after 204")
+	require.Equal(t, int32(1), srv.accepted.Load(), "connections")
 
 	res, _ = get(t, c, newReq(t, "GET", srv.URL+"/close", nil))
-	eq(t, "server close", res.Close, true)
+	require.Equal(t, true, res.Close, "server close")
 	get(t, c, newReq(t, "GET", srv.URL+"/", nil))
-	eq(t, "new connection after server close", srv.accepted.Load(), int32(2))
+	require.Equal(t, int32(2), srv.accepted.Load(), "new connection after server close")
 
 	req := newReq(t, "GET", srv.URL+"/", nil)
 	req.Close = true
 	res, _ = get(t, c, req)
-	eq(t, "client close", res.Close, true)
+	require.Equal(t, true, res.Close, "client close")
 	get(t, c, newReq(t, "GET", srv.URL+"/", nil))
-	eq(t, "new connection after client close", srv.accepted.Load(), int32(3))
+	require.Equal(t, int32(3), srv.accepted.Load(), "new connection after client close")
 }
 
 func TestInteropServerFlushStreaming(t *testing.T) {
@@ -314,45 +318,45 @@ func TestInteropServerFlushStreaming(t *testing.T) {
 	srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_, _ = io.WriteString(w, "tick 1\n")
-		mustNil(t, rc.Flush())
+		require.NoError(t, rc.Flush())
 		<-step
 		_, _ = io.WriteString(w, "tick 2\n")
 	}))
 	res, err := netHTTPClient(t).Get(srv.URL)
-	mustNil(t, err)
+	require.NoError(t, err)
 	defer res.Body.Close()
 	br := bufio.NewReader(res.Body)
 	line, err := br.ReadString('\n')
-	mustNil(t, err)
-	eq(t, "first line before the handler finished", line, "tick 1\n")
+	require.NoError(t, err)
+	require.Equal(t, "tick 1\n", line, "first line before the handler finished")
 	close(step)
 	rest, err := io.ReadAll(br)
-	mustNil(t, err)
-	eq(t, "rest", string(rest), "tick 2\n")
+	require.NoError(t, err)
+	require.Equal(t, "tick 2\n", string(rest), "rest")
 }
 
 // TestInteropRawServerNetHTTPClient answers net/http's client with the socket's own API.
 func TestInteropRawServerNetHTTPClient(t *testing.T) {
-	srv := startSymsockServerFunc(t, func(s *Socket) error {
-		return rawServe(s, func(req *Request, res *Response) {
-			*res = Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
+	srv := startSymsockServerFunc(t, func(s *symsock.Socket) error {
+		return rawServe(s, func(req *symsock.Request, res *symsock.Response) {
+			*res = symsock.Response{Status: 200, Header: http.Header{"X-Method": {req.Method}}, Body: append([]byte(req.Target+" "), req.Body...)}
 		})
 	})
 	c := netHTTPClient(t)
 	for i := range 3 {
 		res, body := get(t, c, newReq(t, "POST", fmt.Sprintf("%s/r%d", srv.URL, i), strings.NewReader("payload")))
-		eq(t, "body", body, fmt.Sprintf("/r%d payload", i))
-		eq(t, "method", res.Header.Get("X-Method"), "POST")
+		require.Equal(t, fmt.Sprintf("/r%d payload", i), body, "body")
+		require.Equal(t, "POST", res.Header.Get("X-Method"), "method")
 	}
-	eq(t, "connections", srv.accepted.Load(), int32(1))
+	require.Equal(t, int32(1), srv.accepted.Load(), "connections")
 }
 
 // roundTripClient dials srv and returns an http.Client whose transport is a RoundTripper over that connection.
-func roundTripClient(t *testing.T, srv *httptest.Server) (*http.Client, *Socket) {
+func roundTripClient(t *testing.T, srv *httptest.Server) (*http.Client, *symsock.Socket) {
 	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	mustNil(t, err)
-	s := New(conn)
+	require.NoError(t, err)
+	s := symsock.New(conn)
 	t.Cleanup(func() { s.Close() })
 	return &http.Client{Transport: NewRoundTripper(s), Timeout: testTimeout}, s
 }
@@ -391,56 +395,56 @@ func TestInteropClientHTTPTestServer(t *testing.T) {
 	c, _ := roundTripClient(t, srv)
 
 	res, body := get(t, c, newReq(t, "POST", srv.URL+"/echo", strings.NewReader("small")))
-	eq(t, "CL echo", body, "small")
-	eq(t, "server saw CL", res.Header.Get("X-Got-Length"), "5")
+	require.Equal(t, "small", body, "CL echo")
+	require.Equal(t, "5", res.Header.Get("X-Got-Length"), "server saw CL")
 
 	big := strings.Repeat("L", 300<<10) // over the one-write limit: streamed with its Content-Length
 	res, body = get(t, c, newReq(t, "POST", srv.URL+"/echo", strings.NewReader(big)))
-	eq(t, "big CL echo", body == big, true)
-	eq(t, "server saw big CL", res.Header.Get("X-Got-Length"), fmt.Sprint(len(big)))
+	require.Equal(t, true, body == big, "big CL echo")
+	require.Equal(t, fmt.Sprint(len(big)), res.Header.Get("X-Got-Length"), "server saw big CL")
 
 	res, body = get(t, c, newReq(t, "POST", srv.URL+"/echo", opaqueReader{strings.NewReader("unknown length")}))
-	eq(t, "chunked echo", body, "unknown length")
-	eq(t, "server saw chunked", res.Header.Get("X-Got-TE"), "chunked")
+	require.Equal(t, "unknown length", body, "chunked echo")
+	require.Equal(t, "chunked", res.Header.Get("X-Got-TE"), "server saw chunked")
 
 	req := newReq(t, "POST", srv.URL+"/echo", nil)
 	req.Trailer = http.Header{"X-Req-Trailer": nil}
 	req.Body = io.NopCloser(&trailerSetter{r: strings.NewReader("trailing"), set: func() { req.Trailer.Set("X-Req-Trailer", "rt") }})
 	req.ContentLength = -1
 	res, body = get(t, c, req)
-	eq(t, "trailer body", body, "trailing")
-	eq(t, "request trailer reached the server", res.Trailer.Get("X-Echo-Trailer"), "rt")
+	require.Equal(t, "trailing", body, "trailer body")
+	require.Equal(t, "rt", res.Trailer.Get("X-Echo-Trailer"), "request trailer reached the server")
 
 	res, body = get(t, c, newReq(t, "GET", srv.URL+"/stream", nil))
-	eq(t, "stream", body, "part 0\npart 1\npart 2\n")
-	eq(t, "chunked", strings.Join(res.TransferEncoding, ","), "chunked")
-	eq(t, "response trailer", res.Trailer.Get("X-Done"), "yes")
+	require.Equal(t, "part 0\npart 1\npart 2\n", body, "stream")
+	require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), "chunked")
+	require.Equal(t, "yes", res.Trailer.Get("X-Done"), "response trailer")
 
 	res, body = get(t, c, newReq(t, "HEAD", srv.URL+"/file", nil))
-	eq(t, "HEAD length", res.ContentLength, int64(len("file content")))
-	eq(t, "HEAD body", body, "")
+	require.Equal(t, int64(len("file content")), res.ContentLength, "HEAD length")
+	require.Equal(t, "", body, "HEAD body")
 
 	res, body = get(t, c, newReq(t, "GET", srv.URL+"/204", nil))
-	eq(t, "204", res.StatusCode, 204)
-	eq(t, "204 body", body, "")
+	require.Equal(t, 204, res.StatusCode, "204")
+	require.Equal(t, "", body, "204 body")
 
 	req = newReq(t, "GET", srv.URL+"/file", nil)
 	req.Header.Set("If-Modified-Since", time.Unix(1700000000, 0).UTC().Format(http.TimeFormat))
 	res, body = get(t, c, req)
-	eq(t, "304", res.StatusCode, 304)
-	eq(t, "304 body", body, "")
+	require.Equal(t, 304, res.StatusCode, "304")
+	require.Equal(t, "", body, "304 body")
 
 	req = newReq(t, "GET", srv.URL+"/file", nil)
 	req.Header.Set("Range", "bytes=5-")
 	res, body = get(t, c, req)
-	eq(t, "206", res.StatusCode, 206)
-	eq(t, "range", body, "content")
+	require.Equal(t, 206, res.StatusCode, "206")
+	require.Equal(t, "content", body, "range")
 
 	res, body = get(t, c, newReq(t, "GET", srv.URL+"/redirect", nil))
-	eq(t, "redirect followed on the same socket", body, "file content")
-	eq(t, "final URL", res.Request.URL.Path, "/file")
+	require.Equal(t, "file content", body, "redirect followed on the same socket")
+	require.Equal(t, "/file", res.Request.URL.Path, "final URL")
 
-	eq(t, "one connection for every request", conns.Load(), int32(1))
+	require.Equal(t, int32(1), conns.Load(), "one connection for every request")
 }
 
 func TestInteropClientExpectContinue(t *testing.T) {
@@ -455,8 +459,8 @@ func TestInteropClientExpectContinue(t *testing.T) {
 	req := newReq(t, "PUT", srv.URL+"/echo", strings.NewReader("continued"))
 	req.Header.Set("Expect", "100-continue")
 	_, echoed := get(t, c, req.WithContext(ctx))
-	eq(t, "net/http sent 100 Continue", got100.Load(), true)
-	eq(t, "body", echoed, "continued")
+	require.Equal(t, true, got100.Load(), "net/http sent 100 Continue")
+	require.Equal(t, "continued", echoed, "body")
 
 	got100.Store(false)
 	sent := &countingReader{r: strings.NewReader(strings.Repeat("q", 1<<20))}
@@ -464,20 +468,20 @@ func TestInteropClientExpectContinue(t *testing.T) {
 	req.ContentLength = 1 << 20
 	req.Header.Set("Expect", "100-continue")
 	res, body := get(t, c, req.WithContext(ctx))
-	eq(t, "status", res.StatusCode, 403)
-	eq(t, "denial body", body, "no\n")
-	eq(t, "no 100", got100.Load(), false)
-	eq(t, "body withheld", sent.n.Load(), int64(0))
+	require.Equal(t, 403, res.StatusCode, "status")
+	require.Equal(t, "no\n", body, "denial body")
+	require.Equal(t, false, got100.Load(), "no 100")
+	require.Equal(t, int64(0), sent.n.Load(), "body withheld")
 	// A Content-Length body that was never sent leaves the connection unusable: it is closed.
-	eq(t, "socket closed", s.IsOpen(), false)
+	require.Equal(t, false, s.IsOpen(), "socket closed")
 	_, err := c.Get(srv.URL + "/echo")
-	mustIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
 }
 
 func TestInteropClientExpectContinueTimeout(t *testing.T) {
 	// A peer that never answers 100 Continue still gets the body after ExpectContinueTimeout.
 	conn, peer := tcpPair(t)
-	rt := &RoundTripper{Socket: New(conn), ExpectContinueTimeout: 20 * time.Millisecond}
+	rt := &RoundTripper{Socket: symsock.New(conn), ExpectContinueTimeout: 20 * time.Millisecond}
 	go func() {
 		br := bufio.NewReader(peer)
 		req, err := http.ReadRequest(br)
@@ -490,10 +494,10 @@ func TestInteropClientExpectContinueTimeout(t *testing.T) {
 	req := newReq(t, "POST", "http://peer/x", strings.NewReader("eventually"))
 	req.Header.Set("Expect", "100-continue")
 	res, err := rt.RoundTrip(req)
-	mustNil(t, err)
+	require.NoError(t, err)
 	b, err := io.ReadAll(res.Body)
-	mustNil(t, err)
-	eq(t, "echo", string(b), "eventually")
+	require.NoError(t, err)
+	require.Equal(t, "eventually", string(b), "echo")
 }
 
 func TestInteropClientConnectionClose(t *testing.T) {
@@ -507,19 +511,19 @@ func TestInteropClientConnectionClose(t *testing.T) {
 
 	c, s := roundTripClient(t, srv)
 	res, body := get(t, c, newReq(t, "GET", srv.URL+"/close", nil))
-	eq(t, "body", body, "bye")
-	eq(t, "Close", res.Close, true)
-	eq(t, "socket closed", s.IsOpen(), false)
+	require.Equal(t, "bye", body, "body")
+	require.Equal(t, true, res.Close, "Close")
+	require.Equal(t, false, s.IsOpen(), "socket closed")
 	_, err := c.Get(srv.URL + "/")
-	mustIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
 
 	c, s = roundTripClient(t, srv)
 	req := newReq(t, "GET", srv.URL+"/", nil)
 	req.Close = true
 	res, body = get(t, c, req)
-	eq(t, "body", body, "hi")
-	eq(t, "Close", res.Close, true)
-	eq(t, "socket closed", s.IsOpen(), false)
+	require.Equal(t, "hi", body, "body")
+	require.Equal(t, true, res.Close, "Close")
+	require.Equal(t, false, s.IsOpen(), "socket closed")
 }
 
 func TestInteropClientHTTP10(t *testing.T) {
@@ -527,10 +531,10 @@ func TestInteropClientHTTP10(t *testing.T) {
 	c, s := roundTripClient(t, srv)
 	s.LockClientToHTTP10()
 	res, body := get(t, c, newReq(t, "POST", srv.URL+"/", opaqueReader{strings.NewReader("buffered for 1.0")}))
-	eq(t, "body", body, "buffered for 1.0")
-	eq(t, "server saw 1.0", res.Header.Get("X-Got-Proto"), "HTTP/1.0")
-	eq(t, "sent with a length", res.Header.Get("X-Got-Length"), "16")
-	eq(t, "1.0 exchange closes", s.IsOpen(), false)
+	require.Equal(t, "buffered for 1.0", body, "body")
+	require.Equal(t, "HTTP/1.0", res.Header.Get("X-Got-Proto"), "server saw 1.0")
+	require.Equal(t, "16", res.Header.Get("X-Got-Length"), "sent with a length")
+	require.Equal(t, false, s.IsOpen(), "1.0 exchange closes")
 }
 
 func TestInteropClientPipelinedRaw(t *testing.T) {
@@ -539,23 +543,23 @@ func TestInteropClientPipelinedRaw(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, b)
 	}))
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	mustNil(t, err)
-	s := New(conn)
+	require.NoError(t, err)
+	s := symsock.New(conn)
 	defer s.Close()
 	host := http.Header{"Host": {"x"}}
-	mustNil(t, s.WriteRequest(&Request{Method: "GET", Target: "/a", Header: host}))
-	mustNil(t, s.WriteRequest(&Request{Method: "HEAD", Target: "/b", Header: host}))
-	mustNil(t, s.WriteRequest(&Request{Method: "POST", Target: "/c", Header: host, Body: []byte("body")}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "GET", Target: "/a", Header: host}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "HEAD", Target: "/b", Header: host}))
+	require.NoError(t, s.WriteRequest(&symsock.Request{Method: "POST", Target: "/c", Header: host, Body: []byte("body")}))
 	for _, want := range []string{"GET /a ", "", "POST /c body"} {
-		var res Response
-		mustNil(t, s.ReadResponse(&res))
-		for s.ReadState() != ReadEmpty {
-			mustNil(t, s.ReadSome(&res))
+		var res symsock.Response
+		require.NoError(t, s.ReadResponse(&res))
+		for s.ReadState() != symsock.ReadEmpty {
+			require.NoError(t, s.ReadSome(&res))
 		}
-		eq(t, "status", res.Status, 200)
-		eq(t, "body", string(res.Body), want)
+		require.Equal(t, 200, res.Status, "status")
+		require.Equal(t, want, string(res.Body), "body")
 	}
-	eq(t, "connections", conns.Load(), int32(1))
+	require.Equal(t, int32(1), conns.Load(), "connections")
 }
 
 func TestInteropClientConcurrentRoundTrips(t *testing.T) {
@@ -589,7 +593,7 @@ func TestInteropClientConcurrentRoundTrips(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	eq(t, "connections", conns.Load(), int32(1))
+	require.Equal(t, int32(1), conns.Load(), "connections")
 }
 
 func TestInteropClientCancel(t *testing.T) {
@@ -607,10 +611,10 @@ func TestInteropClientCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-entered; cancel() }()
 	_, err := c.Do(newReq(t, "GET", srv.URL+"/", nil).WithContext(ctx))
-	mustIs(t, err, context.Canceled)
-	eq(t, "socket closed", s.IsOpen(), false)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, false, s.IsOpen(), "socket closed")
 	_, err = c.Get(srv.URL + "/")
-	mustIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
 }
 
 func TestInteropClientBodyClose(t *testing.T) {
@@ -623,18 +627,18 @@ func TestInteropClientBodyClose(t *testing.T) {
 	}))
 	c, s := roundTripClient(t, srv)
 	res, err := c.Get(srv.URL + "/small")
-	mustNil(t, err)
-	mustNil(t, res.Body.Close()) // unread rest drained: the socket stays usable
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close()) // unread rest drained: the socket stays usable
 	_, body := get(t, c, newReq(t, "GET", srv.URL+"/small", nil))
-	eq(t, "after drain", body, strings.Repeat("b", 10))
+	require.Equal(t, strings.Repeat("b", 10), body, "after drain")
 
 	res, err = c.Get(srv.URL + "/huge")
-	mustNil(t, err)
-	mustNil(t, res.Body.Close()) // too much left to drain: closed
-	eq(t, "socket closed", s.IsOpen(), false)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close()) // too much left to drain: closed
+	require.Equal(t, false, s.IsOpen(), "socket closed")
 	_, err = res.Body.Read(make([]byte, 1))
-	mustIs(t, err, http.ErrBodyReadAfterClose)
-	eq(t, "connections", conns.Load(), int32(1))
+	require.ErrorIs(t, err, http.ErrBodyReadAfterClose)
+	require.Equal(t, int32(1), conns.Load(), "connections")
 }
 
 func TestInteropClientBodyLength(t *testing.T) {
@@ -643,7 +647,7 @@ func TestInteropClientBodyLength(t *testing.T) {
 	req := newReq(t, "POST", srv.URL+"/", io.NopCloser(strings.NewReader("short")))
 	req.ContentLength = 10
 	_, err := c.Do(req)
-	mustIs(t, err, ErrBodyLength)
+	require.ErrorIs(t, err, ErrBodyLength)
 }
 
 // heapGrowth runs f and returns how many bytes the whole process allocated meanwhile.
@@ -689,16 +693,16 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 		srv := startSymsockServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := sha256.New()
 			_, err := io.Copy(h, r.Body)
-			mustNil(t, err)
+			require.NoError(t, err)
 			sums <- fmt.Sprintf("%x", h.Sum(nil))
 		}))
 		c := netHTTPClient(t)
 		grew := heapGrowth(func() {
 			res, body := get(t, c, newReq(t, "POST", srv.URL+"/", opaqueReader{&patternReader{n: bigBody}}))
-			eq(t, "status", res.StatusCode, 200)
-			eq(t, "body", body, "")
+			require.Equal(t, 200, res.StatusCode, "status")
+			require.Equal(t, "", body, "body")
 		})
-		eq(t, "sha256", <-sums, wantSum)
+		require.Equal(t, wantSum, <-sums, "sha256")
 		if grew > bounded {
 			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
 		}
@@ -712,14 +716,14 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 		var sum string
 		grew := heapGrowth(func() {
 			res, err := c.Get(srv.URL)
-			mustNil(t, err)
+			require.NoError(t, err)
 			h := sha256.New()
 			_, err = io.Copy(h, res.Body)
-			mustNil(t, err)
+			require.NoError(t, err)
 			res.Body.Close()
 			sum = fmt.Sprintf("%x", h.Sum(nil))
 		})
-		eq(t, "sha256", sum, wantSum)
+		require.Equal(t, wantSum, sum, "sha256")
 		if grew > bounded {
 			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
 		}
@@ -728,25 +732,25 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 		conn, peer := tcpPair(t)
 		_ = conn.SetDeadline(time.Now().Add(4 * testTimeout))
 		_ = peer.SetDeadline(time.Now().Add(4 * testTimeout))
-		s := New(conn)
+		s := symsock.New(conn)
 		go func() {
 			fmt.Fprintf(peer, "PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", bigBody)
 			_, _ = io.Copy(peer, &patternReader{n: bigBody})
 		}()
 		h := sha256.New()
-		var req Request
+		var req symsock.Request
 		grew := heapGrowth(func() {
-			mustNil(t, s.ReadRequest(&req))
+			require.NoError(t, s.ReadRequest(&req))
 			for {
 				h.Write(req.Body)
 				req.Body = req.Body[:0]
-				if s.ReadState() == ReadFinished {
+				if s.ReadState() == symsock.ReadFinished {
 					break
 				}
-				mustNil(t, s.ReadSome(&req))
+				require.NoError(t, s.ReadSome(&req))
 			}
 		})
-		eq(t, "sha256", fmt.Sprintf("%x", h.Sum(nil)), wantSum)
+		require.Equal(t, wantSum, fmt.Sprintf("%x", h.Sum(nil)), "sha256")
 		if grew > bounded {
 			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
 		}
@@ -762,7 +766,7 @@ func TestInteropServerCurl(t *testing.T) {
 	upload := bytes.Repeat([]byte("upload-"), 300<<10) // ~2 MiB
 	dir := t.TempDir()
 	file := filepath.Join(dir, "up.bin")
-	mustNil(t, os.WriteFile(file, upload, 0o644))
+	require.NoError(t, os.WriteFile(file, upload, 0o644))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", echoHandler)
 	mux.HandleFunc("/sum", func(w http.ResponseWriter, r *http.Request) {
@@ -785,14 +789,14 @@ func TestInteropServerCurl(t *testing.T) {
 	sum := sha256.Sum256(upload)
 	want := fmt.Sprintf("%d %x", len(upload), sum)
 
-	eq(t, "GET", run(srv.URL+"/echo"), "")
+	require.Equal(t, "", run(srv.URL+"/echo"), "GET")
 	// Two URLs on one command line: curl reuses the connection.
-	eq(t, "keep-alive", run("-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} ", srv.URL+"/echo", srv.URL+"/echo"), "1 0 ")
+	require.Equal(t, "1 0 ", run("-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} ", srv.URL+"/echo", srv.URL+"/echo"), "keep-alive")
 	// --expect100-timeout longer than the test: curl only sends the body because the 100 Continue came.
-	eq(t, "100-continue upload", run("-H", "Expect: 100-continue", "--expect100-timeout", "60", "-T", file, srv.URL+"/sum"), want+"  HTTP/1.1")
-	eq(t, "chunked upload", run("-H", "Transfer-Encoding: chunked", "--data-binary", "@"+file, srv.URL+"/sum"), want+" chunked HTTP/1.1")
-	eq(t, "HTTP/1.0 upload", run("--http1.0", "--data-binary", "@"+file, srv.URL+"/sum"), want+"  HTTP/1.0")
-	eq(t, "range", run("-r", "7-13", srv.URL+"/files/up.bin"), "upload-")
+	require.Equal(t, want+"  HTTP/1.1", run("-H", "Expect: 100-continue", "--expect100-timeout", "60", "-T", file, srv.URL+"/sum"), "100-continue upload")
+	require.Equal(t, want+" chunked HTTP/1.1", run("-H", "Transfer-Encoding: chunked", "--data-binary", "@"+file, srv.URL+"/sum"), "chunked upload")
+	require.Equal(t, want+"  HTTP/1.0", run("--http1.0", "--data-binary", "@"+file, srv.URL+"/sum"), "HTTP/1.0 upload")
+	require.Equal(t, "upload-", run("-r", "7-13", srv.URL+"/files/up.bin"), "range")
 	head := run("-I", srv.URL+"/files/up.bin")
 	if !strings.Contains(head, fmt.Sprintf("Content-Length: %d\r\n", len(upload))) || !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") {
 		t.Fatalf("HEAD: %q", head)

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -16,35 +16,17 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
-// ErrHandlerPanic is returned (wrapped, with the panic value) by Serve when the handler panicked; the response was
-// aborted and the connection closed. A panic with http.ErrAbortHandler is reported as that error instead.
-var ErrHandlerPanic = errors.New("symsock: handler panic")
-
-// ErrResponseTooLarge: a response of unknown length to an HTTP/1.0 client outgrew Server.MaxHTTP10Buffer.
-var ErrResponseTooLarge = errors.New("symsock: response too large to buffer")
-
-// ErrShortResponse: the handler declared a Content-Length and wrote fewer bytes; the connection is closed so the
-// client sees a truncated message rather than a wrong one.
-var ErrShortResponse = errors.New("symsock: response shorter than its Content-Length")
-
-// Default settings of a Server.
-const (
-	// DefaultResponseBufferSize is how many response body bytes a Server buffers before it starts streaming: a
-	// handler that writes no more than this gets a Content-Length response, a larger one a chunked response.
-	DefaultResponseBufferSize = 4 << 10
-	// DefaultMaxHTTP10Buffer is how much of a response of unknown length a Server buffers for an HTTP/1.0 client,
-	// which cannot receive chunked responses.
-	DefaultMaxHTTP10Buffer = 16 << 20
-	// sniffLen is how much of the body http.DetectContentType considers.
-	sniffLen = 512
-)
+// sniffLen is how much of the body http.DetectContentType considers.
+const sniffLen = 512
 
 // Serve answers requests read from s with h until the peer closes the connection, the exchange is non-persistent,
 // or an error occurs. A clean close by the peer between requests returns nil. It is (&Server{Handler: h}).Serve
 // with a background context.
-func Serve(s *Socket, h http.Handler) error {
+func Serve(s *symsock.Socket, h http.Handler) error {
 	srv := Server{Handler: h}
 	return srv.Serve(context.Background(), s)
 }
@@ -81,9 +63,10 @@ type Server struct {
 
 // Serve answers requests read from s with srv.Handler until the peer closes the connection between requests (nil),
 // the exchange is non-persistent (nil), ctx ends (its error) or a read, write or handler fails (that error). It
-// closes s before returning. Each request's context derives from ctx and is cancelled when the handler returns or
-// the connection fails; the ending of ctx closes s, which aborts a running exchange.
-func (srv *Server) Serve(ctx context.Context, s *Socket) error {
+// closes s before returning, unless a handler took the connection with Hijack. Each request's context derives from
+// ctx and is cancelled when the handler returns, when the connection fails, or when the client goes away once its
+// request is read (symsock.Socket.NotifyPeerGone); the ending of ctx closes s, which aborts a running exchange.
+func (srv *Server) Serve(ctx context.Context, s *symsock.Socket) error {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 		defer stop()
@@ -101,16 +84,16 @@ func (srv *Server) Serve(ctx context.Context, s *Socket) error {
 // serverConn is the per-connection state of Serve; its buffers and the response writer are reused across requests.
 type serverConn struct {
 	srv    *Server
-	s      *Socket
+	s      *symsock.Socket
 	ctx    context.Context
 	log    *slog.Logger
 	remote string
-	sreq   Request
+	sreq   symsock.Request
 	rw     responseWriter
 	served int
 }
 
-func newServerConn(srv *Server, s *Socket) *serverConn {
+func newServerConn(srv *Server, s *symsock.Socket) *serverConn {
 	c := &serverConn{srv: srv, s: s, log: srv.Logger}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -155,7 +138,7 @@ func (c *serverConn) serve() error {
 			if errors.Is(err, io.EOF) {
 				return nil // the peer closed between requests
 			}
-			if errors.Is(err, ErrUnreadBody) {
+			if errors.Is(err, symsock.ErrUnreadBody) {
 				return nil // a body the handler left was too large to drain: closing is the normal way out
 			}
 			if c.served > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -190,11 +173,15 @@ func (c *serverConn) serveOne() (err error) {
 	req, body, err := c.newRequest(ctx, cancel)
 	if err != nil {
 		// The request head is valid HTTP/1.1 but not a request net/http can represent (a bad target).
-		c.log.Debug("symsock: unusable request", "remote", c.remote, "err", err)
+		c.log.Debug("symhttp: unusable request", "remote", c.remote, "err", err)
 		return c.abort(http.StatusBadRequest)
 	}
 	w := &c.rw
 	w.reset(req, body, cancel)
+	if body == nil {
+		// A client that goes away cancels the request's context, as in net/http (with a body: once it is read).
+		_ = c.s.NotifyPeerGone(cancel)
+	}
 	defer func() {
 		if body != nil {
 			body.closed.Store(true)
@@ -214,7 +201,7 @@ func (c *serverConn) serveOne() (err error) {
 		return err
 	}
 	if err := w.finish(); err != nil {
-		c.log.Debug("symsock: response failed", "remote", c.remote, "method", req.Method, "target", req.RequestURI, "err", err)
+		c.log.Debug("symhttp: response failed", "remote", c.remote, "method", req.Method, "target", req.RequestURI, "err", err)
 		if !w.committed && !errors.Is(err, net.ErrClosed) {
 			_ = c.abort(http.StatusInternalServerError)
 		}
@@ -233,10 +220,10 @@ func (c *serverConn) recovered(v any) error {
 	} else {
 		buf := make([]byte, 64<<10)
 		buf = buf[:runtime.Stack(buf, false)]
-		c.log.Error("symsock: panic serving "+c.remote, "panic", v, "stack", string(buf))
+		c.log.Error("symhttp: panic serving "+c.remote, "panic", v, "stack", string(buf))
 		err = fmt.Errorf("%w: %v", ErrHandlerPanic, v)
 	}
-	if !c.rw.committed {
+	if !c.rw.committed && !c.rw.hijacked {
 		_ = c.abort(http.StatusInternalServerError)
 	}
 	_ = c.s.Close()
@@ -246,7 +233,7 @@ func (c *serverConn) recovered(v any) error {
 // abort answers with a bare error status and closes the connection. The response writer's pending state is
 // dropped; it returns the write error, if any.
 func (c *serverConn) abort(status int) error {
-	res := Response{Status: status, Header: http.Header{
+	res := symsock.Response{Status: status, Header: http.Header{
 		"Connection":   {"close"},
 		"Content-Type": {"text/plain; charset=utf-8"},
 	}, Body: []byte(http.StatusText(status) + "\n")}
@@ -300,7 +287,7 @@ func (c *serverConn) newRequest(ctx context.Context, cancel context.CancelFunc) 
 		r.ContentLength = n
 	}
 	if r.Body == nil {
-		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), cancel: cancel, expectContinue: ContinueRequired(sr)}
+		body = &requestBody{c: c, r: r, src: c.s.BodyReader(sr), cancel: cancel, expectContinue: symsock.ContinueRequired(sr)}
 		r.Body = body
 	}
 	return r, body, nil
@@ -392,8 +379,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.started = true
 		// Ask for the body only when it is wanted (RFC 9110 section 10.1.1); the socket refuses when the
 		// request did not ask, the body is already read, or the response has started.
-		if b.expectContinue && b.c.s.WriteState() == WriteEmpty {
-			if err := b.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
+		if b.expectContinue && b.c.s.WriteState() == symsock.WriteEmpty {
+			if err := b.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, symsock.ErrOutOfOrder) {
 				b.err = err
 				b.cancel()
 				return 0, err
@@ -403,6 +390,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	if err == io.EOF {
 		b.err = io.EOF
+		_ = b.c.s.NotifyPeerGone(b.cancel)
 		for k, v := range b.c.sreq.Trailer {
 			if b.r.Trailer == nil {
 				b.r.Trailer = make(http.Header)
@@ -431,7 +419,7 @@ type responseWriter struct {
 	body    *requestBody
 	cancel  context.CancelFunc // the request's context, when a write fails
 	header  http.Header
-	res     Response
+	res     symsock.Response
 	bufSize int
 	max10   int
 	buf     []byte
@@ -439,6 +427,7 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	committed   bool  // the head is on the wire (streaming)
+	hijacked    bool  // Hijack took the connection
 	prepared    bool  // prepareHead ran
 	head        bool  // HEAD request: the body is counted (and sniffed) but never sent
 	http10      bool  // HTTP/1.0 client: no chunked streaming
@@ -462,6 +451,7 @@ func (w *responseWriter) reset(req *http.Request, body *requestBody, cancel cont
 	w.status = 0
 	w.wroteHeader = false
 	w.committed = false
+	w.hijacked = false
 	w.prepared = false
 	w.head = req.Method == http.MethodHead
 	w.http10 = req.ProtoMinor == 0
@@ -482,15 +472,15 @@ func (w *responseWriter) WriteHeader(code int) {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	if w.wroteHeader {
-		w.c.log.Debug("symsock: superfluous WriteHeader call", "status", code, "remote", w.c.remote)
+		w.c.log.Debug("symhttp: superfluous WriteHeader call", "status", code, "remote", w.c.remote)
+		return
+	}
+	if w.hijacked {
+		w.c.log.Debug("symhttp: WriteHeader on a hijacked connection", "status", code, "remote", w.c.remote)
 		return
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
-		if code == http.StatusContinue && w.body != nil && w.body.expectContinue && w.c.s.WriteState() == WriteEmpty {
-			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, ErrOutOfOrder) {
-				w.fail(err)
-			}
-		}
+		w.writeInterim(code)
 		return
 	}
 	w.wroteHeader = true
@@ -503,7 +493,7 @@ func (w *responseWriter) WriteHeader(code int) {
 			}
 		}
 		if w.declaredLen < 0 {
-			w.c.log.Warn("symsock: handler set an invalid Content-Length; dropped", "value", v)
+			w.c.log.Warn("symhttp: handler set an invalid Content-Length; dropped", "value", v)
 			delete(h, "Content-Length")
 		}
 	}
@@ -523,6 +513,31 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 }
 
+// writeInterim sends a 1xx response other than 101 at once, with the header map as it is now (which stays for the
+// final response, as in net/http): 100 Continue only when the client waits for it, others (103 Early Hints) to
+// HTTP/1.1 clients.
+func (w *responseWriter) writeInterim(code int) {
+	if code == http.StatusContinue {
+		if w.body != nil && w.body.expectContinue && w.c.s.WriteState() == symsock.WriteEmpty {
+			if err := w.c.s.WriteResponseContinue(); err != nil && !errors.Is(err, symsock.ErrOutOfOrder) {
+				w.fail(err)
+			}
+		}
+		return
+	}
+	if w.http10 {
+		return // HTTP/1.0 clients do not understand 1xx
+	}
+	res := symsock.Response{Status: code, Header: w.header}
+	if err := w.c.s.WriteResponse(&res); err != nil {
+		if errors.Is(err, symsock.ErrInvalidMessage) {
+			w.c.log.Warn("symhttp: interim response not sent", "status", code, "err", err)
+			return
+		}
+		w.fail(err)
+	}
+}
+
 // Write buffers or streams p as response body.
 func (w *responseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
 
@@ -534,6 +549,9 @@ func (w *responseWriter) WriteString(s string) (int, error) { return writeBody(w
 func writeBody[T string | []byte](w *responseWriter, p T) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.hijacked {
+		return 0, http.ErrHijacked
 	}
 	if w.err != nil {
 		return 0, w.err
@@ -609,6 +627,9 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush reporting the write error; http.ResponseController uses it.
 func (w *responseWriter) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -635,9 +656,34 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error { return w.c.s.SetW
 // EnableFullDuplex reports success: a Socket lets the handler read the request body while it writes the response.
 func (w *responseWriter) EnableFullDuplex() error { return nil }
 
-// Hijack is not supported: the Socket owns the connection's buffered input.
+// Hijack hands the connection over to the handler (see Socket.Hijack), as net/http's Hijacker does: a WebSocket
+// server after WriteHeader(101), a CONNECT proxy after WriteHeader(200), or a reverse proxy that writes the
+// upstream's 101 itself before any WriteHeader. A 101 or a 2xx to CONNECT set with WriteHeader is sent first. The
+// returned connection yields any bytes the client sent behind its request; the bufio.ReadWriter is over it. After
+// Hijack the Server leaves the connection alone, and the ResponseWriter's Write fails with http.ErrHijacked.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return nil, nil, http.ErrNotSupported
+	switch {
+	case w.hijacked:
+		return nil, nil, http.ErrHijacked
+	case w.committed:
+		return nil, nil, errors.New("symhttp: Hijack after the response started")
+	case w.wroteHeader:
+		tunnel := w.req.Method == http.MethodConnect && w.status >= 200 && w.status < 300
+		if w.status != http.StatusSwitchingProtocols && !tunnel {
+			return nil, nil, fmt.Errorf("symhttp: Hijack after WriteHeader(%d): only a 101 or a 2xx to CONNECT can precede it", w.status)
+		}
+		w.prepareHead()
+		if err := w.c.s.WriteResponse(&w.res); err != nil {
+			w.fail(err)
+			return nil, nil, err
+		}
+	}
+	conn, err := w.c.s.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	return conn, bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)), nil
 }
 
 // prepareHead fixes the header map just before the head is written.
@@ -654,7 +700,7 @@ func (w *responseWriter) prepareHead() {
 		}
 	}
 	w.sniff(w.buf)
-	w.res = Response{Status: w.status, Header: w.header}
+	w.res = symsock.Response{Status: w.status, Header: w.header}
 }
 
 func (w *responseWriter) setTrailer(name string, v []string) {
@@ -700,13 +746,16 @@ func (w *responseWriter) writePiece(p []byte) error {
 // fail makes err sticky and, when the connection is gone, cancels the request's context so the handler can stop.
 func (w *responseWriter) fail(err error) {
 	w.err = err
-	if !errors.Is(err, ErrInvalidMessage) {
+	if !errors.Is(err, symsock.ErrInvalidMessage) {
 		w.cancel()
 	}
 }
 
 // finish completes the response after the handler returned.
 func (w *responseWriter) finish() error {
+	if w.hijacked {
+		return nil
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -14,13 +14,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // rtPair returns a RoundTripper over one end of a loopback pair and the raw peer.
 func rtPair(t *testing.T) (*RoundTripper, net.Conn) {
 	t.Helper()
 	c, peer := tcpPair(t)
-	return NewRoundTripper(New(c)).(*RoundTripper), peer
+	return NewRoundTripper(symsock.New(c)).(*RoundTripper), peer
 }
 
 // roundTripAsync runs rt.RoundTrip(req) in a goroutine.
@@ -41,7 +45,7 @@ type rtResult struct {
 func readAllString(t *testing.T, r io.Reader) string {
 	t.Helper()
 	b, err := io.ReadAll(r)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return string(b)
 }
 
@@ -55,16 +59,16 @@ func TestRoundTripWire(t *testing.T) {
 	expectWire(t, peer, "GET /p/a%20b?q=1 HTTP/1.1\r\nHost: h.test:81\r\nX-A: 1\r\nX-B: 2\r\n\r\n")
 	send(t, peer, "HTTP/1.1 201 Made\r\nContent-Length: 3\r\nX-R: r\r\n\r\nabc")
 	r := <-ch
-	mustNil(t, r.err)
+	require.NoError(t, r.err)
 	res := r.res
-	eq(t, "Status", res.Status, "201 Made")
-	eq(t, "StatusCode", res.StatusCode, 201)
-	eq(t, "Proto", res.Proto, "HTTP/1.1")
-	eq(t, "ContentLength", res.ContentLength, int64(3))
-	eq(t, "X-R", res.Header.Get("X-R"), "r")
-	eq(t, "Request", res.Request, req)
-	eq(t, "body", readAllString(t, res.Body), "abc")
-	mustNil(t, res.Body.Close())
+	require.Equal(t, "201 Made", res.Status, "Status")
+	require.Equal(t, 201, res.StatusCode, "StatusCode")
+	require.Equal(t, "HTTP/1.1", res.Proto, "Proto")
+	require.Equal(t, int64(3), res.ContentLength, "ContentLength")
+	require.Equal(t, "r", res.Header.Get("X-R"), "X-R")
+	require.Equal(t, req, res.Request, "Request")
+	require.Equal(t, "abc", readAllString(t, res.Body), "body")
+	require.NoError(t, res.Body.Close())
 	if req.Header.Get("Host") != "" || req.Header.Get("Content-Length") != "99" {
 		t.Fatalf("the caller's Request was modified: %v", req.Header)
 	}
@@ -78,7 +82,7 @@ func TestRoundTripRequestBodies(t *testing.T) {
 	ch := roundTripAsync(rt, newReq(t, "POST", "http://h/small", strings.NewReader("hello")))
 	expectWire(t, peer, "POST /small HTTP/1.1\r\nContent-Length: 5\r\nHost: h\r\n\r\nhello")
 	send(t, peer, ok)
-	mustNil(t, (<-ch).err)
+	require.NoError(t, (<-ch).err)
 
 	req := newReq(t, "PUT", "http://h/chunked", nil)
 	req.Body = io.NopCloser(&trailerSetter{r: strings.NewReader("stream"), set: func() { req.Trailer.Set("X-Sum", "s1") }})
@@ -86,15 +90,15 @@ func TestRoundTripRequestBodies(t *testing.T) {
 	req.Trailer = http.Header{"X-Sum": nil}
 	ch = roundTripAsync(rt, req)
 	got, err := http.ReadRequest(br) // net/http's parser judges the framing
-	mustNil(t, err)
-	eq(t, "TE", strings.Join(got.TransferEncoding, ","), "chunked")
+	require.NoError(t, err)
+	require.Equal(t, "chunked", strings.Join(got.TransferEncoding, ","), "TE")
 	if _, declared := got.Trailer["X-Sum"]; !declared {
 		t.Fatalf("trailer not declared in the head: %v", got.Header)
 	}
-	eq(t, "body", readAllString(t, got.Body), "stream")
-	eq(t, "trailer", got.Trailer.Get("X-Sum"), "s1")
+	require.Equal(t, "stream", readAllString(t, got.Body), "body")
+	require.Equal(t, "s1", got.Trailer.Get("X-Sum"), "trailer")
 	send(t, peer, ok)
-	mustNil(t, (<-ch).err)
+	require.NoError(t, (<-ch).err)
 
 	// A non-nil Body with ContentLength 0 is probed: empty means no body at all.
 	req = newReq(t, "POST", "http://h/probe", nil)
@@ -102,7 +106,7 @@ func TestRoundTripRequestBodies(t *testing.T) {
 	ch = roundTripAsync(rt, req)
 	expectWire(t, peer, "POST /probe HTTP/1.1\r\nHost: h\r\n\r\n")
 	send(t, peer, ok)
-	mustNil(t, (<-ch).err)
+	require.NoError(t, (<-ch).err)
 }
 
 func TestRoundTripResponseFraming(t *testing.T) {
@@ -115,39 +119,39 @@ func TestRoundTripResponseFraming(t *testing.T) {
 	ch := roundTripAsync(rt, newReq(t, "HEAD", "http://h/", nil))
 	send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
 	r := <-ch
-	mustNil(t, r.err)
-	eq(t, "HEAD ContentLength", r.res.ContentLength, int64(1000))
-	eq(t, "HEAD body", r.res.Body, io.ReadCloser(http.NoBody))
+	require.NoError(t, r.err)
+	require.Equal(t, int64(1000), r.res.ContentLength, "HEAD ContentLength")
+	require.Equal(t, io.ReadCloser(http.NoBody), r.res.Body, "HEAD body")
 
 	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil).WithContext(ctx))
 	send(t, peer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\nX-T: done\r\n\r\n")
 	r = <-ch
-	mustNil(t, r.err)
-	eq(t, "1xx seen", len(got1xx), 1)
-	eq(t, "TE", strings.Join(r.res.TransferEncoding, ","), "chunked")
-	eq(t, "ContentLength", r.res.ContentLength, int64(-1))
+	require.NoError(t, r.err)
+	require.Equal(t, 1, len(got1xx), "1xx seen")
+	require.Equal(t, "chunked", strings.Join(r.res.TransferEncoding, ","), "TE")
+	require.Equal(t, int64(-1), r.res.ContentLength, "ContentLength")
 	if _, declared := r.res.Trailer["X-T"]; !declared {
 		t.Fatal("declared trailer missing before the body is read")
 	}
-	eq(t, "body", readAllString(t, r.res.Body), "ok")
-	eq(t, "trailer", r.res.Trailer.Get("X-T"), "done")
+	require.Equal(t, "ok", readAllString(t, r.res.Body), "body")
+	require.Equal(t, "done", r.res.Trailer.Get("X-T"), "trailer")
 	r.res.Body.Close()
 
 	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
 	send(t, peer, "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n")
 	r = <-ch
-	mustNil(t, r.err)
-	eq(t, "304 body", readAllString(t, r.res.Body), "")
+	require.NoError(t, r.err)
+	require.Equal(t, "", readAllString(t, r.res.Body), "304 body")
 
 	ch = roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
 	send(t, peer, "HTTP/1.0 200 OK\r\n\r\nuntil the end")
 	peer.(*net.TCPConn).CloseWrite()
 	r = <-ch
-	mustNil(t, r.err)
-	eq(t, "Proto", r.res.Proto, "HTTP/1.0")
-	eq(t, "ContentLength", r.res.ContentLength, int64(-1))
-	eq(t, "Close", r.res.Close, true)
-	eq(t, "body to EOF", readAllString(t, r.res.Body), "until the end")
+	require.NoError(t, r.err)
+	require.Equal(t, "HTTP/1.0", r.res.Proto, "Proto")
+	require.Equal(t, int64(-1), r.res.ContentLength, "ContentLength")
+	require.Equal(t, true, r.res.Close, "Close")
+	require.Equal(t, "until the end", readAllString(t, r.res.Body), "body to EOF")
 }
 
 func TestRoundTripErrors(t *testing.T) {
@@ -155,7 +159,7 @@ func TestRoundTripErrors(t *testing.T) {
 		rt, peer := rtPair(t)
 		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/", nil))
 		send(t, peer, "HTTP/1.1 2000 Nope\r\n\r\n")
-		mustIs(t, (<-ch).err, ErrParsing)
+		require.ErrorIs(t, (<-ch).err, symsock.ErrParsing)
 	})
 	t.Run("EOF in body", func(t *testing.T) {
 		rt, peer := rtPair(t)
@@ -163,12 +167,12 @@ func TestRoundTripErrors(t *testing.T) {
 		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
 		r := <-ch
-		mustNil(t, r.err)
+		require.NoError(t, r.err)
 		peer.Close()
 		_, err := io.ReadAll(r.res.Body)
-		mustIs(t, err, io.ErrUnexpectedEOF)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 		_, err = rt.RoundTrip(newReq(t, "GET", "http://h/", nil))
-		mustIs(t, err, net.ErrClosed)
+		require.ErrorIs(t, err, net.ErrClosed)
 	})
 	t.Run("EOF before response", func(t *testing.T) {
 		rt, peer := rtPair(t)
@@ -185,31 +189,31 @@ func TestRoundTripErrors(t *testing.T) {
 		first := roundTripAsync(rt, newReq(t, "GET", "http://h/1", nil))
 		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n")
 		r := <-first // its body is unread: the exchange still holds the socket
-		mustNil(t, r.err)
+		require.NoError(t, r.err)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := rt.RoundTrip(newReq(t, "GET", "http://h/2", nil).WithContext(ctx))
-		mustIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, context.Canceled)
 		send(t, peer, "x")
-		eq(t, "first body", readAllString(t, r.res.Body), "x")
-		eq(t, "socket still open", rt.Socket.IsOpen(), true)
+		require.Equal(t, "x", readAllString(t, r.res.Body), "first body")
+		require.Equal(t, true, rt.Socket.IsOpen(), "socket still open")
 	})
 	t.Run("cancelled before the exchange", func(t *testing.T) {
 		rt, peer := rtPair(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := rt.RoundTrip(newReq(t, "GET", "http://h/", nil).WithContext(ctx))
-		mustIs(t, err, context.Canceled)
-		eq(t, "socket untouched", rt.Socket.IsOpen(), true)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, true, rt.Socket.IsOpen(), "socket untouched")
 		expectSilence(t, peer)
 		ch := roundTripAsync(rt, newReq(t, "GET", "http://h/next", nil))
 		expectWire(t, peer, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
 		send(t, peer, "HTTP/1.1 204 No Content\r\n\r\n")
-		mustNil(t, (<-ch).err)
+		require.NoError(t, (<-ch).err)
 	})
 	t.Run("peer gone while the body waits for 100 Continue", func(t *testing.T) {
 		c, peer := tcpPair(t)
-		rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour}
+		rt := &RoundTripper{Socket: symsock.New(c), ExpectContinueTimeout: time.Hour}
 		req := newReq(t, "PUT", "http://h/", strings.NewReader("held"))
 		req.Header.Set("Expect", "100-continue")
 		ch := roundTripAsync(rt, req)
@@ -232,12 +236,12 @@ func TestRoundTripErrors(t *testing.T) {
 		expectWire(t, peer, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: h\r\n\r\n")
 		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		r := <-ch
-		mustNil(t, r.err)
-		eq(t, "body", readAllString(t, r.res.Body), "ok")
+		require.NoError(t, r.err)
+		require.Equal(t, "ok", readAllString(t, r.res.Body), "body")
 		// The unfinished request leaves the connection unusable, and the body was closed to stop its writer.
-		eq(t, "socket closed", rt.Socket.IsOpen(), false)
+		require.Equal(t, false, rt.Socket.IsOpen(), "socket closed")
 		_, err := pw.Write([]byte("x"))
-		mustIs(t, err, io.ErrClosedPipe)
+		require.ErrorIs(t, err, io.ErrClosedPipe)
 	})
 	t.Run("Close unblocks a Read", func(t *testing.T) {
 		rt, peer := rtPair(t)
@@ -245,21 +249,21 @@ func TestRoundTripErrors(t *testing.T) {
 		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n") // and then nothing
 		r := <-ch
-		mustNil(t, r.err)
+		require.NoError(t, r.err)
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := r.res.Body.Read(make([]byte, 10))
 			readErr <- err
 		}()
 		expectSilence(t, peer) // let the Read block
-		mustNil(t, r.res.Body.Close())
+		require.NoError(t, r.res.Body.Close())
 		select {
 		case err := <-readErr:
-			mustIs(t, err, http.ErrBodyReadAfterClose)
+			require.ErrorIs(t, err, http.ErrBodyReadAfterClose)
 		case <-time.After(testTimeout):
 			t.Fatal("Close did not unblock the Read")
 		}
-		eq(t, "socket closed", rt.Socket.IsOpen(), false)
+		require.Equal(t, false, rt.Socket.IsOpen(), "socket closed")
 	})
 	t.Run("invalid request", func(t *testing.T) {
 		rt, _ := rtPair(t)
@@ -277,13 +281,13 @@ func TestRoundTripErrors(t *testing.T) {
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return u
 }
 
 func TestRoundTripExpectContinueWire(t *testing.T) {
 	c, peer := tcpPair(t)
-	rt := &RoundTripper{Socket: New(c), ExpectContinueTimeout: time.Hour} // only the 100 can release the body
+	rt := &RoundTripper{Socket: symsock.New(c), ExpectContinueTimeout: time.Hour} // only the 100 can release the body
 	var got100 atomic.Bool
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got100Continue: func() { got100.Store(true) }})
 	req := newReq(t, "PUT", "http://h/up", strings.NewReader("payload"))
@@ -295,9 +299,9 @@ func TestRoundTripExpectContinueWire(t *testing.T) {
 	expectWire(t, peer, "payload")
 	send(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	r := <-ch
-	mustNil(t, r.err)
-	eq(t, "Got100Continue", got100.Load(), true)
-	eq(t, "body", readAllString(t, r.res.Body), "ok")
+	require.NoError(t, r.err)
+	require.Equal(t, true, got100.Load(), "Got100Continue")
+	require.Equal(t, "ok", readAllString(t, r.res.Body), "body")
 
 	// A final answer instead of 100: a chunked body is ended empty and the connection stays usable.
 	req = newReq(t, "PUT", "http://h/up", opaqueReader{strings.NewReader("never sent")})
@@ -306,8 +310,8 @@ func TestRoundTripExpectContinueWire(t *testing.T) {
 	expectWire(t, peer, "PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nHost: h\r\n\r\n")
 	send(t, peer, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
 	r = <-ch
-	mustNil(t, r.err)
-	eq(t, "status", r.res.StatusCode, 413)
+	require.NoError(t, r.err)
+	require.Equal(t, 413, r.res.StatusCode, "status")
 	expectWire(t, peer, "0\r\n\r\n")
-	eq(t, "socket open", rt.Socket.IsOpen(), true)
+	require.Equal(t, true, rt.Socket.IsOpen(), "socket open")
 }

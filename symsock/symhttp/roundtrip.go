@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"context"
@@ -12,28 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
-// Errors of RoundTripper; match them with errors.Is.
-var (
-	// ErrBodyLength: a request body's length differs from its ContentLength. The connection is closed, since
-	// the peer was promised a different message.
-	ErrBodyLength = errors.New("symsock: request body length differs from ContentLength")
-	// ErrRequestTooLarge: a request body of unknown length to an HTTP/1.0-locked socket outgrew
-	// RoundTripper.MaxBufferedBody.
-	ErrRequestTooLarge = errors.New("symsock: request body too large to buffer")
-)
-
-// errBodyWithheld: a Content-Length body held back for 100 Continue was never sent, so the connection cannot carry
-// another request once the response is read.
-var errBodyWithheld = errors.New("symsock: request body withheld after a final response")
-
-// Defaults of a RoundTripper.
 const (
-	DefaultExpectContinueTimeout = 1 * time.Second
-	DefaultMaxDrainBytes         = 256 << 10
-	DefaultMaxBufferedBody       = 16 << 20
 	// maxWriteWait is how long a finished response waits for its request body to be sent before the connection
 	// is given up (net/http's maxWriteWaitBeforeConnReuse).
 	maxWriteWait = 50 * time.Millisecond
@@ -41,16 +28,20 @@ const (
 	smallRequestBody = 64 << 10
 )
 
-// NewRoundTripper returns an http.RoundTripper that sends requests over s (one at a time; s becomes the client).
-// It is a *RoundTripper with default settings.
-func NewRoundTripper(s *Socket) http.RoundTripper {
+// NewRoundTripper returns an http.RoundTripper that sends requests over the one socket s, one at a time (s becomes
+// the client). It is a *RoundTripper with default settings. To run requests concurrently, each on a stream of its
+// own, use NewTransport.
+func NewRoundTripper(s *symsock.Socket) http.RoundTripper {
 	return &RoundTripper{Socket: s}
 }
 
-// RoundTripper is an http.RoundTripper over one Socket, which it drives as the client. Concurrent RoundTrip calls
-// wait their turn: an exchange lasts until its response body is read to the end or closed. A failed exchange
-// (transport error, cancelled context, a body that could not be drained) closes the socket, and later calls fail
-// with an error wrapping net.ErrClosed.
+// RoundTripper is an http.RoundTripper over one Socket, which it drives as the client: the way to speak HTTP on a
+// single stream that a symmetric protocol handed over (see the package's symmetric example). Concurrent RoundTrip
+// calls wait their turn: an exchange lasts until its response body is read to the end or closed. A failed
+// exchange (transport error, cancelled context, a body that could not be drained) closes the socket, and later
+// calls fail with an error wrapping net.ErrClosed; a 101 or CONNECT response hands the socket to the caller (the
+// response Body is the connection), and later calls fail with ErrHijacked. A client that can open streams should
+// use NewTransport, which has none of these limits.
 //
 // The request goes out with Content-Length when its length is known and chunked otherwise (with trailers from
 // Request.Trailer); "Expect: 100-continue" holds the body back until the server's 100 Continue, a final response
@@ -58,7 +49,7 @@ func NewRoundTripper(s *Socket) http.RoundTripper {
 // memory. The fields may not change once RoundTrip was called.
 type RoundTripper struct {
 	// Socket carries the exchanges.
-	Socket *Socket
+	Socket *symsock.Socket
 	// ExpectContinueTimeout is how long a request with "Expect: 100-continue" waits for the server's answer
 	// before sending its body anyway. Zero means DefaultExpectContinueTimeout.
 	ExpectContinueTimeout time.Duration
@@ -69,8 +60,9 @@ type RoundTripper struct {
 	// Socket.LockClientToHTTP10). Zero means DefaultMaxBufferedBody.
 	MaxBufferedBody int64
 
-	once sync.Once
-	turn chan struct{} // holds a token while an exchange runs
+	once       sync.Once
+	turn       chan struct{} // holds a token while an exchange runs
+	handedOver atomic.Bool   // a 101 or a CONNECT tunnel took the socket (Hijack)
 }
 
 func (rt *RoundTripper) init() {
@@ -99,12 +91,12 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			<-rt.turn
 		}
 		closeBody(req)
-		return nil, fmt.Errorf("symsock: round trip: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("symhttp: round trip: %w", context.Cause(ctx))
 	}
 	x := &exchange{rt: rt, s: rt.Socket, req: req, ctx: ctx, trace: httptrace.ContextClientTrace(ctx)}
 	res, err := x.run()
 	if err != nil {
-		return nil, fmt.Errorf("symsock: round trip %s %s: %w", req.Method, req.URL.Redacted(), err)
+		return nil, fmt.Errorf("symhttp: round trip %s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	return res, nil
 }
@@ -112,22 +104,13 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 func validateRequest(req *http.Request) error {
 	switch {
 	case req.URL == nil:
-		return errors.New("symsock: round trip: nil Request.URL")
+		return errors.New("symhttp: round trip: nil Request.URL")
 	case req.Header == nil:
-		return errors.New("symsock: round trip: nil Request.Header")
-	case req.Method != "" && !validMethod(req.Method):
-		return fmt.Errorf("symsock: round trip: invalid method %q", req.Method)
+		return errors.New("symhttp: round trip: nil Request.Header")
+	case req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method):
+		return fmt.Errorf("symhttp: round trip: invalid method %q", req.Method)
 	}
 	return nil
-}
-
-func validMethod(m string) bool {
-	for i := 0; i < len(m); i++ {
-		if !isTchar(m[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func closeBody(req *http.Request) {
@@ -139,14 +122,14 @@ func closeBody(req *http.Request) {
 // exchange is one request/response on the socket.
 type exchange struct {
 	rt    *RoundTripper
-	s     *Socket
+	s     *symsock.Socket
 	req   *http.Request
 	ctx   context.Context
 	trace *httptrace.ClientTrace
 
 	stopWatch func() bool // stops the context watcher; false once it fired
-	sreq      Request
-	sres      *Response
+	sreq      symsock.Request
+	sres      *symsock.Response
 
 	// Request body streaming (when not sent with the head).
 	body      io.Reader // what remains to send; nil when the body went with the head
@@ -164,10 +147,12 @@ type exchange struct {
 }
 
 func (x *exchange) run() (*http.Response, error) {
-	req := x.req
 	if !x.s.IsOpen() {
-		closeBody(req)
+		closeBody(x.req)
 		x.release()
+		if x.rt.handedOver.Load() {
+			return nil, fmt.Errorf("%w: a response switched protocols and took the socket", symsock.ErrHijacked)
+		}
 		return nil, fmt.Errorf("%w: the socket is closed", net.ErrClosed)
 	}
 	if x.ctx.Done() != nil {
@@ -290,7 +275,7 @@ func (x *exchange) writeHead() error {
 	if host != "" {
 		sr.Header["Host"] = []string{host}
 	}
-	if req.Close && !hasToken(sr.Header["Connection"], "close") {
+	if req.Close && !httpguts.HeaderValuesContainsToken(sr.Header["Connection"], "close") {
 		sr.Header["Connection"] = []string{"close"}
 	}
 
@@ -317,7 +302,7 @@ func (x *exchange) writeHead() error {
 		sr.Header["Trailer"] = []string{strings.Join(names, ", ")}
 		x.trailers = true
 	}
-	expect := hasToken(req.Header.Values("Expect"), "100-continue")
+	expect := httpguts.HeaderValuesContainsToken(req.Header.Values("Expect"), "100-continue")
 	if length >= 0 && length <= smallRequestBody && !expect {
 		// Small and known: one write, head and body.
 		buf := make([]byte, length+1) // one more, to catch a body longer than declared
@@ -343,7 +328,7 @@ func (x *exchange) writeHead() error {
 		sr.Header["Content-Length"] = []string{strconv.FormatInt(length, 10)}
 	}
 	err = x.s.WriteRequestMetadata(sr)
-	if errors.Is(err, ErrNativeStreamUnsupported) {
+	if errors.Is(err, symsock.ErrNativeStreamUnsupported) {
 		return x.writeBuffered(body)
 	}
 	if err != nil {
@@ -490,7 +475,7 @@ func (x *exchange) writeBody(got100, final <-chan struct{}) (err error) {
 		default:
 		}
 	}
-	msg := Request{}
+	msg := symsock.Request{}
 	bp := bodyBuffers.Get().(*[]byte)
 	defer bodyBuffers.Put(bp)
 	buf := *bp
@@ -539,7 +524,7 @@ func (x *exchange) wroteRequest(err error) {
 
 // readResponse reads the final response head (passing 1xx responses to the trace) and wraps its body.
 func (x *exchange) readResponse() (*http.Response, error) {
-	x.sres = &Response{}
+	x.sres = &symsock.Response{}
 	first := true
 	for {
 		if err := x.s.ReadResponse(x.sres); err != nil {
@@ -552,11 +537,8 @@ func (x *exchange) readResponse() (*http.Response, error) {
 			}
 		}
 		code := x.sres.Status
-		if code >= 200 {
+		if code >= 200 || code == http.StatusSwitchingProtocols {
 			break
-		}
-		if code == http.StatusSwitchingProtocols {
-			return nil, errors.New("101 Switching Protocols is not supported")
 		}
 		if code == http.StatusContinue && x.got100 != nil && !x.saw100 {
 			close(x.got100)
@@ -604,7 +586,10 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		delete(res.Header, "Transfer-Encoding")
 	}
 	res.Trailer = declaredTrailers(res.Header)
-	if x.s.ReadState() == ReadEmpty && len(sres.Body) == 0 {
+	if sres.Status == http.StatusSwitchingProtocols || x.req.Method == http.MethodConnect && sres.Status/100 == 2 {
+		return x.switchProtocols(res)
+	}
+	if x.s.ReadState() == symsock.ReadEmpty && len(sres.Body) == 0 {
 		// The whole message is read (no body, or an empty one).
 		res.Body = http.NoBody
 		x.copyTrailers(res)
@@ -614,6 +599,25 @@ func (x *exchange) readResponse() (*http.Response, error) {
 		return res, nil
 	}
 	res.Body = &responseBody{x: x, res: res, src: x.s.BodyReader(sres)}
+	return res, nil
+}
+
+// switchProtocols completes a 101 Switching Protocols or a 2xx answer to CONNECT the way net/http's Transport does:
+// the response Body is the connection itself (an io.ReadWriteCloser carrying the new protocol, see
+// Socket.Hijack), and the RoundTripper's socket is used up.
+func (x *exchange) switchProtocols(res *http.Response) (*http.Response, error) {
+	if err := x.done(); err != nil {
+		_ = x.s.Close()
+		return nil, err
+	}
+	conn, err := x.s.Hijack()
+	x.rt.handedOver.Store(err == nil)
+	if err != nil {
+		// done gave up on a request body still being written: the stream is not clean.
+		return nil, fmt.Errorf("taking over the connection after %d: %w", res.StatusCode, err)
+	}
+	res.Body = conn
+	res.ContentLength = -1
 	return res, nil
 }
 

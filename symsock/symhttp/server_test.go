@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bufio"
@@ -14,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // serveConn runs Serve(h) on the socket end of a loopback pair and returns the raw peer, a reader over it and
@@ -22,7 +26,7 @@ func serveConn(t *testing.T, h http.Handler) (net.Conn, *bufio.Reader, <-chan er
 	t.Helper()
 	c, peer := tcpPair(t)
 	done := make(chan error, 1)
-	go func() { done <- Serve(New(c), h) }()
+	go func() { done <- Serve(symsock.New(c), h) }()
 	return peer, bufio.NewReader(peer), done
 }
 
@@ -42,9 +46,9 @@ func serveResult(t *testing.T, done <-chan error) error {
 func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
 	t.Helper()
 	res, err := http.ReadResponse(br, &http.Request{Method: method})
-	mustNil(t, err)
+	require.NoError(t, err)
 	body, err := io.ReadAll(res.Body)
-	mustNil(t, err)
+	require.NoError(t, err)
 	return res, string(body)
 }
 
@@ -63,7 +67,7 @@ func rawHead(t *testing.T, br *bufio.Reader) string {
 	var sb strings.Builder
 	for {
 		line, err := br.ReadString('\n')
-		mustNil(t, err)
+		require.NoError(t, err)
 		sb.WriteString(line)
 		if line == "\r\n" {
 			return sb.String()
@@ -85,27 +89,27 @@ func TestServeRequestFields(t *testing.T) {
 	send(t, peer, "GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: example.test:8080\r\nX-One: 1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n")
 	res, body := readResponse(t, br, "GET")
 	r := <-got
-	eq(t, "status", res.StatusCode, 200)
-	eq(t, "body", body, "ok")
-	eq(t, "method", r.Method, "GET")
-	eq(t, "RequestURI", r.RequestURI, "/a/b?x=1&y=%20z")
-	eq(t, "URL.Path", r.URL.Path, "/a/b")
-	eq(t, "query y", r.URL.Query().Get("y"), " z")
-	eq(t, "Host", r.Host, "example.test:8080")
-	eq(t, "Host header removed", r.Header.Get("Host"), "")
-	eq(t, "Proto", r.Proto, "HTTP/1.1")
-	eq(t, "ProtoMinor", r.ProtoMinor, 1)
-	eq(t, "X-One", r.Header.Get("X-One"), "1")
-	eq(t, "X-Multi", strings.Join(r.Header.Values("X-Multi"), ","), "a,b")
-	eq(t, "ContentLength", r.ContentLength, int64(0))
-	eq(t, "Body is NoBody", r.Body, io.ReadCloser(http.NoBody))
-	eq(t, "RemoteAddr", r.RemoteAddr, peer.LocalAddr().String())
-	eq(t, "Close", r.Close, false)
+	require.Equal(t, 200, res.StatusCode, "status")
+	require.Equal(t, "ok", body, "body")
+	require.Equal(t, "GET", r.Method, "method")
+	require.Equal(t, "/a/b?x=1&y=%20z", r.RequestURI, "RequestURI")
+	require.Equal(t, "/a/b", r.URL.Path, "URL.Path")
+	require.Equal(t, " z", r.URL.Query().Get("y"), "query y")
+	require.Equal(t, "example.test:8080", r.Host, "Host")
+	require.Equal(t, "", r.Header.Get("Host"), "Host header removed")
+	require.Equal(t, "HTTP/1.1", r.Proto, "Proto")
+	require.Equal(t, 1, r.ProtoMinor, "ProtoMinor")
+	require.Equal(t, "1", r.Header.Get("X-One"), "X-One")
+	require.Equal(t, "a,b", strings.Join(r.Header.Values("X-Multi"), ","), "X-Multi")
+	require.Equal(t, int64(0), r.ContentLength, "ContentLength")
+	require.Equal(t, io.ReadCloser(http.NoBody), r.Body, "Body is NoBody")
+	require.Equal(t, peer.LocalAddr().String(), r.RemoteAddr, "RemoteAddr")
+	require.Equal(t, false, r.Close, "Close")
 	if ctx.Err() == nil {
 		t.Error("request context not cancelled after the handler returned")
 	}
 	peer.Close()
-	mustNil(t, serveResult(t, done))
+	require.NoError(t, serveResult(t, done))
 }
 
 func TestServeTargets(t *testing.T) {
@@ -123,8 +127,8 @@ func TestServeTargets(t *testing.T) {
 		}
 	}
 	var u url.URL
-	mustNil(t, parseTarget("CONNECT", "h.test:443", &u))
-	eq(t, "CONNECT host", u.Host, "h.test:443")
+	require.NoError(t, parseTarget("CONNECT", "h.test:443", &u))
+	require.Equal(t, "h.test:443", u.Host, "CONNECT host")
 }
 
 func TestServeSmallResponseHasContentLength(t *testing.T) {
@@ -166,17 +170,17 @@ func TestServeFlusherStreamsChunked(t *testing.T) {
 	}))
 	send(t, peer, r0)
 	res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-	mustNil(t, err)
-	eq(t, "TransferEncoding", strings.Join(res.TransferEncoding, ","), "chunked")
-	eq(t, "ContentLength", res.ContentLength, int64(-1))
+	require.NoError(t, err)
+	require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), "TransferEncoding")
+	require.Equal(t, int64(-1), res.ContentLength, "ContentLength")
 	first := make([]byte, 6)
 	_, err = io.ReadFull(res.Body, first)
-	mustNil(t, err)
-	eq(t, "first piece", string(first), "first\n")
+	require.NoError(t, err)
+	require.Equal(t, "first\n", string(first), "first piece")
 	close(step)
 	rest, err := io.ReadAll(res.Body)
-	mustNil(t, err)
-	eq(t, "rest", string(rest), "second\n")
+	require.NoError(t, err)
+	require.Equal(t, "second\n", string(rest), "rest")
 }
 
 func TestServeLargeResponseStreams(t *testing.T) {
@@ -189,13 +193,13 @@ func TestServeLargeResponseStreams(t *testing.T) {
 	}))
 	send(t, peer, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n")
 	res, body := readResponse(t, br, "GET")
-	eq(t, "chunked", strings.Join(res.TransferEncoding, ","), "chunked")
-	eq(t, "body", body == big, true)
+	require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), "chunked")
+	require.Equal(t, true, body == big, "body")
 	send(t, peer, "GET /cl HTTP/1.1\r\nHost: a\r\n\r\n")
 	res, body = readResponse(t, br, "GET")
-	eq(t, "identity", len(res.TransferEncoding), 0)
-	eq(t, "ContentLength", res.ContentLength, int64(len(big)))
-	eq(t, "body", body == big, true)
+	require.Equal(t, 0, len(res.TransferEncoding), "identity")
+	require.Equal(t, int64(len(big)), res.ContentLength, "ContentLength")
+	require.Equal(t, true, body == big, "body")
 }
 
 func TestServeTrailers(t *testing.T) {
@@ -222,9 +226,9 @@ func TestServeTrailers(t *testing.T) {
 	} {
 		send(t, peer, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		res, body := readResponse(t, br, "GET")
-		eq(t, tc.path+" body", body, "data")
-		eq(t, tc.path+" chunked", strings.Join(res.TransferEncoding, ","), "chunked")
-		eq(t, tc.path+" trailer "+tc.name, res.Trailer.Get(tc.name), tc.value)
+		require.Equal(t, "data", body, tc.path+" body")
+		require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), tc.path+" chunked")
+		require.Equal(t, tc.value, res.Trailer.Get(tc.name), tc.path+" trailer "+tc.name)
 		if res.Header.Get("X-Late") != "" || res.Header.Get(http.TrailerPrefix+"X-Late") != "" {
 			t.Errorf("%s: trailer leaked into the header: %v", tc.path, res.Header)
 		}
@@ -263,7 +267,7 @@ func TestServeHEAD(t *testing.T) {
 	// No body bytes came after any head: the next response starts right away.
 	send(t, peer, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
 	_, body := readResponse(t, br, "GET")
-	eq(t, "GET after HEADs", body, "hello")
+	require.Equal(t, "hello", body, "GET after HEADs")
 }
 
 func TestServeNoContentAndNotModified(t *testing.T) {
@@ -286,14 +290,14 @@ func TestServeNoContentAndNotModified(t *testing.T) {
 	}))
 	send(t, peer, "GET /204 HTTP/1.1\r\nHost: a\r\n\r\n")
 	expectWire(t, peer, "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n\r\n")
-	mustIs(t, <-writeErr, http.ErrBodyNotAllowed)
+	require.ErrorIs(t, <-writeErr, http.ErrBodyNotAllowed)
 	send(t, peer, "GET /304 HTTP/1.1\r\nHost: a\r\n\r\n")
 	expectWire(t, peer, "HTTP/1.1 304 Not Modified\r\nEtag: \"v1\"\r\n\r\n")
-	mustIs(t, <-writeErr, http.ErrBodyNotAllowed)
+	require.ErrorIs(t, <-writeErr, http.ErrBodyNotAllowed)
 	send(t, peer, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
 	res, body := readResponse(t, br, "GET")
-	eq(t, "keep-alive after 204/304", res.StatusCode, 200)
-	eq(t, "body", body, "abc")
+	require.Equal(t, 200, res.StatusCode, "keep-alive after 204/304")
+	require.Equal(t, "abc", body, "body")
 	<-writeErr
 }
 
@@ -307,10 +311,10 @@ func TestServeConnectionClose(t *testing.T) {
 		}))
 		send(t, peer, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 		res, body := readResponse(t, br, "GET")
-		eq(t, "body", body, "bye")
-		eq(t, "res.Close", res.Close, true)
+		require.Equal(t, "bye", body, "body")
+		require.Equal(t, true, res.Close, "res.Close")
 		expectEOF(t, br)
-		mustNil(t, serveResult(t, done))
+		require.NoError(t, serveResult(t, done))
 	})
 	t.Run("handler", func(t *testing.T) {
 		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -319,16 +323,16 @@ func TestServeConnectionClose(t *testing.T) {
 		}))
 		send(t, peer, r0+r0) // the second request is never answered
 		res, _ := readResponse(t, br, "GET")
-		eq(t, "res.Close", res.Close, true)
+		require.Equal(t, true, res.Close, "res.Close")
 		expectEOF(t, br)
-		mustNil(t, serveResult(t, done))
+		require.NoError(t, serveResult(t, done))
 	})
 }
 
 func TestServeHTTP10(t *testing.T) {
 	big := strings.Repeat("y", 50<<10) // over the response buffer: a 1.0 client still gets a Content-Length
 	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		eq(t, "Proto", r.Proto, "HTTP/1.0")
+		require.Equal(t, "HTTP/1.0", r.Proto, "Proto")
 		if r.URL.Path == "/big" {
 			_, _ = io.WriteString(w, big[:10])
 			w.(http.Flusher).Flush() // cannot stream to 1.0: no effect
@@ -346,14 +350,14 @@ func TestServeHTTP10(t *testing.T) {
 	}
 	body := make([]byte, len(big))
 	_, err := io.ReadFull(br, body)
-	mustNil(t, err)
-	eq(t, "body", string(body) == big, true)
+	require.NoError(t, err)
+	require.Equal(t, true, string(body) == big, "body")
 	send(t, peer, "GET / HTTP/1.0\r\n\r\n")
 	res, b := readResponse(t, br, "GET")
-	eq(t, "status", res.StatusCode, 200)
-	eq(t, "body", b, "old")
+	require.Equal(t, 200, res.StatusCode, "status")
+	require.Equal(t, "old", b, "body")
 	expectEOF(t, br)
-	mustNil(t, serveResult(t, done))
+	require.NoError(t, serveResult(t, done))
 }
 
 func TestServePipelined(t *testing.T) {
@@ -367,10 +371,10 @@ func TestServePipelined(t *testing.T) {
 		"GET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	for _, want := range []string{`GET /1 ""`, `POST /2 "ping"`, `POST /3 "hi"`, `GET /4 ""`} {
 		_, body := readResponse(t, br, "GET")
-		eq(t, "response", body, want)
+		require.Equal(t, want, body, "response")
 	}
 	expectEOF(t, br)
-	mustNil(t, serveResult(t, done))
+	require.NoError(t, serveResult(t, done))
 }
 
 func TestServeRequestBody(t *testing.T) {
@@ -389,18 +393,18 @@ func TestServeRequestBody(t *testing.T) {
 			}
 		}
 		b, err := io.ReadAll(r.Body)
-		mustNil(t, err)
+		require.NoError(t, err)
 		s.body, s.cl, s.te, s.trailer = string(b), r.ContentLength, strings.Join(r.TransferEncoding, ","), r.Trailer.Get("X-Digest")
 		_, err = r.Body.Read(make([]byte, 1))
-		mustIs(t, err, io.EOF)
+		require.ErrorIs(t, err, io.EOF)
 		got <- s
 	}))
 	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world")
 	readResponse(t, br, "POST")
-	eq(t, "CL body", <-got, seen{"hello world", 11, "", ""})
+	require.Equal(t, seen{"hello world", 11, "", ""}, <-got, "CL body")
 	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Digest\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Digest: d1\r\n\r\n")
 	readResponse(t, br, "POST")
-	eq(t, "chunked body", <-got, seen{"hello world", -1, "chunked", "d1"})
+	require.Equal(t, seen{"hello world", -1, "chunked", "d1"}, <-got, "chunked body")
 }
 
 func TestServeUnreadBodyKeepsFraming(t *testing.T) {
@@ -411,7 +415,7 @@ func TestServeUnreadBodyKeepsFraming(t *testing.T) {
 		"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, want := range []string{"/1", "/2"} {
 		_, body := readResponse(t, br, "GET")
-		eq(t, "body", body, want)
+		require.Equal(t, want, body, "body")
 	}
 }
 
@@ -420,11 +424,11 @@ func TestServeUnreadLargeBodyCloses(t *testing.T) {
 		_, _ = io.WriteString(w, "early")
 	}))
 	// Known to exceed the discard limit: the response itself says the connection closes.
-	send(t, peer, fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", DefaultDiscardLimit+1))
+	send(t, peer, fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", symsock.DefaultDiscardLimit+1))
 	res, body := readResponse(t, br, "POST")
-	eq(t, "body", body, "early")
-	eq(t, "close", res.Close, true)
-	mustNil(t, serveResult(t, done))
+	require.Equal(t, "early", body, "body")
+	require.Equal(t, true, res.Close, "close")
+	require.NoError(t, serveResult(t, done))
 
 	// Unknown (chunked) length: drained up to the limit, then the connection is closed quietly.
 	peer, br, done = serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -432,16 +436,16 @@ func TestServeUnreadLargeBodyCloses(t *testing.T) {
 	}))
 	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
 	_, body = readResponse(t, br, "POST")
-	eq(t, "body", body, "early")
+	require.Equal(t, "early", body, "body")
 	go func() {
 		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("x", 64<<10))
-		for range 2 * DefaultDiscardLimit / (64 << 10) {
+		for range 2 * symsock.DefaultDiscardLimit / (64 << 10) {
 			if _, err := io.WriteString(peer, chunk); err != nil {
 				return
 			}
 		}
 	}()
-	mustNil(t, serveResult(t, done))
+	require.NoError(t, serveResult(t, done))
 }
 
 func TestServeExpectContinue(t *testing.T) {
@@ -455,8 +459,8 @@ func TestServeExpectContinue(t *testing.T) {
 		expectWire(t, peer, "HTTP/1.1 100 Continue\r\n\r\n")
 		send(t, peer, "data")
 		res, body := readResponse(t, br, "POST")
-		eq(t, "body", body, "data")
-		eq(t, "keep-alive", res.Close, false)
+		require.Equal(t, "data", body, "body")
+		require.Equal(t, false, res.Close, "keep-alive")
 	})
 	t.Run("unread", func(t *testing.T) {
 		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -464,10 +468,10 @@ func TestServeExpectContinue(t *testing.T) {
 		}))
 		send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
 		res, _ := readResponse(t, br, "POST")
-		eq(t, "status (no 100 first)", res.StatusCode, 401)
-		eq(t, "close: the body was never asked for", res.Close, true)
+		require.Equal(t, 401, res.StatusCode, "status (no 100 first)")
+		require.Equal(t, true, res.Close, "close: the body was never asked for")
 		expectEOF(t, br)
-		mustNil(t, serveResult(t, done))
+		require.NoError(t, serveResult(t, done))
 	})
 	t.Run("WriteHeader100", func(t *testing.T) {
 		peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -479,7 +483,7 @@ func TestServeExpectContinue(t *testing.T) {
 		expectWire(t, peer, "HTTP/1.1 100 Continue\r\n\r\n")
 		send(t, peer, "ok")
 		_, body := readResponse(t, br, "PUT")
-		eq(t, "body", body, "ok")
+		require.Equal(t, "ok", body, "body")
 	})
 }
 
@@ -500,42 +504,42 @@ func TestServePanic(t *testing.T) {
 	run := func(t *testing.T, path string) (*bufio.Reader, error) {
 		c, peer := tcpPair(t)
 		done := make(chan error, 1)
-		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		go func() { done <- srv.Serve(context.Background(), symsock.New(c)) }()
 		send(t, peer, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		return bufio.NewReader(peer), serveResult(t, done)
 	}
 	br, err := run(t, "/early")
-	mustIs(t, err, ErrHandlerPanic)
+	require.ErrorIs(t, err, ErrHandlerPanic)
 	res, _ := readResponse(t, br, "GET")
-	eq(t, "status", res.StatusCode, 500)
-	eq(t, "close", res.Close, true)
+	require.Equal(t, 500, res.StatusCode, "status")
+	require.Equal(t, true, res.Close, "close")
 	expectEOF(t, br)
 
 	br, err = run(t, "/late")
-	mustIs(t, err, ErrHandlerPanic)
+	require.ErrorIs(t, err, ErrHandlerPanic)
 	res, err = http.ReadResponse(br, &http.Request{Method: "GET"})
-	mustNil(t, err)
-	eq(t, "status", res.StatusCode, 200)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode, "status")
 	_, err = io.ReadAll(res.Body)
-	mustIs(t, err, io.ErrUnexpectedEOF) // truncated chunked body: the client knows it is incomplete
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF) // truncated chunked body: the client knows it is incomplete
 
 	_, err = run(t, "/abort")
-	mustIs(t, err, http.ErrAbortHandler)
+	require.ErrorIs(t, err, http.ErrAbortHandler)
 }
 
 func TestServeContentLengthMismatch(t *testing.T) {
 	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "10")
 		_, err := io.WriteString(w, "0123456789A")
-		mustIs(t, err, http.ErrContentLength)
+		require.ErrorIs(t, err, http.ErrContentLength)
 		_, _ = io.WriteString(w, "short")
 	}))
 	send(t, peer, r0)
 	err := serveResult(t, done)
-	mustIs(t, err, ErrShortResponse)
+	require.ErrorIs(t, err, ErrShortResponse)
 	// Nothing was committed: the client gets a 500 rather than a truncated body.
 	res, _ := readResponse(t, br, "GET")
-	eq(t, "status", res.StatusCode, 500)
+	require.Equal(t, 500, res.StatusCode, "status")
 	expectEOF(t, br)
 }
 
@@ -543,8 +547,8 @@ func TestServeMalformedRequest(t *testing.T) {
 	peer, br, done := serveConn(t, http.NotFoundHandler())
 	send(t, peer, "GET / HTTP/1.1\r\n\r\n")
 	res, _ := readResponse(t, br, "GET")
-	eq(t, "status", res.StatusCode, 400)
-	mustIs(t, serveResult(t, done), ErrParsing)
+	require.Equal(t, 400, res.StatusCode, "status")
+	require.ErrorIs(t, serveResult(t, done), symsock.ErrParsing)
 }
 
 func TestServeContextAndTimeouts(t *testing.T) {
@@ -557,22 +561,22 @@ func TestServeContextAndTimeouts(t *testing.T) {
 			close(entered)
 			<-r.Context().Done() // ended by the cancellation of Serve's context
 		})}
-		go func() { done <- srv.Serve(ctx, New(c)) }()
+		go func() { done <- srv.Serve(ctx, symsock.New(c)) }()
 		send(t, peer, r0)
 		<-entered
 		cancel()
-		mustIs(t, serveResult(t, done), context.Canceled)
+		require.ErrorIs(t, serveResult(t, done), context.Canceled)
 		expectEOF(t, bufio.NewReader(peer))
 	})
 	t.Run("idle", func(t *testing.T) {
 		c, peer := tcpPair(t)
 		done := make(chan error, 1)
 		srv := &Server{Handler: http.NotFoundHandler(), IdleTimeout: 50 * time.Millisecond, ReadHeaderTimeout: testTimeout}
-		go func() { done <- srv.Serve(context.Background(), New(c)) }()
+		go func() { done <- srv.Serve(context.Background(), symsock.New(c)) }()
 		send(t, peer, r0)
 		br := bufio.NewReader(peer)
 		readResponse(t, br, "GET")
-		mustNil(t, serveResult(t, done)) // the idle keep-alive connection is closed quietly
+		require.NoError(t, serveResult(t, done)) // the idle keep-alive connection is closed quietly
 		expectEOF(t, br)
 	})
 }
@@ -580,8 +584,8 @@ func TestServeContextAndTimeouts(t *testing.T) {
 func TestServeCleanClose(t *testing.T) {
 	peer, _, done := serveConn(t, http.NotFoundHandler())
 	peer.Close()
-	mustNil(t, serveResult(t, done))
-	err := Serve(New(&halfConn{}), http.NotFoundHandler())
+	require.NoError(t, serveResult(t, done))
+	err := Serve(symsock.New(&halfConn{}), http.NotFoundHandler())
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("EOF inside a request: %v, want an error", err)
 	}
@@ -627,11 +631,11 @@ func TestServeLargeWritesBoundedMemory(t *testing.T) {
 		grew := heapGrowth(func() {
 			send(t, peer, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
 			res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
-			mustNil(t, err)
+			require.NoError(t, err)
 			got, err = io.Copy(io.Discard, res.Body)
-			mustNil(t, err)
+			require.NoError(t, err)
 		})
-		eq(t, path+" body size", got, int64(size))
+		require.Equal(t, int64(size), got, path+" body size")
 		// One write of 16 MiB is streamed from the handler's memory, not copied into a buffer of its size.
 		if grew > 2<<20 {
 			t.Fatalf("%s: serving a %d-byte write allocated %d bytes", path, size, grew)

@@ -1,4 +1,4 @@
-package symsock
+package symhttp
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/p2phttp/p2phttp/symsock"
 )
 
 // Request-rate benchmarks: keep-alive GETs over loopback TCP answered by net/http's server (the baseline), by
@@ -20,7 +22,7 @@ import (
 // Content-Length into a fixed buffer, no allocation, so that the client neither dominates nor pollutes the count
 // of server allocations. Run with
 //
-//	go test -run '^$' -bench KeepAliveGET -benchtime 100000x ./symsock/
+//	go test -run '^$' -bench KeepAliveGET -benchtime 100000x ./symsock/symhttp/
 //
 // and compare req/s and allocs/req between servers at the same connection count; the Interleaved variant does it
 // in alternating rounds and reports the ratios.
@@ -207,16 +209,16 @@ func benchServer(b *testing.B, kind string) string {
 	case "symsock-raw":
 		return strings.TrimPrefix(startSymsockServerFunc(b, rawHelloLoop).URL, "http://")
 	}
-	return strings.TrimPrefix(startSymsockServerFunc(b, func(s *Socket) error {
+	return strings.TrimPrefix(startSymsockServerFunc(b, func(s *symsock.Socket) error {
 		return Serve(s, http.HandlerFunc(benchHandler))
 	}).URL, "http://")
 }
 
 // rawServe answers every request on s, read whole, with the response respond fills in: the socket's own API.
-func rawServe(s *Socket, respond func(req *Request, res *Response)) error {
+func rawServe(s *symsock.Socket, respond func(req *symsock.Request, res *symsock.Response)) error {
 	defer s.Close()
-	var req Request
-	var res Response
+	var req symsock.Request
+	var res symsock.Response
 	for {
 		if err := s.ReadRequest(&req); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -224,7 +226,7 @@ func rawServe(s *Socket, respond func(req *Request, res *Response)) error {
 			}
 			return err
 		}
-		for s.ReadState() != ReadFinished {
+		for s.ReadState() != symsock.ReadFinished {
 			if err := s.ReadSome(&req); err != nil {
 				return err
 			}
@@ -237,11 +239,11 @@ func rawServe(s *Socket, respond func(req *Request, res *Response)) error {
 }
 
 // rawHelloLoop answers like benchHandler, reusing its response.
-func rawHelloLoop(s *Socket) error {
+func rawHelloLoop(s *symsock.Socket) error {
 	header := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Date": {""}}
-	return rawServe(s, func(_ *Request, res *Response) {
+	return rawServe(s, func(_ *symsock.Request, res *symsock.Response) {
 		header["Date"][0] = httpDate()
-		*res = Response{Status: 200, Header: header, Body: benchBody}
+		*res = symsock.Response{Status: 200, Header: header, Body: benchBody}
 	})
 }
 
@@ -373,13 +375,13 @@ func BenchmarkServeCPU(b *testing.B) {
 	})
 	b.Run("server=symsock-Serve", func(b *testing.B) {
 		b.ReportAllocs()
-		if err := Serve(New(newReplayConn(b.N)), http.HandlerFunc(benchHandler)); err != nil {
+		if err := Serve(symsock.New(newReplayConn(b.N)), http.HandlerFunc(benchHandler)); err != nil {
 			b.Fatal(err)
 		}
 	})
 	b.Run("server=symsock-raw", func(b *testing.B) {
 		b.ReportAllocs()
-		if err := rawHelloLoop(New(newReplayConn(b.N))); err != nil {
+		if err := rawHelloLoop(symsock.New(newReplayConn(b.N))); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -422,7 +424,7 @@ func BenchmarkRoundTripGET(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := New(conn)
+		s := symsock.New(conn)
 		defer s.Close()
 		run(b, &http.Client{Transport: NewRoundTripper(s)})
 	})
