@@ -166,16 +166,20 @@ func suggestCode(code string) (string, bool) {
 	return strings.Join(parts, "-"), changed
 }
 
-// closestName returns the name in names nearest to s within two edits (and fewer edits than s is long), for "did
-// you mean".
+// closestName returns the name in names nearest to s, for "did you mean": within one edit of a short s (four
+// letters or fewer), two of a longer one, so that a word of the user's own is not taken for a typo.
 func closestName(s string, names []string) (string, bool) {
-	best, bestDist := "", 3
+	limit := 1
+	if len(s) > 4 {
+		limit = 2
+	}
+	best, bestDist := "", limit+1
 	for _, n := range names {
 		if d := editDistance(s, n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}
-	return best, best != "" && bestDist < len(s)
+	return best, best != ""
 }
 
 // editDistance is the Levenshtein distance between a and b (bytes; codes and command names are ASCII).

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // maxSymlinkHops bounds how many symlinks resolveOutput follows, as the kernel does (ELOOP).
@@ -33,7 +34,7 @@ func resolveOutput(name string) (*output, error) {
 	for hops := 0; ; hops++ {
 		fi, err := os.Lstat(p)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 			dir := filepath.Dir(p)
 			di, err := os.Stat(dir)
 			if err != nil {
