@@ -315,7 +315,8 @@ func (t *Transport) send(b []byte, to net.Addr) (int, error) {
 }
 
 func (t *Transport) writeTo(b []byte, to *net.UDPAddr) {
-	if _, err := t.send(b, to); err != nil && !t.isClosed() {
+	// net.ErrClosed: Close is closing the socket under a send that checked isClosed a moment earlier.
+	if _, err := t.send(b, to); err != nil && !t.isClosed() && !errors.Is(err, net.ErrClosed) {
 		t.log.Debug("utp: send", "to", to, "err", err)
 	}
 }
@@ -402,7 +403,9 @@ func (c *utpPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	if _, err := c.t.send(b, addr); err != nil {
 		c.t.sendDrops.Add(1)
-		c.t.log.Debug("utp: send", "to", addr, "err", err)
+		if !errors.Is(err, net.ErrClosed) { // Close is closing the socket under this send
+			c.t.log.Debug("utp: send", "to", addr, "err", err)
+		}
 	}
 	return len(b), nil
 }
