@@ -168,6 +168,9 @@ func runGet(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("the peer did not answer with HTTP (%w); is it running `p2phttp serve` with this code?", err)
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, errPeerSilent) {
+				err = cause
+			}
 			return fmt.Errorf("GET %s from the peer failed: %w", escapeText(target), err)
 		}
 		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || part == nil || !part.ranged {

@@ -190,14 +190,18 @@ func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl
 	// for the first local connection), so its first request may come at any time.
 	firstSrv := *srv
 	firstSrv.ReadHeaderTimeout = 0
-	// Not ctx: on Ctrl-C serveLoop lets requests in flight finish, then closes the session, which ends these.
+	// Not ctx: on Ctrl-C serveLoop lets requests in flight finish, then closes the session, which ends these. When
+	// the path ends, cancelling sctx cancels the requests of its streams (a proxied request waiting for a slow
+	// backend, say), which no read or write would notice.
 	actx := context.WithoutCancel(ctx)
+	sctx, cancelStreams := context.WithCancel(actx)
+	defer cancelStreams()
 	slots := make(chan struct{}, lim.maxStreams)
 	var wg sync.WaitGroup
 	serveStream := func(srv *symsock.Server, c net.Conn) {
 		defer wg.Done()
 		defer func() { <-slots }()
-		if err := srv.Serve(actx, symsock.New(c)); err != nil && ctx.Err() == nil {
+		if err := srv.Serve(sctx, symsock.New(c)); err != nil && ctx.Err() == nil && sctx.Err() == nil {
 			log.Debug("stream ended", "peer", peer, "err", err)
 		}
 	}
@@ -225,6 +229,7 @@ func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl
 	}
 	// The path is gone: closing the session ends the streams still being served.
 	sess.Close()
+	cancelStreams()
 	wg.Wait()
 	return sessionStats{requests: al.requests.Load(), bytes: al.bytes.Load()}
 }
