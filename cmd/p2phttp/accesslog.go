@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -17,6 +16,7 @@ import (
 type accessLog struct {
 	h        http.Handler
 	out      io.Writer
+	status   *serveStatus // nil: no status line
 	peer     string
 	requests atomic.Int64
 	bytes    atomic.Int64
@@ -24,26 +24,16 @@ type accessLog struct {
 
 func (l *accessLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	w, done := l.status.track(w)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	l.h.ServeHTTP(sw, r)
+	done()
 	l.requests.Add(1)
 	l.bytes.Add(sw.bytes)
 	if l.out != nil {
 		fmt.Fprintf(l.out, "p2phttp: %s %s %s %d %d bytes %s\n", l.peer, escapeText(r.Method), escapeText(r.RequestURI),
 			sw.status, sw.bytes, roundDuration(time.Since(start)))
 	}
-}
-
-// syncWriter serialises writes, so that lines printed by concurrent requests never interleave.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // escapeText makes text from a peer safe to print on a terminal: control characters (which could move the cursor,

@@ -63,8 +63,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Requests of several peers print at once.
-	env = &cliEnv{stdout: env.stdout, stderr: &syncWriter{w: env.stderr}, stdin: env.stdin, getenv: env.getenv}
+	// Requests of several peers print at once, above a status line on a terminal.
+	status := newServeStatus(env.stderr)
+	sctx, stopStatus := context.WithCancel(ctx)
+	defer stopStatus()
+	go status.run(sctx)
+	env = &cliEnv{stdout: env.stdout, stderr: status, stdin: env.stdin, getenv: env.getenv}
 	// A code is printed only once the signalling server is known to answer: a code for a server that is not there
 	// would send the other side waiting in vain.
 	if err := pf.probeSignal(ctx); err != nil {
@@ -83,7 +87,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stderr, "On the other machine run one of these, and type the code when it asks:\n  %s\n  %s\n",
 			pf.otherSide("get", "/"), pf.otherSide("forward", "")+"    # for curl and browsers")
 	}
-	opts := serveOptions{limits: lim}
+	opts := serveOptions{limits: lim, status: status}
 	if *accessLines {
 		opts.accessLog = env.stderr
 	}
@@ -94,7 +98,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 // serveOptions are what serve applies to each peer's streams.
 type serveOptions struct {
 	limits    serveLimits
-	accessLog io.Writer // nil: no line per request
+	accessLog io.Writer    // nil: no line per request
+	status    *serveStatus // the status line on a terminal
 }
 
 // otherSide is the command line the other peer should type to reach us; it asks for the code.
@@ -183,7 +188,7 @@ type sessionStats struct {
 // opts.limits applied to this peer alone.
 func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl *requestLog, opts serveOptions, log *slog.Logger) sessionStats {
 	peer := sess.Report().RemoteAddr.String()
-	al := &accessLog{h: rl, out: opts.accessLog, peer: peer}
+	al := &accessLog{h: rl, out: opts.accessLog, status: opts.status, peer: peer}
 	lim := opts.limits
 	srv := &symsock.Server{Handler: al, Logger: log, ReadHeaderTimeout: lim.readHeaderTimeout, IdleTimeout: lim.idleTimeout}
 	// The first stream exists as soon as the peers meet, before the other side has anything to ask (forward keeps it
