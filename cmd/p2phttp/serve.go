@@ -214,6 +214,7 @@ func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl
 	wg.Add(1)
 	go serveStream(&firstSrv, sess.Stream())
 	refused := 0
+	closing := make(chan struct{}, lim.maxStreams)
 	for {
 		c, err := sess.AcceptStream(actx)
 		if err != nil {
@@ -225,7 +226,16 @@ func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl
 			wg.Add(1)
 			go serveStream(srv, c)
 		default:
-			c.Close()
+			// Close waits for the peer to acknowledge; the next stream need not wait for that, up to a point.
+			select {
+			case closing <- struct{}{}:
+				go func() {
+					c.Close()
+					<-closing
+				}()
+			default:
+				c.Close()
+			}
 			if refused++; refused == 1 {
 				fmt.Fprintf(env.stderr, "p2phttp: peer %s opened more than %d streams at once; refusing the extra ones (--max-streams)\n",
 					peer, lim.maxStreams)
