@@ -233,16 +233,8 @@ func TestDirHandler(t *testing.T) {
 	defer srv.Close()
 
 	get := func(path string, hdr map[string]string) (*http.Response, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := srv.Client().Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp, b
+		resp, body := fetch(t, srv, path, hdr)
+		return resp, []byte(body)
 	}
 	resp, body := get("/data.bin", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

@@ -44,7 +44,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("dir", "", "serve the files under `DIR`")
 	proxy := fs.String("proxy", "", "proxy requests to the local web server at `URL`")
 	hidden := fs.Bool("hidden", false, "with --dir, also list and serve hidden files (names starting with a dot)")
-	accessLines := fs.Bool("access-log", true, "print one line per request (method, path, status, bytes, time); --access-log=false turns it off")
+	accessLines := fs.Bool("access-log", true, "one line per request on stderr: method, path, status, bytes, time (=false: none)")
 	pos, err := fs.parse(env, args)
 	if err != nil {
 		return err
