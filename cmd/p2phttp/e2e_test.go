@@ -281,7 +281,7 @@ func TestServeDirAndGet(t *testing.T) {
 	assert.NoFileExists(t, missing)
 	assert.NoFileExists(t, missing+".part")
 
-	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request\(s\), 19 B sent in`, 40*time.Second)
+	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request\(s\), 19 B sent in [0-9.]+[µm]?s \([0-9.]+ [KMG]?i?B/s\)\n`, 40*time.Second)
 	_, serveErr := serve.output()
 	assert.Equal(t, 4, strings.Count(serveErr, "connected: direct path"), "serve met each of the four peers in turn")
 	// One access-log line per request, by default.

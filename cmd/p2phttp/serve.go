@@ -171,8 +171,9 @@ func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl 
 			mu.Unlock()
 			sess.Close()
 			if ctx.Err() == nil {
-				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s), %s sent in %s\n",
-					sess.Report().RemoteAddr, st.requests, formatBytes(st.bytes), roundDuration(time.Since(start)))
+				took := time.Since(start)
+				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s), %s sent in %s (%s/s)\n",
+					sess.Report().RemoteAddr, st.requests, formatBytes(st.bytes), roundDuration(took), formatBytes(rate(st.bytes, took)))
 			}
 		}()
 	}
