@@ -18,14 +18,15 @@ import (
 )
 
 // TestServeLimitsEachPeer opens streams through forward: beyond --max-streams they are refused, a stream whose
-// request header does not come is closed after --read-header-timeout, and the first stream (kept by forward for
-// its first local connection) may wait.
+// request header does not come is closed after --read-header-timeout, the first stream (kept by forward for its
+// first local connection) may wait for its first request, and an idle kept-alive stream is closed after
+// --idle-timeout.
 func TestServeLimitsEachPeer(t *testing.T) {
 	srv := testServer(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hello"), 0o644))
 	code := signal.NewCode()
-	serve := startCode(t, code, append([]string{"serve", "--dir", dir, "--max-streams", "2", "--read-header-timeout", "3s"}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--dir", dir, "--max-streams", "2", "--read-header-timeout", "3s", "--idle-timeout", "2s"}, peerArgs(srv)...)...)
 	listen := freeAddr(t, "tcp")
 	fwd := startCode(t, code, append([]string{"forward", "--listen", listen}, peerArgs(srv)...)...)
 	fwd.waitStderr(`forwarding http://`, 60*time.Second)
@@ -62,6 +63,7 @@ func TestServeLimitsEachPeer(t *testing.T) {
 	serve.waitStderr(`peer 127\.0\.0\.1:\d+ opened more than 2 streams at once; refusing the extra ones \(--max-streams\)`, 10*time.Second)
 	assert.True(t, closed(second, 20*time.Second), "a stream without a request header is closed after --read-header-timeout")
 	assert.Equal(t, "200 OK hello", getOn(first), "the first stream may wait for its first request")
+	assert.True(t, closed(first, 20*time.Second), "a kept-alive stream is closed after --idle-timeout")
 	assert.Equal(t, "200 OK hello", getOn(dial()), "a slot is free again")
 	_, stderr := serve.output()
 	assert.Equal(t, 1, strings.Count(stderr, "opened more than 2 streams"), "said once")
