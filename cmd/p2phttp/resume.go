@@ -58,6 +58,13 @@ func openPartial(final, reqPath string) (*partial, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot write -o %s: %w", final, err)
 	}
+	if ok, err := lockPart(f); !ok {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot lock %s: %w", partPath, err)
+		}
+		return nil, fmt.Errorf("another p2phttp get is writing %s; let it finish or stop it first", partPath)
+	}
 	p := &partial{final: final, file: f}
 	fi, err := f.Stat()
 	if err != nil {

@@ -169,3 +169,16 @@ func TestParseContentRange(t *testing.T) {
 		assert.Equal(t, want, [3]int64{start, size, map[bool]int64{true: 1}[ok]}, in)
 	}
 }
+
+func TestPartFileIsLocked(t *testing.T) {
+	final := filepath.Join(t.TempDir(), "f")
+	first, err := openPartial(final, "/f")
+	require.NoError(t, err)
+	_, err = openPartial(final, "/f")
+	require.Error(t, err)
+	assert.Equal(t, "another p2phttp get is writing "+final+partSuffix+"; let it finish or stop it first", err.Error())
+	first.keep()
+	second, err := openPartial(final, "/f")
+	require.NoError(t, err, "free again once the first run ends")
+	second.keep()
+}
