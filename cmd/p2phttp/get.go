@@ -197,13 +197,12 @@ func runGet(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return e
 	}
-	body := watchdog.reader(resp.Body)
-	return saveBody(ctx, env, resp, body, dst, part, u.Path, start)
+	return saveBody(ctx, env, resp, watchdog, dst, part, u.Path, start)
 }
 
 // saveBody copies the body to its output, drawing progress on a terminal, checks it is complete and prints the
 // summary line.
-func saveBody(ctx context.Context, env *cliEnv, resp *http.Response, body io.Reader, dst *output, part *partial, reqPath string, start time.Time) error {
+func saveBody(ctx context.Context, env *cliEnv, resp *http.Response, wd *watchdog, dst *output, part *partial, reqPath string, start time.Time) error {
 	var w io.Writer = env.stdout
 	offset, total := int64(0), resp.ContentLength
 	switch {
@@ -219,7 +218,9 @@ func saveBody(ctx context.Context, env *cliEnv, resp *http.Response, body io.Rea
 		}
 		w = part.file
 	case dst.special:
+		wd.stop() // waiting for a FIFO's reader is no silence of the peer's
 		f, err := openSpecial(ctx, dst.path)
+		wd.kick()
 		if err != nil {
 			return fmt.Errorf("cannot write -o %s: %w", dst.name, err)
 		}
@@ -232,7 +233,7 @@ func saveBody(ctx context.Context, env *cliEnv, resp *http.Response, body io.Rea
 		prog.n, prog.base = offset, offset
 		w = io.MultiWriter(w, prog)
 	}
-	n, err := io.Copy(w, body)
+	n, err := io.Copy(wd.writer(w), wd.reader(resp.Body))
 	if prog != nil {
 		prog.Done()
 	}

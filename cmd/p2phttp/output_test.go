@@ -95,3 +95,29 @@ func TestNameFromPath(t *testing.T) {
 		assert.Error(t, err, p)
 	}
 }
+
+func TestWatchdogIgnoresTimeSpentWriting(t *testing.T) {
+	fired := make(chan struct{}, 1)
+	wd := newWatchdog(50*time.Millisecond, func() { fired <- struct{}{} })
+	defer wd.stop()
+	w := wd.writer(writerFunc(func(p []byte) (int, error) {
+		time.Sleep(200 * time.Millisecond) // a slow reader at the other end of a FIFO
+		return len(p), nil
+	}))
+	_, err := w.Write([]byte("x"))
+	require.NoError(t, err)
+	select {
+	case <-fired:
+		t.Fatal("the watchdog fired while the write blocked")
+	default:
+	}
+	select {
+	case <-fired: // silent again afterwards: it fires
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watchdog never fired")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

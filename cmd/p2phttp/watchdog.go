@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// watchdog calls fire when it is not kicked for a while: get uses it to give up on a peer that stops sending.
+// watchdog calls fire when it is not kicked for a while: get uses it to give up on a peer that stops sending. Time
+// spent writing what came (to a slow FIFO reader, say) is not the peer's silence and does not count.
 type watchdog struct {
 	d time.Duration
 	t *time.Timer // nil when disabled (d == 0)
@@ -46,4 +47,18 @@ func (k *kickReader) Read(p []byte) (int, error) {
 		k.w.kick()
 	}
 	return n, err
+}
+
+// writer pauses the watchdog while a write to w blocks.
+func (w *watchdog) writer(dst io.Writer) io.Writer { return &pauseWriter{w: dst, wd: w} }
+
+type pauseWriter struct {
+	w  io.Writer
+	wd *watchdog
+}
+
+func (p *pauseWriter) Write(b []byte) (int, error) {
+	p.wd.stop()
+	defer p.wd.kick()
+	return p.w.Write(b)
 }
