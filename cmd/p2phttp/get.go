@@ -114,7 +114,7 @@ func runGet(ctx context.Context, env *cliEnv, args []string) error {
 		defer func() {
 			if kept := part.keep(); kept > 0 {
 				fmt.Fprintf(env.stderr, "p2phttp: kept %s in %s; run the same command again to resume\n",
-					formatBytes(kept), dst.name+partSuffix)
+					formatBytes(kept), dst.path+partSuffix)
 			}
 		}()
 	}
