@@ -146,7 +146,7 @@ type proc struct {
 	connectedC  chan struct{}
 }
 
-var metIn = regexp.MustCompile(`met in (\S+)`)
+var metIn = regexp.MustCompile(`set up in (\S+)`) // gathering, punching and the first stream; not the wait for the peer
 
 // startP2P starts p2phttp args in host; the process is killed (if still running) when t ends.
 func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc {

@@ -56,6 +56,13 @@ func NewCode() string {
 	return fmt.Sprintf("%d-%s-%s", 1+randIntn(999), adjectives[randIntn(len(adjectives))], nouns[randIntn(len(nouns))])
 }
 
+// CodeWords returns copies of the word lists NewCode picks from: the first word of a code (an adjective) and the
+// second (a noun). User interfaces use them to complete a code as it is typed and to suggest a correction for a
+// mistyped word; a code of the user's own may hold any words.
+func CodeWords() (first, second []string) {
+	return append([]string(nil), adjectives[:]...), append([]string(nil), nouns[:]...)
+}
+
 func randIntn(n int) int {
 	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
 	if err != nil {

@@ -2,6 +2,7 @@ package signal
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,3 +79,20 @@ func TestDerive(t *testing.T) {
 // knownRoomID is RoomID("7-amber-otter"), computed independently with
 // Python's hashlib.pbkdf2_hmac and an HMAC-based HKDF-Expand.
 const knownRoomID = "9369121a990843aab5317fbf63187b2dfe2f2853695f2d1dcf72efc22a8b6e9a"
+
+func TestCodeWords(t *testing.T) {
+	first, second := CodeWords()
+	if len(first) != len(adjectives) || len(second) != len(nouns) {
+		t.Fatalf("CodeWords gave %d and %d words, want %d and %d", len(first), len(second), len(adjectives), len(nouns))
+	}
+	for range 50 {
+		parts := strings.Split(NewCode(), "-")
+		if !slices.Contains(first, parts[1]) || !slices.Contains(second, parts[2]) {
+			t.Fatalf("NewCode word %q or %q is not in CodeWords", parts[1], parts[2])
+		}
+	}
+	first[0] = "changed"
+	if again, _ := CodeWords(); again[0] == "changed" {
+		t.Error("CodeWords returned the package's own list, not a copy")
+	}
+}

@@ -49,7 +49,7 @@ func (fs *flagSet) parse(env *cliEnv, args []string) ([]string, error) {
 				fs.printHelp(env.stdout)
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, usageError{fs.explainParseError(err)}
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -61,6 +61,25 @@ func (fs *flagSet) parse(env *cliEnv, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// explainParseError adds the nearest flag to an unknown one.
+func (fs *flagSet) explainParseError(err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -")
+	if !ok {
+		return err.Error()
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	near, ok := closestName(strings.TrimPrefix(name, "-"), names)
+	if !ok {
+		return err.Error()
+	}
+	dashes := "--"
+	if len(near) == 1 {
+		dashes = "-"
+	}
+	return fmt.Sprintf("%s (did you mean %s%s?)", err.Error(), dashes, near)
 }
 
 func (fs *flagSet) printHelp(w io.Writer) {
@@ -169,15 +188,21 @@ func (p *peerFlags) meet(ctx context.Context, env *cliEnv, code string, log *slo
 	return sess, nil
 }
 
-// describePath is the one line every peer command prints once connected.
+// describePath is the one line every peer command prints once connected. "set up in" counts gathering candidates,
+// punching and opening the first stream.
 func describePath(r rendezvous.Report) string {
 	how := "punched through NAT"
 	if r.Direct {
 		how = "no NAT in between"
 	}
-	return fmt.Sprintf("connected: direct path to peer %s (%s: %s %s <-> %s %s), rtt %s, met in %s",
+	line := fmt.Sprintf("connected: direct path to peer %s (%s: %s %s <-> %s %s), rtt %s, set up in %s",
 		r.RemoteAddr, how, r.LocalCandidate.Kind, r.LocalCandidate.Addr, r.PeerCandidate.Kind, r.PeerCandidate.Addr,
-		roundDuration(r.RTT), roundDuration(r.Total))
+		roundDuration(r.RTT), roundDuration(r.Total-r.Signal))
+	// The signalling step is mostly waiting for the other side to show up: time of the user's, not the connection's.
+	if r.Signal >= time.Second {
+		line += fmt.Sprintf(" after waiting %s for the peer", roundDuration(r.Signal))
+	}
+	return line
 }
 
 func roundDuration(d time.Duration) time.Duration {

@@ -84,7 +84,7 @@ func TestMainUsage(t *testing.T) {
 
 	env, stdout, _ = testEnv(nil)
 	assert.Equal(t, exitOK, run(context.Background(), []string{"help", "forward"}, env))
-	assert.Contains(t, stdout.String(), "Usage: p2phttp forward CODE [--listen ADDR]")
+	assert.Contains(t, stdout.String(), "Usage: p2phttp forward [--listen ADDR]")
 }
 
 func TestUsageErrorsAreOneLineWithExit2(t *testing.T) {
@@ -94,7 +94,17 @@ func TestUsageErrorsAreOneLineWithExit2(t *testing.T) {
 		want string
 	}{
 		{[]string{"nope"}, `p2phttp: unknown command "nope"; run ` + "`p2phttp --help`" + ` for the list`},
-		{[]string{"get", "CODE"}, `p2phttp get: expected CODE and PATH, got ["CODE"]; run ` + "`p2phttp get --help`"},
+		{[]string{"get"}, `p2phttp get: expected PATH (or CODE PATH), got []; run ` + "`p2phttp get --help`"},
+		{[]string{"get", "/x"}, "p2phttp get: no code: set P2PHTTP_CODE=CODE, pipe the code on stdin, or run on a terminal to be asked for it; run `p2phttp get --help`"},
+		{[]string{"get", "/x", "-O", "-o", "f"}, "p2phttp get: pass either -o FILE or -O, not both; run `p2phttp get --help`"},
+		{[]string{"get", "/", "-O"}, `p2phttp get: -O cannot name a file after "/"; give one with -o FILE; run ` + "`p2phttp get --help`"},
+		{[]string{"get", "/x", "-o", dir}, "p2phttp get: -o " + dir + " is a folder; name a file in it (-o " + filepath.Join(dir, "FILE") + ") or use -O to name the file after PATH; run `p2phttp get --help`"},
+		{[]string{"get", "/x", "-o", filepath.Join(dir, "nope", "f")}, "p2phttp get: -o " + filepath.Join(dir, "nope", "f") + ": the folder " + filepath.Join(dir, "nope") + " does not exist; run `p2phttp get --help`"},
+		{[]string{"get", "/x", "--sigal", "http://x"}, "p2phttp get: flag provided but not defined: -sigal (did you mean --signal?); run `p2phttp get --help`"},
+		{[]string{"get", "/x", "--timeout", "-1s"}, "p2phttp get: --timeout must not be negative; run `p2phttp get --help`"},
+		{[]string{"serv"}, `p2phttp: unknown command "serv" (did you mean "serve"?); run ` + "`p2phttp --help`" + ` for the list`},
+		{[]string{"serve", "--dir", dir, "--max-streams", "0"}, "p2phttp serve: --max-streams must be at least 1; run `p2phttp serve --help`"},
+		{[]string{"forward", "a", "b"}, `p2phttp forward: expected no argument (or one CODE), got ["a" "b"]; run ` + "`p2phttp forward --help`"},
 		{[]string{"get", "CODE", "/", "--bogus"}, "p2phttp get: flag provided but not defined: -bogus; run `p2phttp get --help`"},
 		{[]string{"serve", "--dir", dir, "--proxy", "http://x"}, "p2phttp serve: pass either --dir or --proxy, not both; run `p2phttp serve --help`"},
 		{[]string{"serve"}, "p2phttp serve: pass --dir DIR to share a folder or --proxy URL to share a local web server; run `p2phttp serve --help`"},
@@ -125,8 +135,7 @@ func TestPeerFlagsFromEnvironment(t *testing.T) {
 	assert.Equal(t, "https://sig.example", cfg.SignalURL)
 	assert.Equal(t, "stun.example:3478", cfg.STUNAddr)
 	assert.Equal(t, time.Minute, cfg.PeerTimeout)
-	assert.Equal(t, "p2phttp get 7-amber-otter / --signal https://sig.example --stun stun.example:3478",
-		pf.otherSide("get", "7-amber-otter", "/"))
+	assert.Equal(t, "p2phttp get / --signal https://sig.example --stun stun.example:3478", pf.otherSide("get", "/"))
 
 	// A flag beats the environment; defaults apply without either.
 	_, err = fs.parse(env, []string{"--signal", "http://other:1"})
@@ -137,7 +146,7 @@ func TestPeerFlagsFromEnvironment(t *testing.T) {
 	pf = peerFlags{}
 	pf.register(fs, env, time.Minute)
 	assert.Equal(t, defaultSignalURL, pf.signalURL)
-	assert.Equal(t, "p2phttp forward 7-amber-otter", pf.otherSide("forward", "7-amber-otter", ""))
+	assert.Equal(t, "p2phttp forward", pf.otherSide("forward", ""))
 }
 
 func TestExplainSaysWhatToTryNext(t *testing.T) {
@@ -217,23 +226,15 @@ func TestDirHandler(t *testing.T) {
 	require.NoError(t, os.WriteFile(outside, []byte("secret"), 0o644))
 	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "escape")))
 
-	h, what, err := newHandler(dir, "", discardLogger())
+	h, what, err := newHandler(dir, "", false, discardLogger())
 	require.NoError(t, err)
 	assert.Equal(t, "the files under "+dir, what)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
 	get := func(path string, hdr map[string]string) (*http.Response, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := srv.Client().Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp, b
+		resp, body := fetch(t, srv, path, hdr)
+		return resp, []byte(body)
 	}
 	resp, body := get("/data.bin", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -255,8 +256,8 @@ func TestDirHandler(t *testing.T) {
 	assert.Contains(t, string(body), `<a href="a.txt">a.txt</a>`)
 
 	resp, body = get("/escape", nil)
-	assert.NotEqual(t, http.StatusOK, resp.StatusCode, "a symlink must not lead outside --dir")
-	assert.NotContains(t, string(body), "secret")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a symlink must not lead outside --dir, nor show it exists")
+	assert.Equal(t, "404 page not found\n", string(body))
 
 	resp, _ = get("/missing", nil)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -267,7 +268,7 @@ func TestProxyHandler(t *testing.T) {
 		w.Header().Set("X-Backend", "yes")
 		fmt.Fprintf(w, "backend saw %s %s host=%s xff=%s", r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
-	h, what, err := newHandler("", backend.URL+"/base", discardLogger())
+	h, what, err := newHandler("", backend.URL+"/base", false, discardLogger())
 	require.NoError(t, err)
 	assert.Equal(t, "the web server at "+backend.URL+"/base", what)
 	front := httptest.NewServer(h)

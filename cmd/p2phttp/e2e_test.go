@@ -74,10 +74,15 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 // start runs the binary with args; the test's cleanup kills it if it is still running.
-func start(t *testing.T, args ...string) *proc {
+func start(t *testing.T, args ...string) *proc { return startWith(t, "", args...) }
+
+// startCode runs the binary with args and code in $P2PHTTP_CODE.
+func startCode(t *testing.T, code string, args ...string) *proc { return startWith(t, code, args...) }
+
+func startWith(t *testing.T, code string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "P2PHTTP_SIGNAL=", "P2PHTTP_STUN=")
+	p.cmd.Env = append(os.Environ(), "P2PHTTP_SIGNAL=", "P2PHTTP_STUN=", "P2PHTTP_CODE="+code)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.stderr}
 	require.NoError(t, p.cmd.Start())
@@ -149,10 +154,16 @@ func (p *proc) interrupt() int {
 // runBinary runs the binary to completion and returns stdout, stderr and the exit status.
 func runBinary(t *testing.T, timeout time.Duration, args ...string) (string, string, int) {
 	t.Helper()
-	p := start(t, args...)
-	code := p.wait(timeout)
+	return runCode(t, timeout, "", args...)
+}
+
+// runCode is runBinary with code in $P2PHTTP_CODE.
+func runCode(t *testing.T, timeout time.Duration, code string, args ...string) (string, string, int) {
+	t.Helper()
+	p := startCode(t, code, args...)
+	status := p.wait(timeout)
 	stdout, stderr := p.output()
-	return stdout, stderr, code
+	return stdout, stderr, status
 }
 
 // testServer is a signalling server with STUN on loopback, without the per-IP rate limit (every test peer is
@@ -235,41 +246,51 @@ func TestServeDirAndGet(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "inner.txt"), []byte("inner"), 0o644))
 	code := signal.NewCode()
 
-	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--dir", dir}, peerArgs(srv)...)...)
 
 	// Byte-exact download to a file, flags after the arguments.
 	out := filepath.Join(t.TempDir(), "blob.bin")
-	_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/blob.bin", "-o", out}, peerArgs(srv)...)...)
+	_, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "/blob.bin", "-o", out}, peerArgs(srv)...)...)
 	require.Equal(t, exitOK, status, stderr)
-	assert.Regexp(t, `^p2phttp: connected: direct path to peer 127\.0\.0\.1:\d+ \(no NAT in between: host 127\.0\.0\.1:\d+ <-> host 127\.0\.0\.1:\d+\), rtt [0-9.]+[µm]?s, met in [0-9.]+m?s\n$`, stderr)
+	assert.Regexp(t, `^p2phttp: waiting for the peer with code `+code+` at http://127\.0\.0\.1:\d+\n`+
+		`p2phttp: connected: direct path to peer 127\.0\.0\.1:\d+ \(no NAT in between: host 127\.0\.0\.1:\d+ <-> host 127\.0\.0\.1:\d+\), rtt [0-9.]+[µm]?s, set up in [0-9.]+m?s\n`+
+		`p2phttp: saved `+regexp.QuoteMeta(out)+`: 3\.0 MiB in [0-9.]+m?s \([0-9.]+ [KMG]iB/s\)\n$`, stderr)
 	got, err := os.ReadFile(out)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(content, got), "downloaded file differs (%d bytes, want %d)", len(got), len(content))
-	leftovers, _ := filepath.Glob(out + ".*.part")
-	assert.Empty(t, leftovers)
+	assert.NoFileExists(t, out+".part")
+	assert.NoFileExists(t, out+".part.meta")
 
 	// The same server answers the next peer: body to stdout, without a leading slash.
-	stdout, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "hello.txt"}, peerArgs(srv)...)...)
+	stdout, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "hello.txt"}, peerArgs(srv)...)...)
 	require.Equal(t, exitOK, status, stderr)
 	assert.Equal(t, "hello over p2p\n", stdout)
+	assert.Regexp(t, `\np2phttp: received 15 B in [0-9.]+[µm]?s \([0-9.]+ [KMG]?i?B/s\)\n$`, stderr)
 
 	// The redirect from /sub to /sub/ stays on the peer and is followed to the listing.
-	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/sub"}, peerArgs(srv)...)...)
+	stdout, stderr, status = runCode(t, 60*time.Second, code, append([]string{"get", "/sub"}, peerArgs(srv)...)...)
 	require.Equal(t, exitOK, status, stderr)
 	assert.Contains(t, stdout, `<a href="inner.txt">inner.txt</a>`)
 
 	// A 404 is printed and exits 3, and writes no file.
 	missing := filepath.Join(t.TempDir(), "missing")
-	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/nope", "-o", missing}, peerArgs(srv)...)...)
+	stdout, stderr, status = runCode(t, 60*time.Second, code, append([]string{"get", "/nope", "-o", missing}, peerArgs(srv)...)...)
 	assert.Equal(t, exitHTTPStatus, status)
 	assert.Empty(t, stdout)
 	assert.Contains(t, stderr, "p2phttp: peer answered 404 Not Found for /nope: 404 page not found\n")
 	assert.NoFileExists(t, missing)
+	assert.NoFileExists(t, missing+".part")
 
-	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request`, 40*time.Second)
-	assert.Equal(t, 4, strings.Count(func() string { _, e := serve.output(); return e }(), "connected: direct path"),
-		"serve met each of the four peers in turn")
-	assert.Equal(t, exitOK, serve.interrupt())
+	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request\(s\), 19 B sent in [0-9.]+[µm]?s \([0-9.]+ [KMG]?i?B/s\)\n`, 40*time.Second)
+	_, serveErr := serve.output()
+	assert.Equal(t, 4, strings.Count(serveErr, "connected: direct path"), "serve met each of the four peers in turn")
+	// One access-log line per request, by default.
+	assert.Regexp(t, `\np2phttp: 127\.0\.0\.1:\d+ GET /blob\.bin 200 3145728 bytes [0-9.]+[µm]?s\n`, serveErr)
+	assert.Regexp(t, `\np2phttp: 127\.0\.0\.1:\d+ GET /hello\.txt 200 15 bytes `, serveErr)
+	assert.Regexp(t, `\np2phttp: 127\.0\.0\.1:\d+ GET /sub 301 0 bytes `, serveErr)
+	assert.Regexp(t, `\np2phttp: 127\.0\.0\.1:\d+ GET /nope 404 19 bytes `, serveErr)
+	assert.NotContains(t, serveErr, "warning")
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 }
 
 func TestServeWithoutCodePrintsTheCommandToRun(t *testing.T) {
@@ -277,15 +298,22 @@ func TestServeWithoutCodePrintsTheCommandToRun(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>"), 0o644))
 	serve := start(t, append([]string{"serve", "--dir", dir}, peerArgs(srv)...)...)
-	m := serve.waitStderr(`On the other machine run:\n  (p2phttp get \S+ / [^\n]+)\n`, 10*time.Second)
-	args := strings.Fields(m[1])
-	assert.Equal(t, []string{"p2phttp", "get"}, args[:2])
-	assert.Contains(t, m[1], "--signal "+srv.URL+" --stun "+srv.STUNAddr)
+	m := serve.waitStderr(`with code (\S+)\nOn the other machine run one of these, and type the code when it asks:\n  (p2phttp get / [^\n]+)\n  p2phttp forward `, 10*time.Second)
+	code, args := m[1], strings.Fields(m[2])
+	assert.Equal(t, []string{"p2phttp", "get", "/"}, args[:3])
+	assert.Contains(t, m[2], "--signal "+srv.URL+" --stun "+srv.STUNAddr)
 
-	stdout, stderr, status := runBinary(t, 60*time.Second, append(args[1:], "--udp", "127.0.0.1:0")...)
-	require.Equal(t, exitOK, status, stderr)
-	assert.Equal(t, "<h1>hi</h1>", stdout)
-	assert.Equal(t, exitOK, serve.interrupt())
+	// The code, piped on stdin: never in argv.
+	get := exec.Command(binary, append(args[1:], "--udp", "127.0.0.1:0")...)
+	get.Env = append(os.Environ(), "P2PHTTP_SIGNAL=", "P2PHTTP_STUN=", "P2PHTTP_CODE=")
+	get.Stdin = strings.NewReader(code + "\n")
+	var stderr bytes.Buffer
+	get.Stderr = &stderr
+	stdout, err := get.Output()
+	require.NoError(t, err, stderr.String())
+	assert.Equal(t, "<h1>hi</h1>", string(stdout))
+	assert.NotContains(t, stderr.String(), "warning")
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 }
 
 func TestServeProxy(t *testing.T) {
@@ -299,17 +327,17 @@ func TestServeProxy(t *testing.T) {
 	defer backend.Close()
 	srv := testServer(t)
 	code := signal.NewCode()
-	serve := start(t, append([]string{"serve", "--proxy", backend.URL, code}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--proxy", backend.URL}, peerArgs(srv)...)...)
 
-	stdout, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/api/status"}, peerArgs(srv)...)...)
+	stdout, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "/api/status"}, peerArgs(srv)...)...)
 	require.Equal(t, exitOK, status, stderr)
 	assert.Equal(t, `{"ok":true,"ua":"p2phttp"}`, stdout)
 
-	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", code, "/other"}, peerArgs(srv)...)...)
+	stdout, stderr, status = runCode(t, 60*time.Second, code, append([]string{"get", "/other"}, peerArgs(srv)...)...)
 	assert.Equal(t, exitHTTPStatus, status)
 	assert.Empty(t, stdout)
 	assert.Contains(t, stderr, "p2phttp: peer answered 418 I'm a teapot for /other: no such endpoint\n")
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 }
 
 func TestServeCtrlCLetsRequestsInFlightFinish(t *testing.T) {
@@ -322,8 +350,8 @@ func TestServeCtrlCLetsRequestsInFlightFinish(t *testing.T) {
 	defer backend.Close()
 	srv := testServer(t)
 	code := signal.NewCode()
-	serve := start(t, append([]string{"serve", "--proxy", backend.URL, code}, peerArgs(srv)...)...)
-	get := start(t, append([]string{"get", code, "/slow"}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--proxy", backend.URL}, peerArgs(srv)...)...)
+	get := startCode(t, code, append([]string{"get", "/slow"}, peerArgs(srv)...)...)
 	select {
 	case <-arrived:
 	case <-time.After(60 * time.Second):
@@ -333,7 +361,7 @@ func TestServeCtrlCLetsRequestsInFlightFinish(t *testing.T) {
 	assert.Equal(t, exitOK, get.wait(30*time.Second))
 	stdout, _ := get.output()
 	assert.Equal(t, "slow but complete", stdout)
-	assert.Equal(t, exitOK, serve.wait(10*time.Second))
+	assert.Equal(t, exitInterrupted, serve.wait(10*time.Second))
 }
 
 func TestForwardWithCurl(t *testing.T) {
@@ -346,9 +374,9 @@ func TestForwardWithCurl(t *testing.T) {
 	content := randomBytes(t, 1<<20)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "file.bin"), content, 0o644))
 	code := signal.NewCode()
-	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--dir", dir}, peerArgs(srv)...)...)
 	listen := freeAddr(t, "tcp")
-	fwd := start(t, append([]string{"forward", code, "--listen", listen}, peerArgs(srv)...)...)
+	fwd := startCode(t, code, append([]string{"forward", "--listen", listen}, peerArgs(srv)...)...)
 	fwd.waitStderr(`forwarding http://`+regexp.QuoteMeta(listen)+` to the peer`, 60*time.Second)
 	base := "http://" + listen
 
@@ -389,7 +417,7 @@ func TestForwardWithCurl(t *testing.T) {
 	}
 
 	// When the serving peer stops, forward says so and exits.
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 	assert.Equal(t, exitFailure, fwd.wait(20*time.Second))
 	_, stderr := fwd.output()
 	assert.Contains(t, stderr, "\np2phttp: the peer left: ")
@@ -398,11 +426,15 @@ func TestForwardWithCurl(t *testing.T) {
 func TestForwardCtrlC(t *testing.T) {
 	srv := testServer(t)
 	code := signal.NewCode()
-	serve := start(t, append([]string{"serve", "--dir", t.TempDir(), code}, peerArgs(srv)...)...)
-	fwd := start(t, append([]string{"forward", code, "--listen", freeAddr(t, "tcp")}, peerArgs(srv)...)...)
+	serve := startCode(t, code, append([]string{"serve", "--dir", t.TempDir()}, peerArgs(srv)...)...)
+	fwd := startCode(t, code, append([]string{"forward", "--listen", freeAddr(t, "tcp")}, peerArgs(srv)...)...)
 	fwd.waitStderr(`forwarding http://`, 60*time.Second)
-	assert.Equal(t, exitOK, fwd.interrupt())
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, fwd.interrupt(), "the usage text promises 130 for Ctrl-C")
+	_, stderr := fwd.output()
+	assert.True(t, strings.HasSuffix(stderr, "\np2phttp: interrupted\n"), stderr)
+	assert.Equal(t, exitInterrupted, serve.interrupt())
+	_, stderr = serve.output()
+	assert.True(t, strings.HasSuffix(stderr, "\np2phttp: interrupted\n"), stderr)
 }
 
 func TestDemo(t *testing.T) {
@@ -433,7 +465,7 @@ func TestDemo(t *testing.T) {
 func TestUnreachableSignalServerFailsFastInOneLine(t *testing.T) {
 	dead := "http://" + freeAddr(t, "tcp")
 	start := time.Now()
-	stdout, stderr, status := runBinary(t, 20*time.Second, "get", "7-amber-otter", "/", "--signal", dead, "--udp", "127.0.0.1:0")
+	stdout, stderr, status := runCode(t, 20*time.Second, "7-amber-otter", "get", "/", "--signal", dead, "--udp", "127.0.0.1:0")
 	assert.Equal(t, exitFailure, status)
 	assert.Empty(t, stdout)
 	assert.Equal(t, "p2phttp: cannot reach signalling server "+dead+": connection refused; start one with `p2phttp signal` or pass --signal URL\n", stderr)
@@ -442,17 +474,17 @@ func TestUnreachableSignalServerFailsFastInOneLine(t *testing.T) {
 
 func TestPeerNeverCame(t *testing.T) {
 	srv := testServer(t)
-	stdout, stderr, status := runBinary(t, 30*time.Second, append([]string{"get", "lonely-code", "/", "--wait", "1s"}, peerArgs(srv)...)...)
+	stdout, stderr, status := runCode(t, 30*time.Second, "lonely-code", append([]string{"get", "/", "--wait", "1s"}, peerArgs(srv)...)...)
 	assert.Equal(t, exitFailure, status)
 	assert.Empty(t, stdout)
-	assert.Equal(t, `p2phttp: no peer joined code "lonely-code" within 1s; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n", stderr)
+	assert.Equal(t, "p2phttp: waiting for the peer with code lonely-code at "+srv.URL+"\n"+`p2phttp: no peer joined code "lonely-code" within 1s; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n", stderr)
 }
 
 func TestTwoClientsOnOneCodeSayWhatIsWrong(t *testing.T) {
 	srv := testServer(t)
 	code := signal.NewCode()
-	other := start(t, append([]string{"get", code, "/a"}, peerArgs(srv)...)...)
-	_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/b"}, peerArgs(srv)...)...)
+	other := startCode(t, code, append([]string{"get", "/a"}, peerArgs(srv)...)...)
+	_, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "/b"}, peerArgs(srv)...)...)
 	assert.Equal(t, exitFailure, status)
 	assert.Contains(t, stderr, "p2phttp: the peer did not answer with HTTP (")
 	assert.Contains(t, stderr, "is it running `p2phttp serve` with this code?\n")
@@ -461,10 +493,11 @@ func TestTwoClientsOnOneCodeSayWhatIsWrong(t *testing.T) {
 
 func TestCtrlCWhileWaitingForPeer(t *testing.T) {
 	srv := testServer(t)
-	get := start(t, append([]string{"get", "nobody-comes", "/"}, peerArgs(srv)...)...)
-	time.Sleep(500 * time.Millisecond)
+	get := startCode(t, "nobody-comes", append([]string{"get", "/"}, peerArgs(srv)...)...)
+	// Said at once, so that a mistyped code does not sit there silently.
+	get.waitStderr(`^p2phttp: waiting for the peer with code nobody-comes at `+regexp.QuoteMeta(srv.URL)+`\n$`, 10*time.Second)
 	require.NoError(t, get.cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, exitInterrupted, get.wait(10*time.Second))
 	_, stderr := get.output()
-	assert.Equal(t, "p2phttp: interrupted\n", stderr)
+	assert.Equal(t, "p2phttp: waiting for the peer with code nobody-comes at "+srv.URL+"\np2phttp: interrupted\n", stderr)
 }

@@ -7,19 +7,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
 
-const forwardHelp = `Usage: p2phttp forward CODE [--listen ADDR] [flags]
+const forwardHelp = `Usage: p2phttp forward [--listen ADDR] [flags]
 
-Meet the peer that runs "p2phttp serve" with CODE and open a local HTTP endpoint for curl and browsers. Each local
-TCP connection is carried to the peer over a stream of its own, so several can run at once; the peer parses and
-answers the HTTP. Runs until Ctrl-C or until the peer leaves.
+Meet the peer that runs "p2phttp serve" and open a local HTTP endpoint for curl and browsers. Each local TCP
+connection is carried to the peer over a stream of its own, so several can run at once; the peer parses and answers
+the HTTP. Runs until Ctrl-C (exit 130) or until the peer leaves (exit 1). The code comes from $P2PHTTP_CODE, else
+forward asks for it on the terminal (Tab completes the words), else it reads a line from stdin; "forward CODE" works
+too, but other users of this machine can see a code on the command line.
 
 Examples:
-  p2phttp forward 7-amber-otter                      # then: curl http://127.0.0.1:8000/
-  p2phttp forward 7-amber-otter --listen 127.0.0.1:9000 --signal http://signal.example.org:8080
+  p2phttp forward                                    # type the code; then: curl http://127.0.0.1:8000/
+  P2PHTTP_CODE=7-amber-otter p2phttp forward --listen 127.0.0.1:9000 --signal http://signal.example.org:8080
   curl -r 0-99 http://127.0.0.1:8000/big.iso         # Range requests pass through untouched
 `
 
@@ -41,8 +44,8 @@ func runForward(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("expected one CODE, got %q", pos)
+	if len(pos) > 1 {
+		return usagef("expected no argument (or one CODE), got %q", pos)
 	}
 	if err := pf.check(); err != nil {
 		return err
@@ -54,8 +57,16 @@ func runForward(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer ln.Close()
 
+	code, err := peerCode(env, strings.Join(pos, ""))
+	if err != nil {
+		return err
+	}
 	log := pf.logger(env)
-	sess, err := pf.meet(ctx, env, pos[0], log)
+	if err := pf.probeSignal(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "p2phttp: waiting for the peer with code %s at %s\n", escapeText(code), pf.signalURL)
+	sess, err := pf.meet(ctx, env, code, log)
 	if err != nil {
 		return err
 	}
@@ -108,6 +119,9 @@ func runForward(ctx context.Context, env *cliEnv, args []string) error {
 	select {
 	case <-done:
 	case <-time.After(shutdownGrace):
+	}
+	if stopErr == nil {
+		return ctx.Err() // Ctrl-C: report exits 130
 	}
 	return stopErr
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// newHandler is what serve answers with: the files under dir (Range, If-Modified-Since and directory listings, as
-// http.FileServer does; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades
-// such as WebSockets included: the proxy hijacks the symsock connection after the web server's 101). It returns a
-// description for the user.
-func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, error) {
+// newHandler is what serve answers with: the files under dir (see newDirHandler; hidden files only when hidden is
+// set; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades such as WebSockets
+// included: the proxy hijacks the symsock connection after the web server's 101). It returns a description for the
+// user.
+func newHandler(dir, proxy string, hidden bool, log *slog.Logger) (http.Handler, string, error) {
 	switch {
 	case dir != "" && proxy != "":
 		return nil, "", usagef("pass either --dir or --proxy, not both")
@@ -32,7 +32,7 @@ func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, erro
 			return nil, "", fmt.Errorf("cannot open --dir: %w", err)
 		}
 		// The root stays open for the life of the process.
-		return http.FileServerFS(root.FS()), "the files under " + dir, nil
+		return newDirHandler(root.FS(), hidden), "the files under " + dir, nil
 	case proxy != "":
 		target, err := url.Parse(proxy)
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
@@ -55,24 +55,17 @@ func newHandler(dir, proxy string, log *slog.Logger) (http.Handler, string, erro
 	}
 }
 
-// requestLog wraps a handler: it logs each request at debug level and counts those in flight, so that Ctrl-C can let
-// them finish.
+// requestLog wraps a handler shared by every peer and counts the requests in flight, so that Ctrl-C can let them
+// finish. (Each peer's requests are logged by its accessLog.)
 type requestLog struct {
 	h        http.Handler
-	log      *slog.Logger
 	inFlight atomic.Int64
-	served   atomic.Int64
 }
 
 func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.inFlight.Add(1)
 	defer l.inFlight.Add(-1)
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	l.h.ServeHTTP(sw, r)
-	l.served.Add(1)
-	l.log.Debug("request", "method", r.Method, "target", r.RequestURI, "status", sw.status, "bytes", sw.bytes,
-		"took", time.Since(start))
+	l.h.ServeHTTP(w, r)
 }
 
 // drain waits until no request is in flight or grace has passed.

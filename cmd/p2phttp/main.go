@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	ossignal "os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -46,14 +48,16 @@ Run "p2phttp COMMAND --help" for a command's flags and examples.
 
 Quick start, on three machines (or three terminals):
   p2phttp signal                                  # on a host both peers can reach
-  p2phttp serve --dir ./public --signal http://SIGNAL-HOST:8080
-  p2phttp get CODE /index.html --signal http://SIGNAL-HOST:8080 -o index.html
+  p2phttp serve --dir ./public --signal http://SIGNAL-HOST:8080      # prints a code
+  p2phttp get /index.html -O --signal http://SIGNAL-HOST:8080        # asks for the code
 
 Environment:
+  P2PHTTP_CODE     the code for get, forward and serve (else get and forward ask for it, or read it from stdin)
   P2PHTTP_SIGNAL   default for --signal (else http://127.0.0.1:8080)
   P2PHTTP_STUN     default for --stun (else the signalling host, port 3478)
 
-Exit status: 0 success, 1 failure, 2 bad usage, 3 the peer answered get with a non-2xx status, 130 interrupted.
+Exit status: 0 success, 1 failure, 2 bad usage, 3 the peer answered get with a non-2xx status, 130 interrupted
+(Ctrl-C; signal shuts down cleanly and exits 0). "p2phttp --version" prints the version.
 `
 
 func main() {
@@ -84,15 +88,52 @@ func run(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintf(env.stdout, mainUsage, commandList())
 		return exitOK
 	}
-	for _, c := range commands {
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(env.stdout, versionLine())
+		return exitOK
+	}
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
 		if c.name != args[0] {
 			continue
 		}
 		err := c.run(ctx, env, args[1:])
 		return report(ctx, env, c.name, err)
 	}
-	fmt.Fprintf(env.stderr, "p2phttp: unknown command %q; run `p2phttp --help` for the list\n", args[0])
+	hint := ""
+	if near, ok := closestName(args[0], names); ok {
+		hint = fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	fmt.Fprintf(env.stderr, "p2phttp: unknown command %q%s; run `p2phttp --help` for the list\n", escapeText(args[0]), hint)
 	return exitUsage
+}
+
+// versionLine is what --version prints: the module version ("(devel)" when built from a checkout), the commit it was
+// built from when known, the Go version and the platform.
+func versionLine() string {
+	version, commit, modified := "(devel)", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value[:min(12, len(s.Value))]
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	line := "p2phttp " + version
+	if commit != "" {
+		line += " commit " + commit
+		if modified {
+			line += " (modified)"
+		}
+	}
+	return line + ", " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 func commandList() string {
@@ -118,7 +159,7 @@ func report(ctx context.Context, env *cliEnv, name string, err error) int {
 	case errors.As(err, &he):
 		fmt.Fprintf(env.stderr, "p2phttp: %s\n", he.Error())
 		return exitHTTPStatus
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil && errors.Is(err, context.Canceled), errors.Is(err, errInterrupted):
 		fmt.Fprintln(env.stderr, "p2phttp: interrupted")
 		return exitInterrupted
 	default:

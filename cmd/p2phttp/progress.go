@@ -12,7 +12,8 @@ import (
 type progress struct {
 	out      io.Writer
 	total    int64 // -1 when unknown
-	n        int64
+	n        int64 // bytes of the resource so far
+	base     int64 // of n, those that were there before (a resumed download); the rate counts the others
 	start    time.Time
 	last     time.Time
 	interval time.Duration
@@ -53,7 +54,7 @@ func (p *progress) line(t time.Time) string {
 	elapsed := t.Sub(p.start)
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(p.n) / elapsed.Seconds()
+		rate = float64(p.n-p.base) / elapsed.Seconds()
 	}
 	if p.total < 0 {
 		return fmt.Sprintf("%s  %s/s", formatBytes(p.n), formatBytes(int64(rate)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -16,18 +17,20 @@ import (
 	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
-const serveHelp = `Usage: p2phttp serve [--dir DIR | --proxy URL] [flags] [CODE]
+const serveHelp = `Usage: p2phttp serve [--dir DIR | --proxy URL] [flags]
 
-Wait for a peer holding CODE and answer its HTTP requests, from the files under DIR (Range, If-Modified-Since and
-directory listings) or by proxying to a local web server. Without CODE, serve makes a short one and prints the command
-the other side should run. Every stream the peer opens is served; when a peer leaves, serve waits for the next one
-with the same code, until Ctrl-C.
+Wait for a peer holding the code and answer its HTTP requests, from the files under DIR (Range, If-Range with ETags,
+If-Modified-Since and directory listings; hidden files stay private unless --hidden) or by proxying to a local web
+server. serve makes a short code and prints the command the other side should run; to choose the code yourself, set
+P2PHTTP_CODE (a code given as an argument works too, but other users of this machine can see it). Every stream the
+peer opens is served, within --max-streams at once; each request is logged as one line (method, path, status, bytes,
+time). When a peer leaves, serve waits for the next one with the same code, until Ctrl-C.
 
 Examples:
   p2phttp serve --dir ./public
-  p2phttp serve --dir . 7-amber-otter --signal http://signal.example.org:8080
+  P2PHTTP_CODE=7-amber-otter p2phttp serve --dir . --signal http://signal.example.org:8080
   p2phttp serve --proxy http://127.0.0.1:3000 --signal https://signal.example.org
-  P2PHTTP_SIGNAL=http://signal.example.org:8080 p2phttp serve --dir ~/photos -v
+  P2PHTTP_SIGNAL=http://signal.example.org:8080 p2phttp serve --dir ~/photos --max-streams 8 -v
 `
 
 // shutdownGrace is how long Ctrl-C lets requests in flight finish.
@@ -37,8 +40,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("serve", serveHelp)
 	var pf peerFlags
 	pf.register(fs, env, 0)
+	var lim serveLimits
+	lim.register(fs)
 	dir := fs.String("dir", "", "serve the files under `DIR`")
 	proxy := fs.String("proxy", "", "proxy requests to the local web server at `URL`")
+	hidden := fs.Bool("hidden", false, "with --dir, also list and serve hidden files (names starting with a dot)")
+	accessLines := fs.Bool("access-log", true, "one line per request on stderr: method, path, status, bytes, time (=false: none)")
 	pos, err := fs.parse(env, args)
 	if err != nil {
 		return err
@@ -49,27 +56,56 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err := pf.check(); err != nil {
 		return err
 	}
+	if err := lim.check(); err != nil {
+		return err
+	}
 	log := pf.logger(env)
-	h, what, err := newHandler(*dir, *proxy, log)
+	h, what, err := newHandler(*dir, *proxy, *hidden, log)
 	if err != nil {
 		return err
 	}
+	// Requests of several peers print at once, above a status line on a terminal.
+	status := newServeStatus(env.stderr)
+	sctx, stopStatus := context.WithCancel(ctx)
+	defer stopStatus()
+	go status.run(sctx)
+	env = &cliEnv{stdout: env.stdout, stderr: status, stdin: env.stdin, getenv: env.getenv}
+	// A code is printed only once the signalling server is known to answer: a code for a server that is not there
+	// would send the other side waiting in vain.
+	if err := pf.probeSignal(ctx); err != nil {
+		return err
+	}
 	code := ""
-	if len(pos) == 1 {
+	switch {
+	case len(pos) == 1:
 		code = pos[0]
-	} else {
+		warnCodeInArgs(env)
+	case env.getenv(codeEnv) != "":
+		code = env.getenv(codeEnv)
+	default:
 		code = signal.NewCode()
 		fmt.Fprintf(env.stderr, "p2phttp: serving %s with code %s\n", what, code)
-		fmt.Fprintf(env.stderr, "On the other machine run:\n  %s\nor, for curl and browsers:\n  %s\n",
-			pf.otherSide("get", code, "/"), pf.otherSide("forward", code, ""))
+		fmt.Fprintf(env.stderr, "On the other machine run one of these, and type the code when it asks:\n  %s\n  %s\n",
+			pf.otherSide("get", "/"), pf.otherSide("forward", "")+"    # for curl and browsers")
 	}
-	rl := &requestLog{h: h, log: log}
-	return serveLoop(ctx, env, &pf, code, rl, log)
+	opts := serveOptions{limits: lim, status: status}
+	if *accessLines {
+		opts.accessLog = env.stderr
+	}
+	rl := &requestLog{h: h}
+	return serveLoop(ctx, env, &pf, code, rl, opts, log)
 }
 
-// otherSide is the command line the other peer should type to reach us.
-func (p *peerFlags) otherSide(cmd, code, path string) string {
-	parts := []string{"p2phttp", cmd, code}
+// serveOptions are what serve applies to each peer's streams.
+type serveOptions struct {
+	limits    serveLimits
+	accessLog io.Writer    // nil: no line per request
+	status    *serveStatus // the status line on a terminal
+}
+
+// otherSide is the command line the other peer should type to reach us; it asks for the code.
+func (p *peerFlags) otherSide(cmd, path string) string {
+	parts := []string{"p2phttp", cmd}
 	if path != "" {
 		parts = append(parts, path)
 	}
@@ -84,7 +120,7 @@ func (p *peerFlags) otherSide(cmd, code, path string) string {
 
 // serveLoop meets peers with code one after another and serves each in the background, until ctx ends. It re-joins
 // the room as soon as a meeting succeeds, so the next peer (or the same one, reconnecting) finds us waiting.
-func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl *requestLog, log *slog.Logger) error {
+func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl *requestLog, opts serveOptions, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sessions := map[*rendezvous.Session]struct{}{}
@@ -105,7 +141,7 @@ func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl 
 		sess, err := pf.meet(ctx, env, code, log)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return ctx.Err()
 		case err == nil:
 			met++
 			backoff = time.Second
@@ -115,7 +151,7 @@ func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl 
 			fmt.Fprintf(env.stderr, "p2phttp: %s (retrying in %s)\n", explain(err), backoff)
 			select {
 			case <-ctx.Done():
-				return nil
+				return ctx.Err()
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -129,45 +165,88 @@ func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n := serveSession(ctx, sess, rl, log)
+			start := time.Now()
+			st := serveSession(ctx, env, sess, rl, opts, log)
 			mu.Lock()
 			delete(sessions, sess)
 			mu.Unlock()
 			sess.Close()
 			if ctx.Err() == nil {
-				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s)\n", sess.Report().RemoteAddr, n)
+				took := time.Since(start)
+				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s), %s sent in %s (%s/s)\n",
+					sess.Report().RemoteAddr, st.requests, formatBytes(st.bytes), roundDuration(took), formatBytes(rate(st.bytes, took)))
 			}
 		}()
 	}
 }
 
-// serveSession answers requests on the first stream and on every stream the peer opens, until the path ends. It
-// returns the number of requests served.
-func serveSession(ctx context.Context, sess *rendezvous.Session, rl *requestLog, log *slog.Logger) int64 {
-	counted := &requestLog{h: rl, log: slog.New(slog.DiscardHandler)}
+// sessionStats is what one peer got.
+type sessionStats struct {
+	requests int64
+	bytes    int64 // response body bytes
+}
+
+// serveSession answers requests on the first stream and on every stream the peer opens, until the path ends, with
+// opts.limits applied to this peer alone.
+func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl *requestLog, opts serveOptions, log *slog.Logger) sessionStats {
+	peer := sess.Report().RemoteAddr.String()
+	al := &accessLog{h: rl, out: opts.accessLog, status: opts.status, peer: peer}
+	lim := opts.limits
+	srv := &symhttp.Server{Handler: al, Logger: log, ReadHeaderTimeout: lim.readHeaderTimeout, IdleTimeout: lim.idleTimeout}
+	// The first stream exists as soon as the peers meet, before the other side has anything to ask (forward keeps it
+	// for the first local connection), so its first request may come at any time.
+	firstSrv := *srv
+	firstSrv.ReadHeaderTimeout = 0
+	// Not ctx: on Ctrl-C serveLoop lets requests in flight finish, then closes the session, which ends these. When
+	// the path ends, cancelling sctx cancels the requests of its streams (a proxied request waiting for a slow
+	// backend, say), which no read or write would notice.
+	actx := context.WithoutCancel(ctx)
+	sctx, cancelStreams := context.WithCancel(actx)
+	defer cancelStreams()
+	slots := make(chan struct{}, lim.maxStreams)
 	var wg sync.WaitGroup
-	serveStream := func(c net.Conn) {
+	serveStream := func(srv *symhttp.Server, c net.Conn) {
 		defer wg.Done()
-		defer c.Close()
-		if err := symhttp.Serve(symsock.New(c), counted); err != nil && ctx.Err() == nil {
-			log.Debug("stream ended", "err", err)
+		defer func() { <-slots }()
+		if err := srv.Serve(sctx, symsock.New(c)); err != nil && ctx.Err() == nil && sctx.Err() == nil {
+			log.Debug("stream ended", "peer", peer, "err", err)
 		}
 	}
+	slots <- struct{}{}
 	wg.Add(1)
-	go serveStream(sess.Stream())
-	// Not ctx: on Ctrl-C serveLoop lets requests in flight finish, then closes the session, which ends this loop.
-	actx := context.WithoutCancel(ctx)
+	go serveStream(&firstSrv, sess.Stream())
+	refused := 0
+	closing := make(chan struct{}, lim.maxStreams)
 	for {
 		c, err := sess.AcceptStream(actx)
 		if err != nil {
-			log.Debug("no more streams from the peer", "err", err)
+			log.Debug("no more streams from the peer", "peer", peer, "err", err)
 			break
 		}
-		wg.Add(1)
-		go serveStream(c)
+		select {
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go serveStream(srv, c)
+		default:
+			// Close waits for the peer to acknowledge; the next stream need not wait for that, up to a point.
+			select {
+			case closing <- struct{}{}:
+				go func() {
+					c.Close()
+					<-closing
+				}()
+			default:
+				c.Close()
+			}
+			if refused++; refused == 1 {
+				fmt.Fprintf(env.stderr, "p2phttp: peer %s opened more than %d streams at once; refusing the extra ones (--max-streams)\n",
+					peer, lim.maxStreams)
+			}
+		}
 	}
 	// The path is gone: closing the session ends the streams still being served.
 	sess.Close()
+	cancelStreams()
 	wg.Wait()
-	return counted.served.Load()
+	return sessionStats{requests: al.requests.Load(), bytes: al.bytes.Load()}
 }

@@ -239,8 +239,11 @@ func (s *stream) fail(err error) {
 	if first {
 		s.err = err
 	}
+	// After our own Close, a control frame that can no longer be sent (the path closing right behind the stream) is
+	// no failure worth a log line.
+	quiet := s.closed
 	s.mu.Unlock()
-	if first {
+	if first && !quiet {
 		s.p.log.Debug("utp: stream failed", "remote", s.p.RemoteAddr(), "err", err)
 	}
 	s.wakeAll()
