@@ -60,6 +60,6 @@ func TestWebSocketThroughForwardAndServeProxy(t *testing.T) {
 		}
 		require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 	}
-	assert.Equal(t, exitOK, fwd.interrupt())
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, fwd.interrupt())
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 }
