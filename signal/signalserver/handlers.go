@@ -73,8 +73,10 @@ func (s *Server) host(rq *request) {
 	}
 	pp := s.newParkedPoll(rq, key, &hostPoll{s: s, np: np, id: id})
 	var rp *reply
+	var newClaim bool
+	var met int
 	err := s.store.Update(ctx, key, func(old []byte) (Change, error) {
-		rp = nil
+		rp, newClaim, met = nil, false, 0
 		n, err := decodeNameplate(old)
 		if err != nil {
 			return Change{}, err
@@ -94,8 +96,8 @@ func (s *Server) host(rq *request) {
 		var also []Put
 		if n.Host == "" {
 			n.Host = id
-			s.metrics.claims.Inc() // counted once more on a retried update: harmless
 			also = n.matchWaiting(np, now, &s.cfg)
+			newClaim, met = true, len(also)
 		}
 		if len(n.Pending) > 0 {
 			r := okReply(signal.HostResponse{Meetings: n.Pending})
@@ -106,6 +108,10 @@ func (s *Server) host(rq *request) {
 		n.HostPoll, n.PollUntil = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
 		return n.change(np, &s.cfg, true, also...), nil
 	})
+	if err == nil && newClaim {
+		s.metrics.claims.Inc()
+		s.metrics.meets.Add(float64(met))
+	}
 	s.settle(pp, rp, err)
 }
 
@@ -143,8 +149,9 @@ type hostPoll struct {
 func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
 	s := h.s
 	var rp *reply
+	var met int
 	err := s.store.Update(ctx, nameplateKey(h.np), func(old []byte) (Change, error) {
-		rp = nil
+		rp, met = nil, 0
 		n, err := decodeNameplate(old)
 		if err != nil {
 			return Change{}, err
@@ -162,6 +169,7 @@ func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool)
 			// the host waits here: claim it again.
 			n.Host, n.HostPoll, n.PollUntil = h.id, pollID, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
 			also := n.matchWaiting(h.np, now, &s.cfg)
+			met = len(also)
 			return n.change(h.np, &s.cfg, len(also) > 0, also...), nil
 		case n.Host != h.id:
 			r := errorReply(http.StatusGone, signal.MsgClaimEnded)
@@ -186,6 +194,9 @@ func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool)
 		n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
 		return n.change(h.np, &s.cfg, false), nil
 	})
+	if err == nil {
+		s.metrics.meets.Add(float64(met))
+	}
 	return rp, 0, err
 }
 
@@ -232,8 +243,9 @@ func (s *Server) guest(rq *request) {
 	pp := s.newParkedPoll(rq, key, &guestPoll{s: s, np: np, id: id})
 	var rp *reply
 	var needRoom bool
+	var met int
 	update := func(old []byte) (Change, error) {
-		rp = nil
+		rp, met = nil, 0
 		n, err := decodeNameplate(old)
 		if err != nil {
 			return Change{}, err
@@ -264,7 +276,7 @@ func (s *Server) guest(rq *request) {
 		if n.hostPresent(now) {
 			put := n.meet(np, id, g, now, &s.cfg)
 			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp = &r
+			rp, met = &r, 1
 			return n.change(np, &s.cfg, true, put), nil
 		}
 		g.Poll, g.Until = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
@@ -286,6 +298,9 @@ func (s *Server) guest(rq *request) {
 		err = nil
 		s.metrics.refusals.WithLabelValues(reasonNameplateFull).Inc()
 	}
+	if err == nil {
+		s.metrics.meets.Add(float64(met))
+	}
 	s.settle(pp, rp, err)
 }
 
@@ -300,8 +315,9 @@ type guestPoll struct {
 func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
 	s := gp.s
 	var rp *reply
+	var met int
 	err := s.store.Update(ctx, nameplateKey(gp.np), func(old []byte) (Change, error) {
-		rp = nil
+		rp, met = nil, 0
 		n, err := decodeNameplate(old)
 		if err != nil {
 			return Change{}, err
@@ -342,7 +358,7 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 			put := n.meet(gp.np, gp.id, g, now, &s.cfg)
 			g.Poll = ""
 			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp = &r
+			rp, met = &r, 1
 			return n.change(gp.np, &s.cfg, true, put), nil
 		case !final:
 			return Change{}, nil
@@ -351,6 +367,9 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 		rp = &waitingReply
 		return n.change(gp.np, &s.cfg, false), nil
 	})
+	if err == nil {
+		s.metrics.meets.Add(float64(met))
+	}
 	return rp, 0, err
 }
 

@@ -125,7 +125,9 @@ func recvFrom(t testing.TB, ch <-chan response, what string) response {
 	return response{}
 }
 
-func hostReq(id string) signal.HostRequest { return signal.HostRequest{Version: signal.Version, PeerID: id} }
+func hostReq(id string) signal.HostRequest {
+	return signal.HostRequest{Version: signal.Version, PeerID: id}
+}
 func guestReq(id string) signal.GuestRequest {
 	return signal.GuestRequest{Version: signal.Version, PeerID: id}
 }

@@ -1,0 +1,226 @@
+package signalserver
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v2"
+)
+
+// startSTUN runs s.ServeSTUN on a loopback UDP socket of the given network.
+func startSTUN(t *testing.T, s *Server, network, addr string) net.Addr {
+	t.Helper()
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Skipf("no %s loopback: %v", network, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeSTUN(ctx, pc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeSTUN: %v", err)
+		}
+		pc.Close()
+	})
+	return pc.LocalAddr()
+}
+
+// TestSTUNPionClient: a real pion/stun client learns its own address.
+func TestSTUNPionClient(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			srv := startSTUN(t, New(Config{}), tc.network, tc.addr)
+			conn, err := net.DialUDP(tc.network, nil, srv.(*net.UDPAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := stun.NewClient(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var got stun.XORMappedAddress
+			var evErr error
+			req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+			err = c.Do(req, func(e stun.Event) {
+				if evErr = e.Error; evErr != nil {
+					return
+				}
+				if e.Message.Type != stun.BindingSuccess {
+					t.Errorf("type %v", e.Message.Type)
+				}
+				if err := stun.Fingerprint.Check(e.Message); err != nil {
+					t.Errorf("fingerprint: %v", err)
+				}
+				evErr = got.GetFrom(e.Message)
+				if e.Message.Contains(stun.AttrSoftware) || len(e.Message.Raw) > 20+12+8 && tc.network == "udp4" {
+					t.Errorf("answer of %d bytes with %v: want XOR-MAPPED-ADDRESS and FINGERPRINT only", len(e.Message.Raw), e.Message.Attributes)
+				}
+			})
+			if err != nil || evErr != nil {
+				t.Fatalf("Do: %v / %v", err, evErr)
+			}
+			local := conn.LocalAddr().(*net.UDPAddr)
+			if !got.IP.Equal(local.IP) || got.Port != local.Port {
+				t.Errorf("XOR-MAPPED-ADDRESS %v, want %v", got, local)
+			}
+		})
+	}
+}
+
+// TestSTUNIgnoresJunk: garbage and non-Binding messages get no answer and
+// do not stop the responder; a valid request afterwards is answered.
+func TestSTUNIgnoresJunk(t *testing.T) {
+	ts := startServer(t, Config{STUNRatePerIP: -1})
+	srv := startSTUN(t, ts.Server, "udp4", "127.0.0.1:0")
+	conn, err := net.DialUDP("udp4", nil, srv.(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	badFP := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	badFP.Raw[len(badFP.Raw)-1] ^= 0xff
+	truncated := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.NewSoftware("x"))
+	junk := map[string][][]byte{
+		"not_stun":  {[]byte("hello, world"), {}, make([]byte, 1400)},
+		"malformed": {truncated.Raw[:len(truncated.Raw)-4]},
+		"not_binding_request": {
+			stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest)).Raw,
+			stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw,
+			stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodBinding, stun.ClassIndication)).Raw,
+		},
+		"bad_fingerprint": {badFP.Raw},
+	}
+	for _, msgs := range junk {
+		for _, m := range msgs {
+			if _, err := conn.Write(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for reason, msgs := range junk {
+		waitMetric(t, ts, `p2phttp_signal_stun_ignored_total{reason="`+reason+`"}`, float64(len(msgs)))
+	}
+
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	conn.Write(req.Raw)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loopback keeps order: had any junk been answered, that answer would
+	// have come first.
+	res := &stun.Message{Raw: buf[:n]}
+	if err := res.Decode(); err != nil || res.TransactionID != req.TransactionID || res.Type != stun.BindingSuccess {
+		t.Fatalf("answer %v (err %v), want BindingSuccess for %x", res, err, req.TransactionID)
+	}
+	var got stun.XORMappedAddress
+	if err := got.GetFrom(res); err != nil || got.String() != conn.LocalAddr().String() {
+		t.Errorf("XOR-MAPPED-ADDRESS %v (%v), want %v", got, err, conn.LocalAddr())
+	}
+	waitMetric(t, ts, "p2phttp_signal_stun_requests_total", 1)
+}
+
+func TestSTUNRateLimit(t *testing.T) {
+	ts := startServer(t, Config{STUNRatePerIP: 0.1, STUNBurst: 2})
+	srv := startSTUN(t, ts.Server, "udp4", "127.0.0.1:0")
+	conn, err := net.DialUDP("udp4", nil, srv.(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 5 {
+		conn.Write(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw)
+	}
+	waitMetric(t, ts, `p2phttp_signal_stun_ignored_total{reason="rate_limited"}`, 3)
+	waitMetric(t, ts, "p2phttp_signal_stun_requests_total", 2) // the burst
+}
+
+func TestListenAndServe(t *testing.T) {
+	// Find free ports, then let ListenAndServe bind them.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	httpAddr := l.Addr().String()
+	l.Close()
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	stunAddr := pc.LocalAddr().String()
+	pc.Close()
+
+	s := New(Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ListenAndServe(ctx, httpAddr, stunAddr) }()
+	ts := &testServer{Server: s, Addr: httpAddr, URL: "http://" + httpAddr}
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", httpAddr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res, err := testClient.Get(ts.URL + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatal(res, err)
+	}
+	res.Body.Close()
+	conn, err := net.Dial("udp4", stunAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := stun.NewClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
+		if e.Error != nil {
+			t.Error(e.Error)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The counter moves just after the answer is sent.
+	waitMetric(t, ts, "p2phttp_signal_stun_requests_total", 1)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ListenAndServe: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenAndServe did not return")
+	}
+	// A taken port is an error, not a hang.
+	l, _ = net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	if err := New(Config{}).ListenAndServe(context.Background(), l.Addr().String(), "127.0.0.1:0"); err == nil {
+		t.Error("ListenAndServe on a taken port succeeded")
+	}
+}
+
+// waitMetric waits until a sample of /metrics reaches want.
+func waitMetric(t testing.TB, ts *testServer, sample string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := metric(t, ts.URL, sample)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", sample, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
