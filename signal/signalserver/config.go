@@ -144,3 +144,12 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultConfig returns the defaults that New gives the zero Config's
+// fields (Store and Logger stay nil).
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	c.Logger = nil
+	return c
+}
