@@ -140,6 +140,8 @@ func (s *Server) settle(pp *parkedPoll, rp *reply, err error) {
 
 	rc := http.NewResponseController(pp.w)
 	if conn, _, err := rc.Hijack(); err == nil {
+		// Keep nothing of net/http's: its buffers and request go now.
+		pp.w, pp.r = nil, nil
 		pp.conn.Store(&conn)
 		go pp.run(pp.waitConn(conn), func(rp reply) { writeConnReply(conn, rp) }, conn.Close)
 		return
