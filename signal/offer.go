@@ -8,23 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strings"
 )
 
 // ProtocolVersion is the version of the offer format and key derivation this
 // package speaks; it travels in every offer.
 const ProtocolVersion = 1
-
-// Candidate kinds.
-const (
-	KindHost  = "host"  // an address of a local interface
-	KindSrflx = "srflx" // server-reflexive: the public address STUN reported
-)
-
-// DefaultMaxCandidates is how many candidates an offer may carry unless
-// ServerConfig.MaxCandidates says otherwise; the client enforces it too.
-const DefaultMaxCandidates = 16
 
 // Errors about offers, matchable with errors.Is.
 var (
@@ -35,13 +23,6 @@ var (
 	// (or something between) changed it, or the peer used another code.
 	ErrTampered = errors.New("signal: peer offer failed authentication (tampered, or a different code)")
 )
-
-// Candidate is an address where a peer may be reachable. Its JSON is the same
-// as transport/utp.Candidate's: {"kind":"host","addr":"192.0.2.1:4000"}.
-type Candidate struct {
-	Kind string         `json:"kind"`
-	Addr netip.AddrPort `json:"addr"`
-}
 
 // Offer is what a peer posts to a room and what the other peer receives.
 type Offer struct {
@@ -70,21 +51,6 @@ func (o *Offer) validate(maxCandidates int) error {
 	return nil
 }
 
-func validateCandidates(cs []Candidate, max int) error {
-	if len(cs) == 0 || len(cs) > max {
-		return fmt.Errorf("%w: want 1 to %d candidates, got %d", ErrBadOffer, max, len(cs))
-	}
-	for i, c := range cs {
-		if c.Kind != KindHost && c.Kind != KindSrflx {
-			return fmt.Errorf("%w: candidate %d: kind %q is not %q or %q", ErrBadOffer, i, c.Kind, KindHost, KindSrflx)
-		}
-		if !c.Addr.IsValid() || c.Addr.Port() == 0 || c.Addr.Addr().IsUnspecified() || c.Addr.Addr().Zone() != "" {
-			return fmt.Errorf("%w: candidate %d: address %q is not a usable ip:port", ErrBadOffer, i, c.Addr)
-		}
-	}
-	return nil
-}
-
 // decodeOffer parses and validates an offer's JSON. Unknown fields are
 // allowed (a later minor revision may add some); trailing data is not.
 func decodeOffer(data []byte, maxCandidates int) (Offer, error) {
@@ -93,15 +59,6 @@ func decodeOffer(data []byte, maxCandidates int) (Offer, error) {
 		return Offer{}, fmt.Errorf("%w: %v", ErrBadOffer, jsonErrorText(err))
 	}
 	return o, o.validate(maxCandidates)
-}
-
-// jsonErrorText shortens encoding/json's messages, which name Go types.
-func jsonErrorText(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("invalid JSON: field %q has the wrong type (%s)", te.Field, te.Value)
-	}
-	return "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // offerMAC authenticates everything in an offer that the other peer acts on,

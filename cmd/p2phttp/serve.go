@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,16 +10,16 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
-	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
 )
 
 const serveHelp = `Usage: p2phttp serve [--dir DIR | --proxy URL] [flags] [CODE]
 
-Wait for a peer holding CODE and answer its HTTP requests, from the files under DIR (Range, If-Modified-Since and
-directory listings) or by proxying to a local web server. Without CODE, serve makes a short one and prints the command
-the other side should run. Every stream the peer opens is served; when a peer leaves, serve waits for the next one
-with the same code, until Ctrl-C.
+Host CODE and answer the HTTP requests of every guest that comes with it (p2phttp get or forward), from the files
+under DIR (Range, If-Modified-Since and directory listings) or by proxying to a local web server. Without CODE, serve
+makes a short one and prints the command the other side should run. Any number of guests may come at once, each over a
+path of its own, until Ctrl-C. After 3 guests fail the key confirmation (a wrong code, or someone guessing), serve
+retires the code and prints a new one.
 
 Examples:
   p2phttp serve --dir ./public
@@ -55,15 +54,27 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	code := ""
 	if len(pos) == 1 {
-		code = pos[0]
-	} else {
-		code = signal.NewCode()
+		if code, err = parseCode(pos[0]); err != nil {
+			return err
+		}
+	}
+	announce := func(code string) {
 		fmt.Fprintf(env.stderr, "p2phttp: serving %s with code %s\n", what, code)
 		fmt.Fprintf(env.stderr, "On the other machine run:\n  %s\nor, for curl and browsers:\n  %s\n",
 			pf.otherSide("get", code, "/"), pf.otherSide("forward", code, ""))
 	}
+	host, err := pf.host(ctx, env, code, announce, log)
+	if err != nil {
+		return err
+	}
+	if code == "" {
+		announce(host.Code())
+	} else {
+		fmt.Fprintf(env.stderr, "p2phttp: waiting for guests with code %s\n", host.Code())
+	}
 	rl := &requestLog{h: h, log: log}
-	return serveLoop(ctx, env, &pf, code, rl, log)
+	return hostLoop(ctx, env, &pf, host, func() { rl.drain(shutdownGrace) },
+		func(s *rendezvous.Session) int64 { return serveSession(ctx, s, rl, log) })
 }
 
 // otherSide is the command line the other peer should type to reach us.
@@ -79,65 +90,6 @@ func (p *peerFlags) otherSide(cmd, code, path string) string {
 		parts = append(parts, "--stun", p.stunAddr)
 	}
 	return strings.Join(parts, " ")
-}
-
-// serveLoop meets peers with code one after another and serves each in the background, until ctx ends. It re-joins
-// the room as soon as a meeting succeeds, so the next peer (or the same one, reconnecting) finds us waiting.
-func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl *requestLog, log *slog.Logger) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	sessions := map[*rendezvous.Session]struct{}{}
-	defer func() {
-		rl.drain(shutdownGrace)
-		mu.Lock()
-		for s := range sessions {
-			s.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-
-	met := 0
-	backoff := time.Second
-	for {
-		fmt.Fprintf(env.stderr, "p2phttp: waiting for a peer with code %s\n", code)
-		sess, err := pf.meet(ctx, env, code, log)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err == nil:
-			met++
-			backoff = time.Second
-		case met > 0 || errors.Is(err, rendezvous.ErrPunchFailed) || errors.Is(err, rendezvous.ErrStreamFailed):
-			// A server that already served peers keeps going through a server restart or a peer that failed to
-			// punch; the first meeting's failures (a wrong URL, say) are reported and end the command.
-			fmt.Fprintf(env.stderr, "p2phttp: %s (retrying in %s)\n", explain(err), backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		default:
-			return err
-		}
-		mu.Lock()
-		sessions[sess] = struct{}{}
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n := serveSession(ctx, sess, rl, log)
-			mu.Lock()
-			delete(sessions, sess)
-			mu.Unlock()
-			sess.Close()
-			if ctx.Err() == nil {
-				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s)\n", sess.Report().RemoteAddr, n)
-			}
-		}()
-	}
 }
 
 // serveSession answers requests on the first stream and on every stream the peer opens, until the path ends. It
