@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +350,28 @@ func TestHealthz(t *testing.T) {
 	if err := jsonDecode(res, &h); err != nil || res.StatusCode != 200 || h.Status != "ok" || h.Store != "memory" {
 		t.Fatalf("healthz: %d %+v %v", res.StatusCode, h, err)
 	}
+}
+
+// TestInHandlerWaiting: where the connection cannot be hijacked, a poll
+// waits in its handler: it is woken, answered, and a client that hangs up
+// frees its slot at once.
+func TestInHandlerWaiting(t *testing.T) {
+	s := New(testConfig())
+	defer s.Close()
+	hidden := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(struct{ http.ResponseWriter }{w}, r) // hides http.Hijacker
+	})
+	hs := httptest.NewServer(hidden)
+	defer hs.Close()
+	host, guest := signal.NewPeerID(), signal.NewPeerID()
+	m := meet(t, hs.URL, hs.URL, "21", host, guest)
+	rc := asyncPost(hs.URL, signal.RecvPath, m, signal.RecvRequest{PeerID: guest})
+	waitParked(t, s, 1)
+	wantStatus(t, "send", post(hs.URL, signal.SendPath, m, signal.SendRequest{PeerID: host, Body: []byte("x")}), http.StatusOK)
+	wantStatus(t, "recv", recvFrom(t, rc, "recv"), http.StatusOK)
+
+	conn := rawPost(t, hs.Listener.Addr().String(), signal.ExpandPath(signal.GuestPath, "22"), guestReq(signal.NewPeerID()))
+	waitParked(t, s, 1)
+	conn.Close()
+	waitParked(t, s, 0)
 }
