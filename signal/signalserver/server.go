@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,14 @@ func New(cfg Config) *Server {
 
 // ServeHTTP serves the endpoints of the signalling protocol (the XxxPath
 // constants of package signal). Every error is a JSON signal.ErrorResponse.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "" || p[0] != '/' || path.Clean(p) != p {
+		// http.ServeMux would redirect to the clean path, with a text body.
+		writeReply(w, errorReply(http.StatusNotFound, "no such endpoint: "+r.Method+" "+p))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // request is what every protocol handler gets: the parsed client, the path's
 // wildcard and the body.
