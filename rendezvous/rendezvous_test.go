@@ -273,6 +273,34 @@ func TestHostLeftIsNoticedAtOnce(t *testing.T) {
 	s.Close()
 }
 
+// A code's nameplate belongs to one host: a second host with the same code is refused and says why.
+func TestNameplateInUse(t *testing.T) {
+	srv := newServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := rendezvous.NewHost(ctx, srv.Config(""))
+	require.NoError(t, err)
+	defer first.Close()
+	s, err := rendezvous.Meet(ctx, srv.Config(first.Code())) // the first host surely holds it now
+	require.NoError(t, err)
+	s.Close()
+
+	second, err := rendezvous.NewHost(ctx, srv.Config(first.Code()))
+	require.NoError(t, err)
+	defer second.Close()
+	_, err = second.Accept(ctx)
+	assert.ErrorIs(t, err, signal.ErrNameplateInUse)
+	assert.ErrorIs(t, err, rendezvous.ErrSignalRefused)
+
+	// A host that picks its code just picks another nameplate.
+	third, err := rendezvous.NewHost(ctx, srv.Config(""))
+	require.NoError(t, err)
+	defer third.Close()
+	s, err = rendezvous.Meet(ctx, srv.Config(third.Code()))
+	require.NoError(t, err)
+	s.Close()
+}
+
 // A guest with the wrong words fails cleanly on both sides; after MaxFailures such guests the host retires the code
 // and says so, the old code no longer reaches it and the new one does.
 func TestWrongCodeRetiresCode(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 var (
 	// ErrNameplateInUse: another host holds the nameplate of the code given to Host.
 	ErrNameplateInUse = errors.New("signal: nameplate in use by another host")
+	// ErrHostBusy: the host had as many guests in meetings as the server allows for as long as a guest waited.
+	ErrHostBusy = errors.New("signal: the host stayed busy with other guests")
 	// ErrPeerLeft: the other side of a meeting closed it or went away before the meeting completed.
 	ErrPeerLeft = errors.New("signal: the other side left the meeting")
 	// ErrRejected: the server refused a request as invalid (a 4xx it does not use for anything else); the *Error in

@@ -67,6 +67,9 @@ func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (s
 	for {
 		a, err := c.call(ctx, path, GuestRequest{Version: Version, PeerID: peerID})
 		if err != nil {
+			if ctx.Err() != nil && full > 0 {
+				return "", fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, err)
+			}
 			if ctx.Err() != nil {
 				return "", fmt.Errorf("signal: waiting for the host of nameplate %d: %w", code.Nameplate, err)
 			}
@@ -88,7 +91,7 @@ func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (s
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
-				return "", fmt.Errorf("signal: the host of nameplate %d stayed busy: %w", code.Nameplate, ctx.Err())
+				return "", fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, ctx.Err())
 			}
 		default:
 			return "", refusal(a)

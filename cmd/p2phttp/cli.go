@@ -218,6 +218,9 @@ func explain(err error) string {
 			"the other side (after a few wrong tries serve picks a new code and prints it)", me.code)
 	case errors.Is(err, rendezvous.ErrPeerLeft):
 		return fmt.Sprintf("the peer left during the meeting: %s; retry", cause)
+	case errors.Is(err, signal.ErrHostBusy):
+		return fmt.Sprintf("the peer serving code %q stayed busy with other guests (waited %s); retry later, or raise --wait",
+			me.code, p.wait)
 	case errors.Is(err, rendezvous.ErrPeerNeverCame):
 		return fmt.Sprintf("nobody serves code %q (waited %s); run `p2phttp serve` on the other side, check the code and --signal %s, or raise --wait",
 			me.code, p.wait, p.signalURL)
