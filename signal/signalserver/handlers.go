@@ -105,8 +105,11 @@ func (s *Server) host(rq *request) {
 			n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
 			return n.change(np, &s.cfg, len(also) > 0, also...), nil
 		}
+		// Wake only whom this concerns: the guests just met, or an older
+		// poll of this host, which this one replaces.
+		superseded := n.HostPoll != ""
 		n.HostPoll, n.PollUntil = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
-		return n.change(np, &s.cfg, true, also...), nil
+		return n.change(np, &s.cfg, len(also) > 0 || superseded, also...), nil
 	})
 	if err == nil && newClaim {
 		s.metrics.claims.Inc()
@@ -279,8 +282,9 @@ func (s *Server) guest(rq *request) {
 			rp, met = &r, 1
 			return n.change(np, &s.cfg, true, put), nil
 		}
+		superseded := g.Poll != "" // an older poll of this guest: it answers 202
 		g.Poll, g.Until = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
-		return n.change(np, &s.cfg, false), nil
+		return n.change(np, &s.cfg, superseded), nil
 	}
 	needRoom = true
 	err := s.store.Update(ctx, key, update)
@@ -406,7 +410,11 @@ func (s *Server) meetingUpdate(ctx context.Context, id, peerID string, fn func(m
 		if !write {
 			return Change{}, nil
 		}
-		return m.change(id), nil
+		ch := m.change(id)
+		if m.quiet {
+			ch.Wake = nil
+		}
+		return ch, nil
 	})
 	return rp, next, err
 }
@@ -504,6 +512,9 @@ func (s *Server) recv(rq *request) {
 		if r := rp0.ready(m, side, now); r != nil {
 			return r, true
 		}
+		// Only an older recv of this side, which this one replaces, needs
+		// waking: parked polls that wake for nothing keep a grown stack.
+		m.quiet = m.Polls[side] == ""
 		m.Polls[side] = pp.id
 		return nil, true
 	})

@@ -375,3 +375,38 @@ func TestInHandlerWaiting(t *testing.T) {
 	conn.Close()
 	waitParked(t, s, 0)
 }
+
+// TestDuplicatePoll: a second poll of the same peer takes over; the first
+// answers 202 at once.
+func TestDuplicatePoll(t *testing.T) {
+	stores(t, func(t *testing.T, start func(Config) *testServer) {
+		cfg := testConfig()
+		cfg.PollWait = 20 * time.Second
+		ts := start(cfg)
+		for _, tc := range []struct {
+			pattern, np string
+			body        any
+		}{
+			{signal.HostPath, "44", hostReq(signal.NewPeerID())},
+			{signal.GuestPath, "45", guestReq(signal.NewPeerID())},
+		} {
+			first := asyncPost(ts.URL, tc.pattern, tc.np, tc.body)
+			waitParked(t, ts.Server, 1)
+			second := asyncPost(ts.URL, tc.pattern, tc.np, tc.body)
+			wantStatus(t, "first poll", recvFrom(t, first, "first poll"), http.StatusAccepted)
+			waitParked(t, ts.Server, 1)
+			select {
+			case r := <-second:
+				t.Fatalf("second poll answered %d %s", r.status, r.body)
+			default:
+			}
+			if tc.pattern == signal.HostPath {
+				wantStatus(t, "guest", post(ts.URL, signal.GuestPath, "44", guestReq(signal.NewPeerID())), http.StatusOK)
+				wantStatus(t, "second host poll", recvFrom(t, second, "second"), http.StatusOK)
+			} else {
+				ts.Server.Close() // hands the guest back
+				wantStatus(t, "second guest poll", recvFrom(t, second, "second"), http.StatusAccepted)
+			}
+		}
+	})
+}

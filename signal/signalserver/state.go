@@ -142,6 +142,8 @@ type meetingRec struct {
 	Arrive    [2]int64    `json:"arrive"` // the side has left at this time unless it made a request (0 once it did)
 	Polls     [2]string   `json:"polls"`  // the side's parked recv poll
 	Expires   int64       `json:"expires"`
+
+	quiet bool // set by an update that needs to wake no one
 }
 
 func decodeMeeting(b []byte) (*meetingRec, error) {
