@@ -1,12 +1,13 @@
 // Command symmetric is one program both peers run. Neither is configured as client or server: the symmetric socket
 // takes the role of its first action. The peer given -ask writes a request first (WriteRequest), so its socket
-// becomes the client; the other peer's first action is ReadRequest, so its socket becomes the server. Start them in
-// either order.
+// becomes the client; the other peer's first action is ReadRequest, so its socket becomes the server. One of them
+// hosts the code (-host) and the other meets it, which has nothing to do with which becomes the client. Start them
+// in either order.
 //
 // With a signalling server, in three terminals:
 //
 //	go run ./cmd/p2phttp signal --http 127.0.0.1:8080 --stun 127.0.0.1:3478
-//	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter
+//	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter -host
 //	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter -ask /time
 package main
 
