@@ -20,7 +20,6 @@ type Host struct {
 	cfg    Config
 	tr     *utp.Transport
 	sh     *signal.Host
-	gather Report
 	ctx    context.Context
 	cancel context.CancelFunc
 	ready  chan *Session
@@ -28,6 +27,7 @@ type Host struct {
 
 	// mu guards the fields below.
 	mu      sync.Mutex
+	gather  Report                // what gathering learnt; refreshed by STUN
 	pending map[*Session]struct{} // sessions made but not yet returned by Accept, closed with the Host
 	err     error                 // why hosting stopped, when it stopped on its own
 }
@@ -72,6 +72,16 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		defer stop()
 		h.loop()
 	}()
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.RefreshInterval > 0 && rep.STUNError == "" {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.refresh(cfg.RefreshInterval)
+		}()
+	}
 	return h, nil
 }
 
@@ -79,7 +89,50 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 func (h *Host) Code() string { return h.sh.Code().String() }
 
 // Report is what the Host gathered: its socket, STUN's view of it, and its candidates.
-func (h *Host) Report() Report { return h.gather }
+func (h *Host) Report() Report {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gather
+}
+
+// refresh asks STUN for our public address every interval, which keeps the NAT mapping of the socket open while we
+// wait for guests, and tells later guests when it changed.
+func (h *Host) refresh(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.GatherTimeout)
+		addr, err := h.tr.DiscoverSTUN(ctx, h.cfg.STUNAddr)
+		cancel()
+		if err != nil {
+			h.cfg.Logger.Debug("STUN refresh failed", "err", err)
+			continue
+		}
+		h.mu.Lock()
+		old := h.gather.Reflexive
+		if addr == old {
+			h.mu.Unlock()
+			continue
+		}
+		cands := []utp.Candidate{}
+		if !hasAddr(h.tr.HostCandidates(), addr) {
+			cands = append(cands, utp.Candidate{Kind: utp.CandidateSrflx, Addr: addr})
+		}
+		cands = append(cands, h.tr.HostCandidates()...)
+		cands = cands[:min(len(cands), signal.DefaultMaxCandidates)]
+		h.gather.Reflexive, h.gather.Candidates = addr, cands
+		h.mu.Unlock()
+		h.cfg.Logger.Info("our public address changed", "old", old, "new", addr)
+		if err := h.sh.SetCandidates(toSignal(cands)); err != nil {
+			h.cfg.Logger.Warn("cannot use the new candidates", "err", err)
+		}
+	}
+}
 
 // Accept returns the next guest's session, its first stream open. A guest whose meeting or punching fails is only
 // logged: the Host goes on with the others. Accept fails with ErrHostClosed after Close, with why the Host stopped
@@ -143,7 +196,7 @@ func (h *Host) loop() {
 
 func (h *Host) connect(m *signal.Meeting) {
 	start := time.Now()
-	rep := h.gather
+	rep := h.Report()
 	rep.Gather = 0
 	rep.Signal = time.Since(m.Started)
 	sess, err := connect(h.ctx, &h.cfg, h.tr, m, rep)

@@ -25,6 +25,9 @@ const (
 	DefaultServerTimeout = 5 * time.Second
 	DefaultPunchTimeout  = 15 * time.Second
 	DefaultStreamTimeout = 10 * time.Second
+	// DefaultRefreshInterval is how often a host asks STUN again (Config.RefreshInterval): under the 30 s that
+	// common NATs keep an idle UDP mapping.
+	DefaultRefreshInterval = 25 * time.Second
 )
 
 // Config says where and how to meet. Only SignalURL and Code are required.
@@ -65,6 +68,10 @@ type Config struct {
 	// MaxFailures (host only) is how many guests may fail key confirmation before the code is retired and a new one
 	// picked; default signal.DefaultMaxFailures. A guesser gets no more guesses than this per code.
 	MaxFailures int
+	// RefreshInterval (host only) is how often the host asks STUN for its public address again while it hosts, which
+	// also keeps its NAT mapping open between guests; a changed address goes to the guests that come after. Default
+	// DefaultRefreshInterval; negative disables it.
+	RefreshInterval time.Duration
 	// OnNewCode (host only), if set, is called with the host's new code when the old one was retired (after
 	// MaxFailures failed confirmations) or, for a picked code, when its nameplate was in use. Guests need the new
 	// code from then on.

@@ -8,9 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -271,6 +274,69 @@ func TestHostLeftIsNoticedAtOnce(t *testing.T) {
 	s, err = rendezvous.Meet(ctx, srv.Config(code))
 	require.NoError(t, err, "the nameplate was free for the next host")
 	s.Close()
+}
+
+// fakeSTUN answers Binding requests with whatever address mapped returns, standing for a NAT whose mapping changes.
+func fakeSTUN(t *testing.T, mapped func(from netip.AddrPort) netip.AddrPort) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		b := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			req := &stun.Message{Raw: append([]byte(nil), b[:n]...)}
+			if req.Decode() != nil || req.Type != stun.BindingRequest {
+				continue
+			}
+			a := mapped(from.(*net.UDPAddr).AddrPort())
+			res, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
+				&stun.XORMappedAddress{IP: a.Addr().AsSlice(), Port: int(a.Port())}, stun.Fingerprint)
+			if err == nil {
+				pc.WriteTo(res.Raw, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// A host keeps asking STUN while it waits; when its public address changes, the guests that come later get the new
+// one.
+func TestHostRefreshesItsPublicAddress(t *testing.T) {
+	srv := newServer(t)
+	moved := netip.MustParseAddrPort("127.0.0.1:9") // nobody listens there; the host candidate still works
+	var asked atomic.Int32
+	stunAddr := fakeSTUN(t, func(from netip.AddrPort) netip.AddrPort {
+		if asked.Add(1) > 1 {
+			return moved
+		}
+		return from
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := srv.Config("")
+	cfg.STUNAddr = stunAddr
+	cfg.RefreshInterval = 20 * time.Millisecond
+	host, err := rendezvous.NewHost(ctx, cfg)
+	require.NoError(t, err)
+	defer host.Close()
+	assert.Equal(t, host.Report().LocalAddr, host.Report().Reflexive)
+	require.Eventually(t, func() bool { return host.Report().Reflexive == moved }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, utp.Candidate{Kind: utp.CandidateSrflx, Addr: moved}, host.Report().Candidates[0])
+
+	go func() {
+		if s, err := host.Accept(ctx); err == nil {
+			s.Close()
+		}
+	}()
+	s, err := rendezvous.Meet(ctx, srv.Config(host.Code()))
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Contains(t, s.Report().PeerCandidates, utp.Candidate{Kind: utp.CandidateSrflx, Addr: moved})
 }
 
 // A code's nameplate belongs to one host: a second host with the same code is refused and says why.

@@ -58,7 +58,8 @@ type Host struct {
 
 	// mu guards the fields below.
 	mu         sync.Mutex
-	peerID     string // our bearer token for the nameplate's claim
+	peerID     string      // our bearer token for the nameplate's claim
+	cands      []Candidate // sent to each guest
 	code       Code
 	generation int           // bumped whenever the code changes
 	failures   int           // failed confirmations of this generation
@@ -98,11 +99,22 @@ func (c *Client) Host(ctx context.Context, cfg HostConfig) (*Host, error) {
 	h := &Host{
 		c: c, cfg: cfg, ctx: ctx, cancel: cancel,
 		met: make(chan *Meeting), done: make(chan struct{}),
-		peerID: NewPeerID(), code: code, changed: make(chan struct{}), seen: map[[sha256.Size]byte]struct{}{},
+		peerID: NewPeerID(), cands: cfg.Candidates, code: code, changed: make(chan struct{}), seen: map[[sha256.Size]byte]struct{}{},
 	}
 	h.wg.Add(1)
 	go h.loop(picked)
 	return h, nil
+}
+
+// SetCandidates replaces the candidates sent to guests from now on (a host whose public address changed).
+func (h *Host) SetCandidates(cands []Candidate) error {
+	if err := validateCandidates(cands, DefaultMaxCandidates); err != nil {
+		return fmt.Errorf("our candidates: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cands = append([]Candidate(nil), cands...)
+	return nil
 }
 
 // Code is the code guests must use now; it changes when a code is retired.
@@ -290,7 +302,10 @@ func (h *Host) meet(id string, code Code, gen int, peerID string) {
 		log.Info("signal: guest left before confirming the key", "err", err)
 		return
 	}
-	peer, reply, err := hs.hostConfirm(msg1, h.cfg.Candidates)
+	h.mu.Lock()
+	cands := h.cands
+	h.mu.Unlock()
+	peer, reply, err := hs.hostConfirm(msg1, cands)
 	if err != nil {
 		log.Warn("signal: a guest failed key confirmation (wrong code?)", "err", err)
 		return
