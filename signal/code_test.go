@@ -85,3 +85,25 @@ func TestWordLists(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseCode: any input is a code or an ErrInvalidCode, never a panic, and a code round-trips.
+func FuzzParseCode(f *testing.F) {
+	for _, s := range []string{"7-amber-otter", " 7 Amber OTTER ", "07-x", "99999-a", "100000-a", "-", "7", "é-ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCode(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidCode) {
+				t.Fatalf("ParseCode(%q): %v is not an ErrInvalidCode", s, err)
+			}
+			return
+		}
+		if c.Nameplate < 1 || c.Nameplate > MaxNameplate || c.Secret == "" {
+			t.Fatalf("ParseCode(%q) = %+v", s, c)
+		}
+		if again, err := ParseCode(c.String()); err != nil || again != c {
+			t.Fatalf("%q does not round-trip: %+v, %v", c.String(), again, err)
+		}
+	})
+}

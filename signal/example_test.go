@@ -1,10 +1,16 @@
 package signal_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net/http/httptest"
+	"net/netip"
 	"regexp"
+	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/signalserver"
 )
 
 func ExampleNewCode() {
@@ -18,4 +24,43 @@ func ExampleNewCode() {
 	// true
 	// 7-amber-otter 7 <nil>
 	// signal: invalid code: "amber-otter" does not start with a nameplate (a number, as the 7 of 7-amber-otter)
+}
+
+// A host and a guest meet through a signalling server (here one in the process): the guest has the host's code,
+// they agree on a key with the PAKE, confirm it, and swap candidates encrypted under it.
+func ExampleClient_Host() {
+	srv := signalserver.New(signalserver.Config{})
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	host, err := signal.NewClient(ts.URL).Host(ctx, signal.HostConfig{
+		Candidates: []signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4001")}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer host.Close()
+	code := host.Code() // e.g. 7-amber-otter: shown to the user, typed on the other machine
+
+	guest, err := signal.NewClient(ts.URL).Join(ctx, code,
+		[]signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4002")}})
+	if err != nil {
+		panic(err)
+	}
+	met, err := host.Accept(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("guest sees the host at", guest.Peer[0].Addr)
+	fmt.Println("host sees the guest at", met.Peer[0].Addr)
+	fmt.Println("same key:", bytes.Equal(guest.Key, met.Key), "same verifier:", guest.Verifier == met.Verifier)
+	fmt.Println("the guest dials:", guest.Dialer && !met.Dialer)
+	// Output:
+	// guest sees the host at 127.0.0.1:4001
+	// host sees the guest at 127.0.0.1:4002
+	// same key: true same verifier: true
+	// the guest dials: true
 }
