@@ -61,6 +61,7 @@ type Host struct {
 	peerID     string      // our bearer token for the nameplate's claim
 	cands      []Candidate // sent to each guest
 	code       Code
+	picked     bool          // we picked code, so we may pick another when its nameplate is taken
 	generation int           // bumped whenever the code changes
 	failures   int           // failed confirmations of this generation
 	guessing   int           // meetings of this generation that answered a guess not yet confirmed
@@ -101,8 +102,9 @@ func (c *Client) Host(ctx context.Context, cfg HostConfig) (*Host, error) {
 		met: make(chan *Meeting), done: make(chan struct{}),
 		peerID: NewPeerID(), cands: cfg.Candidates, code: code, changed: make(chan struct{}), seen: map[[sha256.Size]byte]struct{}{},
 	}
+	h.picked = picked
 	h.wg.Add(1)
-	go h.loop(picked)
+	go h.loop()
 	return h, nil
 }
 
@@ -148,10 +150,10 @@ func (h *Host) Close() error {
 
 // loop keeps a long-poll parked on the server while the Host lives, so guests find it; each poll returns the
 // meetings of guests that arrived.
-func (h *Host) loop(picked bool) {
+func (h *Host) loop() {
 	defer h.wg.Done()
 	defer close(h.done)
-	err := h.poll(picked)
+	err := h.poll()
 	h.mu.Lock()
 	code := h.code
 	if h.ctx.Err() != nil {
@@ -162,7 +164,7 @@ func (h *Host) loop(picked bool) {
 	h.release(code)
 }
 
-func (h *Host) poll(picked bool) error {
+func (h *Host) poll() error {
 	sem := make(chan struct{}, h.cfg.MaxMeetings)
 	taken := 0 // nameplates found in use, to widen the range we pick from
 	var (
@@ -210,6 +212,9 @@ func (h *Host) poll(picked bool) error {
 			h.peerID = NewPeerID()
 			h.mu.Unlock()
 		case http.StatusConflict:
+			h.mu.Lock()
+			picked := h.picked
+			h.mu.Unlock()
 			if !picked {
 				return fmt.Errorf("%w: nameplate %d (%s)", ErrNameplateInUse, code.Nameplate, errorMessage(a.body))
 			}
@@ -229,6 +234,7 @@ func (h *Host) newCode(old Code, maxPlate int, reason error) {
 		return
 	}
 	h.code = newCode(maxPlate)
+	h.picked = true // ours to change again if its nameplate turns out to be taken
 	h.generation++
 	h.failures, h.guessing = 0, 0
 	clear(h.seen)
