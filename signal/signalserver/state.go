@@ -126,12 +126,6 @@ func (n *nameplateRec) meet(nameplate, gid string, g *guestRec, now int64, c *Co
 // late requests hear "meeting expired" rather than "unknown meeting".
 func meetingRecordTTL(c *Config) time.Duration { return c.MeetingTTL + time.Minute }
 
-// Meeting sides.
-const (
-	hostSide  = 0
-	guestSide = 1
-)
-
 // meetingRec is a meeting of a host (side 0) and a guest (side 1).
 type meetingRec struct {
 	Nameplate string      `json:"nameplate"`
