@@ -64,14 +64,6 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		g.tr.Close()
 		return nil, &Error{Step: StepSignal, Err: err}
 	}
-	// The caller's ctx bounds the Host's life too, not only this call.
-	stop := context.AfterFunc(ctx, func() { h.Close() })
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer stop()
-		h.loop()
-	}()
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
 	}
@@ -82,6 +74,14 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 			h.refresh(cfg.RefreshInterval)
 		}()
 	}
+	// The caller's ctx bounds the Host's life too, not only this call.
+	h.wg.Add(1)
+	stop := context.AfterFunc(ctx, func() { h.Close() })
+	go func() {
+		defer h.wg.Done()
+		defer stop()
+		h.loop()
+	}()
 	return h, nil
 }
 
