@@ -35,6 +35,31 @@ func (s *Server) admitRoom(ctx context.Context, c client) (reply, string, bool) 
 	return reply{}, "", true
 }
 
+// updateNameplate runs fn on nameplate np's record in one store update. fn
+// gets the record and the time, and returns the answer (nil: none yet), the
+// change to commit, and how many meetings it opened (counted once the
+// update committed).
+func (s *Server) updateNameplate(ctx context.Context, np string, fn func(n *nameplateRec, now int64) (*reply, Change, int, error)) (*reply, error) {
+	var rp *reply
+	var met int
+	err := s.store.Update(ctx, nameplateKey(np), func(old []byte) (Change, error) {
+		n, err := decodeNameplate(old)
+		if err != nil {
+			return Change{}, err
+		}
+		var ch Change
+		rp, ch, met, err = fn(n, nowMS())
+		return ch, err
+	})
+	if err == nil {
+		s.metrics.meets.Add(float64(met))
+	}
+	return rp, err
+}
+
+// answer returns a pointer to a copy of rp.
+func answer(rp reply) *reply { return &rp }
+
 // host serves HostPath: claim the nameplate, hand over pending meetings, or
 // park until a guest comes.
 func (s *Server) host(rq *request) {
@@ -43,20 +68,15 @@ func (s *Server) host(rq *request) {
 		return
 	}
 	np, id := rq.arg, req.PeerID
-	key := nameplateKey(np)
 	ctx, cancel := s.storeCtx()
 	defer cancel()
 
 	// Peek first: a new claim must pass the room limits, a re-poll not.
 	var claimed bool
-	if err := s.store.Update(ctx, key, func(old []byte) (Change, error) {
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
-		n.normalize(nowMS(), &s.cfg)
+	if _, err := s.updateNameplate(ctx, np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
+		n.normalize(now, &s.cfg)
 		claimed = n.Host == id
-		return Change{}, nil
+		return nil, Change{}, 0, nil
 	}); err != nil {
 		s.storeFailed(rq.w, err)
 		return
@@ -71,49 +91,35 @@ func (s *Server) host(rq *request) {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
-	pp := s.newParkedPoll(rq, key, &hostPoll{s: s, np: np, id: id})
-	var rp *reply
+	pp := s.newParkedPoll(rq, nameplateKey(np), &hostPoll{s: s, np: np, id: id})
 	var newClaim bool
-	var met int
-	err := s.store.Update(ctx, key, func(old []byte) (Change, error) {
-		rp, newClaim, met = nil, false, 0
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
-		now := nowMS()
+	rp, err := s.updateNameplate(ctx, np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
+		newClaim = false
 		n.normalize(now, &s.cfg)
 		switch {
 		case n.Ended[id] != 0:
-			r := errorReply(http.StatusGone, signal.MsgClaimEnded)
-			rp = &r
-			return Change{}, nil
+			return answer(errorReply(http.StatusGone, signal.MsgClaimEnded)), Change{}, 0, nil
 		case n.Host != "" && n.Host != id:
-			r := errorReply(http.StatusConflict, signal.MsgNameplateInUse)
-			rp = &r
-			return Change{}, nil
+			return answer(errorReply(http.StatusConflict, signal.MsgNameplateInUse)), Change{}, 0, nil
 		}
 		var also []Put
 		if n.Host == "" {
-			n.Host = id
+			n.Host, newClaim = id, true
 			also = n.matchWaiting(np, now, &s.cfg)
-			newClaim, met = true, len(also)
 		}
 		if len(n.Pending) > 0 {
-			r := okReply(signal.HostResponse{Meetings: n.Pending})
-			rp = &r
+			rp := okReply(signal.HostResponse{Meetings: n.Pending})
 			n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
-			return n.change(np, &s.cfg, len(also) > 0, also...), nil
+			return &rp, n.change(np, &s.cfg, len(also) > 0, also...), len(also), nil
 		}
 		// Wake only whom this concerns: the guests just met, or an older
 		// poll of this host, which this one replaces.
 		superseded := n.HostPoll != ""
 		n.HostPoll, n.PollUntil = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
-		return n.change(np, &s.cfg, len(also) > 0 || superseded, also...), nil
+		return nil, n.change(np, &s.cfg, len(also) > 0 || superseded, also...), len(also), nil
 	})
 	if err == nil && newClaim {
 		s.metrics.claims.Inc()
-		s.metrics.meets.Add(float64(met))
 	}
 	s.settle(pp, rp, err)
 }
@@ -151,55 +157,40 @@ type hostPoll struct {
 
 func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
 	s := h.s
-	var rp *reply
-	var met int
-	err := s.store.Update(ctx, nameplateKey(h.np), func(old []byte) (Change, error) {
-		rp, met = nil, 0
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
-		now := nowMS()
+	rp, err := s.updateNameplate(ctx, h.np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		if n.Host == h.id && n.HostPoll == pollID {
 			// Still ours: extend the presence that normalize checks while
 			// this server answers.
 			n.PollUntil = max(n.PollUntil, now+1)
 		}
 		n.normalize(now, &s.cfg)
+		var rp *reply
 		switch {
 		case n.Host == "" && n.Ended[h.id] == 0 && !hungUp:
 			// The record is gone (the store lost it: a Redis restart) while
 			// the host waits here: claim it again.
 			n.Host, n.HostPoll, n.PollUntil = h.id, pollID, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
 			also := n.matchWaiting(h.np, now, &s.cfg)
-			met = len(also)
-			return n.change(h.np, &s.cfg, len(also) > 0, also...), nil
+			return nil, n.change(h.np, &s.cfg, len(also) > 0, also...), len(also), nil
 		case n.Host != h.id:
-			r := errorReply(http.StatusGone, signal.MsgClaimEnded)
-			rp = &r
-			return Change{}, nil
+			return answer(errorReply(http.StatusGone, signal.MsgClaimEnded)), Change{}, 0, nil
 		case n.HostPoll != pollID:
-			rp = &waitingReply // another poll of the host's took over
-			return Change{}, nil
+			return &waitingReply, Change{}, 0, nil // another poll of the host's took over
 		case hungUp:
 			// The host's connection closed while it waited: it is gone at
 			// once, and its nameplate free.
 			n.endClaim(now, &s.cfg)
-			return n.change(h.np, &s.cfg, true), nil
+			return nil, n.change(h.np, &s.cfg, true), 0, nil
 		case len(n.Pending) > 0:
-			r := okReply(signal.HostResponse{Meetings: n.Pending})
-			rp = &r
+			rp = answer(okReply(signal.HostResponse{Meetings: n.Pending}))
 		case !final:
-			return Change{}, nil
+			return nil, Change{}, 0, nil
 		default:
 			rp = &waitingReply
 		}
 		n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
-		return n.change(h.np, &s.cfg, false), nil
+		return rp, n.change(h.np, &s.cfg, false), 0, nil
 	})
-	if err == nil {
-		s.metrics.meets.Add(float64(met))
-	}
 	return rp, 0, err
 }
 
@@ -211,16 +202,12 @@ func (s *Server) release(rq *request) {
 	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
-	err := s.store.Update(ctx, nameplateKey(rq.arg), func(old []byte) (Change, error) {
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
+	_, err := s.updateNameplate(ctx, rq.arg, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		if n.Host != req.PeerID {
-			return Change{}, nil // not (or no longer) the holder: nothing to do
+			return nil, Change{}, 0, nil // not (or no longer) the holder: nothing to do
 		}
-		n.endClaim(nowMS(), &s.cfg)
-		return n.change(rq.arg, &s.cfg, true), nil
+		n.endClaim(now, &s.cfg)
+		return nil, n.change(rq.arg, &s.cfg, true), 0, nil
 	})
 	if err != nil {
 		s.storeFailed(rq.w, err)
@@ -236,34 +223,23 @@ func (s *Server) guest(rq *request) {
 		return
 	}
 	np, id := rq.arg, req.PeerID
-	key := nameplateKey(np)
 	ctx, cancel := s.storeCtx()
 	defer cancel()
 	if rp, reason, ok := s.acquire(rq.client); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
-	pp := s.newParkedPoll(rq, key, &guestPoll{s: s, np: np, id: id})
-	var rp *reply
-	var needRoom bool
-	var met int
-	update := func(old []byte) (Change, error) {
-		rp, met = nil, 0
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
-		now := nowMS()
+	pp := s.newParkedPoll(rq, nameplateKey(np), &guestPoll{s: s, np: np, id: id})
+	needRoom := true
+	update := func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		n.normalize(now, &s.cfg)
 		g := n.Guests[id]
 		if g == nil {
 			if len(n.Guests) >= s.cfg.MaxGuestsPerNameplate {
-				r := retryReply(http.StatusConflict, signal.MsgNameplateFull, s.cfg.Grace)
-				rp = &r
-				return Change{}, errAnswered
+				return answer(retryReply(http.StatusConflict, signal.MsgNameplateFull, s.cfg.Grace)), Change{}, 0, errAnswered
 			}
 			if needRoom {
-				return Change{}, errNeedRoom
+				return nil, Change{}, 0, errNeedRoom
 			}
 			g = &guestRec{}
 			if n.Guests == nil {
@@ -272,22 +248,17 @@ func (s *Server) guest(rq *request) {
 			n.Guests[id] = g
 		}
 		if g.Meeting != "" {
-			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp = &r
-			return Change{}, nil
+			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), Change{}, 0, nil
 		}
 		if n.hostPresent(now) {
 			put := n.meet(np, id, g, now, &s.cfg)
-			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp, met = &r, 1
-			return n.change(np, &s.cfg, true, put), nil
+			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), n.change(np, &s.cfg, true, put), 1, nil
 		}
 		superseded := g.Poll != "" // an older poll of this guest: it answers 202
 		g.Poll, g.Until = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
-		return n.change(np, &s.cfg, superseded), nil
+		return nil, n.change(np, &s.cfg, superseded), 0, nil
 	}
-	needRoom = true
-	err := s.store.Update(ctx, key, update)
+	rp, err := s.updateNameplate(ctx, np, update)
 	if errors.Is(err, errNeedRoom) {
 		// A new guest adds a meeting (and maybe the nameplate's record).
 		if r, reason, ok := s.admitRoom(ctx, rq.client); !ok {
@@ -296,14 +267,11 @@ func (s *Server) guest(rq *request) {
 			return
 		}
 		needRoom = false
-		err = s.store.Update(ctx, key, update)
+		rp, err = s.updateNameplate(ctx, np, update)
 	}
 	if errors.Is(err, errAnswered) {
 		err = nil
 		s.metrics.refusals.WithLabelValues(reasonNameplateFull).Inc()
-	}
-	if err == nil {
-		s.metrics.meets.Add(float64(met))
 	}
 	s.settle(pp, rp, err)
 }
@@ -318,15 +286,7 @@ type guestPoll struct {
 
 func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
 	s := gp.s
-	var rp *reply
-	var met int
-	err := s.store.Update(ctx, nameplateKey(gp.np), func(old []byte) (Change, error) {
-		rp, met = nil, 0
-		n, err := decodeNameplate(old)
-		if err != nil {
-			return Change{}, err
-		}
-		now := nowMS()
+	rp, err := s.updateNameplate(ctx, gp.np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		g := n.Guests[gp.id]
 		if g != nil && g.Poll == pollID {
 			g.Until = max(g.Until, now+1) // present while this server answers
@@ -334,7 +294,7 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 		n.normalize(now, &s.cfg)
 		if g = n.Guests[gp.id]; g == nil {
 			if hungUp {
-				return Change{}, nil
+				return nil, Change{}, 0, nil
 			}
 			// The record is gone (a Redis restart): wait again.
 			g = &guestRec{Poll: pollID, Until: now + s.cfg.PollWait.Milliseconds() + pollSlackMS}
@@ -345,35 +305,27 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 		}
 		switch {
 		case g.Meeting != "":
-			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp = &r
+			rp := answer(okReply(signal.GuestResponse{Meeting: g.Meeting}))
 			if g.Poll != pollID {
-				return Change{}, nil
+				return rp, Change{}, 0, nil
 			}
 			g.Poll = ""
-			return n.change(gp.np, &s.cfg, false), nil
+			return rp, n.change(gp.np, &s.cfg, false), 0, nil
 		case g.Poll != pollID:
-			rp = &waitingReply // another poll of the guest's took over
-			return Change{}, nil
+			return &waitingReply, Change{}, 0, nil // another poll of the guest's took over
 		case hungUp:
 			delete(n.Guests, gp.id) // gone before it met anyone
-			return n.change(gp.np, &s.cfg, false), nil
+			return nil, n.change(gp.np, &s.cfg, false), 0, nil
 		case n.hostPresent(now):
 			put := n.meet(gp.np, gp.id, g, now, &s.cfg)
 			g.Poll = ""
-			r := okReply(signal.GuestResponse{Meeting: g.Meeting})
-			rp, met = &r, 1
-			return n.change(gp.np, &s.cfg, true, put), nil
+			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), n.change(gp.np, &s.cfg, true, put), 1, nil
 		case !final:
-			return Change{}, nil
+			return nil, Change{}, 0, nil
 		}
 		g.Poll, g.Until = "", now+s.cfg.Grace.Milliseconds()
-		rp = &waitingReply
-		return n.change(gp.np, &s.cfg, false), nil
+		return &waitingReply, n.change(gp.np, &s.cfg, false), 0, nil
 	})
-	if err == nil {
-		s.metrics.meets.Add(float64(met))
-	}
 	return rp, 0, err
 }
 

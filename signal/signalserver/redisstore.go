@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,8 @@ const keyPrefix = "p2phttp:signal:"
 const maxUpdateAttempts = 64
 
 // NewRedisStore connects to the Redis at rawURL (redis://[:PASSWORD@]HOST:PORT/DB,
-// or rediss:// for TLS) and subscribes to the wake-up channel. It fails when
+// or rediss:// for TLS; go-redis's options such as ?pool_size=N may follow)
+// and subscribes to the wake-up channel. It fails when
 // Redis cannot be reached within ctx. log (nil: discard) hears about outages
 // and restarts.
 func NewRedisStore(ctx context.Context, rawURL string, log *slog.Logger) (*RedisStore, error) {
@@ -62,6 +64,11 @@ func NewRedisStore(ctx context.Context, rawURL string, log *slog.Logger) (*Redis
 	opt.ReadTimeout = 2 * time.Second
 	opt.WriteTimeout = 2 * time.Second
 	opt.MaxRetries = 1
+	if !strings.Contains(rawURL, "pool_size=") {
+		// Wake-ups come in bursts (every parked poll of a busy nameplate
+		// looks again at once): more than go-redis's 10 per CPU.
+		opt.PoolSize = max(64, 10*runtime.GOMAXPROCS(0))
+	}
 	rdb := redis.NewClient(opt)
 	r := &RedisStore{rdb: rdb, addr: opt.Addr, channel: keyPrefix + "wake", log: log, done: make(chan struct{})}
 	if r.runID, err = r.serverRunID(ctx); err != nil {
