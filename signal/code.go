@@ -77,14 +77,17 @@ func ParseCode(s string) (Code, error) {
 // NewCode returns a fresh code such as "7-amber-otter": a nameplate from 1 to 999 and two words from built-in lists
 // (about 16 bits of secret), chosen with crypto/rand. The words need not be strong: a guess can only be checked by
 // taking part in a meeting with the host, which retires the code after a few failures.
-func NewCode() string { return newCode(999).String() }
+func NewCode() string { return newCode(999, 0).String() }
 
-// newCode makes a code whose nameplate is at most maxPlate.
-func newCode(maxPlate int) Code {
-	return Code{
-		Nameplate: 1 + randIntn(min(maxPlate, MaxNameplate)),
-		Secret:    adjectives[randIntn(len(adjectives))] + "-" + nouns[randIntn(len(nouns))],
+// newCode makes a code whose nameplate is at most maxPlate, with extra adjectives (8 bits each) before the usual two
+// words.
+func newCode(maxPlate, extra int) Code {
+	var words []string
+	for range extra {
+		words = append(words, adjectives[randIntn(len(adjectives))])
 	}
+	words = append(words, adjectives[randIntn(len(adjectives))], nouns[randIntn(len(nouns))])
+	return Code{Nameplate: 1 + randIntn(min(maxPlate, MaxNameplate)), Secret: strings.Join(words, "-")}
 }
 
 func randIntn(n int) int {

@@ -65,9 +65,12 @@ func TestNewCode(t *testing.T) {
 		t.Errorf("only %d distinct codes in 200", len(seen))
 	}
 	for range 100 {
-		if c := newCode(99999); c.Nameplate < 1 || c.Nameplate > MaxNameplate {
+		if c := newCode(99999, 0); c.Nameplate < 1 || c.Nameplate > MaxNameplate {
 			t.Fatalf("nameplate %d out of range", c.Nameplate)
 		}
+	}
+	if c := newCode(999, 2); len(strings.Split(c.Secret, "-")) != 4 {
+		t.Fatalf("newCode with 2 extra words: %q", c)
 	}
 }
 

@@ -33,8 +33,9 @@ type HostConfig struct {
 	Candidates []Candidate
 	// MaxFailures is how many meetings may fail their key confirmation (a guest with a wrong code, or one that left
 	// after the host's confirmation, which is all a guesser needs) before the code is retired: the Host releases
-	// the nameplate, picks a new code and calls OnNewCode. No more than this many guesses are ever answered at once,
-	// so a guesser gets at most MaxFailures guesses per code. Default DefaultMaxFailures.
+	// the nameplate, picks a new code, one word longer than the last, and calls OnNewCode. No more than this many
+	// guesses are ever answered at once, so a guesser gets at most MaxFailures guesses per code, and the longer codes
+	// keep its odds over all codes close to those against the first. Default DefaultMaxFailures.
 	MaxFailures int
 	// GuestTimeout bounds one guest's meeting, from its arrival to the confirmed keys. Default DefaultGuestTimeout.
 	GuestTimeout time.Duration
@@ -62,6 +63,7 @@ type Host struct {
 	cands      []Candidate // sent to each guest
 	code       Code
 	picked     bool          // we picked code, so we may pick another when its nameplate is taken
+	retired    int           // codes retired so far
 	generation int           // bumped whenever the code changes
 	failures   int           // failed confirmations of this generation
 	guessing   int           // meetings of this generation that answered a guess not yet confirmed
@@ -70,6 +72,9 @@ type Host struct {
 	err        error              // why the poll loop ended
 	cancelPoll context.CancelFunc // ends the poll parked on the current nameplate
 }
+
+// maxExtraWords caps how much longer than usual a code becomes after retirements.
+const maxExtraWords = 4
 
 // maxSeen bounds the replay filter: first messages remembered per code.
 const maxSeen = 4096
@@ -94,7 +99,7 @@ func (c *Client) Host(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	code, picked := cfg.Code, cfg.Code.Nameplate == 0
 	if picked {
-		code = newCode(999)
+		code = newCode(999, 0)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	h := &Host{
@@ -219,21 +224,22 @@ func (h *Host) poll() error {
 				return fmt.Errorf("%w: nameplate %d (%s)", ErrNameplateInUse, code.Nameplate, errorMessage(a.body))
 			}
 			taken++
-			h.newCode(code, max(999, min(MaxNameplate, 999*(1<<(taken/3)))), ErrNameplateInUse)
+			h.newCode(code, max(999, min(MaxNameplate, 999*(1<<(taken/3)))), 0, ErrNameplateInUse)
 		default:
 			return refusal(a)
 		}
 	}
 }
 
-// newCode replaces old (if it is still the code) with a fresh one whose nameplate is at most maxPlate, and says so.
-func (h *Host) newCode(old Code, maxPlate int, reason error) {
+// newCode replaces old (if it is still the code) with a fresh one whose nameplate is at most maxPlate and whose
+// secret has extra more words than usual, and says so.
+func (h *Host) newCode(old Code, maxPlate, extra int, reason error) {
 	h.mu.Lock()
 	if h.code != old {
 		h.mu.Unlock()
 		return
 	}
-	h.code = newCode(maxPlate)
+	h.code = newCode(maxPlate, extra)
 	h.picked = true // ours to change again if its nameplate turns out to be taken
 	h.generation++
 	h.failures, h.guessing = 0, 0
@@ -386,7 +392,14 @@ func (h *Host) endGuess(gen int, ok bool) {
 	h.broadcastLocked()
 	h.mu.Unlock()
 	if retire && h.ctx.Err() == nil {
-		h.newCode(old, 999, ErrCodeRetired) // ends the poll parked on the old nameplate
+		// Each retired code is followed by one a word longer (about 8 bits more, up to maxExtraWords), so that a guesser
+		// who keeps making the host retire codes does not keep its odds: summed over every code they stay under
+		// 1.01 times those against the first.
+		h.mu.Lock()
+		h.retired++
+		extra := min(h.retired, maxExtraWords)
+		h.mu.Unlock()
+		h.newCode(old, 999, extra, ErrCodeRetired) // ends the poll parked on the old nameplate
 		h.release(old)
 	}
 }

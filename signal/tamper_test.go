@@ -365,6 +365,7 @@ func TestWrongCodesRetireTheCode(t *testing.T) {
 	assert.ErrorIs(t, c.reason, signal.ErrCodeRetired)
 	assert.Equal(t, c.code, h.Code())
 	assert.NotEqual(t, old, c.code)
+	assert.Len(t, strings.Split(c.code.Secret, "-"), 3, "the next code is a word longer")
 
 	wctx, wcancel := context.WithTimeout(ctx, time.Second)
 	defer wcancel()
