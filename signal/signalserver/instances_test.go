@@ -213,8 +213,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// metric reads one sample from /metrics.
+// metric reads one sample from /metrics; it must be there.
 func metric(t testing.TB, base, sample string) float64 {
+	t.Helper()
+	v, ok := scrapeMetric(t, base, sample)
+	if !ok {
+		t.Fatalf("no %s in /metrics", sample)
+	}
+	return v
+}
+
+// scrapeMetric reads one sample from /metrics, if it is there.
+func scrapeMetric(t testing.TB, base, sample string) (float64, bool) {
 	t.Helper()
 	res, err := testClient.Get(base + "/metrics")
 	if err != nil {
@@ -226,9 +236,8 @@ func metric(t testing.TB, base, sample string) float64 {
 		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
 			var f float64
 			fmt.Sscan(v, &f)
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("no %s in /metrics", sample)
-	return 0
+	return 0, false
 }

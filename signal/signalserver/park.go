@@ -19,6 +19,10 @@ import (
 // only a broken peer ever gets near it.
 const connWriteTimeout = 5 * time.Second
 
+// storeRetry is how soon a parked poll whose look at the store failed looks
+// again.
+const storeRetry = time.Second
+
 // poller is the part of a long-poll that knows its records.
 type poller interface {
 	// check re-evaluates the poll pollID in the store. A reply ends the
@@ -163,6 +167,13 @@ func (pp *parkedPoll) run(wait func(until time.Time) bool, write func(reply), cl
 			ctx, cancel := s.storeCtx()
 			rp, next, err := pp.p.check(ctx, pp.id, final, false)
 			cancel()
+			if err != nil && !final {
+				// The store is slow or away: keep the client waiting and
+				// look again in a while (or when it reconnects).
+				s.log.Debug("signalserver: store, parked poll; trying again", "err", err)
+				pp.next = time.Now().Add(storeRetry).UnixMilli()
+				continue
+			}
 			if err != nil {
 				s.log.Warn("signalserver: store, parked poll", "err", err)
 				s.metrics.refusals.WithLabelValues(reasonStore).Inc()

@@ -214,7 +214,7 @@ func waitMetric(t testing.TB, ts *testServer, sample string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := metric(t, ts.URL, sample)
+		got, _ := scrapeMetric(t, ts.URL, sample) // a labelled sample appears when first counted
 		if got == want {
 			return
 		}
