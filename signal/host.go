@@ -280,7 +280,12 @@ func (h *Host) meet(id string, code Code, gen int, peerID string) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.GuestTimeout)
 	defer cancel()
 	mb := newMailbox(h.c, id, peerID)
-	defer mb.close(ctx)
+	closed := false
+	defer func() {
+		if !closed {
+			mb.close(ctx)
+		}
+	}()
 	log := h.c.log.With("meeting", id)
 
 	msg0, err := mb.recv(ctx)
@@ -327,6 +332,9 @@ func (h *Host) meet(id string, code Code, gen int, peerID string) {
 		log.Debug("signal: sending our candidates", "err", err)
 		return
 	}
+	// Done with the server: the guest drains our last message, then hears that we closed.
+	mb.close(ctx)
+	closed = true
 	m := &Meeting{ID: id, Code: code, Host: true, Started: start, Peer: peer, Key: hs.keys.path, Verifier: hs.keys.verifier}
 	select {
 	case h.met <- m:
