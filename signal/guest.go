@@ -3,6 +3,7 @@ package signal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -32,7 +33,8 @@ type Meeting struct {
 // host of the nameplate is there, runs the PAKE with it through a meeting of their own, confirms the key, and
 // swaps candidates with it, encrypted. It returns when the meeting is complete or ctx ends.
 //
-// Errors: ErrConfirmFailed (a wrong code, or altered messages), ErrPeerLeft (the host left mid-meeting),
+// A host that leaves before it answered is waited for again. Errors: ErrConfirmFailed (a wrong code, or altered
+// messages), ErrPeerLeft (the host left after it answered),
 // ErrBadMessage, ErrBadCandidates (ours, or the host's), ErrRejected (*Error), or ctx's error.
 func (c *Client) Join(ctx context.Context, code Code, candidates []Candidate) (*Meeting, error) {
 	if code.Nameplate == 0 {
@@ -42,23 +44,38 @@ func (c *Client) Join(ctx context.Context, code Code, candidates []Candidate) (*
 		return nil, fmt.Errorf("our candidates: %w", err)
 	}
 	start := time.Now()
-	peerID := NewPeerID()
-	id, err := c.joinNameplate(ctx, code, peerID)
-	if err != nil {
-		return nil, err
-	}
-	mb := newMailbox(c, id, peerID)
-	m, err := c.guestMeeting(ctx, mb, code, candidates)
-	if err == nil {
-		m.Started = start
-	}
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		peerID := NewPeerID()
+		id, err := c.joinNameplate(ctx, code, peerID)
+		if err != nil {
+			return nil, err
+		}
+		mb := newMailbox(c, id, peerID)
+		m, err := c.guestMeeting(ctx, mb, code, candidates)
+		if err == nil {
+			m.Started = start
+			return m, nil
+		}
 		// The host notices at once and, when we got as far as its confirmation, counts a failed attempt.
 		mb.close(ctx)
-		return nil, err
+		var gone *hostGoneError
+		if !errors.As(err, &gone) || attempt >= maxJoins {
+			return nil, err
+		}
+		// The host left before it answered (it restarted, or lost its claim): no guess was spent, so wait for it
+		// again, as a new guest. Not for ever: a host also drops, unanswered, a first message it cannot use.
+		c.log.Debug("signal: the host left before answering; joining again", "nameplate", code.Nameplate, "err", gone.err)
 	}
-	return m, nil
 }
+
+// maxJoins bounds the meetings a guest starts in one Join when the host leaves them before answering.
+const maxJoins = 3
+
+// hostGoneError is a meeting whose host left before it sent anything.
+type hostGoneError struct{ err error }
+
+func (e *hostGoneError) Error() string { return e.err.Error() }
+func (e *hostGoneError) Unwrap() error { return e.err }
 
 // joinNameplate waits until the server puts us in a meeting with the host of code.
 func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (string, error) {
@@ -108,6 +125,9 @@ func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candi
 		return nil, err
 	}
 	hostMsg0, err := mb.recv(ctx)
+	if errors.Is(err, ErrPeerLeft) {
+		return nil, &hostGoneError{err}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -378,4 +379,26 @@ func TestWrongCodesRetireTheCode(t *testing.T) {
 	require.NotNil(t, <-accepted)
 	all, _ := p.recorded()
 	assert.NotContains(t, string(all), hostAddr.String(), "no wrong guess got the host's candidates")
+}
+
+// A meeting the host leaves before answering (it restarted, lost its claim, or could not use the first message)
+// costs the guest no guess, so the guest starts another one rather than failing.
+func TestGuestJoinsAgainWhenTheHostLeftBeforeAnswering(t *testing.T) {
+	p := newTamperProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := startHost(t, p.URL, signal.HostConfig{MaxFailures: 1})
+	var spoiled atomic.Int32
+	p.alterSend = func(_ string, s *signal.SendRequest) {
+		if s.Seq == 0 && !p.isHost(s.PeerID) && spoiled.Add(1) == 1 {
+			s.Body = []byte{2, '{', '}'} // the host drops this meeting unanswered
+		}
+	}
+	accepted := acceptAsync(ctx, h)
+	g, err := signal.NewClient(p.URL).Join(ctx, h.Code(), guestCands())
+	require.NoError(t, err)
+	m := <-accepted
+	require.NotNil(t, m)
+	assert.Equal(t, g.ID, m.ID)
+	assert.EqualValues(t, 2, spoiled.Load(), "the guest met the host in a second meeting")
 }
