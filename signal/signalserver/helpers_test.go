@@ -132,13 +132,19 @@ func guestReq(id string) signal.GuestRequest {
 	return signal.GuestRequest{Version: signal.Version, PeerID: id}
 }
 
-// waitParked waits until the server has n parked polls.
+// waitParked waits until the server has n polls parked: recorded in the
+// store and waiting, their slots taken.
 func waitParked(t testing.TB, s *Server, n int) {
 	t.Helper()
+	registered := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.polls)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.parked.count() != n {
+	for registered() != n || s.parked.count() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("parked polls: %d, want %d", s.parked.count(), n)
+			t.Fatalf("parked polls: %d (slots %d), want %d", registered(), s.parked.count(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
