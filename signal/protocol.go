@@ -193,7 +193,7 @@ type ErrorResponse struct {
 // HealthResponse is the body of HealthzPath.
 type HealthResponse struct {
 	Status string `json:"status"`          // "ok", or "unavailable" with 503
-	Store  string `json:"store,omitempty"` // "memory", or "redis" with its reachability
+	Store  string `json:"store,omitempty"` // "memory", or "redis HOST:PORT"
 	Error  string `json:"error,omitempty"` // why the store is unreachable
 }
 

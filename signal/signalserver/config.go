@@ -63,8 +63,9 @@ type Config struct {
 	RateBurstIPv6Net int
 	// RoomRatePerIP limits how fast one client (IPv4 address or IPv6 /64)
 	// may claim nameplates and open meetings (per second, bucket of
-	// RoomBurst). Default 0.5 and 10. With the parked cap (a claim lives only
-	// while its host polls) it bounds the rooms one client holds.
+	// RoomBurst). Default 0.5 and 10; negative disables. With the parked cap
+	// (a claim lives only while its host polls) it bounds the rooms one
+	// client holds.
 	RoomRatePerIP float64
 	RoomBurst     int
 	// STUNRatePerIP and STUNBurst limit the STUN answers to one IPv4
