@@ -88,6 +88,11 @@ func signalFlags(fs *flagSet, c *signalserver.Config) {
 	fs.IntVar(&c.LimiterSlots, "limiter-slots", c.LimiterSlots, "token buckets per rate limiter (fixed memory whatever the number of sources)")
 	fs.DurationVar(&c.StoreTimeout, "store-timeout", c.StoreTimeout, "bound on one store (Redis) operation")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a shutdown waits for requests in flight")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time to read a request's headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time to read a whole request (before a long-poll waits)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time to answer a request that waits in its handler (at least --poll-wait)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "size cap of a request's headers")
 	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxy", "comma-separated `CIDRs` of load balancers whose X-Forwarded-For names the client")
 }
 
@@ -129,6 +134,9 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	})
 	if bad != "" {
 		return usagef("--%s must be positive", bad)
+	}
+	if cfg.WriteTimeout <= cfg.PollWait {
+		cfg.WriteTimeout = cfg.PollWait + 10*time.Second // a long-poll must be able to answer
 	}
 	log := lf.logger(env)
 	cfg.Logger = log
