@@ -40,13 +40,18 @@ func (m *MemoryStore) sweep() {
 		case <-m.stop:
 			return
 		case now := <-t.C:
-			m.mu.Lock()
-			for k, r := range m.recs {
-				if !now.Before(r.expires) {
-					delete(m.recs, k)
-				}
-			}
-			m.mu.Unlock()
+			m.sweepOnce(now)
+		}
+	}
+}
+
+// sweepOnce drops the records expired at now.
+func (m *MemoryStore) sweepOnce(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, r := range m.recs {
+		if !now.Before(r.expires) {
+			delete(m.recs, k)
 		}
 	}
 }
