@@ -11,8 +11,10 @@
 // State lives in a Store: a MemoryStore in the process by default, or a
 // RedisStore shared by any number of servers, so that peers reaching
 // different servers meet and a server that dies loses nothing. Every limit
-// is a field of Config; parked long-polls are hijacked from net/http and
-// cost a few kilobytes each.
+// is a field of Config. Parked long-polls are hijacked from net/http: each
+// is one goroutine blocked in a read of its idle connection (which returns
+// the moment the client hangs up), some kilobytes in all; bench/signalload
+// measures them.
 //
 // A program that only meets peers imports package signal and none of this
 // package's dependencies (Prometheus, Redis, rate limiting).
