@@ -97,7 +97,7 @@ func (e *example) wait(t *testing.T) error {
 }
 
 func newServer(t *testing.T) *rendezvoustest.Server {
-	srv, err := rendezvoustest.NewServer(signal.ServerConfig{RatePerIP: -1})
+	srv, err := rendezvoustest.NewServer(rendezvoustest.Unlimited())
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
 	return srv
@@ -112,7 +112,7 @@ func TestFetchFromServe(t *testing.T) {
 	require.NoError(t, fetch.wait(t), fetch.stderr.String())
 	assert.Equal(t, "hello, peer! you asked for /hello\nhello, peer! you asked for /hello/a\nhello, peer! you asked for /hello/b\n",
 		fetch.stdout.String())
-	assert.Regexp(t, `^serve: peer 127\.0\.0\.1:\d+ connected, rtt \S+\n`, serve.stderr.String())
+	assert.Regexp(t, `^serve: hosting code `+code+`\nserve: guest 127\.0\.0\.1:\d+ connected, rtt \S+\n`, serve.stderr.String())
 
 	// fetch exits non-zero on a non-200 answer.
 	code = signal.NewCode()
@@ -125,8 +125,9 @@ func TestFetchFromServe(t *testing.T) {
 func TestSymmetricWhoeverWritesFirstIsTheClient(t *testing.T) {
 	srv := newServer(t)
 	code := signal.NewCode()
+	// The host asks: meeting roles and HTTP roles are independent.
 	answerer := run(t, srv, "symmetric", "-code", code)
-	asker := run(t, srv, "symmetric", "-code", code, "-ask", "/time")
+	asker := run(t, srv, "symmetric", "-code", code, "-host", "-ask", "/time")
 	require.NoError(t, asker.wait(t), asker.stderr.String())
 	require.NoError(t, answerer.wait(t), answerer.stderr.String())
 

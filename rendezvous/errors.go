@@ -11,18 +11,20 @@ type Step string
 // The steps of a meeting.
 const (
 	StepGather Step = "gather" // bind the UDP socket, list interface addresses, ask STUN for the public one
-	StepSignal Step = "signal" // exchange candidates with the peer through the signalling server
+	StepSignal Step = "signal" // meet through the signalling server: PAKE, key confirmation, sealed candidates
 	StepPunch  Step = "punch"  // probe every candidate pair until one works both ways
 	StepStream Step = "stream" // open (dialler) or accept (other side) the first uTP stream
 )
 
 // Reasons a meeting fails, matched with errors.Is against the error Meet returns. The underlying cause (for example
-// utp.ErrPunchFailed, signal.ErrRoomFull or a *net.OpError) is wrapped too and matches as well.
+// utp.ErrPunchFailed, signal.ErrConfirmFailed or a *net.OpError) is wrapped too and matches as well.
 var (
 	ErrGatherFailed      = errors.New("no usable local candidate")
 	ErrSignalUnreachable = errors.New("cannot reach signalling server")
-	ErrSignalRefused     = errors.New("signalling server refused to join the room")
+	ErrSignalRefused     = errors.New("signalling server refused the request")
 	ErrPeerNeverCame     = errors.New("peer never came")
+	ErrPeerLeft          = errors.New("peer left during the meeting")
+	ErrWrongCode         = errors.New("key confirmation failed: wrong code, or the messages were altered")
 	ErrPunchFailed       = errors.New("punching failed on every candidate pair")
 	ErrStreamFailed      = errors.New("cannot open the first stream")
 )

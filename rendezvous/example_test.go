@@ -10,39 +10,44 @@ import (
 
 	"github.com/p2phttp/p2phttp/rendezvous"
 	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
-	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
 	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
-// Two peers meet with a room code and speak HTTP over the first stream. Neither is configured as client or server:
-// peer B's first action is to read a request (inside symhttp.Serve), so its socket becomes the server; peer A's is to
-// write one (through the RoundTripper), so its socket becomes the client.
+// A host meets a guest with a code and they speak HTTP over the first stream. Neither is configured as client or
+// server: the host's first action is to read a request (inside symhttp.Serve), so its socket becomes the server; the
+// guest's is to write one (through the RoundTripper), so its socket becomes the client.
 func Example() {
 	// A signalling server with STUN on loopback; in real life, `p2phttp signal` on a host both peers reach.
-	srv, err := rendezvoustest.NewServer(signal.ServerConfig{})
+	srv, err := rendezvoustest.NewServer(rendezvoustest.Unlimited())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := signal.NewCode() // e.g. "7-amber-otter": tell it to the other peer
-	config := rendezvous.Config{SignalURL: srv.URL, STUNAddr: srv.STUNAddr, Code: code, LocalAddr: "127.0.0.1:0"}
+	config := rendezvous.Config{SignalURL: srv.URL, STUNAddr: srv.STUNAddr, LocalAddr: "127.0.0.1:0"}
 
-	// Peer B, on the other machine: answer requests.
+	// The host picks a code (e.g. "7-amber-otter") and answers every guest that comes with it.
+	host, err := rendezvous.NewHost(ctx, config)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer host.Close()
 	go func() {
-		sess, err := rendezvous.Meet(ctx, config)
-		if err != nil {
-			log.Fatal(err)
+		for {
+			sess, err := host.Accept(ctx)
+			if err != nil {
+				return // host closed
+			}
+			go symhttp.Serve(symsock.New(sess.Stream()), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "hello from the host, you asked for %s", r.URL.Path)
+			}))
 		}
-		defer sess.Close()
-		symhttp.Serve(symsock.New(sess.Stream()), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "hello from B, you asked for %s", r.URL.Path)
-		}))
 	}()
 
-	// Peer A: meet, then write a request first.
+	// A guest, on the other machine, typed the code: meet, then write a request first.
+	config.Code = host.Code()
 	sess, err := rendezvous.Meet(ctx, config)
 	if err != nil {
 		log.Fatal(err)
@@ -56,8 +61,8 @@ func Example() {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	fmt.Println(resp.Status, string(body))
-	fmt.Println("direct:", sess.Report().Direct)
+	fmt.Println("role:", sess.Report().Role, "direct:", sess.Report().Direct)
 	// Output:
-	// 200 OK hello from B, you asked for /greeting
-	// direct: true
+	// 200 OK hello from the host, you asked for /greeting
+	// role: guest direct: true
 }

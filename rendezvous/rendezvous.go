@@ -25,6 +25,9 @@ const (
 	DefaultServerTimeout = 5 * time.Second
 	DefaultPunchTimeout  = 15 * time.Second
 	DefaultStreamTimeout = 10 * time.Second
+	// DefaultRefreshInterval is how often a host asks STUN again (Config.RefreshInterval): under the 30 s that
+	// common NATs keep an idle UDP mapping.
+	DefaultRefreshInterval = 25 * time.Second
 )
 
 // Config says where and how to meet. Only SignalURL and Code are required.
@@ -33,8 +36,9 @@ type Config struct {
 	SignalURL string
 	// STUNAddr is the STUN responder as host:port; empty means the signalling server's host, port 3478.
 	STUNAddr string
-	// Code is the room code both peers share (see signal.NewCode). It never leaves this machine: the room ID and the
-	// session key are derived from it.
+	// Code is the code the host and its guests share, e.g. "7-amber-otter" (see signal.ParseCode): a guest must
+	// have it; a Host picks one when it is empty. Only its nameplate (the number) is sent to the signalling server;
+	// the words are the password of the PAKE the peers run through it.
 	Code string
 	// LocalAddr is the local UDP address to bind, default ":0". An IPv6 literal binds IPv6, anything else IPv4.
 	LocalAddr string
@@ -45,8 +49,10 @@ type Config struct {
 	GatherTimeout time.Duration
 	// ServerTimeout bounds the first contact with the signalling server, so an unreachable server fails fast.
 	ServerTimeout time.Duration
-	// PeerTimeout bounds the wait for the other peer in the room; zero means wait until ctx ends.
+	// PeerTimeout bounds a guest's wait for the host and their meeting; zero means wait until ctx ends.
 	PeerTimeout time.Duration
+	// GuestTimeout bounds the host's side of one guest's meeting; default signal.DefaultGuestTimeout.
+	GuestTimeout time.Duration
 	// PunchTimeout bounds punching once the peer's candidates are known.
 	PunchTimeout time.Duration
 	// StreamTimeout bounds opening (or accepting) the first stream over the punched path.
@@ -58,11 +64,38 @@ type Config struct {
 	Transport utp.Config
 	// HTTPClient talks to the signalling server; nil means a client with sane timeouts.
 	HTTPClient *http.Client
+
+	// MaxFailures (host only) is how many guests may fail key confirmation before the code is retired and a new one
+	// picked; default signal.DefaultMaxFailures. A guesser gets no more guesses than this per code.
+	MaxFailures int
+	// RefreshInterval (host only) is how often the host asks STUN for its public address again while it hosts, which
+	// also keeps its NAT mapping open between guests; a changed address goes to the guests that come after. Default
+	// DefaultRefreshInterval; negative disables it.
+	RefreshInterval time.Duration
+	// OnNewCode (host only), if set, is called with the host's new code when the old one was retired (after
+	// MaxFailures failed confirmations) or, for a picked code, when its nameplate was in use. Guests need the new
+	// code from then on.
+	OnNewCode func(code string, reason error)
 }
+
+// Role says which side of a meeting a peer was.
+type Role string
+
+// The roles.
+const (
+	RoleHost  Role = "host"  // Host: met any number of guests, each on its own path
+	RoleGuest Role = "guest" // Meet: met the host, dials the uTP connections
+)
 
 // Report says how a meeting went.
 type Report struct {
-	RoomID         string          // the room on the signalling server (derived from the code)
+	Role      Role   // host or guest
+	Nameplate int    // the code's nameplate: all the signalling server learnt of the code
+	Meeting   string // the meeting's ID on the signalling server
+	// Verifier is a short string derived from the session key, e.g. "brave-otter-quiet-finch": both sides show the
+	// same one, unless someone sat in the middle. People who want to be sure compare it aloud.
+	Verifier string
+
 	LocalAddr      netip.AddrPort  // the bound UDP socket
 	Reflexive      netip.AddrPort  // our address as the STUN server saw it; invalid when STUN failed
 	STUNError      string          // why STUN failed, empty when it worked
@@ -72,24 +105,25 @@ type Report struct {
 	PeerCandidate  utp.Candidate   // the winning pair, the peer's side
 	RemoteAddr     netip.AddrPort  // where the peer's packets come from
 	Direct         bool            // the winning pair is host to host: no NAT rewrote addresses on the path
-	Dialer         bool            // this side dialled the uTP connections (and opened the first stream)
+	Dialer         bool            // this side dialled the uTP connections and opened the first stream (the guest)
 	RTT            time.Duration   // round-trip time of the path, measured while punching
 
-	Gather time.Duration // bind, interface addresses, STUN
-	Signal time.Duration // until the peer's candidates arrived
+	Gather time.Duration // bind, interface addresses, STUN (for a host: once, when it started)
+	Signal time.Duration // the meeting: PAKE, key confirmation, candidates (a guest: waiting for the host too)
 	Punch  time.Duration // until a path worked both ways
 	Stream time.Duration // until the first stream was open
-	Total  time.Duration
+	Total  time.Duration // a guest: from Meet to the open stream; a host: from the guest's arrival
 }
 
 // Session is a meeting that succeeded: a punched path to the peer and its first stream.
 type Session struct {
-	transport *utp.Transport
-	path      *utp.Path
-	stream    net.Conn
-	report    Report
-	closeOnce sync.Once
-	closeErr  error
+	transport     *utp.Transport
+	ownsTransport bool // a guest's own socket; a host's sessions share the host's
+	path          *utp.Path
+	stream        net.Conn
+	report        Report
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // Stream returns the first stream, already open. Wrap it in a symsock.Socket to speak HTTP; which peer is the client
@@ -114,20 +148,24 @@ func (s *Session) Done() <-chan struct{} { return s.path.Done() }
 // Err is nil while the path lives, then why it ended (an error wrapping utp.ErrPathClosed or utp.ErrPathDead, say).
 func (s *Session) Err() error { return s.path.Err() }
 
-// Close closes the first stream, the path and the UDP socket. Streams from OpenStream and AcceptStream fail once the
-// path is closed.
+// Close closes the first stream and the path (and, for a guest, its UDP socket; a host's socket stays open for its
+// other guests). Streams from OpenStream and AcceptStream fail once the path is closed.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
-		s.closeErr = errors.Join(s.stream.Close(), s.path.Close(), s.transport.Close())
+		s.closeErr = errors.Join(s.stream.Close(), s.path.Close())
+		if s.ownsTransport {
+			s.closeErr = errors.Join(s.closeErr, s.transport.Close())
+		}
 	})
 	return s.closeErr
 }
 
-// Meet meets the peer holding the same code and returns the session once the first stream is open. Errors are
-// *Error values: errors.Is matches ErrSignalUnreachable, ErrPeerNeverCame, ErrPunchFailed and the others, and the
-// underlying cause. Cancelling ctx aborts any step.
+// Meet meets the host of cfg.Code as a guest (the host runs Host with the same code) and returns the session once
+// the first stream is open. Errors are *Error values: errors.Is matches ErrSignalUnreachable, ErrPeerNeverCame,
+// ErrWrongCode, ErrPunchFailed and the others, and the underlying cause. Cancelling ctx aborts any step.
 func Meet(ctx context.Context, cfg Config) (*Session, error) {
-	if err := cfg.setDefaults(); err != nil {
+	code, err := cfg.setDefaults(true)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Timeout > 0 {
@@ -137,7 +175,102 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	log := cfg.Logger
 	start := time.Now()
+	g, err := gather(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			g.tr.Close()
+		}
+	}()
+	rep := g.report
+	rep.Role = RoleGuest
+	rep.Gather = time.Since(start)
 
+	t := time.Now()
+	jctx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.PeerTimeout > 0 {
+		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
+	}
+	m, err := cfg.signalClient().Join(jctx, code, toSignal(rep.Candidates))
+	cancel()
+	if err != nil {
+		return nil, signalError(ctx, err, false)
+	}
+	rep.Signal = time.Since(t)
+	log.Debug("met the host", "nameplate", code.Nameplate, "meeting", m.ID, "took", rep.Signal)
+	sess, err := connect(ctx, &cfg, g.tr, m, rep)
+	if err != nil {
+		return nil, err
+	}
+	sess.report.Total = time.Since(start)
+	sess.ownsTransport = true
+	ok = true
+	return sess, nil
+}
+
+// connect punches the path to the other side of meeting m over tr and opens the first stream (the guest, which
+// dials, opens it; the host accepts it).
+func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meeting, rep Report) (*Session, error) {
+	log := cfg.Logger
+	rep.Nameplate = m.Code.Nameplate
+	rep.Meeting = m.ID
+	rep.Verifier = m.Verifier
+	rep.Dialer = m.Dialer
+	rep.PeerCandidates = fromSignal(m.Peer)
+
+	t := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, cfg.PunchTimeout)
+	path, err := tr.Connect(pctx, utp.Peer{Key: m.Key, Candidates: rep.PeerCandidates, Dialer: m.Dialer})
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Step: StepPunch, Err: ctx.Err()}
+		}
+		return nil, &Error{Step: StepPunch, Reason: ErrPunchFailed, Err: err}
+	}
+	rep.Punch = time.Since(t)
+	rep.RemoteAddr = path.RemoteAddr()
+	rep.LocalCandidate, rep.PeerCandidate = path.Pair()
+	rep.Direct = rep.LocalCandidate.Kind == utp.CandidateHost && rep.PeerCandidate.Kind == utp.CandidateHost
+	rep.RTT = path.RTT()
+	log.Debug("punched", "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
+		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)
+
+	t = time.Now()
+	octx, cancel := context.WithTimeout(ctx, cfg.StreamTimeout)
+	var stream net.Conn
+	if m.Dialer {
+		stream, err = path.OpenStream(octx)
+	} else {
+		stream, err = path.AcceptStream(octx)
+	}
+	cancel()
+	if err != nil {
+		path.Close()
+		if ctx.Err() != nil {
+			return nil, &Error{Step: StepStream, Err: ctx.Err()}
+		}
+		return nil, &Error{Step: StepStream, Reason: ErrStreamFailed, Err: err}
+	}
+	rep.Stream = time.Since(t)
+	log.Debug("first stream open", "took", rep.Stream)
+	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
+}
+
+// gathered is a bound transport and what gathering learnt.
+type gathered struct {
+	tr     *utp.Transport
+	report Report // LocalAddr, Reflexive, STUNError, Candidates
+}
+
+// gather binds the UDP socket, lists its addresses and asks STUN for the public one; meanwhile it checks that the
+// signalling server answers, so that a wrong URL fails in milliseconds rather than after the STUN timeout or the
+// retries of a long-poll.
+func gather(ctx context.Context, cfg *Config) (*gathered, error) {
+	log := cfg.Logger
 	network := "udp4"
 	if host, _, err := net.SplitHostPort(cfg.LocalAddr); err == nil {
 		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
@@ -156,8 +289,6 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	}()
 	rep := Report{LocalAddr: tr.LocalAddr().AddrPort()}
 
-	// Gather, and meanwhile check that the signalling server answers, so that a wrong URL fails in milliseconds
-	// rather than after the STUN timeout or the retries of a long-poll.
 	gctx, cancelGather := context.WithCancel(ctx)
 	defer cancelGather()
 	probe := make(chan error, 1)
@@ -206,74 +337,30 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	if len(rep.Candidates) == 0 {
 		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: fmt.Errorf("no interface address and STUN failed: %s", rep.STUNError)}
 	}
-	rep.Gather = time.Since(start)
-	log.Debug("gathered candidates", "local", rep.LocalAddr, "candidates", rep.Candidates, "took", rep.Gather)
-
-	t := time.Now()
-	jctx, cancel := ctx, context.CancelFunc(func() {})
-	if cfg.PeerTimeout > 0 {
-		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
-	}
-	client := signal.NewClient(cfg.SignalURL, signal.WithHTTPClient(cfg.HTTPClient), signal.WithLogger(log))
-	m, err := client.Join(jctx, cfg.Code, toSignal(rep.Candidates))
-	cancel()
-	if err != nil {
-		return nil, signalError(ctx, err, false)
-	}
-	rep.RoomID = m.RoomID
-	rep.Dialer = m.Dialer
-	rep.PeerCandidates = fromSignal(m.Peer.Candidates)
-	rep.Signal = time.Since(t)
-	log.Debug("peer joined", "room", m.RoomID, "peer_candidates", rep.PeerCandidates, "dialer", m.Dialer, "took", rep.Signal)
-
-	t = time.Now()
-	pctx, cancel := context.WithTimeout(ctx, cfg.PunchTimeout)
-	path, err := tr.Connect(pctx, utp.Peer{Key: m.Key, Candidates: rep.PeerCandidates, Dialer: m.Dialer})
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, &Error{Step: StepPunch, Err: ctx.Err()}
-		}
-		return nil, &Error{Step: StepPunch, Reason: ErrPunchFailed, Err: err}
-	}
-	rep.Punch = time.Since(t)
-	rep.RemoteAddr = path.RemoteAddr()
-	rep.LocalCandidate, rep.PeerCandidate = path.Pair()
-	rep.Direct = rep.LocalCandidate.Kind == utp.CandidateHost && rep.PeerCandidate.Kind == utp.CandidateHost
-	rep.RTT = path.RTT()
-	log.Debug("punched", "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
-		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)
-
-	t = time.Now()
-	octx, cancel := context.WithTimeout(ctx, cfg.StreamTimeout)
-	var stream net.Conn
-	if m.Dialer {
-		stream, err = path.OpenStream(octx)
-	} else {
-		stream, err = path.AcceptStream(octx)
-	}
-	cancel()
-	if err != nil {
-		path.Close()
-		if ctx.Err() != nil {
-			return nil, &Error{Step: StepStream, Err: ctx.Err()}
-		}
-		return nil, &Error{Step: StepStream, Reason: ErrStreamFailed, Err: err}
-	}
-	rep.Stream = time.Since(t)
-	rep.Total = time.Since(start)
-	log.Debug("first stream open", "took", rep.Stream, "total", rep.Total)
+	log.Debug("gathered candidates", "local", rep.LocalAddr, "candidates", rep.Candidates)
 	ok = true
-	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
+	return &gathered{tr: tr, report: rep}, nil
 }
 
-func (cfg *Config) setDefaults() error {
-	if cfg.Code == "" {
-		return errors.New("rendezvous: Config.Code is empty")
+func (cfg *Config) signalClient() *signal.Client {
+	return signal.NewClient(cfg.SignalURL, signal.WithHTTPClient(cfg.HTTPClient), signal.WithLogger(cfg.Logger))
+}
+
+// setDefaults fills in the defaults and parses the code, which a guest must have.
+func (cfg *Config) setDefaults(needCode bool) (signal.Code, error) {
+	var code signal.Code
+	if cfg.Code == "" && needCode {
+		return code, errors.New("rendezvous: Config.Code is empty")
+	}
+	if cfg.Code != "" {
+		var err error
+		if code, err = signal.ParseCode(cfg.Code); err != nil {
+			return code, fmt.Errorf("rendezvous: Config.Code: %w", err)
+		}
 	}
 	u, err := url.Parse(cfg.SignalURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("rendezvous: signalling URL %q is not an http:// or https:// URL", cfg.SignalURL)
+		return code, fmt.Errorf("rendezvous: signalling URL %q is not an http:// or https:// URL", cfg.SignalURL)
 	}
 	cfg.SignalURL = strings.TrimSuffix(cfg.SignalURL, "/")
 	if cfg.STUNAddr == "" {
@@ -295,7 +382,7 @@ func (cfg *Config) setDefaults() error {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = defaultHTTPClient
 	}
-	return nil
+	return code, nil
 }
 
 // defaultHTTPClient is shared by all meetings, so that a program meeting peer after peer (p2phttp serve) reuses its
@@ -342,7 +429,11 @@ func signalError(ctx context.Context, err error, probing bool) error {
 		return &Error{Step: StepSignal, Err: ctx.Err()}
 	case probing:
 		return &Error{Step: StepSignal, Reason: ErrSignalUnreachable, Err: err}
-	case isRefusal(err):
+	case errors.Is(err, signal.ErrConfirmFailed):
+		return &Error{Step: StepSignal, Reason: ErrWrongCode, Err: err}
+	case errors.Is(err, signal.ErrPeerLeft):
+		return &Error{Step: StepSignal, Reason: ErrPeerLeft, Err: err}
+	case errors.Is(err, signal.ErrRejected), errors.Is(err, signal.ErrNameplateInUse):
 		return &Error{Step: StepSignal, Reason: ErrSignalRefused, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Step: StepSignal, Reason: ErrPeerNeverCame, Err: err}
@@ -382,9 +473,4 @@ func fromSignal(cands []signal.Candidate) []utp.Candidate {
 		out[i] = utp.Candidate{Kind: utp.CandidateKind(c.Kind), Addr: c.Addr}
 	}
 	return out
-}
-
-// isRefusal reports whether the signalling server turned us away (as opposed to failing or timing out).
-func isRefusal(err error) bool {
-	return errors.Is(err, signal.ErrRoomFull) || errors.Is(err, signal.ErrRejected)
 }

@@ -3,7 +3,6 @@ package signal
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,16 +18,19 @@ import (
 
 // Refusals from the server, matchable with errors.Is.
 var (
-	// ErrRoomFull: two other peers are already meeting with this code.
-	ErrRoomFull = errors.New("signal: room full")
-	// ErrRejected: the server refused the request as invalid (a 4xx other
-	// than 409); the *Error in the chain has the status and the message.
+	// ErrNameplateInUse: another host holds the nameplate of the code given to Host.
+	ErrNameplateInUse = errors.New("signal: nameplate in use by another host")
+	// ErrHostBusy: the host had as many guests in meetings as the server allows for as long as a guest waited.
+	ErrHostBusy = errors.New("signal: the host stayed busy with other guests")
+	// ErrPeerLeft: the other side of a meeting closed it or went away before the meeting completed.
+	ErrPeerLeft = errors.New("signal: the other side left the meeting")
+	// ErrRejected: the server refused a request as invalid (a 4xx it does not use for anything else); the *Error in
+	// the chain has the status and the message.
 	ErrRejected = errors.New("signal: request rejected by the server")
 )
 
-// Error is an answer from the signalling server that ended a Join: its HTTP
-// status and the server's message. errors.Is matches 409 with ErrRoomFull and
-// other 4xx with ErrRejected.
+// Error is an answer from the signalling server that ended a call: its HTTP status and the server's message.
+// errors.Is matches it with ErrRejected for a 4xx.
 type Error struct {
 	Status  int
 	Message string
@@ -38,30 +40,12 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("signal: server said %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
 }
 
-// Is makes errors.Is(err, ErrRoomFull) and errors.Is(err, ErrRejected) work.
+// Is makes errors.Is(err, ErrRejected) work.
 func (e *Error) Is(target error) bool {
-	switch target {
-	case ErrRoomFull:
-		return e.Status == http.StatusConflict
-	case ErrRejected:
-		return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusConflict
-	}
-	return false
+	return target == ErrRejected && e.Status >= 400 && e.Status < 500
 }
 
-// Meeting is the outcome of a successful Join.
-type Meeting struct {
-	RoomID string // what the server knows the room as
-	Self   Offer  // what we posted
-	Peer   Offer  // the other peer's offer, MAC verified
-	Dialer bool   // this side dials: its peer ID is the lower (both sides compute the same)
-	// Key is the 32-byte session key (KeySize) for authenticating punch and
-	// control packets: derived from the code and both peer IDs, so the server
-	// never knows it and each meeting has its own.
-	Key []byte
-}
-
-// Client joins rooms on one signalling server. It is safe for concurrent use.
+// Client talks to one signalling server. It is safe for concurrent use.
 type Client struct {
 	base           string
 	baseErr        error
@@ -75,28 +59,27 @@ type Client struct {
 // ClientOption configures a Client.
 type ClientOption func(*Client)
 
-// WithHTTPClient sets the http.Client used for requests (default: a client on
-// http.DefaultTransport). Do not give it a Timeout shorter than a long-poll.
+// WithHTTPClient sets the http.Client used for requests (default: a client on http.DefaultTransport). Do not give
+// it a Timeout shorter than a long-poll.
 func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.hc = hc } }
 
-// WithLogger sets where the client logs retries (default: discard).
+// WithLogger sets where the client logs retries and meetings (default: discard).
 func WithLogger(l *slog.Logger) ClientOption { return func(c *Client) { c.log = l } }
 
-// WithBackoff sets the first and the longest pause between retries after a
-// transient error (default 250 ms and 10 s); pauses double and are jittered.
+// WithBackoff sets the first and the longest pause between retries after a transient error (default 250 ms and
+// 10 s); pauses double and are jittered, and never undercut the server's Retry-After.
 func WithBackoff(initial, max time.Duration) ClientOption {
 	return func(c *Client) { c.backoffMin, c.backoffMax = initial, max }
 }
 
-// WithRequestTimeout bounds one HTTP request, long-poll included (default 60
-// s; it must exceed the server's PollWait, 25 s by default). A request that
-// hits it is retried.
+// WithRequestTimeout bounds one HTTP request, long-poll included (default 60 s; it must exceed the server's
+// long-poll, 25 s by default). A request that hits it is retried.
 func WithRequestTimeout(d time.Duration) ClientOption {
 	return func(c *Client) { c.requestTimeout = d }
 }
 
-// NewClient returns a Client for the server at baseURL, e.g.
-// "http://signal.example:8080". A bad URL makes every Join fail.
+// NewClient returns a Client for the server at baseURL, e.g. "http://signal.example:8080". A bad URL makes every
+// call fail.
 func NewClient(baseURL string, opts ...ClientOption) *Client {
 	c := &Client{
 		base:           strings.TrimRight(baseURL, "/"),
@@ -115,142 +98,97 @@ func NewClient(baseURL string, opts ...ClientOption) *Client {
 	return c
 }
 
-// Join posts our candidates to the room derived from code and waits (bounded
-// long-polls, retried with backoff on transient errors: connection failures,
-// 5xx, 429 after its Retry-After, request timeouts) until the other peer's
-// offer arrives or ctx ends. If the room expires while we wait, Join opens it
-// again. It derives keys from the code with a deliberately slow KDF (~0.1 s
-// per new code; cached for re-joins).
-//
-// Errors: ErrInvalidCode, ErrBadOffer (our candidates, or the peer's offer as
-// relayed), ErrTampered (the peer's offer fails its MAC), ErrRoomFull,
-// ErrRejected (*Error), or ctx's error wrapped with what Join was waiting for.
-func (c *Client) Join(ctx context.Context, code string, candidates []Candidate) (*Meeting, error) {
-	if c.baseErr != nil {
-		return nil, c.baseErr
-	}
-	if err := validateCandidates(candidates, DefaultMaxCandidates); err != nil {
-		return nil, fmt.Errorf("our candidates: %w", err)
-	}
-	sec, err := derive(code)
-	if err != nil {
-		return nil, err
-	}
-	self := Offer{Version: ProtocolVersion, PeerID: newPeerID(), Candidates: append([]Candidate(nil), candidates...)}
-	self.MAC = offerMAC(sec.macKey, sec.roomID, &self)
-	body, err := json.Marshal(self)
-	if err != nil {
-		return nil, err
-	}
-	endpoint := c.base + "/v1/rooms/" + sec.roomID
-
-	var (
-		lastErr  error // the last transient failure, for the final error
-		attempt  int   // consecutive transient failures
-		inRoom   bool  // the server has us in the room (we got a 202)
-		response *http.Response
-	)
-	for {
-		response, err = c.post(ctx, endpoint, body, self.PeerID)
-		if ctx.Err() != nil {
-			if response != nil {
-				response.Body.Close()
-			}
-			if inRoom {
-				return nil, fmt.Errorf("signal: waiting for the other peer in room %.8s…: %w", sec.roomID, ctx.Err())
-			}
-			if lastErr == nil {
-				lastErr = err
-			}
-			return nil, fmt.Errorf("signal: reaching the signalling server %s (last error: %v): %w", c.base, lastErr, ctx.Err())
-		}
-		var retryAfter time.Duration
-		if err == nil {
-			var done bool
-			var m *Meeting
-			m, retryAfter, done, err = c.handle(response, sec, &self, &inRoom)
-			if done {
-				return m, err
-			}
-		}
-		if err == nil { // 202 or 410: poll again now
-			attempt = 0
-			continue
-		}
-		lastErr = err
-		d := backoff(c.backoffMin, c.backoffMax, attempt, retryAfter)
-		attempt++
-		c.log.Debug("signal: retrying", "err", err, "in", d)
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-		}
-	}
-}
-
-func (c *Client) post(ctx context.Context, endpoint string, body []byte, peerID string) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// Re-posting an offer is idempotent (same peer ID), so net/http may
-	// resend it at once on a keep-alive connection the server had closed.
-	req.Header.Set("Idempotency-Key", peerID)
-	res, err := c.hc.Do(req)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	// The body must be read before cancel: wrap it so Close cancels.
-	res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
-	return res, nil
-}
-
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelOnClose) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
+// httpAnswer is one HTTP answer from the server: its status and body.
+type httpAnswer struct {
+	status int
+	body   []byte
 }
 
 // maxResponseBytes caps what the client reads from the server.
 const maxResponseBytes = 64 << 10
 
-// handle interprets one response. done means Join returns (m, err); else err
-// is a transient error to back off from (nil: poll again at once).
-func (c *Client) handle(res *http.Response, sec *secrets, self *Offer, inRoom *bool) (m *Meeting, retryAfter time.Duration, done bool, err error) {
+// errTransient marks a failure worth retrying: no answer, a 5xx, a 429.
+type transientError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// post sends one JSON request and reads the answer. Transient failures come back as *transientError.
+func (c *Client) post(ctx context.Context, path string, req any) (httpAnswer, error) {
+	if c.baseErr != nil {
+		return httpAnswer{}, c.baseErr
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return httpAnswer{}, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	hr, err := http.NewRequestWithContext(rctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return httpAnswer{}, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	// Every call of the protocol is idempotent (a peer ID, a meeting and a sequence number name it), so net/http
+	// may resend it at once on a keep-alive connection the server had closed.
+	hr.Header.Set("Idempotency-Key", "p2phttp")
+	res, err := c.hc.Do(hr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return httpAnswer{}, ctx.Err()
+		}
+		return httpAnswer{}, &transientError{err: err}
+	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes))
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("reading the answer: %w", err)
+		if ctx.Err() != nil {
+			return httpAnswer{}, ctx.Err()
+		}
+		return httpAnswer{}, &transientError{err: fmt.Errorf("reading the reply: %w", err)}
 	}
-	switch st := res.StatusCode; {
-	case st == http.StatusOK:
-		m, err := c.meeting(data, sec, self)
-		return m, 0, true, err
-	case st == http.StatusAccepted: // poll ended, still waiting
-		*inRoom = true
-		return nil, 0, false, nil
-	case st == http.StatusGone: // room expired under us: open it again
-		c.log.Debug("signal: room expired; joining again")
-		*inRoom = false
-		return nil, 0, false, nil
-	case st == http.StatusTooManyRequests || st >= 500:
-		return nil, parseRetryAfter(res.Header.Get("Retry-After")), false, &Error{Status: st, Message: errorMessage(data)}
-	default:
-		return nil, 0, true, &Error{Status: st, Message: errorMessage(data)}
+	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
+		return httpAnswer{}, &transientError{err: &Error{Status: res.StatusCode, Message: errorMessage(data)},
+			retryAfter: parseRetryAfter(res.Header.Get("Retry-After"))}
+	}
+	return httpAnswer{status: res.StatusCode, body: data}, nil
+}
+
+// call is post retried with backoff on transient failures until ctx ends.
+func (c *Client) call(ctx context.Context, path string, req any) (httpAnswer, error) {
+	var last error
+	for attempt := 0; ; attempt++ {
+		a, err := c.post(ctx, path, req)
+		var te *transientError
+		if !errors.As(err, &te) {
+			if err != nil && ctx.Err() != nil && last != nil {
+				return a, fmt.Errorf("signal: %s (last error: %v): %w", c.base, last, ctx.Err())
+			}
+			return a, err
+		}
+		last = te.err
+		d := backoff(c.backoffMin, c.backoffMax, attempt, te.retryAfter)
+		c.log.Debug("signal: retrying", "path", path, "err", te.err, "in", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return httpAnswer{}, fmt.Errorf("signal: reaching %s (last error: %v): %w", c.base, last, ctx.Err())
+		}
 	}
 }
 
+// refusal turns an answer the caller did not expect into an error.
+func refusal(a httpAnswer) error {
+	return &Error{Status: a.status, Message: errorMessage(a.body)}
+}
+
 func errorMessage(data []byte) string {
-	var e errorBody
+	var e struct {
+		Error string `json:"error"`
+	}
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		return e.Error
 	}
@@ -260,34 +198,8 @@ func errorMessage(data []byte) string {
 	return strings.TrimSpace(string(data))
 }
 
-// meeting checks the server's answer: the peer's offer must be well-formed,
-// not our own (a reflecting server), and carry a valid MAC for this room.
-func (c *Client) meeting(data []byte, sec *secrets, self *Offer) (*Meeting, error) {
-	var a answer
-	if err := json.Unmarshal(data, &a); err != nil {
-		return nil, fmt.Errorf("%w: server answer: %v", ErrBadOffer, jsonErrorText(err))
-	}
-	peer := a.Peer
-	if err := peer.validate(DefaultMaxCandidates); err != nil {
-		return nil, fmt.Errorf("peer offer: %w", err)
-	}
-	if peer.PeerID == self.PeerID {
-		return nil, fmt.Errorf("%w: the server returned our own offer", ErrBadOffer)
-	}
-	if !hmac.Equal(peer.MAC, offerMAC(sec.macKey, sec.roomID, &peer)) {
-		return nil, ErrTampered
-	}
-	return &Meeting{
-		RoomID: sec.roomID,
-		Self:   *self,
-		Peer:   peer,
-		Dialer: self.PeerID < peer.PeerID,
-		Key:    sec.sessionKey(self.PeerID, peer.PeerID),
-	}, nil
-}
-
-// backoff is exponential with jitter: a random pause in [d/2, d) where d
-// doubles from min to max; never shorter than the server's Retry-After.
+// backoff is exponential with jitter: a random pause in [d/2, d) where d doubles from lo to hi; never shorter than
+// the server's Retry-After.
 func backoff(lo, hi time.Duration, attempt int, retryAfter time.Duration) time.Duration {
 	d := lo << min(attempt, 30)
 	if d > hi || d <= 0 {
@@ -297,8 +209,7 @@ func backoff(lo, hi time.Duration, attempt int, retryAfter time.Duration) time.D
 	return max(d, retryAfter)
 }
 
-// parseRetryAfter reads Retry-After in seconds or as an HTTP date, capped at
-// an hour.
+// parseRetryAfter reads Retry-After in seconds or as an HTTP date, capped at an hour.
 func parseRetryAfter(v string) time.Duration {
 	if v == "" {
 		return 0

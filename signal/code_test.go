@@ -1,24 +1,52 @@
 package signal
 
 import (
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 )
 
-func TestNormalizeCode(t *testing.T) {
-	for in, want := range map[string]string{
-		"7-amber-otter":        "7-amber-otter",
-		" 7 Amber OTTER\n":     "7-amber-otter",
-		"7__amber--otter":      "7-amber-otter",
-		"7.amber.otter":        "7-amber-otter",
-		"  ":                   "",
-		"Élan Vital":           "élan-vital",
-		"my own long passcode": "my-own-long-passcode",
+func TestParseCode(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		plate     int
+		secret    string
+		errSubstr string
+	}{
+		{in: "7-amber-otter", plate: 7, secret: "amber-otter"},
+		{in: " 7 Amber OTTER\n", plate: 7, secret: "amber-otter"},
+		{in: "7__amber--otter", plate: 7, secret: "amber-otter"},
+		{in: "7.amber.otter", plate: 7, secret: "amber-otter"},
+		{in: "99999-x", plate: 99999, secret: "x"},
+		{in: "12-Élan Vital", plate: 12, secret: "élan-vital"},
+		{in: "12-correct-horse-battery-staple", plate: 12, secret: "correct-horse-battery-staple"},
+		{in: "", errSubstr: "empty"},
+		{in: " - ", errSubstr: "empty"},
+		{in: "amber-otter", errSubstr: "does not start with a nameplate"},
+		{in: "7a-amber", errSubstr: "does not start with a nameplate"},
+		{in: "+7-amber", errSubstr: "does not start with a nameplate"},
+		{in: "07-amber-otter", errSubstr: "leading zero"},
+		{in: "0-amber", errSubstr: "leading zero"},
+		{in: "100000-amber", errSubstr: "out of range"},
+		{in: "99999999999999999999-amber", errSubstr: "nameplate"},
+		{in: "7", errSubstr: "no secret words"},
+		{in: "7--", errSubstr: "no secret words"},
+		{in: "7-" + strings.Repeat("a", 300), errSubstr: "longer than"},
 	} {
-		if got := NormalizeCode(in); got != want {
-			t.Errorf("NormalizeCode(%q) = %q, want %q", in, got, want)
+		c, err := ParseCode(tc.in)
+		if tc.errSubstr != "" {
+			if !errors.Is(err, ErrInvalidCode) || !strings.Contains(err.Error(), tc.errSubstr) {
+				t.Errorf("ParseCode(%q) = %v, %v; want an ErrInvalidCode saying %q", tc.in, c, err, tc.errSubstr)
+			}
+			continue
+		}
+		if err != nil || c.Nameplate != tc.plate || c.Secret != tc.secret {
+			t.Errorf("ParseCode(%q) = %+v, %v; want %d %q", tc.in, c, err, tc.plate, tc.secret)
+		}
+		if again, err := ParseCode(c.String()); err != nil || again != c {
+			t.Errorf("ParseCode(%q) does not round-trip: %+v, %v", c.String(), again, err)
 		}
 	}
 }
@@ -27,14 +55,23 @@ func TestNewCode(t *testing.T) {
 	re := regexp.MustCompile(`^[1-9][0-9]{0,2}-[a-z]+-[a-z]+$`)
 	seen := map[string]bool{}
 	for range 200 {
-		c := NewCode()
-		if !re.MatchString(c) || NormalizeCode(c) != c {
-			t.Fatalf("bad code %q", c)
+		s := NewCode()
+		c, err := ParseCode(s)
+		if !re.MatchString(s) || err != nil || c.String() != s {
+			t.Fatalf("bad code %q (%v)", s, err)
 		}
-		seen[c] = true
+		seen[s] = true
 	}
 	if len(seen) < 195 {
 		t.Errorf("only %d distinct codes in 200", len(seen))
+	}
+	for range 100 {
+		if c := newCode(99999, 0); c.Nameplate < 1 || c.Nameplate > MaxNameplate {
+			t.Fatalf("nameplate %d out of range", c.Nameplate)
+		}
+	}
+	if c := newCode(999, 2); len(strings.Split(c.Secret, "-")) != 4 {
+		t.Fatalf("newCode with 2 extra words: %q", c)
 	}
 }
 
@@ -42,7 +79,7 @@ func TestWordLists(t *testing.T) {
 	for _, list := range [][]string{adjectives[:], nouns[:]} {
 		seen := map[string]bool{}
 		for _, w := range list {
-			if seen[w] || w != NormalizeCode(w) || strings.ContainsAny(w, "-_. ") || !regexp.MustCompile(`^[a-z]{2,8}$`).MatchString(w) {
+			if seen[w] || w != NormalizeCode(w) || !regexp.MustCompile(`^[a-z]{2,8}$`).MatchString(w) {
 				t.Errorf("bad or duplicate word %q", w)
 			}
 			seen[w] = true
@@ -53,32 +90,27 @@ func TestWordLists(t *testing.T) {
 	}
 }
 
-func TestDerive(t *testing.T) {
-	a, err := derive(testCode)
-	if err != nil {
-		t.Fatal(err)
+// FuzzParseCode: any input is a code or an ErrInvalidCode, never a panic, and a code round-trips.
+func FuzzParseCode(f *testing.F) {
+	for _, s := range []string{"7-amber-otter", " 7 Amber OTTER ", "07-x", "99999-a", "100000-a", "-", "7", "é-ü"} {
+		f.Add(s)
 	}
-	b, _ := derive("7 AMBER otter")
-	c, _ := derive("8-amber-otter")
-	if a.roomID != b.roomID || a.roomID == c.roomID || !isLowerHex(a.roomID, 64) {
-		t.Errorf("room IDs %s %s %s", a.roomID, b.roomID, c.roomID)
-	}
-	if strings.Contains(a.roomID, "amber") || string(a.macKey) == string(a.master) {
-		t.Error("keys not separated")
-	}
-	k1 := a.sessionKey("aa", "bb")
-	if string(k1) != string(a.sessionKey("bb", "aa")) || string(k1) == string(a.sessionKey("aa", "cc")) || len(k1) != KeySize {
-		t.Error("session key must be symmetric in, and depend on, the peer IDs")
-	}
-	// A known answer pins the derivation: changing it breaks interoperability.
-	if a.roomID != knownRoomID {
-		t.Errorf("RoomID(%q) = %s, want %s", testCode, a.roomID, knownRoomID)
-	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCode(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidCode) {
+				t.Fatalf("ParseCode(%q): %v is not an ErrInvalidCode", s, err)
+			}
+			return
+		}
+		if c.Nameplate < 1 || c.Nameplate > MaxNameplate || c.Secret == "" {
+			t.Fatalf("ParseCode(%q) = %+v", s, c)
+		}
+		if again, err := ParseCode(c.String()); err != nil || again != c {
+			t.Fatalf("%q does not round-trip: %+v, %v", c.String(), again, err)
+		}
+	})
 }
-
-// knownRoomID is RoomID("7-amber-otter"), computed independently with
-// Python's hashlib.pbkdf2_hmac and an HMAC-based HKDF-Expand.
-const knownRoomID = "9369121a990843aab5317fbf63187b2dfe2f2853695f2d1dcf72efc22a8b6e9a"
 
 func TestCodeWords(t *testing.T) {
 	first, second := CodeWords()

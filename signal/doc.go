@@ -1,9 +1,30 @@
-// Package signal lets two peers that share a short room code meet: it holds the
-// signalling protocol (an HTTP/JSON long-poll API under /v1/), its server (with
-// the STUN responder that tells peers their public UDP address) and its client.
+// Package signal lets a host and its guests meet through a signalling server that learns nothing: it holds the
+// signalling protocol's wire types (protocol.go; the server is package signalserver) and its client.
 //
-// The code never leaves the peers: the client derives from it, with a
-// deliberately slow KDF, the room ID it sends to the server, a key that MACs
-// each offer (so a peer detects a server that tampers with candidates) and the
-// session key the peers use to authenticate punch packets. See Join and Server.
+// A code such as "7-amber-otter" is a nameplate (7) and secret words (amber-otter). The host (Client.Host; p2phttp
+// serve) claims the nameplate and waits; each guest (Client.Join; p2phttp get) that asks for the nameplate gets a
+// meeting of its own with the host, a mailbox on the server through which the two exchange four small messages:
+//
+//	guest -> host  SPAKE2 message (the words and the nameplate are the password)
+//	host  -> guest SPAKE2 message, host's key confirmation
+//	guest -> host  guest's key confirmation, guest's candidates sealed under the new key
+//	host  -> guest host's candidates sealed under the new key (only after the guest's confirmation verified)
+//
+// Both sides end with the same fresh key (Meeting.Key, for the transport) and a short Meeting.Verifier that people
+// can compare aloud; guests never meet each other.
+//
+// # What the server learns
+//
+// The nameplate, the peer IDs it hands out, the timing and sizes of the messages, and the messages themselves. None
+// of it lets anyone check a guess of the words offline: a SPAKE2 message is the password's point blinded by a fresh
+// random scalar, so it is uniformly distributed whatever the password, and messages of the same code differ from
+// meeting to meeting (no table maps them to codes). The confirmations are MACs under the PAKE's session key, which
+// depends on the secret scalars of both sides; computing it for a guessed password needs one of those scalars, that
+// is, taking part in the meeting. The candidates are sealed (AES-GCM) under a key derived from the session key, so
+// the server never sees an address. A server that alters a message makes the confirmation fail (ErrConfirmFailed).
+//
+// So an attacker, the server's operator included, gets one online guess per meeting it takes part in, and the host
+// limits those: every meeting in which the host sent its confirmation and got no valid one back counts as a failed
+// guess; HostConfig.MaxFailures (default 3) of them retire the code, and no more guesses are answered at once than
+// may still fail. A guest's first message seen twice (a replay) is dropped unanswered.
 package signal

@@ -4,58 +4,63 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/signalserver"
 )
-
-// Two peers meet through a signalling server: each learns the other's
-// candidates, exactly one of them dials, and both hold the same session key.
-func ExampleClient_Join() {
-	// A server on loopback (p2phttp signal runs the same thing).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go signal.NewServer(signal.ServerConfig{}).Serve(ctx, l)
-	url := "http://" + l.Addr().String()
-
-	code := signal.NewCode() // shown to the user, typed on the other machine
-	join := func(port uint16) <-chan *signal.Meeting {
-		ch := make(chan *signal.Meeting)
-		go func() {
-			cands := []signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", port))}}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			m, err := signal.NewClient(url).Join(ctx, code, cands)
-			if err != nil {
-				panic(err)
-			}
-			ch <- m
-		}()
-		return ch
-	}
-	a, b := join(4001), join(4002)
-	ma, mb := <-a, <-b
-	fmt.Println("a sees b at", ma.Peer.Candidates[0].Addr)
-	fmt.Println("one dialer:", ma.Dialer != mb.Dialer)
-	fmt.Println("same key:", bytes.Equal(ma.Key, mb.Key))
-	// Output:
-	// a sees b at 127.0.0.1:4002
-	// one dialer: true
-	// same key: true
-}
 
 func ExampleNewCode() {
 	code := signal.NewCode() // e.g. "7-amber-otter"
 	fmt.Println(regexp.MustCompile(`^\d{1,3}-[a-z]+-[a-z]+$`).MatchString(code))
-	fmt.Println(signal.NormalizeCode(" 7 Amber OTTER "))
+	c, err := signal.ParseCode(" 7 Amber OTTER ")
+	fmt.Println(c, c.Nameplate, err)
+	_, err = signal.ParseCode("amber-otter")
+	fmt.Println(err)
 	// Output:
 	// true
-	// 7-amber-otter
+	// 7-amber-otter 7 <nil>
+	// signal: invalid code: "amber-otter" does not start with a nameplate (a number, as the 7 of 7-amber-otter)
+}
+
+// A host and a guest meet through a signalling server (here one in the process): the guest has the host's code,
+// they agree on a key with the PAKE, confirm it, and swap candidates encrypted under it.
+func ExampleClient_Host() {
+	srv := signalserver.New(signalserver.Config{})
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	host, err := signal.NewClient(ts.URL).Host(ctx, signal.HostConfig{
+		Candidates: []signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4001")}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer host.Close()
+	code := host.Code() // e.g. 7-amber-otter: shown to the user, typed on the other machine
+
+	guest, err := signal.NewClient(ts.URL).Join(ctx, code,
+		[]signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4002")}})
+	if err != nil {
+		panic(err)
+	}
+	met, err := host.Accept(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("guest sees the host at", guest.Peer[0].Addr)
+	fmt.Println("host sees the guest at", met.Peer[0].Addr)
+	fmt.Println("same key:", bytes.Equal(guest.Key, met.Key), "same verifier:", guest.Verifier == met.Verifier)
+	fmt.Println("the guest dials:", guest.Dialer && !met.Dialer)
+	// Output:
+	// guest sees the host at 127.0.0.1:4001
+	// host sees the guest at 127.0.0.1:4002
+	// same key: true same verifier: true
+	// the guest dials: true
 }

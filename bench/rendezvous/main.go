@@ -6,9 +6,9 @@
 //	go run ./bench/rendezvous            # 20 runs
 //	go run ./bench/rendezvous -n 50 -v   # more runs, log every step
 //
-// Each run meets twice: with a fresh room code, whose signal step includes the deliberately slow key derivation from
-// the code (PBKDF2, see package signal; also measured on its own), and with one code re-used, whose keys are cached
-// (as when p2phttp serve re-joins for the next peer).
+// Each run meets twice: a fresh host (which picks a code, gathers and claims its nameplate) met by one guest, and a
+// guest of a host that is already waiting (as each `p2phttp get` meets a running `p2phttp serve`). Both include the
+// PAKE (P-256 SPAKE2), key confirmation and the encrypted candidates.
 package main
 
 import (
@@ -25,8 +25,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/p2phttp/p2phttp/rendezvous"
 	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
-	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
 )
 
@@ -45,11 +45,18 @@ func main() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	srv, err := rendezvoustest.NewServer(signal.ServerConfig{RatePerIP: -1, Logger: logger})
+	scfg := rendezvoustest.Unlimited()
+	scfg.Logger = logger
+	srv, err := rendezvoustest.NewServer(scfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.Close()
+	waiting, err := newWaitingHost(srv, logger)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer waiting.Close()
 	base, err := newBaseline()
 	if err != nil {
 		log.Fatal(err)
@@ -57,18 +64,16 @@ func main() {
 	defer base.Close()
 
 	var p2p, rejoin []sample
-	var tcp, kdf []time.Duration
-	sameCode := signal.NewCode()
+	var tcp []time.Duration
 	for i := range *n {
-		s, err := meetAndFetch(srv, signal.NewCode(), logger)
+		s, err := meetAndFetch(srv, logger)
 		if err != nil {
 			log.Fatalf("run %d: %v", i, err)
 		}
 		p2p = append(p2p, s)
-		// The same code every time: its keys are derived once and cached, as when serve re-joins for the next peer.
-		s, err = meetAndFetch(srv, sameCode, logger)
+		s, err = waiting.meetAndFetch(srv, logger)
 		if err != nil {
-			log.Fatalf("re-join run %d: %v", i, err)
+			log.Fatalf("waiting-host run %d: %v", i, err)
 		}
 		rejoin = append(rejoin, s)
 		d, err := base.fetch()
@@ -76,17 +81,12 @@ func main() {
 			log.Fatalf("baseline run %d: %v", i, err)
 		}
 		tcp = append(tcp, d)
-		t := time.Now()
-		if _, err := signal.RoomID(signal.NewCode()); err != nil {
-			log.Fatal(err)
-		}
-		kdf = append(kdf, time.Since(t))
 	}
 
 	fmt.Printf("runs: %d, loopback, GOMAXPROCS=%d\n", *n, runtime.GOMAXPROCS(0))
-	fmt.Printf("%-42s %10s %10s %10s\n", "", "median", "min", "max")
+	fmt.Printf("%-50s %10s %10s %10s\n", "", "median", "min", "max")
 	row := func(name string, ds []time.Duration) {
-		fmt.Printf("%-42s %10s %10s %10s\n", name, round(median(ds)), round(slices.Min(ds)), round(slices.Max(ds)))
+		fmt.Printf("%-50s %10s %10s %10s\n", name, round(median(ds)), round(slices.Min(ds)), round(slices.Max(ds)))
 	}
 	pick := func(ss []sample, f func(sample) time.Duration) []time.Duration {
 		out := make([]time.Duration, len(ss))
@@ -98,41 +98,44 @@ func main() {
 	steps := func(title string, ss []sample) {
 		row(title, pick(ss, func(s sample) time.Duration { return s.total }))
 		row("  gather (bind, interfaces, STUN)", pick(ss, func(s sample) time.Duration { return s.gather }))
-		row("  signal (join room, wait for peer)", pick(ss, func(s sample) time.Duration { return s.signal }))
+		row("  signal (nameplate, PAKE, confirm, candidates)", pick(ss, func(s sample) time.Duration { return s.signal }))
 		row("  punch", pick(ss, func(s sample) time.Duration { return s.punch }))
 		row("  first stream", pick(ss, func(s sample) time.Duration { return s.stream }))
 		row("  first HTTP exchange over symsock", pick(ss, func(s sample) time.Duration { return s.exchange }))
 	}
-	steps("p2p, fresh code: start to first response", p2p)
-	row("  (code -> room ID KDF alone, one peer)", kdf)
-	steps("p2p, code re-used (keys cached)", rejoin)
+	steps("p2p, fresh host + guest: start to first response", p2p)
+	steps("p2p, guest of a waiting host", rejoin)
 	row("baseline: TCP dial + net/http GET", tcp)
 	total := func(ss []sample) time.Duration {
 		return median(pick(ss, func(s sample) time.Duration { return s.total }))
 	}
-	fmt.Printf("ratio to baseline (medians): fresh code %.0fx, re-used code %.0fx\n",
+	fmt.Printf("ratio to baseline (medians): fresh host %.0fx, waiting host %.0fx\n",
 		float64(total(p2p))/float64(median(tcp)), float64(total(rejoin))/float64(median(tcp)))
 }
 
-// meetAndFetch starts two peers with code and returns when peer A has B's first response.
-func meetAndFetch(srv *rendezvoustest.Server, code string, logger *slog.Logger) (sample, error) {
+// meetAndFetch starts a host and a guest and returns when the guest has the host's first response.
+func meetAndFetch(srv *rendezvoustest.Server, logger *slog.Logger) (sample, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfgA, cfgB := srv.Config(code), srv.Config(code)
-	cfgA.Logger, cfgB.Logger = logger.With("peer", "A"), logger.With("peer", "B")
+	cfgH, cfgG := srv.Config(""), srv.Config("")
+	cfgH.Logger, cfgG.Logger = logger.With("peer", "host"), logger.With("peer", "guest")
 
 	start := time.Now()
-	a, b, err := rendezvoustest.Pair(ctx, cfgA, cfgB)
+	host, h, g, err := rendezvoustest.Pair(ctx, cfgH, cfgG)
 	if err != nil {
 		return sample{}, err
 	}
-	defer a.Close()
-	defer b.Close()
-	met := time.Since(start)
+	defer host.Close()
+	defer g.Close()
+	return exchange(start, h, g)
+}
 
+// exchange has guest g ask host session h for /ping and returns the sample of g's meeting started at start.
+func exchange(start time.Time, h, g *rendezvous.Session) (sample, error) {
+	met := time.Since(start)
 	served := make(chan error, 1)
-	go func() { served <- answerOne(b.Stream()) }()
-	res, err := askOne(a.Stream())
+	go func() { served <- answerOne(h.Stream()) }()
+	res, err := askOne(g.Stream())
 	if err != nil {
 		return sample{}, err
 	}
@@ -143,9 +146,45 @@ func meetAndFetch(srv *rendezvoustest.Server, code string, logger *slog.Logger) 
 	if res.Status != http.StatusOK || string(res.Body) != "pong" {
 		return sample{}, fmt.Errorf("unexpected response %d %q", res.Status, res.Body)
 	}
-	r := a.Report()
+	r := g.Report()
 	return sample{total: total, gather: r.Gather, signal: r.Signal, punch: r.Punch, stream: r.Stream,
 		exchange: total - met}, nil
+}
+
+// waitingHost is a host that has been waiting for guests since the start.
+type waitingHost struct{ *rendezvous.Host }
+
+func newWaitingHost(srv *rendezvoustest.Server, logger *slog.Logger) (*waitingHost, error) {
+	cfg := srv.Config("")
+	cfg.Logger = logger.With("peer", "waiting-host")
+	h, err := rendezvous.NewHost(context.Background(), cfg)
+	return &waitingHost{h}, err
+}
+
+// meetAndFetch meets the waiting host with a fresh guest.
+func (w *waitingHost) meetAndFetch(srv *rendezvoustest.Server, logger *slog.Logger) (sample, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := srv.Config(w.Code())
+	cfg.Logger = logger.With("peer", "guest")
+	start := time.Now()
+	type accepted struct {
+		s   *rendezvous.Session
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() { s, err := w.Accept(ctx); ch <- accepted{s, err} }()
+	g, err := rendezvous.Meet(ctx, cfg)
+	if err != nil {
+		return sample{}, err
+	}
+	defer g.Close()
+	a := <-ch
+	if a.err != nil {
+		return sample{}, a.err
+	}
+	defer a.s.Close()
+	return exchange(start, a.s, g)
 }
 
 // askOne writes a request first (so this socket is the client) and reads the whole response.

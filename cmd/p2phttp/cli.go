@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
+	"github.com/p2phttp/p2phttp/signal"
 )
 
 const defaultSignalURL = "http://127.0.0.1:8080"
@@ -136,6 +137,7 @@ type peerFlags struct {
 	stunAddr  string
 	udpAddr   string
 	wait      time.Duration
+	verify    bool
 }
 
 func (p *peerFlags) register(fs *flagSet, env *cliEnv, wait time.Duration) {
@@ -148,6 +150,8 @@ func (p *peerFlags) register(fs *flagSet, env *cliEnv, wait time.Duration) {
 	fs.StringVar(&p.stunAddr, "stun", env.getenv("P2PHTTP_STUN"), "STUN server `HOST:PORT` (env P2PHTTP_STUN; default the signalling host, port 3478)")
 	fs.StringVar(&p.udpAddr, "udp", rendezvous.DefaultLocalAddr, "local UDP `ADDR` to bind (fix the port to forward it on a router)")
 	fs.DurationVar(&p.wait, "wait", wait, "wait this `DURATION` (30s, 5m) for the peer to join; 0 waits until Ctrl-C")
+	fs.BoolVar(&p.verify, "verify", false, "print a short string derived from the session key; the other side prints the same one "+
+		"unless someone sat in the middle: compare it aloud")
 }
 
 // check validates the flags before any network traffic, so a typo is a usage error rather than a timeout.
@@ -176,16 +180,6 @@ func (p *peerFlags) config(code string, log *slog.Logger) rendezvous.Config {
 		PeerTimeout: p.wait,
 		Logger:      log,
 	}
-}
-
-// meet meets the peer and prints the path line; a failure comes back as a meetError that explain turns into advice.
-func (p *peerFlags) meet(ctx context.Context, env *cliEnv, code string, log *slog.Logger) (*rendezvous.Session, error) {
-	sess, err := rendezvous.Meet(ctx, p.config(code, log))
-	if err != nil {
-		return nil, &meetError{flags: p, code: code, err: err}
-	}
-	fmt.Fprintf(env.stderr, "p2phttp: %s\n", describePath(sess.Report()))
-	return sess, nil
 }
 
 // describePath is the one line every peer command prints once connected. "set up in" counts gathering candidates,
@@ -238,11 +232,22 @@ func explain(err error) string {
 	case errors.Is(err, rendezvous.ErrSignalUnreachable):
 		return fmt.Sprintf("cannot reach signalling server %s: %s; start one with `p2phttp signal` or pass --signal URL",
 			p.signalURL, cause)
+	case errors.Is(err, signal.ErrNameplateInUse):
+		return fmt.Sprintf("another serve holds the nameplate of code %q on %s; pick another code, or run serve without CODE",
+			me.code, p.signalURL)
 	case errors.Is(err, rendezvous.ErrSignalRefused):
-		return fmt.Sprintf("signalling server %s refused room %q: %s; pick a new code (run serve without CODE) or retry later",
+		return fmt.Sprintf("signalling server %s refused code %q: %s; pick a new code (run serve without CODE) or retry later",
 			p.signalURL, me.code, cause)
+	case errors.Is(err, rendezvous.ErrWrongCode):
+		return fmt.Sprintf("code %q is wrong: the peer holding its nameplate could not confirm the key; check the code with "+
+			"the other side (after a few wrong tries serve picks a new code and prints it)", me.code)
+	case errors.Is(err, rendezvous.ErrPeerLeft):
+		return fmt.Sprintf("the peer left during the meeting: %s; retry", cause)
+	case errors.Is(err, signal.ErrHostBusy):
+		return fmt.Sprintf("the peer serving code %q stayed busy with other guests (waited %s); retry later, or raise --wait",
+			me.code, p.wait)
 	case errors.Is(err, rendezvous.ErrPeerNeverCame):
-		return fmt.Sprintf("no peer joined code %q within %s; run the other side with the same code and --signal %s, or raise --wait",
+		return fmt.Sprintf("nobody serves code %q (waited %s); run `p2phttp serve` on the other side, check the code and --signal %s, or raise --wait",
 			me.code, p.wait, p.signalURL)
 	case errors.Is(err, rendezvous.ErrPunchFailed):
 		return fmt.Sprintf("could not punch a path to the peer: %s; both NATs may rewrite ports per destination (symmetric NAT): "+

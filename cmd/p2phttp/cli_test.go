@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
+	"github.com/p2phttp/p2phttp/signal"
 )
 
 func testEnv(env map[string]string) (*cliEnv, *bytes.Buffer, *bytes.Buffer) {
@@ -159,7 +160,9 @@ func TestExplainSaysWhatToTryNext(t *testing.T) {
 		{&rendezvous.Error{Step: rendezvous.StepSignal, Reason: rendezvous.ErrSignalUnreachable, Err: refused},
 			"cannot reach signalling server http://127.0.0.1:8080: connection refused; start one with `p2phttp signal` or pass --signal URL"},
 		{&rendezvous.Error{Step: rendezvous.StepSignal, Reason: rendezvous.ErrPeerNeverCame, Err: context.DeadlineExceeded},
-			`no peer joined code "7-amber-otter" within 2m0s; run the other side with the same code and --signal http://127.0.0.1:8080, or raise --wait`},
+			"nobody serves code \"7-amber-otter\" (waited 2m0s); run `p2phttp serve` on the other side, check the code and --signal http://127.0.0.1:8080, or raise --wait"},
+		{&rendezvous.Error{Step: rendezvous.StepSignal, Reason: rendezvous.ErrWrongCode, Err: signal.ErrConfirmFailed},
+			`code "7-amber-otter" is wrong: the peer holding its nameplate could not confirm the key; check the code with the other side (after a few wrong tries serve picks a new code and prints it)`},
 		{&rendezvous.Error{Step: rendezvous.StepPunch, Reason: rendezvous.ErrPunchFailed, Err: errors.New("no answer from 3 pairs")},
 			"could not punch a path to the peer: no answer from 3 pairs; both NATs may rewrite ports per destination (symmetric NAT): try another network, or forward a fixed --udp port to one peer"},
 		{&rendezvous.Error{Step: rendezvous.StepGather, Reason: rendezvous.ErrGatherFailed, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)},

@@ -11,15 +11,15 @@ import (
 
 	"github.com/p2phttp/p2phttp/rendezvous"
 	"github.com/p2phttp/p2phttp/rendezvous/rendezvoustest"
-	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
 	"github.com/p2phttp/p2phttp/transport/utp"
 )
 
 const demoHelp = `Usage: p2phttp demo [flags]
 
-Run a signalling server, its STUN responder and two peers, A and B, in one process on loopback, and show each step of
-a meeting: the candidates each peer gathered, the punched path, then one HTTP exchange in each role over the symmetric
+Run a signalling server, its STUN responder and two peers in one process on loopback, and show each step of a
+meeting: host A picks a code, guest B meets it with the code (a PAKE through the server, which sees only the code's
+nameplate), the candidates each gathered, the punched path, then one HTTP exchange in each role over the symmetric
 socket. On the first stream A writes a request first and so becomes the client; on a second stream B writes first and
 becomes the client. Exits 0 when both exchanges worked.
 
@@ -48,43 +48,40 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	out := env.stdout
 
 	// 1. The signalling server and its STUN responder, on loopback ports the kernel picks.
-	srv, err := rendezvoustest.NewServer(signal.ServerConfig{Logger: log.With("component", "signal")})
+	scfg := rendezvoustest.Unlimited()
+	scfg.Logger = log.With("component", "signal")
+	srv, err := rendezvoustest.NewServer(scfg)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer srv.Close()
 	fmt.Fprintf(out, "[1] signalling server on %s, STUN on udp %s\n", srv.URL, srv.STUNAddr)
 
-	code := signal.NewCode()
-	fmt.Fprintf(out, "[2] room code %s: both peers use it; the server only sees a room ID derived from it\n", code)
-
-	// 2. Both peers meet at once, as two machines would.
-	cfgA, cfgB := srv.Config(code), srv.Config(code)
+	// 2. Host A picks a code and waits for guests; guest B meets it with the code, as on two machines.
+	cfgA, cfgB := srv.Config(""), srv.Config("")
 	cfgA.Logger, cfgB.Logger = log.With("peer", "A"), log.With("peer", "B")
-	sessA, sessB, err := rendezvoustest.Pair(ctx, cfgA, cfgB)
+	host, sessA, sessB, err := rendezvoustest.Pair(ctx, cfgA, cfgB)
 	if err != nil {
 		return fmt.Errorf("demo: the peers could not meet: %w", err)
 	}
-	defer sessA.Close()
+	defer host.Close()
 	defer sessB.Close()
 	ra, rb := sessA.Report(), sessB.Report()
-	fmt.Fprintf(out, "[3] candidates gathered (host = interface address, srflx = as STUN saw it):\n")
+	fmt.Fprintf(out, "[2] host A holds code %s; guest B typed it. The server saw nameplate %d and opaque PAKE messages, "+
+		"never the words, a key or an address\n", host.Code(), ra.Nameplate)
+	fmt.Fprintf(out, "    key confirmed; verifier A %q, B %q (compare aloud: equal unless someone sat in the middle)\n",
+		ra.Verifier, rb.Verifier)
+	fmt.Fprintf(out, "[3] candidates gathered, exchanged encrypted (host = interface address, srflx = as STUN saw it):\n")
 	fmt.Fprintf(out, "    peer A: %s; STUN saw %s\n", formatCandidates(ra.Candidates), formatReflexive(ra))
 	fmt.Fprintf(out, "    peer B: %s; STUN saw %s\n", formatCandidates(rb.Candidates), formatReflexive(rb))
-	dialer := "A"
-	if rb.Dialer {
-		dialer = "B"
-	}
-	fmt.Fprintf(out, "[4] punched path: A %s <-> B %s (%s <-> %s), rtt %s; %s dials the uTP streams\n",
-		ra.LocalCandidate.Addr, ra.RemoteAddr, ra.LocalCandidate.Kind, ra.PeerCandidate.Kind, roundDuration(ra.RTT), dialer)
-	for _, p := range []struct {
-		name string
-		r    rendezvous.Report
-	}{{"A", ra}, {"B", rb}} {
-		fmt.Fprintf(out, "    peer %s: gather %s, signal %s, punch %s, first stream %s, total %s\n", p.name,
-			roundDuration(p.r.Gather), roundDuration(p.r.Signal), roundDuration(p.r.Punch), roundDuration(p.r.Stream),
-			roundDuration(p.r.Total))
-	}
+	fmt.Fprintf(out, "[4] punched path: A %s <-> B %s (%s <-> %s), rtt %s; guest B dials the uTP streams\n",
+		ra.LocalCandidate.Addr, ra.RemoteAddr, ra.LocalCandidate.Kind, ra.PeerCandidate.Kind, roundDuration(ra.RTT))
+	fmt.Fprintf(out, "    host A: gathered once when it started (%s); for this guest: meeting %s, punch %s, first stream %s, total %s\n",
+		roundDuration(host.Report().Gather), roundDuration(ra.Signal), roundDuration(ra.Punch), roundDuration(ra.Stream),
+		roundDuration(ra.Total))
+	fmt.Fprintf(out, "    guest B: gather %s, meeting %s, punch %s, first stream %s, total %s\n",
+		roundDuration(rb.Gather), roundDuration(rb.Signal), roundDuration(rb.Punch), roundDuration(rb.Stream),
+		roundDuration(rb.Total))
 
 	// 3. Stream 1: A writes first, so A is the client.
 	fmt.Fprintf(out, "[5] stream 1 (the first stream of the meeting)\n")

@@ -170,7 +170,7 @@ func runCode(t *testing.T, timeout time.Duration, code string, args ...string) (
 // 127.0.0.1).
 func testServer(t *testing.T) *rendezvoustest.Server {
 	t.Helper()
-	srv, err := rendezvoustest.NewServer(signal.ServerConfig{RatePerIP: -1})
+	srv, err := rendezvoustest.NewServer(rendezvoustest.Unlimited())
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
 	return srv
@@ -281,7 +281,7 @@ func TestServeDirAndGet(t *testing.T) {
 	assert.NoFileExists(t, missing)
 	assert.NoFileExists(t, missing+".part")
 
-	serve.waitStderr(`peer 127\.0\.0\.1:\d+ left after 1 request\(s\), 19 B sent in [0-9.]+[µm]?s \([0-9.]+ [KMG]?i?B/s\)\n`, 40*time.Second)
+	serve.waitStderr(`guest 127\.0\.0\.1:\d+ left after 1 request\(s\), 19 B sent in [0-9.]+[µm]?s \([0-9.]+ [KMG]?i?B/s\)\n`, 40*time.Second)
 	_, serveErr := serve.output()
 	assert.Equal(t, 4, strings.Count(serveErr, "connected: direct path"), "serve met each of the four peers in turn")
 	// One access-log line per request, by default.
@@ -442,7 +442,8 @@ func TestDemo(t *testing.T) {
 	require.Equal(t, exitOK, status, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	for _, want := range []string{
 		"[1] signalling server on http://127.0.0.1:",
-		"[2] room code ",
+		"[2] host A holds code ",
+		"key confirmed; verifier A ",
 		"[3] candidates gathered",
 		"    peer A: host 127.0.0.1:",
 		"[4] punched path: A 127.0.0.1:",
@@ -474,28 +475,104 @@ func TestUnreachableSignalServerFailsFastInOneLine(t *testing.T) {
 
 func TestPeerNeverCame(t *testing.T) {
 	srv := testServer(t)
-	stdout, stderr, status := runCode(t, 30*time.Second, "lonely-code", append([]string{"get", "/", "--wait", "1s"}, peerArgs(srv)...)...)
+	stdout, stderr, status := runCode(t, 30*time.Second, "4242-lonely-code", append([]string{"get", "/", "--wait", "1s"}, peerArgs(srv)...)...)
 	assert.Equal(t, exitFailure, status)
 	assert.Empty(t, stdout)
-	assert.Equal(t, "p2phttp: waiting for the peer with code lonely-code at "+srv.URL+"\n"+`p2phttp: no peer joined code "lonely-code" within 1s; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n", stderr)
+	assert.Equal(t, "p2phttp: waiting for the peer with code 4242-lonely-code at "+srv.URL+"\n"+`p2phttp: nobody serves code "4242-lonely-code" (waited 1s); run `+"`p2phttp serve`"+` on the other side, check the code and --signal `+srv.URL+", or raise --wait\n", stderr)
 }
 
-func TestTwoClientsOnOneCodeSayWhatIsWrong(t *testing.T) {
+// Two guests of one code never meet each other: without a serve, both wait for one.
+func TestTwoGetsWithoutServeDoNotMeet(t *testing.T) {
 	srv := testServer(t)
 	code := signal.NewCode()
-	other := startCode(t, code, append([]string{"get", "/a"}, peerArgs(srv)...)...)
-	_, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "/b"}, peerArgs(srv)...)...)
+	other := startCode(t, code, append([]string{"get", "/a", "--wait", "2s"}, peerArgs(srv)...)...)
+	_, stderr, status := runCode(t, 60*time.Second, code, append([]string{"get", "/b", "--wait", "2s"}, peerArgs(srv)...)...)
 	assert.Equal(t, exitFailure, status)
-	assert.Contains(t, stderr, "p2phttp: the peer did not answer with HTTP (")
-	assert.Contains(t, stderr, "is it running `p2phttp serve` with this code?\n")
+	assert.Contains(t, stderr, "p2phttp: nobody serves code ")
 	assert.Equal(t, exitFailure, other.wait(30*time.Second))
+}
+
+func TestBadCodeIsAUsageError(t *testing.T) {
+	_, stderr, status := runBinary(t, 10*time.Second, "get", "amber-otter", "/")
+	assert.Equal(t, exitUsage, status)
+	assert.Equal(t, "p2phttp get: invalid code: \"amber-otter\" does not start with a nameplate (a number, as the 7 of 7-amber-otter); run `p2phttp get --help`\n", stderr)
+	_, stderr, status = runBinary(t, 10*time.Second, "serve", "--dir", ".", "07-amber-otter")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "leading zero")
+}
+
+// One serve, 20 guests at once: every one is served, byte-exact, while serve keeps accepting.
+func TestManyGetsAgainstOneServe(t *testing.T) {
+	const gets = 20
+	srv := testServer(t)
+	dir := t.TempDir()
+	content := randomBytes(t, 256<<10)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "blob.bin"), content, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello over p2p\n"), 0o644))
+	code := signal.NewCode()
+	serve := start(t, append([]string{"serve", "--dir", dir, code}, peerArgs(srv)...)...)
+	type result struct {
+		stdout, stderr string
+		status         int
+	}
+	results := make(chan result, gets)
+	for i := range gets {
+		go func() {
+			path := "/hello.txt"
+			if i%2 == 1 {
+				path = "/blob.bin"
+			}
+			stdout, stderr, status := runBinary(t, 120*time.Second, append([]string{"get", code, path}, peerArgs(srv)...)...)
+			results <- result{stdout, stderr, status}
+		}()
+	}
+	for range gets {
+		r := <-results
+		require.Equal(t, exitOK, r.status, r.stderr)
+		if r.stdout != "hello over p2p\n" {
+			assert.True(t, r.stdout == string(content), "a get received %d bytes, not the file", len(r.stdout))
+		}
+	}
+	assert.Equal(t, exitOK, serve.interrupt())
+	_, stderr := serve.output()
+	assert.Equal(t, gets, strings.Count(stderr, "connected: direct path"), "serve met every guest")
+}
+
+// --verify prints the same string on both sides; a wrong code fails cleanly and, after 3, serve prints a new code.
+func TestVerifyAndWrongCode(t *testing.T) {
+	srv := testServer(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hi\n"), 0o644))
+	serve := start(t, append([]string{"serve", "--dir", dir, "--verify"}, peerArgs(srv)...)...)
+	m := serve.waitStderr(`with code (\d+)-(\S+)\n`, 10*time.Second)
+	code, plate := m[1]+"-"+m[2], m[1]
+
+	stdout, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", code, "/hello.txt", "--verify"}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Equal(t, "hi\n", stdout)
+	gv := regexp.MustCompile(`verify with the other side \(guest\): ([a-z]+(-[a-z]+){3})\n`).FindStringSubmatch(stderr)
+	require.NotNil(t, gv, stderr)
+	serve.waitStderr(`verify with the other side \(host\): `+gv[1]+`\n`, 10*time.Second)
+
+	for i := range 3 {
+		_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", plate + "-wrong-words", "/hello.txt"}, peerArgs(srv)...)...)
+		assert.Equal(t, exitFailure, status, "wrong guess %d", i)
+		assert.Contains(t, stderr, `p2phttp: code "`+plate+`-wrong-words" is wrong`)
+	}
+	m = serve.waitStderr(`that code is retired, the new code is (\S+)\n`, 20*time.Second)
+	fresh := m[1]
+	assert.NotEqual(t, code, fresh)
+	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", fresh, "/hello.txt"}, peerArgs(srv)...)...)
+	require.Equal(t, exitOK, status, stderr)
+	assert.Equal(t, "hi\n", stdout)
+	assert.Equal(t, exitOK, serve.interrupt())
 }
 
 func TestCtrlCWhileWaitingForPeer(t *testing.T) {
 	srv := testServer(t)
-	get := startCode(t, "nobody-comes", append([]string{"get", "/"}, peerArgs(srv)...)...)
+	get := startCode(t, "4243-nobody-comes", append([]string{"get", "/"}, peerArgs(srv)...)...)
 	// Said at once, so that a mistyped code does not sit there silently.
-	get.waitStderr(`^p2phttp: waiting for the peer with code nobody-comes at `+regexp.QuoteMeta(srv.URL)+`\n$`, 10*time.Second)
+	get.waitStderr(`^p2phttp: waiting for the peer with code 4243-nobody-comes at `+regexp.QuoteMeta(srv.URL)+`\n$`, 10*time.Second)
 	require.NoError(t, get.cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, exitInterrupted, get.wait(10*time.Second))
 	_, stderr := get.output()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,19 +11,20 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
-	"github.com/p2phttp/p2phttp/signal"
 	"github.com/p2phttp/p2phttp/symsock"
 	"github.com/p2phttp/p2phttp/symsock/symhttp"
 )
 
 const serveHelp = `Usage: p2phttp serve [--dir DIR | --proxy URL] [flags]
 
-Wait for a peer holding the code and answer its HTTP requests, from the files under DIR (Range, If-Range with ETags,
-If-Modified-Since and directory listings; hidden files stay private unless --hidden) or by proxying to a local web
-server. serve makes a short code and prints the command the other side should run; to choose the code yourself, set
-P2PHTTP_CODE (a code given as an argument works too, but other users of this machine can see it). Every stream the
-peer opens is served, within --max-streams at once; each request is logged as one line (method, path, status, bytes,
-time). When a peer leaves, serve waits for the next one with the same code, until Ctrl-C.
+Host a code and answer the HTTP requests of every guest that comes with it (p2phttp get or forward), from the files
+under DIR (Range, If-Range with ETags, If-Modified-Since and directory listings; hidden files stay private unless
+--hidden) or by proxying to a local web server. serve makes a short code and prints the command the other side should
+run; to choose the code yourself, set P2PHTTP_CODE (a code given as an argument works too, but other users of this
+machine can see it). Any number of guests may come at once, each over a path of its own, until Ctrl-C; every stream a
+guest opens is served, within --max-streams at once per guest, and each request is logged as one line (method, path,
+status, bytes, time). After 3 guests fail the key confirmation (a wrong code, or someone guessing), serve retires the
+code and prints a new one.
 
 Examples:
   p2phttp serve --dir ./public
@@ -78,12 +78,16 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	code := ""
 	switch {
 	case len(pos) == 1:
-		code = pos[0]
+		if code, err = parseCode(pos[0]); err != nil {
+			return err
+		}
 		warnCodeInArgs(env)
 	case env.getenv(codeEnv) != "":
-		code = env.getenv(codeEnv)
-	default:
-		code = signal.NewCode()
+		if code, err = parseCode(env.getenv(codeEnv)); err != nil {
+			return err
+		}
+	}
+	announce := func(code string) {
 		fmt.Fprintf(env.stderr, "p2phttp: serving %s with code %s\n", what, code)
 		fmt.Fprintf(env.stderr, "On the other machine run one of these, and type the code when it asks:\n  %s\n  %s\n",
 			pf.otherSide("get", "/"), pf.otherSide("forward", "")+"    # for curl and browsers")
@@ -92,8 +96,14 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if *accessLines {
 		opts.accessLog = env.stderr
 	}
+	host, err := pf.host(ctx, env, code, announce, log)
+	if err != nil {
+		return err
+	}
+	announce(host.Code())
 	rl := &requestLog{h: h}
-	return serveLoop(ctx, env, &pf, code, rl, opts, log)
+	return hostLoop(ctx, env, &pf, host, func() { rl.drain(shutdownGrace) },
+		func(s *rendezvous.Session) sessionStats { return serveSession(ctx, env, s, rl, opts, log) })
 }
 
 // serveOptions are what serve applies to each peer's streams.
@@ -118,68 +128,6 @@ func (p *peerFlags) otherSide(cmd, path string) string {
 	return strings.Join(parts, " ")
 }
 
-// serveLoop meets peers with code one after another and serves each in the background, until ctx ends. It re-joins
-// the room as soon as a meeting succeeds, so the next peer (or the same one, reconnecting) finds us waiting.
-func serveLoop(ctx context.Context, env *cliEnv, pf *peerFlags, code string, rl *requestLog, opts serveOptions, log *slog.Logger) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	sessions := map[*rendezvous.Session]struct{}{}
-	defer func() {
-		rl.drain(shutdownGrace)
-		mu.Lock()
-		for s := range sessions {
-			s.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-
-	met := 0
-	backoff := time.Second
-	for {
-		fmt.Fprintf(env.stderr, "p2phttp: waiting for a peer with code %s\n", code)
-		sess, err := pf.meet(ctx, env, code, log)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err == nil:
-			met++
-			backoff = time.Second
-		case met > 0 || errors.Is(err, rendezvous.ErrPunchFailed) || errors.Is(err, rendezvous.ErrStreamFailed):
-			// A server that already served peers keeps going through a server restart or a peer that failed to
-			// punch; the first meeting's failures (a wrong URL, say) are reported and end the command.
-			fmt.Fprintf(env.stderr, "p2phttp: %s (retrying in %s)\n", explain(err), backoff)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		default:
-			return err
-		}
-		mu.Lock()
-		sessions[sess] = struct{}{}
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			st := serveSession(ctx, env, sess, rl, opts, log)
-			mu.Lock()
-			delete(sessions, sess)
-			mu.Unlock()
-			sess.Close()
-			if ctx.Err() == nil {
-				took := time.Since(start)
-				fmt.Fprintf(env.stderr, "p2phttp: peer %s left after %d request(s), %s sent in %s (%s/s)\n",
-					sess.Report().RemoteAddr, st.requests, formatBytes(st.bytes), roundDuration(took), formatBytes(rate(st.bytes, took)))
-			}
-		}()
-	}
-}
-
 // sessionStats is what one peer got.
 type sessionStats struct {
 	requests int64
@@ -197,7 +145,7 @@ func serveSession(ctx context.Context, env *cliEnv, sess *rendezvous.Session, rl
 	// for the first local connection), so its first request may come at any time.
 	firstSrv := *srv
 	firstSrv.ReadHeaderTimeout = 0
-	// Not ctx: on Ctrl-C serveLoop lets requests in flight finish, then closes the session, which ends these. When
+	// Not ctx: on Ctrl-C hostLoop lets requests in flight finish, then closes the session, which ends these. When
 	// the path ends, cancelling sctx cancels the requests of its streams (a proxied request waiting for a slow
 	// backend, say), which no read or write would notice.
 	actx := context.WithoutCancel(ctx)

@@ -30,7 +30,7 @@ func main() {
 	signalURL := flag.String("signal", "http://127.0.0.1:8080", "signalling server URL")
 	stunAddr := flag.String("stun", "", "STUN server HOST:PORT (default: the signalling host, port 3478)")
 	udpAddr := flag.String("udp", ":0", "local UDP address")
-	code := flag.String("code", "", "room code shared with the peer")
+	code := flag.String("code", "", "the code the serving peer printed, e.g. 7-amber-otter")
 	flag.Parse()
 	if *code == "" || flag.NArg() == 0 {
 		log.Fatal("usage: fetch -code CODE [-signal URL] PATH...")

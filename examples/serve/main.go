@@ -1,5 +1,5 @@
-// Command serve serves an http.Handler to a peer over p2phttp: every stream the peer opens is answered by the
-// handler through symhttp.Serve.
+// Command serve hosts a code and serves an http.Handler to every guest that meets it over p2phttp (several at once):
+// every stream a guest opens is answered by the handler through symhttp.Serve.
 //
 // Run it with a signalling server and the fetch example, in three terminals:
 //
@@ -27,22 +27,20 @@ func main() {
 	signalURL := flag.String("signal", "http://127.0.0.1:8080", "signalling server URL")
 	stunAddr := flag.String("stun", "", "STUN server HOST:PORT (default: the signalling host, port 3478)")
 	udpAddr := flag.String("udp", ":0", "local UDP address")
-	code := flag.String("code", "", "room code shared with the peer")
+	code := flag.String("code", "", "code to host, e.g. 7-amber-otter (default: pick one and print it)")
 	flag.Parse()
-	if *code == "" {
-		log.Fatal("serve: pass -code CODE (any string both peers agree on)")
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	sess, err := rendezvous.Meet(ctx, rendezvous.Config{
+	host, err := rendezvous.NewHost(ctx, rendezvous.Config{
 		SignalURL: *signalURL, STUNAddr: *stunAddr, LocalAddr: *udpAddr, Code: *code,
+		OnNewCode: func(code string, reason error) { fmt.Fprintf(os.Stderr, "serve: new code %s (%v)\n", code, reason) },
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sess.Close()
-	fmt.Fprintf(os.Stderr, "serve: peer %s connected, rtt %s\n", sess.Report().RemoteAddr, sess.Report().RTT)
+	defer host.Close()
+	fmt.Fprintf(os.Stderr, "serve: hosting code %s\n", host.Code())
 
 	mux := http.NewServeMux()
 	hello := func(w http.ResponseWriter, r *http.Request) {
@@ -50,8 +48,21 @@ func main() {
 	}
 	mux.HandleFunc("GET /hello", hello)
 	mux.HandleFunc("GET /hello/{more...}", hello)
-	if err := serve(ctx, sess, mux); err != nil {
-		log.Fatal(err)
+	for {
+		sess, err := host.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // Ctrl-C
+			}
+			log.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "serve: guest %s connected, rtt %s\n", sess.Report().RemoteAddr, sess.Report().RTT)
+		go func() {
+			defer sess.Close()
+			if err := serve(ctx, sess, mux); err != nil {
+				log.Print(err)
+			}
+		}()
 	}
 }
 

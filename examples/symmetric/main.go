@@ -1,12 +1,13 @@
 // Command symmetric is one program both peers run. Neither is configured as client or server: the symmetric socket
 // takes the role of its first action. The peer given -ask writes a request first (WriteRequest), so its socket
-// becomes the client; the other peer's first action is ReadRequest, so its socket becomes the server. Start them in
-// either order.
+// becomes the client; the other peer's first action is ReadRequest, so its socket becomes the server. One of them
+// hosts the code (-host) and the other meets it, which has nothing to do with which becomes the client. Start them
+// in either order.
 //
 // With a signalling server, in three terminals:
 //
 //	go run ./cmd/p2phttp signal --http 127.0.0.1:8080 --stun 127.0.0.1:3478
-//	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter
+//	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter -host
 //	go run ./examples/symmetric -signal http://127.0.0.1:8080 -code 7-amber-otter -ask /time
 package main
 
@@ -30,22 +31,34 @@ func main() {
 	signalURL := flag.String("signal", "http://127.0.0.1:8080", "signalling server URL")
 	stunAddr := flag.String("stun", "", "STUN server HOST:PORT (default: the signalling host, port 3478)")
 	udpAddr := flag.String("udp", ":0", "local UDP address")
-	code := flag.String("code", "", "room code shared with the peer")
+	code := flag.String("code", "", "code shared with the peer, e.g. 7-amber-otter")
+	hosting := flag.Bool("host", false, "host the code (the other peer meets it); which peer hosts has nothing to do with which becomes the HTTP client")
 	ask := flag.String("ask", "", "write a request for `PATH` first, becoming the client; without it, answer the peer")
 	flag.Parse()
 	if *code == "" {
-		log.Fatal("usage: symmetric -code CODE [-signal URL] [-ask PATH]")
+		log.Fatal("usage: symmetric -code CODE [-host] [-signal URL] [-ask PATH]")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	sess, err := rendezvous.Meet(ctx, rendezvous.Config{
-		SignalURL: *signalURL, STUNAddr: *stunAddr, LocalAddr: *udpAddr, Code: *code,
-	})
-	if err != nil {
-		log.Fatal(err)
+	cfg := rendezvous.Config{SignalURL: *signalURL, STUNAddr: *stunAddr, LocalAddr: *udpAddr, Code: *code}
+	var sess *rendezvous.Session
+	if *hosting {
+		host, err := rendezvous.NewHost(ctx, cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer host.Close()
+		if sess, err = host.Accept(ctx); err != nil {
+			log.Fatal(err)
+		}
+	} else {
+		var err error
+		if sess, err = rendezvous.Meet(ctx, cfg); err != nil {
+			log.Fatal(err)
+		}
 	}
 	defer sess.Close()
 	stream := sess.Stream()

@@ -2,13 +2,12 @@ package rendezvoustest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
-	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/signalserver"
 )
 
 // Server is a signalling server (HTTP on URL) and STUN responder (UDP on STUNAddr) on 127.0.0.1 ports the kernel
@@ -22,8 +21,8 @@ type Server struct {
 	done sync.WaitGroup
 }
 
-// NewServer starts a Server with cfg (zero fields take signal's defaults). Close it when done.
-func NewServer(cfg signal.ServerConfig) (*Server, error) {
+// NewServer starts a Server with cfg (zero fields take signalserver's defaults). Close it when done.
+func NewServer(cfg signalserver.Config) (*Server, error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("rendezvoustest: %w", err)
@@ -33,7 +32,7 @@ func NewServer(cfg signal.ServerConfig) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("rendezvoustest: %w", err)
 	}
-	srv := signal.NewServer(cfg)
+	srv := signalserver.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{URL: "http://" + ln.Addr().String(), STUNAddr: pc.LocalAddr().String(), stun: pc, stop: cancel}
 	s.done.Add(2)
@@ -48,7 +47,15 @@ func NewServer(cfg signal.ServerConfig) (*Server, error) {
 	return s, nil
 }
 
-// Config is a rendezvous.Config that meets through s with code, bound to 127.0.0.1.
+// Unlimited is a server configuration without the per-client limits (rates, parked polls), for tests and
+// benchmarks where every peer comes from 127.0.0.1, and with room for 64 guests per nameplate. The other limits keep
+// their defaults.
+func Unlimited() signalserver.Config {
+	return signalserver.Config{RatePerIP: -1, RoomRatePerIP: 1e6, RoomBurst: 1e6, STUNRatePerIP: 1e6, STUNBurst: 1e6,
+		MaxParkedPerIP: 1e6, MaxParkedPerIPv6Net: 1e6, MaxGuestsPerNameplate: 64}
+}
+
+// Config is a rendezvous.Config that meets through s with code (empty: a host picks one), bound to 127.0.0.1.
 func (s *Server) Config(code string) rendezvous.Config {
 	return rendezvous.Config{SignalURL: s.URL, STUNAddr: s.STUNAddr, Code: code, LocalAddr: "127.0.0.1:0"}
 }
@@ -60,33 +67,43 @@ func (s *Server) Close() {
 	s.stun.Close()
 }
 
-// Pair meets two peers, A with cfgA and B with cfgB, at the same time, as two machines would. Either both sessions
-// are returned or neither; when one peer fails, the other is stopped rather than left waiting.
-func Pair(ctx context.Context, cfgA, cfgB rendezvous.Config) (a, b *rendezvous.Session, err error) {
+// Pair starts a host with hostCfg and meets it with one guest with guestCfg, as two machines would. The guest uses
+// the host's code (guestCfg.Code is ignored). Either everything is returned or nothing; close the host (which closes
+// its session) and the guest's session when done.
+func Pair(ctx context.Context, hostCfg, guestCfg rendezvous.Config) (host *rendezvous.Host, hs, gs *rendezvous.Session, err error) {
+	host, err = rendezvous.NewHost(ctx, hostCfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	guestCfg.Code = host.Code()
 	type met struct {
 		s   *rendezvous.Session
 		err error
 	}
-	chA, chB := make(chan met, 1), make(chan met, 1)
-	meet := func(cfg rendezvous.Config, ch chan<- met) {
-		s, err := rendezvous.Meet(ctx, cfg)
+	ch := make(chan met, 1)
+	go func() {
+		s, err := rendezvous.Meet(ctx, guestCfg)
 		if err != nil {
-			cancel()
+			cancel() // the host would wait for ever
 		}
 		ch <- met{s, err}
+	}()
+	hs, herr := host.Accept(ctx)
+	if herr != nil {
+		cancel()
 	}
-	go meet(cfgA, chA)
-	go meet(cfgB, chB)
-	ma, mb := <-chA, <-chB
-	if err := errors.Join(ma.err, mb.err); err != nil {
-		for _, s := range []*rendezvous.Session{ma.s, mb.s} {
-			if s != nil {
-				s.Close()
-			}
+	g := <-ch
+	if herr != nil || g.err != nil {
+		if g.s != nil {
+			g.s.Close()
 		}
-		return nil, nil, err
+		host.Close()
+		if g.err != nil {
+			return nil, nil, nil, fmt.Errorf("guest: %w", g.err)
+		}
+		return nil, nil, nil, fmt.Errorf("host: %w", herr)
 	}
-	return ma.s, mb.s, nil
+	return host, hs, g.s, nil
 }

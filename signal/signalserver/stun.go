@@ -1,4 +1,4 @@
-package signal
+package signalserver
 
 import (
 	"context"
@@ -10,15 +10,14 @@ import (
 	"github.com/pion/stun/v2"
 )
 
-// stunSoftware is the SOFTWARE attribute of every STUN answer.
-var stunSoftware = stun.NewSoftware("p2phttp signal")
-
 // ServeSTUN answers RFC 5389 Binding requests on pc with the sender's address
-// in XOR-MAPPED-ADDRESS (plus SOFTWARE and FINGERPRINT), until ctx ends (then
-// it returns nil) or pc fails. Datagrams that are not well-formed Binding
-// requests, carry a bad FINGERPRINT, or exceed the per-IP rate (RatePerIP:
-// answers are bigger than requests, so this caps reflection) are dropped and
-// counted in p2phttp_signal_stun_ignored_total. The caller owns pc.
+// in XOR-MAPPED-ADDRESS (plus FINGERPRINT, and nothing else: an answer is 40
+// bytes, at most twice the smallest request), until ctx ends (then it returns
+// nil) or pc fails. Datagrams that are not well-formed Binding requests,
+// carry a bad FINGERPRINT, or exceed the per-source rate (STUNRatePerIP,
+// which caps reflection at spoofed victims; its memory is fixed whatever the
+// number of sources) are dropped and counted in
+// p2phttp_signal_stun_ignored_total. The caller owns pc.
 func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Now()) })
 	defer stop()
@@ -45,7 +44,7 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		if _, err := pc.WriteTo(res.Raw, addr); err != nil {
-			s.log.Debug("signal: stun write", "to", addr, "err", err)
+			s.log.Debug("signalserver: stun write", "to", addr, "err", err)
 			s.metrics.stunIgnored.WithLabelValues("write_error").Inc()
 			continue
 		}
@@ -70,12 +69,12 @@ func (s *Server) answerSTUN(b []byte, from netip.AddrPort, req, res *stun.Messag
 	if req.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(req) != nil {
 		return "bad_fingerprint"
 	}
-	if ok, _ := s.stunRate.allow(from.Addr(), time.Now()); !ok {
+	if ok, _ := s.stunRate.allow(clientOf(from.Addr()).ip, time.Now()); !ok {
 		return "rate_limited"
 	}
 	ip := from.Addr().Unmap()
 	err := res.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
-		&stun.XORMappedAddress{IP: ip.AsSlice(), Port: int(from.Port())}, stunSoftware, stun.Fingerprint)
+		&stun.XORMappedAddress{IP: ip.AsSlice(), Port: int(from.Port())}, stun.Fingerprint)
 	if err != nil {
 		return "build_error"
 	}

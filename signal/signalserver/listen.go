@@ -1,4 +1,4 @@
-package signal
+package signalserver
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		defer cancel()
 		shutdown <- hs.Shutdown(sctx)
 	})
-	s.log.Info("signal: serving HTTP", "addr", l.Addr())
+	s.log.Info("signalserver: serving HTTP", "addr", l.Addr())
 	err := hs.Serve(l)
 	if !errors.Is(err, http.ErrServerClosed) {
 		if stop() { // Serve failed on its own
@@ -54,7 +54,7 @@ func (s *Server) ListenAndServe(ctx context.Context, httpAddr, stunAddr string) 
 		return err
 	}
 	defer pc.Close()
-	s.log.Info("signal: serving STUN", "addr", pc.LocalAddr())
+	s.log.Info("signalserver: serving STUN", "addr", pc.LocalAddr())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)

@@ -1,0 +1,45 @@
+package signal_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/signalserver"
+)
+
+// A nameplate that is briefly full ("nameplate full": the host has as many guests as the server allows) makes a
+// guest retry rather than fail; one that gives up first says the host was busy.
+func TestGuestRetriesABusyHost(t *testing.T) {
+	real := signalserver.New(signalserver.Config{RatePerIP: -1, RoomRatePerIP: 1e6, RoomBurst: 1e6,
+		MaxGuestsPerNameplate: 1, MeetingTTL: 3 * time.Second})
+	ts := httptest.NewServer(real)
+	t.Cleanup(func() { ts.Close(); real.Close() })
+	c := signal.NewClient(ts.URL, signal.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := startHost(t, ts.URL, signal.HostConfig{})
+	go func() {
+		for {
+			if _, err := h.Accept(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	_, err := c.Join(ctx, h.Code(), guestCands())
+	require.NoError(t, err)
+
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	_, err = c.Join(short, h.Code(), guestCands())
+	assert.ErrorIs(t, err, signal.ErrHostBusy)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	_, err = c.Join(ctx, h.Code(), guestCands())
+	assert.NoError(t, err, "a patient guest gets in once the slot is free")
+}
