@@ -33,7 +33,6 @@ func peerCode(env *cliEnv, arg string) (string, error) {
 	var code string
 	switch {
 	case arg != "":
-		warnCodeInArgs(env)
 		code = arg
 	case strings.TrimSpace(env.getenv(codeEnv)) != "":
 		code = strings.TrimSpace(env.getenv(codeEnv))
@@ -65,7 +64,14 @@ func peerCode(env *cliEnv, arg string) (string, error) {
 		fmt.Fprintf(env.stderr, "p2phttp: warning: %q does not look like a code serve makes; did you mean %s?\n",
 			escapeText(code), fix)
 	}
-	return code, nil
+	parsed, err := parseCode(code)
+	if err != nil {
+		return "", err
+	}
+	if arg != "" {
+		warnCodeInArgs(env)
+	}
+	return parsed, nil
 }
 
 func warnCodeInArgs(env *cliEnv) {

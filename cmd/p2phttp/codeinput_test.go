@@ -130,7 +130,7 @@ func TestGetReadsTheCodeFromStdin(t *testing.T) {
 	assert.Equal(t, exitFailure, status)
 	assert.Empty(t, stdout.String())
 	assert.Equal(t, "p2phttp: waiting for the peer with code 3-quiet-wren at "+srv.URL+"\n"+
-		`p2phttp: no peer joined code "3-quiet-wren" within 500ms; run the other side with the same code and --signal `+srv.URL+", or raise --wait\n",
+		`p2phttp: nobody serves code "3-quiet-wren" (waited 500ms); run `+"`p2phttp serve`"+` on the other side, check the code and --signal `+srv.URL+", or raise --wait\n",
 		stderr.String())
 }
 

@@ -533,7 +533,7 @@ func TestManyGetsAgainstOneServe(t *testing.T) {
 			assert.True(t, r.stdout == string(content), "a get received %d bytes, not the file", len(r.stdout))
 		}
 	}
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 	_, stderr := serve.output()
 	assert.Equal(t, gets, strings.Count(stderr, "connected: direct path"), "serve met every guest")
 }
@@ -565,7 +565,7 @@ func TestVerifyAndWrongCode(t *testing.T) {
 	stdout, stderr, status = runBinary(t, 60*time.Second, append([]string{"get", fresh, "/hello.txt"}, peerArgs(srv)...)...)
 	require.Equal(t, exitOK, status, stderr)
 	assert.Equal(t, "hi\n", stdout)
-	assert.Equal(t, exitOK, serve.interrupt())
+	assert.Equal(t, exitInterrupted, serve.interrupt())
 }
 
 func TestCtrlCWhileWaitingForPeer(t *testing.T) {
@@ -576,5 +576,5 @@ func TestCtrlCWhileWaitingForPeer(t *testing.T) {
 	require.NoError(t, get.cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, exitInterrupted, get.wait(10*time.Second))
 	_, stderr := get.output()
-	assert.Equal(t, "p2phttp: waiting for the peer with code nobody-comes at "+srv.URL+"\np2phttp: interrupted\n", stderr)
+	assert.Equal(t, "p2phttp: waiting for the peer with code 4243-nobody-comes at "+srv.URL+"\np2phttp: interrupted\n", stderr)
 }

@@ -91,7 +91,7 @@ func TestGetAsksForTheCodeOnATerminal(t *testing.T) {
 		t.Fatal("get did not give up after --wait")
 	}
 	assert.Equal(t, exitFailure, cmd.ProcessState.ExitCode())
-	waitFor(`no peer joined code "7-amber-otter" within 1s`)
+	waitFor(`nobody serves code "7-amber-otter" (waited 1s)`)
 	assert.Empty(t, stdout.String())
 	mu.Lock()
 	defer mu.Unlock()

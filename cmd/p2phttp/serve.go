@@ -70,11 +70,6 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	defer stopStatus()
 	go status.run(sctx)
 	env = &cliEnv{stdout: env.stdout, stderr: status, stdin: env.stdin, getenv: env.getenv}
-	// A code is printed only once the signalling server is known to answer: a code for a server that is not there
-	// would send the other side waiting in vain.
-	if err := pf.probeSignal(ctx); err != nil {
-		return err
-	}
 	code := ""
 	switch {
 	case len(pos) == 1:
@@ -86,6 +81,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		if code, err = parseCode(env.getenv(codeEnv)); err != nil {
 			return err
 		}
+	}
+	// A code is printed only once the signalling server is known to answer: a code for a server that is not there
+	// would send the other side waiting in vain.
+	if err := pf.probeSignal(ctx); err != nil {
+		return err
 	}
 	announce := func(code string) {
 		fmt.Fprintf(env.stderr, "p2phttp: serving %s with code %s\n", what, code)
