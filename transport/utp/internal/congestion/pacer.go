@@ -1,0 +1,80 @@
+package congestion
+
+import (
+	"math"
+	"time"
+)
+
+// Pacing constants. The engine sends from one timer loop, and timers wake late
+// (often by a millisecond or more on a loaded machine); a pacer that let out
+// one packet per wake-up would fall ever further behind its rate. So the
+// bucket holds a burst of a few packets, or what the rate earns in
+// pacingGranularity, whichever is more: a late wake-up finds the credit it
+// missed and sends it at once.
+const (
+	// pacingBurstPackets is the least burst the bucket holds.
+	pacingBurstPackets = 4
+	// pacingGranularity is the timer slack the burst covers at high rates.
+	pacingGranularity = 2 * time.Millisecond
+	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
+	// stalls a connection for long.
+	maxPacingDelay = 250 * time.Millisecond
+)
+
+// pacer is a token bucket: tokens (bytes) accrue at rate bytes per second up to
+// the burst, each packet sent spends its size, and a packet may leave when the
+// bucket holds its size. Bytes sent without asking (the engine may send a
+// retransmission at once) drive the bucket negative, which the next packets
+// repay.
+type pacer struct {
+	tokens float64   // bytes that may leave now; negative is a debt
+	last   time.Time // when tokens was last brought up to date
+}
+
+// burst is the bucket's size at rate for packets of size bytes.
+func pacerBurst(rate float64, size int) float64 {
+	return max(float64(pacingBurstPackets*size), rate*pacingGranularity.Seconds())
+}
+
+// refill brings the bucket up to now at rate. A new or idle bucket starts full.
+func (p *pacer) refill(now time.Time, rate float64, size int) {
+	burst := pacerBurst(rate, size)
+	if p.last.IsZero() {
+		p.tokens, p.last = burst, now
+		return
+	}
+	if elapsed := now.Sub(p.last); elapsed > 0 {
+		p.tokens = min(p.tokens+rate*elapsed.Seconds(), burst)
+		p.last = now
+	}
+}
+
+// delay is how long a packet of size bytes must wait at rate (bytes per
+// second; zero or less means unpaced).
+func (p *pacer) delay(now time.Time, rate float64, size int) time.Duration {
+	if rate <= 0 || math.IsInf(rate, 1) {
+		return 0
+	}
+	p.refill(now, rate, size)
+	short := float64(size) - p.tokens
+	if short <= 0 {
+		return 0
+	}
+	d := time.Duration(short / rate * float64(time.Second))
+	if d <= 0 {
+		// Less than a nanosecond short: not worth a timer.
+		return 0
+	}
+	return min(d, maxPacingDelay)
+}
+
+// sent spends size bytes at now.
+func (p *pacer) sent(now time.Time, rate float64, size, mss int) {
+	if rate <= 0 {
+		return
+	}
+	p.refill(now, rate, mss)
+	// A debt of more than one burst means the engine sends unpaced; do not
+	// let it build a wait longer than a burst takes to earn back.
+	p.tokens = max(p.tokens-float64(size), -pacerBurst(rate, mss))
+}
