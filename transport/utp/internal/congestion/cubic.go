@@ -107,7 +107,6 @@ func (c *cubic) OnPacketSent(now time.Time, bytesInFlight, size int) {
 			c.epochStart = c.epochStart.Add(idle)
 		}
 	}
-	c.rounds.onSent(size)
 	c.pacer.sent(now, c.pacingRate(), size, c.mss)
 }
 
@@ -115,7 +114,7 @@ func (c *cubic) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStat
 	c.srtt = rtt.SmoothedRTT()
 	c.lastAck = now
 	c.afterRTO = false
-	roundEnded := c.rounds.onDone(ackedBytes)
+	roundEnded := c.rounds.onDone(ackedBytes, max(priorInFlight-ackedBytes, 0))
 	if ackedBytes <= 0 {
 		return
 	}
@@ -195,8 +194,8 @@ func (c *cubic) wCubic(t float64) float64 {
 	return (cubicC*d*d*d)*float64(c.mss) + c.wMax
 }
 
-func (c *cubic) OnLoss(now, sentTime time.Time, lostBytes, _ int) {
-	c.rounds.onDone(lostBytes)
+func (c *cubic) OnLoss(now, sentTime time.Time, lostBytes, priorInFlight int) {
+	c.rounds.onDone(lostBytes, max(priorInFlight-lostBytes, 0))
 	if !c.recoveryStart.IsZero() && !sentTime.After(c.recoveryStart) {
 		return
 	}

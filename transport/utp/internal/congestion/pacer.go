@@ -6,16 +6,20 @@ import (
 )
 
 // Pacing constants. The engine sends from one timer loop, and timers wake late
-// (often by a millisecond or more on a loaded machine); a pacer that let out
-// one packet per wake-up would fall ever further behind its rate. So the
-// bucket holds a burst of a few packets, or what the rate earns in
-// pacingGranularity, whichever is more: a late wake-up finds the credit it
+// (often by a millisecond or more on a loaded machine, by several when a busy
+// process holds the CPU); a pacer that let out one packet per wake-up would
+// fall ever further behind its rate. So the bucket holds a burst of a few
+// packets, or what the rate earns in pacingGranularity, or in the lateness the
+// pacer has lately seen, whichever is most: a late wake-up finds the credit it
 // missed and sends it at once.
 const (
 	// pacingBurstPackets is the least burst the bucket holds.
 	pacingBurstPackets = 4
 	// pacingGranularity is the timer slack the burst covers at high rates.
 	pacingGranularity = 2 * time.Millisecond
+	// maxPacingCatchUp caps the lateness the burst covers, so a stall of the
+	// whole process does not end in a flood.
+	maxPacingCatchUp = 10 * time.Millisecond
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond
@@ -29,16 +33,26 @@ const (
 type pacer struct {
 	tokens float64   // bytes that may leave now; negative is a debt
 	last   time.Time // when tokens was last brought up to date
+	// due is when the packet the pacer last held back was told it could go;
+	// late is the largest lateness past due seen lately, decaying by an
+	// eighth per wake-up.
+	due  time.Time
+	late time.Duration
 }
 
 // burst is the bucket's size at rate for packets of size bytes.
-func pacerBurst(rate float64, size int) float64 {
-	return max(float64(pacingBurstPackets*size), rate*pacingGranularity.Seconds())
+func (p *pacer) burst(rate float64, size int) float64 {
+	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp))
+	return max(float64(pacingBurstPackets*size), rate*slack.Seconds())
 }
 
 // refill brings the bucket up to now at rate. A new or idle bucket starts full.
 func (p *pacer) refill(now time.Time, rate float64, size int) {
-	burst := pacerBurst(rate, size)
+	if !p.due.IsZero() && now.After(p.due) {
+		p.late = max(now.Sub(p.due), p.late-p.late/8)
+		p.due = time.Time{}
+	}
+	burst := p.burst(rate, size)
 	if p.last.IsZero() {
 		p.tokens, p.last = burst, now
 		return
@@ -65,7 +79,9 @@ func (p *pacer) delay(now time.Time, rate float64, size int) time.Duration {
 		// Less than a nanosecond short: not worth a timer.
 		return 0
 	}
-	return min(d, maxPacingDelay)
+	d = min(d, maxPacingDelay)
+	p.due = now.Add(d)
+	return d
 }
 
 // sent spends size bytes at now.
@@ -76,5 +92,5 @@ func (p *pacer) sent(now time.Time, rate float64, size, mss int) {
 	p.refill(now, rate, mss)
 	// A debt of more than one burst means the engine sends unpaced; do not
 	// let it build a wait longer than a burst takes to earn back.
-	p.tokens = max(p.tokens-float64(size), -pacerBurst(rate, mss))
+	p.tokens = max(p.tokens-float64(size), -p.burst(rate, mss))
 }

@@ -35,6 +35,7 @@ func TestSimTable(t *testing.T) {
 		new  func() Controller
 	}{
 		{"cubic", func() Controller { return NewCubic(CubicConfig{}) }},
+		{"bbr", func() Controller { return NewBBR(BBRConfig{}) }},
 	}
 	for _, p := range simPaths() {
 		for _, cc := range ccs {

@@ -189,6 +189,7 @@ type simFlow struct {
 	wakeAt             int64 // pending pacing wake-up, or -1
 	rtoGen, lossGen    int
 	rtoBackoff         int
+	reoWnd             time.Duration // RACK's reordering window; 0 until reordering is seen
 	sendHost, recvHost *simHost
 
 	// receiver
@@ -423,10 +424,20 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 	prior := f.inFlight
 	acked := 0
 	for _, a := range f.arrivals[f.ackedUpTo:upTo] {
+		// A packet declared lost and acknowledged after all counts as
+		// acknowledged, as the controllers' contract asks.
 		p := &f.pkts[a.pn]
-		if p.state == pktInFlight {
+		switch p.state {
+		case pktInFlight:
 			acked += simMSS
 			f.inFlight -= simMSS
+		case pktLost:
+			acked += simMSS
+			// A spurious loss: the path reorders by more than the window.
+			f.reoWnd = min(max(2*f.reoWnd, f.rtt.MinRTT()/4), f.rtt.SmoothedRTT())
+		}
+		if a.pn < f.largest && f.reoWnd == 0 {
+			f.reoWnd = f.rtt.MinRTT() / 4
 		}
 		p.state = pktAcked
 		f.largest = max(f.largest, a.pn)
@@ -449,15 +460,22 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 	s.trySend(f)
 }
 
-// detectLoss declares lost what three later packets have overtaken or what is
-// 9/8 of an RTT older than an acknowledged packet, and sets a timer for what
-// may yet be.
+// detectLoss is RACK (RFC 8985) as a good engine does it: until the path is
+// seen to reorder, a packet is lost once three later packets have been
+// acknowledged or it is 9/8 of an RTT older than an acknowledged one; after,
+// only by time, with a reordering window that widens on each spurious loss.
+// It sets a timer for what may yet be lost.
 func (s *simulator) detectLoss(f *simFlow) {
 	if f.largest < 0 {
 		return
 	}
 	rtt := max(f.rtt.SmoothedRTT(), f.rtt.LatestRTT())
 	thresh := int64(rtt * 9 / 8)
+	pktThresh := 3
+	if f.reoWnd > 0 {
+		thresh = int64(rtt + f.reoWnd)
+		pktThresh = math.MaxInt / 2
+	}
 	now := s.clock()
 	next := int64(-1)
 	for f.lowest < len(f.pkts) && f.pkts[f.lowest].state != pktInFlight {
@@ -468,7 +486,7 @@ func (s *simulator) detectLoss(f *simFlow) {
 		if p.state != pktInFlight {
 			continue
 		}
-		if pn <= f.largest-3 || s.now-p.sentAt >= thresh {
+		if pn <= f.largest-pktThresh || s.now-p.sentAt >= thresh {
 			prior := f.inFlight
 			p.state = pktLost
 			f.inFlight -= simMSS
