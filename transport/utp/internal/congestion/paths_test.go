@@ -70,8 +70,8 @@ var minUtilisation = map[string]map[string]float64{
 		"100mbit-100ms": 0.95, "100mbit-100ms+hog": 0.95,
 	},
 	"ledbat": {
-		"lan": 0.95,
-		"20mbit-40pkt": 0.95,
+		"lan":           0.95,
+		"20mbit-40pkt":  0.95,
 		"100mbit-100ms": 0.9,
 	},
 }
