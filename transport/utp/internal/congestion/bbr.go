@@ -169,6 +169,9 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 		// The path delivers again: back to the window the model had.
 		b.afterRTO = false
 		b.cwnd = max(b.cwnd, b.priorCwnd)
+		if b.mode != bbrProbeRTT {
+			b.priorCwnd = 0 // else ProbeRTT still needs it
+		}
 	}
 	sample := rtt.LatestRTT()
 	minRTTExpired := !b.minRTTStamp.IsZero() && now.Sub(b.minRTTStamp) > bbrMinRTTWindow

@@ -29,17 +29,17 @@ func simController(name string) func() Controller {
 // beside both peers.
 func simPaths() []simPath {
 	base := []simPath{
-		{name: "lan", rate: 1e9, rtt: 500 * time.Microsecond, queue: 1000, duration: 3 * time.Second},
+		{name: "lan", rate: 1e9, rtt: 500 * time.Microsecond, queue: 1000, duration: 1500 * time.Millisecond},
 		{name: "20mbit-40pkt", rate: 20e6, rtt: 20 * time.Millisecond, queue: 40},
 		{name: "80ms-1%loss", rate: 100e6, rtt: 80 * time.Millisecond, queue: 700, loss: 0.01},
-		{name: "160ms-1%loss-both", rate: 100e6, rtt: 160 * time.Millisecond, queue: 1400, loss: 0.01, ackLoss: 0.01, duration: 40 * time.Second},
+		{name: "160ms-1%loss-both", rate: 100e6, rtt: 160 * time.Millisecond, queue: 1400, loss: 0.01, ackLoss: 0.01, duration: 30 * time.Second},
 		{name: "1%loss-5%reorder", rate: 100e6, rtt: 40 * time.Millisecond, queue: 350, loss: 0.01, reorder: 0.05, reorderGap: 10 * time.Millisecond},
 		{name: "100mbit-100ms", rate: 100e6, rtt: 100 * time.Millisecond, queue: 900},
 	}
 	var all []simPath
 	for _, p := range base {
 		if p.duration == 0 {
-			p.duration = 20 * time.Second
+			p.duration = 15 * time.Second
 		}
 		all = append(all, p)
 		p.cpuHog = true
@@ -83,6 +83,7 @@ func TestSimPaths(t *testing.T) {
 	for _, cc := range simControllers {
 		for _, p := range simPaths() {
 			t.Run(cc.name+"/"+p.name, func(t *testing.T) {
+				t.Parallel()
 				r := runSim(p, simFlowSpec{newCC: cc.new})
 				t.Logf("util %5.1f%% goodput %7.2f Mbit/s queue mean %v p95 %v retransmitted %.2f%%",
 					100*r.utilisation, mbit(r.goodput[0]), r.meanQueue.Round(10*time.Microsecond),
@@ -119,6 +120,7 @@ func TestSimFairness(t *testing.T) {
 	for _, name := range []string{"bbr", "cubic"} {
 		for i, p := range paths {
 			t.Run(name+"/"+p.name, func(t *testing.T) {
+				t.Parallel()
 				p.seed = uint64(100 + i)
 				r := runSim(p, simFlowSpec{newCC: simController(name)}, simFlowSpec{newCC: simController(name), start: 5 * time.Second})
 				j := jain(r.goodput)
