@@ -85,8 +85,8 @@ func TestSimPaths(t *testing.T) {
 			t.Run(cc.name+"/"+p.name, func(t *testing.T) {
 				t.Parallel()
 				r := runSim(p, simFlowSpec{newCC: cc.new})
-				t.Logf("util %5.1f%% goodput %7.2f Mbit/s queue mean %v p95 %v retransmitted %.2f%%",
-					100*r.utilisation, mbit(r.goodput[0]), r.meanQueue.Round(10*time.Microsecond),
+				t.Logf("%-6s %-22s util %5.1f%% goodput %7.2f Mbit/s queue mean %v p95 %v retransmitted %.2f%%",
+					cc.name, p.name, 100*r.utilisation, mbit(r.goodput[0]), r.meanQueue.Round(10*time.Microsecond),
 					r.p95Queue.Round(10*time.Microsecond), 100*r.retransmits[0])
 				if want, ok := minUtilisation[cc.name][p.name]; ok && r.utilisation < want {
 					t.Errorf("utilisation %.1f%%, want at least %.0f%%", 100*r.utilisation, 100*want)
