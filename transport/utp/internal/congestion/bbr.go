@@ -64,9 +64,12 @@ func (c BBRConfig) withDefaults() BBRConfig {
 // path full where any loss-based controller collapses. Loss does bound it in
 // one way, after BBR v2: a round that loses more than 2% of what it sent while
 // even its smallest RTT sample shows a standing queue is a queue overflowing,
-// and caps the data in flight at 0.7 of that round's (never below the
-// estimated BDP), a cap that probing raises again. That keeps a shallow
-// drop-tail queue from overflowing every round, while losses with no queue
+// and caps the data in flight at 0.7 of that round's until a cycle of eight
+// rounds passes without such a round. The cap is never below 1.25 times the
+// estimated BDP, so that a flow holding a small share can still probe for
+// more: a cap at its own BDP would hold it at that share for good.
+// That keeps a shallow drop-tail queue from overflowing every round, while
+// losses with no queue
 // (random loss, reordering taken for loss) and delay with no loss (a busy
 // CPU) are not read as congestion.
 type bbr struct {
@@ -111,7 +114,7 @@ type bbr struct {
 	roundLost, roundDone float64
 	roundMinRTT          time.Duration
 	inflightHi           float64 // bytes; 0: no cap
-	probeUpRounds        int
+	capRounds            int     // rounds since the cap was last set
 
 	afterRTO bool
 	srtt     time.Duration
@@ -212,16 +215,16 @@ func (b *bbr) endRound() {
 	queued := b.minRTT > 0 && b.roundMinRTT > b.minRTT+max(b.minRTT/4, bbrQueueMinDelay)
 	if lossy && queued {
 		// Congestion: cap what is in flight below what this round had, but
-		// never below the estimated BDP, which fills the pipe with no queue,
-		// so that the model's estimates cannot spiral down.
-		b.inflightHi = max(bbrInflightHiBeta*b.roundDone, b.bdp()+float64(bbrQuantumPackets*b.mss), b.minCwnd())
-		b.probeUpRounds = 0
-	} else if b.inflightHi > 0 && b.mode == bbrProbeBW && b.pacingGain > 1 {
-		// Probing without heavy loss: raise the cap, faster each round.
-		b.inflightHi += float64(b.mss << min(b.probeUpRounds, 10))
-		b.probeUpRounds++
-		if b.inflightHi > bbrCwndGain*b.bdp()*2 {
-			b.inflightHi = 0 // far above the model: no cap
+		// never below what fills the pipe and lets ProbeBW probe, so that
+		// the model's estimates cannot spiral down.
+		b.inflightHi = max(bbrInflightHiBeta*b.roundDone, bbrProbeUpGain*b.bdp()+float64(bbrQuantumPackets*b.mss), b.minCwnd())
+		b.capRounds = 0
+	} else if b.inflightHi > 0 {
+		// A cycle's worth of rounds without congestion lifts the cap: a
+		// cap kept for long would hold a flow that lost its share to a
+		// newcomer at that share for good.
+		if b.capRounds++; b.capRounds >= bbrCycleLen {
+			b.inflightHi = 0
 		}
 	}
 	b.roundLost, b.roundDone, b.roundMinRTT = 0, 0, 0
