@@ -16,34 +16,42 @@
 // every path the engine must serve full. A loss-based controller reads every
 // loss as congestion: at 1% random loss on an 80 ms path CUBIC holds a window
 // of a few dozen packets, about 2% of a 100 Mbit/s link (kernel CUBIC fares
-// the same), while BBR, which loses nothing from its model to a random loss,
-// fills it. A delay-based controller (LEDBAT, or CUBIC's HyStart++ taken too
-// far) reads the delay a busy CPU adds, when the sender or receiver is
-// descheduled, as a queue. BBR reads neither: random loss and scheduling
-// delay move neither the maximum delivery rate nor the minimum RTT. On the
-// clean paths, where CUBIC does well too, BBR matches it with a far smaller
-// queue. BBR takes from v2 one use of loss: a round that loses more than 2%
-// while even its smallest RTT sample shows a standing queue caps the data in
-// flight, so that a shallow drop-tail queue does not overflow every round.
-// The simulator in this package's tests measures all three on those paths;
-// run go test -v -run TestSimPaths for the table.
+// the same). A delay-based controller reads the delay a busy CPU adds, when
+// the sender or receiver is descheduled, as a queue. BBR reads neither:
+// random loss and scheduling delay move neither the maximum delivery rate nor
+// the minimum RTT, so it fills the lossy paths, and on the clean ones, where
+// CUBIC does well too, it matches CUBIC with a far smaller queue. It takes
+// from BBR v2 one use of loss: a round that loses more than 2% while even its
+// smallest RTT sample shows a standing queue caps the data in flight, so that
+// a shallow drop-tail queue does not overflow every round. The price, which
+// kernel BBR v1 pays too: beside a CUBIC flow in a buffer of a BDP or less,
+// BBR takes most of the link. NewCubic is there for whoever prefers the
+// opposite trade.
+//
+// The simulator in this package's tests (a virtual clock, a drop-tail
+// bottleneck, random loss, reordering, and a busy CPU that deschedules both
+// hosts) measures all three on those paths; go test -v -run TestSimPaths
+// prints the table.
 //
 // # What the engine reports
 //
 // The engine calls OnPacketSent for every packet it sends (retransmissions
 // too) and OnAck for every ACK that acknowledges new data, after updating
-// RTTStats with the ACK's RTT sample, which must be the time from the
-// acknowledged packet's send to now (Karn's rule: no sample from a
-// retransmitted packet). ackedBytes counts every byte newly acknowledged,
-// including those of packets already declared lost: such a loss was spurious,
-// and the delivery rate must count what was delivered. priorInFlight and
-// bytesInFlight exclude packets declared lost. OnLoss is called for each
+// RTTStats with the ACK's RTT sample: the time from the newest acknowledged
+// packet's send to now, never from a retransmitted packet (Karn's rule). BBR
+// takes its delivery-rate samples from that, so the engine keeps no rate
+// state for it. ackedBytes counts every byte newly acknowledged, those of
+// packets already declared lost included: such a loss was spurious, and the
+// delivery rate must count what was delivered. priorInFlight and
+// bytesInFlight leave out packets declared lost. OnLoss is called for each
 // packet declared lost, OnRetransmissionTimeout when the timer fires. A
-// controller implementing AppLimitedObserver wants to hear when the sender
-// has nothing to send with window to spare. The engine sends while
+// controller that implements AppLimitedObserver wants to hear when the
+// sender has nothing to send with window to spare. The engine sends while the
 // bytes in flight are below CongestionWindow and PacingDelay is zero, and
 // otherwise sleeps for PacingDelay (the pacer lets out what a late wake-up
-// missed at once, up to a burst).
+// missed at once, up to a burst). OnAck's delay may be in any frame whose
+// offset changes rarely (the raw timestamp difference, or that less a base
+// the engine keeps): LEDBAT keeps a base of its own.
 package congestion
 
 import "time"
