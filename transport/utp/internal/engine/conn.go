@@ -52,6 +52,7 @@ type Conn struct {
 	isn         uint16
 	sent        int
 	queued      int // payload bytes in q
+	unsent      int // payload bytes in q[sent:]
 	inflight    int // datagram bytes sent and neither acknowledged nor lost
 	lostPending int // segments declared lost, awaiting retransmission
 	lostHint    int // no lost segment below this index
@@ -208,6 +209,7 @@ func (c *Conn) abort(err error, reset bool) {
 	if reset && c.state != stateTimeWait {
 		c.ep.sendReset(c.sendID, c.rcvNxt-1)
 	}
+	c.ep.cfg.Logger.Debug("utp: connection ends", "conn", c.recvID, "err", err, "reset_sent", reset)
 	if c.err == nil {
 		c.err = err
 	}
@@ -230,7 +232,7 @@ func (c *Conn) release() {
 		putBuf(c.q[i].buf)
 	}
 	c.q = nil
-	c.sent, c.queued, c.inflight, c.lostPending = 0, 0, 0, 0
+	c.sent, c.queued, c.unsent, c.inflight, c.lostPending = 0, 0, 0, 0, 0
 	for _, s := range c.ooo {
 		if s != nil {
 			putBuf(s.buf)
@@ -321,6 +323,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	for {
 		c.mu.Lock()
 		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return n, ErrClosed
 		case c.writeClosed:
 			c.mu.Unlock()
 			return n, ErrWriteClosed

@@ -49,7 +49,8 @@ type Endpoint struct {
 	done   chan struct{} // closed by Close or Fail
 
 	mu    sync.Mutex
-	conns map[uint16]*Conn // by the ID the peer sends to
+	conns  map[uint16]*Conn // by the ID the peer sends to
+	nextID uint16           // the receive ID the next Dial tries; even
 	err   error            // why the endpoint stopped
 
 	stats endpointCounters
@@ -87,6 +88,7 @@ func NewEndpoint(link Link, cfg Config) *Endpoint {
 		done:   make(chan struct{}),
 		conns:  make(map[uint16]*Conn),
 	}
+	ep.nextID = uint16(rand.N(1<<15)) * 2
 	ep.accept = make(chan *Conn, ep.cfg.AcceptBacklog)
 	go ep.timers.run()
 	return ep
@@ -143,17 +145,27 @@ func (ep *Endpoint) handleSyn(h *wire.Header, now time.Time) {
 		ep.mu.Unlock()
 		c.mu.Lock()
 		dup := c.accepted && c.sendID == h.ConnID && c.peerISN == h.SeqNr
-		if dup {
+		switch {
+		case dup:
 			c.sendSynAck(now)
+		case c.state == stateTimeWait:
+			// The peer reuses the ID of a finished connection: the new one
+			// takes its place.
+			c.finish()
 		}
+		replaced := c.state == stateDead
 		c.mu.Unlock()
-		if !dup {
+		if dup {
+			return
+		}
+		if !replaced {
 			ep.stats.refused.Add(1)
 			ep.sendReset(h.ConnID, h.SeqNr)
+			return
 		}
-		return
+	} else {
+		ep.mu.Unlock()
 	}
-	ep.mu.Unlock()
 
 	c := newConn(ep, recvID, h.ConnID)
 	c.mu.Lock()
@@ -191,10 +203,13 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 	// Dialled connections receive on even IDs and send on odd ones; accepted
 	// connections receive on odd (the peer's even ID plus one). So both sides
 	// may dial at once and IDs never collide.
+	// IDs are taken in turn, so one comes back only after all the others:
+	// the peer has long forgotten its last use.
 	var recvID uint16
 	found := false
-	for range 64 {
-		recvID = uint16(rand.N(1<<15)) * 2
+	for range 1 << 15 {
+		recvID = ep.nextID
+		ep.nextID += 2
 		if ep.conns[recvID] == nil {
 			found = true
 			break
@@ -218,7 +233,7 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 		err := c.err
 		c.mu.Unlock()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("utp: dial: %w", err)
 		}
 		return c, nil
 	case <-ctx.Done():

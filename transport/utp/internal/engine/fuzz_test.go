@@ -11,10 +11,12 @@ import (
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
 
-// recordLink keeps nothing and counts datagrams; it never fails.
+// recordLink decodes every datagram sent and, if keep is set, keeps the
+// headers (without selective ACKs); it never fails.
 type recordLink struct {
-	mu sync.Mutex
-	n  int
+	keep bool
+	mu   sync.Mutex
+	sent []wire.Header
 }
 
 func (l *recordLink) WriteDatagrams(bufs [][]byte) error {
@@ -23,11 +25,27 @@ func (l *recordLink) WriteDatagrams(bufs [][]byte) error {
 		if _, err := h.Decode(b); err != nil {
 			panic(fmt.Sprintf("engine sent an undecodable packet: %v", err))
 		}
+		if l.keep {
+			h.SACK = nil
+			l.mu.Lock()
+			l.sent = append(l.sent, h)
+			l.mu.Unlock()
+		}
 	}
-	l.mu.Lock()
-	l.n += len(bufs)
-	l.mu.Unlock()
 	return nil
+}
+
+// packets returns the headers sent so far of type t.
+func (l *recordLink) packets(t wire.Type) []wire.Header {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []wire.Header
+	for _, h := range l.sent {
+		if h.Type == t {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func (l *recordLink) DatagramSizes() (int, int) { return 1200, 1472 }
@@ -46,7 +64,7 @@ func payloadFor(seq uint16) []byte {
 func (c *Conn) checkInvariants() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	inflight, lost, queued := 0, 0, 0
+	inflight, lost, queued, unsent := 0, 0, 0, 0
 	for i := range c.q {
 		s := &c.q[i]
 		if i >= c.sent && (s.inFlight || s.lost) {
@@ -62,6 +80,9 @@ func (c *Conn) checkInvariants() error {
 			return fmt.Errorf("segment %d has seq %d, want %d", i, s.seq, c.sndUna+uint16(i))
 		}
 		queued += len(s.payload())
+		if i >= c.sent {
+			unsent += len(s.payload())
+		}
 	}
 	switch {
 	case c.state == stateDead:
@@ -70,6 +91,8 @@ func (c *Conn) checkInvariants() error {
 		return fmt.Errorf("inflight %d, segments say %d", c.inflight, inflight)
 	case lost != c.lostPending:
 		return fmt.Errorf("lostPending %d, segments say %d", c.lostPending, lost)
+	case unsent != c.unsent:
+		return fmt.Errorf("unsent %d, segments say %d", c.unsent, unsent)
 	case queued != c.queued:
 		return fmt.Errorf("queued %d, segments say %d", c.queued, queued)
 	case c.rqBytes+c.oooBytes > c.ep.cfg.ReceiveWindow:

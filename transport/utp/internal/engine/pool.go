@@ -5,7 +5,7 @@ import "sync"
 // Buffers come from a few size classes so that a change of datagram size (MTU
 // discovery) never mixes sizes within a pool. Each buffer travels as a
 // *[]byte so putting it back does not allocate.
-var bufClasses = [...]int{2048, 4096, 9216, 16384, 65536}
+var bufClasses = [...]int{256, 2048, 4096, 9216, 16384, 65536}
 
 var bufPools [len(bufClasses)]sync.Pool
 

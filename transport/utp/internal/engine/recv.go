@@ -85,8 +85,11 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 			c.lostPending--
 		}
 		acked += s.size
-		if s.xmits == 1 && (sampleAt.IsZero() || s.sentAt.After(sampleAt)) {
-			sample, sampleAt = now.Sub(s.sentAt), s.sentAt // Karn: never from a retransmitted packet
+		// Karn: never sample a retransmitted packet. Nor one sent before a
+		// packet already delivered: its acknowledgement was held back (say,
+		// beyond the reach of the selective ACK), not its journey.
+		if s.xmits == 1 && s.sentAt.After(c.rack.xmit) && (sampleAt.IsZero() || s.sentAt.After(sampleAt)) {
+			sample, sampleAt = now.Sub(s.sentAt), s.sentAt
 		}
 		if s.xmits > 1 && c.rtt.HasSample() && now.Sub(s.sentAt) < c.rtt.MinRTT()/2 {
 			// Acknowledged sooner than a round trip after the resend: the
@@ -148,6 +151,11 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 			}
 		}
 	}
+	if acked > 0 {
+		if ts := c.timestampRTT(h, now); ts > 0 {
+			sample = ts
+		}
+	}
 	if sample > 0 {
 		c.rtt.UpdateRTT(sample, now)
 	}
@@ -155,6 +163,29 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.cc.OnAck(now, acked, prior, &c.rtt, c.queuingDelay(h.TimestampDiff, now))
 	}
 	c.detectLoss(now)
+}
+
+// maxTimestampRTT bounds a round trip read from timestamps; more means a
+// peer's clock or timestamps are not to be trusted.
+const maxTimestampRTT = time.Minute
+
+// timestampRTT is the round trip the timestamps of h give, or 0. The peer's
+// timestamp difference is its receive time of our last packet less that
+// packet's timestamp; adding our receive time of h less h's timestamp cancels
+// the clocks' offset and leaves the round trip less the time the peer held
+// the packet before answering. Unlike a send-to-ACK time it is never
+// ambiguous after a retransmission, and a late or selective ACK cannot
+// stretch it.
+func (c *Conn) timestampRTT(h *wire.Header, now time.Time) time.Duration {
+	if h.TimestampDiff == 0 || h.Timestamp == 0 {
+		return 0
+	}
+	us := int32(c.ep.micros(now) - h.Timestamp + h.TimestampDiff)
+	d := time.Duration(us) * time.Microsecond
+	if d <= 0 || d > maxTimestampRTT {
+		return 0
+	}
+	return d
 }
 
 // queuingDelay is the one-way delay of BEP 29: the peer's timestamp
@@ -327,11 +358,18 @@ func (c *Conn) deliverInOrder(p []byte, fin bool) {
 func (c *Conn) deliverInOrderBuf(b *[]byte, fin bool) {
 	c.rcvNxt++
 	if b != nil {
-		if c.readClosed {
+		switch last := len(c.rq) - 1; {
+		case c.readClosed:
 			putBuf(b)
-		} else {
+		case last >= 0 && cap(*c.rq[last])-len(*c.rq[last]) >= len(*b):
+			// Small packets share a buffer, so memory follows the bytes
+			// buffered, not the packet count.
+			*c.rq[last] = append(*c.rq[last], *b...)
+			c.rqBytes += len(*b)
+			putBuf(b)
+		default:
 			c.rq = append(c.rq, b)
-			c.rqBytes += bufLen(b)
+			c.rqBytes += len(*b)
 		}
 	}
 	if fin {

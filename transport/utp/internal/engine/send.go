@@ -22,12 +22,8 @@ func (c *Conn) sendRoom() int {
 	if c.state != stateOpen || len(c.q) >= maxQueue {
 		return 0
 	}
-	unsent := 0
-	for i := c.sent; i < len(c.q); i++ {
-		unsent += len(c.q[i].payload())
-	}
 	limit := max(c.cc.CongestionWindow(), c.ep.cfg.MinSendBuffer)
-	return min(limit-unsent, c.ep.cfg.MaxWindow-c.queued)
+	return min(limit-c.unsent, c.ep.cfg.MaxWindow-c.queued)
 }
 
 // enqueue packetizes p, filling the last unsent packet first, and returns how
@@ -44,6 +40,7 @@ func (c *Conn) enqueue(p []byte) int {
 				*s.buf = b[:len(b)+k]
 				n += k
 				c.queued += k
+				c.unsent += k
 				continue
 			}
 		}
@@ -53,6 +50,7 @@ func (c *Conn) enqueue(p []byte) int {
 		c.q = append(c.q, segment{typ: wire.Data, seq: c.sndNxt, buf: buf})
 		c.sndNxt++
 		c.queued += k
+		c.unsent += k
 		n += k
 	}
 	return n
@@ -166,6 +164,7 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 	c.inflight += size
 	if i == c.sent {
 		c.sent++
+		c.unsent -= len(s.payload())
 	}
 	if c.rtoBase.IsZero() {
 		c.rtoBase = now
@@ -335,6 +334,8 @@ func (c *Conn) onTimer(now time.Time) {
 func (c *Conn) onRTO(now time.Time) {
 	c.ep.stats.rtos.Add(1)
 	c.backoff++
+	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
+		"rto", c.rto(), "inflight", c.inflight)
 	c.cc.OnRetransmissionTimeout(now)
 	probeLost := false
 	for i := 0; i < c.sent; i++ {
