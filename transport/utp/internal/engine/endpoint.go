@@ -48,10 +48,10 @@ type Endpoint struct {
 	accept chan *Conn
 	done   chan struct{} // closed by Close or Fail
 
-	mu    sync.Mutex
+	mu     sync.Mutex
 	conns  map[uint16]*Conn // by the ID the peer sends to
 	nextID uint16           // the receive ID the next Dial tries; even
-	err   error            // why the endpoint stopped
+	err    error            // why the endpoint stopped
 
 	stats endpointCounters
 }
