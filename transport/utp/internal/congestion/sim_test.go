@@ -19,21 +19,20 @@ const simMSS = 1400
 
 // simPath describes a network path. Rates are in bits per second.
 type simPath struct {
-	name        string
-	rate        float64       // bottleneck rate, bit/s
-	rtt         time.Duration // propagation round trip (half each way)
-	queue       int           // bottleneck queue limit, packets
-	loss        float64       // random loss on the data direction
-	ackLoss     float64       // random loss on the ACK direction
-	reorder     float64       // share of data packets that overtake others
-	reorderGap  time.Duration // how far such a packet jumps ahead
-	jitter      time.Duration // uniform extra delay on each data packet
-	cpuHog      bool          // both hosts share their CPU with a busy process
-	clockDrift  float64       // receiver clock runs fast by this ratio (LEDBAT)
-	duration    time.Duration // simulated time
-	warmup      time.Duration // time excluded from the goodput figure
-	seed        uint64
-	recordQueue bool
+	name       string
+	rate       float64       // bottleneck rate, bit/s
+	rtt        time.Duration // propagation round trip (half each way)
+	queue      int           // bottleneck queue limit, packets
+	loss       float64       // random loss on the data direction
+	ackLoss    float64       // random loss on the ACK direction
+	reorder    float64       // share of data packets that overtake others
+	reorderGap time.Duration // how far such a packet jumps ahead
+	jitter     time.Duration // uniform extra delay on each data packet
+	cpuHog     bool          // both hosts share their CPU with a busy process
+	clockDrift float64       // receiver clock runs fast by this ratio (LEDBAT)
+	duration   time.Duration // simulated time
+	warmup     time.Duration // time excluded from the goodput figure
+	seed       uint64
 }
 
 // simFlowSpec is one flow over the path.
