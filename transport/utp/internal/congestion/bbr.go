@@ -1,8 +1,6 @@
 package congestion
 
-import (
-	"time"
-)
+import "time"
 
 // BBR's constants (BBR v1, as Linux and the IETF draft have them).
 const (
@@ -89,9 +87,10 @@ type bbr struct {
 	minRTTStamp time.Time
 
 	// Startup's exit: the rate stopped growing by a quarter a round.
-	fullBw       float64
-	fullBwRounds int
-	filledPipe   bool
+	appLimitedSample bool // the latest rate sample was app-limited
+	fullBw           float64
+	fullBwRounds     int
+	filledPipe       bool
 
 	// ProbeBW's gain cycle.
 	cycleIndex int
@@ -188,6 +187,9 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	roundStart := b.rounds.onDone(ackedBytes, b.inFlight)
 	b.roundDone += float64(ackedBytes)
 	rs := b.rs.onAck(now, ackedBytes, sample, b.minRTT)
+	if rs.rate > 0 {
+		b.appLimitedSample = rs.appLimited
+	}
 	if rs.rate > 0 && (!rs.appLimited || rs.rate >= b.bw()) {
 		b.maxBw.update(b.rounds.count, bbrBwWindowRounds, rs.rate)
 	}
@@ -197,13 +199,15 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	b.updateAckAggregation(now, ackedBytes, roundStart)
 	b.updateCycle(now, priorInFlight)
 	b.checkDrain(now)
-	b.checkProbeRTT(now, minRTTExpired, roundStart)
+	b.checkProbeRTT(now, minRTTExpired)
 	b.setCwnd(ackedBytes)
 }
 
 // endRound runs once a round: startup's exit test and the loss cap.
 func (b *bbr) endRound() {
-	if !b.filledPipe {
+	// A rate that stopped growing because the application sent too little
+	// says nothing of the pipe.
+	if !b.filledPipe && !b.appLimitedSample {
 		if b.bw() >= b.fullBw*bbrFullBwThresh {
 			b.fullBw, b.fullBwRounds = b.bw(), 0
 		} else if b.fullBwRounds++; b.fullBwRounds >= bbrFullBwRounds {
@@ -314,7 +318,7 @@ func (b *bbr) enterProbeBW(now time.Time) {
 // checkProbeRTT drains the queue for 200 ms and a round when the minimum RTT
 // has not been seen for ten seconds, so that flows sharing a bottleneck all
 // see its empty delay and do not inflate each other's BDP for ever.
-func (b *bbr) checkProbeRTT(now time.Time, expired, roundStart bool) {
+func (b *bbr) checkProbeRTT(now time.Time, expired bool) {
 	if b.mode != bbrProbeRTT && expired && !b.afterRTO {
 		b.mode, b.pacingGain, b.cwndGain = bbrProbeRTT, 1, 1
 		b.priorCwnd = max(b.priorCwnd, b.cwnd)

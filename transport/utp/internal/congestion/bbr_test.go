@@ -51,3 +51,25 @@ func TestBBRAppLimitedObserver(t *testing.T) {
 		t.Fatal("OnAppLimited did not mark the sampler")
 	}
 }
+
+// An application that sends a trickle does not end startup: its rate stops
+// growing because it has nothing more to send, not because the pipe is full.
+func TestBBRStartupIgnoresAppLimitedRounds(t *testing.T) {
+	c := NewBBR(BBRConfig{}).(*bbr)
+	var rtt RTTStats
+	now := t0
+	for round := 0; round < 10; round++ {
+		// Two packets a round, then nothing to send.
+		for i := 0; i < 2; i++ {
+			c.OnPacketSent(now, i*1200, 1200)
+		}
+		c.OnAppLimited(2400)
+		now = now.Add(50 * time.Millisecond)
+		rtt.UpdateRTT(50*time.Millisecond, now)
+		c.OnAck(now, 1200, 2400, &rtt, -1)
+		c.OnAck(now, 1200, 1200, &rtt, -1)
+	}
+	if !c.InSlowStart() {
+		t.Fatal("ten app-limited rounds ended startup")
+	}
+}

@@ -87,9 +87,6 @@ func (r *rateSampler) onAppLimited(bytesInFlight int) {
 type rateSample struct {
 	rate       float64 // bytes per second; 0: no sample
 	appLimited bool
-	// priorDelivered is the delivered count when the acknowledged packet
-	// left, which round counting may use.
-	priorDelivered int64
 }
 
 // onAck accounts acked bytes at now, for a packet that the ACK's RTT sample
@@ -126,9 +123,8 @@ func (r *rateSampler) onAck(now time.Time, acked int, rtt, minRTT time.Duration)
 		return rateSample{}
 	}
 	return rateSample{
-		rate:           float64(r.delivered-rec.delivered) / (float64(interval) / 1e9),
-		appLimited:     rec.appLimited,
-		priorDelivered: rec.delivered,
+		rate:       float64(r.delivered-rec.delivered) / (float64(interval) / 1e9),
+		appLimited: rec.appLimited,
 	}
 }
 
