@@ -18,9 +18,7 @@ const (
 	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
 )
 
-// Pacing gains: the pacer runs ahead of the window's rate so that the
-// window, not the pacer, is what limits a flow, and further ahead in slow
-// start so that the window can double each round.
+// Pacing gains of the window-based controllers (windowPacingRate).
 const (
 	pacingGainSlowStart = 2.0
 	pacingGainAvoidance = 1.25
@@ -70,10 +68,7 @@ type cubic struct {
 	k          float64 // seconds until the cubic function reaches wMax
 	wEst       float64 // the Reno-friendly estimate, bytes
 
-	// recoveryStart is when the window was last cut: packets sent before it
-	// were sent at a rate already known to be too high, so their losses do
-	// not cut again, and ACKs for them do not grow the window.
-	recoveryStart time.Time
+	recovery recovery
 	// afterRTO is set from a retransmission timeout to the next ACK, so that
 	// backed-off timeouts in a row reduce ssthresh only once.
 	afterRTO bool
@@ -118,7 +113,7 @@ func (c *cubic) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStat
 	if ackedBytes <= 0 {
 		return
 	}
-	if c.inRecovery(now, rtt) || !c.cwndLimited(priorInFlight) {
+	if c.recovery.acksOld(now, rtt) || !c.cwndLimited(priorInFlight) {
 		return
 	}
 	if c.InSlowStart() {
@@ -133,15 +128,6 @@ func (c *cubic) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStat
 		return
 	}
 	c.avoid(now, ackedBytes)
-}
-
-// inRecovery reports whether this ACK is for a packet sent before the last
-// reduction; it guesses the packet's send time from this ACK's RTT sample.
-func (c *cubic) inRecovery(now time.Time, rtt *RTTStats) bool {
-	if c.recoveryStart.IsZero() {
-		return false
-	}
-	return !now.Add(-rtt.LatestRTT()).After(c.recoveryStart)
 }
 
 // cwndLimited reports whether the flow used its window, the condition for
@@ -196,7 +182,7 @@ func (c *cubic) wCubic(t float64) float64 {
 
 func (c *cubic) OnLoss(now, sentTime time.Time, lostBytes, priorInFlight int) {
 	c.rounds.onDone(lostBytes, max(priorInFlight-lostBytes, 0))
-	if !c.recoveryStart.IsZero() && !sentTime.After(c.recoveryStart) {
+	if !c.recovery.newEvent(sentTime) {
 		return
 	}
 	c.reduce(now)
@@ -214,7 +200,7 @@ func (c *cubic) reduce(now time.Time) {
 	}
 	c.ssthresh = max(c.cwnd*cubicBeta, c.minWindow())
 	c.epochStart = time.Time{}
-	c.recoveryStart = now
+	c.recovery.cut(now)
 	c.hystart.reset()
 }
 
@@ -226,7 +212,7 @@ func (c *cubic) OnRetransmissionTimeout(now time.Time) {
 		c.reduce(now)
 		c.afterRTO = true
 	}
-	c.recoveryStart = now
+	c.recovery.cut(now)
 	c.cwnd = c.minWindow()
 }
 
@@ -236,18 +222,7 @@ func (c *cubic) PacingDelay(now time.Time, size int) time.Duration {
 	return c.pacer.delay(now, c.pacingRate(), size)
 }
 
-// pacingRate is the pacer's rate in bytes per second, or 0 (unpaced) before
-// the first RTT sample.
-func (c *cubic) pacingRate() float64 {
-	if c.srtt <= 0 {
-		return 0
-	}
-	gain := pacingGainAvoidance
-	if c.InSlowStart() {
-		gain = pacingGainSlowStart
-	}
-	return gain * c.cwnd / c.srtt.Seconds()
-}
+func (c *cubic) pacingRate() float64 { return windowPacingRate(c.cwnd, c.srtt, c.InSlowStart()) }
 
 // SetMaxDatagramSize keeps the window in bytes, which is what the path's
 // rate is made of; only the packet-counted bounds follow the new size.

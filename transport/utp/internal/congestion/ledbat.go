@@ -145,9 +145,9 @@ type ledbat struct {
 	cur     int // samples in current, up to ledbatCurrentFilter
 	next    int // where the next sample goes
 
-	recoveryStart time.Time
-	srtt          time.Duration
-	pacer         pacer
+	recovery recovery
+	srtt     time.Duration
+	pacer    pacer
 }
 
 // NewLEDBAT returns a LEDBAT controller (RFC 6817, with BEP 29's 100 ms
@@ -176,7 +176,7 @@ func (l *ledbat) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTSta
 		return
 	}
 	queuing, ok := l.queuingDelay(now, rtt, delay)
-	if !ok || (!l.recoveryStart.IsZero() && !now.Add(-rtt.LatestRTT()).After(l.recoveryStart)) {
+	if !ok || l.recovery.acksOld(now, rtt) {
 		return
 	}
 	target := l.cfg.Target
@@ -233,10 +233,10 @@ func (l *ledbat) queuingDelay(now time.Time, rtt *RTTStats, delay time.Duration)
 
 // OnLoss halves the window, once per round trip.
 func (l *ledbat) OnLoss(now, sentTime time.Time, _, _ int) {
-	if !l.recoveryStart.IsZero() && !sentTime.After(l.recoveryStart) {
+	if !l.recovery.newEvent(sentTime) {
 		return
 	}
-	l.recoveryStart = now
+	l.recovery.cut(now)
 	l.slowStart = false
 	l.cwnd = max(l.cwnd/2, l.minWindow())
 }
@@ -244,7 +244,7 @@ func (l *ledbat) OnLoss(now, sentTime time.Time, _, _ int) {
 // OnRetransmissionTimeout drops the window to the minimum (RFC 6817 section
 // 2.4.2).
 func (l *ledbat) OnRetransmissionTimeout(now time.Time) {
-	l.recoveryStart = now
+	l.recovery.cut(now)
 	l.slowStart = false
 	l.cwnd = l.minWindow()
 }
@@ -255,16 +255,7 @@ func (l *ledbat) PacingDelay(now time.Time, size int) time.Duration {
 	return l.pacer.delay(now, l.pacingRate(), size)
 }
 
-func (l *ledbat) pacingRate() float64 {
-	if l.srtt <= 0 {
-		return 0
-	}
-	gain := pacingGainAvoidance
-	if l.slowStart {
-		gain = pacingGainSlowStart
-	}
-	return gain * l.cwnd / l.srtt.Seconds()
-}
+func (l *ledbat) pacingRate() float64 { return windowPacingRate(l.cwnd, l.srtt, l.slowStart) }
 
 func (l *ledbat) SetMaxDatagramSize(size int) {
 	if size <= 0 {

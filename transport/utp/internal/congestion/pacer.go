@@ -94,3 +94,38 @@ func (p *pacer) sent(now time.Time, rate float64, size, mss int) {
 	// let it build a wait longer than a burst takes to earn back.
 	p.tokens = max(p.tokens-float64(size), -p.burst(rate, mss))
 }
+
+// windowPacingRate is the pacing rate of a window-based controller, in bytes
+// per second: the window per smoothed RTT times the gain, or 0 (unpaced)
+// before the first RTT sample. The pacer runs ahead of the window so that the
+// window, not the pacer, limits the flow, and further ahead in slow start so
+// that the window can double each round.
+func windowPacingRate(cwnd float64, srtt time.Duration, slowStart bool) float64 {
+	if srtt <= 0 {
+		return 0
+	}
+	gain := pacingGainAvoidance
+	if slowStart {
+		gain = pacingGainSlowStart
+	}
+	return gain * cwnd / srtt.Seconds()
+}
+
+// recovery remembers when a window-based controller last cut its window.
+// Packets sent before the cut were sent at a rate already known to be too
+// high: their losses do not cut again, and ACKs for them do not grow the
+// window.
+type recovery struct{ start time.Time }
+
+// cut records a cut at now.
+func (r *recovery) cut(now time.Time) { r.start = now }
+
+// newEvent reports whether losing a packet sent at sent is a new congestion
+// event.
+func (r *recovery) newEvent(sent time.Time) bool { return r.start.IsZero() || sent.After(r.start) }
+
+// acksOld reports whether an ACK at now acknowledges a packet sent before the
+// cut, guessing the packet's send time from the ACK's RTT sample.
+func (r *recovery) acksOld(now time.Time, rtt *RTTStats) bool {
+	return !r.start.IsZero() && !now.Add(-rtt.LatestRTT()).After(r.start)
+}
