@@ -116,6 +116,7 @@ type bbr struct {
 	capRounds            int     // rounds since the cap was last set
 
 	afterRTO bool
+	sentAny  bool // a packet has left: the initial window no longer follows the size
 	srtt     time.Duration
 	pacer    pacer
 	inFlight int // after the latest ACK, send or loss
@@ -151,6 +152,7 @@ func (b *bbr) bdp() float64 {
 }
 
 func (b *bbr) OnPacketSent(now time.Time, bytesInFlight, size int) {
+	b.sentAny = true
 	if bytesInFlight == 0 && b.mode == bbrProbeBW && b.pacingGain > 1 {
 		// Restarting from idle: a burst at the probing gain would only build
 		// a queue.
@@ -424,13 +426,13 @@ func (b *bbr) pacingRate() float64 {
 	return 0
 }
 
-// SetMaxDatagramSize keeps the model, which is in bytes, and the window.
+// SetMaxDatagramSize keeps the model, which is in bytes.
 func (b *bbr) SetMaxDatagramSize(size int) {
 	if size <= 0 {
 		return
 	}
 	b.mss = size
-	b.cwnd = min(max(b.cwnd, b.minCwnd()), float64(b.cfg.MaxWindow))
+	b.cwnd = resizedWindow(b.cwnd, b.sentAny, b.cfg.InitialWindowPackets, bbrMinCwndPackets, size, b.cfg.MaxWindow)
 }
 
 func (b *bbr) InSlowStart() bool { return b.mode == bbrStartup }

@@ -73,6 +73,7 @@ type cubic struct {
 	// backed-off timeouts in a row reduce ssthresh only once.
 	afterRTO bool
 
+	sentAny bool // a packet has left: the initial window no longer follows the size
 	srtt    time.Duration
 	lastAck time.Time
 	rounds  roundCounter
@@ -95,6 +96,7 @@ func NewCubic(cfg CubicConfig) Controller {
 func (c *cubic) minWindow() float64 { return float64(c.cfg.MinWindowPackets * c.mss) }
 
 func (c *cubic) OnPacketSent(now time.Time, bytesInFlight, size int) {
+	c.sentAny = true
 	if bytesInFlight == 0 && !c.epochStart.IsZero() && !c.lastAck.IsZero() {
 		// Restarting after idle: the cubic function must not count the idle
 		// time as growth it has earned (RFC 9438 section 5.8).
@@ -224,14 +226,12 @@ func (c *cubic) PacingDelay(now time.Time, size int) time.Duration {
 
 func (c *cubic) pacingRate() float64 { return windowPacingRate(c.cwnd, c.srtt, c.InSlowStart()) }
 
-// SetMaxDatagramSize keeps the window in bytes, which is what the path's
-// rate is made of; only the packet-counted bounds follow the new size.
 func (c *cubic) SetMaxDatagramSize(size int) {
 	if size <= 0 {
 		return
 	}
 	c.mss = size
-	c.cwnd = min(max(c.cwnd, c.minWindow()), float64(c.cfg.MaxWindow))
+	c.cwnd = resizedWindow(c.cwnd, c.sentAny, c.cfg.InitialWindowPackets, c.cfg.MinWindowPackets, size, c.cfg.MaxWindow)
 }
 
 func (c *cubic) InSlowStart() bool { return c.cwnd < c.ssthresh }

@@ -16,9 +16,19 @@ func ackRTT(d time.Duration) *RTTStats {
 
 func TestCubicInitialWindowAndSlowStart(t *testing.T) {
 	c := NewCubic(CubicConfig{})
-	c.SetMaxDatagramSize(1000)
 	if got := c.CongestionWindow(); got != 10*DefaultMaxDatagramSize {
 		t.Fatalf("initial window %d, want %d", got, 10*DefaultMaxDatagramSize)
+	}
+	// Before the first packet the initial window follows the packet size;
+	// after, the window keeps its bytes.
+	c.SetMaxDatagramSize(1000)
+	if got := c.CongestionWindow(); got != 10*1000 {
+		t.Fatalf("initial window %d after resizing to 1000-byte packets, want 10000", got)
+	}
+	c.OnPacketSent(t0, 0, 1000)
+	c.SetMaxDatagramSize(1400)
+	if got := c.CongestionWindow(); got != 10*1000 {
+		t.Fatalf("window %d after a resize once sending, want it kept at 10000", got)
 	}
 	if !c.InSlowStart() {
 		t.Fatal("a new controller is not in slow start")

@@ -146,6 +146,7 @@ type ledbat struct {
 	next    int // where the next sample goes
 
 	recovery recovery
+	sentAny  bool // a packet has left: the initial window no longer follows the size
 	srtt     time.Duration
 	pacer    pacer
 }
@@ -167,6 +168,7 @@ func NewLEDBAT(cfg LEDBATConfig) Controller {
 func (l *ledbat) minWindow() float64 { return float64(l.cfg.MinWindowPackets * l.mss) }
 
 func (l *ledbat) OnPacketSent(now time.Time, _, size int) {
+	l.sentAny = true
 	l.pacer.sent(now, l.pacingRate(), size, l.mss)
 }
 
@@ -262,7 +264,7 @@ func (l *ledbat) SetMaxDatagramSize(size int) {
 		return
 	}
 	l.mss = size
-	l.cwnd = min(max(l.cwnd, l.minWindow()), float64(l.cfg.MaxWindow))
+	l.cwnd = resizedWindow(l.cwnd, l.sentAny, l.cfg.InitialWindowPackets, l.cfg.MinWindowPackets, size, l.cfg.MaxWindow)
 }
 
 func (l *ledbat) InSlowStart() bool { return l.slowStart }

@@ -95,6 +95,17 @@ func (p *pacer) sent(now time.Time, rate float64, size, mss int) {
 	p.tokens = max(p.tokens-float64(size), -p.burst(rate, mss))
 }
 
+// resizedWindow is a window after the packet size changes to mss. While
+// nothing has been sent the window is still the initial one, counted in
+// packets, so it follows the size; after, it keeps its bytes, which are what
+// the path's rate is made of. Either way it stays within the bounds.
+func resizedWindow(cwnd float64, sentAny bool, initPackets, minPackets, mss, maxWindow int) float64 {
+	if !sentAny {
+		cwnd = float64(initPackets * mss)
+	}
+	return min(max(cwnd, float64(minPackets*mss)), float64(maxWindow))
+}
+
 // windowPacingRate is the pacing rate of a window-based controller, in bytes
 // per second: the window per smoothed RTT times the gain, or 0 (unpaced)
 // before the first RTT sample. The pacer runs ahead of the window so that the
