@@ -5,6 +5,9 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
 )
 
 // tcpPair is a connected kernel TCP pair on loopback, the baseline.
@@ -103,7 +106,7 @@ func BenchmarkPingPong(b *testing.B) {
 // each side after a short exchange.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const n = 200
-	p := newPair(b, pairOpts{})
+	p := newPair(b, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
 	for range b.N {
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -125,6 +128,9 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
+		for p.a.Stats().Conns+p.b.Stats().Conns > 0 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
 
@@ -140,5 +146,41 @@ func waitIdle(b *testing.B, conns []*Conn) {
 			}
 			runtime.Gosched()
 		}
+	}
+}
+
+// BenchmarkImpaired moves 4 MiB per operation across emulated paths; the
+// figure is goodput.
+func BenchmarkImpaired(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		im   netem.Impairment
+	}{
+		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}},
+		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}},
+		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
+		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: tc.im, Seed: 2}})
+			w, r := p.connect(b)
+			chunk := randomBytes(4<<20, 1)
+			b.SetBytes(int64(len(chunk)))
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
+				done <- err
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(p.a.Stats().Retransmits)/float64(b.N), "retx/op")
+		})
 	}
 }

@@ -25,8 +25,9 @@ type Config struct {
 	// InitialRTO is the retransmission timeout before any RTT sample (the SYN's
 	// first retry). Default 1 s.
 	InitialRTO time.Duration
-	// MinRTO and MaxRTO clamp the retransmission timeout, backoff included.
-	// Defaults 200 ms and 60 s.
+	// MinRTO is the least variation term of the retransmission timeout
+	// (SRTT + max(4*RTTVAR, MinRTO)); MaxRTO caps the timeout, backoff
+	// included. Defaults 200 ms and 60 s.
 	MinRTO, MaxRTO time.Duration
 	// AckDelay is how long an acknowledgement of a lone in-order packet may
 	// wait for a second one or for data to ride on. Default 2 ms.

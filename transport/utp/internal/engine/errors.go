@@ -27,8 +27,8 @@ var (
 // Addr is the default address of a connection: the engine knows no network
 // addresses, only the connection's receive ID.
 type Addr struct {
-	ConnID uint16
-	Local  bool
+	ConnID uint16 // the ID this side of the connection receives (Local) or sends (remote) on
+	Local  bool   // whether this is the connection's own end
 }
 
 // Network returns "utp".

@@ -34,8 +34,15 @@ func readLoop(pc net.PacketConn, ep *Endpoint, wg *sync.WaitGroup) {
 	go func() {
 		defer wg.Done()
 		buf := make([]byte, 65536)
+		udp, _ := pc.(*net.UDPConn) // reads without allocating an address
 		for {
-			n, _, err := pc.ReadFrom(buf)
+			var n int
+			var err error
+			if udp != nil {
+				n, _, err = udp.ReadFromUDPAddrPort(buf)
+			} else {
+				n, _, err = pc.ReadFrom(buf)
+			}
 			if err != nil {
 				return
 			}

@@ -225,11 +225,14 @@ func (c *Conn) writeBatch() {
 	}
 }
 
-// rto is the retransmission timeout with backoff.
+// rto is the retransmission timeout with backoff. The floor applies to the
+// variation term, as in Linux, not to the whole: SRTT + max(4*RTTVAR, MinRTO).
+// A floor on the whole would fire on a steady long path (SRTT 160 ms, RTO 200
+// ms) before loss detection by ACKs has had its round trip.
 func (c *Conn) rto() time.Duration {
 	base := c.ep.cfg.InitialRTO
 	if c.rtt.HasSample() {
-		base = c.rtt.RTO()
+		base = c.rtt.SmoothedRTT() + max(4*c.rtt.RTTVar(), c.ep.cfg.MinRTO)
 	}
 	d := base << min(c.backoff, 16)
 	return min(d, c.ep.cfg.MaxRTO)
