@@ -216,11 +216,13 @@ func (c *Conn) abort(err error, reset bool) {
 	c.finish()
 }
 
-// finish takes the connection out of the table and frees its buffers.
+// finish takes the connection out of the table and frees its buffers, except
+// what already arrived in order: Read still returns it before the error, so a
+// reset does not destroy a response that was complete.
 func (c *Conn) finish() {
 	c.state = stateDead
 	c.ep.remove(c)
-	c.release()
+	c.releaseSend()
 	c.setEstablished()
 	c.wakeReader()
 	c.wakeWriter()
@@ -228,6 +230,12 @@ func (c *Conn) finish() {
 
 // release returns every buffer to the pools.
 func (c *Conn) release() {
+	c.releaseSend()
+	c.dropReadQueue()
+}
+
+// releaseSend frees the send queue and the out-of-order packets.
+func (c *Conn) releaseSend() {
 	for i := range c.q {
 		putBuf(c.q[i].buf)
 	}
@@ -239,7 +247,6 @@ func (c *Conn) release() {
 		}
 	}
 	c.ooo, c.oooBytes = nil, 0
-	c.dropReadQueue()
 }
 
 func (c *Conn) dropReadQueue() {

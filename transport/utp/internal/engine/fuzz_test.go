@@ -17,6 +17,7 @@ type recordLink struct {
 	keep bool
 	mu   sync.Mutex
 	sent []wire.Header
+	at   []time.Time // when each kept header was sent
 }
 
 func (l *recordLink) WriteDatagrams(bufs [][]byte) error {
@@ -29,6 +30,7 @@ func (l *recordLink) WriteDatagrams(bufs [][]byte) error {
 			h.SACK = nil
 			l.mu.Lock()
 			l.sent = append(l.sent, h)
+			l.at = append(l.at, time.Now())
 			l.mu.Unlock()
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -116,4 +117,25 @@ func TestNoGoroutineLeak(t *testing.T) {
 	waitFor(t, "goroutines return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= before
 	}, 5*time.Second)
+}
+
+func TestResetKeepsDataReceived(t *testing.T) {
+	link := &recordLink{keep: true}
+	ep := NewEndpoint(link, Config{})
+	defer ep.Close()
+	syn := wire.Header{Type: wire.Syn, ConnID: 40, SeqNr: 9, WndSize: 1 << 20}
+	ep.DeliverDatagram(syn.Append(nil))
+	c, err := ep.Accept(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	isn := link.packets(wire.State)[0].SeqNr
+	data := wire.Header{Type: wire.Data, ConnID: 41, SeqNr: 10, AckNr: isn - 1, WndSize: 1 << 20}
+	ep.DeliverDatagram(append(data.Append(nil), "complete response"...))
+	reset := wire.Header{Type: wire.Reset, ConnID: 41, SeqNr: 11}
+	ep.DeliverDatagram(reset.Append(nil))
+	got, err := io.ReadAll(c)
+	if string(got) != "complete response" || !errors.Is(err, ErrReset) {
+		t.Fatalf("read %q, %v", got, err)
+	}
 }
