@@ -293,22 +293,27 @@ func (c *Conn) Read(p []byte) (int, error) {
 // readLocked copies from the read queue and advertises the freed window when
 // it grew enough to matter.
 func (c *Conn) readLocked(p []byte) int {
-	n := 0
-	for n < len(p) && len(c.rq) > 0 {
-		b := *c.rq[0]
+	n, used := 0, 0
+	for n < len(p) && used < len(c.rq) {
+		b := *c.rq[used]
 		k := copy(p[n:], b[c.rqOff:])
 		n += k
 		c.rqOff += k
 		if c.rqOff == len(b) {
-			putBuf(c.rq[0])
-			c.rq[0] = nil
-			c.rq = c.rq[1:]
+			putBuf(c.rq[used])
+			c.rq[used] = nil
+			used++
 			c.rqOff = 0
 		}
 	}
 	c.rqBytes -= n
-	if len(c.rq) == 0 {
+	switch {
+	case used < len(c.rq):
+		c.rq = c.rq[used:]
+	case cap(c.rq) > 16:
 		c.rq = nil
+	default:
+		c.rq = c.rq[:0] // reuse the array from where it starts
 	}
 	if c.rqBytes > 0 {
 		c.wakeReader() // another reader may take the rest

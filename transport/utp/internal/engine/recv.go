@@ -122,13 +122,17 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		s.buf = nil
 	}
 	if n > 0 {
-		c.q = c.q[n:]
+		switch {
+		case n < len(c.q):
+			c.q = c.q[n:]
+		case cap(c.q) > 16:
+			c.q = nil // an idle connection keeps no large queue
+		default:
+			c.q = c.q[:0] // reuse the array from where it starts
+		}
 		c.sent -= n
 		c.sndUna += uint16(n)
 		c.lostHint = max(c.lostHint-n, 0)
-		if len(c.q) == 0 && cap(c.q) > 16 {
-			c.q = nil
-		}
 		// New data acknowledged: the retransmission timer restarts without
 		// backoff, and the tail may be probed again.
 		c.backoff = 0
