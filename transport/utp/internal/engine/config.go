@@ -60,8 +60,9 @@ type Config struct {
 	// MaxBatch is the most datagrams handed to the Link at once. Default 32.
 	MaxBatch int
 
-	// NewController makes a connection's congestion controller. Default CUBIC
-	// with HyStart++ and pacing, capped at MaxWindow.
+	// NewController makes a connection's congestion controller. Default
+	// congestion.NewDefault. Whatever the controller allows, MaxWindow caps
+	// what is in flight.
 	NewController func() congestion.Controller
 
 	// LocalAddr and RemoteAddr are what connections report as their
@@ -101,10 +102,7 @@ func (c Config) withDefaults() Config {
 		c.MTUProbeInterval = 10 * time.Minute
 	}
 	if c.NewController == nil {
-		maxWindow := c.MaxWindow
-		c.NewController = func() congestion.Controller {
-			return congestion.NewCubic(congestion.CubicConfig{MaxWindow: maxWindow})
-		}
+		c.NewController = congestion.NewDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
