@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
 	"github.com/p2phttp/p2phttp/transport/utp/netem"
 )
 
@@ -343,5 +344,28 @@ func TestBothSidesDial(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestControllers runs a transfer over a lossy, bottlenecked path with each
+// congestion controller, driven only through its interface.
+func TestControllers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func() congestion.Controller
+	}{
+		{"cubic", func() congestion.Controller { return congestion.NewCubic(congestion.CubicConfig{}) }},
+		{"ledbat", func() congestion.Controller { return congestion.NewLEDBAT(congestion.LEDBATConfig{}) }},
+		{"bbr", func() congestion.Controller { return congestion.NewBBR(congestion.BBRConfig{}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			im := netem.Impairment{Loss: 0.02, Rate: 20e6 / 8, Delay: 5 * time.Millisecond}
+			cfg := Config{NewController: tc.new}
+			p := newPair(t, pairOpts{netA: &netem.Config{Out: im, Seed: 5}, netB: &netem.Config{Out: im, Seed: 6},
+				cfgA: cfg, cfgB: cfg})
+			ca, cb := p.connect(t)
+			transfer(t, ca, cb, randomBytes(1<<20, 12))
+		})
 	}
 }
