@@ -13,6 +13,13 @@
 // with Endpoint.Fail. Path MTU discovery probes upward from a size every path
 // carries with padded data packets.
 //
+// Limits: uTP numbers packets, not bytes, so a packet once sent can never be
+// split. If the path's MTU shrinks below the size discovery reached (say, a
+// move to a relay with more overhead), packets already queued at the larger
+// size cannot get through; the path should keep such a route's DatagramSizes
+// at least as large, or fail the endpoint. DatagramSizes is read when a
+// connection opens.
+//
 // Locking: Endpoint.mu guards the connection table; each Conn has its own mu;
 // one goroutine per Endpoint runs all timers. Lock order: Conn.mu, then
 // Endpoint.mu, then the timer queue's mu.

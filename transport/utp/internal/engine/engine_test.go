@@ -369,3 +369,29 @@ func TestControllers(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderPause stops reading for longer than the window lasts: the sender
+// probes the closed window and waits, however long, and the transfer ends
+// byte for byte once the reader resumes.
+func TestReaderPause(t *testing.T) {
+	p := newPair(t, pairOpts{cfgB: Config{ReceiveWindow: 64 << 10}, cfgA: Config{MinRTO: 20 * time.Millisecond}})
+	ca, cb := p.connect(t)
+	data := randomBytes(1<<20, 13)
+	go func() {
+		ca.Write(data)
+		ca.CloseWrite()
+	}()
+	first := make([]byte, 1000)
+	if _, err := io.ReadFull(cb, first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the receive window fills", func() bool { return cb.Stats().ReceiveBuffered >= 60<<10 }, 10*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if s := ca.Stats(); s.BytesInFlight > 64<<10+2*1500 {
+		t.Fatalf("sender has %d bytes in flight into a closed window", s.BytesInFlight)
+	}
+	rest, err := io.ReadAll(cb)
+	if err != nil || !bytes.Equal(append(first, rest...), data) {
+		t.Fatalf("read %d bytes, %v", len(first)+len(rest), err)
+	}
+}

@@ -339,7 +339,12 @@ func (c *Conn) onRTO(now time.Time) {
 	c.backoff++
 	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
 		"rto", c.rto(), "inflight", c.inflight)
-	c.cc.OnRetransmissionTimeout(now)
+	if c.peerWnd >= c.mtu.cur {
+		// With the peer's window closed, what timed out was a probe of the
+		// window, which the peer drops by design: flow control, not
+		// congestion.
+		c.cc.OnRetransmissionTimeout(now)
+	}
 	probeLost := false
 	for i := 0; i < c.sent; i++ {
 		s := &c.q[i]
