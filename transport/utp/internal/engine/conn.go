@@ -67,6 +67,8 @@ type Conn struct {
 	rack        rackState
 	reoMult     int // reordering window multiplier, raised by spurious retransmissions
 	reoDecay    int
+	retxSeqs    [16]uint16 // the last retransmitted sequence numbers, to judge the peer's duplicate reports
+	retxN       int
 	delayBase   uint32
 	delayBaseAt time.Time
 	mtu         mtuState
@@ -83,6 +85,8 @@ type Conn struct {
 	eof          bool // everything up to the peer's FIN arrived
 	ackPending   int
 	ackNow       bool
+	dupSeq       uint16 // a packet that arrived twice, to report once
+	dupPending   bool
 	lastAdv      int    // the window last advertised
 	replyDiff    uint32 // timestamp difference to send: our receive time less the peer's timestamp
 	writeClosed  bool

@@ -139,3 +139,51 @@ func TestResetKeepsDataReceived(t *testing.T) {
 		t.Fatalf("read %q, %v", got, err)
 	}
 }
+
+// TestDuplicateReported checks both ends of the duplicate report: the
+// receiver names a packet that arrived twice, and a sender that resent that
+// packet counts the resend as needless.
+func TestDuplicateReported(t *testing.T) {
+	link := &recordLink{keep: true}
+	ep := NewEndpoint(link, Config{})
+	defer ep.Close()
+	syn := wire.Header{Type: wire.Syn, ConnID: 60, SeqNr: 20, WndSize: 1 << 20}
+	ep.DeliverDatagram(syn.Append(nil))
+	c, err := ep.Accept(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	isn := link.packets(wire.State)[0].SeqNr
+	data := wire.Header{Type: wire.Data, ConnID: 61, SeqNr: 21, AckNr: isn - 1, WndSize: 1 << 20}
+	pkt := append(data.Append(nil), "once"...)
+	ep.DeliverDatagram(pkt)
+	ep.DeliverDatagram(pkt)
+	var reports []uint16
+	for _, h := range link.packets(wire.State) {
+		if h.HasDuplicate {
+			reports = append(reports, h.Duplicate)
+		}
+	}
+	if len(reports) != 1 || reports[0] != 21 {
+		t.Fatalf("duplicate reports %v, want [21]", reports)
+	}
+
+	// Our side: a packet resent after a timeout, then reported as a
+	// duplicate by the peer, was resent needlessly.
+	c.mu.Lock()
+	c.q = append(c.q, segment{typ: wire.Data, seq: c.sndNxt, buf: c.copyPayload([]byte("x"))})
+	c.sndNxt++
+	c.queued++
+	c.unsent++
+	c.flush(time.Now())
+	c.onRTO(time.Now())
+	c.flush(time.Now())
+	seq := c.q[0].seq
+	c.mu.Unlock()
+	report := wire.Header{Type: wire.State, ConnID: 61, SeqNr: 22, AckNr: seq, WndSize: 1 << 20, Duplicate: seq,
+		HasDuplicate: true}
+	ep.DeliverDatagram(report.Append(nil))
+	if s := ep.Stats(); s.SpuriousRetransmits != 1 || s.Retransmits != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -42,6 +42,9 @@ func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 		c.state = stateOpen
 	}
 	c.peerWnd = int(h.WndSize)
+	if h.HasDuplicate {
+		c.onDuplicateReport(h.Duplicate)
+	}
 	c.onAck(h, now)
 	if c.state == stateDead {
 		return
@@ -93,11 +96,8 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		}
 		if s.xmits > 1 && c.rtt.HasSample() && now.Sub(s.sentAt) < c.rtt.MinRTT()/2 {
 			// Acknowledged sooner than a round trip after the resend: the
-			// original arrived, and the resend was needless. Tolerate more
-			// reordering from now on.
-			c.ep.stats.spurious.Add(1)
-			c.reoMult = min(c.reoMult+1, 16)
-			c.reoDecay = 16
+			// original arrived, and the resend was needless.
+			c.onSpurious()
 		} else if s.xmits == 1 || now.Sub(s.sentAt) >= c.rtt.MinRTT() {
 			if s.sentAt.After(c.rack.xmit) || s.sentAt.Equal(c.rack.xmit) && wire.SeqLess(c.rack.seq, s.seq) {
 				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt)}
@@ -169,6 +169,28 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	c.detectLoss(now)
 }
 
+// onDuplicateReport handles the peer's report that seq arrived twice: if we
+// sent it twice, the first copy was late, not lost.
+func (c *Conn) onDuplicateReport(seq uint16) {
+	for i := range min(c.retxN, len(c.retxSeqs)) {
+		if c.retxSeqs[i] == seq {
+			c.retxSeqs[i] = c.retxSeqs[(c.retxN-1)%len(c.retxSeqs)]
+			c.retxN--
+			c.onSpurious()
+			return
+		}
+	}
+}
+
+// onSpurious notes a needless retransmission: the path reorders more than
+// the reordering window allows, so the window doubles, for the next 16 loss
+// detections.
+func (c *Conn) onSpurious() {
+	c.ep.stats.spurious.Add(1)
+	c.reoMult = min(c.reoMult*2, 64)
+	c.reoDecay = 16
+}
+
 // maxTimestampRTT bounds a round trip read from timestamps; more means a
 // peer's clock or timestamps are not to be trusted.
 const maxTimestampRTT = time.Minute
@@ -209,7 +231,7 @@ func (c *Conn) queuingDelay(diff uint32, now time.Time) time.Duration {
 // acknowledged, before it counts as lost.
 func (c *Conn) reorderWindow() time.Duration {
 	w := time.Duration(c.reoMult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
-	return min(w, max(c.rtt.SmoothedRTT(), 4*c.ep.cfg.MinReorderWindow))
+	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
 }
 
 // detectLoss declares lost every packet in flight sent a reordering window
@@ -279,7 +301,10 @@ func (c *Conn) markLostAt(i int, now time.Time, prior int) {
 func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 	off := int(h.SeqNr - c.rcvNxt)
 	if off >= 1<<15 || (c.finRcvd && wire.SeqLess(c.finSeq, h.SeqNr)) {
-		c.ackNow = true // a duplicate: the peer missed our acknowledgement
+		// A duplicate: the peer missed our acknowledgement, or resent a
+		// packet that was only late. Tell it which.
+		c.ackNow = true
+		c.dupSeq, c.dupPending = h.SeqNr, true
 		return
 	}
 	if c.readClosed && len(payload) > 0 {
@@ -303,6 +328,8 @@ func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 		if c.ooo[off-1] == nil {
 			c.ooo[off-1] = &slot{buf: c.copyPayload(payload), fin: h.Type == wire.Fin}
 			c.oooBytes += len(payload)
+		} else {
+			c.dupSeq, c.dupPending = h.SeqNr, true
 		}
 		c.ackNow = true // out of order: the sender needs our SACK now
 		return

@@ -146,6 +146,8 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 	if retx {
 		c.retransmits++
 		c.ep.stats.retransmits.Add(1)
+		c.retxSeqs[c.retxN%len(c.retxSeqs)] = s.seq
+		c.retxN++
 		if s.inFlight {
 			c.inflight -= s.size // a probe resends a packet still in flight
 		}
@@ -189,8 +191,11 @@ func (c *Conn) appendPacketTo(now time.Time, t wire.Type, connID, seq, ack uint1
 	}
 	h := wire.Header{Type: t, ConnID: connID, Timestamp: c.ep.micros(now), TimestampDiff: c.replyDiff,
 		WndSize: uint32(c.recvWindow()), SeqNr: seq, AckNr: ack, Padding: pad}
+	if sack && c.dupPending {
+		h.Duplicate, h.HasDuplicate, c.dupPending = c.dupSeq, true, false
+	}
 	if sack {
-		room := c.mtu.cur - wire.HeaderLen - len(payload) - pad - 2
+		room := c.mtu.cur - h.Len() - len(payload) - 2
 		h.SACK = c.buildSACK(room)
 	}
 	n := h.Len() + len(payload)

@@ -54,6 +54,11 @@ const (
 	// ExtPadding carries zeros only. It lets a packet grow to the size of a
 	// path MTU probe without adding payload; stacks that do not know it skip it.
 	ExtPadding = 0x70
+	// ExtDuplicate carries the 2-byte sequence number of a packet that arrived
+	// twice, so the sender can tell a needless retransmission (as TCP's
+	// D-SACK does) and tolerate more reordering. Stacks that do not know it
+	// skip it.
+	ExtDuplicate = 0x71
 )
 
 // MaxSACKLen is the longest selective ACK bitmask an extension can carry (its
@@ -81,6 +86,9 @@ type Header struct {
 	// SACK is the selective ACK bitmask, or nil: bit i (bit i%8 of byte i/8)
 	// says packet AckNr+2+i has arrived. Its length is a multiple of 4.
 	SACK []byte
+	// Duplicate, if HasDuplicate, is a sequence number that arrived twice.
+	Duplicate    uint16
+	HasDuplicate bool
 	// Padding, on encode, is how many bytes of padding extensions to add
 	// (0, or at least 2: each extension has a 2-byte head). Decode leaves it 0.
 	Padding int
@@ -124,6 +132,9 @@ func (h *Header) Decode(b []byte) (payload []byte, err error) {
 			}
 			h.SACK = rest[2 : 2+n : 2+n]
 		}
+		if next == ExtDuplicate && n == 2 {
+			h.Duplicate, h.HasDuplicate = binary.BigEndian.Uint16(rest[2:]), true
+		}
 		next = rest[0]
 		rest = rest[2+n:]
 	}
@@ -136,6 +147,9 @@ func (h *Header) Len() int {
 	if len(h.SACK) > 0 {
 		n += 2 + len(h.SACK)
 	}
+	if h.HasDuplicate {
+		n += 4
+	}
 	return n
 }
 
@@ -146,26 +160,35 @@ func (h *Header) Append(b []byte) []byte {
 	if len(h.SACK)%4 != 0 || len(h.SACK) > MaxSACKLen || h.Padding < 0 || h.Padding == 1 {
 		panic(fmt.Sprintf("wire: bad header to encode: SACK %d bytes, padding %d", len(h.SACK), h.Padding))
 	}
-	first := byte(ExtNone)
+	// The chain: selective ACK, duplicate, padding, each if present.
+	var chain [3]byte
+	exts := chain[:0]
 	if len(h.SACK) > 0 {
-		first = ExtSelectiveACK
-	} else if h.Padding > 0 {
-		first = ExtPadding
+		exts = append(exts, ExtSelectiveACK)
 	}
-	b = append(b, byte(h.Type)<<4|Version, first)
+	if h.HasDuplicate {
+		exts = append(exts, ExtDuplicate)
+	}
+	if h.Padding > 0 {
+		exts = append(exts, ExtPadding)
+	}
+	exts = append(exts, ExtNone)
+	b = append(b, byte(h.Type)<<4|Version, exts[0])
 	b = binary.BigEndian.AppendUint16(b, h.ConnID)
 	b = binary.BigEndian.AppendUint32(b, h.Timestamp)
 	b = binary.BigEndian.AppendUint32(b, h.TimestampDiff)
 	b = binary.BigEndian.AppendUint32(b, h.WndSize)
 	b = binary.BigEndian.AppendUint16(b, h.SeqNr)
 	b = binary.BigEndian.AppendUint16(b, h.AckNr)
+	exts = exts[1:]
 	if len(h.SACK) > 0 {
-		next := byte(ExtNone)
-		if h.Padding > 0 {
-			next = ExtPadding
-		}
-		b = append(b, next, byte(len(h.SACK)))
+		b = append(b, exts[0], byte(len(h.SACK)))
 		b = append(b, h.SACK...)
+		exts = exts[1:]
+	}
+	if h.HasDuplicate {
+		b = append(b, exts[0], 2)
+		b = binary.BigEndian.AppendUint16(b, h.Duplicate)
 	}
 	for pad := h.Padding; pad > 0; {
 		// Each extension carries at most 255 bytes; never leave a remainder

@@ -88,9 +88,11 @@ func TestUnknownExtensionSkipped(t *testing.T) {
 }
 
 func TestPaddingRoundTrip(t *testing.T) {
-	for _, pad := range []int{0, 2, 3, 100, 256, 257, 258, 259, 600, 1400} {
+	for i, pad := range []int{0, 2, 3, 100, 256, 257, 258, 259, 600, 1400} {
 		for _, sack := range [][]byte{nil, {1, 2, 3, 4}} {
-			h := Header{Type: Data, ConnID: 9, SeqNr: 3, AckNr: 4, SACK: sack, Padding: pad}
+			dup := i%2 == 1
+			h := Header{Type: Data, ConnID: 9, SeqNr: 3, AckNr: 4, SACK: sack, Padding: pad, Duplicate: 0xbeef,
+				HasDuplicate: dup}
 			b := h.Append([]byte("prefix"))[len("prefix"):]
 			if len(b) != h.Len() {
 				t.Fatalf("pad %d: encoded %d bytes, Len says %d", pad, len(b), h.Len())
@@ -98,7 +100,8 @@ func TestPaddingRoundTrip(t *testing.T) {
 			b = append(b, "data"...)
 			var got Header
 			p, err := got.Decode(b)
-			if err != nil || string(p) != "data" || !bytes.Equal(got.SACK, sack) || got.SeqNr != 3 {
+			if err != nil || string(p) != "data" || !bytes.Equal(got.SACK, sack) || got.SeqNr != 3 ||
+				got.HasDuplicate != dup || dup && got.Duplicate != 0xbeef {
 				t.Fatalf("pad %d: %+v %q %v", pad, got, p, err)
 			}
 		}
@@ -122,6 +125,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(sample)
 	f.Add((&Header{Type: Syn, ConnID: 1, SeqNr: 1}).Append(nil))
 	f.Add((&Header{Type: Data, Padding: 300, SACK: make([]byte, 8)}).Append(nil))
+	f.Add((&Header{Type: State, HasDuplicate: true, Duplicate: 7}).Append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var h Header
 		p, err := h.Decode(b)
@@ -140,7 +144,8 @@ func FuzzDecode(f *testing.F) {
 		}
 		if h2.Type != h.Type || h2.ConnID != h.ConnID || h2.SeqNr != h.SeqNr || h2.AckNr != h.AckNr ||
 			h2.WndSize != h.WndSize || h2.Timestamp != h.Timestamp || h2.TimestampDiff != h.TimestampDiff ||
-			!bytes.Equal(h2.SACK, h.SACK) || !bytes.Equal(p2, p) {
+			!bytes.Equal(h2.SACK, h.SACK) || h2.HasDuplicate != h.HasDuplicate || h2.Duplicate != h.Duplicate ||
+			!bytes.Equal(p2, p) {
 			t.Fatalf("round trip changed %+v into %+v", h, h2)
 		}
 	})
