@@ -107,6 +107,8 @@ func (ep *Endpoint) micros(now time.Time) uint32 {
 }
 
 // DeliverDatagram processes one datagram from the peer. It does not keep b.
+// It may be called from any goroutine, but never from within the Link's
+// WriteDatagrams: the engine writes while holding a connection's lock.
 func (ep *Endpoint) DeliverDatagram(b []byte) {
 	now := time.Now() // before any lock, so waiting is not read as path delay
 	var h wire.Header
