@@ -1,0 +1,45 @@
+package congestion
+
+import (
+	"testing"
+	"time"
+)
+
+// A sender that keeps waking 8 ms late (a busy CPU) is granted 8 ms of
+// credit, not the usual 2 ms, so it keeps its rate; an on-time sender's burst
+// stays at the usual size.
+func TestPacerCoversLateness(t *testing.T) {
+	const rate = 10e6 // bytes per second: a 1200-byte packet every 120 µs
+	for _, late := range []time.Duration{0, 8 * time.Millisecond} {
+		var p pacer
+		now := t0
+		sent := 0
+		for now.Sub(t0) < time.Second {
+			for p.delay(now, rate, 1200) == 0 {
+				p.sent(now, rate, 1200, 1200)
+				sent += 1200
+			}
+			now = now.Add(p.delay(now, rate, 1200) + late)
+		}
+		got := float64(sent) / rate
+		switch {
+		case got < 0.95:
+			t.Errorf("%v late: sent %.0f%% of the rate", late, 100*got)
+		case late == 0 && p.burst(rate, 1200) != rate*pacingGranularity.Seconds():
+			t.Errorf("on time: burst %v bytes, want 2 ms of rate", p.burst(rate, 1200))
+		}
+	}
+}
+
+func TestPacerUnpacedAndCapped(t *testing.T) {
+	var p pacer
+	if d := p.delay(t0, 0, 1200); d != 0 {
+		t.Fatalf("unpaced delay %v", d)
+	}
+	for range 5 { // a full bucket and one more packet, at one byte a second
+		p.sent(t0, 1, 1200, 1200)
+	}
+	if d := p.delay(t0, 1, 1200); d != maxPacingDelay {
+		t.Fatalf("delay %v at one byte a second, want the cap %v", d, maxPacingDelay)
+	}
+}

@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
+)
+
+// tcpPair is a connected kernel TCP pair on loopback, the baseline.
+func tcpPair(b *testing.B) (net.Conn, net.Conn) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	c1, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c2 := <-ch
+	b.Cleanup(func() {
+		c1.Close()
+		c2.Close()
+	})
+	return c1, c2
+}
+
+func utpPair(b *testing.B) (net.Conn, net.Conn) {
+	p := newPair(b, pairOpts{})
+	return p.connect(b)
+}
+
+var transports = []struct {
+	name string
+	pair func(*testing.B) (net.Conn, net.Conn)
+}{{"utp", utpPair}, {"tcp", tcpPair}}
+
+// BenchmarkThroughput streams 64 KiB writes one way over loopback.
+func BenchmarkThroughput(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			w, r := tr.pair(b)
+			chunk := randomBytes(64<<10, 1)
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
+				done <- err
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkPingPong sends 100 bytes and waits for them to come back.
+func BenchmarkPingPong(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			c1, c2 := tr.pair(b)
+			go func() {
+				buf := make([]byte, 100)
+				for {
+					if _, err := io.ReadFull(c2, buf); err != nil {
+						return
+					}
+					if _, err := c2.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			msg := make([]byte, 100)
+			buf := make([]byte, 100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c1.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c1, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIdleConnMemory reports the heap an open, idle connection holds on
+// each side after a short exchange.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const n = 200
+	p := newPair(b, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]*Conn, 0, 2*n)
+		for range n {
+			ca, cb := p.connect(b)
+			msg := []byte("hello")
+			ca.Write(msg)
+			io.ReadFull(cb, msg)
+			cb.Write(msg)
+			io.ReadFull(ca, msg)
+			conns = append(conns, ca, cb)
+		}
+		waitIdle(b, conns)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(conns)), "B/conn")
+		for _, c := range conns {
+			c.Close()
+		}
+		for p.a.Stats().Conns+p.b.Stats().Conns > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// waitIdle waits until nothing is in flight or pending on any of conns.
+func waitIdle(b *testing.B, conns []*Conn) {
+	for _, c := range conns {
+		for {
+			c.mu.Lock()
+			idle := c.inflight == 0 && c.ackPending == 0 && len(c.q) == 0
+			c.mu.Unlock()
+			if idle {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+// BenchmarkImpaired moves 4 MiB per operation across emulated paths; the
+// figure is goodput.
+func BenchmarkImpaired(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		im   netem.Impairment
+	}{
+		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}},
+		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}},
+		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
+		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: tc.im, Seed: 2}})
+			w, r := p.connect(b)
+			chunk := randomBytes(4<<20, 1)
+			b.SetBytes(int64(len(chunk)))
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
+				done <- err
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := w.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(p.a.Stats().Retransmits)/float64(b.N), "retx/op")
+		})
+	}
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/netem"
+)
+
+// udpLink is a Link over a real UDP socket, pointed at one peer.
+type udpLink struct {
+	pc        net.PacketConn
+	peer      net.Addr
+	safe, max int
+}
+
+func (l *udpLink) WriteDatagrams(bufs [][]byte) error {
+	for _, b := range bufs {
+		if _, err := l.pc.WriteTo(b, l.peer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *udpLink) DatagramSizes() (int, int) { return l.safe, l.max }
+
+// readLoop delivers every datagram pc receives to ep until pc is closed.
+func readLoop(pc net.PacketConn, ep *Endpoint, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		udp, _ := pc.(*net.UDPConn) // reads without allocating an address
+		for {
+			var n int
+			var err error
+			if udp != nil {
+				n, _, err = udp.ReadFromUDPAddrPort(buf)
+			} else {
+				n, _, err = pc.ReadFrom(buf)
+			}
+			if err != nil {
+				return
+			}
+			ep.DeliverDatagram(buf[:n])
+		}
+	}()
+}
+
+// pairOpts describes a test pair of endpoints.
+type pairOpts struct {
+	netA, netB *netem.Config // impairments on each side's socket; nil for none
+	cfgA, cfgB Config
+	safe, max  int // datagram sizes both links report; default 1200 and 1472
+}
+
+type pair struct {
+	a, b     *Endpoint
+	pcA, pcB net.PacketConn
+}
+
+func listenUDP(t testing.TB) net.PacketConn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := pc.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(4 << 20)
+		_ = u.SetWriteBuffer(4 << 20)
+	}
+	return pc
+}
+
+// newPair makes two endpoints talking over loopback UDP, each through netem
+// when asked; cleanup closes everything and waits for the read loops.
+func newPair(t testing.TB, o pairOpts) *pair {
+	t.Helper()
+	if o.safe == 0 {
+		o.safe, o.max = 1200, 1472
+	}
+	var pcA, pcB net.PacketConn = listenUDP(t), listenUDP(t)
+	if o.netA != nil {
+		pcA = netem.Wrap(pcA, *o.netA)
+	}
+	if o.netB != nil {
+		pcB = netem.Wrap(pcB, *o.netB)
+	}
+	p := &pair{pcA: pcA, pcB: pcB}
+	p.a = NewEndpoint(&udpLink{pc: pcA, peer: pcB.LocalAddr(), safe: o.safe, max: o.max}, o.cfgA)
+	p.b = NewEndpoint(&udpLink{pc: pcB, peer: pcA.LocalAddr(), safe: o.safe, max: o.max}, o.cfgB)
+	var wg sync.WaitGroup
+	readLoop(pcA, p.a, &wg)
+	readLoop(pcB, p.b, &wg)
+	t.Cleanup(func() {
+		p.a.Close()
+		p.b.Close()
+		pcA.Close()
+		pcB.Close()
+		wg.Wait()
+	})
+	return p
+}
+
+// connect dials from a and accepts on b.
+func (p *pair) connect(t testing.TB) (ca, cb *Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type res struct {
+		c   *Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := p.b.Accept(ctx)
+		ch <- res{c, err}
+	}()
+	ca, err := p.a.Dial(ctx)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("accept: %v", r.err)
+	}
+	return ca, r.c
+}

@@ -1,0 +1,384 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
+)
+
+// maxQueue bounds the send queue in packets, well inside half the 16-bit
+// sequence space so sequence comparisons stay unambiguous.
+const maxQueue = 16384
+
+// sackReserve is the room a data packet keeps for a selective ACK.
+const sackReserve = 2 + 8
+
+// payloadCap is the payload a new data packet carries at the current size.
+func (c *Conn) payloadCap() int { return c.mtu.cur - wire.HeaderLen - sackReserve }
+
+// sendRoom is how many more bytes Write may queue: what is unsent stays under
+// the congestion window (or MinSendBuffer), everything under MaxWindow.
+func (c *Conn) sendRoom() int {
+	if c.state != stateOpen || len(c.q) >= maxQueue {
+		return 0
+	}
+	limit := max(c.cc.CongestionWindow(), c.ep.cfg.MinSendBuffer)
+	return min(limit-c.unsent, c.ep.cfg.MaxWindow-c.queued)
+}
+
+// enqueue packetizes p, filling the last unsent packet first, and returns how
+// much it took.
+func (c *Conn) enqueue(p []byte) int {
+	n := 0
+	pcap := c.payloadCap()
+	for n < len(p) && len(c.q) < maxQueue {
+		if last := len(c.q) - 1; last >= c.sent && c.q[last].typ == wire.Data {
+			s := &c.q[last]
+			b := *s.buf
+			if room := cap(b) - len(b); room > 0 && len(b) < pcap {
+				k := copy(b[len(b):min(cap(b), pcap)], p[n:])
+				*s.buf = b[:len(b)+k]
+				n += k
+				c.queued += k
+				c.unsent += k
+				continue
+			}
+		}
+		buf := getBuf(pcap)
+		k := copy(*buf, p[n:])
+		*buf = (*buf)[:k]
+		c.q = append(c.q, segment{typ: wire.Data, seq: c.sndNxt, buf: buf})
+		c.sndNxt++
+		c.queued += k
+		c.unsent += k
+		n += k
+	}
+	return n
+}
+
+// nextSegment picks what to send next: the oldest lost packet, else the first
+// unsent one. It returns -1 when there is nothing.
+func (c *Conn) nextSegment() int {
+	if c.lostPending > 0 {
+		for i := max(c.lostHint, 0); i < c.sent; i++ {
+			if c.q[i].lost {
+				c.lostHint = i
+				return i
+			}
+		}
+		c.lostPending = 0 // cannot happen; keeps a miscount from looping
+	}
+	if c.sent < len(c.q) && c.state != stateSynSent {
+		return c.sent
+	}
+	if c.sent == 0 && len(c.q) > 0 && c.q[0].typ == wire.Syn {
+		return 0
+	}
+	return -1
+}
+
+// flush sends what the windows and the pacer allow, and an acknowledgement
+// if one is due and no packet carried it, then rearms the timers.
+func (c *Conn) flush(now time.Time) {
+	if c.state == stateDead || c.state == stateTimeWait {
+		if c.ackNow && c.state == stateTimeWait {
+			c.appendPacket(now, wire.State, c.sndNxt, c.rcvNxt-1, nil, 0, true)
+			c.writeBatch()
+		}
+		c.ackNow = false
+		return
+	}
+	for {
+		i := c.nextSegment()
+		if i < 0 {
+			break
+		}
+		s := &c.q[i]
+		hdr := wire.HeaderLen
+		size := hdr + len(s.payload())
+		probe := 0
+		if !s.lost && i == c.sent && s.typ == wire.Data && c.mtu.wantProbe(now) {
+			if pad := c.mtu.probeSize - size; pad >= 2 {
+				probe, size = pad, c.mtu.probeSize
+			}
+		}
+		if c.forceSend == 0 {
+			if c.inflight+size > c.cc.CongestionWindow() && c.inflight > 0 {
+				break
+			}
+			if !s.lost && s.typ != wire.Syn && c.inflight+size > c.peerWnd {
+				if c.inflight == 0 && c.persistAt.IsZero() {
+					c.persistAt = now.Add(c.rto())
+				}
+				break
+			}
+			if d := c.cc.PacingDelay(now, size); d > 0 {
+				c.paceAt = now.Add(d)
+				break
+			}
+		} else {
+			c.forceSend--
+		}
+		c.transmit(i, now, probe)
+	}
+	// A packet sent above carried the acknowledgement and cleared these.
+	if c.ackNow || c.ackPending > 0 && !c.ackAt.IsZero() && !now.Before(c.ackAt) {
+		c.appendPacket(now, wire.State, c.sndNxt, c.rcvNxt-1, nil, 0, true)
+	}
+	c.writeBatch()
+	c.rearm(now)
+}
+
+// transmit sends q[i], padded by probe bytes when it probes the path MTU.
+func (c *Conn) transmit(i int, now time.Time, probe int) {
+	s := &c.q[i]
+	retx := s.xmits > 0
+	if s.lost {
+		s.lost = false
+		c.lostPending--
+	}
+	connID := c.sendID
+	ackNr := c.rcvNxt - 1
+	if s.typ == wire.Syn {
+		connID, ackNr = c.recvID, 0
+	}
+	size := c.appendPacketTo(now, s.typ, connID, s.seq, ackNr, s.payload(), probe, s.typ != wire.Syn)
+	if retx {
+		c.retransmits++
+		c.ep.stats.retransmits.Add(1)
+		c.retxSeqs[c.retxN%len(c.retxSeqs)] = s.seq
+		c.retxN++
+		if s.inFlight {
+			c.inflight -= s.size // a probe resends a packet still in flight
+		}
+	}
+	s.probe = probe > 0
+	if s.probe {
+		c.mtu.probeSent(s.seq)
+	}
+	s.size = size
+	s.sentAt = now
+	s.inFlight = true
+	if s.xmits < 255 {
+		s.xmits++
+	}
+	c.cc.OnPacketSent(now, c.inflight, size)
+	c.inflight += size
+	if i == c.sent {
+		c.sent++
+		c.unsent -= len(s.payload())
+	}
+	if c.rtoBase.IsZero() {
+		c.rtoBase = now
+	}
+	c.lastSend = now
+	c.persistAt = time.Time{}
+	c.paceAt = time.Time{}
+}
+
+// appendPacket adds a packet of ours to the batch.
+func (c *Conn) appendPacket(now time.Time, t wire.Type, seq, ack uint16, payload []byte, pad int, sack bool) {
+	c.appendPacketTo(now, t, c.sendID, seq, ack, payload, pad, sack)
+}
+
+// appendPacketTo encodes a packet into a pooled buffer queued on the batch,
+// with a selective ACK if there is one and it fits, and returns its size.
+// Every packet acknowledges, so a pending ACK is cleared.
+func (c *Conn) appendPacketTo(now time.Time, t wire.Type, connID, seq, ack uint16, payload []byte, pad int,
+	sack bool) int {
+	if len(c.batch) >= c.ep.cfg.MaxBatch {
+		c.writeBatch()
+	}
+	h := wire.Header{Type: t, ConnID: connID, Timestamp: c.ep.micros(now), TimestampDiff: c.replyDiff,
+		WndSize: uint32(c.recvWindow()), SeqNr: seq, AckNr: ack, Padding: pad}
+	if sack && c.dupPending {
+		h.Duplicate, h.HasDuplicate, c.dupPending = c.dupSeq, true, false
+	}
+	if sack {
+		room := c.mtu.cur - h.Len() - len(payload) - 2
+		h.SACK = c.buildSACK(room)
+	}
+	n := h.Len() + len(payload)
+	buf := getBuf(n)
+	b := h.Append((*buf)[:0])
+	b = append(b, payload...)
+	*buf = b
+	c.batch = append(c.batch, b)
+	c.batchBufs = append(c.batchBufs, buf)
+	c.batchPending++
+	c.lastAdv = int(h.WndSize)
+	c.ackPending, c.ackNow, c.ackAt = 0, false, time.Time{}
+	return n
+}
+
+// writeBatch hands the batch to the link. The connection's lock is held: its
+// packets leave in order, and no other connection waits on it.
+func (c *Conn) writeBatch() {
+	if len(c.batch) == 0 {
+		return
+	}
+	c.ep.write(c.batch)
+	for i, b := range c.batchBufs {
+		putBuf(b)
+		c.batchBufs[i] = nil
+		c.batch[i] = nil
+	}
+	c.batch, c.batchBufs = c.batch[:0], c.batchBufs[:0]
+	c.batchPending = 0
+	if cap(c.batch) > 4 && c.inflight == 0 {
+		c.batch, c.batchBufs = nil, nil // idle connections keep no batch
+	}
+}
+
+// rto is the retransmission timeout with backoff. The floor applies to the
+// variation term, as in Linux, not to the whole: SRTT + max(4*RTTVAR, MinRTO).
+// A floor on the whole would fire on a steady long path (SRTT 160 ms, RTO 200
+// ms) before loss detection by ACKs has had its round trip.
+func (c *Conn) rto() time.Duration {
+	base := c.ep.cfg.InitialRTO
+	if c.rtt.HasSample() {
+		base = c.rtt.SmoothedRTT() + max(4*c.rtt.RTTVar(), c.ep.cfg.MinRTO)
+	}
+	d := base << min(c.backoff, 16)
+	return min(d, c.ep.cfg.MaxRTO)
+}
+
+// pto is the tail loss probe timeout.
+func (c *Conn) pto() time.Duration {
+	d := 2 * c.rtt.SmoothedRTT()
+	if c.inflight <= c.mtu.cur {
+		d += c.ep.cfg.PeerAckDelay
+	}
+	return max(d, 2*c.ep.cfg.MinReorderWindow)
+}
+
+// rearm computes the connection's next deadline.
+func (c *Conn) rearm(now time.Time) {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	switch c.state {
+	case stateDead:
+		return
+	case stateTimeWait:
+		consider(c.lingerAt)
+		c.ep.timers.schedule(c, next)
+		return
+	}
+	if c.inflight > 0 {
+		consider(c.rtoBase.Add(c.rto()))
+		if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 {
+			consider(c.lastSend.Add(c.pto()))
+		}
+	} else {
+		c.rtoBase = time.Time{}
+	}
+	consider(c.rackAt)
+	consider(c.persistAt)
+	if c.lostPending > 0 || c.sent < len(c.q) {
+		consider(c.paceAt)
+	}
+	if c.ackPending > 0 {
+		if c.ackAt.IsZero() {
+			c.ackAt = now.Add(c.ep.cfg.AckDelay)
+		}
+		consider(c.ackAt)
+	}
+	consider(c.lingerAt)
+	c.ep.timers.schedule(c, next)
+}
+
+// onTimer runs whatever timers of c are due.
+func (c *Conn) onTimer(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case stateDead:
+		return
+	case stateTimeWait:
+		if !now.Before(c.lingerAt) {
+			c.finish()
+			return
+		}
+		c.rearm(now)
+		return
+	}
+	if !c.lingerAt.IsZero() && !now.Before(c.lingerAt) {
+		c.err = ErrCloseTimeout
+		c.abort(ErrCloseTimeout, true)
+		return
+	}
+	if !c.rackAt.IsZero() && !now.Before(c.rackAt) {
+		c.rackAt = time.Time{}
+		c.detectLoss(now)
+	}
+	if c.inflight > 0 {
+		if rtoAt := c.rtoBase.Add(c.rto()); !now.Before(rtoAt) {
+			c.onRTO(now)
+		} else if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 && !now.Before(c.lastSend.Add(c.pto())) {
+			c.onTLP(now)
+		}
+	}
+	if !c.persistAt.IsZero() && !now.Before(c.persistAt) {
+		// The peer's window is closed and nothing is in flight: one packet
+		// goes out anyway, so a lost window update cannot stall us.
+		c.persistAt = time.Time{}
+		if c.sent < len(c.q) {
+			c.forceSend = 1
+			c.backoff++
+		}
+	}
+	if !c.paceAt.IsZero() && !now.Before(c.paceAt) {
+		c.paceAt = time.Time{}
+	}
+	c.flush(now)
+}
+
+// onRTO handles the retransmission timer: everything in flight is lost, the
+// timer backs off, and the oldest packet goes out at once.
+func (c *Conn) onRTO(now time.Time) {
+	c.ep.stats.rtos.Add(1)
+	c.backoff++
+	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
+		"rto", c.rto(), "inflight", c.inflight)
+	if c.peerWnd >= c.mtu.cur {
+		// With the peer's window closed, what timed out was a probe of the
+		// window, which the peer drops by design: flow control, not
+		// congestion.
+		c.cc.OnRetransmissionTimeout(now)
+	}
+	probeLost := false
+	for i := 0; i < c.sent; i++ {
+		s := &c.q[i]
+		if s.inFlight {
+			probeLost = probeLost || s.probe
+			c.markLost(i, now, false)
+		}
+	}
+	if probeLost {
+		c.mtu.probeLost(c.mtu.probeSeq, now)
+	}
+	c.rtoBase = now
+	c.forceSend = 1
+	c.tlpSent = false
+}
+
+// onTLP sends a tail loss probe: new data if the windows allow, else the last
+// packet sent again, so that a lost tail is found by an ACK, not a timeout.
+func (c *Conn) onTLP(now time.Time) {
+	c.ep.stats.tlps.Add(1)
+	c.tlpSent = true
+	if c.sent < len(c.q) && c.inflight+c.mtu.cur <= c.peerWnd {
+		c.forceSend = 1
+		return
+	}
+	for i := c.sent - 1; i >= 0; i-- {
+		if c.q[i].inFlight {
+			c.transmit(i, now, 0)
+			return
+		}
+	}
+}
