@@ -25,7 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/internal/nslab"
 	"github.com/p2phttp/p2phttp/rendezvous"
 )
 
