@@ -13,8 +13,8 @@
 // gives it. The sender listens and punches until the receiver's connection arrives; the receiver punches until a
 // punch of the sender's arrives (so its own Initial will pass the sender's NAT), then dials, opens one stream
 // and reads to its end. Each side ends by printing one JSON report: bytes, seconds (first to last byte on the
-// receiver, first to last write on the sender), CPU seconds of the process (getrusage: user + system), the
-// longest gap between two reads, and the SHA-256 of what the receiver got.
+// receiver, first to last write on the sender), CPU seconds of the process (getrusage: user + system), and on
+// the receiver the longest gap between two arrivals and the SHA-256 of what it got.
 //
 // JSON lines go to stdout, or to stderr when -o - sends the received bytes to stdout.
 package main
@@ -25,7 +25,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -44,16 +43,17 @@ import (
 
 	"github.com/pion/stun/v2"
 	"github.com/quic-go/quic-go"
+
+	"github.com/p2phttp/p2phttp/internal/meter"
 )
 
 const (
 	alpn = "quicperf"
 	// punchMsg marks a punch datagram. Its first byte has the QUIC fixed bit clear, so quic-go drops punches that
 	// reach it after it has taken over the socket.
-	punchMsg       = "\x00quicperf-punch"
-	punchInterval  = 20 * time.Millisecond
-	stunRetry      = 250 * time.Millisecond
-	readBufferSize = 64 << 10
+	punchMsg      = "\x00quicperf-punch"
+	punchInterval = 20 * time.Millisecond
+	stunRetry     = 250 * time.Millisecond
 )
 
 type options struct {
@@ -92,7 +92,7 @@ type result struct {
 	Bytes      int64   `json:"bytes"`
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpu_seconds"`
-	MaxGap     float64 `json:"max_gap_seconds"`
+	MaxGap     float64 `json:"max_gap_seconds,omitempty"` // receiver: longest wait between two arrivals
 	SHA256     string  `json:"sha256,omitempty"`
 	Handshake  float64 `json:"handshake_seconds"`
 	Peer       string  `json:"peer"`
@@ -231,7 +231,7 @@ func send(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 		return fmt.Errorf("reading the request: %w", err)
 	}
 	first := time.Now()
-	n, maxGap, err := copyTimed(st, src)
+	n, err := io.Copy(st, src)
 	if err != nil {
 		return fmt.Errorf("sending after %d bytes: %w", n, err)
 	}
@@ -246,7 +246,7 @@ func send(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 		return fmt.Errorf("the receiver did not close the connection: %w", ctx.Err())
 	}
 	return report.Encode(result{Event: "done", Role: "send", Bytes: n, Seconds: elapsed.Seconds(),
-		CPUSeconds: cpuSeconds(), MaxGap: maxGap.Seconds(), Handshake: handshake.Seconds(), Peer: qc.RemoteAddr().String()})
+		CPUSeconds: cpuSeconds(), Handshake: handshake.Seconds(), Peer: qc.RemoteAddr().String()})
 }
 
 func recv(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, report *json.Encoder) error {
@@ -282,15 +282,14 @@ func recv(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 	if _, err := st.Write([]byte{1}); err != nil {
 		return err
 	}
-	h := sha256.New()
-	tr0 := &timedReader{r: st}
-	n, err := io.Copy(io.MultiWriter(dst, h), tr0)
-	if err != nil {
+	m := meter.New()
+	if n, err := io.Copy(io.MultiWriter(dst, m), st); err != nil {
 		return fmt.Errorf("receiving after %d bytes: %w", n, err)
 	}
 	_ = qc.CloseWithError(0, "done")
-	return report.Encode(result{Event: "done", Role: "recv", Bytes: n, Seconds: tr0.last.Sub(tr0.first).Seconds(),
-		CPUSeconds: cpuSeconds(), MaxGap: tr0.maxGap.Seconds(), SHA256: hex.EncodeToString(h.Sum(nil)),
+	s := m.Snapshot()
+	return report.Encode(result{Event: "done", Role: "recv", Bytes: s.Bytes, Seconds: s.Duration().Seconds(),
+		CPUSeconds: cpuSeconds(), MaxGap: s.MaxGap.Seconds(), SHA256: hex.EncodeToString(s.SHA256[:]),
 		Handshake: handshake.Seconds(), Peer: qc.RemoteAddr().String()})
 }
 
@@ -315,56 +314,6 @@ func punch(ctx context.Context, conn *net.UDPConn, peer *net.UDPAddr) (*net.UDPA
 		}
 	}
 	return nil, fmt.Errorf("punching to %v: %w", peer, ctx.Err())
-}
-
-// timedReader records when the first and last bytes came and the longest wait between two reads that
-// returned bytes.
-type timedReader struct {
-	r           io.Reader
-	first, last time.Time
-	maxGap      time.Duration
-}
-
-func (t *timedReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		now := time.Now()
-		if t.first.IsZero() {
-			t.first = now
-		} else if gap := now.Sub(t.last); gap > t.maxGap {
-			t.maxGap = gap
-		}
-		t.last = now
-	}
-	return n, err
-}
-
-// copyTimed copies src to dst and returns the longest a single write was blocked (flow or congestion
-// control holding the sender).
-func copyTimed(dst io.Writer, src io.Reader) (int64, time.Duration, error) {
-	buf := make([]byte, readBufferSize)
-	var n int64
-	var maxGap time.Duration
-	for {
-		m, rerr := src.Read(buf)
-		if m > 0 {
-			t := time.Now()
-			w, err := dst.Write(buf[:m])
-			n += int64(w)
-			if d := time.Since(t); d > maxGap {
-				maxGap = d
-			}
-			if err != nil {
-				return n, maxGap, err
-			}
-		}
-		if rerr == io.EOF {
-			return n, maxGap, nil
-		}
-		if rerr != nil {
-			return n, maxGap, rerr
-		}
-	}
 }
 
 func cpuSeconds() float64 {
