@@ -52,7 +52,10 @@ type transfer struct {
 	Bytes    int64   `json:"bytes"`
 	Seconds  float64 `json:"seconds"` // first to last byte at the receiver
 	Rate     float64 `json:"rate_mb_s"`
-	CPU      float64 `json:"cpu_seconds"` // sender + receiver, user + system
+	CPU      float64 `json:"cpu_seconds"` // sender + receiver, user + system, whole processes
+	// DataCPU is CPU from the first byte on: CPU minus what the processes had used when the first byte arrived
+	// (start-up, meeting, key agreement, handshakes), so it is comparable across systems.
+	DataCPU  float64 `json:"data_cpu_seconds"`
 	MaxStall float64 `json:"max_stall_seconds"`
 	CC       string  `json:"congestion_control,omitempty"`
 	Err      string  `json:"error,omitempty"`
@@ -223,11 +226,18 @@ func (l *runLab) transfer(ctx context.Context, sys string) transfer {
 	defer sender.stop()
 	defer receiver.stop()
 	m := meter.New()
+	var before float64 // CPU the two processes had used when the first byte arrived
+	var once sync.Once
+	first := writerFunc(func(p []byte) (int, error) {
+		once.Do(func() { before = sender.cpuSoFar() + receiver.cpuSoFar() })
+		return len(p), nil
+	})
 	copied := make(chan error, 1)
-	go func() { _, err := io.Copy(m, receiver.stdout); copied <- err }()
+	go func() { _, err := io.Copy(io.MultiWriter(first, m), receiver.stdout); copied <- err }()
 
 	// The transfer limit runs from the first byte; before it, the connect limit.
 	var copyErr error
+	copyDone := false
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	connectBy := time.Now().Add(connectLimit)
@@ -235,6 +245,7 @@ wait:
 	for {
 		select {
 		case copyErr = <-copied:
+			copyDone = true
 			break wait
 		case <-ctx.Done():
 			copyErr = ctx.Err()
@@ -252,14 +263,18 @@ wait:
 		}
 	}
 	s := m.Snapshot()
-	if copyErr != nil {
+	if !copyDone {
 		receiver.stop() // ends the copy
+		<-copied
 	}
 	recvErr := receiver.wait()
 	sender.stop()
 	t.Bytes, t.Seconds, t.MaxStall = s.Bytes, s.Duration().Seconds(), s.MaxGap.Seconds()
 	t.Rate = s.Rate() / 1e6
 	t.CPU = sender.cpu() + receiver.cpu()
+	if s.Bytes > 0 {
+		t.DataCPU = max(t.CPU-before, 0) // before is read once the copy has begun; the copy has ended by now
+	}
 	switch {
 	case copyErr != nil:
 		t.Err = copyErr.Error()
@@ -488,6 +503,37 @@ func (p *proc) cpu() float64 {
 	}
 	return 0
 }
+
+// cpuSoFar is the process's user + system time in seconds while it runs, from /proc (clock-tick resolution).
+func (p *proc) cpuSoFar() float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces: utime and stime are
+	// the 12th and 13th of them.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers in different goroutines.
 type syncBuffer struct {

@@ -15,7 +15,8 @@
 // Every receiver writes what it gets to its stdout, which the harness reads: a run's rate is bytes over the time
 // from the first byte to the last as the harness saw them, its stall the longest wait between two arrivals, and
 // its bytes must hash to the file's SHA-256. CPU time is the user + system time of the sending and receiving
-// processes (wait4 rusage), per GiB moved. A run that does not end within -timeout counts as unfinished, with
+// processes (wait4 rusage at exit) less what they had used when the first byte arrived (from /proc), so start-up,
+// meeting and handshakes are not counted; the table gives it per GiB moved. A run that does not end within -timeout counts as unfinished, with
 // the rate of what arrived.
 //
 // With -rr N it also times N sequential 100-byte HTTP requests over one connection, through `p2phttp forward`

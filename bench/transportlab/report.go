@@ -73,7 +73,7 @@ type systemSummary struct {
 	finished, runs int
 	rate           spread  // MB/s
 	vsTCP, vsQUIC  spread  // per-repetition ratios
-	cpuPerGiB      spread  // finished runs only
+	cpuPerGiB      spread  // CPU from the first byte on, finished runs only
 	maxStall       float64 // seconds, over every run
 }
 
@@ -91,7 +91,7 @@ func (pr pathReport) summary(sys string) systemSummary {
 		}
 		if t.Finished {
 			s.finished++
-			cpu = append(cpu, t.CPU/(float64(t.Bytes)/(1<<30)))
+			cpu = append(cpu, t.DataCPU/(float64(t.Bytes)/(1<<30)))
 		}
 	}
 	s.rate, s.cpuPerGiB = spreadOf(rates), spreadOf(cpu)

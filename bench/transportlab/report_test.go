@@ -40,7 +40,7 @@ func TestSummaryRatiosAndGoals(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := func(sys string, rep int, rate float64, finished bool, stall float64) transfer {
-		return transfer{System: sys, Rep: rep, Rate: rate, Finished: finished, Bytes: 1 << 30, CPU: rate, MaxStall: stall}
+		return transfer{System: sys, Rep: rep, Rate: rate, Finished: finished, Bytes: 1 << 30, CPU: rate + 1, DataCPU: rate, MaxStall: stall}
 	}
 	pr := pathReport{name: "lossy80", path: p, transfers: []transfer{
 		tr(sysP2P, 0, 4, true, 0.1), tr(sysTCP, 0, 8, true, 0.1), tr(sysTCPCubic, 0, 2, true, 0.1), tr(sysQUIC, 0, 2, true, 0.1),
