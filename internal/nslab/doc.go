@@ -5,6 +5,10 @@
 // applied by a userspace forwarder built on internal/netem's packet scheduler, because these kernels have
 // no netem qdisc.
 //
+// Paths are the standard two-peer paths (clean, a drop-tail bottleneck, random loss at medium and long RTTs,
+// reordering, a large bandwidth-delay product) that bench/transportlab compares transports on and the
+// integration tests check p2phttp over.
+//
 // Nothing in a lab is connected to the host's own network: every link joins two lab namespaces. Each lab
 // is named after the process id and a sequence number, is torn down by Close (or by the cleanup Start
 // registers), and namespaces left behind by a process that died are removed when the next lab is built.
