@@ -5,7 +5,7 @@
 // applied by a userspace forwarder built on internal/netem's packet scheduler, because these kernels have
 // no netem qdisc.
 //
-// Paths are the standard two-peer paths (clean, a drop-tail bottleneck, random loss at medium and long RTTs,
+// [Paths] lists the standard two-peer paths (clean, a drop-tail bottleneck, random loss at medium and long RTTs,
 // reordering, a large bandwidth-delay product) that bench/transportlab compares transports on and the
 // integration tests check p2phttp over.
 //
