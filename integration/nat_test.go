@@ -25,7 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/internal/nslab"
 	"github.com/p2phttp/p2phttp/rendezvous"
 )
 
@@ -33,7 +33,10 @@ import (
 const (
 	bigFileSize = 32 << 20
 	bigFileName = "big.bin"
-	pageName    = "hello.html"
+	// pathFileName is the first pathFileSize bytes of the big file, for the impaired-path tests.
+	pathFileName = "path.bin"
+	pathFileSize = 2 << 20
+	pageName     = "hello.html"
 )
 
 // Where the public namespace runs the signalling server.
@@ -112,6 +115,7 @@ func writeData(dir string) error {
 	dataDir = dir
 	return errors.Join(
 		os.WriteFile(filepath.Join(dir, bigFileName), big, 0o644),
+		os.WriteFile(filepath.Join(dir, pathFileName), big[:pathFileSize], 0o644),
 		os.WriteFile(filepath.Join(dir, pageName), page, 0o644))
 }
 
@@ -151,12 +155,18 @@ var metIn = regexp.MustCompile(`set up in (\S+)`) // gathering, punching and the
 // startP2P starts p2phttp args in host; the process is killed (if still running) when t ends.
 func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc {
 	t.Helper()
+	return startP2PTo(t, host, name, io.Discard, args...)
+}
+
+// startP2PTo is startP2P with the process's stdout going to stdout.
+func startP2PTo(t *testing.T, host *nslab.Host, name string, stdout io.Writer, args ...string) *proc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{name: name, done: make(chan struct{}), connectedC: make(chan struct{})}
 	p.cmd = host.Command(ctx, binary, args...)
 	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
 	p.cmd.WaitDelay = 5 * time.Second
-	p.cmd.Stdout = io.Discard
+	p.cmd.Stdout = stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

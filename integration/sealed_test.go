@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/internal/nslab"
 )
 
 // sealedMarker fills the file of TestWANCaptureSeesNoPlaintext: any of it in clear on the wire would show.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/anacrolix/utp"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // Benchmarks compare this transport with raw anacrolix/utp measured in the same run, interleaved iteration by

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // impairedPair is two Transports on loopback, each on a netem-wrapped socket, connected by a Path.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // Several peers on one Transport at once (a host serving several guests): each path has its own key and path ID,

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/utp"
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // Punching through two simulated port-restricted NATs (inbound only from address:ports sent to), with a dead

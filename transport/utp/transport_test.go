@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // fastConfig keeps every timer short so the tests take seconds.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // tcpPair is a connected kernel TCP pair on loopback, the baseline.

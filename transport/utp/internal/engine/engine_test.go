@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2phttp/p2phttp/internal/netem"
 	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
 )
 
 func randomBytes(n int, seed uint64) []byte {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/anacrolix/utp"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // lossyConn sends what is written through a netem link while lossy is set,

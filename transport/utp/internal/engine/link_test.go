@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // udpLink is a Link over a real UDP socket, pointed at one peer.

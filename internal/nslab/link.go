@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/p2phttp/p2phttp/transport/utp/netem"
+	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
 // Impairment is what a link does to the frames crossing it in one direction: loss, delay, jitter, reordering,

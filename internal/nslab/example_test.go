@@ -8,7 +8,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/internal/nslab"
 )
 
 // Two peers behind port-restricted cone NATs, one of them on a slow, lossy link; a command runs inside each

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/p2phttp/p2phttp/integration/nslab"
+	"github.com/p2phttp/p2phttp/internal/nslab"
 )
 
 // listen opens a UDP socket inside h's namespace; the lab closes nothing for us, so the test does.
