@@ -63,9 +63,9 @@ func chromiumBinary(t *testing.T) string {
 }
 
 // runChromium loads url in a fresh headless Chromium with extra flags (--dump-dom, --screenshot=...) and returns its
-// stdout. The browser gets a profile and a $HOME of its own in a temporary directory, resolves no host name (the
-// tests use 127.0.0.1 only, and a browser's background services must not reach beyond loopback), and is killed
-// with all its child processes when it overruns browserTimeout or the test ends.
+// stdout. The browser gets a profile and a $HOME of its own in a temporary directory, resolves no host name but
+// 127.0.0.1 (the tests use only that, and a browser's background services must not reach beyond loopback), and is
+// killed with its child processes when it overruns browserTimeout or the test ends.
 func runChromium(t *testing.T, bin, url string, extra ...string) string {
 	t.Helper()
 	home := t.TempDir()
@@ -81,7 +81,7 @@ func runChromium(t *testing.T, bin, url string, extra ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home)
-	// A process group of its own, so that the renderer, GPU and crash-handler processes die with the browser.
+	// A process group of its own, so that the renderer and utility processes die with the browser.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	killGroup := func() error {
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
