@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // fuzzConfig keeps limits small so the fuzzer reaches them.
@@ -70,30 +72,22 @@ func FuzzReadRequest(f *testing.F) {
 			err := s.ReadRequest(&req)
 			// Each ReadSome consumes at least one byte or ends the message, so this loop is bounded by the input.
 			for steps := 0; err == nil && s.ReadState() != ReadFinished; steps++ {
-				if steps > len(in)+2 {
-					t.Fatalf("ReadSome made no progress on %q", in)
-				}
+				require.LessOrEqual(t, steps, len(in)+2, "ReadSome made no progress on %q", in)
 				err = s.ReadSome(&req)
 			}
 			if err != nil {
-				if !knownError(err) {
-					t.Fatalf("unexpected error %v", err)
-				}
-				if s.ReadState() != ReadEmpty {
-					t.Fatalf("read state %s after an error", s.ReadState())
-				}
+				require.True(t, knownError(err), "unexpected error %v", err)
+				require.Equal(t, ReadEmpty, s.ReadState(), "read state after an error")
 				return
 			}
-			if req.Method == "" || req.Target == "" {
-				t.Fatalf("request without method or target from %q", in)
-			}
+			require.NotEmpty(t, req.Method, "request without method from %q", in)
+			require.NotEmpty(t, req.Target, "request without target from %q", in)
 			for k := range req.Header {
-				if k != http.CanonicalHeaderKey(k) || strings.ContainsAny(k, " \t:\r\n") {
-					t.Fatalf("header name %q", k)
-				}
+				require.Equal(t, http.CanonicalHeaderKey(k), k, "header name")
+				require.False(t, strings.ContainsAny(k, " \t:\r\n"), "header name %q", k)
 			}
-			if err := s.WriteResponse(&Response{Status: 200, Body: []byte("ok")}); err != nil && !knownError(err) {
-				t.Fatalf("WriteResponse: %v", err)
+			if err := s.WriteResponse(&Response{Status: 200, Body: []byte("ok")}); err != nil {
+				require.True(t, knownError(err), "WriteResponse: %v", err)
 			}
 		}
 	})
@@ -113,30 +107,23 @@ func FuzzReadResponse(f *testing.F) {
 			method = "HEAD"
 		}
 		for i := 0; i < 3; i++ {
-			if err := s.WriteRequest(&Request{Method: method, Target: "/", Header: http.Header{"Host": {"a"}}}); err != nil {
-				t.Fatalf("WriteRequest: %v", err)
-			}
+			require.NoError(t, s.WriteRequest(&Request{Method: method, Target: "/", Header: http.Header{"Host": {"a"}}}), "WriteRequest")
 		}
 		var res Response
 		for n := 0; n < 10; n++ {
 			err := s.ReadResponse(&res)
 			for steps := 0; err == nil && s.ReadState() != ReadEmpty; steps++ {
-				if steps > len(in)+2 {
-					t.Fatalf("ReadSome made no progress on %q", in)
-				}
+				require.LessOrEqual(t, steps, len(in)+2, "ReadSome made no progress on %q", in)
 				err = s.ReadSome(&res)
 			}
 			if err != nil {
-				if !knownError(err) {
-					t.Fatalf("unexpected error %v", err)
-				}
+				require.True(t, knownError(err), "unexpected error %v", err)
 				return
 			}
-			if res.Status < 100 || res.Status > 999 {
-				t.Fatalf("status %d", res.Status)
-			}
-			if head && len(res.Body) > 0 {
-				t.Fatalf("body %q for HEAD", res.Body)
+			require.GreaterOrEqual(t, res.Status, 100, "status")
+			require.LessOrEqual(t, res.Status, 999, "status")
+			if head {
+				require.Empty(t, res.Body, "body for HEAD")
 			}
 		}
 	})

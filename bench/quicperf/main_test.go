@@ -11,15 +11,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // freeUDPPort returns a loopback UDP port nobody holds right now.
 func freeUDPPort(t *testing.T) string {
 	t.Helper()
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	return c.LocalAddr().String()
 }
@@ -37,31 +38,24 @@ func TestLoopback(t *testing.T) {
 	go func() {
 		sent <- run(ctx, options{role: "send", peer: recvAddr, bind: sendAddr, bytes: size}, json.NewEncoder(&sendReport))
 	}()
-	if err := run(ctx, options{role: "recv", peer: sendAddr, bind: recvAddr, out: out}, json.NewEncoder(&recvReport)); err != nil {
-		t.Fatalf("recv: %v", err)
-	}
-	if err := <-sent; err != nil {
-		t.Fatalf("send: %v", err)
-	}
+	require.NoError(t, run(ctx, options{role: "recv", peer: sendAddr, bind: recvAddr, out: out}, json.NewEncoder(&recvReport)), "recv")
+	require.NoError(t, <-sent, "send")
 	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want, _ := io.ReadAll(io.LimitReader(rand.NewChaCha8([32]byte{'q', 'u', 'i', 'c'}), size))
-	if !bytes.Equal(got, want) {
-		t.Fatalf("received %d bytes, not the %d sent", len(got), len(want))
-	}
+	// bytes.Equal rather than require.Equal: a diff of megabytes would bury the lengths.
+	require.True(t, bytes.Equal(got, want), "received %d bytes, not the %d sent", len(got), len(want))
 	for _, r := range []struct {
 		name string
 		buf  *bytes.Buffer
 	}{{"send", &sendReport}, {"recv", &recvReport}} {
 		var res result
-		if err := json.Unmarshal(r.buf.Bytes(), &res); err != nil {
-			t.Fatalf("%s report %q: %v", r.name, r.buf, err)
-		}
-		if res.Event != "done" || res.Role != r.name || res.Bytes != size || res.CPUSeconds <= 0 || res.Seconds <= 0 {
-			t.Errorf("%s report: %+v", r.name, res)
-		}
+		require.NoError(t, json.Unmarshal(r.buf.Bytes(), &res), "%s report %q", r.name, r.buf)
+		assert.Equal(t, "done", res.Event, "%s report: %+v", r.name, res)
+		assert.Equal(t, r.name, res.Role, "%s report: %+v", r.name, res)
+		assert.Equal(t, int64(size), res.Bytes, "%s report: %+v", r.name, res)
+		assert.Positive(t, res.CPUSeconds, "%s report: %+v", r.name, res)
+		assert.Positive(t, res.Seconds, "%s report: %+v", r.name, res)
 	}
 }
 
@@ -72,8 +66,6 @@ func TestOptionErrors(t *testing.T) {
 		{role: "send", bind: "127.0.0.1:0"},
 		{role: "recv", peer: "not an address", bind: "127.0.0.1:0"},
 	} {
-		if err := run(ctx, o, json.NewEncoder(io.Discard)); err == nil {
-			t.Errorf("%+v: no error", o)
-		}
+		assert.Error(t, run(ctx, o, json.NewEncoder(io.Discard)), "%+v", o)
 	}
 }

@@ -1,9 +1,7 @@
 package netem
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,14 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func listenLoopback(t *testing.T) net.PacketConn {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return pc
 }
 
@@ -58,16 +56,12 @@ func TestLinkDeliversInOrderAfterDelay(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for i, g := range recv {
-		if g.seq != uint32(i) {
-			t.Fatalf("delivery %d carried packet %d", i, g.seq)
-		}
-		if d := g.at.Sub(sent[i]); d < 20*time.Millisecond {
-			t.Fatalf("packet %d delivered after %v, want at least 20ms", i, d)
-		}
+		require.Equal(t, uint32(i), g.seq, "packet carried by delivery %d", i)
+		require.GreaterOrEqual(t, g.at.Sub(sent[i]), 20*time.Millisecond, "delay of packet %d", i)
 	}
-	if st := l.Stats(); st.Offered != n || st.Delivered != n {
-		t.Fatalf("stats %+v, want %d offered and delivered", st, n)
-	}
+	st := l.Stats()
+	require.Equal(t, int64(n), st.Offered, "stats %+v", st)
+	require.Equal(t, int64(n), st.Delivered, "stats %+v", st)
 }
 
 func TestLinkCloseDiscardsPending(t *testing.T) {
@@ -92,26 +86,23 @@ func TestConnImpairsBothDirections(t *testing.T) {
 	defer b.Close()
 
 	// a's outbound loses everything.
-	if _, err := a.WriteTo([]byte("lost"), b.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := a.WriteTo([]byte("lost"), b.LocalAddr())
+	require.NoError(t, err)
 	// b -> a arrives: only a's outbound is impaired.
-	if _, err := b.WriteTo([]byte("ping"), a.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
+	_, err = b.WriteTo([]byte("ping"), a.LocalAddr())
+	require.NoError(t, err)
 	buf := make([]byte, 64)
 	a.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, from, err := a.ReadFrom(buf)
-	if err != nil || string(buf[:n]) != "ping" || from.String() != b.LocalAddr().String() {
-		t.Fatalf("a read %q from %v, %v; want ping from %v", buf[:n], from, err, b.LocalAddr())
-	}
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(buf[:n]))
+	require.Equal(t, b.LocalAddr().String(), from.String(), "sender of the ping")
 	b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if n, _, err := b.ReadFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("b read %q, %v; want a deadline error since a's outbound loses everything", buf[:n], err)
-	}
-	if st := a.OutStats(); st.Offered != 1 || st.Lost != 1 {
-		t.Fatalf("a's outbound stats %+v, want 1 offered, 1 lost", st)
-	}
+	n, _, err = b.ReadFrom(buf)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "b read %q; want a deadline error since a's outbound loses everything", buf[:n])
+	st := a.OutStats()
+	require.Equal(t, int64(1), st.Offered, "a's outbound stats %+v", st)
+	require.Equal(t, int64(1), st.Lost, "a's outbound stats %+v", st)
 }
 
 func TestConnDelayedRead(t *testing.T) {
@@ -121,18 +112,14 @@ func TestConnDelayedRead(t *testing.T) {
 	b := Wrap(listenLoopback(t), Config{In: Impairment{Delay: 30 * time.Millisecond}})
 	defer b.Close()
 	start := time.Now()
-	if _, err := a.WriteTo([]byte("hello"), b.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := a.WriteTo([]byte("hello"), b.LocalAddr())
+	require.NoError(t, err)
 	buf := make([]byte, 64)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, _, err := b.ReadFrom(buf)
-	if err != nil || !bytes.Equal(buf[:n], []byte("hello")) {
-		t.Fatalf("read %q, %v", buf[:n], err)
-	}
-	if d := time.Since(start); d < 30*time.Millisecond {
-		t.Fatalf("read after %v, want the 30 ms inbound delay", d)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(buf[:n]))
+	require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "time to the read, want the inbound delay")
 }
 
 func TestConnNATFilter(t *testing.T) {
@@ -150,9 +137,8 @@ func TestConnNATFilter(t *testing.T) {
 			// Nobody has been sent to: the peer is filtered like the stranger.
 			peer.WriteTo([]byte("early"), c.LocalAddr())
 			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			if n, _, err := c.ReadFrom(buf); err == nil {
-				t.Fatalf("read %q before punching", buf[:n])
-			}
+			n, _, err := c.ReadFrom(buf)
+			require.Error(t, err, "read %q before punching", buf[:n])
 			// Punch towards the peer; now the peer gets in, the stranger (another port) only with FilterAddress.
 			c.WriteTo([]byte("punch"), peer.LocalAddr())
 			time.Sleep(50 * time.Millisecond) // the punch leaves through the link's goroutine
@@ -171,12 +157,8 @@ func TestConnNATFilter(t *testing.T) {
 			if f == FilterAddress {
 				want = []string{"stranger", "peer"} // same IP, 127.0.0.1
 			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("read %q, want %q", got, want)
-			}
-			if wantFiltered := int64(3 - len(want)); c.Filtered() != wantFiltered {
-				t.Fatalf("Filtered() = %d, want %d", c.Filtered(), wantFiltered)
-			}
+			require.Equal(t, want, got)
+			require.Equal(t, int64(3-len(want)), c.Filtered(), "Filtered()")
 		})
 	}
 }
@@ -205,9 +187,7 @@ func TestConnBlockedReadReleased(t *testing.T) {
 			tc.release(c)
 			select {
 			case err := <-errc:
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("ReadFrom = %v, want %v", err, tc.want)
-				}
+				require.ErrorIs(t, err, tc.want, "ReadFrom")
 			case <-time.After(5 * time.Second):
 				t.Fatal("ReadFrom still blocked")
 			}
@@ -215,36 +195,26 @@ func TestConnBlockedReadReleased(t *testing.T) {
 	}
 	c := Wrap(listenLoopback(t), Config{})
 	c.Close()
-	if _, err := c.WriteTo([]byte("x"), c.LocalAddr()); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("WriteTo after Close = %v, want net.ErrClosed", err)
-	}
+	_, err := c.WriteTo([]byte("x"), c.LocalAddr())
+	require.ErrorIs(t, err, net.ErrClosed, "WriteTo after Close")
 }
 
 func TestConnPassesSocketOptions(t *testing.T) {
 	t.Parallel()
 	c := Wrap(listenLoopback(t), Config{})
 	defer c.Close()
-	if err := c.SetReadBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetWriteBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.SetReadBuffer(1<<20))
+	require.NoError(t, c.SetWriteBuffer(1<<20))
 	var _ syscall.Conn = c
 	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var rcvbuf int
 	var sockErr error
-	if err := rc.Control(func(fd uintptr) {
+	require.NoError(t, rc.Control(func(fd uintptr) {
 		rcvbuf, sockErr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-	}); err != nil || sockErr != nil {
-		t.Fatal(err, sockErr)
-	}
-	if rcvbuf <= 0 {
-		t.Fatalf("SO_RCVBUF = %d through the wrapper", rcvbuf)
-	}
+	}))
+	require.NoError(t, sockErr)
+	require.Positive(t, rcvbuf, "SO_RCVBUF through the wrapper")
 }
 
 // A bottleneck through real sockets: the receiver counts what arrives; the rate is computed from counts and the
@@ -263,28 +233,24 @@ func TestConnBottleneckDropsAtQueue(t *testing.T) {
 	defer b.Close()
 	pkt := make([]byte, size)
 	for range n { // a burst far faster than 1 MB/s
-		if _, err := a.WriteTo(pkt, b.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
+		_, err := a.WriteTo(pkt, b.LocalAddr())
+		require.NoError(t, err)
 	}
-	if b := a.Backlog(); b <= 0 || b > queue {
-		t.Fatalf("Backlog() = %d right after the burst, want in (0, %d]", b, queue)
-	}
+	backlog := a.Backlog()
+	require.Positive(t, backlog, "Backlog() right after the burst")
+	require.LessOrEqual(t, backlog, queue, "Backlog() right after the burst")
 	st := a.OutStats()
-	if st.Delivered+st.QueueDrops != n || st.QueueDrops == 0 {
-		t.Fatalf("stats %+v: want every packet delivered or dropped at the queue, some dropped", st)
-	}
+	require.Equal(t, int64(n), st.Delivered+st.QueueDrops, "stats %+v: want every packet delivered or dropped at the queue", st)
+	require.NotZero(t, st.QueueDrops, "stats %+v: want some dropped at the queue", st)
 	// What got through is about one queue's worth plus what drained while the burst was being written.
-	if st.Delivered < queue/size || st.Delivered > n/2 {
-		t.Fatalf("%d of %d packets passed a %d B queue", st.Delivered, n, queue)
-	}
+	require.GreaterOrEqual(t, st.Delivered, int64(queue/size), "packets of %d that passed a %d B queue", n, queue)
+	require.LessOrEqual(t, st.Delivered, int64(n/2), "packets of %d that passed a %d B queue", n, queue)
 	got := 0
 	buf := make([]byte, 2048)
 	for int64(got) < st.Delivered {
 		b.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, _, err := b.ReadFrom(buf); err != nil {
-			t.Fatalf("received %d of %d delivered packets: %v", got, st.Delivered, err)
-		}
+		_, _, err := b.ReadFrom(buf)
+		require.NoError(t, err, "received %d of %d delivered packets", got, st.Delivered)
 		got++
 	}
 }

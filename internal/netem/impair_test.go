@@ -1,11 +1,13 @@
 package netem
 
 import (
-	"errors"
 	"math"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Unix(1_000_000, 0)
@@ -26,26 +28,17 @@ func TestShaperBottleneckPacesAtRate(t *testing.T) {
 		now = now.Add(gap)
 	}
 	st := s.stats
-	if st.Offered != st.Delivered+st.QueueDrops || st.Lost+st.OutageDrops != 0 {
-		t.Fatalf("stats do not add up: %+v", st)
-	}
+	require.Equal(t, st.Offered, st.Delivered+st.QueueDrops, "stats do not add up: %+v", st)
+	require.Zero(t, st.Lost+st.OutageDrops, "stats do not add up: %+v", st)
 	// Throughput from counts: bytes delivered over the span of delivery times.
 	span := deliveries[len(deliveries)-1].Sub(deliveries[0]).Seconds()
 	got := float64((len(deliveries)-1)*size) / span
-	if math.Abs(got-rate)/rate > 0.001 {
-		t.Errorf("delivered %.0f B/s, want %.0f", got, rate)
-	}
+	assert.InEpsilon(t, rate, got, 0.001, "delivered B/s")
 	// Half the offered load cannot fit; the queue holds the rest.
-	if frac := float64(st.QueueDrops) / float64(st.Offered); math.Abs(frac-0.5) > 0.02 {
-		t.Errorf("%.3f of packets dropped at the queue, want about 0.5", frac)
-	}
-	if !slices.IsSortedFunc(deliveries, func(a, b time.Time) int { return a.Compare(b) }) {
-		t.Error("a FIFO bottleneck reordered packets")
-	}
+	assert.InDelta(t, 0.5, float64(st.QueueDrops)/float64(st.Offered), 0.02, "share of packets dropped at the queue")
+	assert.True(t, slices.IsSortedFunc(deliveries, func(a, b time.Time) int { return a.Compare(b) }), "a FIFO bottleneck reordered packets")
 	// Back-to-back packets leave exactly size/rate apart.
-	if d, want := deliveries[len(deliveries)-1].Sub(deliveries[len(deliveries)-2]), time.Duration(size/rate*1e9); d != want {
-		t.Errorf("spacing %v, want %v", d, want)
-	}
+	assert.Equal(t, time.Duration(size/rate*1e9), deliveries[len(deliveries)-1].Sub(deliveries[len(deliveries)-2]), "spacing")
 }
 
 func TestShaperTailDrop(t *testing.T) {
@@ -54,16 +47,13 @@ func TestShaperTailDrop(t *testing.T) {
 	for range 100 {
 		s.admit(1000, t0) // a burst in one instant
 	}
-	if s.stats.Delivered != 10 || s.stats.QueueDrops != 90 {
-		t.Fatalf("burst of 100 x 1000 B into a 10000 B queue: %+v, want 10 through, 90 dropped", s.stats)
-	}
+	require.Equal(t, int64(10), s.stats.Delivered, "burst of 100 x 1000 B into a 10000 B queue: %+v", s.stats)
+	require.Equal(t, int64(90), s.stats.QueueDrops, "burst of 100 x 1000 B into a 10000 B queue: %+v", s.stats)
 	// 5 ms later 5000 B have drained: room for exactly 5 more.
 	for range 10 {
 		s.admit(1000, t0.Add(5*time.Millisecond))
 	}
-	if s.stats.Delivered != 15 {
-		t.Fatalf("after draining 5 ms at 1 MB/s: %d delivered, want 15", s.stats.Delivered)
-	}
+	require.Equal(t, int64(15), s.stats.Delivered, "delivered after draining 5 ms at 1 MB/s")
 }
 
 func TestShaperRandomLossFraction(t *testing.T) {
@@ -76,9 +66,7 @@ func TestShaperRandomLossFraction(t *testing.T) {
 		}
 		got := float64(s.stats.Lost) / n
 		// 4 standard deviations of a binomial proportion.
-		if tol := 4 * math.Sqrt(loss*(1-loss)/n); math.Abs(got-loss) > tol {
-			t.Errorf("Loss %.2f: lost %.4f of packets, want within %.4f", loss, got, tol)
-		}
+		assert.InDelta(t, loss, got, 4*math.Sqrt(loss*(1-loss)/n), "Loss %.2f: share of packets lost", loss)
 	}
 }
 
@@ -100,13 +88,9 @@ func TestShaperBurstLoss(t *testing.T) {
 		sum += r
 	}
 	mean := float64(sum) / float64(len(runs))
-	if mean < 7 || mean > 9 {
-		t.Errorf("mean burst %.2f packets over %d bursts, want about 8", mean, len(runs))
-	}
+	assert.InDelta(t, 8, mean, 1, "mean burst in packets over %d bursts", len(runs))
 	// Bursts start at about BurstLoss per delivered packet.
-	if got := float64(len(runs)) / float64(s.stats.Delivered); got < 0.008 || got > 0.012 {
-		t.Errorf("%.4f bursts per delivered packet, want about 0.01", got)
-	}
+	assert.InDelta(t, 0.01, float64(len(runs))/float64(s.stats.Delivered), 0.002, "bursts per delivered packet")
 }
 
 func TestShaperDelayJitterKeepOrder(t *testing.T) {
@@ -116,12 +100,8 @@ func TestShaperDelayJitterKeepOrder(t *testing.T) {
 	for i := range 10_000 {
 		now := t0.Add(time.Duration(i) * 100 * time.Microsecond)
 		at := s.admit(1000, now)[0]
-		if d := at.Sub(now); d < 50*time.Millisecond {
-			t.Fatalf("packet %d delayed %v, want at least 50ms", i, d)
-		}
-		if at.Before(prev) {
-			t.Fatalf("packet %d overtook packet %d without Reorder", i, i-1)
-		}
+		require.GreaterOrEqual(t, at.Sub(now), 50*time.Millisecond, "delay of packet %d", i)
+		require.False(t, at.Before(prev), "packet %d overtook packet %d without Reorder", i, i-1)
 		prev = at
 	}
 }
@@ -146,9 +126,7 @@ func TestShaperReorder(t *testing.T) {
 			late++
 		}
 	}
-	if frac := float64(late) / n; frac < 0.08 || frac > 0.12 {
-		t.Errorf("%.3f of packets arrived behind later ones, want about 0.1", frac)
-	}
+	assert.InDelta(t, 0.1, float64(late)/n, 0.02, "share of packets that arrived behind later ones")
 }
 
 func TestShaperDuplicate(t *testing.T) {
@@ -159,9 +137,8 @@ func TestShaperDuplicate(t *testing.T) {
 	for range n {
 		copies += len(s.admit(100, t0))
 	}
-	if frac := float64(copies-n) / n; math.Abs(frac-0.2) > 0.01 || s.stats.Duplicated != int64(copies-n) {
-		t.Errorf("%.3f duplicated (stats %d), want about 0.2", frac, s.stats.Duplicated)
-	}
+	assert.InDelta(t, 0.2, float64(copies-n)/n, 0.01, "share duplicated")
+	assert.Equal(t, int64(copies-n), s.stats.Duplicated, "Duplicated in the stats")
 }
 
 func TestShaperOutages(t *testing.T) {
@@ -170,17 +147,11 @@ func TestShaperOutages(t *testing.T) {
 	for ms := 0; ms < 3000; ms++ {
 		now := t0.Add(time.Duration(ms) * time.Millisecond)
 		dropped := len(s.admit(100, now)) == 0
-		if want := ms >= 1000 && ms < 1500; dropped != want {
-			t.Fatalf("at %d ms dropped=%v, want %v", ms, dropped, want)
-		}
+		require.Equal(t, ms >= 1000 && ms < 1500, dropped, "dropped at %d ms", ms)
 	}
-	if s.stats.OutageDrops != 500 {
-		t.Fatalf("OutageDrops = %d, want 500", s.stats.OutageDrops)
-	}
+	require.Equal(t, int64(500), s.stats.OutageDrops, "OutageDrops")
 	s.manualEnd = t0.Add(4 * time.Second)
-	if got := s.admit(100, t0.Add(3500*time.Millisecond)); len(got) != 0 {
-		t.Fatal("a packet went through a manual outage")
-	}
+	require.Empty(t, s.admit(100, t0.Add(3500*time.Millisecond)), "a packet went through a manual outage")
 }
 
 func TestShaperIsDeterministic(t *testing.T) {
@@ -197,12 +168,9 @@ func TestShaperIsDeterministic(t *testing.T) {
 		return all
 	}
 	a, b, c := fates(42), fates(42), fates(43)
-	if !slices.Equal(a, b) {
-		t.Fatal("the same seed gave different fates")
-	}
-	if slices.Equal(a, c) {
-		t.Fatal("different seeds gave the same fates")
-	}
+	// slices.Equal compares the times with ==, exactly; a diff of 10000 times would not help.
+	require.True(t, slices.Equal(a, b), "the same seed gave different fates")
+	require.False(t, slices.Equal(a, c), "different seeds gave the same fates")
 }
 
 func TestImpairmentValidate(t *testing.T) {
@@ -222,8 +190,10 @@ func TestImpairmentValidate(t *testing.T) {
 		{Impairment{Outages: []Outage{{Start: time.Second, Duration: -time.Second}}}, false},
 	} {
 		err := tc.im.Validate()
-		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalidImpairment)) {
-			t.Errorf("Validate(%+v) = %v, want ok=%v", tc.im, err, tc.ok)
+		if tc.ok {
+			assert.NoError(t, err, "Validate(%+v)", tc.im)
+		} else {
+			assert.ErrorIs(t, err, ErrInvalidImpairment, "Validate(%+v)", tc.im)
 		}
 	}
 }

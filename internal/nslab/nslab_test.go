@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2phttp/p2phttp/internal/nslab"
 )
 
@@ -22,13 +25,11 @@ import (
 func listen(t *testing.T, h *nslab.Host, addr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	if err := h.Do(func() error {
+	require.NoError(t, h.Do(func() error {
 		var err error
 		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 		return err
-	}); err != nil {
-		t.Fatalf("listen %s in %s: %v", addr, h.NS, err)
-	}
+	}), "listen %s in %s", addr, h.NS)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -46,9 +47,8 @@ func send(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPCon
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 2048)
 	for time.Now().Before(deadline) {
-		if _, err := c.WriteToUDPAddrPort(msg, dst); err != nil {
-			t.Fatalf("send to %v: %v", dst, err)
-		}
+		_, err := c.WriteToUDPAddrPort(msg, dst)
+		require.NoError(t, err, "send to %v", dst)
 		_ = receiver.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
 		for {
 			n, src, err := receiver.ReadFromUDPAddrPort(buf)
@@ -57,7 +57,7 @@ func send(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPCon
 				if errors.As(err, &ne) && ne.Timeout() {
 					break
 				}
-				t.Fatalf("receive at %v: %v", local(receiver), err)
+				require.NoError(t, err, "receive at %v", local(receiver))
 			}
 			if bytes.Equal(buf[:n], msg) {
 				return src, true
@@ -76,18 +76,15 @@ const (
 func mustReach(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPConn) netip.AddrPort {
 	t.Helper()
 	from, ok := send(t, c, dst, receiver, reachable)
-	if !ok {
-		t.Fatalf("probe from %v to %v never arrived", local(c), dst)
-	}
+	require.True(t, ok, "probe from %v to %v never arrived", local(c), dst)
 	return from
 }
 
 // mustNotReach asserts a probe from c to dst does not arrive at receiver.
 func mustNotReach(t *testing.T, c *net.UDPConn, dst netip.AddrPort, receiver *net.UDPConn) {
 	t.Helper()
-	if from, ok := send(t, c, dst, receiver, unreachable); ok {
-		t.Fatalf("probe from %v to %v arrived (seen from %v), want it filtered", local(c), dst, from)
-	}
+	from, ok := send(t, c, dst, receiver, unreachable)
+	require.False(t, ok, "probe from %v to %v arrived (seen from %v), want it filtered", local(c), dst, from)
 }
 
 func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
@@ -123,13 +120,9 @@ func TestNATTypes(t *testing.T) {
 			p := listen(t, lab.Peer(tc.peer), "0.0.0.0:40000")
 			// The peer has sent to s1 only.
 			m1 := mustReach(t, p, local(s1), s1)
-			if m1.Addr() != r.WAN {
-				t.Fatalf("s1 saw %v, want the router's address %v", m1, r.WAN)
-			}
+			require.Equal(t, r.WAN, m1.Addr(), "address s1 saw (%v), want the router's", m1)
 			// Replies from a contacted endpoint always come in.
-			if got := mustReach(t, s1, m1, p); got != local(s1) {
-				t.Fatalf("peer saw the reply from %v, want %v", got, local(s1))
-			}
+			require.Equal(t, local(s1), mustReach(t, s1, m1, p), "source of the reply the peer saw")
 			// s2: same address as s1, another port.
 			if tc.sameAddrIn {
 				mustReach(t, s2, m1, p)
@@ -145,11 +138,10 @@ func TestNATTypes(t *testing.T) {
 			// The mapping towards s3 from the same socket.
 			m3 := mustReach(t, p, local(s3), s3)
 			if tc.endpointIndep {
-				if m1.Port() != 40000 || m3 != m1 {
-					t.Fatalf("mappings %v (to s1) and %v (to s3): want both %v:40000", m1, m3, r.WAN)
-				}
-			} else if m3.Port() == m1.Port() {
-				t.Fatalf("symmetric NAT used port %d towards both s1 and s3", m1.Port())
+				require.Equal(t, uint16(40000), m1.Port(), "mapping to s1")
+				require.Equal(t, m1, m3, "mapping to s3, want the one to s1")
+			} else {
+				require.NotEqual(t, m1.Port(), m3.Port(), "symmetric NAT used one port towards both s1 and s3")
 			}
 			mustReach(t, s3, m3, p)
 			// An unmapped port of the router never lets anything in.
@@ -171,9 +163,7 @@ func TestUnsolicitedDoesNotStealPort(t *testing.T) {
 	for range 3 {
 		mustNotReach(t, s, ap(r.WAN, 41000), p)
 	}
-	if got := mustReach(t, p, local(s), s); got != ap(r.WAN, 41000) {
-		t.Fatalf("after unsolicited packets the mapping is %v, want %v", got, ap(r.WAN, 41000))
-	}
+	require.Equal(t, ap(r.WAN, 41000), mustReach(t, p, local(s), s), "the mapping after unsolicited packets")
 	// Now the hole is open in both directions.
 	mustReach(t, s, ap(r.WAN, 41000), p)
 }
@@ -198,9 +188,7 @@ func TestHairpin(t *testing.T) {
 			ma := mustReach(t, a, local(s), s)
 			mb := mustReach(t, b, local(s), s)
 			if tc.hairpin {
-				if got := mustReach(t, b, ma, a); got != mb {
-					t.Fatalf("hairpinned packet came from %v, want b's public endpoint %v", got, mb)
-				}
+				require.Equal(t, mb, mustReach(t, b, ma, a), "source of the hairpinned packet, want b's public endpoint")
 				mustReach(t, a, mb, b)
 			} else {
 				mustNotReach(t, b, ma, a)
@@ -208,9 +196,7 @@ func TestHairpin(t *testing.T) {
 			}
 			// The LAN path works regardless.
 			bLAN := ap(lab.Peer(tc.b).Addr, 42002)
-			if got := mustReach(t, a, bLAN, b); got != ap(lab.Peer(tc.a).Addr, 42001) {
-				t.Fatalf("LAN packet came from %v, want a's LAN address", got)
-			}
+			require.Equal(t, ap(lab.Peer(tc.a).Addr, 42001), mustReach(t, a, bLAN, b), "source of the LAN packet, want a's LAN address")
 		})
 	}
 }
@@ -244,20 +230,15 @@ func TestImpairment(t *testing.T) {
 		var best time.Duration
 		for i := range 10 {
 			start := time.Now()
-			if _, ok := send(t, p, local(echo), p, 3*time.Second); !ok {
-				t.Fatalf("echo %d lost on a loss-free link", i)
-			}
+			_, ok := send(t, p, local(echo), p, 3*time.Second)
+			require.True(t, ok, "echo %d lost on a loss-free link", i)
 			if rtt := time.Since(start); best == 0 || rtt < best {
 				best = rtt
 			}
 		}
 		t.Logf("best RTT through a %v-each-way link: %v", delay, best)
-		if best < 2*delay {
-			t.Fatalf("best RTT %v, want at least %v", best, 2*delay)
-		}
-		if best > 2*delay+150*time.Millisecond {
-			t.Fatalf("best RTT %v, far above the configured %v", best, 2*delay)
-		}
+		require.GreaterOrEqual(t, best, 2*delay, "best RTT")
+		require.LessOrEqual(t, best, 2*delay+150*time.Millisecond, "best RTT, far above the configured %v", 2*delay)
 	})
 
 	t.Run("loss", func(t *testing.T) {
@@ -284,9 +265,8 @@ func TestImpairment(t *testing.T) {
 			}
 		}()
 		for i := range n {
-			if _, err := p.WriteToUDPAddrPort([]byte(fmt.Sprintf("count %d", i)), local(sink)); err != nil {
-				t.Fatal(err)
-			}
+			_, err := p.WriteToUDPAddrPort([]byte(fmt.Sprintf("count %d", i)), local(sink))
+			require.NoError(t, err)
 			if i%50 == 0 {
 				time.Sleep(time.Millisecond) // stay under the socket buffers
 			}
@@ -296,13 +276,11 @@ func TestImpairment(t *testing.T) {
 		lost := uint64(after.Lost - before.Lost)
 		t.Logf("sent %d, received %d, link counted %d lost of %d frames (%+v)", n, got, lost, after.Offered-before.Offered, after)
 		// 10% of 2000: mean 200, standard deviation 13.4; 140..260 is beyond 4 sigma.
-		if n-got < 140 || n-got > 260 {
-			t.Fatalf("%d of %d probes lost, want about 10%%", n-got, n)
-		}
+		require.InDelta(t, 200, n-got, 60, "probes lost of %d, want about 10%%", n)
 		// Every probe the link did not drop must arrive (the sink's buffer is large; allow a few for ARP).
-		if d := int64(n-got) - int64(lost); d < 0 || d > 5 {
-			t.Fatalf("receiver missed %d probes but the link counted %d lost", n-got, lost)
-		}
+		missed := int64(n-got) - int64(lost)
+		require.GreaterOrEqual(t, missed, int64(0), "receiver missed %d probes but the link counted %d lost", n-got, lost)
+		require.LessOrEqual(t, missed, int64(5), "receiver missed %d probes but the link counted %d lost", n-got, lost)
 	})
 
 	t.Run("reorder", func(t *testing.T) {
@@ -311,9 +289,8 @@ func TestImpairment(t *testing.T) {
 		mustReach(t, p, local(sink), sink)
 		const n = 200
 		for i := range n {
-			if _, err := p.WriteToUDPAddrPort([]byte{byte(i)}, local(sink)); err != nil {
-				t.Fatal(err)
-			}
+			_, err := p.WriteToUDPAddrPort([]byte{byte(i)}, local(sink))
+			require.NoError(t, err)
 			time.Sleep(500 * time.Microsecond)
 		}
 		buf := make([]byte, 64)
@@ -334,12 +311,8 @@ func TestImpairment(t *testing.T) {
 			last = int(buf[0])
 		}
 		t.Logf("%d of %d frames arrived, %d out of order", got, n, inversions)
-		if got != n {
-			t.Fatalf("got %d of %d frames on a loss-free link", got, n)
-		}
-		if inversions == 0 {
-			t.Fatalf("holding back a quarter of the frames by 5 ms on 0.5 ms spacing reordered nothing")
-		}
+		require.Equal(t, n, got, "frames received on a loss-free link")
+		require.NotZero(t, inversions, "holding back a quarter of the frames by 5 ms on 0.5 ms spacing reordered nothing")
 	})
 }
 
@@ -353,9 +326,7 @@ func TestImpairedLinkCarriesTCP(t *testing.T) {
 		}},
 	}})
 	var ln net.Listener
-	if err := lab.Public.Do(func() (err error) { ln, err = net.Listen("tcp4", "203.0.113.1:9000"); return err }); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, lab.Public.Do(func() (err error) { ln, err = net.Listen("tcp4", "203.0.113.1:9000"); return err }))
 	defer ln.Close()
 	const size = 4 << 20
 	up := bytes.Repeat([]byte("0123456789abcdef"), size/16)
@@ -379,29 +350,25 @@ func TestImpairedLinkCarriesTCP(t *testing.T) {
 		_, _ = c.Write(down)
 	}()
 	var c net.Conn
-	if err := lab.Peer("p").Do(func() (err error) { c, err = net.DialTimeout("tcp4", "203.0.113.1:9000", 10*time.Second); return err }); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, lab.Peer("p").Do(func() (err error) { c, err = net.DialTimeout("tcp4", "203.0.113.1:9000", 10*time.Second); return err }))
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(up); err != nil {
-		t.Fatal(err)
-	}
-	if b := <-got; !bytes.Equal(b, up) {
-		t.Fatalf("server received %d bytes, not the %d sent", len(b), len(up))
-	}
-	b, err := io.ReadAll(c)
-	if err != nil || !bytes.Equal(b, down) {
-		t.Fatalf("peer received %d bytes (%v), not the %d sent", len(b), err, len(down))
-	}
+	_, err := c.Write(up)
+	require.NoError(t, err)
+	// bytes.Equal rather than require.Equal: a diff of megabytes would bury the lengths.
+	b := <-got
+	require.True(t, bytes.Equal(b, up), "server received %d bytes, not the %d sent", len(b), len(up))
+	b, err = io.ReadAll(c)
+	require.NoError(t, err, "peer received %d bytes", len(b))
+	require.True(t, bytes.Equal(b, down), "peer received %d bytes, not the %d sent", len(b), len(down))
 	st := lab.Peer("p").Link.Stats()
 	t.Logf("%+v", st)
-	if st.ToRouter.Failed != 0 || st.ToPeer.Failed != 0 {
-		t.Fatalf("forwarder write failures: %+v", st)
-	}
+	require.Zero(t, st.ToRouter.Failed, "forwarder write failures: %+v", st)
+	require.Zero(t, st.ToPeer.Failed, "forwarder write failures: %+v", st)
 	for _, d := range []nslab.DirectionStats{st.ToRouter, st.ToPeer} {
-		if avg := d.Link.OfferedBytes / max(d.Link.Offered, 1); d.Link.OfferedBytes > size && avg > 1600 {
-			t.Fatalf("average frame of %d bytes: the link carried super-frames, not segments", avg)
+		if d.Link.OfferedBytes > size {
+			avg := d.Link.OfferedBytes / max(d.Link.Offered, 1)
+			require.LessOrEqual(t, avg, int64(1600), "average frame in bytes: the link carried super-frames, not segments")
 		}
 	}
 }
@@ -414,9 +381,7 @@ func TestForwardTCP(t *testing.T) {
 	}})
 	r, p := lab.Routers[0], lab.Peer("p")
 	var ln net.Listener
-	if err := p.Do(func() (err error) { ln, err = net.Listen("tcp4", ":9100"); return err }); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, p.Do(func() (err error) { ln, err = net.Listen("tcp4", ":9100"); return err }))
 	defer ln.Close()
 	go func() {
 		for {
@@ -442,18 +407,13 @@ func TestForwardTCP(t *testing.T) {
 		})
 		return string(b), err
 	}
-	if _, err := dial(9100); err == nil {
-		t.Fatal("connected to the router's port 9100 before any forward")
-	}
-	if err := r.ForwardTCP(t.Context(), 9100, ap(p.Addr, 9100)); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := dial(9100); err != nil || got != "hello from the LAN" {
-		t.Fatalf("through the forward: %q, %v", got, err)
-	}
-	if err := r.ForwardTCP(t.Context(), 9101, ap(lab.Public.Addr, 80)); err == nil {
-		t.Fatal("forward to an address off the LAN accepted")
-	}
+	_, err := dial(9100)
+	require.Error(t, err, "connected to the router's port 9100 before any forward")
+	require.NoError(t, r.ForwardTCP(t.Context(), 9100, ap(p.Addr, 9100)))
+	got, err := dial(9100)
+	require.NoError(t, err, "through the forward")
+	require.Equal(t, "hello from the LAN", got, "through the forward")
+	require.Error(t, r.ForwardTCP(t.Context(), 9101, ap(lab.Public.Addr, 80)), "forward to an address off the LAN accepted")
 }
 
 // TestIsolationAndTeardown checks a lab adds nothing to the host's own namespace and leaves no namespace
@@ -461,33 +421,23 @@ func TestForwardTCP(t *testing.T) {
 func TestIsolationAndTeardown(t *testing.T) {
 	nslab.RequireAvailable(t)
 	before, err := net.Interfaces()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lab := nslab.Start(t, nslab.Config{Routers: []nslab.RouterConfig{
 		{NAT: nslab.Symmetric, Peers: []nslab.PeerConfig{{Name: "x", Down: &nslab.Impairment{Delay: time.Millisecond}}}},
 		{NAT: nslab.FullCone, Hairpin: true, Peers: []nslab.PeerConfig{{Name: "y"}, {Name: "z"}}},
 	}})
 	after, err := net.Interfaces()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(after) != len(before) {
-		t.Fatalf("the host namespace went from %d to %d interfaces", len(before), len(after))
-	}
+	require.NoError(t, err)
+	require.Len(t, after, len(before), "interfaces of the host namespace")
 	names := []string{lab.Public.NS, lab.Routers[0].NS, lab.Routers[1].NS, lab.Peer("x").NS, lab.Peer("y").NS}
 	for _, ns := range names {
-		if _, err := os.Stat("/var/run/netns/" + ns); err != nil {
-			t.Fatalf("namespace %s missing: %v", ns, err)
-		}
+		_, err := os.Stat("/var/run/netns/" + ns)
+		require.NoError(t, err, "namespace %s missing", ns)
 	}
-	if err := lab.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, lab.Close())
 	for _, ns := range names {
-		if _, err := os.Stat("/var/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("namespace %s still there after Close: %v", ns, err)
-		}
+		_, err := os.Stat("/var/run/netns/" + ns)
+		require.ErrorIs(t, err, os.ErrNotExist, "namespace %s still there after Close", ns)
 	}
 }
 
@@ -496,21 +446,16 @@ func TestIsolationAndTeardown(t *testing.T) {
 func TestRemoveStale(t *testing.T) {
 	nslab.RequireAvailable(t)
 	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, dead.Run())
 	stale := fmt.Sprintf("p2hl-%d-1-pub", dead.Process.Pid)
 	live := fmt.Sprintf("p2hl-%d-999-pub", os.Getpid())
 	for _, ns := range []string{stale, live} {
-		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-		}
+		out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
+		require.NoError(t, err, "ip netns add %s: %s", ns, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", live).Run() })
 	sleeper := exec.Command("ip", "netns", "exec", stale, "sleep", "60")
-	if err := sleeper.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, sleeper.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- sleeper.Wait() }()
 	t.Cleanup(func() { _ = sleeper.Process.Kill() })
@@ -520,21 +465,15 @@ func TestRemoveStale(t *testing.T) {
 		if strings.Contains(" "+strings.Join(strings.Fields(string(out)), " ")+" ", fmt.Sprintf(" %d ", sleeper.Process.Pid)) {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sleep never showed up in %s", stale)
-		}
+		require.False(t, time.Now().After(deadline), "sleep never showed up in %s", stale)
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	if err := nslab.RemoveStale(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat("/var/run/netns/" + stale); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stale namespace %s still there: %v", stale, err)
-	}
-	if _, err := os.Stat("/var/run/netns/" + live); err != nil {
-		t.Fatalf("namespace %s of this live process was removed: %v", live, err)
-	}
+	require.NoError(t, nslab.RemoveStale(t.Context()))
+	_, err := os.Stat("/var/run/netns/" + stale)
+	require.ErrorIs(t, err, os.ErrNotExist, "stale namespace %s still there", stale)
+	_, err = os.Stat("/var/run/netns/" + live)
+	require.NoError(t, err, "namespace %s of this live process was removed", live)
 	select {
 	case <-exited:
 	case <-time.After(5 * time.Second):
@@ -552,9 +491,9 @@ func TestConfigErrors(t *testing.T) {
 		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.0/16")}}},
 		{Routers: []nslab.RouterConfig{{LAN: netip.MustParsePrefix("192.168.1.7/24")}}},
 	} {
-		if lab, err := nslab.New(t.Context(), cfg); err == nil {
+		lab, err := nslab.New(t.Context(), cfg)
+		if !assert.Error(t, err, "New(%+v)", cfg) {
 			lab.Close()
-			t.Errorf("New(%+v) succeeded, want an error", cfg)
 		}
 	}
 }

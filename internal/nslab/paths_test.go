@@ -5,18 +5,18 @@ package nslab
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestPaths(t *testing.T) {
 	seen := map[string]bool{}
 	for _, p := range Paths() {
-		if p.Name == "" || p.Summary == "" || seen[p.Name] {
-			t.Errorf("path %q: empty or repeated name, or no summary", p.Name)
-		}
+		assert.NotEmpty(t, p.Name, "path name")
+		assert.NotEmpty(t, p.Summary, "path %q: summary", p.Name)
+		assert.False(t, seen[p.Name], "path %q: repeated name", p.Name)
 		seen[p.Name] = true
-		if err := validate(p.Config(7)); err != nil {
-			t.Errorf("path %s: %v", p.Name, err)
-		}
+		assert.NoError(t, validate(p.Config(7)), "path %s", p.Name)
 		// The stated RTT is what the delays add up to.
 		var rtt time.Duration
 		for _, im := range []*Impairment{p.SenderUp, p.SenderDown, p.ReceiverUp, p.ReceiverDown} {
@@ -24,27 +24,23 @@ func TestPaths(t *testing.T) {
 				rtt += im.Delay
 			}
 		}
-		if rtt != p.RTT {
-			t.Errorf("path %s: RTT %v, but the delays add up to %v", p.Name, p.RTT, rtt)
-		}
+		assert.Equal(t, p.RTT, rtt, "path %s: what the delays add up to against the stated RTT", p.Name)
 		got, err := PathByName(p.Name)
-		if err != nil || got.Name != p.Name {
-			t.Errorf("PathByName(%q) = %q, %v", p.Name, got.Name, err)
+		if assert.NoError(t, err, "PathByName(%q)", p.Name) {
+			assert.Equal(t, p.Name, got.Name, "PathByName(%q)", p.Name)
 		}
 		cfg := p.Config(7)
-		if a, b := cfg.Routers[0].Peers[0], cfg.Routers[1].Peers[0]; a.Name != "a" || b.Name != "b" || a.Seed != 7 || b.Seed != 8 {
-			t.Errorf("path %s: peers %+v and %+v, want a (seed 7) and b (seed 8)", p.Name, a, b)
-		}
+		a, b := cfg.Routers[0].Peers[0], cfg.Routers[1].Peers[0]
+		assert.Equal(t, "a", a.Name, "path %s: first peer", p.Name)
+		assert.Equal(t, "b", b.Name, "path %s: second peer", p.Name)
+		assert.Equal(t, uint64(7), a.Seed, "path %s: seed of a", p.Name)
+		assert.Equal(t, uint64(8), b.Seed, "path %s: seed of b", p.Name)
 	}
 	for _, want := range []string{"clean", "bottleneck", "lossy80", "lossy160", "loss20", "reorder20", "bdp"} {
-		if !seen[want] {
-			t.Errorf("no path %q", want)
-		}
+		assert.True(t, seen[want], "no path %q", want)
 	}
-	if _, err := PathByName("nope"); err == nil {
-		t.Error("PathByName(nope) found a path")
-	}
-	if cfg := Paths()[0].Config(0); cfg.Routers[1].Peers[0].Seed != 0 {
-		t.Errorf("seed 0 should leave both links randomly seeded, got %d for b", cfg.Routers[1].Peers[0].Seed)
-	}
+	_, err := PathByName("nope")
+	assert.Error(t, err, "PathByName(nope) found a path")
+	cfg := Paths()[0].Config(0)
+	assert.Zero(t, cfg.Routers[1].Peers[0].Seed, "seed 0 should leave both links randomly seeded")
 }

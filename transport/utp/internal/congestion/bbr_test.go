@@ -3,6 +3,8 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // A timeout drops BBR's window to the minimum; the first ACK after it brings
@@ -12,44 +14,30 @@ func TestBBRRetransmissionTimeout(t *testing.T) {
 	w := b.CongestionWindow()
 	b.OnRetransmissionTimeout(t0)
 	b.OnRetransmissionTimeout(t0.Add(time.Second))
-	if got := b.CongestionWindow(); got != bbrMinCwndPackets*DefaultMaxDatagramSize {
-		t.Fatalf("window %d after RTO, want the minimum", got)
-	}
+	require.Equal(t, bbrMinCwndPackets*DefaultMaxDatagramSize, b.CongestionWindow(), "window after RTO, want the minimum")
 	b.OnAck(t0.Add(2*time.Second), 1200, 2400, ackRTT(50*time.Millisecond), -1)
-	if got := b.CongestionWindow(); got < w {
-		t.Fatalf("window %d after the path delivered again, want the %d it had", got, w)
-	}
+	require.GreaterOrEqual(t, b.CongestionWindow(), w, "window after the path delivered again, want the one it had")
 }
 
 // Startup paces at 2.885 times the window per RTT until there is a rate
 // sample, and at the gain times the estimated rate after.
 func TestBBRPacingRate(t *testing.T) {
 	b := NewBBR(BBRConfig{}).(*bbr)
-	if r := b.pacingRate(); r != 0 {
-		t.Fatalf("pacing rate %v before any RTT sample, want unpaced", r)
-	}
+	require.Zero(t, b.pacingRate(), "pacing rate before any RTT sample, want unpaced")
 	b.OnAck(t0, 0, 0, ackRTT(100*time.Millisecond), -1)
-	if r, want := b.pacingRate(), bbrHighGain*float64(10*DefaultMaxDatagramSize)/0.1; r != want {
-		t.Fatalf("pacing rate %v, want %v", r, want)
-	}
+	require.Equal(t, bbrHighGain*float64(10*DefaultMaxDatagramSize)/0.1, b.pacingRate(), "pacing rate")
 	b.maxBw.reset(0, 1e6)
-	if r, want := b.pacingRate(), bbrHighGain*1e6; r != want {
-		t.Fatalf("pacing rate %v with a 1 MB/s estimate, want %v", r, want)
-	}
+	require.Equal(t, bbrHighGain*1e6, b.pacingRate(), "pacing rate with a 1 MB/s estimate")
 }
 
 // OnAppLimited reaches the rate sampler through the optional interface.
 func TestBBRAppLimitedObserver(t *testing.T) {
 	c := NewDefault()
 	o, ok := c.(AppLimitedObserver)
-	if !ok {
-		t.Fatal("the default controller does not take app-limited marks")
-	}
+	require.True(t, ok, "the default controller does not take app-limited marks")
 	c.OnPacketSent(t0, 0, 1200)
 	o.OnAppLimited(1200)
-	if c.(*bbr).rs.appLimited == 0 {
-		t.Fatal("OnAppLimited did not mark the sampler")
-	}
+	require.NotZero(t, c.(*bbr).rs.appLimited, "OnAppLimited did not mark the sampler")
 }
 
 // An application that sends a trickle does not end startup: its rate stops
@@ -69,7 +57,5 @@ func TestBBRStartupIgnoresAppLimitedRounds(t *testing.T) {
 		c.OnAck(now, 1200, 2400, &rtt, -1)
 		c.OnAck(now, 1200, 1200, &rtt, -1)
 	}
-	if !c.InSlowStart() {
-		t.Fatal("ten app-limited rounds ended startup")
-	}
+	require.True(t, c.InSlowStart(), "ten app-limited rounds ended startup")
 }

@@ -3,6 +3,8 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // hotPath drives c through one send, one pacing question and one ACK a
@@ -46,9 +48,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	for _, bc := range benchControllers {
 		h := newHotPath(bc.new())
 		i := 0
-		if n := testing.AllocsPerRun(10000, func() { h.step(i); i++ }); n != 0 {
-			t.Errorf("%s: %v allocations per packet", bc.name, n)
-		}
+		assert.Zero(t, testing.AllocsPerRun(10000, func() { h.step(i); i++ }), "%s: allocations per packet", bc.name)
 	}
 }
 

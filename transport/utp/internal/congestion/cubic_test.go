@@ -3,6 +3,8 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -16,29 +18,19 @@ func ackRTT(d time.Duration) *RTTStats {
 
 func TestCubicInitialWindowAndSlowStart(t *testing.T) {
 	c := NewCubic(CubicConfig{})
-	if got := c.CongestionWindow(); got != 10*DefaultMaxDatagramSize {
-		t.Fatalf("initial window %d, want %d", got, 10*DefaultMaxDatagramSize)
-	}
+	require.Equal(t, 10*DefaultMaxDatagramSize, c.CongestionWindow(), "initial window")
 	// Before the first packet the initial window follows the packet size;
 	// after, the window keeps its bytes.
 	c.SetMaxDatagramSize(1000)
-	if got := c.CongestionWindow(); got != 10*1000 {
-		t.Fatalf("initial window %d after resizing to 1000-byte packets, want 10000", got)
-	}
+	require.Equal(t, 10*1000, c.CongestionWindow(), "initial window after resizing to 1000-byte packets")
 	c.OnPacketSent(t0, 0, 1000)
 	c.SetMaxDatagramSize(1400)
-	if got := c.CongestionWindow(); got != 10*1000 {
-		t.Fatalf("window %d after a resize once sending, want it kept at 10000", got)
-	}
-	if !c.InSlowStart() {
-		t.Fatal("a new controller is not in slow start")
-	}
+	require.Equal(t, 10*1000, c.CongestionWindow(), "window after a resize once sending, want it kept")
+	require.True(t, c.InSlowStart(), "a new controller is not in slow start")
 	rtt := ackRTT(50 * time.Millisecond)
 	w := c.CongestionWindow()
 	c.OnAck(t0.Add(50*time.Millisecond), 5000, w, rtt, -1)
-	if got := c.CongestionWindow(); got != w+5000 {
-		t.Fatalf("slow start grew %d -> %d on 5000 bytes acked", w, got)
-	}
+	require.Equal(t, w+5000, c.CongestionWindow(), "slow start growth from %d on 5000 bytes acked", w)
 }
 
 func TestCubicDoesNotGrowWhenApplicationLimited(t *testing.T) {
@@ -46,9 +38,7 @@ func TestCubicDoesNotGrowWhenApplicationLimited(t *testing.T) {
 	rtt := ackRTT(50 * time.Millisecond)
 	w := c.CongestionWindow()
 	c.OnAck(t0.Add(50*time.Millisecond), 1200, 1200, rtt, -1)
-	if got := c.CongestionWindow(); got != w {
-		t.Fatalf("window grew %d -> %d with one packet of %d in flight", w, got, w)
-	}
+	require.Equal(t, w, c.CongestionWindow(), "window grew with one packet of %d in flight", w)
 }
 
 func TestCubicLossReducesOncePerRound(t *testing.T) {
@@ -62,39 +52,25 @@ func TestCubicLossReducesOncePerRound(t *testing.T) {
 	w := c.CongestionWindow()
 	c.OnLoss(now, now.Add(-40*time.Millisecond), 1200, w)
 	want := int(float64(w) * cubicBeta)
-	if got := c.CongestionWindow(); got != want {
-		t.Fatalf("after loss window %d, want %d (0.7 x %d)", got, want, w)
-	}
-	if c.InSlowStart() {
-		t.Fatal("still in slow start after a loss")
-	}
+	require.Equal(t, want, c.CongestionWindow(), "window after loss, want 0.7 x %d", w)
+	require.False(t, c.InSlowStart(), "still in slow start after a loss")
 	// A loss of a packet sent before the reduction does not cut again...
 	c.OnLoss(now.Add(time.Millisecond), now.Add(-10*time.Millisecond), 1200, w)
-	if got := c.CongestionWindow(); got != want {
-		t.Fatalf("second loss from the same round cut the window to %d", got)
-	}
+	require.Equal(t, want, c.CongestionWindow(), "second loss from the same round cut the window")
 	// ...but one sent after it does.
 	c.OnLoss(now.Add(100*time.Millisecond), now.Add(time.Millisecond), 1200, w)
-	if got := c.CongestionWindow(); got >= want {
-		t.Fatalf("a loss from a later round left the window at %d", got)
-	}
+	require.Less(t, c.CongestionWindow(), want, "a loss from a later round left the window")
 }
 
 func TestCubicRetransmissionTimeout(t *testing.T) {
 	c := NewCubic(CubicConfig{MinWindowPackets: 2})
 	w := c.CongestionWindow()
 	c.OnRetransmissionTimeout(t0)
-	if got := c.CongestionWindow(); got != 2*DefaultMaxDatagramSize {
-		t.Fatalf("after RTO window %d, want the minimum %d", got, 2*DefaultMaxDatagramSize)
-	}
+	require.Equal(t, 2*DefaultMaxDatagramSize, c.CongestionWindow(), "window after RTO, want the minimum")
 	c.OnRetransmissionTimeout(t0.Add(time.Second)) // backed off, no ACK between
 	cc := c.(*cubic)
-	if want := float64(w) * cubicBeta; cc.ssthresh != want {
-		t.Fatalf("ssthresh %v after two timeouts in a row, want one reduction to %v", cc.ssthresh, want)
-	}
-	if !c.InSlowStart() {
-		t.Fatal("not in slow start after RTO")
-	}
+	require.Equal(t, float64(w)*cubicBeta, cc.ssthresh, "ssthresh after two timeouts in a row, want one reduction")
+	require.True(t, c.InSlowStart(), "not in slow start after RTO")
 }
 
 func TestCubicMaxWindow(t *testing.T) {
@@ -105,9 +81,7 @@ func TestCubicMaxWindow(t *testing.T) {
 		now = now.Add(50 * time.Millisecond)
 		c.OnAck(now, c.CongestionWindow(), c.CongestionWindow(), rtt, -1)
 	}
-	if got := c.CongestionWindow(); got != 50000 {
-		t.Fatalf("window %d, want the cap 50000", got)
-	}
+	require.Equal(t, 50000, c.CongestionWindow(), "window, want the cap")
 }
 
 // In congestion avoidance the window follows the cubic curve: concave back up
@@ -124,17 +98,11 @@ func TestCubicCurve(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		c.OnAck(now, c.CongestionWindow()/100, c.CongestionWindow(), rtt, -1) // a window per RTT
 		if now.Sub(t0) == 4217*time.Millisecond {
-			if w := c.CongestionWindow(); w < 97000 || w > 103000 {
-				t.Fatalf("window %d bytes at K, want about the old maximum 100000", w)
-			}
+			require.InDelta(t, 100000, c.CongestionWindow(), 3000, "window in bytes at K, want about the old maximum")
 		}
 	}
-	if want := 4.217; c.k < want-0.01 || c.k > want+0.01 { // cbrt(30/0.4)
-		t.Fatalf("K = %.3f s, want %.3f", c.k, want)
-	}
-	if got := c.CongestionWindow(); got < 150000 {
-		t.Fatalf("window %d bytes 10 s after the loss, want convex growth past 150 packets", got)
-	}
+	require.InDelta(t, 4.217, c.k, 0.01, "K in seconds") // cbrt(30/0.4)
+	require.GreaterOrEqual(t, c.CongestionWindow(), 150000, "window in bytes 10 s after the loss, want convex growth past 150 packets")
 }
 
 func TestPacerAllowsBurstThenPaces(t *testing.T) {
@@ -146,21 +114,15 @@ func TestPacerAllowsBurstThenPaces(t *testing.T) {
 	now := t0
 	sent := 0
 	for sent < 4 {
-		if d := c.PacingDelay(now, 1200); d != 0 {
-			t.Fatalf("packet %d of the burst waits %v", sent, d)
-		}
+		require.Zero(t, c.PacingDelay(now, 1200), "packet %d of the burst waits", sent)
 		c.OnPacketSent(now, sent*1200, 1200)
 		sent++
 	}
-	if d := c.PacingDelay(now, 1200); d < 4*time.Millisecond || d > 6*time.Millisecond {
-		t.Fatalf("after the burst the next packet waits %v, want 5 ms", d)
-	}
+	require.InDelta(t, 5*time.Millisecond, c.PacingDelay(now, 1200), float64(time.Millisecond), "wait of the next packet after the burst")
 	// A timer 20 ms late finds four packets' credit, not one.
 	now = now.Add(25 * time.Millisecond)
 	for i := 0; i < 4; i++ {
-		if d := c.PacingDelay(now, 1200); d != 0 {
-			t.Fatalf("catch-up packet %d waits %v", i, d)
-		}
+		require.Zero(t, c.PacingDelay(now, 1200), "catch-up packet %d waits", i)
 		c.OnPacketSent(now, 1200, 1200)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzControllers drives every controller with an arbitrary sequence of
@@ -48,16 +50,15 @@ func FuzzControllers(f *testing.F) {
 					now = now.Add(-time.Duration(arg) * time.Millisecond) // a clock that steps back
 				}
 				w := c.CongestionWindow()
-				if w <= 0 || w > 64<<20 {
-					t.Fatalf("%s: window %d after op %d", bc.name, w, i/2)
-				}
+				require.Positive(t, w, "%s: window after op %d", bc.name, i/2)
+				require.LessOrEqual(t, w, 64<<20, "%s: window after op %d", bc.name, i/2)
 				d := c.PacingDelay(now, 1200)
-				if d < 0 || d > maxPacingDelay {
-					t.Fatalf("%s: pacing delay %v after op %d", bc.name, d, i/2)
-				}
+				require.GreaterOrEqual(t, d, time.Duration(0), "%s: pacing delay after op %d", bc.name, i/2)
+				require.LessOrEqual(t, d, maxPacingDelay, "%s: pacing delay after op %d", bc.name, i/2)
 			}
-			if b, ok := c.(*bbr); ok && (math.IsNaN(b.bw()) || math.IsInf(b.bw(), 0) || b.bw() < 0) {
-				t.Fatalf("bbr: bandwidth estimate %v", b.bw())
+			if b, ok := c.(*bbr); ok {
+				bw := b.bw()
+				require.False(t, math.IsNaN(bw) || math.IsInf(bw, 0) || bw < 0, "bbr: bandwidth estimate %v", bw)
 			}
 		}
 	})

@@ -3,6 +3,8 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // feedRound gives hystart one round of n ACKs with RTT rtt and returns the last
@@ -21,20 +23,16 @@ func TestHyStartConservativeThenExit(t *testing.T) {
 	var h hystart
 	h.reset()
 	feedRound(&h, 10, 100*time.Millisecond)
-	if div, _ := feedRound(&h, 10, 105*time.Millisecond); div != 1 {
-		t.Fatal("a 5 ms rise at 100 ms (threshold 12.5 ms) entered CSS")
-	}
-	if div, _ := feedRound(&h, 10, 120*time.Millisecond); div != hystartCSSGrowthDiv {
-		t.Fatal("a 15 ms rise did not enter CSS")
-	}
+	div, _ := feedRound(&h, 10, 105*time.Millisecond)
+	require.Equal(t, 1, div, "a 5 ms rise at 100 ms (threshold 12.5 ms) entered CSS")
+	div, _ = feedRound(&h, 10, 120*time.Millisecond)
+	require.Equal(t, hystartCSSGrowthDiv, div, "a 15 ms rise did not enter CSS")
 	for round := 0; round < hystartCSSRounds-1; round++ {
-		if _, exit := feedRound(&h, 10, 125*time.Millisecond); exit {
-			t.Fatalf("left slow start after %d CSS rounds", round+1)
-		}
+		_, exit := feedRound(&h, 10, 125*time.Millisecond)
+		require.False(t, exit, "left slow start after %d CSS rounds", round+1)
 	}
-	if _, exit := feedRound(&h, 10, 125*time.Millisecond); !exit {
-		t.Fatal("still in slow start after the CSS rounds")
-	}
+	_, exit := feedRound(&h, 10, 125*time.Millisecond)
+	require.True(t, exit, "still in slow start after the CSS rounds")
 }
 
 func TestHyStartIgnoresSpikes(t *testing.T) {
@@ -47,8 +45,9 @@ func TestHyStartIgnoresSpikes(t *testing.T) {
 		if i == 7 {
 			rtt = 20 * time.Millisecond
 		}
-		if div, _ := h.onAck(i == 0, rtt); div != 1 && i >= hystartNRTTSample-1 {
-			t.Fatalf("entered CSS on a round whose minimum did not rise (ack %d)", i)
+		div, _ := h.onAck(i == 0, rtt)
+		if i >= hystartNRTTSample-1 {
+			require.Equal(t, 1, div, "entered CSS on a round whose minimum did not rise (ack %d)", i)
 		}
 	}
 }
@@ -58,7 +57,6 @@ func TestHyStartBackToSlowStart(t *testing.T) {
 	h.reset()
 	feedRound(&h, 10, 20*time.Millisecond)
 	feedRound(&h, 10, 30*time.Millisecond) // CSS, baseline 30 ms
-	if div, _ := feedRound(&h, 10, 25*time.Millisecond); div != 1 {
-		t.Fatal("an RTT back under the CSS baseline did not resume slow start")
-	}
+	div, _ := feedRound(&h, 10, 25*time.Millisecond)
+	require.Equal(t, 1, div, "an RTT back under the CSS baseline did not resume slow start")
 }

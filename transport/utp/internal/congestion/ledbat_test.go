@@ -3,6 +3,8 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestBaseDelayFollowsDrift(t *testing.T) {
@@ -18,9 +20,8 @@ func TestBaseDelayFollowsDrift(t *testing.T) {
 			if s < 120 {
 				continue
 			}
-			if got, want := h.get(now), 20*time.Millisecond+skew; got < want-3*time.Millisecond || got > want+3*time.Millisecond {
-				t.Fatalf("%+.0f ppm at %d s: base %v, want %v", drift*1e6, s, got, want)
-			}
+			got, want := h.get(now), 20*time.Millisecond+skew
+			require.InDelta(t, want, got, float64(3*time.Millisecond), "%+.0f ppm at %d s: base %v, want %v", drift*1e6, s, got, want)
 		}
 	}
 }
@@ -38,17 +39,13 @@ func TestLEDBATGrowsBelowTargetShrinksAbove(t *testing.T) {
 		now = now.Add(2 * time.Millisecond)
 		l.OnAck(now, 1000, 20000, rtt, 30*time.Millisecond)
 	}
-	if got := l.cwnd - w; got < 900 || got > 1100 {
-		t.Fatalf("a window at zero queuing delay grew the window by %.0f bytes, want one packet", got)
-	}
+	require.InDelta(t, 1000, l.cwnd-w, 100, "a window at zero queuing delay grew the window by %.0f bytes, want one packet", l.cwnd-w)
 	w = l.cwnd
 	for i := 0; i < 8; i++ { // 200 ms of queue: twice the target
 		now = now.Add(2 * time.Millisecond)
 		l.OnAck(now, 1000, 21000, rtt, 230*time.Millisecond)
 	}
-	if l.cwnd >= w {
-		t.Fatalf("window %v did not shrink above the target", l.cwnd)
-	}
+	require.Less(t, l.cwnd, w, "the window did not shrink above the target")
 }
 
 func TestLEDBATLossHalvesOncePerRound(t *testing.T) {
@@ -56,14 +53,8 @@ func TestLEDBATLossHalvesOncePerRound(t *testing.T) {
 	w := l.CongestionWindow()
 	l.OnLoss(t0, t0.Add(-time.Millisecond), 1200, w)
 	l.OnLoss(t0.Add(time.Millisecond), t0.Add(-time.Millisecond), 1200, w)
-	if got := l.CongestionWindow(); got != w/2 {
-		t.Fatalf("window %d after two losses of one round, want %d", got, w/2)
-	}
-	if l.InSlowStart() {
-		t.Fatal("in slow start after a loss")
-	}
+	require.Equal(t, w/2, l.CongestionWindow(), "window after two losses of one round")
+	require.False(t, l.InSlowStart(), "in slow start after a loss")
 	l.OnRetransmissionTimeout(t0.Add(time.Second))
-	if got := l.CongestionWindow(); got != 2*DefaultMaxDatagramSize {
-		t.Fatalf("window %d after RTO, want the minimum", got)
-	}
+	require.Equal(t, 2*DefaultMaxDatagramSize, l.CongestionWindow(), "window after RTO, want the minimum")
 }

@@ -3,6 +3,9 @@ package congestion
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A sender that keeps waking 8 ms late (a busy CPU) is granted 8 ms of
@@ -22,24 +25,20 @@ func TestPacerCoversLateness(t *testing.T) {
 			now = now.Add(p.delay(now, rate, 1200) + late)
 		}
 		got := float64(sent) / rate
-		switch {
-		case got < 0.95:
-			t.Errorf("%v late: sent %.0f%% of the rate", late, 100*got)
-		case late == 0 && p.burst(rate, 1200) != rate*pacingGranularity.Seconds():
-			t.Errorf("on time: burst %v bytes, want 2 ms of rate", p.burst(rate, 1200))
+		if !assert.GreaterOrEqual(t, got, 0.95, "%v late: sent %.0f%% of the rate", late, 100*got) {
+			continue
+		}
+		if late == 0 {
+			assert.Equal(t, rate*pacingGranularity.Seconds(), p.burst(rate, 1200), "on time: burst in bytes, want 2 ms of rate")
 		}
 	}
 }
 
 func TestPacerUnpacedAndCapped(t *testing.T) {
 	var p pacer
-	if d := p.delay(t0, 0, 1200); d != 0 {
-		t.Fatalf("unpaced delay %v", d)
-	}
+	require.Zero(t, p.delay(t0, 0, 1200), "unpaced delay")
 	for range 5 { // a full bucket and one more packet, at one byte a second
 		p.sent(t0, 1, 1200, 1200)
 	}
-	if d := p.delay(t0, 1, 1200); d != maxPacingDelay {
-		t.Fatalf("delay %v at one byte a second, want the cap %v", d, maxPacingDelay)
-	}
+	require.Equal(t, maxPacingDelay, p.delay(t0, 1, 1200), "delay at one byte a second, want the cap")
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // The controllers under test, by name.
@@ -88,11 +90,11 @@ func TestSimPaths(t *testing.T) {
 				t.Logf("%-6s %-22s util %5.1f%% goodput %7.2f Mbit/s queue mean %v p95 %v retransmitted %.2f%%",
 					cc.name, p.name, 100*r.utilisation, mbit(r.goodput[0]), r.meanQueue.Round(10*time.Microsecond),
 					r.p95Queue.Round(10*time.Microsecond), 100*r.retransmits[0])
-				if want, ok := minUtilisation[cc.name][p.name]; ok && r.utilisation < want {
-					t.Errorf("utilisation %.1f%%, want at least %.0f%%", 100*r.utilisation, 100*want)
+				if want, ok := minUtilisation[cc.name][p.name]; ok {
+					assert.GreaterOrEqual(t, r.utilisation, want, "utilisation")
 				}
-				if cc.name == "bbr" && !p.cpuHog && r.meanQueue > p.rtt/2 {
-					t.Errorf("mean queue %v, want under half the RTT %v", r.meanQueue, p.rtt)
+				if cc.name == "bbr" && !p.cpuHog {
+					assert.LessOrEqual(t, r.meanQueue, p.rtt/2, "mean queue, want under half the RTT %v", p.rtt)
 				}
 			})
 		}
@@ -106,9 +108,7 @@ func TestSimJitter(t *testing.T) {
 	for _, name := range []string{"bbr", "cubic"} {
 		r := runSim(p, simFlowSpec{newCC: simController(name)})
 		t.Logf("%s: util %.1f%%, queue %v, retransmitted %.2f%%", name, 100*r.utilisation, r.meanQueue.Round(10*time.Microsecond), 100*r.retransmits[0])
-		if r.utilisation < 0.9 {
-			t.Errorf("%s: utilisation %.1f%%, want at least 90%%", name, 100*r.utilisation)
-		}
+		assert.GreaterOrEqual(t, r.utilisation, 0.9, "%s: utilisation", name)
 	}
 }
 
@@ -153,12 +153,8 @@ func TestSimFairness(t *testing.T) {
 				j := jain(r.goodput)
 				t.Logf("%s %s second flow at %v: %.2f + %.2f Mbit/s, utilisation %.1f%%, Jain %.3f, queue %v", tc.cc, p.name, start,
 					mbit(r.goodput[0]), mbit(r.goodput[1]), 100*r.utilisation, j, r.meanQueue.Round(10*time.Microsecond))
-				if j < 0.85 { // a 70/30 split
-					t.Errorf("Jain's index %.3f, want at least 0.85", j)
-				}
-				if r.utilisation < 0.9 {
-					t.Errorf("utilisation %.1f%%, want at least 90%%", 100*r.utilisation)
-				}
+				assert.GreaterOrEqual(t, j, 0.85, "Jain's index") // a 70/30 split
+				assert.GreaterOrEqual(t, r.utilisation, 0.9, "utilisation")
 			})
 		}
 	}
@@ -172,12 +168,9 @@ func TestSimLEDBATYields(t *testing.T) {
 	p := simPath{rate: 20e6, rtt: 40 * time.Millisecond, queue: 400, duration: 60 * time.Second, warmup: 20 * time.Second, seed: 9}
 	r := runSim(p, simFlowSpec{newCC: simController("ledbat")})
 	t.Logf("alone: %.2f Mbit/s, queue %v", mbit(r.goodput[0]), r.meanQueue.Round(time.Millisecond))
-	if r.utilisation < 0.95 {
-		t.Errorf("alone: utilisation %.1f%%, want at least 95%%", 100*r.utilisation)
-	}
-	if r.meanQueue > DefaultLEDBATTarget*11/10 || r.meanQueue < DefaultLEDBATTarget/2 {
-		t.Errorf("alone: mean queue %v, want about the target %v", r.meanQueue, DefaultLEDBATTarget)
-	}
+	assert.GreaterOrEqual(t, r.utilisation, 0.95, "alone: utilisation")
+	assert.LessOrEqual(t, r.meanQueue, DefaultLEDBATTarget*11/10, "alone: mean queue, want about the target %v", DefaultLEDBATTarget)
+	assert.GreaterOrEqual(t, r.meanQueue, DefaultLEDBATTarget/2, "alone: mean queue, want about the target %v", DefaultLEDBATTarget)
 	for _, tc := range []struct {
 		other    string
 		maxShare float64
@@ -185,12 +178,8 @@ func TestSimLEDBATYields(t *testing.T) {
 		r := runSim(p, simFlowSpec{newCC: simController("ledbat")}, simFlowSpec{newCC: simController(tc.other), start: 5 * time.Second})
 		share := r.goodput[0] / (r.goodput[0] + r.goodput[1])
 		t.Logf("beside %s: ledbat %.2f, %s %.2f Mbit/s", tc.other, mbit(r.goodput[0]), tc.other, mbit(r.goodput[1]))
-		if share > tc.maxShare {
-			t.Errorf("beside %s: LEDBAT kept %.0f%% of the link, want at most %.0f%%", tc.other, 100*share, 100*tc.maxShare)
-		}
-		if r.utilisation < 0.9 {
-			t.Errorf("beside %s: utilisation %.1f%%, want at least 90%%", tc.other, 100*r.utilisation)
-		}
+		assert.LessOrEqual(t, share, tc.maxShare, "beside %s: LEDBAT's share of the link", tc.other)
+		assert.GreaterOrEqual(t, r.utilisation, 0.9, "beside %s: utilisation", tc.other)
 	}
 }
 
@@ -202,12 +191,8 @@ func TestSimLEDBATClockDrift(t *testing.T) {
 		p := simPath{rate: 5e6, rtt: 40 * time.Millisecond, queue: 400, duration: 5 * time.Minute, warmup: 4 * time.Minute, clockDrift: drift, seed: 11}
 		r := runSim(p, simFlowSpec{newCC: simController("ledbat")})
 		t.Logf("last minute at %+.0f ppm drift: %.2f Mbit/s, queue %v", drift*1e6, mbit(r.goodput[0]), r.meanQueue.Round(time.Millisecond))
-		if r.utilisation < 0.9 {
-			t.Errorf("%+.0f ppm: utilisation %.1f%% in the last minute, want at least 90%%", drift*1e6, 100*r.utilisation)
-		}
-		if r.meanQueue > DefaultLEDBATTarget*12/10 {
-			t.Errorf("%+.0f ppm: mean queue %v, want about the target %v", drift*1e6, r.meanQueue, DefaultLEDBATTarget)
-		}
+		assert.GreaterOrEqual(t, r.utilisation, 0.9, "%+.0f ppm: utilisation in the last minute", drift*1e6)
+		assert.LessOrEqual(t, r.meanQueue, DefaultLEDBATTarget*12/10, "%+.0f ppm: mean queue, want about the target %v", drift*1e6, DefaultLEDBATTarget)
 	}
 }
 
@@ -222,9 +207,7 @@ func TestSimBBRBesideCubic(t *testing.T) {
 		p.duration, p.warmup, p.seed = 60*time.Second, 20*time.Second, uint64(200+i)
 		r := runSim(p, simFlowSpec{newCC: simController("bbr")}, simFlowSpec{newCC: simController("cubic")})
 		t.Logf("%s: bbr %.2f, cubic %.2f Mbit/s", p.name, mbit(r.goodput[0]), mbit(r.goodput[1]))
-		if r.utilisation < 0.9 {
-			t.Errorf("%s: utilisation %.1f%%, want at least 90%%", p.name, 100*r.utilisation)
-		}
+		assert.GreaterOrEqual(t, r.utilisation, 0.9, "%s: utilisation", p.name)
 	}
 }
 

@@ -1,9 +1,11 @@
 package wire
 
 import (
-	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A STATE packet as libutp and anacrolix/utp send it: a 4-byte selective ACK
@@ -22,25 +24,16 @@ var sample = []byte{
 func TestDecodeSample(t *testing.T) {
 	var h Header
 	payload, err := h.Decode(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	// The sample has no padding and no duplicate mark, so those fields stay zero.
 	want := Header{Type: State, ConnID: 0x1234, Timestamp: 16, TimestampDiff: 32, WndSize: 1 << 20, SeqNr: 0xabcd,
 		AckNr: 7, SACK: []byte{1, 1, 0, 0}}
-	if h.Type != want.Type || h.ConnID != want.ConnID || h.Timestamp != want.Timestamp ||
-		h.TimestampDiff != want.TimestampDiff || h.WndSize != want.WndSize || h.SeqNr != want.SeqNr ||
-		h.AckNr != want.AckNr || !bytes.Equal(h.SACK, want.SACK) {
-		t.Fatalf("decoded %+v, want %+v", h, want)
+	require.Equal(t, want, h)
+	require.Equal(t, "xyz", string(payload))
+	for bit, set := range map[int]bool{0: true, 8: true, 1: false, 40: false} {
+		require.Equal(t, set, SACKBit(h.SACK, bit), "SACK bit %d", bit)
 	}
-	if string(payload) != "xyz" {
-		t.Fatalf("payload %q", payload)
-	}
-	if !SACKBit(h.SACK, 0) || !SACKBit(h.SACK, 8) || SACKBit(h.SACK, 1) || SACKBit(h.SACK, 40) {
-		t.Fatal("SACK bits wrong")
-	}
-	if got := h.Append(nil); !bytes.Equal(got, sample[:len(sample)-3]) {
-		t.Fatalf("re-encoded\n%x, want\n%x", got, sample[:len(sample)-3])
-	}
+	require.Equal(t, sample[:len(sample)-3], h.Append(nil), "re-encoded")
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -68,9 +61,8 @@ func TestDecodeErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Header
-			if _, err := h.Decode(tc.b); !errors.Is(err, tc.want) {
-				t.Fatalf("err %v, want %v", err, tc.want)
-			}
+			_, err := h.Decode(tc.b)
+			require.ErrorIs(t, err, tc.want)
 		})
 	}
 }
@@ -82,9 +74,9 @@ func TestUnknownExtensionSkipped(t *testing.T) {
 	b = append(b, 'p')
 	var h Header
 	p, err := h.Decode(b)
-	if err != nil || string(p) != "p" || !SACKBit(h.SACK, 7) {
-		t.Fatalf("payload %q, sack %x, err %v", p, h.SACK, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "p", string(p))
+	require.True(t, SACKBit(h.SACK, 7), "sack %x", h.SACK)
 }
 
 func TestPaddingRoundTrip(t *testing.T) {
@@ -94,15 +86,17 @@ func TestPaddingRoundTrip(t *testing.T) {
 			h := Header{Type: Data, ConnID: 9, SeqNr: 3, AckNr: 4, SACK: sack, Padding: pad, Duplicate: 0xbeef,
 				HasDuplicate: dup}
 			b := h.Append([]byte("prefix"))[len("prefix"):]
-			if len(b) != h.Len() {
-				t.Fatalf("pad %d: encoded %d bytes, Len says %d", pad, len(b), h.Len())
-			}
+			require.Len(t, b, h.Len(), "pad %d: encoded bytes against Len", pad)
 			b = append(b, "data"...)
 			var got Header
 			p, err := got.Decode(b)
-			if err != nil || string(p) != "data" || !bytes.Equal(got.SACK, sack) || got.SeqNr != 3 ||
-				got.HasDuplicate != dup || dup && got.Duplicate != 0xbeef {
-				t.Fatalf("pad %d: %+v %q %v", pad, got, p, err)
+			require.NoError(t, err, "pad %d", pad)
+			require.Equal(t, "data", string(p), "pad %d", pad)
+			require.Equal(t, sack, got.SACK, "pad %d", pad)
+			require.Equal(t, uint16(3), got.SeqNr, "pad %d", pad)
+			require.Equal(t, dup, got.HasDuplicate, "pad %d", pad)
+			if dup {
+				require.Equal(t, uint16(0xbeef), got.Duplicate, "pad %d", pad)
 			}
 		}
 	}
@@ -113,9 +107,7 @@ func TestSeqLess(t *testing.T) {
 		a, b uint16
 		want bool
 	}{{1, 2, true}, {2, 1, false}, {1, 1, false}, {65535, 0, true}, {0, 65535, false}, {0, 32767, true}} {
-		if got := SeqLess(tc.a, tc.b); got != tc.want {
-			t.Errorf("SeqLess(%d, %d) = %v", tc.a, tc.b, got)
-		}
+		assert.Equal(t, tc.want, SeqLess(tc.a, tc.b), "SeqLess(%d, %d)", tc.a, tc.b)
 	}
 }
 
@@ -130,24 +122,16 @@ func FuzzDecode(f *testing.F) {
 		var h Header
 		p, err := h.Decode(b)
 		if err != nil {
-			if !errors.Is(err, ErrShort) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrType) &&
-				!errors.Is(err, ErrExtension) {
-				t.Fatalf("unexpected error %v", err)
-			}
+			require.True(t, errors.Is(err, ErrShort) || errors.Is(err, ErrVersion) || errors.Is(err, ErrType) ||
+				errors.Is(err, ErrExtension), "unexpected error %v", err)
 			return
 		}
 		enc := append(h.Append(nil), p...)
 		var h2 Header
 		p2, err := h2.Decode(enc)
-		if err != nil {
-			t.Fatalf("re-encoded packet does not decode: %v", err)
-		}
-		if h2.Type != h.Type || h2.ConnID != h.ConnID || h2.SeqNr != h.SeqNr || h2.AckNr != h.AckNr ||
-			h2.WndSize != h.WndSize || h2.Timestamp != h.Timestamp || h2.TimestampDiff != h.TimestampDiff ||
-			!bytes.Equal(h2.SACK, h.SACK) || h2.HasDuplicate != h.HasDuplicate || h2.Duplicate != h.Duplicate ||
-			!bytes.Equal(p2, p) {
-			t.Fatalf("round trip changed %+v into %+v", h, h2)
-		}
+		require.NoError(t, err, "re-encoded packet does not decode")
+		require.Equal(t, h, h2, "round trip changed the header")
+		require.Equal(t, string(p), string(p2), "round trip changed the payload")
 	})
 }
 
