@@ -9,15 +9,16 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // benchBodyBytes is the body size of the throughput benchmarks: 1 GiB, or SYMSOCK_BENCH_BYTES for a quick run.
 func benchBodyBytes(b *testing.B) int64 {
 	if v := os.Getenv("SYMSOCK_BENCH_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("SYMSOCK_BENCH_BYTES=%q", v)
-		}
+		require.NoError(b, err, "SYMSOCK_BENCH_BYTES=%q", v)
+		require.Positive(b, n, "SYMSOCK_BENCH_BYTES=%q", v)
 		return n
 	}
 	return 1 << 30
@@ -266,9 +267,7 @@ func BenchmarkWriteResponse(b *testing.B) {
 	b.Run("symsock", func(b *testing.B) {
 		s := New(&loopConn{data: []byte(r0)})
 		var req Request
-		if err := s.ReadRequest(&req); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, s.ReadRequest(&req))
 		res := &Response{Status: 200, Header: header, Body: body}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {

@@ -6,7 +6,6 @@ package symsock
 // place where this package deliberately differs from the original is marked "Adapted" on its test, with the rule.
 
 import (
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -57,9 +56,7 @@ func TestCase03(t *testing.T) {
 	want := http.Header{"Host": {"localhosT:8080"}, "X-Enemy": {"y \t y,y"}, "X-More": {""}, "X-More2": {""}}
 	require.Equal(t, len(want), len(req.Header), "headers")
 	for k, v := range want {
-		if got := req.Header.Values(k); len(got) != 1 || got[0] != v[0] {
-			t.Fatalf("%s = %q, want %q", k, got, v)
-		}
+		require.Equal(t, v, req.Header.Values(k), k)
 	}
 }
 
@@ -547,10 +544,7 @@ func TestCase41(t *testing.T) {
 func TestCase42(t *testing.T) {
 	s, peer := newPair(t)
 	require.NoError(t, peer.(*net.TCPConn).CloseWrite())
-	err := s.ReadRequest(&Request{})
-	if err != io.EOF {
-		t.Fatalf("ReadRequest = %v, want io.EOF", err)
-	}
+	require.Equal(t, io.EOF, s.ReadRequest(&Request{}), "ReadRequest")
 	states(t, s, ReadEmpty, WriteEmpty)
 	require.NoError(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}))
 	expectWire(t, peer, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -721,9 +715,8 @@ func TestCase56(t *testing.T) {
 	require.ErrorIs(t, s.ReadResponse(&Response{}), ErrParsing)
 	states(t, s, ReadEmpty, WriteEmpty)
 	err := s.ReadRequest(&Request{})
-	if errors.Is(err, ErrWrongDirection) || !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("ReadRequest after reset = %v, want an error wrapping net.ErrClosed", err)
-	}
+	require.ErrorIs(t, err, net.ErrClosed, "ReadRequest after reset")
+	require.NotErrorIs(t, err, ErrWrongDirection, "ReadRequest after reset")
 	expectClosed(t, peer)
 }
 
@@ -760,9 +753,7 @@ func TestCase59(t *testing.T) {
 	require.NoError(t, s.WriteRequest(&Request{Method: "GET", Target: "/", Header: http.Header{"Host": {"a"}}}))
 	expectWire(t, peer, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	peer.Close()
-	if err := s.ReadResponse(&Response{}); err != io.EOF {
-		t.Fatalf("ReadResponse = %v, want io.EOF", err)
-	}
+	require.Equal(t, io.EOF, s.ReadResponse(&Response{}), "ReadResponse")
 	require.Equal(t, false, s.IsOpen(), "IsOpen")
 }
 
@@ -806,9 +797,7 @@ func TestCase62(t *testing.T) {
 	go func() { done <- s.ReadRequest(&req) }()
 	deadline := time.Now().Add(testTimeout)
 	for s.WriteState() != WriteFinished { // the read has started
-		if time.Now().After(deadline) {
-			t.Fatal("read never started")
-		}
+		require.False(t, time.Now().After(deadline), "read never started")
 		time.Sleep(time.Millisecond)
 	}
 	require.ErrorIs(t, s.ReadRequest(&Request{}), ErrOutOfOrder)

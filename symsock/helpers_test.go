@@ -53,9 +53,7 @@ func readRequestRunning(t testing.TB, s *Socket) <-chan error {
 	go func() { done <- s.ReadRequest(&Request{}) }()
 	deadline := time.Now().Add(testTimeout)
 	for s.WriteState() != WriteFinished {
-		if time.Now().After(deadline) {
-			t.Fatal("write state never became finished while reading")
-		}
+		require.False(t, time.Now().After(deadline), "write state never became finished while reading")
 		time.Sleep(time.Millisecond)
 	}
 	return done

@@ -62,9 +62,7 @@ func TestHijackWithoutReadAheadReturnsTheConnItself(t *testing.T) {
 	require.ErrorIs(t, s.ReadRequest(&next), ErrProtocolSwitched)
 	conn, err := s.Hijack()
 	require.NoError(t, err)
-	if conn != c {
-		t.Fatalf("Hijack returned %T, want the connection given to New", conn)
-	}
+	require.Same(t, c, conn, "Hijack returned %T, want the connection given to New", conn)
 }
 
 func TestSwitchingProtocolsNeedsAnUpgradeRequestAndHeader(t *testing.T) {

@@ -1,7 +1,6 @@
 package symsock
 
 import (
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -197,9 +196,7 @@ func TestOneEmptyLineBeforeRequest(t *testing.T) {
 }
 
 func TestHostileRequests(t *testing.T) {
-	if len(hostileRequests) < 40 {
-		t.Fatalf("only %d hostile requests", len(hostileRequests))
-	}
+	require.GreaterOrEqual(t, len(hostileRequests), 40, "hostile requests")
 	for _, tc := range hostileRequests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, peer := newPair(t, tc.cfg)
@@ -210,16 +207,12 @@ func TestHostileRequests(t *testing.T) {
 			var req Request
 			err := s.ReadRequest(&req)
 			for i := 0; err == nil && s.ReadState() != ReadFinished; i++ {
-				if i > len(tc.in) {
-					t.Fatal("ReadSome makes no progress")
-				}
+				require.LessOrEqual(t, i, len(tc.in), "ReadSome makes no progress")
 				err = s.ReadSome(&req)
 			}
-			if !errors.Is(err, tc.err) {
-				t.Fatalf("error %v, want %v", err, tc.err)
-			}
-			if tc.err != io.ErrUnexpectedEOF && !strings.Contains(err.Error(), ": ") {
-				t.Fatalf("error %q carries no detail", err)
+			require.ErrorIs(t, err, tc.err)
+			if tc.err != io.ErrUnexpectedEOF {
+				require.Contains(t, err.Error(), ": ", "error carries no detail")
 			}
 			require.Equal(t, false, s.IsOpen(), "IsOpen")
 			states(t, s, ReadEmpty, WriteEmpty)
@@ -290,9 +283,7 @@ func TestHostileResponses(t *testing.T) {
 					err = s.ReadSome(&res)
 				}
 			}
-			if !errors.Is(err, tc.err) {
-				t.Fatalf("error %v, want %v", err, tc.err)
-			}
+			require.ErrorIs(t, err, tc.err)
 			require.Equal(t, false, s.IsOpen(), "IsOpen")
 			states(t, s, ReadEmpty, WriteEmpty)
 			require.Equal(t, "", expectClosed(t, peer), "wire")

@@ -2,7 +2,6 @@ package symsock
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -98,9 +97,7 @@ func TestStreamBoundedMemory(t *testing.T) {
 			}
 			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d bytes allocated while streaming %d", mode, allocated, size)
-			if allocated > size/16 {
-				t.Fatalf("allocated %d bytes while streaming a %d-byte body", allocated, size)
-			}
+			require.LessOrEqual(t, allocated, uint64(size/16), "allocated %d bytes while streaming a %d-byte body", allocated, size)
 		})
 	}
 }
@@ -132,9 +129,8 @@ func TestFullDuplex(t *testing.T) {
 		expectWire(t, peer, "4\r\n"+word+"\r\n")
 	}
 	send(t, peer, "0\r\n\r\n")
-	if _, ok := <-pieces; ok {
-		t.Fatal("body continued after the last chunk")
-	}
+	_, ok := <-pieces
+	require.False(t, ok, "body continued after the last chunk")
 	require.NoError(t, s.WriteEndOfMessage())
 	expectWire(t, peer, "0\r\n\r\n")
 	states(t, s, ReadEmpty, WriteFinished)
@@ -163,9 +159,7 @@ func TestCloseUnblocks(t *testing.T) {
 	for _, ch := range []chan error{readErr, writeErr} {
 		select {
 		case err := <-ch:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("blocked call returned %v, want net.ErrClosed", err)
-			}
+			require.ErrorIs(t, err, net.ErrClosed, "blocked call")
 		case <-time.After(testTimeout):
 			t.Fatal("Close did not unblock the call")
 		}
@@ -181,10 +175,7 @@ func TestCloseUnblocks(t *testing.T) {
 func TestReadDeadline(t *testing.T) {
 	s, peer := newPair(t)
 	require.NoError(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-	err := s.ReadRequest(&Request{})
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("ReadRequest = %v, want a timeout", err)
-	}
+	require.ErrorIs(t, s.ReadRequest(&Request{}), os.ErrDeadlineExceeded, "ReadRequest")
 	require.Equal(t, true, s.IsOpen(), "IsOpen")
 	require.NoError(t, s.SetReadDeadline(time.Now().Add(testTimeout)))
 	req := serverGot(t, s, peer, r0)
@@ -195,9 +186,7 @@ func TestReadDeadline(t *testing.T) {
 	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	send(t, peer, "GET / HTTP/1.1\r\nHo")
 	require.NoError(t, s.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-	if err := s.ReadRequest(req); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("ReadRequest = %v, want a timeout", err)
-	}
+	require.ErrorIs(t, s.ReadRequest(req), os.ErrDeadlineExceeded, "ReadRequest")
 	require.Equal(t, false, s.IsOpen(), "IsOpen")
 }
 
@@ -311,9 +300,7 @@ func TestChunkedShapes(t *testing.T) {
 				_, err := io.CopyBuffer(struct{ io.Writer }{&got}, s.BodyReader(req), make([]byte, capacity))
 				require.NoError(t, err)
 			}
-			if !bytes.Equal(got.Bytes(), want.Bytes()) {
-				t.Fatalf("body of %d bytes differs from the %d sent", got.Len(), want.Len())
-			}
+			require.True(t, bytes.Equal(got.Bytes(), want.Bytes()), "body of %d bytes differs from the %d sent", got.Len(), want.Len())
 			require.Equal(t, "yes", req.Trailer.Get("X-Trailer"), "trailer")
 			require.NoError(t, s.WriteResponse(&Response{Status: 200}))
 			next := &Request{}
