@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/stretchr/testify/require"
 )
 
 // Client concurrency: 20 GETs fired at once by 20 goroutines, through the library's two clients, against a symsock
@@ -38,17 +39,13 @@ func BenchmarkClientBurst(b *testing.B) {
 	})
 	srv := startSymsockServerFunc(b, func(s *symsock.Socket) error { return Serve(s, h) })
 	u, err := url.Parse(srv.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	var d net.Dialer
 	dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", u.Host) }
 
 	b.Run("sequential-RoundTripper", func(b *testing.B) {
 		conn, err := dial(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		s := symsock.New(conn)
 		defer s.Close()
 		burst(b, &http.Client{Transport: NewRoundTripper(s)})

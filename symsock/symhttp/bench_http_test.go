@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/symsock"
+	"github.com/stretchr/testify/require"
 )
 
 // Request-rate benchmarks: keep-alive GETs over loopback TCP answered by net/http's server (the baseline), by
@@ -125,14 +126,10 @@ func dialLoad(b *testing.B, addr string, conns int) loadGen {
 	lg := make(loadGen, conns)
 	for i := range lg {
 		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.Cleanup(func() { c.Close() })
 		lg[i] = &loadConn{c: c, buf: make([]byte, 4096)}
-		if err := lg[i].roundTrip(); err != nil { // warm the connection (and the server's per-connection state)
-			b.Fatal(err)
-		}
+		require.NoError(b, lg[i].roundTrip()) // warm the connection (and the server's per-connection state)
 	}
 	return lg
 }
@@ -198,9 +195,7 @@ func benchServer(b *testing.B, kind string) string {
 	case "net/http":
 		// A plain http.Server (not httptest's, whose connection tracking would slow the baseline down).
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		srv := &http.Server{Handler: http.HandlerFunc(benchHandler)}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(ln) }()
@@ -375,15 +370,11 @@ func BenchmarkServeCPU(b *testing.B) {
 	})
 	b.Run("server=symsock-Serve", func(b *testing.B) {
 		b.ReportAllocs()
-		if err := Serve(symsock.New(newReplayConn(b.N)), http.HandlerFunc(benchHandler)); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, Serve(symsock.New(newReplayConn(b.N)), http.HandlerFunc(benchHandler)))
 	})
 	b.Run("server=symsock-raw", func(b *testing.B) {
 		b.ReportAllocs()
-		if err := rawHelloLoop(symsock.New(newReplayConn(b.N))); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, rawHelloLoop(symsock.New(newReplayConn(b.N))))
 	})
 }
 
@@ -421,9 +412,7 @@ func BenchmarkRoundTripGET(b *testing.B) {
 	})
 	b.Run("client=symsock", func(b *testing.B) {
 		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		s := symsock.New(conn)
 		defer s.Close()
 		run(b, &http.Client{Transport: NewRoundTripper(s)})

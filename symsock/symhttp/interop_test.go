@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/symsock"
@@ -591,7 +592,7 @@ func TestInteropClientConcurrentRoundTrips(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 	require.Equal(t, int32(1), conns.Load(), "connections")
 }
@@ -703,9 +704,7 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 			require.Equal(t, "", body, "body")
 		})
 		require.Equal(t, wantSum, <-sums, "sha256")
-		if grew > bounded {
-			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
-		}
+		require.LessOrEqual(t, grew, uint64(bounded), "moving %d bytes allocated %d bytes", bigBody, grew)
 	})
 	t.Run("RoundTripper download", func(t *testing.T) {
 		srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -724,9 +723,7 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 			sum = fmt.Sprintf("%x", h.Sum(nil))
 		})
 		require.Equal(t, wantSum, sum, "sha256")
-		if grew > bounded {
-			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
-		}
+		require.LessOrEqual(t, grew, uint64(bounded), "moving %d bytes allocated %d bytes", bigBody, grew)
 	})
 	t.Run("ReadSome", func(t *testing.T) {
 		conn, peer := tcpPair(t)
@@ -751,9 +748,7 @@ func TestInteropBigBodyBoundedMemory(t *testing.T) {
 			}
 		})
 		require.Equal(t, wantSum, fmt.Sprintf("%x", h.Sum(nil)), "sha256")
-		if grew > bounded {
-			t.Fatalf("moving %d bytes allocated %d bytes", bigBody, grew)
-		}
+		require.LessOrEqual(t, grew, uint64(bounded), "moving %d bytes allocated %d bytes", bigBody, grew)
 	})
 }
 
@@ -781,9 +776,7 @@ func TestInteropServerCurl(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, curl, append([]string{"-sS", "--fail"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("curl %v: %v\n%s", args, err, out)
-		}
+		require.NoError(t, err, "curl %v\n%s", args, out)
 		return string(out)
 	}
 	sum := sha256.Sum256(upload)
@@ -798,11 +791,8 @@ func TestInteropServerCurl(t *testing.T) {
 	require.Equal(t, want+"  HTTP/1.0", run("--http1.0", "--data-binary", "@"+file, srv.URL+"/sum"), "HTTP/1.0 upload")
 	require.Equal(t, "upload-", run("-r", "7-13", srv.URL+"/files/up.bin"), "range")
 	head := run("-I", srv.URL+"/files/up.bin")
-	if !strings.Contains(head, fmt.Sprintf("Content-Length: %d\r\n", len(upload))) || !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") {
-		t.Fatalf("HEAD: %q", head)
-	}
+	require.Contains(t, head, fmt.Sprintf("Content-Length: %d\r\n", len(upload)), "HEAD")
+	require.True(t, strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n"), "HEAD: %q", head)
 	head = run("--http1.0", "-D", "-", "-o", "/dev/null", srv.URL+"/files/up.bin")
-	if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") {
-		t.Fatalf("HTTP/1.0 head: %q", head)
-	}
+	require.True(t, strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n"), "HTTP/1.0 head: %q", head)
 }

@@ -69,9 +69,8 @@ func TestRoundTripWire(t *testing.T) {
 	require.Equal(t, req, res.Request, "Request")
 	require.Equal(t, "abc", readAllString(t, res.Body), "body")
 	require.NoError(t, res.Body.Close())
-	if req.Header.Get("Host") != "" || req.Header.Get("Content-Length") != "99" {
-		t.Fatalf("the caller's Request was modified: %v", req.Header)
-	}
+	require.Empty(t, req.Header.Get("Host"), "the caller's Request was modified: %v", req.Header)
+	require.Equal(t, "99", req.Header.Get("Content-Length"), "the caller's Request was modified: %v", req.Header)
 }
 
 func TestRoundTripRequestBodies(t *testing.T) {
@@ -92,9 +91,7 @@ func TestRoundTripRequestBodies(t *testing.T) {
 	got, err := http.ReadRequest(br) // net/http's parser judges the framing
 	require.NoError(t, err)
 	require.Equal(t, "chunked", strings.Join(got.TransferEncoding, ","), "TE")
-	if _, declared := got.Trailer["X-Sum"]; !declared {
-		t.Fatalf("trailer not declared in the head: %v", got.Header)
-	}
+	require.Contains(t, got.Trailer, "X-Sum", "trailer not declared in the head: %v", got.Header)
 	require.Equal(t, "stream", readAllString(t, got.Body), "body")
 	require.Equal(t, "s1", got.Trailer.Get("X-Sum"), "trailer")
 	send(t, peer, ok)
@@ -130,9 +127,7 @@ func TestRoundTripResponseFraming(t *testing.T) {
 	require.Equal(t, 1, len(got1xx), "1xx seen")
 	require.Equal(t, "chunked", strings.Join(r.res.TransferEncoding, ","), "TE")
 	require.Equal(t, int64(-1), r.res.ContentLength, "ContentLength")
-	if _, declared := r.res.Trailer["X-T"]; !declared {
-		t.Fatal("declared trailer missing before the body is read")
-	}
+	require.Contains(t, r.res.Trailer, "X-T", "declared trailer missing before the body is read")
 	require.Equal(t, "ok", readAllString(t, r.res.Body), "body")
 	require.Equal(t, "done", r.res.Trailer.Get("X-T"), "trailer")
 	r.res.Body.Close()
@@ -180,9 +175,7 @@ func TestRoundTripErrors(t *testing.T) {
 		expectWire(t, peer, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		peer.Close()
 		err := (<-ch).err
-		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Fatalf("got %v, want an EOF error", err)
-		}
+		require.True(t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF), "got %v, want an EOF error", err)
 	})
 	t.Run("waiting for the turn honours the context", func(t *testing.T) {
 		rt, peer := rtPair(t)
@@ -221,9 +214,7 @@ func TestRoundTripErrors(t *testing.T) {
 		peer.Close()
 		select {
 		case r := <-ch:
-			if r.err == nil {
-				t.Fatal("no error")
-			}
+			require.Error(t, r.err)
 		case <-time.After(testTimeout):
 			t.Fatal("RoundTrip hangs on its waiting body writer")
 		}
@@ -268,13 +259,9 @@ func TestRoundTripErrors(t *testing.T) {
 	t.Run("invalid request", func(t *testing.T) {
 		rt, _ := rtPair(t)
 		_, err := rt.RoundTrip(&http.Request{Method: "GET", Header: http.Header{}})
-		if err == nil {
-			t.Fatal("nil URL accepted")
-		}
+		require.Error(t, err, "nil URL accepted")
 		_, err = rt.RoundTrip(&http.Request{Method: "BAD METHOD", URL: mustURL(t, "http://h/"), Header: http.Header{}})
-		if err == nil {
-			t.Fatal("invalid method accepted")
-		}
+		require.Error(t, err, "invalid method accepted")
 	})
 }
 

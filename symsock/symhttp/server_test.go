@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/symsock"
@@ -56,9 +56,8 @@ func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response
 func expectEOF(t *testing.T, br *bufio.Reader) {
 	t.Helper()
 	rest, err := io.ReadAll(br)
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("want the connection closed, got %q (err %v)", rest, err)
-	}
+	require.NoError(t, err, "want the connection closed")
+	require.Empty(t, rest, "want the connection closed")
 }
 
 // rawHead reads a response head as raw text (to assert framing fields net/http's parser would hide).
@@ -80,9 +79,7 @@ func TestServeRequestFields(t *testing.T) {
 	var ctx context.Context
 	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx = r.Context()
-		if ctx.Err() != nil {
-			t.Error("request context cancelled during the handler")
-		}
+		assert.NoError(t, ctx.Err(), "request context cancelled during the handler")
 		got <- r
 		_, _ = io.WriteString(w, "ok")
 	}))
@@ -105,9 +102,7 @@ func TestServeRequestFields(t *testing.T) {
 	require.Equal(t, io.ReadCloser(http.NoBody), r.Body, "Body is NoBody")
 	require.Equal(t, peer.LocalAddr().String(), r.RemoteAddr, "RemoteAddr")
 	require.Equal(t, false, r.Close, "Close")
-	if ctx.Err() == nil {
-		t.Error("request context not cancelled after the handler returned")
-	}
+	assert.Error(t, ctx.Err(), "request context not cancelled after the handler returned")
 	peer.Close()
 	require.NoError(t, serveResult(t, done))
 }
@@ -119,12 +114,12 @@ func TestServeTargets(t *testing.T) {
 		want, wantErr := url.ParseRequestURI(target)
 		var got url.URL
 		err := parseTarget("GET", target, &got)
-		if (err != nil) != (wantErr != nil) {
-			t.Fatalf("%q: error %v, want %v", target, err, wantErr)
+		if wantErr != nil {
+			require.Error(t, err, "%q: want %v", target, wantErr)
+			continue
 		}
-		if err == nil && got != *want {
-			t.Errorf("%q: got %#v, want %#v", target, got, *want)
-		}
+		require.NoError(t, err, "%q", target)
+		assert.Equal(t, *want, got, "%q", target)
 	}
 	var u url.URL
 	require.NoError(t, parseTarget("CONNECT", "h.test:443", &u))
@@ -138,13 +133,9 @@ func TestServeSmallResponseHasContentLength(t *testing.T) {
 	send(t, peer, r0)
 	head := rawHead(t, br)
 	for _, want := range []string{"HTTP/1.1 200 OK\r\n", "\r\nContent-Length: 28\r\n", "\r\nContent-Type: text/html; charset=utf-8\r\n", "\r\nDate: "} {
-		if !strings.Contains("\r\n"+head, want) {
-			t.Errorf("head %q lacks %q", head, want)
-		}
+		assert.Contains(t, "\r\n"+head, want, "head")
 	}
-	if strings.Contains(head, "Transfer-Encoding") {
-		t.Errorf("small response is chunked: %q", head)
-	}
+	assert.NotContains(t, head, "Transfer-Encoding", "small response is chunked")
 }
 
 func TestServeExactWire(t *testing.T) {
@@ -229,9 +220,8 @@ func TestServeTrailers(t *testing.T) {
 		require.Equal(t, "data", body, tc.path+" body")
 		require.Equal(t, "chunked", strings.Join(res.TransferEncoding, ","), tc.path+" chunked")
 		require.Equal(t, tc.value, res.Trailer.Get(tc.name), tc.path+" trailer "+tc.name)
-		if res.Header.Get("X-Late") != "" || res.Header.Get(http.TrailerPrefix+"X-Late") != "" {
-			t.Errorf("%s: trailer leaked into the header: %v", tc.path, res.Header)
-		}
+		assert.Empty(t, res.Header.Get("X-Late"), "%s: trailer leaked into the header: %v", tc.path, res.Header)
+		assert.Empty(t, res.Header.Get(http.TrailerPrefix+"X-Late"), "%s: trailer leaked into the header: %v", tc.path, res.Header)
 	}
 }
 
@@ -254,15 +244,12 @@ func TestServeHEAD(t *testing.T) {
 	}{{"/small", "5"}, {"/big", ""}, {"/declared", "12345"}, {"/silent", ""}} {
 		send(t, peer, "HEAD "+tc.path+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		head := rawHead(t, br)
-		if tc.cl != "" && !strings.Contains(head, "\r\nContent-Length: "+tc.cl+"\r\n") {
-			t.Errorf("%s: head %q, want Content-Length %s", tc.path, head, tc.cl)
+		if tc.cl != "" {
+			assert.Contains(t, head, "\r\nContent-Length: "+tc.cl+"\r\n", tc.path)
+		} else {
+			assert.NotContains(t, head, "Content-Length", tc.path)
 		}
-		if tc.cl == "" && strings.Contains(head, "Content-Length") {
-			t.Errorf("%s: head %q has a Content-Length", tc.path, head)
-		}
-		if strings.Contains(head, "Transfer-Encoding") {
-			t.Errorf("%s: HEAD reply with Transfer-Encoding: %q", tc.path, head)
-		}
+		assert.NotContains(t, head, "Transfer-Encoding", "%s: HEAD reply", tc.path)
 	}
 	// No body bytes came after any head: the next response starts right away.
 	send(t, peer, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -304,9 +291,7 @@ func TestServeNoContentAndNotModified(t *testing.T) {
 func TestServeConnectionClose(t *testing.T) {
 	t.Run("request", func(t *testing.T) {
 		peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !r.Close {
-				t.Error("Request.Close false for Connection: close")
-			}
+			assert.True(t, r.Close, "Request.Close false for Connection: close")
 			_, _ = io.WriteString(w, "bye")
 		}))
 		send(t, peer, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -344,10 +329,9 @@ func TestServeHTTP10(t *testing.T) {
 	}))
 	send(t, peer, "GET /big HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	head := rawHead(t, br)
-	if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") || !strings.Contains(head, fmt.Sprintf("\r\nContent-Length: %d\r\n", len(big))) ||
-		strings.Contains(head, "chunked") {
-		t.Fatalf("1.0 head %q", head)
-	}
+	require.True(t, strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n"), "1.0 head %q", head)
+	require.Contains(t, head, fmt.Sprintf("\r\nContent-Length: %d\r\n", len(big)), "1.0 head")
+	require.NotContains(t, head, "chunked", "1.0 head")
 	body := make([]byte, len(big))
 	_, err := io.ReadFull(br, body)
 	require.NoError(t, err)
@@ -388,9 +372,7 @@ func TestServeRequestBody(t *testing.T) {
 	peer, br, _ := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var s seen
 		if r.Trailer != nil {
-			if _, declared := r.Trailer["X-Digest"]; !declared {
-				t.Error("declared trailer missing from Request.Trailer before the body is read")
-			}
+			assert.Contains(t, r.Trailer, "X-Digest", "declared trailer missing from Request.Trailer before the body is read")
 		}
 		b, err := io.ReadAll(r.Body)
 		require.NoError(t, err)
@@ -586,9 +568,8 @@ func TestServeCleanClose(t *testing.T) {
 	peer.Close()
 	require.NoError(t, serveResult(t, done))
 	err := Serve(symsock.New(&halfConn{}), http.NotFoundHandler())
-	if err == nil || errors.Is(err, io.EOF) {
-		t.Fatalf("EOF inside a request: %v, want an error", err)
-	}
+	require.Error(t, err, "EOF inside a request")
+	require.NotErrorIs(t, err, io.EOF, "EOF inside a request")
 }
 
 // halfConn is a net.Conn that delivers half a request and then EOF.
@@ -637,8 +618,6 @@ func TestServeLargeWritesBoundedMemory(t *testing.T) {
 		})
 		require.Equal(t, int64(size), got, path+" body size")
 		// One write of 16 MiB is streamed from the handler's memory, not copied into a buffer of its size.
-		if grew > 2<<20 {
-			t.Fatalf("%s: serving a %d-byte write allocated %d bytes", path, size, grew)
-		}
+		require.LessOrEqual(t, grew, uint64(2<<20), "%s: serving a %d-byte write allocated %d bytes", path, size, grew)
 	}
 }

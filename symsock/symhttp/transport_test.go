@@ -77,7 +77,7 @@ func TestTransportRunsRequestsConcurrentlyAndReusesIdleStreams(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	require.Equal(t, int32(n), srv.accepted.Load(), "streams opened for 20 concurrent requests")
 	mu.Lock()
@@ -139,7 +139,5 @@ func TestTransportRefusesHTTPS(t *testing.T) {
 	})
 	_, err := (&http.Client{Transport: tr}).Get("https://peer/")
 	require.ErrorIs(t, err, errNoTLS)
-	if !strings.Contains(err.Error(), "http://") {
-		t.Fatalf("error %q does not say what to use", err)
-	}
+	require.Contains(t, err.Error(), "http://", "error does not say what to use")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/symsock"
@@ -25,8 +26,7 @@ import (
 func wsEcho(t *testing.T) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			t.Errorf("websocket.Accept: %v", err)
+		if !assert.NoError(t, err, "websocket.Accept") {
 			return
 		}
 		defer c.CloseNow()
