@@ -1,11 +1,12 @@
 package signal
 
 import (
-	"errors"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseCode(t *testing.T) {
@@ -37,17 +38,16 @@ func TestParseCode(t *testing.T) {
 	} {
 		c, err := ParseCode(tc.in)
 		if tc.errSubstr != "" {
-			if !errors.Is(err, ErrInvalidCode) || !strings.Contains(err.Error(), tc.errSubstr) {
-				t.Errorf("ParseCode(%q) = %v, %v; want an ErrInvalidCode saying %q", tc.in, c, err, tc.errSubstr)
-			}
+			assert.ErrorIs(t, err, ErrInvalidCode, "ParseCode(%q) = %v", tc.in, c)
+			assert.ErrorContains(t, err, tc.errSubstr, "ParseCode(%q) = %v", tc.in, c)
 			continue
 		}
-		if err != nil || c.Nameplate != tc.plate || c.Secret != tc.secret {
-			t.Errorf("ParseCode(%q) = %+v, %v; want %d %q", tc.in, c, err, tc.plate, tc.secret)
-		}
-		if again, err := ParseCode(c.String()); err != nil || again != c {
-			t.Errorf("ParseCode(%q) does not round-trip: %+v, %v", c.String(), again, err)
-		}
+		assert.NoError(t, err, "ParseCode(%q)", tc.in)
+		assert.Equal(t, tc.plate, c.Nameplate, "ParseCode(%q) nameplate", tc.in)
+		assert.Equal(t, tc.secret, c.Secret, "ParseCode(%q) secret", tc.in)
+		again, err := ParseCode(c.String())
+		assert.NoError(t, err, "ParseCode(%q) does not round-trip", c.String())
+		assert.Equal(t, c, again, "ParseCode(%q) does not round-trip", c.String())
 	}
 }
 
@@ -56,37 +56,32 @@ func TestNewCode(t *testing.T) {
 	seen := map[string]bool{}
 	for range 200 {
 		s := NewCode()
+		require.Regexp(t, re, s, "bad code")
 		c, err := ParseCode(s)
-		if !re.MatchString(s) || err != nil || c.String() != s {
-			t.Fatalf("bad code %q (%v)", s, err)
-		}
+		require.NoError(t, err, "bad code %q", s)
+		require.Equal(t, s, c.String(), "bad code")
 		seen[s] = true
 	}
-	if len(seen) < 195 {
-		t.Errorf("only %d distinct codes in 200", len(seen))
-	}
+	assert.GreaterOrEqual(t, len(seen), 195, "distinct codes in 200")
 	for range 100 {
-		if c := newCode(99999, 0); c.Nameplate < 1 || c.Nameplate > MaxNameplate {
-			t.Fatalf("nameplate %d out of range", c.Nameplate)
-		}
+		c := newCode(99999, 0)
+		require.GreaterOrEqual(t, c.Nameplate, 1, "nameplate out of range")
+		require.LessOrEqual(t, c.Nameplate, MaxNameplate, "nameplate out of range")
 	}
-	if c := newCode(999, 2); len(strings.Split(c.Secret, "-")) != 4 {
-		t.Fatalf("newCode with 2 extra words: %q", c)
-	}
+	c := newCode(999, 2)
+	require.Len(t, strings.Split(c.Secret, "-"), 4, "newCode with 2 extra words: %q", c)
 }
 
 func TestWordLists(t *testing.T) {
 	for _, list := range [][]string{adjectives[:], nouns[:]} {
 		seen := map[string]bool{}
 		for _, w := range list {
-			if seen[w] || w != NormalizeCode(w) || !regexp.MustCompile(`^[a-z]{2,8}$`).MatchString(w) {
-				t.Errorf("bad or duplicate word %q", w)
-			}
+			assert.False(t, seen[w], "duplicate word %q", w)
+			assert.Equal(t, NormalizeCode(w), w, "word not normalized")
+			assert.Regexp(t, `^[a-z]{2,8}$`, w, "bad word")
 			seen[w] = true
 		}
-		if len(list) < 200 {
-			t.Errorf("list of %d words", len(list))
-		}
+		assert.GreaterOrEqual(t, len(list), 200, "words in the list")
 	}
 }
 
@@ -98,33 +93,28 @@ func FuzzParseCode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ParseCode(s)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidCode) {
-				t.Fatalf("ParseCode(%q): %v is not an ErrInvalidCode", s, err)
-			}
+			require.ErrorIs(t, err, ErrInvalidCode, "ParseCode(%q)", s)
 			return
 		}
-		if c.Nameplate < 1 || c.Nameplate > MaxNameplate || c.Secret == "" {
-			t.Fatalf("ParseCode(%q) = %+v", s, c)
-		}
-		if again, err := ParseCode(c.String()); err != nil || again != c {
-			t.Fatalf("%q does not round-trip: %+v, %v", c.String(), again, err)
-		}
+		require.GreaterOrEqual(t, c.Nameplate, 1, "ParseCode(%q) = %+v", s, c)
+		require.LessOrEqual(t, c.Nameplate, MaxNameplate, "ParseCode(%q) = %+v", s, c)
+		require.NotEmpty(t, c.Secret, "ParseCode(%q) = %+v", s, c)
+		again, err := ParseCode(c.String())
+		require.NoError(t, err, "%q does not round-trip", c.String())
+		require.Equal(t, c, again, "%q does not round-trip", c.String())
 	})
 }
 
 func TestCodeWords(t *testing.T) {
 	first, second := CodeWords()
-	if len(first) != len(adjectives) || len(second) != len(nouns) {
-		t.Fatalf("CodeWords gave %d and %d words, want %d and %d", len(first), len(second), len(adjectives), len(nouns))
-	}
+	require.Len(t, first, len(adjectives), "first words")
+	require.Len(t, second, len(nouns), "second words")
 	for range 50 {
 		parts := strings.Split(NewCode(), "-")
-		if !slices.Contains(first, parts[1]) || !slices.Contains(second, parts[2]) {
-			t.Fatalf("NewCode word %q or %q is not in CodeWords", parts[1], parts[2])
-		}
+		require.Contains(t, first, parts[1], "NewCode word not in CodeWords")
+		require.Contains(t, second, parts[2], "NewCode word not in CodeWords")
 	}
 	first[0] = "changed"
-	if again, _ := CodeWords(); again[0] == "changed" {
-		t.Error("CodeWords returned the package's own list, not a copy")
-	}
+	again, _ := CodeWords()
+	assert.NotEqual(t, "changed", again[0], "CodeWords returned the package's own list, not a copy")
 }

@@ -2,9 +2,11 @@ package signal
 
 import (
 	"bytes"
-	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var (
@@ -16,9 +18,7 @@ var (
 func mustCode(t testing.TB, s string) Code {
 	t.Helper()
 	c, err := ParseCode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -40,9 +40,7 @@ func runHandshake(t testing.TB, guestCode, hostCode Code, meeting string, alter 
 	}
 	var r handshakeResult
 	g, gm0, err := newGuestHandshake(guestCode, meeting)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r.guest = g
 	h, hm0, err := newHostHandshake(hostCode, meeting, alter("guest0", gm0))
 	if err != nil {
@@ -73,40 +71,21 @@ const testMeeting = "0123456789abcdef0123456789abcdef"
 func TestHandshake(t *testing.T) {
 	code := mustCode(t, "7-amber-otter")
 	r := runHandshake(t, code, code, testMeeting, nil)
-	if r.err != nil {
-		t.Fatalf("%s: %v", r.step, r.err)
-	}
-	if !bytes.Equal(r.guest.keys.path, r.host.keys.path) || len(r.guest.keys.path) != KeySize {
-		t.Fatal("the two sides derived different path keys")
-	}
-	if r.guest.keys.verifier != r.host.keys.verifier || r.guest.keys.verifier == "" {
-		t.Fatalf("verifiers %q and %q", r.guest.keys.verifier, r.host.keys.verifier)
-	}
-	if !equalCands(r.guestPeer, hostCands) || !equalCands(r.hostPeer, guestCands) {
-		t.Fatalf("candidates: guest got %v, host got %v", r.guestPeer, r.hostPeer)
-	}
+	require.NoError(t, r.err, r.step)
+	require.Equal(t, r.guest.keys.path, r.host.keys.path, "the two sides derived different path keys")
+	require.Len(t, r.guest.keys.path, KeySize, "path key")
+	require.Equal(t, r.guest.keys.verifier, r.host.keys.verifier, "verifiers")
+	require.NotEmpty(t, r.guest.keys.verifier, "verifier")
+	require.Equal(t, hostCands, r.guestPeer, "candidates the guest got")
+	require.Equal(t, guestCands, r.hostPeer, "candidates the host got")
 	for _, k := range [][]byte{r.guest.keys.confirm, r.guest.keys.candidates} {
-		if bytes.Equal(k, r.guest.keys.path) {
-			t.Fatal("keys are not separated")
-		}
+		require.NotEqual(t, r.guest.keys.path, k, "keys are not separated")
 	}
 	// Every meeting has its own keys, even with the same code and meeting ID: the PAKE is randomised.
 	r2 := runHandshake(t, code, code, testMeeting, nil)
-	if r2.err != nil || bytes.Equal(r2.guest.keys.path, r.guest.keys.path) || r2.guest.keys.verifier == r.guest.keys.verifier {
-		t.Fatalf("a second meeting repeated the keys (%v)", r2.err)
-	}
-}
-
-func equalCands(a, b []Candidate) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	require.NoError(t, r2.err, "second meeting: %s", r2.step)
+	require.NotEqual(t, r.guest.keys.path, r2.guest.keys.path, "a second meeting repeated the path key")
+	require.NotEqual(t, r.guest.keys.verifier, r2.guest.keys.verifier, "a second meeting repeated the verifier")
 }
 
 func TestHandshakeWrongCode(t *testing.T) {
@@ -117,9 +96,8 @@ func TestHandshakeWrongCode(t *testing.T) {
 	} {
 		r := runHandshake(t, mustCode(t, tc.guest), mustCode(t, tc.host), testMeeting, nil)
 		// The host confirms first, so the guest is the one that notices; it sends nothing sealed.
-		if !errors.Is(r.err, ErrConfirmFailed) || r.step != "guest1" {
-			t.Errorf("guest %s, host %s: %s: %v; want ErrConfirmFailed at guest1", tc.guest, tc.host, r.step, r.err)
-		}
+		assert.ErrorIs(t, r.err, ErrConfirmFailed, "guest %s, host %s", tc.guest, tc.host)
+		assert.Equal(t, "guest1", r.step, "guest %s, host %s: failing step", tc.guest, tc.host)
 	}
 }
 
@@ -134,9 +112,8 @@ func TestHandshakeForgedGuestConfirmation(t *testing.T) {
 		}
 		return b
 	})
-	if !errors.Is(r.err, ErrConfirmFailed) || r.step != "host1" {
-		t.Fatalf("%s: %v; want ErrConfirmFailed at host1", r.step, r.err)
-	}
+	require.ErrorIs(t, r.err, ErrConfirmFailed, r.step)
+	require.Equal(t, "host1", r.step, "failing step")
 }
 
 // Whatever a party in the middle changes in any message, the meeting fails; nothing it changes goes unnoticed.
@@ -156,9 +133,7 @@ func TestHandshakeTampering(t *testing.T) {
 				b[i] ^= 0x04
 				return b
 			})
-			if r.err == nil {
-				t.Errorf("flipping byte %d of %s went unnoticed", pos, step)
-			}
+			assert.Error(t, r.err, "flipping byte %d of %s went unnoticed", pos, step)
 		}
 	}
 }
@@ -168,12 +143,9 @@ func TestHandshakeBoundToMeeting(t *testing.T) {
 	code := mustCode(t, "7-amber-otter")
 	g, gm0, _ := newGuestHandshake(code, testMeeting)
 	_, hm0, err := newHostHandshake(code, "ffffffffffffffffffffffffffffffff", gm0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.guestConfirm(hm0, guestCands); !errors.Is(err, ErrConfirmFailed) {
-		t.Fatalf("got %v, want ErrConfirmFailed", err)
-	}
+	require.NoError(t, err)
+	_, err = g.guestConfirm(hm0, guestCands)
+	require.ErrorIs(t, err, ErrConfirmFailed)
 }
 
 func TestHandshakeMalformed(t *testing.T) {
@@ -197,14 +169,12 @@ func TestHandshakeMalformed(t *testing.T) {
 		if name == "reflected host" {
 			// The guest's own message reflected back to it as the host's answer.
 			g, gm0, _ := newGuestHandshake(code, testMeeting)
-			if _, err := g.guestConfirm(append(gm0[1:], make([]byte, macSize)...), guestCands); !errors.Is(err, ErrBadMessage) {
-				t.Errorf("reflected: got %v, want ErrBadMessage", err)
-			}
+			_, err := g.guestConfirm(append(gm0[1:], make([]byte, macSize)...), guestCands)
+			assert.ErrorIs(t, err, ErrBadMessage, "reflected")
 			continue
 		}
-		if _, _, err := newHostHandshake(code, testMeeting, msg); !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: got %v, want ErrBadMessage", name, err)
-		}
+		_, _, err := newHostHandshake(code, testMeeting, msg)
+		assert.ErrorIs(t, err, ErrBadMessage, name)
 	}
 }
 
@@ -220,15 +190,12 @@ func FuzzHostHandshake(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, _, err := h.hostConfirm(reply, guestCands); err == nil {
-			t.Fatal("a forged confirmation verified")
-		}
+		_, _, err = h.hostConfirm(reply, guestCands)
+		require.Error(t, err, "a forged confirmation verified")
 	})
 }
 
 func TestVerifierWords(t *testing.T) {
 	v := verifierWords(make([]byte, 8*verifierWordCount))
-	if v != adjectives[0]+"-"+nouns[0]+"-"+adjectives[0]+"-"+nouns[0] {
-		t.Fatalf("verifier of zeros: %q", v)
-	}
+	require.Equal(t, adjectives[0]+"-"+nouns[0]+"-"+adjectives[0]+"-"+nouns[0], v, "verifier of zeros")
 }
