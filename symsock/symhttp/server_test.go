@@ -317,7 +317,7 @@ func TestServeConnectionClose(t *testing.T) {
 func TestServeHTTP10(t *testing.T) {
 	big := strings.Repeat("y", 50<<10) // over the response buffer: a 1.0 client still gets a Content-Length
 	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		require.Equal(t, "HTTP/1.0", r.Proto, "Proto")
+		assert.Equal(t, "HTTP/1.0", r.Proto, "Proto")
 		if r.URL.Path == "/big" {
 			_, _ = io.WriteString(w, big[:10])
 			w.(http.Flusher).Flush() // cannot stream to 1.0: no effect
@@ -375,10 +375,10 @@ func TestServeRequestBody(t *testing.T) {
 			assert.Contains(t, r.Trailer, "X-Digest", "declared trailer missing from Request.Trailer before the body is read")
 		}
 		b, err := io.ReadAll(r.Body)
-		require.NoError(t, err)
+		assert.NoError(t, err)
 		s.body, s.cl, s.te, s.trailer = string(b), r.ContentLength, strings.Join(r.TransferEncoding, ","), r.Trailer.Get("X-Digest")
 		_, err = r.Body.Read(make([]byte, 1))
-		require.ErrorIs(t, err, io.EOF)
+		assert.ErrorIs(t, err, io.EOF)
 		got <- s
 	}))
 	send(t, peer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world")
@@ -513,7 +513,7 @@ func TestServeContentLengthMismatch(t *testing.T) {
 	peer, br, done := serveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "10")
 		_, err := io.WriteString(w, "0123456789A")
-		require.ErrorIs(t, err, http.ErrContentLength)
+		assert.ErrorIs(t, err, http.ErrContentLength)
 		_, _ = io.WriteString(w, "short")
 	}))
 	send(t, peer, r0)
