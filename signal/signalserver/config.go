@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/relay"
 )
 
 // Config holds a Server's store and limits. The zero value of every field
@@ -82,6 +83,21 @@ type Config struct {
 	// names the client. Default none: the client is the TCP peer.
 	TrustedProxies []netip.Prefix
 
+	// RelayURLs are the TURN URIs (RFC 7065, e.g.
+	// "turn:203.0.113.9:3480?transport=udp") of the deployment's relay. When
+	// set, every host poll's answer and every guest's meeting carry fresh
+	// credentials for it (signal.RelayInfo), minted with RelaySecret. Empty:
+	// the server tells peers of no relay.
+	RelayURLs []string
+	// RelaySecret is the secret the relays check the credentials with
+	// (signal/relay's Config.Secret): every signalling server and relay of a
+	// deployment shares it. Required with RelayURLs.
+	RelaySecret []byte
+	// RelayCredentialTTL is how long minted credentials last. Default
+	// relay.DefaultCredentialTTL (10 minutes); a host gets new ones with
+	// every poll.
+	RelayCredentialTTL time.Duration
+
 	// StoreTimeout bounds one store operation. Default 3 s.
 	StoreTimeout time.Duration
 	// HTTP server timeouts used by Serve and ListenAndServe (slowloris
@@ -134,6 +150,7 @@ func (c *Config) setDefaults() {
 	rate(&c.STUNRatePerIP, 5)
 	num(&c.STUNBurst, 20)
 	num(&c.LimiterSlots, 65_536)
+	dur(&c.RelayCredentialTTL, relay.DefaultCredentialTTL)
 	dur(&c.StoreTimeout, 3*time.Second)
 	dur(&c.ReadHeaderTimeout, 5*time.Second)
 	dur(&c.ReadTimeout, 10*time.Second)

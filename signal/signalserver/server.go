@@ -260,7 +260,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
-	h := signal.HealthResponse{Status: "ok", Store: "memory"}
+	h := signal.HealthResponse{Status: "ok", Store: "memory", Relay: s.cfg.RelayURLs}
 	if rs, ok := s.store.(*RedisStore); ok {
 		h.Store = "redis " + rs.addr
 	}
