@@ -83,6 +83,12 @@ type Config struct {
 	// names the client. Default none: the client is the TCP peer.
 	TrustedProxies []netip.Prefix
 
+	// PublicIP is the server's public address, put in STUN's OTHER-ADDRESS
+	// (see ServeSTUNPair) when the STUN sockets bind all interfaces. Unset,
+	// OTHER-ADDRESS then carries the unspecified address and the right port,
+	// which is all that p2phttp's NAT probe reads.
+	PublicIP netip.Addr
+
 	// RelayURLs are the TURN URIs (RFC 7065, e.g.
 	// "turn:203.0.113.9:3480?transport=udp") of the deployment's relay. When
 	// set, every host poll's answer and every guest's meeting carry fresh
