@@ -91,12 +91,19 @@ func (p *Path) RouteChanged() <-chan struct{} {
 	return p.sel.changed
 }
 
-// routeChanged notes that the path moved. Called by setRoute with p.mu held.
+// routeChanged notes that the path moved, and has the loop probe the new route at once: the probe measures its RTT
+// and, being the newest datagram the peer gets, moves the peer's side of the path there too even when no stream
+// sends. Called by setRoute with p.mu held.
 func (p *Path) routeChanged() {
 	now := time.Now()
 	p.sel.since = now
 	p.sel.lostInRow = 0
 	p.sel.curRecv.Store(now.UnixNano())
+	p.lastProbe = time.Time{}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 	if p.sel.changed != nil {
 		close(p.sel.changed)
 	}
