@@ -166,14 +166,20 @@ func (h *Host) updateCandidates() {
 }
 
 // keepRelay keeps one TURN allocation for all guests while the server offers a relay: it allocates with the first
-// credentials and again, with the newest ones, whenever the allocation stopped.
+// credentials, again whenever the allocation stopped, and again before the credentials it was made with expire
+// (the relay would then refuse to refresh it). A replaced allocation stays open for the sessions using it until
+// the relay lets it lapse (relayLinger).
 func (h *Host) keepRelay() {
 	var dead <-chan struct{}
+	var renew <-chan time.Time
+	var expires time.Time
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-h.kick:
+		case <-renew:
+			renew = nil
 		case <-dead:
 			dead = nil
 			h.mu.Lock()
@@ -184,10 +190,10 @@ func (h *Host) keepRelay() {
 		}
 		info := h.sh.Relay()
 		h.mu.Lock()
-		have := h.relay != nil
+		old := h.relay
 		udpWorks := h.gather.STUNError == ""
 		h.mu.Unlock()
-		if have || info == nil {
+		if info == nil || (old != nil && (!info.Expires.After(expires) || time.Until(expires) > relayRenewBefore)) {
 			continue
 		}
 		r, err := allocateRelay(h.ctx, &h.cfg, h.tr, info, udpWorks)
@@ -199,10 +205,23 @@ func (h *Host) keepRelay() {
 		h.relay = r
 		h.gather.Relay = r.Addr()
 		h.mu.Unlock()
-		dead = r.Done()
+		if old != nil {
+			time.AfterFunc(time.Until(expires)+relayLinger, func() { old.Close() })
+		}
+		dead, expires = r.Done(), info.Expires
+		renew = time.After(max(time.Until(expires)-relayRenewBefore, time.Second))
 		h.updateCandidates()
 	}
 }
+
+const (
+	// relayRenewBefore: the host makes a new allocation this long before the credentials of its current one
+	// expire.
+	relayRenewBefore = 2 * time.Minute
+	// relayLinger is how long a replaced allocation stays open after its credentials expired: a TURN allocation's
+	// default lifetime, during which the relay still carries it without a refresh.
+	relayLinger = 10 * time.Minute
+)
 
 // Accept returns the next guest's session, its first stream open. A guest whose meeting or punching fails is only
 // logged: the Host goes on with the others. Accept fails with ErrHostClosed after Close, with why the Host stopped
