@@ -69,6 +69,15 @@ type Config struct {
 	// client holds.
 	RoomRatePerIP float64
 	RoomBurst     int
+	// PeerRate is the sustained requests per second one peer may make in
+	// one meeting (send, recv, close) and a host may poll the nameplate it
+	// holds, in a token bucket of PeerBurst. These do not count against
+	// RatePerIP, so that a host meeting many guests from one address is not
+	// throttled; a meeting request naming a meeting the client is not in
+	// costs a token of a RatePerIP-sized bucket of its address, which must
+	// have one left. Default 10 and 40; negative disables.
+	PeerRate  float64
+	PeerBurst int
 	// STUNRatePerIP and STUNBurst limit the STUN answers to one IPv4
 	// address or IPv6 /64 (answers are bigger than requests, so this caps
 	// reflection). Default 5 and 20; negative disables.
@@ -153,6 +162,8 @@ func (c *Config) setDefaults() {
 	num(&c.RateBurstIPv6Net, 80)
 	rate(&c.RoomRatePerIP, 0.5)
 	num(&c.RoomBurst, 10)
+	rate(&c.PeerRate, 10)
+	num(&c.PeerBurst, 40)
 	rate(&c.STUNRatePerIP, 5)
 	num(&c.STUNBurst, 20)
 	num(&c.LimiterSlots, 65_536)

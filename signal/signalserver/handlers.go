@@ -81,13 +81,22 @@ func (s *Server) host(rq *request) {
 		s.storeFailed(rq.w, err)
 		return
 	}
-	if !claimed {
+	if claimed {
+		if rp, ok := s.limitPeer(nameplateKey(np), id); !ok {
+			s.refuse(rq.w, reasonRateLimited, rp)
+			return
+		}
+	} else {
+		if rp, ok := s.limitClientRate(rq.client); !ok {
+			s.refuse(rq.w, reasonRateLimited, rp)
+			return
+		}
 		if rp, reason, ok := s.admitRoom(ctx, rq.client); !ok {
 			s.refuse(rq.w, reason, rp)
 			return
 		}
 	}
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, reason, ok := s.acquire(rq, !claimed); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
@@ -242,7 +251,7 @@ func (s *Server) guest(rq *request) {
 	np, id := rq.arg, req.PeerID
 	ctx, cancel := s.storeCtx()
 	defer cancel()
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, reason, ok := s.acquire(rq, true); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
@@ -409,6 +418,10 @@ func (s *Server) send(rq *request) {
 		s.refuse(rq.w, reasonBadRequest, errorReply(status, err.Error()[len("signal: "):]))
 		return
 	}
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
 	rp, _, err := s.meetingUpdate(ctx, rq.arg, req.PeerID, func(m *meetingRec, side int, now int64) (*reply, bool) {
@@ -437,32 +450,66 @@ func (s *Server) send(rq *request) {
 		s.storeFailed(rq.w, err)
 		return
 	}
+	s.strikeIfStranger(rq, rp)
 	writeReply(rq.w, *rp)
 }
 
-// closeMeeting serves ClosePath.
+// closeMeeting serves ClosePath. A closed meeting frees its guest's place
+// at the nameplate (MaxGuestsPerNameplate) at once.
 func (s *Server) closeMeeting(rq *request) {
 	var req signal.CloseRequest
 	if !s.decode(rq, &req, &req.PeerID, nil) {
 		return
 	}
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
+	var np, guest string
 	rp, _, err := s.meetingUpdate(ctx, rq.arg, req.PeerID, func(m *meetingRec, side int, now int64) (*reply, bool) {
+		np, guest = m.Nameplate, m.Peers[1]
 		if m.Closed[side] {
 			return &emptyReply, false
 		}
 		m.Closed[side] = true
 		return &emptyReply, true
 	})
+	if err == nil && np != "" {
+		err = s.freeGuest(ctx, np, guest, rq.arg)
+	}
 	if err != nil {
 		s.storeFailed(rq.w, err)
 		return
 	}
+	s.strikeIfStranger(rq, rp)
 	if rp.status == http.StatusGone { // already expired: closed anyway
 		rp = &emptyReply
 	}
 	writeReply(rq.w, *rp)
+}
+
+// freeGuest drops guest, whose meeting is closed, from nameplate np.
+func (s *Server) freeGuest(ctx context.Context, np, guest, meeting string) error {
+	_, err := s.updateNameplate(ctx, np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
+		if g := n.Guests[guest]; g == nil || g.Meeting != meeting {
+			return nil, Change{}, 0, nil
+		}
+		delete(n.Guests, guest)
+		n.normalize(now, &s.cfg)
+		return nil, n.change(np, &s.cfg, false), 0, nil
+	})
+	return err
+}
+
+// strikeIfStranger charges rq's client when rp says it named a meeting that
+// does not exist or that it is not in: such requests are not held to a
+// peer's rate but to its address's.
+func (s *Server) strikeIfStranger(rq *request, rp *reply) {
+	if rp != nil && (rp.status == http.StatusNotFound || rp.status == http.StatusForbidden) {
+		s.strike(rq.client)
+	}
 }
 
 // recv serves RecvPath: the other side's messages, or park until some come.
@@ -475,7 +522,13 @@ func (s *Server) recv(rq *request) {
 		s.refuse(rq.w, reasonBadRequest, errorReply(http.StatusBadRequest, "negative after"))
 		return
 	}
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
+	// One recv of a side is parked at a time (a new one replaces it), so a
+	// member's recvs need no per-client cap; others are refused at once.
+	if rp, reason, ok := s.acquire(rq, false); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
@@ -495,6 +548,7 @@ func (s *Server) recv(rq *request) {
 		return nil, true
 	})
 	pp.next = next
+	s.strikeIfStranger(rq, rp)
 	s.settle(pp, rp, err)
 }
 
