@@ -109,7 +109,7 @@ func (p *Path) Pair() (local, remote Candidate) {
 			local.Kind = CandidateHost
 		}
 	}
-	for _, r := range p.t.loadRelays() {
+	for _, r := range p.t.readyRelays() {
 		if r.addr == p.seenAs {
 			local.Kind = CandidateRelay
 		}

@@ -249,7 +249,7 @@ func (p *Path) punch() {
 	p.mu.Lock()
 	cands := p.cands // learnPunchSource only appends
 	p.mu.Unlock()
-	relays := p.t.loadRelays()
+	relays := p.t.readyRelays()
 	for _, c := range cands {
 		p.sendCtrl(newDirectRoute(p.t, c.Addr), kindPunch, u64(p.instance), true)
 		for _, r := range relays {

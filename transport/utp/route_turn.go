@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -37,6 +38,7 @@ type Relay struct {
 	conn   net.PacketConn // the allocation: WriteTo sends through it, ReadFrom yields what peers sent to it
 	tcp    net.Conn       // the TCP connection to the server, with RelayConfig.TCP
 	addr   netip.AddrPort // the relayed address
+	ready  atomic.Bool    // the allocation exists: conn and addr are set
 	sendq  chan relayDatagram
 	done   chan struct{}
 	once   sync.Once
@@ -127,6 +129,11 @@ func (t *Transport) AllocateRelay(ctx context.Context, cfg RelayConfig) (*Relay,
 		return nil, fmt.Errorf("%w: allocating on %s: %w", ErrRelay, cfg.Server, ctx.Err())
 	}
 	r.addr, _ = addrPortOf(r.conn.LocalAddr())
+	r.ready.Store(true)
+	if isClosed(r.done) { // the Transport closed meanwhile
+		r.conn.Close()
+		return nil, ErrTransportClosed
+	}
 	if cfg.TCP {
 		if err := t.addRelay(r); err != nil {
 			r.Close()
@@ -160,7 +167,7 @@ func (r *Relay) Close() error {
 	r.once.Do(func() {
 		close(r.done)
 		r.t.removeRelay(r)
-		if r.conn != nil {
+		if r.ready.Load() {
 			r.conn.Close() // deallocates
 		}
 		r.closeConns()
@@ -290,12 +297,24 @@ func (t *Transport) removeRelay(r *Relay) {
 	t.relays.Store(&rs)
 }
 
-// loadRelays lists the Transport's live relays.
+// loadRelays lists the Transport's relays, including UDP ones still waiting for their allocation (whose server's
+// answers the demultiplexer must already hand over).
 func (t *Transport) loadRelays() []*Relay {
 	if p := t.relays.Load(); p != nil {
 		return *p
 	}
 	return nil
+}
+
+// readyRelays lists the relays whose allocation exists: those paths can send through.
+func (t *Transport) readyRelays() []*Relay {
+	var out []*Relay
+	for _, r := range t.loadRelays() {
+		if r.ready.Load() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // relayInbound hands a STUN message or a TURN ChannelData message from the TURN server of one of our UDP relays to

@@ -208,3 +208,42 @@ func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
 	r := waitRoute(t, rp.dialer, false, 20*time.Second)
 	check(t, r.Host, "route %+v, want a host pair", r)
 }
+
+// A refused or unanswered allocation fails with ErrRelay in time, and leaves the Transport without a relay.
+func TestAllocateRelayFailures(t *testing.T) {
+	udpServer, tcpServer := startTURN(t)
+	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
+	noErr(t, err)
+	defer tr.Close()
+
+	bad := relayConfig(t, udpServer, "x", false)
+	bad.Password = "wrong"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = tr.AllocateRelay(ctx, bad)
+	isErr(t, err, ErrRelay)
+
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // a UDP port nobody answers on
+	noErr(t, err)
+	defer silent.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer scancel()
+	start := time.Now()
+	_, err = tr.AllocateRelay(sctx, relayConfig(t, silent.LocalAddr().String(), "x", false))
+	isErr(t, err, context.DeadlineExceeded)
+	check(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
+
+	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
+	isErr(t, err, ErrRelay)
+	equal(t, len(tr.loadRelays()), 0, "relays left")
+
+	r, err := tr.AllocateRelay(ctx, relayConfig(t, tcpServer, "x", true))
+	noErr(t, err)
+	equal(t, r.Candidate().Kind, CandidateRelay, "candidate kind")
+	noErr(t, tr.Close())
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("the relay outlived its Transport")
+	}
+}
