@@ -428,7 +428,9 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	if m := metIn.FindStringSubmatch(line); m != nil {
 		row.metIn = m[1]
 	}
-	if _, pair, ok := strings.Cut(line, "("); ok {
+	if _, relay, ok := strings.Cut(line, "connected via "); ok {
+		row.path, _, _ = strings.Cut(relay, " (")
+	} else if _, pair, ok := strings.Cut(line, "("); ok {
 		row.path, _, _ = strings.Cut(pair, ")")
 	}
 	if err := get.wait(t, transferTimeout); err != nil {
