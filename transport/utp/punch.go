@@ -243,8 +243,9 @@ func (p *Path) learnPunchSource(from netip.AddrPort) bool {
 	return true
 }
 
-// punch sends one round of punches to every candidate, straight and through each of our relays: every pair that
-// works is a route, and the best one that answered carries the path (punchAnswered).
+// punch sends one round of punches to every candidate, straight and (but for host candidates: LAN addresses a relay
+// on the internet neither reaches nor may send to) through each of our relays: every pair that works is a route,
+// and the best one that answered carries the path (punchAnswered).
 func (p *Path) punch() {
 	p.mu.Lock()
 	cands := p.cands // learnPunchSource only appends
@@ -252,6 +253,9 @@ func (p *Path) punch() {
 	relays := p.t.readyRelays()
 	for _, c := range cands {
 		p.sendCtrl(newDirectRoute(p.t, c.Addr), kindPunch, u64(p.instance), true)
+		if c.Kind == CandidateHost {
+			continue
+		}
 		for _, r := range relays {
 			p.sendCtrl(r.route(c.Addr), kindPunch, u64(p.instance), true)
 		}

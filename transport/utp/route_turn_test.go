@@ -36,17 +36,18 @@ func relayConfig(t *testing.T, server, user string, tcp bool) RelayConfig {
 }
 
 // firewall wraps a socket and, while blocked, drops every datagram to or from one address (the peer's socket):
-// the direct route dies, the relay (other addresses) still works.
+// the direct route dies, the relay (other addresses) still works. noUDP drops everything.
 type firewall struct {
 	net.PacketConn
 	peer    atomic.Pointer[netip.AddrPort]
 	blocked atomic.Bool
+	noUDP   atomic.Bool
 }
 
 func (f *firewall) drops(a net.Addr) bool {
 	ap, _ := addrPortOf(a)
 	p := f.peer.Load()
-	return f.blocked.Load() && p != nil && *p == ap
+	return f.noUDP.Load() || (f.blocked.Load() && p != nil && *p == ap)
 }
 
 func (f *firewall) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -68,6 +69,7 @@ func (f *firewall) WriteTo(b []byte, to net.Addr) (int, error) {
 // relayPair is two Transports on loopback with a relay each; the dialer's socket sits behind a firewall.
 type relayPair struct {
 	fw                   *firewall
+	dialerRelay          *Relay
 	dialerTr, acceptorTr *Transport
 	dialer, acceptor     *Path
 }
@@ -88,6 +90,7 @@ func newRelayPair(t *testing.T, tcpDialer, blocked bool) *relayPair {
 	acc := rp.acceptorTr.LocalAddr().AddrPort()
 	rp.fw.peer.Store(&acc)
 	rp.fw.blocked.Store(blocked)
+	rp.fw.noUDP.Store(tcpDialer)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -97,6 +100,7 @@ func newRelayPair(t *testing.T, tcpDialer, blocked bool) *relayPair {
 	}
 	dr, err := rp.dialerTr.AllocateRelay(ctx, relayConfig(t, dserver, "dialer", tcpDialer))
 	noErr(t, err, "dialer's allocation")
+	rp.dialerRelay = dr
 	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
 	noErr(t, err, "acceptor's allocation")
 	check(t, dr.Addr().IsValid() && dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
@@ -190,11 +194,12 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
 }
 
-// A Transport that reaches its TURN server only over TCP still connects through it, and carries a stream.
+// A Transport whose UDP socket can send and receive nothing still connects through its TURN allocation over TCP,
+// and carries a stream.
 func TestRelayOverTCP(t *testing.T) {
 	rp := newRelayPair(t, true, true)
 	r := rp.dialer.Route()
-	check(t, r.Relayed, "route %+v, want relayed", r)
+	check(t, r.Relayed && r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.dialer, rp.acceptor, 1<<20, 16<<10, 4, nil)
