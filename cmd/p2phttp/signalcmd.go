@@ -100,6 +100,8 @@ func signalFlags(fs *flagSet, c *signalserver.Config) {
 	fs.IntVar(&c.RateBurstIPv6Net, "rate-burst-ipv6-net", c.RateBurstIPv6Net, "burst of --rate-per-ipv6-net")
 	fs.Float64Var(&c.RoomRatePerIP, "room-rate-per-ip", c.RoomRatePerIP, "nameplate claims and new meetings per second per IPv4 address or IPv6 /64")
 	fs.IntVar(&c.RoomBurst, "room-burst", c.RoomBurst, "burst of --room-rate-per-ip")
+	fs.Float64Var(&c.PeerRate, "peer-rate", c.PeerRate, "requests per second of one peer in one meeting, and of a host polling its nameplate (negative: no limit)")
+	fs.IntVar(&c.PeerBurst, "peer-burst", c.PeerBurst, "burst of --peer-rate")
 	fs.Float64Var(&c.STUNRatePerIP, "stun-rate-per-ip", c.STUNRatePerIP, "STUN answers per second per IPv4 address or IPv6 /64 (negative: no limit)")
 	fs.IntVar(&c.STUNBurst, "stun-burst", c.STUNBurst, "burst of --stun-rate-per-ip")
 	fs.IntVar(&c.LimiterSlots, "limiter-slots", c.LimiterSlots, "token buckets per rate limiter (fixed memory whatever the number of sources)")
