@@ -207,7 +207,7 @@ func (p *Path) receive(b []byte, r route) {
 	now := time.Now()
 	p.lastRecv.Store(now.UnixNano())
 	kind := ctrlKind(plain[0])
-	p.heardOn(r, newest, plain)
+	p.heardOn(r, newest, plain, now)
 	if kind == kindDatagram {
 		p.eng.DeliverDatagram(plain[1:])
 		return

@@ -120,7 +120,7 @@ const maxHeardRoutes = 8
 // still be answering punches sent to its other addresses), nor do packets the peer sent on a route other than its
 // own current one (flagBackup: relay keepalives). A lower-ranked route takes over only once the current one went
 // quiet, so a late datagram from the relay does not undo an upgrade.
-func (p *Path) heardOn(r route, newest bool, plain []byte) {
+func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
 	kind := ctrlKind(plain[0])
 	if kind == kindPunch || kind == kindPunchReply || (kind != kindDatagram && len(plain) > 1 && plain[1]&flagBackup != 0) {
 		return
@@ -130,7 +130,7 @@ func (p *Path) heardOn(r route, newest bool, plain []byte) {
 		return
 	}
 	if cur.id() == r.id() {
-		p.sel.curRecv.Store(time.Now().UnixNano()) // the common case, without a lock
+		p.sel.curRecv.Store(now.UnixNano()) // the common case, without a lock
 		return
 	}
 	if !newest {
@@ -142,7 +142,7 @@ func (p *Path) heardOn(r route, newest bool, plain []byte) {
 	if !p.established || p.err != nil || cur.id() == r.id() {
 		return
 	}
-	if p.rank(r) < p.rank(cur) && time.Since(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
+	if p.rank(r) < p.rank(cur) && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
 		return
 	}
 	p.setRoute(r)
