@@ -305,7 +305,10 @@ func verdict(rep *doctorReport) string {
 		return verdictNoRelayPfx + strings.Join(why, "; ")
 	}
 	if !rep.UDP.Reachable {
-		if reach["tcp"] {
+		switch {
+		case reach["udp"]: // UDP gets to the relay, not to STUN: a filter of ports
+			return verdictRelay
+		case reach["tcp"]:
 			return verdictTCPRelay
 		}
 		return noRelay() + " (and no UDP: " + rep.UDP.Error + ")"
