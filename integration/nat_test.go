@@ -446,19 +446,7 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	// forward + curl, a new meeting with the same code: serve waits for the next peer.
 	fwd := startP2P(t, lab.Peer("b"), "forward", peerArgs("forward", code, "--listen", "127.0.0.1:8000")...)
 	fwd.waitConnected(t, connectTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
-	defer cancel()
-	body, err := lab.Peer("b").Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, ee.Stderr)
-		}
-		t.Fatalf("curl through forward: %v", err)
-	}
-	if !bytes.Equal(body, page) {
-		t.Fatalf("curl got %q, want %q", body, page)
-	}
+	curlPage(t, lab.Peer("b"))
 	row.tcpRate, row.tcpCC = tcpBaseline(t, lab)
 	row.outcome = "ok"
 }
@@ -515,6 +503,25 @@ func tcpBaseline(t *testing.T, lab *nslab.Lab) (float64, string) {
 		t.Fatalf("TCP baseline to %v: %d bytes, %v", target, n, err)
 	}
 	return float64(bigFileSize) / (1 << 20) / elapsed.Seconds(), strings.TrimSpace(string(cc))
+}
+
+// curlPage fetches the page with curl on host through the forward listening there on 127.0.0.1:8000, and fails t
+// unless it arrives byte-exact.
+func curlPage(t *testing.T, host *nslab.Host) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
+	defer cancel()
+	body, err := host.Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		t.Fatalf("curl through forward: %v", err)
+	}
+	if !bytes.Equal(body, page) {
+		t.Fatalf("curl got %q, want %q", body, page)
+	}
 }
 
 func fileSum(t *testing.T, name string) ([sha256.Size]byte, int64) {

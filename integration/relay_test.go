@@ -3,12 +3,8 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -79,19 +75,7 @@ func TestNATMatrix(t *testing.T) {
 			case relayed:
 				waitOutput(t, fwd, routeUpgraded, 20*time.Second)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
-			defer cancel()
-			body, err := lab.Peer("b").Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
-			if err != nil {
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					err = fmt.Errorf("%w: %s", err, ee.Stderr)
-				}
-				t.Fatalf("curl through forward: %v", err)
-			}
-			if !bytes.Equal(body, page) {
-				t.Fatalf("curl got %q, want %q", body, page)
-			}
+			curlPage(t, lab.Peer("b"))
 			t.Logf("%s", strings.TrimSpace(fwd.output()))
 		})
 	}
