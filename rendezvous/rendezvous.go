@@ -280,6 +280,7 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 		return nil, &Error{Step: StepStream, Reason: ErrStreamFailed, Err: err}
 	}
 	rep.Stream = time.Since(t)
+	rep.Route = path.Route() // the path may have moved to a better route meanwhile
 	log.Debug("first stream open", "took", rep.Stream)
 	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
 }

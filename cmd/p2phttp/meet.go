@@ -42,18 +42,20 @@ func (p *peerFlags) meet(ctx context.Context, env *cliEnv, code string, log *slo
 // watchRoute prints a line (after prefix) each time the session's path moves from the relay to a direct route or
 // back, until the session ends.
 func watchRoute(env *cliEnv, sess *rendezvous.Session, prefix string) {
-	cur := sess.Report().Route
+	cur := sess.Report().Route // what the connected line said; the path may have moved since
 	for {
+		changed := sess.RouteChanged()
+		if next := sess.Route(); next.Since != cur.Since {
+			if line := describeRouteChange(cur, next); line != "" {
+				fmt.Fprintf(env.stderr, "p2phttp: %s%s\n", prefix, line)
+			}
+			cur = next
+		}
 		select {
-		case <-sess.RouteChanged():
+		case <-changed:
 		case <-sess.Done():
 			return
 		}
-		next := sess.Route()
-		if line := describeRouteChange(cur, next); line != "" {
-			fmt.Fprintf(env.stderr, "p2phttp: %s%s\n", prefix, line)
-		}
-		cur = next
 	}
 }
 
