@@ -74,10 +74,9 @@ type relayPair struct {
 	dialer, acceptor     *Path
 }
 
-func newRelayPair(t *testing.T, tcpDialer, blocked bool) *relayPair {
+func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair {
 	t.Helper()
 	udpServer, tcpServer := startTURN(t)
-	cfg := Config{PunchInterval: 20 * time.Millisecond}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	noErr(t, err)
 	rp := &relayPair{fw: &firewall{PacketConn: pc}}
@@ -151,7 +150,7 @@ func waitRoute(t *testing.T, p *Path, relayed bool, within time.Duration) PathRo
 // A path whose direct route is blocked starts on the relay; a 32 MiB transfer moves to the direct route when it
 // opens and back to the relay when it closes again, and arrives byte-exact.
 func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
-	rp := newRelayPair(t, false, true)
+	rp := newRelayPair(t, Config{}, false, true)
 	for _, p := range []*Path{rp.dialer, rp.acceptor} {
 		r := p.Route()
 		check(t, r.Relayed && r.Relay.IsValid(), "route at connect %+v, want relayed", r)
@@ -197,7 +196,7 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 // A Transport whose UDP socket can send and receive nothing still connects through its TURN allocation over TCP,
 // and carries a stream.
 func TestRelayOverTCP(t *testing.T) {
-	rp := newRelayPair(t, true, true)
+	rp := newRelayPair(t, Config{}, true, true)
 	r := rp.dialer.Route()
 	check(t, r.Relayed && r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -209,7 +208,7 @@ func TestRelayOverTCP(t *testing.T) {
 
 // Peers that can reach each other directly from the start use the direct route, not the relay.
 func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
-	rp := newRelayPair(t, false, false)
+	rp := newRelayPair(t, Config{}, false, false)
 	r := waitRoute(t, rp.dialer, false, 20*time.Second)
 	check(t, r.Host, "route %+v, want a host pair", r)
 }
@@ -251,4 +250,23 @@ func TestAllocateRelayFailures(t *testing.T) {
 	default:
 		t.Fatal("the relay outlived its Transport")
 	}
+}
+
+// An idle path notices that its direct route died from its keepalive probes, falls back on the relay (whose own
+// keepalives kept it open), and still carries a stream.
+func TestIdlePathFallsBack(t *testing.T) {
+	rp := newRelayPair(t, Config{KeepaliveInterval: 300 * time.Millisecond, DeadPathTimeout: time.Minute}, false, true)
+	rp.fw.blocked.Store(false)
+	waitRoute(t, rp.dialer, false, 20*time.Second)
+	waitRoute(t, rp.acceptor, false, 20*time.Second)
+	time.Sleep(time.Second) // idle: keepalives only, on the direct route and the relay
+	rp.fw.blocked.Store(true)
+	waitRoute(t, rp.dialer, true, 20*time.Second)
+	waitRoute(t, rp.acceptor, true, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
+	noErr(t, err, "transfer")
+	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+	equal(t, rp.dialer.Err(), nil, "dialer's path")
 }
