@@ -79,6 +79,8 @@ type relayCheck struct {
 
 func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("doctor", doctorHelp)
+	var lf logFlags
+	lf.register(fs)
 	def := env.getenv("P2PHTTP_SIGNAL")
 	if def == "" {
 		def = defaultSignalURL
@@ -103,12 +105,16 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 		return usagef("--stun %q is not HOST:PORT", *stunAddr)
 	}
 
+	log := lf.logger(env)
 	var rep doctorReport
 	rep.Signal.URL = *signalURL
 	rep.UDP.STUN = *stunAddr
+	log.Debug("doctor: asking the signalling server", "url", *signalURL)
 	relays, err := checkSignal(ctx, &rep, *signalURL)
 	if err == nil {
+		log.Debug("doctor: probing UDP and the NAT", "stun", *stunAddr)
 		checkUDP(ctx, &rep, *stunAddr)
+		log.Debug("doctor: asking the relay", "urls", relays)
 		rep.Relays = checkRelays(ctx, relays)
 		rep.Verdict = verdict(&rep)
 	}

@@ -175,20 +175,31 @@ func portPlus(addr string, n int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+n)), nil
 }
 
-// listenTURN binds the relay's UDP socket and, on the same port, its TCP listener.
+// listenTURN binds the relay's UDP socket and, on the same port, its TCP listener. For port 0 it tries a few
+// ports, since the one UDP got may be taken for TCP.
 func listenTURN(addr string) (net.PacketConn, net.Listener, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	host, _, _ := net.SplitHostPort(addr)
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)))
+		if err == nil {
+			return pc, l, nil
+		}
 		pc.Close()
-		return nil, nil, err
+		if i+1 >= tries {
+			return nil, nil, err
+		}
 	}
-	return pc, l, nil
 }
 
 // publicIP is the address peers reach the relay at: --turn-public, the --turn host when it is one address, or this
