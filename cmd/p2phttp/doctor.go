@@ -106,7 +106,7 @@ func runDoctor(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	log := lf.logger(env)
-	var rep doctorReport
+	rep := doctorReport{Relays: []relayCheck{}}
 	rep.Signal.URL = *signalURL
 	rep.UDP.STUN = *stunAddr
 	log.Debug("doctor: asking the signalling server", "url", *signalURL)
