@@ -44,9 +44,12 @@ func parseRelayURLs(urls []string) []relayServer {
 }
 
 // allocateRelay makes a TURN allocation on tr with the credentials info carries: over UDP (the socket the path
-// uses) first, over TCP when UDP fails; TCP first when STUN already failed, since UDP is then likely blocked. Each
-// attempt is bounded by GatherTimeout.
+// uses) first, over TCP when UDP fails; TCP first when STUN already failed, since UDP is then likely blocked. All
+// attempts together take at most RelayTimeout, shared out evenly, so a relay that cannot be reached delays a
+// guest's meeting by that much at most.
 func allocateRelay(ctx context.Context, cfg *Config, tr *utp.Transport, info *signal.RelayInfo, udpWorks bool) (*utp.Relay, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.RelayTimeout)
+	defer cancel()
 	servers := parseRelayURLs(info.URLs)
 	if !udpWorks {
 		// Stable: TCP servers first, each list in the server's order.
@@ -64,8 +67,9 @@ func allocateRelay(ctx context.Context, cfg *Config, tr *utp.Transport, info *si
 		return nil, fmt.Errorf("no usable TURN URL in %q", info.URLs)
 	}
 	var errs []error
-	for _, s := range servers {
-		actx, cancel := context.WithTimeout(ctx, cfg.GatherTimeout)
+	deadline, _ := ctx.Deadline()
+	for i, s := range servers {
+		actx, cancel := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(servers)-i))
 		r, err := tr.AllocateRelay(actx, utp.RelayConfig{Server: s.addr, TCP: s.tcp, Username: info.Username, Password: info.Password})
 		cancel()
 		if err == nil {

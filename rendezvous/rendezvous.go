@@ -25,6 +25,7 @@ const (
 	DefaultServerTimeout = 5 * time.Second
 	DefaultPunchTimeout  = 15 * time.Second
 	DefaultStreamTimeout = 10 * time.Second
+	DefaultRelayTimeout  = 4 * time.Second
 	// DefaultRefreshInterval is how often a host asks STUN again (Config.RefreshInterval): under the 30 s that
 	// common NATs keep an idle UDP mapping.
 	DefaultRefreshInterval = 25 * time.Second
@@ -57,6 +58,8 @@ type Config struct {
 	PunchTimeout time.Duration
 	// StreamTimeout bounds opening (or accepting) the first stream over the punched path.
 	StreamTimeout time.Duration
+	// RelayTimeout bounds making the TURN allocation (over UDP, then TCP); a guest's meeting waits for it.
+	RelayTimeout time.Duration
 
 	// Logger receives debug logs of each step; nil discards them.
 	Logger *slog.Logger
@@ -401,6 +404,7 @@ func (cfg *Config) setDefaults(needCode bool) (signal.Code, error) {
 	setDefault(&cfg.ServerTimeout, DefaultServerTimeout)
 	setDefault(&cfg.PunchTimeout, DefaultPunchTimeout)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

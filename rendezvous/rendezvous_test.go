@@ -565,3 +565,28 @@ func TestRelayCandidateOfferedDirectPreferred(t *testing.T) {
 	got := roundTrip(t, b.Stream(), a.Stream(), "host", "/relay", []byte("over the best route"))
 	assert.Contains(t, got, "host served POST /relay")
 }
+
+// A relay the peers cannot reach costs a guest at most RelayTimeout: the meeting goes on without it.
+func TestUnreachableRelayIsSkipped(t *testing.T) {
+	dead, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
+	require.NoError(t, err)
+	defer dead.Close()
+	cfg := rendezvoustest.Unlimited()
+	cfg.RelaySecret = []byte("secret")
+	cfg.RelayURLs = []string{"turn:" + dead.LocalAddr().String() + "?transport=udp", "turn:127.0.0.1:1?transport=tcp"}
+	srv, err := rendezvoustest.NewServer(cfg)
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	guestCfg := srv.Config("")
+	guestCfg.RelayTimeout = 500 * time.Millisecond
+	host, a, b, err := rendezvoustest.Pair(ctx, srv.Config(""), guestCfg)
+	require.NoError(t, err)
+	defer host.Close()
+	defer b.Close()
+	assert.False(t, b.Report().Relay.IsValid(), "the guest got a relay from nowhere")
+	assert.False(t, b.Route().Relayed)
+	got := roundTrip(t, b.Stream(), a.Stream(), "host", "/norelay", []byte("x"))
+	assert.Contains(t, got, "host served POST /norelay")
+}
