@@ -178,7 +178,7 @@ func (p *Path) maintainRoutes(now time.Time) (next time.Duration, suspect bool) 
 		if rtt > 0 {
 			p.srtt = rtt
 		}
-		cur, rank = p.sel.backup, rankRelay
+		rank = rankRelay
 		p.sel.upgradeEvery, p.sel.nextUpgrade = 0, now
 	}
 	var better []route
