@@ -145,12 +145,15 @@ type proc struct {
 
 	mu          sync.Mutex
 	stderr      bytes.Buffer
-	connectedAt time.Time // when the "connected:" line appeared
+	connectedAt time.Time // when the "connected:" (or "connected via relay") line appeared
 	connected   string    // that line
 	connectedC  chan struct{}
 }
 
-var metIn = regexp.MustCompile(`set up in (\S+)`) // gathering, punching and the first stream; not the wait for the peer
+var (
+	metIn         = regexp.MustCompile(`set up in (\S+)`) // gathering, punching and the first stream; not the wait for the peer
+	connectedLine = regexp.MustCompile(`connected:|connected via relay`)
+)
 
 // startP2P starts p2phttp args in host; the process is killed (if still running) when t ends.
 func startP2P(t *testing.T, host *nslab.Host, name string, args ...string) *proc {
@@ -183,7 +186,7 @@ func startP2PTo(t *testing.T, host *nslab.Host, name string, stdout io.Writer, a
 			line := sc.Text()
 			p.mu.Lock()
 			p.stderr.WriteString(line + "\n")
-			if p.connectedAt.IsZero() && strings.Contains(line, "connected:") {
+			if p.connectedAt.IsZero() && connectedLine.MatchString(line) {
 				p.connectedAt, p.connected = time.Now(), line
 				close(p.connectedC)
 			}
@@ -237,10 +240,12 @@ func (p *proc) waitConnected(t *testing.T, d time.Duration) time.Duration {
 	return 0
 }
 
-// startSignal runs the signalling server in the lab's public namespace and waits until it accepts.
-func startSignal(t *testing.T, lab *nslab.Lab) {
+// startSignal runs the signalling server (with its TURN relay on the STUN port + 2, unless extra says --turn=) in
+// the lab's public namespace and waits until it accepts.
+func startSignal(t *testing.T, lab *nslab.Lab, extra ...string) {
 	t.Helper()
-	p := startP2P(t, lab.Public, "signal", "signal", "--http", strings.TrimPrefix(signalURL, "http://"), "--stun", stunAddr)
+	args := append([]string{"signal", "--http", strings.TrimPrefix(signalURL, "http://"), "--stun", stunAddr}, extra...)
+	p := startP2P(t, lab.Public, "signal", args...)
 	deadline := time.Now().Add(signalReady)
 	for {
 		var err error
@@ -304,6 +309,7 @@ type scenario struct {
 	name      string
 	routers   []nslab.RouterConfig
 	wantPunch bool // false: punching must fail
+	noRelay   bool // the signalling server runs no TURN relay
 }
 
 // lossy is what `tc qdisc add dev eth0 root netem delay 40ms loss 1%` on each peer would do: every
@@ -342,15 +348,17 @@ var scenarios = []scenario{
 		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "a", Up: lossy()}}},
 		{NAT: nslab.PortRestrictedCone, Peers: []nslab.PeerConfig{{Name: "b", Up: lossy()}}},
 	}, wantPunch: true},
-	{name: "symmetric both sides", routers: twoRouters(nslab.Symmetric, nslab.Symmetric)},
+	// Punching cannot work here: each side's port towards the other is unpredictable. The relay carries it.
+	{name: "symmetric both sides, relayed", routers: twoRouters(nslab.Symmetric, nslab.Symmetric), wantPunch: true},
+	{name: "symmetric both sides, no relay", routers: twoRouters(nslab.Symmetric, nslab.Symmetric), noRelay: true},
 	// Without a relay this cannot work either: the port-restricted side only lets in the port it sent to,
 	// and the symmetric side's port towards it is unpredictable.
-	{name: "port-restricted serves symmetric", routers: twoRouters(nslab.PortRestrictedCone, nslab.Symmetric)},
+	{name: "port-restricted serves symmetric, no relay", routers: twoRouters(nslab.PortRestrictedCone, nslab.Symmetric), noRelay: true},
 }
 
 // TestNATScenarios runs the real binary between two peers behind each pair of NATs: serve --dir on one
-// side; on the other, get of a 32 MiB file (SHA-256 checked) and forward with curl for a page. Between
-// two symmetric NATs get must fail with the punching error within its timeout instead.
+// side; on the other, get of a 32 MiB file (SHA-256 checked) and forward with curl for a page. Without a
+// relay, between NATs that defeat punching, get must fail with the punching error within its timeout instead.
 func TestNATScenarios(t *testing.T) {
 	requireBinary(t)
 	resultsMu.Lock()
@@ -396,7 +404,11 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	row := result{scenario: sc.name, outcome: "FAIL"}
 	defer func() { record(row) }()
 	lab := nslab.Start(t, nslab.Config{Routers: sc.routers})
-	startSignal(t, lab)
+	if sc.noRelay {
+		startSignal(t, lab, "--turn=")
+	} else {
+		startSignal(t, lab)
+	}
 	code := fmt.Sprintf("%d-lab-scenario-%d", 100+rand.IntN(900), i)
 
 	startP2P(t, lab.Peer("a"), "serve", peerArgs("serve", "--dir", dataDir, code)...)
@@ -426,7 +438,9 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	if m := metIn.FindStringSubmatch(line); m != nil {
 		row.metIn = m[1]
 	}
-	if _, pair, ok := strings.Cut(line, "("); ok {
+	if _, relay, ok := strings.Cut(line, "connected via "); ok {
+		row.path, _, _ = strings.Cut(relay, " (")
+	} else if _, pair, ok := strings.Cut(line, "("); ok {
 		row.path, _, _ = strings.Cut(pair, ")")
 	}
 	if err := get.wait(t, transferTimeout); err != nil {
@@ -442,19 +456,7 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	// forward + curl, a new meeting with the same code: serve waits for the next peer.
 	fwd := startP2P(t, lab.Peer("b"), "forward", peerArgs("forward", code, "--listen", "127.0.0.1:8000")...)
 	fwd.waitConnected(t, connectTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
-	defer cancel()
-	body, err := lab.Peer("b").Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, ee.Stderr)
-		}
-		t.Fatalf("curl through forward: %v", err)
-	}
-	if !bytes.Equal(body, page) {
-		t.Fatalf("curl got %q, want %q", body, page)
-	}
+	curlPage(t, lab.Peer("b"))
 	row.tcpRate, row.tcpCC = tcpBaseline(t, lab)
 	row.outcome = "ok"
 }
@@ -511,6 +513,25 @@ func tcpBaseline(t *testing.T, lab *nslab.Lab) (float64, string) {
 		t.Fatalf("TCP baseline to %v: %d bytes, %v", target, n, err)
 	}
 	return float64(bigFileSize) / (1 << 20) / elapsed.Seconds(), strings.TrimSpace(string(cc))
+}
+
+// curlPage fetches the page with curl on host through the forward listening there on 127.0.0.1:8000, and fails t
+// unless it arrives byte-exact.
+func curlPage(t *testing.T, host *nslab.Host) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
+	defer cancel()
+	body, err := host.Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		t.Fatalf("curl through forward: %v", err)
+	}
+	if !bytes.Equal(body, page) {
+		t.Fatalf("curl got %q, want %q", body, page)
+	}
 }
 
 func fileSum(t *testing.T, name string) ([sha256.Size]byte, int64) {

@@ -7,6 +7,12 @@
 // socket and opens the first uTP stream over it (package transport/utp). The host meets any number of guests at
 // once, each over a path of its own with keys of its own; guests never meet each other.
 //
+// When the signalling server runs a TURN relay, each peer also makes a TURN allocation with the credentials the
+// server hands it (a host one for all its guests, a guest during its meeting; over UDP, or TCP where UDP is blocked)
+// and offers its relayed address as a relay candidate. The path starts on whichever route answers first, so peers
+// whose NATs defeat punching still connect; it moves to a direct pair when one works, and back to the relay if that
+// pair dies (Session.Route, Session.RouteChanged). Config.NoRelay turns the relay off.
+//
 // The stream is a plain net.Conn; wrap it in a symsock.Socket to speak HTTP/1.1, where the first ReadRequest or
 // WriteRequest decides which peer is the client, whatever its role in the meeting:
 //
@@ -23,5 +29,5 @@
 //	sock := symsock.New(sess.Stream())
 //
 // Further streams to the same peer come from Session.OpenStream and Session.AcceptStream; Session.Report says what
-// happened (role, verifier, addresses, winning candidate pair, RTT, time per step).
+// happened (role, verifier, addresses, winning candidate pair and route, RTT, time per step).
 package rendezvous

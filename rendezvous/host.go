@@ -24,10 +24,12 @@ type Host struct {
 	cancel context.CancelFunc
 	ready  chan *Session
 	wg     sync.WaitGroup
+	kick   chan struct{} // new relay credentials arrived
 
 	// mu guards the fields below.
 	mu      sync.Mutex
 	gather  Report                // what gathering learnt; refreshed by STUN
+	relay   *utp.Relay            // the one TURN allocation all guests' paths use, or nil
 	pending map[*Session]struct{} // sessions made but not yet returned by Accept, closed with the Host
 	err     error                 // why hosting stopped, when it stopped on its own
 }
@@ -50,14 +52,23 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	rep.Gather = time.Since(start)
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{cfg: cfg, tr: g.tr, gather: rep, ctx: hctx, cancel: cancel,
-		ready: make(chan *Session), pending: map[*Session]struct{}{}}
+		ready: make(chan *Session), pending: map[*Session]struct{}{}, kick: make(chan struct{}, 1)}
+	var onRelay func(*signal.RelayInfo)
+	if !cfg.NoRelay {
+		onRelay = func(*signal.RelayInfo) {
+			select {
+			case h.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	var onNewCode func(signal.Code, error)
 	if cfg.OnNewCode != nil {
 		onNewCode = func(c signal.Code, reason error) { cfg.OnNewCode(c.String(), reason) }
 	}
 	h.sh, err = cfg.signalClient().Host(hctx, signal.HostConfig{
 		Code: code, Candidates: toSignal(rep.Candidates), MaxFailures: cfg.MaxFailures,
-		GuestTimeout: cfg.GuestTimeout, OnNewCode: onNewCode,
+		GuestTimeout: cfg.GuestTimeout, OnNewCode: onNewCode, OnRelay: onRelay,
 	})
 	if err != nil {
 		cancel()
@@ -72,6 +83,13 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		go func() {
 			defer h.wg.Done()
 			h.refresh(cfg.RefreshInterval)
+		}()
+	}
+	if !cfg.NoRelay {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.keepRelay()
 		}()
 	}
 	// The caller's ctx bounds the Host's life too, not only this call.
@@ -119,20 +137,91 @@ func (h *Host) refresh(interval time.Duration) {
 			h.mu.Unlock()
 			continue
 		}
-		cands := []utp.Candidate{}
-		if !hasAddr(h.tr.HostCandidates(), addr) {
-			cands = append(cands, utp.Candidate{Kind: utp.CandidateSrflx, Addr: addr})
-		}
-		cands = append(cands, h.tr.HostCandidates()...)
-		cands = cands[:min(len(cands), signal.DefaultMaxCandidates)]
-		h.gather.Reflexive, h.gather.Candidates = addr, cands
+		h.gather.Reflexive = addr
 		h.mu.Unlock()
 		h.cfg.Logger.Info("our public address changed", "old", old, "new", addr)
-		if err := h.sh.SetCandidates(toSignal(cands)); err != nil {
-			h.cfg.Logger.Warn("cannot use the new candidates", "err", err)
-		}
+		h.updateCandidates()
 	}
 }
+
+// updateCandidates offers later guests our current candidates: the reflexive address, the interfaces' and the
+// relay's.
+func (h *Host) updateCandidates() {
+	h.mu.Lock()
+	host := offerable(h.tr.HostCandidates(), h.gather.Reflexive)
+	cands := []utp.Candidate{}
+	if a := h.gather.Reflexive; a.IsValid() && !hasAddr(host, a) {
+		cands = append(cands, utp.Candidate{Kind: utp.CandidateSrflx, Addr: a})
+	}
+	cands = append(cands, host...)
+	cands = cands[:min(len(cands), maxDirectCandidates)]
+	if h.relay != nil {
+		cands = append(cands, h.relay.Candidate())
+	}
+	h.gather.Candidates = cands
+	h.mu.Unlock()
+	if err := h.sh.SetCandidates(toSignal(cands)); err != nil {
+		h.cfg.Logger.Warn("cannot use the new candidates", "err", err)
+	}
+}
+
+// keepRelay keeps one TURN allocation for all guests while the server offers a relay: it allocates with the first
+// credentials, again whenever the allocation stopped, and again before the credentials it was made with expire
+// (the relay would then refuse to refresh it). A replaced allocation stays open for the sessions using it until
+// the relay lets it lapse (relayLinger).
+func (h *Host) keepRelay() {
+	var dead <-chan struct{}
+	var renew <-chan time.Time
+	var expires time.Time
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.kick:
+		case <-renew:
+			renew = nil
+		case <-dead:
+			dead = nil
+			h.mu.Lock()
+			h.relay = nil
+			h.mu.Unlock()
+			h.cfg.Logger.Warn("the relay allocation ended; making a new one")
+			h.updateCandidates()
+		}
+		info := h.sh.Relay()
+		h.mu.Lock()
+		old := h.relay
+		udpWorks := h.gather.STUNError == ""
+		h.mu.Unlock()
+		if info == nil || (old != nil && (!info.Expires.After(expires) || time.Until(expires) > relayRenewBefore)) {
+			continue
+		}
+		r, err := allocateRelay(h.ctx, &h.cfg, h.tr, info, udpWorks)
+		if err != nil {
+			h.cfg.Logger.Warn("cannot use the relay", "err", err)
+			continue
+		}
+		h.mu.Lock()
+		h.relay = r
+		h.gather.Relay = r.Addr()
+		h.mu.Unlock()
+		if old != nil {
+			time.AfterFunc(time.Until(expires)+relayLinger, func() { old.Close() })
+		}
+		dead, expires = r.Done(), info.Expires
+		renew = time.After(max(time.Until(expires)-relayRenewBefore, time.Second))
+		h.updateCandidates()
+	}
+}
+
+const (
+	// relayRenewBefore: the host makes a new allocation this long before the credentials of its current one
+	// expire.
+	relayRenewBefore = 2 * time.Minute
+	// relayLinger is how long a replaced allocation stays open after its credentials expired: a TURN allocation's
+	// default lifetime, during which the relay still carries it without a refresh.
+	relayLinger = 10 * time.Minute
+)
 
 // Accept returns the next guest's session, its first stream open. A guest whose meeting or punching fails is only
 // logged: the Host goes on with the others. Accept fails with ErrHostClosed after Close, with why the Host stopped

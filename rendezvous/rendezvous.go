@@ -25,6 +25,7 @@ const (
 	DefaultServerTimeout = 5 * time.Second
 	DefaultPunchTimeout  = 15 * time.Second
 	DefaultStreamTimeout = 10 * time.Second
+	DefaultRelayTimeout  = 4 * time.Second
 	// DefaultRefreshInterval is how often a host asks STUN again (Config.RefreshInterval): under the 30 s that
 	// common NATs keep an idle UDP mapping.
 	DefaultRefreshInterval = 25 * time.Second
@@ -57,6 +58,8 @@ type Config struct {
 	PunchTimeout time.Duration
 	// StreamTimeout bounds opening (or accepting) the first stream over the punched path.
 	StreamTimeout time.Duration
+	// RelayTimeout bounds making the TURN allocation (over UDP, then TCP); a guest's meeting waits for it.
+	RelayTimeout time.Duration
 
 	// Logger receives debug logs of each step; nil discards them.
 	Logger *slog.Logger
@@ -72,6 +75,9 @@ type Config struct {
 	// also keeps its NAT mapping open between guests; a changed address goes to the guests that come after. Default
 	// DefaultRefreshInterval; negative disables it.
 	RefreshInterval time.Duration
+	// NoRelay: never use the TURN relay the signalling server offers; peers whose NATs defeat punching then cannot
+	// connect.
+	NoRelay bool
 	// OnNewCode (host only), if set, is called with the host's new code when the old one was retired (after
 	// MaxFailures failed confirmations) or, for a picked code, when its nameplate was in use. Guests need the new
 	// code from then on.
@@ -98,6 +104,7 @@ type Report struct {
 
 	LocalAddr      netip.AddrPort  // the bound UDP socket
 	Reflexive      netip.AddrPort  // our address as the STUN server saw it; invalid when STUN failed
+	Relay          netip.AddrPort  // our TURN allocation's relayed address; invalid without one
 	STUNError      string          // why STUN failed, empty when it worked
 	Candidates     []utp.Candidate // what we sent to the peer
 	PeerCandidates []utp.Candidate // what the peer sent us
@@ -107,6 +114,9 @@ type Report struct {
 	Direct         bool            // the winning pair is host to host: no NAT rewrote addresses on the path
 	Dialer         bool            // this side dialled the uTP connections and opened the first stream (the guest)
 	RTT            time.Duration   // round-trip time of the path, measured while punching
+	// Route is the route that carried the path when the first stream opened: a relay or a direct pair. The path
+	// may move later (Session.Route, Session.RouteChanged).
+	Route Route
 
 	Gather time.Duration // bind, interface addresses, STUN (for a host: once, when it started)
 	Signal time.Duration // the meeting: PAKE, key confirmation, candidates (a guest: waiting for the host too)
@@ -194,7 +204,23 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.PeerTimeout > 0 {
 		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
 	}
-	m, err := cfg.signalClient().Join(jctx, code, toSignal(rep.Candidates))
+	join := signal.JoinConfig{Candidates: toSignal(rep.Candidates)}
+	if !cfg.NoRelay {
+		join.Gather = func(ctx context.Context, info *signal.RelayInfo) ([]signal.Candidate, error) {
+			if info == nil {
+				return nil, nil
+			}
+			r, err := allocateRelay(ctx, &cfg, g.tr, info, rep.STUNError == "")
+			if err != nil {
+				log.Warn("cannot use the relay; going on without it", "err", err)
+				return nil, nil
+			}
+			rep.Relay = r.Addr()
+			rep.Candidates = append(rep.Candidates, r.Candidate())
+			return toSignal([]utp.Candidate{r.Candidate()}), nil
+		}
+	}
+	m, err := cfg.signalClient().JoinWith(jctx, code, join)
 	cancel()
 	if err != nil {
 		return nil, signalError(ctx, err, false)
@@ -236,7 +262,8 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 	rep.LocalCandidate, rep.PeerCandidate = path.Pair()
 	rep.Direct = rep.LocalCandidate.Kind == utp.CandidateHost && rep.PeerCandidate.Kind == utp.CandidateHost
 	rep.RTT = path.RTT()
-	log.Debug("punched", "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
+	rep.Route = path.Route()
+	log.Debug("punched", "route", DescribeRoute(rep.Route), "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
 		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)
 
 	t = time.Now()
@@ -256,9 +283,13 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 		return nil, &Error{Step: StepStream, Reason: ErrStreamFailed, Err: err}
 	}
 	rep.Stream = time.Since(t)
+	rep.Route = path.Route() // the path may have moved to a better route meanwhile
 	log.Debug("first stream open", "took", rep.Stream)
 	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
 }
+
+// maxDirectCandidates leaves room for a relay candidate among the candidates the signalling server accepts.
+const maxDirectCandidates = signal.DefaultMaxCandidates - 1
 
 // gathered is a bound transport and what gathering learnt.
 type gathered struct {
@@ -304,7 +335,6 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 		a, err := tr.DiscoverSTUN(sctx, cfg.STUNAddr)
 		stun <- stunResult{a, err}
 	}()
-	rep.Candidates = tr.HostCandidates()
 	var sr stunResult
 	for probe != nil || stun != nil {
 		select {
@@ -317,6 +347,7 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 			stun = nil
 		}
 	}
+	rep.Candidates = offerable(tr.HostCandidates(), sr.addr)
 	if sr.err != nil {
 		if ctx.Err() != nil {
 			return nil, &Error{Step: StepGather, Err: ctx.Err()}
@@ -330,9 +361,9 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 			rep.Candidates = append([]utp.Candidate{{Kind: utp.CandidateSrflx, Addr: sr.addr}}, rep.Candidates...)
 		}
 	}
-	if len(rep.Candidates) > signal.DefaultMaxCandidates {
-		log.Debug("too many candidates; keeping the first", "have", len(rep.Candidates), "max", signal.DefaultMaxCandidates)
-		rep.Candidates = rep.Candidates[:signal.DefaultMaxCandidates]
+	if len(rep.Candidates) > maxDirectCandidates {
+		log.Debug("too many candidates; keeping the first", "have", len(rep.Candidates), "max", maxDirectCandidates)
+		rep.Candidates = rep.Candidates[:maxDirectCandidates]
 	}
 	if len(rep.Candidates) == 0 {
 		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: fmt.Errorf("no interface address and STUN failed: %s", rep.STUNError)}
@@ -373,6 +404,7 @@ func (cfg *Config) setDefaults(needCode bool) (signal.Code, error) {
 	setDefault(&cfg.ServerTimeout, DefaultServerTimeout)
 	setDefault(&cfg.PunchTimeout, DefaultPunchTimeout)
 	setDefault(&cfg.StreamTimeout, DefaultStreamTimeout)
+	setDefault(&cfg.RelayTimeout, DefaultRelayTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

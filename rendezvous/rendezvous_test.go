@@ -520,3 +520,73 @@ func TestErrorMatchesReasonAndCause(t *testing.T) {
 	assert.EqualError(t, err, "rendezvous: punch: punching failed on every candidate pair: boom")
 	assert.EqualError(t, &rendezvous.Error{Step: rendezvous.StepSignal, Err: context.Canceled}, "rendezvous: signal: context canceled")
 }
+
+// With a relay beside the signalling server, both peers offer a relay candidate, and peers that reach each other
+// directly still use the direct (host) pair.
+func TestRelayCandidateOfferedDirectPreferred(t *testing.T) {
+	srv, err := rendezvoustest.NewServerWithRelay(rendezvoustest.Unlimited())
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	host, a, b, err := rendezvoustest.Pair(ctx, srv.Config(""), srv.Config(""))
+	require.NoError(t, err)
+	defer host.Close()
+	defer b.Close()
+	hasRelay := func(cands []utp.Candidate) bool {
+		for _, c := range cands {
+			if c.Kind == utp.CandidateRelay {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range []*rendezvous.Session{a, b} {
+		rep := s.Report()
+		assert.True(t, hasRelay(rep.Candidates), "%s offered %v", rep.Role, rep.Candidates)
+		assert.True(t, hasRelay(rep.PeerCandidates), "%s got %v", rep.Role, rep.PeerCandidates)
+		assert.True(t, rep.Relay.IsValid(), "%s has no relayed address", rep.Role)
+	}
+	// The first route may be the relay if it answered first; the host pair takes over.
+	for _, s := range []*rendezvous.Session{a, b} {
+		deadline := time.After(10 * time.Second)
+		for {
+			changed := s.RouteChanged()
+			if r := s.Route(); r.Host {
+				break
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("%s: route %+v, want a host pair", s.Report().Role, s.Route())
+			}
+		}
+	}
+	got := roundTrip(t, b.Stream(), a.Stream(), "host", "/relay", []byte("over the best route"))
+	assert.Contains(t, got, "host served POST /relay")
+}
+
+// A relay the peers cannot reach costs a guest at most RelayTimeout: the meeting goes on without it.
+func TestUnreachableRelayIsSkipped(t *testing.T) {
+	dead, err := net.ListenPacket("udp4", "127.0.0.1:0") // answers nothing
+	require.NoError(t, err)
+	defer dead.Close()
+	cfg := rendezvoustest.Unlimited()
+	cfg.RelaySecret = []byte("secret")
+	cfg.RelayURLs = []string{"turn:" + dead.LocalAddr().String() + "?transport=udp", "turn:127.0.0.1:1?transport=tcp"}
+	srv, err := rendezvoustest.NewServer(cfg)
+	require.NoError(t, err)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	guestCfg := srv.Config("")
+	guestCfg.RelayTimeout = 500 * time.Millisecond
+	host, a, b, err := rendezvoustest.Pair(ctx, srv.Config(""), guestCfg)
+	require.NoError(t, err)
+	defer host.Close()
+	defer b.Close()
+	assert.False(t, b.Report().Relay.IsValid(), "the guest got a relay from nowhere")
+	assert.False(t, b.Route().Relayed)
+	got := roundTrip(t, b.Stream(), a.Stream(), "host", "/norelay", []byte("x"))
+	assert.Contains(t, got, "host served POST /norelay")
+}

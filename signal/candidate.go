@@ -16,6 +16,7 @@ var ErrBadCandidates = errors.New("signal: bad candidates")
 const (
 	KindHost  = "host"  // an address of a local interface
 	KindSrflx = "srflx" // server-reflexive: the public address STUN reported
+	KindRelay = "relay" // relayed: an address a TURN relay allocated for the peer
 )
 
 // DefaultMaxCandidates is how many candidates a side may send.
@@ -33,8 +34,8 @@ func validateCandidates(cs []Candidate, max int) error {
 		return fmt.Errorf("%w: want 1 to %d candidates, got %d", ErrBadCandidates, max, len(cs))
 	}
 	for i, c := range cs {
-		if c.Kind != KindHost && c.Kind != KindSrflx {
-			return fmt.Errorf("%w: candidate %d: kind %q is not %q or %q", ErrBadCandidates, i, c.Kind, KindHost, KindSrflx)
+		if c.Kind != KindHost && c.Kind != KindSrflx && c.Kind != KindRelay {
+			return fmt.Errorf("%w: candidate %d: kind %q is not %q, %q or %q", ErrBadCandidates, i, c.Kind, KindHost, KindSrflx, KindRelay)
 		}
 		if !c.Addr.IsValid() || c.Addr.Port() == 0 || c.Addr.Addr().IsUnspecified() || c.Addr.Addr().Zone() != "" {
 			return fmt.Errorf("%w: candidate %d: address %q is not a usable ip:port", ErrBadCandidates, i, c.Addr)

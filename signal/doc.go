@@ -13,6 +13,10 @@
 // Both sides end with the same fresh key (Meeting.Key, for the transport) and a short Meeting.Verifier that people
 // can compare aloud; guests never meet each other.
 //
+// When the server runs a TURN relay it gives every peer credentials of its own for it (RelayInfo): the host with each
+// poll (Host.Relay, HostConfig.OnRelay), the guest with its meeting, in time for JoinConfig.Gather to allocate on the
+// relay while the key exchange runs and add the relayed address as a KindRelay candidate.
+//
 // # What the server learns
 //
 // The nameplate, the peer IDs it hands out, the timing and sizes of the messages, and the messages themselves. None

@@ -64,3 +64,52 @@ func ExampleClient_Host() {
 	// same key: true same verifier: true
 	// the guest dials: true
 }
+
+// A guest adds a candidate that needs the relay credentials the server hands it with its meeting (typically the
+// relayed address of a TURN allocation), gathered while the key exchange runs. The host reads its own credentials
+// with Relay, or is told of each new set by OnRelay.
+func ExampleClient_JoinWith() {
+	srv := signalserver.New(signalserver.Config{
+		RelayURLs:   []string{"turn:127.0.0.1:3480?transport=udp", "turn:127.0.0.1:3480?transport=tcp"},
+		RelaySecret: []byte("the deployment's secret"),
+	})
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	relays := make(chan *signal.RelayInfo, 8)
+	host, err := signal.NewClient(ts.URL).Host(ctx, signal.HostConfig{
+		Candidates: []signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4001")}},
+		OnRelay:    func(r *signal.RelayInfo) { relays <- r },
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer host.Close()
+
+	guest, err := signal.NewClient(ts.URL).JoinWith(ctx, host.Code(), signal.JoinConfig{
+		Candidates: []signal.Candidate{{Kind: signal.KindHost, Addr: netip.MustParseAddrPort("127.0.0.1:4002")}},
+		Gather: func(ctx context.Context, relay *signal.RelayInfo) ([]signal.Candidate, error) {
+			fmt.Println("guest's relay:", relay.URLs[0])
+			// Allocate on the relay with relay.Username and relay.Password; here, pretend it gave this address.
+			return []signal.Candidate{{Kind: signal.KindRelay, Addr: netip.MustParseAddrPort("127.0.0.1:50000")}}, nil
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	met, err := host.Accept(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("host's relay:", (<-relays).URLs[1])
+	fmt.Println("guest sees the host at", guest.Peer[0].Addr)
+	fmt.Println("host sees the guest at", met.Peer[0].Addr, "and", met.Peer[1].Kind, met.Peer[1].Addr)
+	// Output:
+	// guest's relay: turn:127.0.0.1:3480?transport=udp
+	// host's relay: turn:127.0.0.1:3480?transport=tcp
+	// guest sees the host at 127.0.0.1:4001
+	// host sees the guest at 127.0.0.1:4002 and relay 127.0.0.1:50000
+}

@@ -37,18 +37,81 @@ type Meeting struct {
 // messages), ErrPeerLeft (the host left after it answered),
 // ErrBadMessage, ErrBadCandidates (ours, or the host's), ErrRejected (*Error), or ctx's error.
 func (c *Client) Join(ctx context.Context, code Code, candidates []Candidate) (*Meeting, error) {
+	return c.JoinWith(ctx, code, JoinConfig{Candidates: candidates})
+}
+
+// JoinConfig says what a guest sends the host.
+type JoinConfig struct {
+	// Candidates are the guest's addresses known before the meeting (host and server-reflexive ones).
+	Candidates []Candidate
+	// Gather, if set, finds more candidates once the server put the guest in a meeting, so that the relay
+	// credentials of that answer are known (relay is nil when the server runs no relay): typically a TURN
+	// allocation's relayed address. It runs concurrently with the key exchange, once per Join; its candidates
+	// are added to Candidates before they are sent. An error from it ends the Join: a Gather that can do without
+	// its candidates returns none and no error.
+	Gather func(ctx context.Context, relay *RelayInfo) ([]Candidate, error)
+}
+
+// gathered is the outcome of a JoinConfig.Gather.
+type gathered struct {
+	cands []Candidate
+	err   error
+}
+
+// JoinWith is Join with the guest's candidates given by cfg.
+func (c *Client) JoinWith(ctx context.Context, code Code, cfg JoinConfig) (*Meeting, error) {
 	if code.Nameplate == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidCode)
 	}
-	if err := validateCandidates(candidates, DefaultMaxCandidates); err != nil {
-		return nil, fmt.Errorf("our candidates: %w", err)
+	if cfg.Gather == nil {
+		if err := validateCandidates(cfg.Candidates, DefaultMaxCandidates); err != nil {
+			return nil, fmt.Errorf("our candidates: %w", err)
+		}
+	} else if len(cfg.Candidates) > DefaultMaxCandidates {
+		return nil, fmt.Errorf("our candidates: %w: more than %d", ErrBadCandidates, DefaultMaxCandidates)
+	}
+	gctx, stopGather := context.WithCancel(ctx)
+	var gather chan gathered // nil until Gather started; then its one result, kept for later attempts
+	defer func() {
+		stopGather()
+		if gather != nil { // Gather is ours: do not return while it still runs
+			g := <-gather
+			gather <- g
+		}
+	}()
+	candidates := func() ([]Candidate, error) {
+		if gather == nil {
+			return cfg.Candidates, nil
+		}
+		var g gathered
+		select {
+		case g = <-gather:
+			gather <- g
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if g.err != nil {
+			return nil, fmt.Errorf("signal: gathering our candidates: %w", g.err)
+		}
+		all := append(append([]Candidate(nil), cfg.Candidates...), g.cands...)
+		if err := validateCandidates(all, DefaultMaxCandidates); err != nil {
+			return nil, fmt.Errorf("our candidates: %w", err)
+		}
+		return all, nil
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		peerID := NewPeerID()
-		id, err := c.joinNameplate(ctx, code, peerID)
+		id, relay, err := c.joinNameplate(ctx, code, peerID)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Gather != nil && gather == nil {
+			gather = make(chan gathered, 1)
+			go func() {
+				cs, err := cfg.Gather(gctx, relay)
+				gather <- gathered{cs, err}
+			}()
 		}
 		mb := newMailbox(c, id, peerID)
 		m, err := c.guestMeeting(ctx, mb, code, candidates)
@@ -77,28 +140,29 @@ type hostGoneError struct{ err error }
 func (e *hostGoneError) Error() string { return e.err.Error() }
 func (e *hostGoneError) Unwrap() error { return e.err }
 
-// joinNameplate waits until the server puts us in a meeting with the host of code.
-func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (string, error) {
+// joinNameplate waits until the server puts us in a meeting with the host of code; it returns the meeting and the
+// relay credentials that came with it (nil: none).
+func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (string, *RelayInfo, error) {
 	path := ExpandPath(GuestPath, code.NameplateString())
 	full := 0 // consecutive "nameplate full" answers
 	for {
 		a, err := c.call(ctx, path, GuestRequest{Version: Version, PeerID: peerID})
 		if err != nil {
 			if ctx.Err() != nil && full > 0 {
-				return "", fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, err)
+				return "", nil, fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, err)
 			}
 			if ctx.Err() != nil {
-				return "", fmt.Errorf("signal: waiting for the host of nameplate %d: %w", code.Nameplate, err)
+				return "", nil, fmt.Errorf("signal: waiting for the host of nameplate %d: %w", code.Nameplate, err)
 			}
-			return "", err
+			return "", nil, err
 		}
 		switch a.status {
 		case http.StatusOK:
 			var r GuestResponse
 			if err := json.Unmarshal(a.body, &r); err != nil || r.Meeting == "" {
-				return "", fmt.Errorf("%w: the server's answer to a guest: %s", ErrBadMessage, errorMessage(a.body))
+				return "", nil, fmt.Errorf("%w: the server's answer to a guest: %s", ErrBadMessage, errorMessage(a.body))
 			}
-			return r.Meeting, nil
+			return r.Meeting, r.Relay, nil
 		case http.StatusAccepted: // no host yet: wait again
 			full = 0
 		case http.StatusConflict: // the host has as many guests in meetings as the server allows: soon it has fewer
@@ -108,15 +172,16 @@ func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (s
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
-				return "", fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, ctx.Err())
+				return "", nil, fmt.Errorf("%w (nameplate %d): %w", ErrHostBusy, code.Nameplate, ctx.Err())
 			}
 		default:
-			return "", refusal(a)
+			return "", nil, refusal(a)
 		}
 	}
 }
 
-func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candidates []Candidate) (*Meeting, error) {
+// guestMeeting runs the guest's side of meeting mb; candidates gives ours once they are needed.
+func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candidates func() ([]Candidate, error)) (*Meeting, error) {
 	hs, msg0, err := newGuestHandshake(code, mb.id)
 	if err != nil {
 		return nil, err
@@ -131,7 +196,11 @@ func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candi
 	if err != nil {
 		return nil, err
 	}
-	msg1, err := hs.guestConfirm(hostMsg0, candidates)
+	cands, err := candidates()
+	if err != nil {
+		return nil, err
+	}
+	msg1, err := hs.guestConfirm(hostMsg0, cands)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -44,6 +45,10 @@ type HostConfig struct {
 	// OnNewCode, if set, is called (from the Host's goroutine) with the Host's new code and why it changed:
 	// ErrCodeRetired, or ErrNameplateInUse for a picked code whose nameplate another host held.
 	OnNewCode func(code Code, reason error)
+	// OnRelay, if set, is called (from the Host's goroutine) whenever the server hands the host new relay
+	// credentials: with its first answer and with every later poll's, well before the last ones expire. It is not
+	// called when the server runs no relay. It must not block for long: the host's next poll waits for it.
+	OnRelay func(*RelayInfo)
 }
 
 // Host is the host side of a nameplate: it holds the nameplate on the server and meets every guest that comes, each
@@ -71,6 +76,7 @@ type Host struct {
 	seen       map[[sha256.Size]byte]struct{}
 	err        error              // why the poll loop ended
 	cancelPoll context.CancelFunc // ends the poll parked on the current nameplate
+	relay      *RelayInfo         // the newest relay credentials the server gave; nil: none
 }
 
 // maxExtraWords caps how much longer than usual a code becomes after retirements.
@@ -122,6 +128,31 @@ func (h *Host) SetCandidates(cands []Candidate) error {
 	defer h.mu.Unlock()
 	h.cands = append([]Candidate(nil), cands...)
 	return nil
+}
+
+// Relay returns the newest relay credentials the server gave the host, or nil when it gave none (it runs no relay,
+// or the host has not had an answer yet). Callers must not modify it.
+func (h *Host) Relay() *RelayInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.relay
+}
+
+// gotRelay records the relay credentials of a poll's answer and tells OnRelay when they changed.
+func (h *Host) gotRelay(r *RelayInfo) {
+	if r == nil {
+		return
+	}
+	h.mu.Lock()
+	old := h.relay
+	same := old != nil && old.Username == r.Username && old.Password == r.Password && slices.Equal(old.URLs, r.URLs)
+	if !same {
+		h.relay = r
+	}
+	h.mu.Unlock()
+	if !same && h.cfg.OnRelay != nil {
+		h.cfg.OnRelay(r)
+	}
 }
 
 // Code is the code guests must use now; it changes when a code is retired.
@@ -197,6 +228,7 @@ func (h *Host) poll() error {
 			if err := json.Unmarshal(a.body, &r); err != nil {
 				return fmt.Errorf("%w: the server's reply to the host: %s", ErrBadMessage, jsonErrorText(err))
 			}
+			h.gotRelay(r.Relay)
 			code, gen, peerID := code, gen, peerID // the loop's variables change under the meetings
 			for _, id := range r.Meetings {
 				select {
@@ -212,6 +244,10 @@ func (h *Host) poll() error {
 				}()
 			}
 		case http.StatusAccepted: // no guest yet
+			var r WaitingResponse
+			if json.Unmarshal(a.body, &r) == nil { // the relay is optional: a body without it is no error
+				h.gotRelay(r.Relay)
+			}
 		case http.StatusGone: // our claim lapsed (we were away too long): claim again, as a new peer
 			h.mu.Lock()
 			h.peerID = NewPeerID()

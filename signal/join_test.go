@@ -2,7 +2,10 @@ package signal_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +17,8 @@ import (
 )
 
 // A nameplate that is briefly full ("nameplate full": the host has as many guests as the server allows) makes a
-// guest retry rather than fail; one that gives up first says the host was busy.
+// guest retry rather than fail; one that gives up first says the host was busy. A completed meeting frees its place
+// at once; one whose guest went silent holds it until it expires.
 func TestGuestRetriesABusyHost(t *testing.T) {
 	real := signalserver.New(signalserver.Config{RatePerIP: -1, RoomRatePerIP: 1e6, RoomBurst: 1e6,
 		MaxGuestsPerNameplate: 1, MeetingTTL: 3 * time.Second})
@@ -33,6 +37,15 @@ func TestGuestRetriesABusyHost(t *testing.T) {
 	}()
 	_, err := c.Join(ctx, h.Code(), guestCands())
 	require.NoError(t, err)
+	_, err = c.Join(ctx, h.Code(), guestCands())
+	require.NoError(t, err, "the first meeting, completed, left the place free")
+
+	// A guest that gets a meeting and says nothing holds the one place.
+	body := strings.NewReader(fmt.Sprintf(`{"version":%d,"peer_id":%q}`, signal.Version, signal.NewPeerID()))
+	res, err := http.Post(ts.URL+signal.ExpandPath(signal.GuestPath, h.Code().NameplateString()), "application/json", body)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
 
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()

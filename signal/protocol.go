@@ -126,9 +126,27 @@ type HostRequest struct {
 }
 
 // HostResponse is the 200 body of HostPath: the meetings guests opened since
-// the host's last poll (at least one), oldest first.
+// the host's last poll (at least one), oldest first. The host's 202 is a
+// WaitingResponse, which carries Relay too: a host gets fresh relay
+// credentials with every poll.
 type HostResponse struct {
-	Meetings []string `json:"meetings"`
+	Meetings []string   `json:"meetings"`
+	Relay    *RelayInfo `json:"relay,omitempty"` // nil when the server runs no relay
+}
+
+// RelayInfo tells a peer where the deployment's TURN relay is and lets it
+// allocate there until Expires. The credentials are the usual TURN REST ones
+// ("<expiry>:<user>" and an HMAC of it under the deployment's secret), so any
+// relay sharing the secret accepts them; their user part is a hash of the
+// peer's ID, so each peer has its own allocation quota and the relay never
+// learns the ID itself. Only sealed datagrams travel through a relay.
+type RelayInfo struct {
+	// URLs are TURN URIs (RFC 7065), e.g.
+	// "turn:203.0.113.9:3480?transport=udp" and the same with transport=tcp.
+	URLs     []string  `json:"urls"`
+	Username string    `json:"username"`
+	Password string    `json:"password"`
+	Expires  time.Time `json:"expires"`
 }
 
 // ReleaseRequest is the body of ReleasePath.
@@ -144,7 +162,8 @@ type GuestRequest struct {
 
 // GuestResponse is the 200 body of GuestPath.
 type GuestResponse struct {
-	Meeting string `json:"meeting"`
+	Meeting string     `json:"meeting"`
+	Relay   *RelayInfo `json:"relay,omitempty"` // nil when the server runs no relay
 }
 
 // SendRequest is the body of SendPath. Seq counts the sender's messages in
@@ -182,7 +201,8 @@ type CloseRequest struct {
 // WaitingResponse is the 202 body of the long-polls: nothing yet, post again
 // at once.
 type WaitingResponse struct {
-	Status string `json:"status"` // StatusWaiting
+	Status string     `json:"status"`          // StatusWaiting
+	Relay  *RelayInfo `json:"relay,omitempty"` // on a host's 202 only, when the server runs a relay
 }
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
@@ -195,6 +215,9 @@ type HealthResponse struct {
 	Status string `json:"status"`          // "ok", or "unavailable" with 503
 	Store  string `json:"store,omitempty"` // "memory", or "redis HOST:PORT"
 	Error  string `json:"error,omitempty"` // why the store is unreachable
+	// Relay lists the TURN URIs of the server's relay (no credentials), so a
+	// tool such as p2phttp doctor can test that it is reachable.
+	Relay []string `json:"relay,omitempty"`
 }
 
 // Errors of the validators, matchable with errors.Is.

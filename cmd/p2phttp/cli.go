@@ -183,20 +183,40 @@ func (p *peerFlags) config(code string, log *slog.Logger) rendezvous.Config {
 }
 
 // describePath is the one line every peer command prints once connected. "set up in" counts gathering candidates,
-// punching and opening the first stream.
+// punching and opening the first stream, not the wait for the other side. A relayed path says which relay carries
+// it; watchRoute reports when it moves to a direct path and back.
 func describePath(r rendezvous.Report) string {
-	how := "punched through NAT"
-	if r.Direct {
-		how = "no NAT in between"
+	var line string
+	if r.Route.Relayed {
+		line = fmt.Sprintf("connected via relay %s (rtt %s), set up in %s", r.Route.Relay.Addr(), roundDuration(r.Route.RTT),
+			roundDuration(r.Total-r.Signal))
+	} else {
+		how := "punched through NAT"
+		if r.Direct {
+			how = "no NAT in between"
+		}
+		line = fmt.Sprintf("connected: direct path to peer %s (%s: %s %s <-> %s %s), rtt %s, set up in %s",
+			r.RemoteAddr, how, r.LocalCandidate.Kind, r.LocalCandidate.Addr, r.PeerCandidate.Kind, r.PeerCandidate.Addr,
+			roundDuration(r.RTT), roundDuration(r.Total-r.Signal))
 	}
-	line := fmt.Sprintf("connected: direct path to peer %s (%s: %s %s <-> %s %s), rtt %s, set up in %s",
-		r.RemoteAddr, how, r.LocalCandidate.Kind, r.LocalCandidate.Addr, r.PeerCandidate.Kind, r.PeerCandidate.Addr,
-		roundDuration(r.RTT), roundDuration(r.Total-r.Signal))
 	// The signalling step is mostly waiting for the other side to show up: time of the user's, not the connection's.
 	if r.Signal >= time.Second {
 		line += fmt.Sprintf(" after waiting %s for the peer", roundDuration(r.Signal))
 	}
 	return line
+}
+
+// describeRouteChange is the line printed when a path moves between the relay and a direct route (from was the
+// route before, to is the new one), or "" for a move that changes neither (a NAT rebinding a direct route).
+func describeRouteChange(from, to rendezvous.Route) string {
+	switch {
+	case from.Relayed && !to.Relayed:
+		return fmt.Sprintf("upgraded to a direct path after %s (rtt %s)", roundDuration(to.Since.Sub(from.Since)), roundDuration(to.RTT))
+	case !from.Relayed && to.Relayed:
+		return fmt.Sprintf("the direct path died after %s; back on relay %s (rtt %s)", roundDuration(to.Since.Sub(from.Since)),
+			to.Relay.Addr(), roundDuration(to.RTT))
+	}
+	return ""
 }
 
 func roundDuration(d time.Duration) time.Duration {

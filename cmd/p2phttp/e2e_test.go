@@ -205,7 +205,8 @@ func randomBytes(t *testing.T, n int) []byte {
 
 func TestSignalCommand(t *testing.T) {
 	httpAddr, stunAddr := freeAddr(t, "tcp"), freeAddr(t, "udp")
-	p := start(t, "signal", "--http", httpAddr, "--stun", stunAddr)
+	// The second STUN port and the relay default to the next ports, which a busy machine may be using: any will do.
+	p := start(t, "signal", "--http", httpAddr, "--stun", stunAddr, "--stun-alt", "127.0.0.1:0", "--turn", "127.0.0.1:0")
 	p.waitStderr(`signalling server on http `+regexp.QuoteMeta(httpAddr), 10*time.Second)
 
 	// The HTTP API answers (retry while the listener comes up).

@@ -30,11 +30,12 @@ type command struct {
 }
 
 var commands = []command{
-	{"signal", "run the signalling server with its STUN responder", runSignal},
+	{"signal", "run the signalling server with its STUN responder and TURN relay", runSignal},
 	{"serve", "wait for a peer and answer its HTTP requests from a folder or a local web server", runServe},
 	{"get", "fetch a path from a peer that runs serve", runGet},
 	{"forward", "open a local HTTP endpoint whose connections are carried to the peer", runForward},
 	{"demo", "signalling server, STUN and two peers in one process on loopback", runDemo},
+	{"doctor", "tell what to expect before a meeting: UDP, the NAT's behaviour, the relay", runDoctor},
 }
 
 const mainUsage = `p2phttp lets two machines behind NATs talk HTTP to each other directly.

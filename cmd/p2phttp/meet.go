@@ -35,7 +35,28 @@ func (p *peerFlags) meet(ctx context.Context, env *cliEnv, code string, log *slo
 	}
 	fmt.Fprintf(env.stderr, "p2phttp: %s\n", describePath(sess.Report()))
 	p.printVerifier(env, sess.Report())
+	go watchRoute(env, sess, "")
 	return sess, nil
+}
+
+// watchRoute prints a line (after prefix) each time the session's path moves from the relay to a direct route or
+// back, until the session ends.
+func watchRoute(env *cliEnv, sess *rendezvous.Session, prefix string) {
+	cur := sess.Report().Route // what the connected line said; the path may have moved since
+	for {
+		changed := sess.RouteChanged()
+		if next := sess.Route(); next.Since != cur.Since {
+			if line := describeRouteChange(cur, next); line != "" {
+				fmt.Fprintf(env.stderr, "p2phttp: %s%s\n", prefix, line)
+			}
+			cur = next
+		}
+		select {
+		case <-changed:
+		case <-sess.Done():
+			return
+		}
+	}
 }
 
 // printVerifier prints the string both sides derive from the session key, for people who compare it aloud.
@@ -95,6 +116,7 @@ func hostLoop(ctx context.Context, env *cliEnv, pf *peerFlags, h *rendezvous.Hos
 		r := sess.Report()
 		fmt.Fprintf(env.stderr, "p2phttp: guest %s %s\n", r.RemoteAddr, describePath(r))
 		pf.printVerifier(env, r)
+		go watchRoute(env, sess, fmt.Sprintf("guest %s ", r.RemoteAddr))
 		mu.Lock()
 		sessions[sess] = struct{}{}
 		mu.Unlock()

@@ -2,35 +2,52 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/p2phttp/p2phttp/signal/relay"
 	"github.com/p2phttp/p2phttp/signal/signalserver"
 )
 
-const signalHelp = `Usage: p2phttp signal [--http ADDR] [--stun ADDR] [--redis URL] [flags]
+const signalHelp = `Usage: p2phttp signal [--http ADDR] [--stun ADDR] [--turn ADDR --turn-public IP] [--redis URL] [flags]
 
-Run the signalling server that peers meet at: an HTTP/JSON API on --http and a STUN responder on UDP --stun, which
-peers use to learn their public address. It is a blind mailbox: it sees the nameplate (the number at the front of a
-code) and small sealed messages, never the code's secret words, a key or an address. Runs until Ctrl-C, then hands
-the peers that wait on it back to their clients (they post again) and stops.
+Run the signalling server that peers meet at: an HTTP/JSON API on --http, a STUN responder on UDP --stun, which
+peers use to learn their public address, and a TURN relay on UDP and TCP --turn for the peers whose NATs defeat a
+direct path. It is a blind mailbox: it sees the nameplate (the number at the front of a code) and small sealed
+messages, never the code's secret words, a key or an address; the relay carries only sealed datagrams. Runs until
+Ctrl-C, then hands the peers that wait on it back to their clients (they post again) and stops.
+
+Ports (defaults): HTTP 8080/tcp; STUN 3478/udp and its second port 3479/udp (--stun-alt, the STUN port + 1: with
+it, p2phttp doctor tells how the NAT of a peer maps and filters); TURN 3480/udp+tcp (--turn, the STUN port + 2).
+Open them all in the firewall, and the relayed ports (--turn-ports) over UDP.
+
+The relay: every peer that meets here gets its own short-lived credentials for it (the usual TURN REST scheme: an
+expiry and a user, signed with HMAC under --turn-secret), so any signalling server and relay that share the
+secret accept each other's. Give every instance of one deployment the same secret (--turn-secret or
+P2PHTTP_TURN_SECRET); without one, each process makes up its own. The relay caps allocations (in all and per
+peer), their lifetime and their rate (--turn-* flags), and refuses to relay to private and loopback addresses.
+--turn= turns it off: peers then get no relay credentials.
 
 Without --redis, nameplates and meetings live in this process. With --redis, they live in Redis, and any number of
 servers on the same Redis (behind a plain load balancer) serve one namespace: peers that reach different servers
 meet, and a server that dies loses nothing. The caps on waiting requests and the rates are per server.
 
 Examples:
-  p2phttp signal                                   # HTTP on :8080, STUN on :3478
-  p2phttp signal --http 127.0.0.1:9000 --stun 127.0.0.1:9478 -v
-  p2phttp signal --redis redis://127.0.0.1:6379/0  # one of several servers on one Redis
-  p2phttp signal --redis redis://redis:6379/0 --trusted-proxy 10.0.0.0/8   # behind a load balancer that sets X-Forwarded-For
+  p2phttp signal --turn-public 203.0.113.9         # HTTP on :8080, STUN on :3478 and :3479, TURN on :3480
+  p2phttp signal --http 127.0.0.1:9000 --stun 127.0.0.1:9478 -v   # TURN on 127.0.0.1:9480
+  P2PHTTP_TURN_SECRET=... p2phttp signal --redis redis://127.0.0.1:6379/0 --turn-public 203.0.113.9   # one of several servers
+  p2phttp signal --redis redis://redis:6379/0 --trusted-proxy 10.0.0.0/8 --turn=   # behind a load balancer, no relay
   # peers then pass: --signal http://THIS-HOST:8080   (STUN defaults to THIS-HOST:3478)
 `
 
@@ -83,6 +100,8 @@ func signalFlags(fs *flagSet, c *signalserver.Config) {
 	fs.IntVar(&c.RateBurstIPv6Net, "rate-burst-ipv6-net", c.RateBurstIPv6Net, "burst of --rate-per-ipv6-net")
 	fs.Float64Var(&c.RoomRatePerIP, "room-rate-per-ip", c.RoomRatePerIP, "nameplate claims and new meetings per second per IPv4 address or IPv6 /64")
 	fs.IntVar(&c.RoomBurst, "room-burst", c.RoomBurst, "burst of --room-rate-per-ip")
+	fs.Float64Var(&c.PeerRate, "peer-rate", c.PeerRate, "requests per second of one peer in one meeting, and of a host polling its nameplate (negative: no limit)")
+	fs.IntVar(&c.PeerBurst, "peer-burst", c.PeerBurst, "burst of --peer-rate")
 	fs.Float64Var(&c.STUNRatePerIP, "stun-rate-per-ip", c.STUNRatePerIP, "STUN answers per second per IPv4 address or IPv6 /64 (negative: no limit)")
 	fs.IntVar(&c.STUNBurst, "stun-burst", c.STUNBurst, "burst of --stun-rate-per-ip")
 	fs.IntVar(&c.LimiterSlots, "limiter-slots", c.LimiterSlots, "token buckets per rate limiter (fixed memory whatever the number of sources)")
@@ -96,13 +115,135 @@ func signalFlags(fs *flagSet, c *signalserver.Config) {
 	fs.Var((*prefixList)(&c.TrustedProxies), "trusted-proxy", "comma-separated `CIDRs` of load balancers whose X-Forwarded-For names the client")
 }
 
+// relayFlags are the flags of the TURN relay that `p2phttp signal` runs.
+type relayFlags struct {
+	addr, public, secret string
+	credentialTTL        time.Duration
+	cfg                  relay.Config
+	ports                string
+}
+
+func (r *relayFlags) register(fs *flagSet) {
+	fs.StringVar(&r.addr, "turn", "", "UDP and TCP `ADDR` of the TURN relay; --turn= turns it off (default the --stun host, port + 2: :3480)")
+	fs.StringVar(&r.public, "turn-public", "", "public `IP` of this host, told to peers in the relay's URLs and relayed addresses (needed when --turn binds all interfaces of a host with several addresses)")
+	fs.StringVar(&r.secret, "turn-secret", "", "`SECRET` shared by every signalling server and relay of one deployment (env P2PHTTP_TURN_SECRET; default a random one per process)")
+	fs.DurationVar(&r.credentialTTL, "turn-credential-ttl", relay.DefaultCredentialTTL, "how long the relay credentials handed to a peer last")
+	fs.IntVar(&r.cfg.MaxAllocations, "turn-max-allocations", relay.DefaultMaxAllocations, "relay allocations on this server at once")
+	fs.IntVar(&r.cfg.MaxAllocationsPerUser, "turn-max-allocations-per-peer", relay.DefaultMaxAllocationsPerUser, "relay allocations of one peer at once")
+	fs.DurationVar(&r.cfg.MaxLifetime, "turn-max-lifetime", relay.DefaultMaxLifetime, "the longest one relay allocation lives, refreshes or not")
+	fs.IntVar(&r.cfg.RateLimit, "turn-rate", relay.DefaultRateLimit, "bytes per second one allocation relays each way (-1: no limit)")
+	fs.StringVar(&r.ports, "turn-ports", "", "`MIN-MAX` UDP ports of the relayed sockets (default any)")
+	fs.StringVar(&r.cfg.Realm, "turn-realm", relay.DefaultRealm, "TURN realm")
+	fs.BoolVar(&r.cfg.AllowPrivatePeers, "turn-allow-private-peers", false, "let the relay send to loopback and private addresses (tests and labs only: it opens your own networks to any peer)")
+}
+
+// signalListeners are the sockets of `p2phttp signal`.
+type signalListeners struct {
+	http          net.Listener
+	stun, stunAlt net.PacketConn // stunAlt nil: off
+	turnUDP       net.PacketConn // nil: no relay
+	turnTCP       net.Listener
+}
+
+func (l *signalListeners) close() {
+	if l.http != nil {
+		l.http.Close()
+	}
+	for _, pc := range []net.PacketConn{l.stun, l.stunAlt, l.turnUDP} {
+		if pc != nil {
+			pc.Close()
+		}
+	}
+	if l.turnTCP != nil {
+		l.turnTCP.Close()
+	}
+}
+
+// portPlus is addr's host with its port plus n, or port 0 when addr's is 0 (any port stays any port).
+func portPlus(addr string, n int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p+n > 65535 {
+		return "", fmt.Errorf("port %q", port)
+	}
+	if p == 0 {
+		return addr, nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+n)), nil
+}
+
+// listenTURN binds the relay's UDP socket and, on the same port, its TCP listener. For port 0 it tries a few
+// ports, since the one UDP got may be taken for TCP.
+func listenTURN(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)))
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if i+1 >= tries {
+			return nil, nil, err
+		}
+	}
+}
+
+// publicIP is the address peers reach the relay at: --turn-public, the --turn host when it is one address, or this
+// host's only global unicast address.
+func (r *relayFlags) publicIP(bound netip.Addr) (netip.Addr, error) {
+	if r.public != "" {
+		ip, err := netip.ParseAddr(r.public)
+		if err != nil || ip.IsUnspecified() {
+			return netip.Addr{}, usagef("--turn-public %q is not an IP address", r.public)
+		}
+		return ip.Unmap(), nil
+	}
+	if !bound.IsUnspecified() {
+		return bound, nil
+	}
+	var found []netip.Addr
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && p.Addr().IsGlobalUnicast() && !p.Addr().IsPrivate() {
+			found = append(found, p.Addr())
+		}
+	}
+	if len(found) != 1 {
+		return netip.Addr{}, usagef("--turn %q binds all interfaces and this host has %d public IPv4 addresses: say which one peers reach with --turn-public IP (or bind one with --turn IP:PORT, or turn the relay off with --turn=)", r.addr, len(found))
+	}
+	return found[0], nil
+}
+
+// turnURLs are the relay's TURN URIs for peers.
+func turnURLs(ip netip.Addr, port int) []string {
+	hp := net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	return []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}
+}
+
 func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet("signal", signalHelp)
 	var lf logFlags
 	lf.register(fs)
 	httpAddr := fs.String("http", ":8080", "TCP `ADDR` for the HTTP API")
 	stunAddr := fs.String("stun", ":3478", "UDP `ADDR` for the STUN responder")
+	stunAlt := fs.String("stun-alt", "", "UDP `ADDR` of STUN's second port, for NAT behaviour tests (p2phttp doctor); off turns it off (default the --stun host, port + 1: :3479)")
 	redisURL := fs.String("redis", "", "keep nameplates and meetings in the Redis at `URL` (redis://HOST:PORT/DB) instead of in this process")
+	var rf relayFlags
+	rf.register(fs)
 	var cfg signalserver.Config
 	signalFlags(fs, &cfg)
 	pos, err := fs.parse(env, args)
@@ -112,14 +253,33 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	for _, a := range []struct{ flag, addr string }{{"--http", *httpAddr}, {"--stun", *stunAddr}} {
+	turnSet := false
+	fs.Visit(func(f *flag.Flag) { turnSet = turnSet || f.Name == "turn" })
+	if *stunAlt == "" {
+		if *stunAlt, err = portPlus(*stunAddr, 1); err != nil {
+			return usagef("--stun %q is not HOST:PORT (or :PORT)", *stunAddr)
+		}
+	}
+	if !turnSet {
+		if rf.addr, err = portPlus(*stunAddr, 2); err != nil {
+			return usagef("--stun %q is not HOST:PORT (or :PORT)", *stunAddr)
+		}
+	}
+	addrs := []struct{ flag, addr string }{{"--http", *httpAddr}, {"--stun", *stunAddr}}
+	if *stunAlt != "off" {
+		addrs = append(addrs, struct{ flag, addr string }{"--stun-alt", *stunAlt})
+	}
+	if rf.addr != "" {
+		addrs = append(addrs, struct{ flag, addr string }{"--turn", rf.addr})
+	}
+	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return usagef("%s %q is not HOST:PORT (or :PORT)", a.flag, a.addr)
 		}
 	}
 	var bad string
 	fs.Visit(func(f *flag.Flag) {
-		if g, ok := f.Value.(flag.Getter); ok && bad == "" {
+		if g, ok := f.Value.(flag.Getter); ok && bad == "" && f.Name != "turn-rate" {
 			switch v := g.Get().(type) {
 			case int:
 				if v <= 0 {
@@ -135,11 +295,79 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	if bad != "" {
 		return usagef("--%s must be positive", bad)
 	}
+	if rf.cfg.RateLimit == 0 {
+		return usagef("--turn-rate must be positive, or -1 for no limit")
+	}
+	if rf.ports != "" {
+		lo, hi, ok := strings.Cut(rf.ports, "-")
+		a, err1 := strconv.ParseUint(lo, 10, 16)
+		b, err2 := strconv.ParseUint(hi, 10, 16)
+		if !ok || err1 != nil || err2 != nil || a == 0 || a > b {
+			return usagef("--turn-ports %q is not MIN-MAX (two ports, MIN <= MAX)", rf.ports)
+		}
+		rf.cfg.PortMin, rf.cfg.PortMax = uint16(a), uint16(b)
+	}
 	if cfg.WriteTimeout <= cfg.PollWait {
 		cfg.WriteTimeout = cfg.PollWait + 10*time.Second // a long-poll must be able to answer
 	}
 	log := lf.logger(env)
 	cfg.Logger = log
+
+	var ls signalListeners
+	defer ls.close()
+	listenErr := func(what string, err error) error {
+		return fmt.Errorf("signalling server: %s: %s; is another server using the port? pick others with --http, --stun, --stun-alt and --turn", what, err)
+	}
+	if ls.http, err = net.Listen("tcp", *httpAddr); err != nil {
+		return listenErr("--http", err)
+	}
+	if ls.stun, err = net.ListenPacket("udp", *stunAddr); err != nil {
+		return listenErr("--stun", err)
+	}
+	if *stunAlt != "off" {
+		if ls.stunAlt, err = net.ListenPacket("udp", *stunAlt); err != nil {
+			return listenErr("--stun-alt", err)
+		}
+	}
+	var rs *relay.Server
+	turnLine := "no relay"
+	if rf.addr != "" {
+		if ls.turnUDP, ls.turnTCP, err = listenTURN(rf.addr); err != nil {
+			return listenErr("--turn", err)
+		}
+		bound := ls.turnUDP.LocalAddr().(*net.UDPAddr).AddrPort()
+		public, err := rf.publicIP(bound.Addr().Unmap())
+		if err != nil {
+			return err
+		}
+		secret := rf.secret
+		if secret == "" {
+			secret = env.getenv("P2PHTTP_TURN_SECRET")
+		}
+		if secret == "" {
+			var b [32]byte
+			rand.Read(b[:])
+			secret = hex.EncodeToString(b[:])
+			log.Warn("relay: no --turn-secret (or P2PHTTP_TURN_SECRET) given, so this process made up one: the relay credentials it hands out work only on its own relay; signalling servers and relays of one deployment must share one secret")
+		}
+		rf.cfg.Secret = []byte(secret)
+		rf.cfg.PublicIP = public
+		rf.cfg.Logger = log
+		if rs, err = relay.New(rf.cfg, ls.turnUDP, ls.turnTCP); err != nil {
+			return err
+		}
+		ls.turnUDP, ls.turnTCP = nil, nil // the relay's now
+		defer rs.Close()
+		cfg.RelayURLs = turnURLs(public, int(bound.Port()))
+		cfg.RelaySecret = rf.cfg.Secret
+		cfg.RelayCredentialTTL = rf.credentialTTL
+		cfg.PublicIP = public
+		turnLine = fmt.Sprintf("TURN relay on udp+tcp %s (peers reach it at %s)", bound, public)
+	} else if rf.public != "" {
+		if cfg.PublicIP, err = rf.publicIP(netip.Addr{}); err != nil {
+			return err
+		}
+	}
 	where := "in this process"
 	if *redisURL != "" {
 		redis.SetLogger(redisLogger{log})
@@ -154,9 +382,22 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 		where = "in Redis at " + st.Addr()
 	}
 	srv := signalserver.New(cfg)
-	fmt.Fprintf(env.stderr, "p2phttp: signalling server on http %s, STUN on udp %s, rooms %s; stop with Ctrl-C\n", *httpAddr, *stunAddr, where)
-	if err := srv.ListenAndServe(ctx, *httpAddr, *stunAddr); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("signalling server: %s; is another server using the port? pick others with --http and --stun", err)
+	stunLine := "STUN on udp " + ls.stun.LocalAddr().String()
+	if ls.stunAlt != nil {
+		stunLine += " and " + ls.stunAlt.LocalAddr().String()
+	}
+	fmt.Fprintf(env.stderr, "p2phttp: signalling server on http %s, %s, %s, rooms %s; stop with Ctrl-C\n", *httpAddr, stunLine, turnLine, where)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	hl := ls.http
+	ls.http = nil // Serve closes it
+	go func() { errs <- srv.Serve(ctx, hl) }()
+	go func() { errs <- srv.ServeSTUNPair(ctx, ls.stun, ls.stunAlt) }()
+	first := <-errs
+	cancel()
+	if err := errors.Join(first, <-errs); err != nil {
+		return fmt.Errorf("signalling server: %s", err)
 	}
 	fmt.Fprintln(env.stderr, "p2phttp: signalling server stopped")
 	return nil

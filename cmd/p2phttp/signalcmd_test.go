@@ -18,7 +18,9 @@ func TestSignalHelpListsEveryLimit(t *testing.T) {
 	for _, f := range []string{"--redis URL", "--trusted-proxy", "--poll-wait", "--grace", "--meeting-ttl", "--max-messages",
 		"--max-guests-per-nameplate", "--max-records", "--max-parked ", "--max-parked-per-ip ", "--max-parked-per-ipv6-net",
 		"--rate-per-ip", "--rate-burst ", "--rate-per-ipv6-net", "--rate-burst-ipv6-net", "--room-rate-per-ip", "--room-burst",
-		"--stun-rate-per-ip", "--stun-burst", "--limiter-slots", "--store-timeout", "--shutdown-timeout",
+		"--peer-rate", "--peer-burst", "--stun-alt", "--turn ", "--turn-public", "--turn-secret", "--turn-credential-ttl",
+		"--turn-max-allocations ", "--turn-max-allocations-per-peer", "--turn-max-lifetime", "--turn-rate", "--turn-ports",
+		"--turn-realm", "--turn-allow-private-peers", "--stun-rate-per-ip", "--stun-burst", "--limiter-slots", "--store-timeout", "--shutdown-timeout",
 		"--read-header-timeout", "--read-timeout", "--write-timeout", "--idle-timeout", "--max-header-bytes"} {
 		assert.Contains(t, stdout.String(), "  "+f, "help lacks %s", f)
 	}

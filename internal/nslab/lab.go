@@ -54,6 +54,9 @@ type RouterConfig struct {
 	// to the LAN host holding that mapping (source rewritten to the sender's public address). Without it
 	// such packets are dropped, as many home routers do. Not supported with Symmetric.
 	Hairpin bool
+	// BlockUDP drops every UDP packet crossing the router, both ways, as some corporate and guest networks do: only
+	// TCP gets out.
+	BlockUDP bool
 	// LAN is the router's LAN, a /24 inside which the router is .1 and the peers .2, .3, ...; the zero
 	// value picks 10.0.N.0/24 for the Nth router (from 1). Two routers may share a LAN prefix, as two home
 	// networks both on 192.168.1.0/24 do.
@@ -92,11 +95,12 @@ type Lab struct {
 // Router is a NAT router: its WAN leg on the public bridge, its LAN a bridge its peers hang off.
 type Router struct {
 	Host
-	NAT     NATType
-	Hairpin bool
-	WAN     netip.Addr   // public address
-	LAN     netip.Prefix // e.g. 10.0.1.0/24; the router is .1
-	Peers   []*Host
+	NAT      NATType
+	Hairpin  bool
+	BlockUDP bool
+	WAN      netip.Addr   // public address
+	LAN      netip.Prefix // e.g. 10.0.1.0/24; the router is .1
+	Peers    []*Host
 }
 
 // Host is one namespace of the lab.
@@ -252,11 +256,12 @@ func (l *Lab) addRouter(ctx context.Context, i int, rc RouterConfig) (*Router, e
 		return nil, err
 	}
 	r := &Router{
-		Host:    *h,
-		NAT:     rc.NAT,
-		Hairpin: rc.Hairpin,
-		WAN:     netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}),
-		LAN:     rc.LAN,
+		Host:     *h,
+		NAT:      rc.NAT,
+		Hairpin:  rc.Hairpin,
+		BlockUDP: rc.BlockUDP,
+		WAN:      netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}),
+		LAN:      rc.LAN,
 	}
 	if !r.LAN.IsValid() {
 		r.LAN = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i / 250), byte(1 + i%250), 0}), 24)

@@ -67,6 +67,9 @@ func natRuleset(r *Router) string {
 	w("  }")
 	w("  chain forward {")
 	w("    type filter hook forward priority filter; policy drop;")
+	if r.BlockUDP {
+		w("    meta l4proto udp drop")
+	}
 	w("    ct state established,related accept")
 	w("    ct status dnat accept")
 	w("    iifname lan oifname wan accept")

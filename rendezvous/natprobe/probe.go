@@ -143,6 +143,19 @@ func Probe(ctx context.Context, cfg Config) (Result, error) {
 	res.RTT = time.Since(start)
 	res.Mapped, res.Other = first.mapped, first.other
 
+	if res.Other.IsValid() {
+		// Ask the server to answer from its other port, which we have not
+		// sent to yet: this test must come before the mapping test, whose
+		// request to that port would open a port-restricted NAT to it.
+		if _, err := c.binding(ctx, server, true); err == nil {
+			res.Filtering = FilteringAddressOnly
+		} else if errors.Is(err, errNoAnswer) {
+			res.Filtering = FilteringAddressAndPort
+		} else {
+			res.Notes = append(res.Notes, fmt.Sprintf("filtering: %v", err))
+		}
+	}
+
 	if isLocal(res.Mapped, res.Local) {
 		res.Mapping = MappingNone
 	} else if !res.Other.IsValid() {
@@ -157,17 +170,6 @@ func Probe(ctx context.Context, cfg Config) (Result, error) {
 			res.Mapping = MappingEndpointIndependent
 		} else {
 			res.Mapping = MappingDestinationDependent
-		}
-	}
-
-	if res.Other.IsValid() {
-		// Ask the server to answer from its other port, which we never sent to.
-		if _, err := c.binding(ctx, server, true); err == nil {
-			res.Filtering = FilteringAddressOnly
-		} else if errors.Is(err, errNoAnswer) {
-			res.Filtering = FilteringAddressAndPort
-		} else {
-			res.Notes = append(res.Notes, fmt.Sprintf("filtering: %v", err))
 		}
 	}
 

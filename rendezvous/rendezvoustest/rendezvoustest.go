@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/p2phttp/p2phttp/rendezvous"
+	"github.com/p2phttp/p2phttp/signal/relay"
 	"github.com/p2phttp/p2phttp/signal/signalserver"
 )
 
@@ -15,6 +16,8 @@ import (
 type Server struct {
 	URL      string // e.g. "http://127.0.0.1:41234"
 	STUNAddr string // e.g. "127.0.0.1:41235"
+	// Relay is the TURN relay (UDP and TCP on 127.0.0.1) the server hands out credentials for; nil without one.
+	Relay *relay.Server
 
 	stun net.PacketConn
 	stop context.CancelFunc
@@ -47,6 +50,36 @@ func NewServer(cfg signalserver.Config) (*Server, error) {
 	return s, nil
 }
 
+// NewServerWithRelay is NewServer with a TURN relay beside it on 127.0.0.1 (UDP and TCP, relaying to loopback
+// peers), whose credentials the server hands the peers.
+func NewServerWithRelay(cfg signalserver.Config) (*Server, error) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("rendezvoustest: %w", err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("rendezvoustest: %w", err)
+	}
+	secret := []byte("rendezvoustest relay secret")
+	r, err := relay.New(relay.Config{Secret: secret, AllowPrivatePeers: true}, pc, ln)
+	if err != nil {
+		pc.Close()
+		ln.Close()
+		return nil, fmt.Errorf("rendezvoustest: %w", err)
+	}
+	cfg.RelaySecret = secret
+	cfg.RelayURLs = []string{"turn:" + pc.LocalAddr().String() + "?transport=udp", "turn:" + ln.Addr().String() + "?transport=tcp"}
+	s, err := NewServer(cfg)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	s.Relay = r
+	return s, nil
+}
+
 // Unlimited is a server configuration without the per-client limits (rates, parked polls), for tests and
 // benchmarks where every peer comes from 127.0.0.1, and with room for 64 guests per nameplate. The other limits keep
 // their defaults.
@@ -65,6 +98,9 @@ func (s *Server) Close() {
 	s.stop()
 	s.done.Wait()
 	s.stun.Close()
+	if s.Relay != nil {
+		s.Relay.Close()
+	}
 }
 
 // Pair starts a host with hostCfg and meets it with one guest with guestCfg, as two machines would. The guest uses

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,8 +51,9 @@ type Config struct {
 	PortMin, PortMax uint16
 	// MaxAllocations caps allocations on this relay, default DefaultMaxAllocations.
 	MaxAllocations int
-	// MaxAllocationsPerUser caps allocations per credential (one meeting's
-	// peers share one), default DefaultMaxAllocationsPerUser.
+	// MaxAllocationsPerUser caps allocations per user of the credentials
+	// (the part of the username after the expiry; p2phttp's signalling
+	// server makes one per peer), default DefaultMaxAllocationsPerUser.
 	MaxAllocationsPerUser int
 	// MaxLifetime ends an allocation this long after it was made, whatever its
 	// refreshes ask for; default DefaultMaxLifetime.
@@ -77,7 +79,7 @@ type Server struct {
 	log    *slog.Logger
 	turn   *turn.Server
 	mu     sync.Mutex
-	users  map[string]int // allocations per credential username
+	users  map[string]int // allocations per user (userOf the username)
 	allocs int
 }
 
@@ -184,7 +186,8 @@ func (s *Server) Close() error { return s.turn.Close() }
 // quota admits an allocation for user while both caps allow it. Allocations
 // are counted when made (count), so one that fails after admission holds no
 // place.
-func (s *Server) quota(user, _ string, src net.Addr) bool {
+func (s *Server) quota(username, _ string, src net.Addr) bool {
+	user := userOf(username)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.allocs >= s.cfg.MaxAllocations || s.users[user] >= s.cfg.MaxAllocationsPerUser {
@@ -194,14 +197,16 @@ func (s *Server) quota(user, _ string, src net.Addr) bool {
 	return true
 }
 
-func (s *Server) count(user string) {
+func (s *Server) count(username string) {
+	user := userOf(username)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.allocs++
 	s.users[user]++
 }
 
-func (s *Server) release(user string) {
+func (s *Server) release(username string) {
+	user := userOf(username)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.users[user] == 0 {
@@ -211,6 +216,16 @@ func (s *Server) release(user string) {
 	if s.users[user]--; s.users[user] == 0 {
 		delete(s.users, user)
 	}
+}
+
+// userOf is the user part of a TURN REST username ("<expiry>:<user>"): the
+// quotas count a user's allocations whatever the expiry of the credentials
+// each was made with, so fresh credentials do not buy more allocations.
+func userOf(username string) string {
+	if i := strings.IndexByte(username, ':'); i >= 0 {
+		return username[i+1:]
+	}
+	return username
 }
 
 // permitted refuses peers in the operator's own networks unless allowed.

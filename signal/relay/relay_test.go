@@ -138,6 +138,18 @@ func TestBadCredentialsRefused(t *testing.T) {
 	}
 }
 
+// The quota counts a user's allocations whatever the expiry of the credentials each was made with: fresh
+// credentials (a host gets new ones with every poll) buy no more.
+func TestQuotaPerUserAcrossExpiries(t *testing.T) {
+	_, udp, _ := startRelay(t, Config{AllowPrivatePeers: true, MaxAllocationsPerUser: 1})
+	_, err := dialUDP(t, udp, mint(t, "peer-1", time.Minute)).Allocate()
+	require.NoError(t, err)
+	fresh := mint(t, "peer-1", 2*time.Minute)
+	require.NotEqual(t, mint(t, "peer-1", time.Minute).Username, fresh.Username)
+	_, err = dialUDP(t, udp, fresh).Allocate()
+	require.Error(t, err, "the same user with fresher credentials is over the quota")
+}
+
 func TestQuotaPerCredential(t *testing.T) {
 	s, udp, _ := startRelay(t, Config{AllowPrivatePeers: true, MaxAllocationsPerUser: 1})
 	cred := mint(t, "meeting-4", time.Minute)

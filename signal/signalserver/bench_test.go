@@ -70,7 +70,7 @@ func BenchmarkAnswerSTUN(b *testing.B) {
 	req, res := new(stun.Message), new(stun.Message)
 	b.ReportAllocs()
 	for b.Loop() {
-		if reason := s.answerSTUN(raw, from, req, res); reason != "" {
+		if _, reason := s.answerSTUN(raw, from, netip.AddrPort{}, req, res); reason != "" {
 			b.Fatal(reason)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/p2phttp/p2phttp/signal/relay"
 )
 
 // Config holds a Server's store and limits. The zero value of every field
@@ -68,6 +69,15 @@ type Config struct {
 	// client holds.
 	RoomRatePerIP float64
 	RoomBurst     int
+	// PeerRate is the sustained requests per second one peer may make in
+	// one meeting (send, recv, close) and a host may poll the nameplate it
+	// holds, in a token bucket of PeerBurst. These do not count against
+	// RatePerIP, so that a host meeting many guests from one address is not
+	// throttled; a meeting request naming a meeting the client is not in
+	// costs a token of a RatePerIP-sized bucket of its address, which must
+	// have one left. Default 10 and 40; negative disables.
+	PeerRate  float64
+	PeerBurst int
 	// STUNRatePerIP and STUNBurst limit the STUN answers to one IPv4
 	// address or IPv6 /64 (answers are bigger than requests, so this caps
 	// reflection). Default 5 and 20; negative disables.
@@ -81,6 +91,27 @@ type Config struct {
 	// TrustedProxies lists the load balancers whose X-Forwarded-For header
 	// names the client. Default none: the client is the TCP peer.
 	TrustedProxies []netip.Prefix
+
+	// PublicIP is the server's public address, put in STUN's OTHER-ADDRESS
+	// (see ServeSTUNPair) when the STUN sockets bind all interfaces. Unset,
+	// OTHER-ADDRESS then carries the unspecified address and the right port,
+	// which is all that p2phttp's NAT probe reads.
+	PublicIP netip.Addr
+
+	// RelayURLs are the TURN URIs (RFC 7065, e.g.
+	// "turn:203.0.113.9:3480?transport=udp") of the deployment's relay. When
+	// set, every host poll's answer and every guest's meeting carry fresh
+	// credentials for it (signal.RelayInfo), minted with RelaySecret. Empty:
+	// the server tells peers of no relay.
+	RelayURLs []string
+	// RelaySecret is the secret the relays check the credentials with
+	// (signal/relay's Config.Secret): every signalling server and relay of a
+	// deployment shares it. Required with RelayURLs.
+	RelaySecret []byte
+	// RelayCredentialTTL is how long minted credentials last. Default
+	// relay.DefaultCredentialTTL (10 minutes); a host gets new ones with
+	// every poll.
+	RelayCredentialTTL time.Duration
 
 	// StoreTimeout bounds one store operation. Default 3 s.
 	StoreTimeout time.Duration
@@ -131,9 +162,12 @@ func (c *Config) setDefaults() {
 	num(&c.RateBurstIPv6Net, 80)
 	rate(&c.RoomRatePerIP, 0.5)
 	num(&c.RoomBurst, 10)
+	rate(&c.PeerRate, 10)
+	num(&c.PeerBurst, 40)
 	rate(&c.STUNRatePerIP, 5)
 	num(&c.STUNBurst, 20)
 	num(&c.LimiterSlots, 65_536)
+	dur(&c.RelayCredentialTTL, relay.DefaultCredentialTTL)
 	dur(&c.StoreTimeout, 3*time.Second)
 	dur(&c.ReadHeaderTimeout, 5*time.Second)
 	dur(&c.ReadTimeout, 10*time.Second)

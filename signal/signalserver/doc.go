@@ -1,6 +1,12 @@
 // Package signalserver is the signalling server of p2phttp: the server side
 // of the protocol in package signal, which peers use to meet, and a STUN
-// responder that tells them their public UDP address.
+// responder that tells them their public UDP address (on two ports, with
+// what RFC 5780 NAT behaviour tests need: ServeSTUNPair).
+//
+// With Config.RelayURLs and RelaySecret it also hands every peer credentials
+// of its own for the deployment's TURN relay (package signal/relay, which
+// the p2phttp signal command runs beside it), in the usual TURN REST form
+// that every relay sharing the secret accepts.
 //
 // The server is a blind mailbox. A host claims a nameplate (the number at
 // the front of a code) and long-polls for guests; each guest that asks for

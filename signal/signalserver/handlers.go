@@ -81,17 +81,27 @@ func (s *Server) host(rq *request) {
 		s.storeFailed(rq.w, err)
 		return
 	}
-	if !claimed {
+	if claimed {
+		if rp, ok := s.limitPeer(nameplateKey(np), id); !ok {
+			s.refuse(rq.w, reasonRateLimited, rp)
+			return
+		}
+	} else {
+		if rp, ok := s.limitClientRate(rq.client); !ok {
+			s.refuse(rq.w, reasonRateLimited, rp)
+			return
+		}
 		if rp, reason, ok := s.admitRoom(ctx, rq.client); !ok {
 			s.refuse(rq.w, reason, rp)
 			return
 		}
 	}
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, reason, ok := s.acquire(rq, !claimed); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
-	pp := s.newParkedPoll(rq, nameplateKey(np), &hostPoll{s: s, np: np, id: id})
+	hp := &hostPoll{s: s, np: np, id: id, relay: s.relayInfo(id)}
+	pp := s.newParkedPoll(rq, nameplateKey(np), hp)
 	var newClaim bool
 	rp, err := s.updateNameplate(ctx, np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		newClaim = false
@@ -108,9 +118,9 @@ func (s *Server) host(rq *request) {
 			also = n.matchWaiting(np, now, &s.cfg)
 		}
 		if len(n.Pending) > 0 {
-			rp := okReply(signal.HostResponse{Meetings: n.Pending})
+			rp := hp.meetings(n.Pending)
 			n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
-			return &rp, n.change(np, &s.cfg, len(also) > 0, also...), len(also), nil
+			return rp, n.change(np, &s.cfg, len(also) > 0, also...), len(also), nil
 		}
 		// Wake only whom this concerns: the guests just met, or an older
 		// poll of this host, which this one replaces.
@@ -153,6 +163,22 @@ func sortedKeys[V any](m map[string]V) []string {
 type hostPoll struct {
 	s      *Server
 	np, id string
+	relay  *signal.RelayInfo // fresh credentials for this poll's answer; nil: no relay
+}
+
+// meetings is the 200 answer handing the host the meetings ids.
+func (h *hostPoll) meetings(ids []string) *reply {
+	return answer(okReply(signal.HostResponse{Meetings: ids, Relay: h.relay}))
+}
+
+// waiting is the host's 202.
+func (h *hostPoll) waiting() *reply {
+	if h.relay == nil {
+		return &waitingReply
+	}
+	rp := okReply(signal.WaitingResponse{Status: signal.StatusWaiting, Relay: h.relay})
+	rp.status = http.StatusAccepted
+	return &rp
 }
 
 func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
@@ -175,18 +201,18 @@ func (h *hostPoll) check(ctx context.Context, pollID string, final, hungUp bool)
 		case n.Host != h.id:
 			return answer(errorReply(http.StatusGone, signal.MsgClaimEnded)), Change{}, 0, nil
 		case n.HostPoll != pollID:
-			return &waitingReply, Change{}, 0, nil // another poll of the host's took over
+			return h.waiting(), Change{}, 0, nil // another poll of the host's took over
 		case hungUp:
 			// The host's connection closed while it waited: it is gone at
 			// once, and its nameplate free.
 			n.endClaim(now, &s.cfg)
 			return nil, n.change(h.np, &s.cfg, true), 0, nil
 		case len(n.Pending) > 0:
-			rp = answer(okReply(signal.HostResponse{Meetings: n.Pending}))
+			rp = h.meetings(n.Pending)
 		case !final:
 			return nil, Change{}, 0, nil
 		default:
-			rp = &waitingReply
+			rp = h.waiting()
 		}
 		n.Pending, n.HostPoll, n.SeenUntil = nil, "", now+s.cfg.Grace.Milliseconds()
 		return rp, n.change(h.np, &s.cfg, false), 0, nil
@@ -225,11 +251,12 @@ func (s *Server) guest(rq *request) {
 	np, id := rq.arg, req.PeerID
 	ctx, cancel := s.storeCtx()
 	defer cancel()
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, reason, ok := s.acquire(rq, true); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
-	pp := s.newParkedPoll(rq, nameplateKey(np), &guestPoll{s: s, np: np, id: id})
+	gp := &guestPoll{s: s, np: np, id: id, relay: s.relayInfo(id)}
+	pp := s.newParkedPoll(rq, nameplateKey(np), gp)
 	needRoom := true
 	update := func(n *nameplateRec, now int64) (*reply, Change, int, error) {
 		n.normalize(now, &s.cfg)
@@ -248,11 +275,11 @@ func (s *Server) guest(rq *request) {
 			n.Guests[id] = g
 		}
 		if g.Meeting != "" {
-			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), Change{}, 0, nil
+			return gp.met(g.Meeting), Change{}, 0, nil
 		}
 		if n.hostPresent(now) {
 			put := n.meet(np, id, g, now, &s.cfg)
-			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), n.change(np, &s.cfg, true, put), 1, nil
+			return gp.met(g.Meeting), n.change(np, &s.cfg, true, put), 1, nil
 		}
 		superseded := g.Poll != "" // an older poll of this guest: it answers 202
 		g.Poll, g.Until = pp.id, now+s.cfg.PollWait.Milliseconds()+pollSlackMS
@@ -282,6 +309,12 @@ var errNeedRoom = errors.New("need room")
 type guestPoll struct {
 	s      *Server
 	np, id string
+	relay  *signal.RelayInfo // credentials for this poll's answer; nil: no relay
+}
+
+// met is the 200 answer putting the guest in meeting id.
+func (gp *guestPoll) met(id string) *reply {
+	return answer(okReply(signal.GuestResponse{Meeting: id, Relay: gp.relay}))
 }
 
 func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {
@@ -305,7 +338,7 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 		}
 		switch {
 		case g.Meeting != "":
-			rp := answer(okReply(signal.GuestResponse{Meeting: g.Meeting}))
+			rp := gp.met(g.Meeting)
 			if g.Poll != pollID {
 				return rp, Change{}, 0, nil
 			}
@@ -319,7 +352,7 @@ func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp boo
 		case n.hostPresent(now):
 			put := n.meet(gp.np, gp.id, g, now, &s.cfg)
 			g.Poll = ""
-			return answer(okReply(signal.GuestResponse{Meeting: g.Meeting})), n.change(gp.np, &s.cfg, true, put), 1, nil
+			return gp.met(g.Meeting), n.change(gp.np, &s.cfg, true, put), 1, nil
 		case !final:
 			return nil, Change{}, 0, nil
 		}
@@ -385,6 +418,10 @@ func (s *Server) send(rq *request) {
 		s.refuse(rq.w, reasonBadRequest, errorReply(status, err.Error()[len("signal: "):]))
 		return
 	}
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
 	rp, _, err := s.meetingUpdate(ctx, rq.arg, req.PeerID, func(m *meetingRec, side int, now int64) (*reply, bool) {
@@ -413,32 +450,66 @@ func (s *Server) send(rq *request) {
 		s.storeFailed(rq.w, err)
 		return
 	}
+	s.strikeIfStranger(rq, rp)
 	writeReply(rq.w, *rp)
 }
 
-// closeMeeting serves ClosePath.
+// closeMeeting serves ClosePath. A closed meeting frees its guest's place
+// at the nameplate (MaxGuestsPerNameplate) at once.
 func (s *Server) closeMeeting(rq *request) {
 	var req signal.CloseRequest
 	if !s.decode(rq, &req, &req.PeerID, nil) {
 		return
 	}
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
+	var np, guest string
 	rp, _, err := s.meetingUpdate(ctx, rq.arg, req.PeerID, func(m *meetingRec, side int, now int64) (*reply, bool) {
+		np, guest = m.Nameplate, m.Peers[1]
 		if m.Closed[side] {
 			return &emptyReply, false
 		}
 		m.Closed[side] = true
 		return &emptyReply, true
 	})
+	if err == nil && np != "" {
+		err = s.freeGuest(ctx, np, guest, rq.arg)
+	}
 	if err != nil {
 		s.storeFailed(rq.w, err)
 		return
 	}
+	s.strikeIfStranger(rq, rp)
 	if rp.status == http.StatusGone { // already expired: closed anyway
 		rp = &emptyReply
 	}
 	writeReply(rq.w, *rp)
+}
+
+// freeGuest drops guest, whose meeting is closed, from nameplate np.
+func (s *Server) freeGuest(ctx context.Context, np, guest, meeting string) error {
+	_, err := s.updateNameplate(ctx, np, func(n *nameplateRec, now int64) (*reply, Change, int, error) {
+		if g := n.Guests[guest]; g == nil || g.Meeting != meeting {
+			return nil, Change{}, 0, nil
+		}
+		delete(n.Guests, guest)
+		n.normalize(now, &s.cfg)
+		return nil, n.change(np, &s.cfg, false), 0, nil
+	})
+	return err
+}
+
+// strikeIfStranger charges rq's client when rp says it named a meeting that
+// does not exist or that it is not in: such requests are not held to a
+// peer's rate but to its address's.
+func (s *Server) strikeIfStranger(rq *request, rp *reply) {
+	if rp != nil && (rp.status == http.StatusNotFound || rp.status == http.StatusForbidden) {
+		s.strike(rq.client)
+	}
 }
 
 // recv serves RecvPath: the other side's messages, or park until some come.
@@ -451,7 +522,13 @@ func (s *Server) recv(rq *request) {
 		s.refuse(rq.w, reasonBadRequest, errorReply(http.StatusBadRequest, "negative after"))
 		return
 	}
-	if rp, reason, ok := s.acquire(rq.client); !ok {
+	if rp, ok := s.limitPeer(meetingKey(rq.arg), req.PeerID); !ok {
+		s.refuse(rq.w, reasonRateLimited, rp)
+		return
+	}
+	// One recv of a side is parked at a time (a new one replaces it), so a
+	// member's recvs need no per-client cap; others are refused at once.
+	if rp, reason, ok := s.acquire(rq, false); !ok {
 		s.refuse(rq.w, reason, rp)
 		return
 	}
@@ -471,6 +548,7 @@ func (s *Server) recv(rq *request) {
 		return nil, true
 	})
 	pp.next = next
+	s.strikeIfStranger(rq, rp)
 	s.settle(pp, rp, err)
 }
 

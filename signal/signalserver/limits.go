@@ -92,22 +92,42 @@ func newSlotLimiter(perSecond float64, burst, slots int) *slotLimiter {
 		slots: make([]atomic.Pointer[rate.Limiter], slots)}
 }
 
-// allow takes a token for p; when none is left it returns false and how long
-// until one will be.
+// allow takes a token for key; when none is left it returns false and how
+// long until one will be.
 func (l *slotLimiter) allow(key netip.Prefix, now time.Time) (bool, time.Duration) {
 	if l == nil || !key.IsValid() {
 		return true, 0
 	}
-	var h maphash.Hash
-	h.SetSeed(l.seed)
 	b, _ := key.MarshalBinary()
-	h.Write(b)
-	p := &l.slots[h.Sum64()%uint64(len(l.slots))]
+	return l.allowKey(string(b), now)
+}
+
+// has reports whether key has a token left, without taking it.
+func (l *slotLimiter) has(key netip.Prefix, now time.Time) bool {
+	if l == nil || !key.IsValid() {
+		return true
+	}
+	b, _ := key.MarshalBinary()
+	return l.bucket(string(b)).TokensAt(now) >= 1
+}
+
+// bucket is key's token bucket.
+func (l *slotLimiter) bucket(key string) *rate.Limiter {
+	p := &l.slots[maphash.String(l.seed, key)%uint64(len(l.slots))]
 	s := p.Load()
 	if s == nil {
 		p.CompareAndSwap(nil, rate.NewLimiter(l.limit, l.burst))
 		s = p.Load()
 	}
+	return s
+}
+
+// allowKey is allow for any key.
+func (l *slotLimiter) allowKey(key string, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	s := l.bucket(key)
 	r := s.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 || !r.OK() {
 		r.CancelAt(now)
@@ -136,18 +156,21 @@ const (
 	parkClientFull
 )
 
-// acquire takes a slot for c, or says which cap refused it.
+// acquire takes a slot for c (the zero client: counted in the total only),
+// or says which cap refused it.
 func (p *parkedCounts) acquire(c client) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.total >= p.max:
 		return parkFull
-	case p.by[c.ip] >= p.perIP, c.net.IsValid() && p.by[c.net] >= p.perNet:
+	case c.ip.IsValid() && p.by[c.ip] >= p.perIP, c.net.IsValid() && p.by[c.net] >= p.perNet:
 		return parkClientFull
 	}
 	p.total++
-	p.by[c.ip]++
+	if c.ip.IsValid() {
+		p.by[c.ip]++
+	}
 	if c.net.IsValid() {
 		p.by[c.net]++
 	}

@@ -46,7 +46,7 @@ type parkedPoll struct {
 	s        *Server
 	id       string // in the records, so a later poll of the same peer can take over
 	p        poller
-	client   client
+	client   client // whose parked-poll slot it holds; zero: the server's only
 	deadline time.Time
 	next     int64 // Unix ms when the records change by themselves; 0: never
 	w        http.ResponseWriter
@@ -61,9 +61,15 @@ type parkedPoll struct {
 	done        chan struct{} // closed when the poll has ended (registered polls)
 }
 
-// acquire takes a parked-poll slot for c.
-func (s *Server) acquire(c client) (reply, string, bool) {
-	switch s.parked.acquire(c) {
+// acquire takes a parked-poll slot for rq: counted against the caps of its
+// client when perClient, else only against the server's (a poll that a
+// peer's claim or meeting already bounds: one parked at a time each).
+func (s *Server) acquire(rq *request, perClient bool) (reply, string, bool) {
+	rq.slot = client{}
+	if perClient {
+		rq.slot = rq.client
+	}
+	switch s.parked.acquire(rq.slot) {
 	case parkFull:
 		return retryReply(http.StatusServiceUnavailable, "too many waiting peers; retry later", 5*time.Second), reasonMaxParked, false
 	case parkClientFull:
@@ -77,7 +83,7 @@ func (s *Server) acquire(c client) (reply, string, bool) {
 // that no change is missed.
 func (s *Server) newParkedPoll(rq *request, key string, p poller) *parkedPoll {
 	pp := &parkedPoll{
-		s: s, id: signal.NewPeerID(), p: p, client: rq.client,
+		s: s, id: signal.NewPeerID(), p: p, client: rq.slot,
 		deadline: time.Now().Add(s.cfg.PollWait),
 		w:        rq.w, r: rq.r,
 		wakeCh: make(chan struct{}, 1),

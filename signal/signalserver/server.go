@@ -35,6 +35,8 @@ type Server struct {
 	rate      *slotLimiter // per IPv4 address or IPv6 /64
 	rateNet   *slotLimiter // per IPv6 /56
 	roomRate  *slotLimiter // new claims and meetings per client
+	peerRate  *slotLimiter // a peer's requests in its meeting, a claimed host's polls
+	strikes   *slotLimiter // per client: meeting requests naming a meeting it is not in
 	stunRate  *slotLimiter
 	parked    parkedCounts
 	closeOnce sync.Once
@@ -56,6 +58,8 @@ func New(cfg Config) *Server {
 		metrics:  newMetrics(),
 		rate:     newSlotLimiter(cfg.RatePerIP, cfg.RateBurst, cfg.LimiterSlots),
 		roomRate: newSlotLimiter(cfg.RoomRatePerIP, cfg.RoomBurst, cfg.LimiterSlots),
+		peerRate: newSlotLimiter(cfg.PeerRate, cfg.PeerBurst, cfg.LimiterSlots),
+		strikes:  newSlotLimiter(cfg.RatePerIP, cfg.RateBurst, cfg.LimiterSlots),
 		stunRate: newSlotLimiter(cfg.STUNRatePerIP, cfg.STUNBurst, cfg.LimiterSlots),
 		parked:   parkedCounts{max: cfg.MaxParked, perIP: cfg.MaxParkedPerIP, perNet: cfg.MaxParkedPerIPv6Net, by: make(map[netip.Prefix]int)},
 		polls:    make(map[*parkedPoll]struct{}),
@@ -68,12 +72,12 @@ func New(cfg Config) *Server {
 	}
 	s.promHTTP = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc(signal.HostPath, s.post(s.host))
-	s.mux.HandleFunc(signal.GuestPath, s.post(s.guest))
-	s.mux.HandleFunc(signal.ReleasePath, s.post(s.release))
-	s.mux.HandleFunc(signal.SendPath, s.post(s.send))
-	s.mux.HandleFunc(signal.RecvPath, s.post(s.recv))
-	s.mux.HandleFunc(signal.ClosePath, s.post(s.closeMeeting))
+	s.mux.HandleFunc(signal.HostPath, s.post(s.host, limitLater))
+	s.mux.HandleFunc(signal.GuestPath, s.post(s.guest, limitClient))
+	s.mux.HandleFunc(signal.ReleasePath, s.post(s.release, limitClient))
+	s.mux.HandleFunc(signal.SendPath, s.post(s.send, limitMeeting))
+	s.mux.HandleFunc(signal.RecvPath, s.post(s.recv, limitMeeting))
+	s.mux.HandleFunc(signal.ClosePath, s.post(s.closeMeeting, limitMeeting))
 	s.mux.HandleFunc(signal.HealthzPath, s.healthz)
 	s.mux.HandleFunc(signal.MetricsPath, s.serveMetrics)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -97,14 +101,53 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wildcard and the body.
 type request struct {
 	client client
+	slot   client // whose parked-poll slot the request holds (acquire)
 	arg    string // the nameplate or meeting ID of the path
 	body   []byte
 	w      http.ResponseWriter
 	r      *http.Request
 }
 
-// post wraps a protocol handler: method, rate limits, body.
-func (s *Server) post(h func(*request)) http.HandlerFunc {
+// Which rate limits a request is held to. The per-client rates (RatePerIP
+// and the IPv6 /56's) guard against floods of new claims and meetings; a
+// busy host makes several requests for every guest it meets, all from one
+// address, so requests within a meeting (and a claimed host's polls) count
+// against the peer's own rate (PeerRate) instead, and against the client's
+// only when they name a meeting the client is not in.
+const (
+	limitClient  = iota // the per-client rates, up front
+	limitMeeting        // the peer's rate in its meeting; strikes for a meeting it is not in
+	limitLater          // the handler decides (a host: claimed or not)
+)
+
+// limitClientRate takes a token of c's per-client rates, or returns the
+// refusal.
+func (s *Server) limitClientRate(c client) (reply, bool) {
+	now := time.Now()
+	if ok, wait := s.rate.allow(c.ip, now); !ok {
+		return retryReply(http.StatusTooManyRequests, "rate limit exceeded; slow down", wait), false
+	}
+	if ok, wait := s.rateNet.allow(c.net, now); !ok {
+		return retryReply(http.StatusTooManyRequests, "rate limit of your IPv6 /56 exceeded; slow down", wait), false
+	}
+	return reply{}, true
+}
+
+// limitPeer takes a token of the rate of peerID in room (a meeting or a
+// nameplate), or returns the refusal.
+func (s *Server) limitPeer(room, peerID string) (reply, bool) {
+	if ok, wait := s.peerRate.allowKey(room+"/"+peerID, time.Now()); !ok {
+		return retryReply(http.StatusTooManyRequests, "rate limit of your meeting exceeded; slow down", wait), false
+	}
+	return reply{}, true
+}
+
+// strike charges c for a meeting request naming a meeting it is not in.
+func (s *Server) strike(c client) { s.strikes.allow(c.ip, time.Now()) }
+
+// post wraps a protocol handler: method, rate limits (limit: one of the
+// limitXxx), body.
+func (s *Server) post(h func(*request), limit int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -117,14 +160,17 @@ func (s *Server) post(h func(*request)) http.HandlerFunc {
 			return
 		}
 		c := clientOf(addr)
-		now := time.Now()
-		if ok, wait := s.rate.allow(c.ip, now); !ok {
-			s.refuse(w, reasonRateLimited, retryReply(http.StatusTooManyRequests, "rate limit exceeded; slow down", wait))
-			return
-		}
-		if ok, wait := s.rateNet.allow(c.net, now); !ok {
-			s.refuse(w, reasonRateLimited, retryReply(http.StatusTooManyRequests, "rate limit of your IPv6 /56 exceeded; slow down", wait))
-			return
+		switch limit {
+		case limitClient:
+			if rp, ok := s.limitClientRate(c); !ok {
+				s.refuse(w, reasonRateLimited, rp)
+				return
+			}
+		case limitMeeting:
+			if !s.strikes.has(c.ip, time.Now()) {
+				s.refuse(w, reasonRateLimited, retryReply(http.StatusTooManyRequests, "too many requests for meetings you are not in; slow down", time.Second))
+				return
+			}
 		}
 		if s.isClosed() {
 			s.refuse(w, reasonShutdown, retryReply(http.StatusServiceUnavailable, signal.MsgShuttingDown, 0))
@@ -260,7 +306,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeCtx()
 	defer cancel()
-	h := signal.HealthResponse{Status: "ok", Store: "memory"}
+	h := signal.HealthResponse{Status: "ok", Store: "memory", Relay: s.cfg.RelayURLs}
 	if rs, ok := s.store.(*RedisStore); ok {
 		h.Store = "redis " + rs.addr
 	}

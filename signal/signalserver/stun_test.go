@@ -224,3 +224,79 @@ func waitMetric(t testing.TB, ts *testServer, sample string, want float64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSTUNPairChangeRequest: with two ports, every answer names the other in OTHER-ADDRESS, a CHANGE-REQUEST for
+// another port is answered from it, and one for another IP address (or for another port on a one-port server)
+// gets a 420 error naming CHANGE-REQUEST.
+func TestSTUNPairChangeRequest(t *testing.T) {
+	s := New(Config{})
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alt, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeSTUNPair(ctx, pc, alt) }()
+	t.Cleanup(func() { cancel(); <-done; pc.Close(); alt.Close() })
+	one := startSTUN(t, New(Config{}), "udp4", "127.0.0.1:0")
+
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := func(to net.Addr, change byte) (*stun.Message, net.Addr) {
+		t.Helper()
+		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
+			stun.RawAttribute{Type: stun.AttrChangeRequest, Value: []byte{0, 0, 0, change}}, stun.Fingerprint)
+		if _, err := conn.WriteTo(req.Raw, to); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &stun.Message{Raw: buf[:n]}
+		if err := m.Decode(); err != nil || m.TransactionID != req.TransactionID {
+			t.Fatalf("answer: %v", err)
+		}
+		return m, from
+	}
+	for _, tc := range []struct {
+		name     string
+		to, from net.Addr
+		change   byte
+		other    net.Addr
+	}{
+		{"first port", pc.LocalAddr(), pc.LocalAddr(), 0, alt.LocalAddr()},
+		{"second port", alt.LocalAddr(), alt.LocalAddr(), 0, pc.LocalAddr()},
+		{"change port", pc.LocalAddr(), alt.LocalAddr(), changePort, alt.LocalAddr()},
+		{"change port from the second", alt.LocalAddr(), pc.LocalAddr(), changePort, pc.LocalAddr()},
+	} {
+		m, from := ask(tc.to, tc.change)
+		if m.Type != stun.BindingSuccess || from.String() != tc.from.String() {
+			t.Errorf("%s: %v from %s, want success from %s", tc.name, m.Type, from, tc.from)
+		}
+		var other stun.OtherAddress
+		if err := other.GetFrom(m); err != nil || other.String() != tc.other.String() {
+			t.Errorf("%s: OTHER-ADDRESS %v (%v), want %s", tc.name, other, err, tc.other)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		to     net.Addr
+		change byte
+	}{{"change IP", pc.LocalAddr(), changeIP}, {"change IP and port", pc.LocalAddr(), changeIP | changePort}, {"change port, one port", one, changePort}} {
+		m, _ := ask(tc.to, tc.change)
+		var code stun.ErrorCodeAttribute
+		if m.Type != stun.BindingError || code.GetFrom(m) != nil || code.Code != stun.CodeUnknownAttribute {
+			t.Errorf("%s: %v %v, want a 420 error", tc.name, m.Type, code)
+		}
+	}
+}

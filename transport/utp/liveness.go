@@ -38,15 +38,17 @@ func (p *Path) loop() {
 			p.shutdown(fmt.Errorf("%w: nothing from %v for %v", ErrPathDead, r.id(), silent.Round(time.Millisecond)), false)
 			return
 		}
+		next, suspect := p.maintainRoutes(now)
+		r = p.loadRoute()
 		interval := p.cfg.KeepaliveInterval
-		if !peerDone || now.Sub(time.Unix(0, p.lastWrite.Load())) < time.Second {
+		if !peerDone || suspect || now.Sub(time.Unix(0, p.lastWrite.Load())) < time.Second {
 			interval = p.cfg.ProbeInterval
 		}
 		if sinceProbe >= interval {
 			p.sendCtrl(r, kindProbe, nil, true)
 			sinceProbe = 0
 		}
-		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8))
+		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8, next))
 	}
 }
 
@@ -66,6 +68,7 @@ func (p *Path) expireSent(now time.Time) (lost int) {
 		}
 		delete(p.sent, ctr)
 	}
+	p.sel.lostInRow += lost
 	return lost
 }
 

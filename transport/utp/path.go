@@ -20,6 +20,7 @@ const (
 	CandidateHost  CandidateKind = "host"  // a local interface address
 	CandidateSrflx CandidateKind = "srflx" // server-reflexive: our address as a STUN server saw it
 	CandidatePrflx CandidateKind = "prflx" // peer-reflexive: an address seen only by the peer (Path.Pair)
+	CandidateRelay CandidateKind = "relay" // a TURN allocation's relayed address (Relay.Candidate)
 )
 
 // Candidate is an address at which a peer may be reachable. Its JSON form matches signal.Candidate.
@@ -70,6 +71,7 @@ type Path struct {
 	window replayWindow
 
 	route atomic.Pointer[routeRef] // read without a lock on every datagram; written by setRoute under mu
+	sel   routeSel                 // route selection (route_select.go): guarded by mu but for curRecv
 
 	mu            sync.Mutex
 	cands         []Candidate
@@ -105,6 +107,11 @@ func (p *Path) Pair() (local, remote Candidate) {
 	for _, h := range p.t.HostCandidates() {
 		if h.Addr == p.seenAs {
 			local.Kind = CandidateHost
+		}
+	}
+	for _, r := range p.t.readyRelays() {
+		if r.addr == p.seenAs {
+			local.Kind = CandidateRelay
 		}
 	}
 	remote = Candidate{Kind: CandidatePrflx, Addr: p.remote}
@@ -200,7 +207,7 @@ func (p *Path) receive(b []byte, r route) {
 	now := time.Now()
 	p.lastRecv.Store(now.UnixNano())
 	kind := ctrlKind(plain[0])
-	p.heardOn(r, newest, kind)
+	p.heardOn(r, newest, plain, now)
 	if kind == kindDatagram {
 		p.eng.DeliverDatagram(plain[1:])
 		return
@@ -253,8 +260,9 @@ func (p *Path) sendSealed(r route, kind ctrlKind, payload []byte, record bool) {
 	if record {
 		now := time.Now()
 		p.mu.Lock()
-		p.sent[counter] = sentPacket{at: now, probe: kind == kindProbe}
-		if kind == kindProbe {
+		probe := kind == kindProbe && payload[0]&flagBackup == 0 // a probe of the current route
+		p.sent[counter] = sentPacket{at: now, probe: probe}
+		if probe {
 			p.lastProbe = now
 		}
 		p.mu.Unlock()
@@ -285,13 +293,15 @@ type sentPacket struct {
 	probe bool
 }
 
-// directRouteFor is the route a datagram from addr came on: the current route when it is that one (no allocation
-// on the hot path), else a new direct route.
-func (p *Path) directRouteFor(addr netip.AddrPort) route {
-	if r := p.loadRoute(); r != nil && r.id() == (routeID{routeDirect, addr}) {
-		return r
+// routeFor is the route a datagram from addr (through our relay via, or straight when via is nil) came on: the
+// current route when it is that one (no allocation on the hot path), else a new route.
+func (p *Path) routeFor(addr netip.AddrPort, via *Relay) route {
+	if r := p.loadRoute(); r != nil {
+		if id := r.id(); id.addr == addr && ((via == nil && id.kind == routeDirect) || (via != nil && id.via == via.addr && id.kind == routeRelay)) {
+			return r
+		}
 	}
-	return newDirectRoute(p.t, addr)
+	return newRoute(p.t, addr, via)
 }
 
 // udpAddr is the current remote address as a *net.UDPAddr (for a stream's RemoteAddr).

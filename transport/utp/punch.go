@@ -122,6 +122,9 @@ func (p *Path) flags(r route) byte {
 	}
 	if p.established {
 		f |= flagDone
+		if cur := p.loadRoute(); cur != nil && r.id() != cur.id() {
+			f |= flagBackup
+		}
 	}
 	return f
 }
@@ -142,30 +145,39 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 		return
 	}
 	var rtt time.Duration
+	var sent sentPacket
 	if c.kind == kindPunchReply || c.kind == kindProbeEcho {
 		ctr := parseEcho(c.body)
-		sent, ok := p.sent[ctr]
+		var ok bool
+		sent, ok = p.sent[ctr]
 		if !ok {
 			p.mu.Unlock() // a late answer, to a probe already counted lost
 			return
 		}
 		delete(p.sent, ctr)
 		rtt = now.Sub(sent.at)
-		if !p.locked {
+		switch {
+		case !p.locked:
 			// The first reply fixes, for now, the peer's address.
 			p.locked = true
 			p.setRoute(r)
 			p.seenAs = parseObserved(c.body)
 			p.srtt = rtt
 			p.log.Debug("utp: punch answered", "route", r.id(), "rtt", rtt)
+		case c.kind == kindPunchReply:
+			p.punchAnswered(r, parseObserved(c.body), rtt)
+		case !sent.probe:
+			p.backupAnswered(r, rtt)
 		}
 	}
 	if !p.locked {
 		p.mu.Unlock() // the peer's state matters once we know a route to it
 		return
 	}
-	if c.kind == kindProbeEcho {
+	curProbe := c.kind == kindProbeEcho && sent.probe
+	if curProbe {
 		p.srtt = (7*p.srtt + rtt) / 8
+		p.sel.lostInRow = 0
 	}
 	if c.flags&flagConfirmed != 0 {
 		p.peerConfirmed = true
@@ -197,7 +209,9 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 	case kindProbe:
 		p.sendCtrl(r, kindProbeEcho, u64(counter), false)
 	case kindProbeEcho:
-		p.cc.onRTTSample(rtt)
+		if curProbe {
+			p.cc.onRTTSample(rtt)
+		}
 	case kindOpenRequest:
 		if p.dialer {
 			p.serveOpenRequest(binary.BigEndian.Uint64(c.body))
@@ -229,17 +243,21 @@ func (p *Path) learnPunchSource(from netip.AddrPort) bool {
 	return true
 }
 
-// punch sends one round of punches: to the locked route once a punch was answered, else to every candidate.
+// punch sends one round of punches to every candidate, straight and (but for host candidates: LAN addresses a relay
+// on the internet neither reaches nor may send to) through each of our relays: every pair that works is a route,
+// and the best one that answered carries the path (punchAnswered).
 func (p *Path) punch() {
 	p.mu.Lock()
-	locked, r := p.locked, p.loadRoute()
 	cands := p.cands // learnPunchSource only appends
 	p.mu.Unlock()
-	if locked {
-		p.sendCtrl(r, kindPunch, u64(p.instance), true)
-		return
-	}
+	relays := p.t.readyRelays()
 	for _, c := range cands {
 		p.sendCtrl(newDirectRoute(p.t, c.Addr), kindPunch, u64(p.instance), true)
+		if c.Kind == CandidateHost {
+			continue
+		}
+		for _, r := range relays {
+			p.sendCtrl(r.route(c.Addr), kindPunch, u64(p.instance), true)
+		}
 	}
 }

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // A route carries sealed datagrams between this Transport and the peer one way or another: straight over the UDP
-// socket to a punched address (directRoute) or, later, through a relay. The path picks the route its datagrams take;
+// socket to a punched address (directRoute) or through a TURN allocation of ours (relayRoute). The path picks the route its datagrams take;
 // whoever reads a route hands what arrives to Path.receive with the route it came on, and reports a route that can no
 // longer carry anything to Path.routeDead. Adding a kind of route is one more implementation of this interface.
 type route interface {
@@ -23,19 +24,32 @@ type routeKind uint8
 
 const (
 	routeDirect routeKind = iota + 1 // over the Transport's UDP socket
+	routeRelay                       // through a TURN allocation of ours
 )
 
 type routeID struct {
 	kind routeKind
 	addr netip.AddrPort
+	via  netip.AddrPort // a relay route's relayed address
 }
 
 func (id routeID) String() string {
 	switch id.kind {
 	case routeDirect:
 		return "direct " + id.addr.String()
+	case routeRelay:
+		return "relay " + id.via.String() + " to " + id.addr.String()
 	}
 	return "route " + id.addr.String()
+}
+
+// newRoute is the route to the peer address addr: through the relay via, or straight over the socket when via is
+// nil.
+func newRoute(t *Transport, addr netip.AddrPort, via *Relay) route {
+	if via != nil {
+		return via.route(addr)
+	}
+	return newDirectRoute(t, addr)
 }
 
 // directRoute is a punched candidate pair: the Transport's socket and one of the peer's addresses.
@@ -54,7 +68,7 @@ func (r *directRoute) send(b []byte) error {
 	return err
 }
 
-func (r *directRoute) id() routeID              { return routeID{routeDirect, r.addr} }
+func (r *directRoute) id() routeID              { return routeID{kind: routeDirect, addr: r.addr} }
 func (r *directRoute) peerAddr() netip.AddrPort { return r.addr }
 
 // errRouteDead: a route could not carry a datagram at all (as opposed to dropping one).
@@ -73,10 +87,17 @@ func (p *Path) loadRoute() route {
 
 // setRoute makes r the path's route. Called with p.mu held.
 func (p *Path) setRoute(r route) {
-	if cur := p.loadRoute(); cur != nil && cur.id() != r.id() {
+	cur := p.loadRoute()
+	if cur != nil && cur.id() != r.id() {
 		p.log.Info("utp: path moved", "from", cur.id(), "to", r.id())
 	}
+	if p.rank(r) == rankRelay {
+		p.sel.backup = r
+	}
 	p.route.Store(&routeRef{r})
+	if cur == nil || cur.id() != r.id() {
+		p.routeChanged()
+	}
 	p.remote = r.peerAddr()
 	p.heard[r.id()] = r
 	if len(p.heard) > maxHeardRoutes {
@@ -92,22 +113,39 @@ func (p *Path) setRoute(r route) {
 // maxHeardRoutes bounds the routes a path remembers as alternatives.
 const maxHeardRoutes = 8
 
-// heardOn is called for every fresh authenticated datagram with the route it came on. Once the path is
-// established, the newest datagram (the highest counter so far, so neither a reordered old one nor a replay) arriving
-// on another route moves the path there: the peer's NAT rebound its mapping, or the peer moved. Punches and their
-// replies do not move it: the peer may still be answering punches sent to its other addresses.
-func (p *Path) heardOn(r route, newest bool, kind ctrlKind) {
-	if !newest || kind == kindPunch || kind == kindPunchReply {
+// heardOn is called for every fresh authenticated datagram (plain is its opened plaintext) with the route it came
+// on. Once the path is established, the newest datagram (the highest counter so far, so neither a reordered old one
+// nor a replay) arriving on another route moves the path there: the peer's NAT rebound its mapping, the peer moved,
+// or it chose a better route or fell back on the relay. Punches and their replies do not move it (the peer may
+// still be answering punches sent to its other addresses), nor do packets the peer sent on a route other than its
+// own current one (flagBackup: relay keepalives). A lower-ranked route takes over only once the current one went
+// quiet, so a late datagram from the relay does not undo an upgrade.
+func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
+	kind := ctrlKind(plain[0])
+	if kind == kindPunch || kind == kindPunchReply || (kind != kindDatagram && len(plain) > 1 && plain[1]&flagBackup != 0) {
 		return
 	}
-	if cur := p.loadRoute(); cur == nil || cur.id() == r.id() {
-		return // the common case, without a lock
+	cur := p.loadRoute()
+	if cur == nil {
+		return
+	}
+	if cur.id() == r.id() {
+		p.sel.curRecv.Store(now.UnixNano()) // the common case, without a lock
+		return
+	}
+	if !newest {
+		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cur := p.loadRoute(); p.established && p.err == nil && cur.id() != r.id() {
-		p.setRoute(r)
+	cur = p.loadRoute()
+	if !p.established || p.err != nil || cur.id() == r.id() {
+		return
 	}
+	if p.rank(r) < p.rank(cur) && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
+		return
+	}
+	p.setRoute(r)
 }
 
 // routeDead drops r; when it was the path's route, the path falls back on another route the peer was heard on, if

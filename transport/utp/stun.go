@@ -84,18 +84,18 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 	}
 }
 
-// handleSTUN delivers a STUN response to the DiscoverSTUN call waiting for its transaction; anything else is
-// dropped (we never answer STUN requests).
-func (t *Transport) handleSTUN(b []byte, from netip.AddrPort) {
+// handleSTUN delivers a STUN response to the DiscoverSTUN call waiting for its transaction and reports whether one
+// was; the caller offers anything else to the TURN clients of our relays (we never answer STUN requests).
+func (t *Transport) handleSTUN(b []byte, from netip.AddrPort) bool {
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if err := m.Decode(); err != nil {
-		return
+		return false
 	}
 	t.mu.Lock()
 	reply := t.stunWait[m.TransactionID]
 	t.mu.Unlock()
 	if reply == nil {
-		return
+		return false
 	}
 	var r stunReply
 	switch m.Type {
@@ -109,12 +109,13 @@ func (t *Transport) handleSTUN(b []byte, from netip.AddrPort) {
 			r.err = fmt.Errorf("error response %d %s", code.Code, code.Reason)
 		}
 	default:
-		return
+		return true
 	}
 	select {
 	case reply <- r:
 	default:
 	}
+	return true
 }
 
 func mappedAddress(m *stun.Message) (netip.AddrPort, error) {

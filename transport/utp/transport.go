@@ -31,7 +31,8 @@ type Transport struct {
 	wg            sync.WaitGroup
 	stats         counters
 
-	byID atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
+	byID   atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
+	relays atomic.Pointer[[]*Relay]            // TURN allocations; copied on write under mu
 
 	mu       sync.Mutex
 	paths    map[*Path]struct{}          // connecting and established
@@ -169,6 +170,9 @@ func (t *Transport) Close() error {
 	for _, p := range paths {
 		p.shutdown(ErrTransportClosed, true)
 	}
+	for _, r := range t.loadRelays() {
+		r.Close()
+	}
 	close(t.done)
 	err := t.pc.Close()
 	t.wg.Wait()
@@ -240,9 +244,20 @@ func (t *Transport) readLoop() {
 // (dropped and counted). b may be overwritten (sealed datagrams are opened in place).
 func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 	if isSTUN(b) {
-		t.handleSTUN(b, from)
+		if !t.handleSTUN(b, from) {
+			t.relayInbound(b, from)
+		}
 		return
 	}
+	if isChannelData(b) && t.relayInbound(b, from) {
+		return
+	}
+	t.dispatchSealed(b, from, nil)
+}
+
+// dispatchSealed hands a sealed datagram from the peer address from (through our relay via, or straight over the
+// socket when via is nil) to its path.
+func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via *Relay) {
 	id, ok := sealedID(b)
 	if !ok {
 		t.stats.stranger.Add(1)
@@ -253,9 +268,9 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 	case !ok:
 		t.stats.stranger.Add(1)
 	case slot.mirror:
-		slot.p.receiveMirror(b, newDirectRoute(t, from))
+		slot.p.receiveMirror(b, newRoute(t, from, via))
 	default:
-		slot.p.receive(b, slot.p.directRouteFor(from))
+		slot.p.receive(b, slot.p.routeFor(from, via))
 	}
 }
 

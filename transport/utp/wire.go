@@ -36,6 +36,7 @@ const (
 	flagConfirmed = 1 << iota // the sender has had an authenticated reply to its own punch
 	flagNominated             // the sender is the dialler and chose the address this packet was sent to
 	flagDone                  // the sender's Connect has finished
+	flagBackup                // sent on a route that does not carry the sender's path now (a relay keepalive)
 )
 
 // ctrlMaxBody is the longest control body (a punch reply).

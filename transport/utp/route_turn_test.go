@@ -1,0 +1,272 @@
+package utp
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/p2phttp/p2phttp/signal/relay"
+)
+
+var relaySecret = []byte("route_turn_test secret")
+
+// startTURN runs p2phttp's TURN relay (pion/turn's server) on loopback UDP and TCP ports.
+func startTURN(t *testing.T) (udp, tcp string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	noErr(t, err)
+	s, err := relay.New(relay.Config{Secret: relaySecret, AllowPrivatePeers: true, RateLimit: -1}, pc, l)
+	noErr(t, err)
+	t.Cleanup(func() { s.Close() })
+	return pc.LocalAddr().String(), l.Addr().String()
+}
+
+func relayConfig(t *testing.T, server, user string, tcp bool) RelayConfig {
+	t.Helper()
+	cred, err := relay.NewCredentials(relaySecret, user, time.Minute)
+	noErr(t, err)
+	return RelayConfig{Server: server, TCP: tcp, Username: cred.Username, Password: cred.Password}
+}
+
+// firewall wraps a socket and, while blocked, drops every datagram to or from one address (the peer's socket):
+// the direct route dies, the relay (other addresses) still works. noUDP drops everything.
+type firewall struct {
+	net.PacketConn
+	peer    atomic.Pointer[netip.AddrPort]
+	blocked atomic.Bool
+	noUDP   atomic.Bool
+}
+
+func (f *firewall) drops(a net.Addr) bool {
+	ap, _ := addrPortOf(a)
+	p := f.peer.Load()
+	return f.noUDP.Load() || (f.blocked.Load() && p != nil && *p == ap)
+}
+
+func (f *firewall) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := f.PacketConn.ReadFrom(b)
+		if err != nil || !f.drops(from) {
+			return n, from, err
+		}
+	}
+}
+
+func (f *firewall) WriteTo(b []byte, to net.Addr) (int, error) {
+	if f.drops(to) {
+		return len(b), nil
+	}
+	return f.PacketConn.WriteTo(b, to)
+}
+
+// relayPair is two Transports on loopback with a relay each; the dialer's socket sits behind a firewall.
+type relayPair struct {
+	fw                   *firewall
+	dialerRelay          *Relay
+	dialerTr, acceptorTr *Transport
+	dialer, acceptor     *Path
+}
+
+func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair {
+	t.Helper()
+	udpServer, tcpServer := startTURN(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	noErr(t, err)
+	rp := &relayPair{fw: &firewall{PacketConn: pc}}
+	rp.dialerTr, err = NewTransport(rp.fw, cfg)
+	noErr(t, err)
+	t.Cleanup(func() { rp.dialerTr.Close() })
+	rp.acceptorTr, err = Listen("udp4", "127.0.0.1:0", cfg)
+	noErr(t, err)
+	t.Cleanup(func() { rp.acceptorTr.Close() })
+	acc := rp.acceptorTr.LocalAddr().AddrPort()
+	rp.fw.peer.Store(&acc)
+	rp.fw.blocked.Store(blocked)
+	rp.fw.noUDP.Store(tcpDialer)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dserver := udpServer
+	if tcpDialer {
+		dserver = tcpServer
+	}
+	dr, err := rp.dialerTr.AllocateRelay(ctx, relayConfig(t, dserver, "dialer", tcpDialer))
+	noErr(t, err, "dialer's allocation")
+	rp.dialerRelay = dr
+	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
+	noErr(t, err, "acceptor's allocation")
+	check(t, dr.Addr().IsValid() && dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
+
+	key := bytes.Repeat([]byte{7}, 32)
+	host := func(tr *Transport) Candidate { return Candidate{Kind: CandidateHost, Addr: tr.LocalAddr().AddrPort()} }
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		rp.dialer, errA = rp.dialerTr.Connect(ctx, Peer{Key: key, Dialer: true,
+			Candidates: []Candidate{host(rp.acceptorTr), ar.Candidate()}})
+	}()
+	go func() {
+		defer wg.Done()
+		rp.acceptor, errB = rp.acceptorTr.Connect(ctx, Peer{Key: key,
+			Candidates: []Candidate{host(rp.dialerTr), dr.Candidate()}})
+	}()
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("Connect: dialer %v, acceptor %v", errA, errB)
+	}
+	t.Cleanup(func() {
+		rp.dialer.Close()
+		rp.acceptor.Close()
+	})
+	return rp
+}
+
+// waitRoute waits until p's route is relayed (or not).
+func waitRoute(t *testing.T, p *Path, relayed bool, within time.Duration) PathRoute {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		changed := p.RouteChanged()
+		if r := p.Route(); r.Relayed == relayed {
+			return r
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("route still %+v after %v, want relayed=%v", p.Route(), within, relayed)
+		}
+	}
+}
+
+// A path whose direct route is blocked starts on the relay; a 32 MiB transfer moves to the direct route when it
+// opens and back to the relay when it closes again, and arrives byte-exact.
+func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
+	rp := newRelayPair(t, Config{}, false, true)
+	for _, p := range []*Path{rp.dialer, rp.acceptor} {
+		r := p.Route()
+		check(t, r.Relayed && r.Relay.IsValid(), "route at connect %+v, want relayed", r)
+	}
+	const size = 32 << 20
+	var phase atomic.Int32
+	progress := func(n int64) {
+		switch {
+		case n > size/4 && phase.CompareAndSwap(0, 1):
+			rp.fw.blocked.Store(false) // the direct route opens
+		case n > size/2 && phase.Load() == 2 && phase.CompareAndSwap(2, 3):
+			rp.fw.blocked.Store(true) // and dies
+		}
+	}
+	done := make(chan transferResult, 1)
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		res, err := transferVerified(ctx, rp.dialer, rp.acceptor, size, 64<<10, 3, progress)
+		errc <- err
+		done <- res
+	}()
+	for phase.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := waitRoute(t, rp.dialer, false, 30*time.Second)
+	t.Logf("upgraded: %+v", r)
+	waitRoute(t, rp.acceptor, false, 30*time.Second)
+	phase.Store(2)
+	for phase.Load() == 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r = waitRoute(t, rp.dialer, true, 30*time.Second)
+	t.Logf("fell back: %+v", r)
+	noErr(t, <-errc, "transfer")
+	res := <-done
+	equal(t, res.n, int64(size), "bytes received")
+	check(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
+	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
+}
+
+// A Transport whose UDP socket can send and receive nothing still connects through its TURN allocation over TCP,
+// and carries a stream.
+func TestRelayOverTCP(t *testing.T) {
+	rp := newRelayPair(t, Config{}, true, true)
+	r := rp.dialer.Route()
+	check(t, r.Relayed && r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := transferVerified(ctx, rp.dialer, rp.acceptor, 1<<20, 16<<10, 4, nil)
+	noErr(t, err, "transfer")
+	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+}
+
+// Peers that can reach each other directly from the start use the direct route, not the relay.
+func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
+	rp := newRelayPair(t, Config{}, false, false)
+	r := waitRoute(t, rp.dialer, false, 20*time.Second)
+	check(t, r.Host, "route %+v, want a host pair", r)
+}
+
+// A refused or unanswered allocation fails with ErrRelay in time, and leaves the Transport without a relay.
+func TestAllocateRelayFailures(t *testing.T) {
+	udpServer, tcpServer := startTURN(t)
+	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
+	noErr(t, err)
+	defer tr.Close()
+
+	bad := relayConfig(t, udpServer, "x", false)
+	bad.Password = "wrong"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = tr.AllocateRelay(ctx, bad)
+	isErr(t, err, ErrRelay)
+
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // a UDP port nobody answers on
+	noErr(t, err)
+	defer silent.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer scancel()
+	start := time.Now()
+	_, err = tr.AllocateRelay(sctx, relayConfig(t, silent.LocalAddr().String(), "x", false))
+	isErr(t, err, context.DeadlineExceeded)
+	check(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
+
+	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
+	isErr(t, err, ErrRelay)
+	equal(t, len(tr.loadRelays()), 0, "relays left")
+
+	r, err := tr.AllocateRelay(ctx, relayConfig(t, tcpServer, "x", true))
+	noErr(t, err)
+	equal(t, r.Candidate().Kind, CandidateRelay, "candidate kind")
+	noErr(t, tr.Close())
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("the relay outlived its Transport")
+	}
+}
+
+// An idle path notices that its direct route died from its keepalive probes, falls back on the relay (whose own
+// keepalives kept it open), and still carries a stream.
+func TestIdlePathFallsBack(t *testing.T) {
+	rp := newRelayPair(t, Config{KeepaliveInterval: 300 * time.Millisecond, DeadPathTimeout: time.Minute}, false, true)
+	rp.fw.blocked.Store(false)
+	waitRoute(t, rp.dialer, false, 20*time.Second)
+	waitRoute(t, rp.acceptor, false, 20*time.Second)
+	time.Sleep(time.Second) // idle: keepalives only, on the direct route and the relay
+	rp.fw.blocked.Store(true)
+	waitRoute(t, rp.dialer, true, 20*time.Second)
+	waitRoute(t, rp.acceptor, true, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
+	noErr(t, err, "transfer")
+	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+	equal(t, rp.dialer.Err(), nil, "dialer's path")
+}
