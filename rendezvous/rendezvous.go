@@ -374,7 +374,7 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 }
 
 func (cfg *Config) signalClient() *signal.Client {
-	return signal.NewClient(cfg.SignalURL, signal.WithHTTPClient(cfg.HTTPClient), signal.WithLogger(cfg.Logger))
+	return (&signal.ClientConfig{HTTPClient: cfg.HTTPClient, Logger: cfg.Logger}).NewClient(cfg.SignalURL)
 }
 
 // setDefaults fills in the defaults and parses the code, which a guest must have.

@@ -2,6 +2,7 @@ package signal
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,44 +57,54 @@ type Client struct {
 	requestTimeout time.Duration
 }
 
-// ClientOption configures a Client.
-type ClientOption func(*Client)
+// Defaults for the zero fields of ClientConfig.
+const (
+	DefaultBackoffMin     = 250 * time.Millisecond
+	DefaultBackoffMax     = 10 * time.Second
+	DefaultRequestTimeout = 60 * time.Second
+)
 
-// WithHTTPClient sets the http.Client used for requests (default: a client on http.DefaultTransport). Do not give
-// it a Timeout shorter than a long-poll.
-func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.hc = hc } }
-
-// WithLogger sets where the client logs retries and meetings (default: discard).
-func WithLogger(l *slog.Logger) ClientOption { return func(c *Client) { c.log = l } }
-
-// WithBackoff sets the first and the longest pause between retries after a transient error (default 250 ms and
-// 10 s); pauses double and are jittered, and never undercut the server's Retry-After.
-func WithBackoff(initial, max time.Duration) ClientOption {
-	return func(c *Client) { c.backoffMin, c.backoffMax = initial, max }
+// ClientConfig configures a Client. The zero value, or a nil *ClientConfig, takes every default.
+type ClientConfig struct {
+	// HTTPClient makes the requests; nil means a client on http.DefaultTransport. Do not give it a Timeout shorter
+	// than a long-poll.
+	HTTPClient *http.Client
+	// Logger receives retries and meetings; nil discards them.
+	Logger *slog.Logger
+	// BackoffMin and BackoffMax are the first and the longest pause between retries after a transient error
+	// (DefaultBackoffMin, DefaultBackoffMax); pauses double and are jittered, and never undercut the server's
+	// Retry-After.
+	BackoffMin, BackoffMax time.Duration
+	// RequestTimeout bounds one HTTP request, long-poll included (DefaultRequestTimeout; it must exceed the server's
+	// long-poll, 25 s by default). A request that hits it is retried.
+	RequestTimeout time.Duration
 }
 
-// WithRequestTimeout bounds one HTTP request, long-poll included (default 60 s; it must exceed the server's
-// long-poll, 25 s by default). A request that hits it is retried.
-func WithRequestTimeout(d time.Duration) ClientOption {
-	return func(c *Client) { c.requestTimeout = d }
-}
+// NewClient returns a Client with the default configuration for the server at baseURL, e.g.
+// "http://signal.example:8080". A bad URL makes every call fail.
+func NewClient(baseURL string) *Client { return (*ClientConfig)(nil).NewClient(baseURL) }
 
-// NewClient returns a Client for the server at baseURL, e.g. "http://signal.example:8080". A bad URL makes every
-// call fail.
-func NewClient(baseURL string, opts ...ClientOption) *Client {
+// NewClient returns a Client configured by cfg for the server at baseURL. A bad URL makes every call fail.
+func (cfg *ClientConfig) NewClient(baseURL string) *Client {
+	if cfg == nil {
+		cfg = &ClientConfig{}
+	}
 	c := &Client{
 		base:           strings.TrimRight(baseURL, "/"),
-		hc:             &http.Client{},
-		log:            slog.New(slog.DiscardHandler),
-		backoffMin:     250 * time.Millisecond,
-		backoffMax:     10 * time.Second,
-		requestTimeout: 60 * time.Second,
+		hc:             cfg.HTTPClient,
+		log:            cfg.Logger,
+		backoffMin:     cmp.Or(cfg.BackoffMin, DefaultBackoffMin),
+		backoffMax:     cmp.Or(cfg.BackoffMax, DefaultBackoffMax),
+		requestTimeout: cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout),
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	if u, err := url.Parse(baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		c.baseErr = fmt.Errorf("signal: server URL %q: want http://host[:port] or https://host[:port]", baseURL)
-	}
-	for _, o := range opts {
-		o(c)
 	}
 	return c
 }

@@ -24,7 +24,7 @@ func TestGuestRetriesABusyHost(t *testing.T) {
 		MaxGuestsPerNameplate: 1, MeetingTTL: 3 * time.Second})
 	ts := httptest.NewServer(real)
 	t.Cleanup(func() { ts.Close(); real.Close() })
-	c := signal.NewClient(ts.URL, signal.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
+	c := (&signal.ClientConfig{BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}).NewClient(ts.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h := startHost(t, ts.URL, signal.HostConfig{})
