@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 type testServer struct {
@@ -31,9 +33,7 @@ func testConfig() Config {
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	s := New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -49,9 +49,7 @@ func startServer(t testing.TB, cfg Config) *testServer {
 		return stopErr
 	}
 	t.Cleanup(func() {
-		if err := ts.stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+		assert.NoError(t, ts.stop(), "Serve")
 	})
 	return ts
 }
@@ -66,9 +64,7 @@ type response struct {
 
 func (r response) decode(t testing.TB, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decoding %d %q: %v", r.status, r.body, err)
-	}
+	require.NoError(t, json.Unmarshal(r.body, v), "decoding %d %q", r.status, r.body)
 }
 
 func (r response) errorMsg(t testing.TB) string {
@@ -106,12 +102,8 @@ func asyncPost(base, pattern, arg string, body any) <-chan response {
 
 func wantStatus(t testing.TB, what string, r response, status int) {
 	t.Helper()
-	if r.err != nil {
-		t.Fatalf("%s: %v", what, r.err)
-	}
-	if r.status != status {
-		t.Fatalf("%s: %d %s, want %d", what, r.status, strings.TrimSpace(string(r.body)), status)
-	}
+	require.NoError(t, r.err, what)
+	require.Equal(t, status, r.status, "%s: %s", what, strings.TrimSpace(string(r.body)))
 }
 
 func recvFrom(t testing.TB, ch <-chan response, what string) response {
@@ -143,9 +135,7 @@ func waitParked(t testing.TB, s *Server, n int) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for registered() != n || s.parked.count() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("parked polls: %d (slots %d), want %d", registered(), s.parked.count(), n)
-		}
+		require.False(t, time.Now().After(deadline), "parked polls: %d (slots %d), want %d", registered(), s.parked.count(), n)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -169,9 +159,7 @@ func meet(t testing.TB, a, b, np, host, guest string) string {
 		wantStatus(t, "host", h, http.StatusOK)
 		var hr signal.HostResponse
 		h.decode(t, &hr)
-		if len(hr.Meetings) != 1 || hr.Meetings[0] != gr.Meeting {
-			t.Fatalf("host got meetings %v, guest %q", hr.Meetings, gr.Meeting)
-		}
+		require.Equal(t, []string{gr.Meeting}, hr.Meetings, "host's meetings, guest's")
 		return gr.Meeting
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // childEnv makes the test binary a server instance on the Redis it names:
@@ -57,21 +59,16 @@ func startChild(t *testing.T, redisURL string) (string, func()) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+redisURL)
 	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	var once sync.Once
 	kill := func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
 	t.Cleanup(kill)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		t.Fatalf("instance did not start: %q %v", line, err)
-	}
+	require.NoError(t, err, "instance did not start: %q", line)
+	require.True(t, ok, "instance did not start: %q", line)
 	return "http://" + addr, kill
 }
 
@@ -92,15 +89,9 @@ func TestTwoInstancesMeet(t *testing.T) {
 	wantStatus(t, "send", post(a.URL, signal.SendPath, m, signal.SendRequest{PeerID: host, Body: []byte("hi")}), http.StatusOK)
 	r := recvFrom(t, rc, "recv")
 	wantStatus(t, "recv", r, http.StatusOK)
-	if !bytes.Contains(r.body, []byte(`"body":"aGk="`)) {
-		t.Fatalf("recv got %s", r.body)
-	}
-	if got := metric(t, a.URL, "p2phttp_signal_claims_total"); got != 1 {
-		t.Errorf("a claims_total %v", got)
-	}
-	if got := metric(t, b.URL, "p2phttp_signal_meets_total"); got != 1 {
-		t.Errorf("b meets_total %v", got)
-	}
+	require.Contains(t, string(r.body), `"body":"aGk="`, "recv")
+	assert.Equal(t, 1.0, metric(t, a.URL, "p2phttp_signal_claims_total"), "a claims_total")
+	assert.Equal(t, 1.0, metric(t, b.URL, "p2phttp_signal_meets_total"), "b meets_total")
 }
 
 // TestKilledInstance: an instance dies (SIGKILL) while a host and a guest's
@@ -120,9 +111,8 @@ func TestKilledInstance(t *testing.T) {
 	gc := asyncPost(aURL, signal.RecvPath, m, signal.RecvRequest{PeerID: g1})
 	time.Sleep(200 * time.Millisecond) // both park on a
 	kill()
-	if r := recvFrom(t, hc, "host on the killed instance"); r.err == nil {
-		t.Fatalf("host poll on the killed instance answered %d %s", r.status, r.body)
-	}
+	killed := recvFrom(t, hc, "host on the killed instance")
+	require.Error(t, killed.err, "host poll on the killed instance answered %d %s", killed.status, killed.body)
 	recvFrom(t, gc, "guest on the killed instance")
 
 	// Both come back through b within the grace.
@@ -131,9 +121,7 @@ func TestKilledInstance(t *testing.T) {
 	waitParked(t, b.Server, 2)
 	r := post(b.URL, signal.RecvPath, m, signal.RecvRequest{PeerID: host})
 	wantStatus(t, "host reads the message sent through the dead instance", r, http.StatusOK)
-	if !bytes.Contains(r.body, []byte(`"body":"bXNnMA=="`)) {
-		t.Fatalf("host recv: %s", r.body)
-	}
+	require.Contains(t, string(r.body), `"body":"bXNnMA=="`, "host recv")
 	wantStatus(t, "host replies", post(b.URL, signal.SendPath, m, signal.SendRequest{PeerID: host, Body: []byte("re")}), http.StatusOK)
 	wantStatus(t, "g1's recv", recvFrom(t, gc, "g1 recv"), http.StatusOK)
 	// A second guest meets the host, whose claim survived.
@@ -163,21 +151,17 @@ func TestRedisRestart(t *testing.T) {
 	rs.kill()
 	r := post(ts.URL, signal.GuestPath, "3", guestReq(signal.NewPeerID()))
 	wantStatus(t, "guest while redis is down", r, http.StatusServiceUnavailable)
-	if r.header.Get("Retry-After") == "" || r.errorMsg(t) != signal.MsgStoreUnavailable {
-		t.Fatalf("503 without Retry-After or with %q", r.errorMsg(t))
-	}
+	require.NotEmpty(t, r.header.Get("Retry-After"), "503 without Retry-After")
+	require.Equal(t, signal.MsgStoreUnavailable, r.errorMsg(t), "guest while redis is down")
 	res, err := testClient.Get(ts.URL + "/healthz")
-	if err != nil || res.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("healthz while redis is down: %v %v", res, err)
-	}
+	require.NoError(t, err, "healthz while redis is down")
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "healthz while redis is down")
 	res.Body.Close()
 
 	rs.start()
 	r = recvFrom(t, rc, "recv across the restart")
 	wantStatus(t, "recv across the restart", r, http.StatusGone)
-	if r.errorMsg(t) != signal.MsgMeetingExpired {
-		t.Fatalf("recv after the restart: %q", r.errorMsg(t))
-	}
+	require.Equal(t, signal.MsgMeetingExpired, r.errorMsg(t), "recv after the restart")
 	// The parked host re-claimed its nameplate: a new guest meets it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -185,15 +169,11 @@ func TestRedisRestart(t *testing.T) {
 		if g.status == http.StatusOK {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guest after the restart: %d %s", g.status, g.body)
-		}
+		require.False(t, time.Now().After(deadline), "guest after the restart: %d %s", g.status, g.body)
 		time.Sleep(100 * time.Millisecond)
 	}
 	wantStatus(t, "host after the restart", recvFrom(t, hc, "host"), http.StatusOK)
-	if !strings.Contains(logs.String(), "redis restarted") {
-		t.Fatalf("the log does not say Redis restarted:\n%s", logs.String())
-	}
+	require.Contains(t, logs.String(), "redis restarted", "the log does not say Redis restarted")
 }
 
 type syncBuffer struct {
@@ -217,9 +197,7 @@ func (s *syncBuffer) String() string {
 func metric(t testing.TB, base, sample string) float64 {
 	t.Helper()
 	v, ok := scrapeMetric(t, base, sample)
-	if !ok {
-		t.Fatalf("no %s in /metrics", sample)
-	}
+	require.True(t, ok, "no %s in /metrics", sample)
 	return v
 }
 
@@ -227,9 +205,7 @@ func metric(t testing.TB, base, sample string) float64 {
 func scrapeMetric(t testing.TB, base, sample string) (float64, bool) {
 	t.Helper()
 	res, err := testClient.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {

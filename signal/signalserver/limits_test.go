@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // postFrom posts as client addr behind a trusted proxy (the test's loopback
@@ -53,9 +55,8 @@ func TestParkedCaps(t *testing.T) {
 	refused := func(from string) {
 		t.Helper()
 		r := postFrom(ts.URL, from, signal.GuestPath, "1", guestReq(signal.NewPeerID()))
-		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
-			t.Fatalf("poll over the cap from %s: %d %s", from, r.status, r.body)
-		}
+		require.Equal(t, http.StatusTooManyRequests, r.status, "poll over the cap from %s: %s", from, r.body)
+		require.NotEmpty(t, r.header.Get("Retry-After"), "poll over the cap from %s", from)
 	}
 	park("192.0.2.1")
 	park("192.0.2.1")
@@ -73,9 +74,7 @@ func TestParkedCaps(t *testing.T) {
 	refused("2001:db8:0:3::1") // the /56 is full
 	park("2001:db8:1::1")      // another /56
 	waitParked(t, ts.Server, 7)
-	if got := metric(t, ts.URL, `p2phttp_signal_refusals_total{reason="client_parked"}`); got != 3 {
-		t.Errorf("client_parked refusals %v, want 3", got)
-	}
+	assert.Equal(t, 3.0, metric(t, ts.URL, `p2phttp_signal_refusals_total{reason="client_parked"}`), "client_parked refusals")
 }
 
 // TestMaxParked: the server-wide cap gives 503 with Retry-After.
@@ -88,9 +87,8 @@ func TestMaxParked(t *testing.T) {
 	}
 	waitParked(t, ts.Server, 2)
 	r := postFrom(ts.URL, "192.0.2.9", signal.GuestPath, "1", guestReq(signal.NewPeerID()))
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("over MaxParked: %d %s", r.status, r.body)
-	}
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "over MaxParked: %s", r.body)
+	require.NotEmpty(t, r.header.Get("Retry-After"), "over MaxParked")
 }
 
 // TestRateLimits: per address and per /56, with Retry-After.
@@ -105,16 +103,15 @@ func TestRateLimits(t *testing.T) {
 	for i := range 3 {
 		wantStatus(t, fmt.Sprint("request ", i), send("192.0.2.1"), http.StatusOK)
 	}
-	if r := send("192.0.2.1"); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
-		t.Fatalf("over the rate: %d %s", r.status, r.body)
-	}
+	over := send("192.0.2.1")
+	require.Equal(t, http.StatusTooManyRequests, over.status, "over the rate: %s", over.body)
+	require.NotEmpty(t, over.header.Get("Retry-After"), "over the rate")
 	wantStatus(t, "another address", send("192.0.2.2"), http.StatusOK)
 	for i := range 5 { // five /64s of one /56
 		wantStatus(t, fmt.Sprint("v6 request ", i), send(fmt.Sprintf("2001:db8:0:%x::1", i)), http.StatusOK)
 	}
-	if r := send("2001:db8:0:ff::1"); r.status != http.StatusTooManyRequests {
-		t.Fatalf("over the /56 rate: %d %s", r.status, r.body)
-	}
+	over = send("2001:db8:0:ff::1")
+	require.Equal(t, http.StatusTooManyRequests, over.status, "over the /56 rate: %s", over.body)
 }
 
 // TestRoomRate: claims and meetings per client are rate limited.
@@ -126,9 +123,8 @@ func TestRoomRate(t *testing.T) {
 	for i := range 2 {
 		wantStatus(t, "claim", postFrom(ts.URL, "192.0.2.1", signal.HostPath, fmt.Sprint(i+1), hostReq(signal.NewPeerID())), http.StatusAccepted)
 	}
-	if r := postFrom(ts.URL, "192.0.2.1", signal.HostPath, "3", hostReq(signal.NewPeerID())); r.status != http.StatusTooManyRequests {
-		t.Fatalf("third claim: %d %s", r.status, r.body)
-	}
+	third := postFrom(ts.URL, "192.0.2.1", signal.HostPath, "3", hostReq(signal.NewPeerID()))
+	require.Equal(t, http.StatusTooManyRequests, third.status, "third claim: %s", third.body)
 }
 
 // TestClientAddr: X-Forwarded-For counts only behind a trusted proxy.
@@ -147,8 +143,9 @@ func TestClientAddr(t *testing.T) {
 		if tc.xff != "" {
 			r.Header.Set("X-Forwarded-For", tc.xff)
 		}
-		if got, ok := clientAddr(r, trusted); !ok || got.String() != tc.want {
-			t.Errorf("%s + %q: %v, want %s", tc.remote, tc.xff, got, tc.want)
+		got, ok := clientAddr(r, trusted)
+		if assert.True(t, ok, "%s + %q", tc.remote, tc.xff) {
+			assert.Equal(t, tc.want, got.String(), "%s + %q", tc.remote, tc.xff)
 		}
 	}
 }
@@ -162,9 +159,7 @@ func TestSlotLimiterBounded(t *testing.T) {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		l.allow(clientOf(a).ip, now)
 	}
-	if len(l.slots) != 1024 {
-		t.Fatalf("slots grew to %d", len(l.slots))
-	}
+	require.Len(t, l.slots, 1024, "slots grew")
 	victim := clientOf(netip.MustParseAddr("192.0.2.1")).ip
 	allowed := 0
 	for range 10 {
@@ -172,9 +167,7 @@ func TestSlotLimiterBounded(t *testing.T) {
 			allowed++
 		}
 	}
-	if allowed > 2 {
-		t.Fatalf("one source got %d of 10 at burst 2", allowed)
-	}
+	require.LessOrEqual(t, allowed, 2, "one source's allowed requests of 10 at burst 2")
 }
 
 // TestHangUpFreesSlot: a client that closes its parked poll's connection

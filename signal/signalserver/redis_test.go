@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // testRedis is a redis-server of the test's own on a loopback port, without
@@ -26,15 +28,11 @@ type testRedis struct {
 func startRedis(t testing.TB) *testRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not installed (Debian package redis-server); CI must have it")
-		}
+		require.NotEqual(t, "true", os.Getenv("CI"), "redis-server not installed (Debian package redis-server); CI must have it")
 		t.Skip("redis-server not installed (apt-get install redis-server); skipping the Redis tests")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	r := &testRedis{t: t, port: port, dir: t.TempDir(), URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
@@ -47,9 +45,7 @@ func (r *testRedis) start() {
 	r.t.Helper()
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes", "--loglevel", "warning")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
+	require.NoError(r.t, r.cmd.Start())
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
@@ -57,9 +53,7 @@ func (r *testRedis) start() {
 			c.Close()
 			return
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on port %d did not come up: %v", r.port, err)
-		}
+		require.False(r.t, time.Now().After(deadline), "redis-server on port %d did not come up: %v", r.port, err)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -79,9 +73,7 @@ func (r *testRedis) store(t testing.TB) *RedisStore {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := NewRedisStore(ctx, r.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }

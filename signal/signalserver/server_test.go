@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // stores runs fn once per Store: in memory, and on a real Redis (see
@@ -54,9 +56,7 @@ func TestMeetAndExchange(t *testing.T) {
 		wantStatus(t, "guest recv", r, http.StatusOK)
 		var rr signal.RecvResponse
 		r.decode(t, &rr)
-		if len(rr.Messages) != 1 || rr.Messages[0].Seq != 0 || string(rr.Messages[0].Body) != "B" {
-			t.Fatalf("guest got %+v", rr)
-		}
+		require.Equal(t, []signal.Message{{Seq: 0, Body: []byte("B")}}, rr.Messages, "guest recv")
 		for i, body := range []string{"A0", "A1"} {
 			wantStatus(t, "guest send", post(ts.URL, signal.SendPath, m, signal.SendRequest{PeerID: guest, Seq: i, Body: []byte(body)}), http.StatusOK)
 		}
@@ -64,9 +64,7 @@ func TestMeetAndExchange(t *testing.T) {
 		wantStatus(t, "host recv", r, http.StatusOK)
 		rr = signal.RecvResponse{}
 		r.decode(t, &rr)
-		if len(rr.Messages) != 1 || rr.Messages[0].Seq != 1 || string(rr.Messages[0].Body) != "A1" {
-			t.Fatalf("host recv after 1 got %+v", rr)
-		}
+		require.Equal(t, []signal.Message{{Seq: 1, Body: []byte("A1")}}, rr.Messages, "host recv after 1")
 
 		// The host sends its last message and closes; the guest drains it,
 		// then hears that the host left.
@@ -76,9 +74,7 @@ func TestMeetAndExchange(t *testing.T) {
 		wantStatus(t, "guest drain", r, http.StatusOK)
 		r = post(ts.URL, signal.RecvPath, m, signal.RecvRequest{PeerID: guest, After: 2})
 		wantStatus(t, "guest after close", r, http.StatusGone)
-		if msg := r.errorMsg(t); msg != signal.MsgPeerLeft {
-			t.Fatalf("after close: %q", msg)
-		}
+		require.Equal(t, signal.MsgPeerLeft, r.errorMsg(t), "after close")
 		r = post(ts.URL, signal.SendPath, m, signal.SendRequest{PeerID: guest, Seq: 2, Body: []byte("x")})
 		wantStatus(t, "guest send after close", r, http.StatusGone)
 	})
@@ -99,17 +95,14 @@ func TestGuestBeforeHost(t *testing.T) {
 		var gr signal.GuestResponse
 		h.decode(t, &hr)
 		g.decode(t, &gr)
-		if len(hr.Meetings) != 1 || hr.Meetings[0] != gr.Meeting || signal.ValidateMeetingID(gr.Meeting) != nil {
-			t.Fatalf("host %v, guest %q", hr.Meetings, gr.Meeting)
-		}
+		require.Equal(t, []string{gr.Meeting}, hr.Meetings, "host's meetings, guest's")
+		require.NoError(t, signal.ValidateMeetingID(gr.Meeting), "guest's meeting")
 		// A guest re-post is idempotent.
 		g = post(ts.URL, signal.GuestPath, "12", guestReq(guest))
 		wantStatus(t, "guest again", g, http.StatusOK)
 		var again signal.GuestResponse
 		g.decode(t, &again)
-		if again.Meeting != gr.Meeting {
-			t.Fatalf("re-post gave %q, first %q", again.Meeting, gr.Meeting)
-		}
+		require.Equal(t, gr.Meeting, again.Meeting, "re-post's meeting, first's")
 	})
 }
 
@@ -135,9 +128,8 @@ func TestHostBetweenPolls(t *testing.T) {
 		wantStatus(t, "host re-poll", h, http.StatusOK)
 		var hr signal.HostResponse
 		h.decode(t, &hr)
-		if fmt.Sprint(hr.Meetings) != fmt.Sprint(ms) || ms[0] == ms[1] {
-			t.Fatalf("host got %v, guests %v", hr.Meetings, ms)
-		}
+		require.Equal(t, ms, hr.Meetings, "host's meetings, guests'")
+		require.NotEqual(t, ms[0], ms[1], "two guests, two meetings")
 	})
 }
 
@@ -153,16 +145,12 @@ func TestClaims(t *testing.T) {
 		wantStatus(t, "a claims", post(ts.URL, signal.HostPath, "5", hostReq(a)), http.StatusAccepted)
 		r := post(ts.URL, signal.HostPath, "5", hostReq(b))
 		wantStatus(t, "b claims", r, http.StatusConflict)
-		if r.errorMsg(t) != signal.MsgNameplateInUse {
-			t.Fatalf("409 says %q", r.errorMsg(t))
-		}
+		require.Equal(t, signal.MsgNameplateInUse, r.errorMsg(t), "409 says")
 		wantStatus(t, "a releases", post(ts.URL, signal.ReleasePath, "5", signal.ReleaseRequest{PeerID: a}), http.StatusOK)
 		wantStatus(t, "b claims after release", post(ts.URL, signal.HostPath, "5", hostReq(b)), http.StatusAccepted)
 		r = post(ts.URL, signal.HostPath, "5", hostReq(a))
 		wantStatus(t, "a replayed", r, http.StatusGone)
-		if r.errorMsg(t) != signal.MsgClaimEnded {
-			t.Fatalf("410 says %q", r.errorMsg(t))
-		}
+		require.Equal(t, signal.MsgClaimEnded, r.errorMsg(t), "410 says")
 		// b stays away longer than the grace: its claim lapses.
 		time.Sleep(cfg.Grace + 200*time.Millisecond)
 		wantStatus(t, "b back after the grace", post(ts.URL, signal.HostPath, "5", hostReq(b)), http.StatusGone)
@@ -203,12 +191,8 @@ func TestPeerLeft(t *testing.T) {
 		conn.Close()
 		r := recvFrom(t, hc, "host recv")
 		wantStatus(t, "host recv", r, http.StatusGone)
-		if r.errorMsg(t) != signal.MsgPeerLeft {
-			t.Fatalf("410 says %q", r.errorMsg(t))
-		}
-		if d := time.Since(closed); d < 300*time.Millisecond {
-			t.Fatalf("peer left after %v, before the grace", d)
-		}
+		require.Equal(t, signal.MsgPeerLeft, r.errorMsg(t), "410 says")
+		require.GreaterOrEqual(t, time.Since(closed), 300*time.Millisecond, "peer left before the grace")
 	})
 }
 
@@ -240,9 +224,8 @@ func TestSendRules(t *testing.T) {
 			{"stranger", send(signal.NewPeerID(), 0, "x"), 403},
 			{"unknown meeting", post(ts.URL, signal.SendPath, signal.NewMeetingID(), signal.SendRequest{PeerID: host, Seq: 0, Body: []byte("x")}), 404},
 		} {
-			if tc.r.err != nil || tc.r.status != tc.status {
-				t.Errorf("%s: %d %s (%v), want %d", tc.what, tc.r.status, tc.r.body, tc.r.err, tc.status)
-			}
+			assert.NoError(t, tc.r.err, tc.what)
+			assert.Equal(t, tc.status, tc.r.status, "%s: %s", tc.what, tc.r.body)
 		}
 		r := post(ts.URL, signal.RecvPath, m, signal.RecvRequest{PeerID: host})
 		var rr signal.RecvResponse
@@ -251,9 +234,7 @@ func TestSendRules(t *testing.T) {
 		for _, msg := range rr.Messages {
 			got = append(got, fmt.Sprint(msg.Seq, string(msg.Body)))
 		}
-		if fmt.Sprint(got) != "[0a 1b 2c]" {
-			t.Fatalf("host received %v", got)
-		}
+		require.Equal(t, []string{"0a", "1b", "2c"}, got, "host received")
 	})
 }
 
@@ -286,15 +267,13 @@ func TestBadRequests(t *testing.T) {
 	} {
 		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
 		res, err := testClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.what, err)
-		}
+		require.NoError(t, err, tc.what)
 		var body strings.Builder
 		bufio.NewReader(res.Body).WriteTo(&body)
 		res.Body.Close()
-		if res.StatusCode != tc.status || res.Header.Get("Content-Type") != "application/json" || !strings.Contains(body.String(), `"error"`) {
-			t.Errorf("%s: %d %s %q, want %d with a JSON error", tc.what, res.StatusCode, res.Header.Get("Content-Type"), body.String(), tc.status)
-		}
+		assert.Equal(t, tc.status, res.StatusCode, "%s: %q", tc.what, body.String())
+		assert.Equal(t, "application/json", res.Header.Get("Content-Type"), tc.what)
+		assert.Contains(t, body.String(), `"error"`, "%s: want a JSON error", tc.what)
 	}
 }
 
@@ -329,9 +308,7 @@ func TestShutdownHandsBack(t *testing.T) {
 func rawPost(t testing.TB, addr, path string, body any) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	b := mustJSON(body)
 	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(b), b)
@@ -342,14 +319,13 @@ func rawPost(t testing.TB, addr, path string, body any) net.Conn {
 func TestHealthz(t *testing.T) {
 	ts := startServer(t, testConfig())
 	res, err := testClient.Get(ts.URL + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	var h signal.HealthResponse
-	if err := jsonDecode(res, &h); err != nil || res.StatusCode != 200 || h.Status != "ok" || h.Store != "memory" {
-		t.Fatalf("healthz: %d %+v %v", res.StatusCode, h, err)
-	}
+	require.NoError(t, jsonDecode(res, &h), "healthz")
+	require.Equal(t, 200, res.StatusCode, "healthz")
+	require.Equal(t, "ok", h.Status, "healthz status")
+	require.Equal(t, "memory", h.Store, "healthz store")
 }
 
 // TestInHandlerWaiting: where the connection cannot be hijacked, a poll

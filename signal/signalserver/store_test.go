@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/p2phttp/p2phttp/signal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRedisKeysExpire: every key the server writes carries a TTL no longer
@@ -28,18 +30,14 @@ func TestRedisKeysExpire(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 2 { // the nameplate (remembering the ended claim) and the meeting
-		t.Fatalf("keys %v", keys)
-	}
+	require.NoError(t, err)
+	require.Len(t, keys, 2, "the nameplate (remembering the ended claim) and the meeting")
 	longest := signal.DefaultMeetingTTL + cfg.PollWait + cfg.Grace + time.Minute
 	for _, k := range keys {
 		ttl, err := rdb.TTL(ctx, k).Result()
-		if err != nil || ttl <= 0 || ttl > longest {
-			t.Errorf("key %s: TTL %v (%v), want 0 < TTL <= %v", k, ttl, err, longest)
-		}
+		assert.NoError(t, err, "key %s", k)
+		assert.Greater(t, ttl, time.Duration(0), "key %s: TTL", k)
+		assert.LessOrEqual(t, ttl, longest, "key %s: TTL", k)
 	}
 }
 
@@ -50,11 +48,9 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	put := func(key string, ttl time.Duration) {
-		if err := m.Update(ctx, key, func([]byte) (Change, error) {
+		require.NoError(t, m.Update(ctx, key, func([]byte) (Change, error) {
 			return Change{Write: true, Value: []byte("v"), TTL: ttl}, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		}))
 	}
 	get := func(key string) []byte {
 		var got []byte
@@ -64,13 +60,11 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	put("short", 20*time.Millisecond)
 	put("long", time.Hour)
 	time.Sleep(40 * time.Millisecond)
-	if get("short") != nil || string(get("long")) != "v" {
-		t.Fatalf("short %q, long %q", get("short"), get("long"))
-	}
+	require.Nil(t, get("short"), "short, expired")
+	require.Equal(t, "v", string(get("long")), "long")
 	m.sweepOnce(time.Now())
-	if n, _ := m.Len(ctx); n != 1 {
-		t.Fatalf("%d records after the sweep, want 1", n)
-	}
+	n, _ := m.Len(ctx)
+	require.Equal(t, 1, n, "records after the sweep")
 	woken := make(chan struct{}, 1)
 	unsub := m.Subscribe("long", func() { woken <- struct{}{} })
 	m.Update(ctx, "long", func([]byte) (Change, error) { return Change{Wake: []string{"long"}}, nil })

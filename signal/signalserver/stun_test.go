@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // startSTUN runs s.ServeSTUN on a loopback UDP socket of the given network.
@@ -21,9 +23,7 @@ func startSTUN(t *testing.T, s *Server, network, addr string) net.Addr {
 	go func() { done <- s.ServeSTUN(ctx, pc) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ServeSTUN: %v", err)
-		}
+		assert.NoError(t, <-done, "ServeSTUN")
 		pc.Close()
 	})
 	return pc.LocalAddr()
@@ -35,13 +35,9 @@ func TestSTUNPionClient(t *testing.T) {
 		t.Run(tc.network, func(t *testing.T) {
 			srv := startSTUN(t, New(Config{}), tc.network, tc.addr)
 			conn, err := net.DialUDP(tc.network, nil, srv.(*net.UDPAddr))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			c, err := stun.NewClient(conn)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer c.Close()
 			var got stun.XORMappedAddress
 			var evErr error
@@ -50,24 +46,20 @@ func TestSTUNPionClient(t *testing.T) {
 				if evErr = e.Error; evErr != nil {
 					return
 				}
-				if e.Message.Type != stun.BindingSuccess {
-					t.Errorf("type %v", e.Message.Type)
-				}
-				if err := stun.Fingerprint.Check(e.Message); err != nil {
-					t.Errorf("fingerprint: %v", err)
-				}
+				// The client's reading goroutine calls this: assert, not require.
+				assert.Equal(t, stun.BindingSuccess, e.Message.Type, "type")
+				assert.NoError(t, stun.Fingerprint.Check(e.Message), "fingerprint")
 				evErr = got.GetFrom(e.Message)
-				if e.Message.Contains(stun.AttrSoftware) || len(e.Message.Raw) > 20+12+8 && tc.network == "udp4" {
-					t.Errorf("answer of %d bytes with %v: want XOR-MAPPED-ADDRESS and FINGERPRINT only", len(e.Message.Raw), e.Message.Attributes)
+				assert.False(t, e.Message.Contains(stun.AttrSoftware), "answer with %v: want XOR-MAPPED-ADDRESS and FINGERPRINT only", e.Message.Attributes)
+				if tc.network == "udp4" {
+					assert.LessOrEqual(t, len(e.Message.Raw), 20+12+8, "answer with %v: want XOR-MAPPED-ADDRESS and FINGERPRINT only", e.Message.Attributes)
 				}
 			})
-			if err != nil || evErr != nil {
-				t.Fatalf("Do: %v / %v", err, evErr)
-			}
+			require.NoError(t, err, "Do")
+			require.NoError(t, evErr, "Do's event")
 			local := conn.LocalAddr().(*net.UDPAddr)
-			if !got.IP.Equal(local.IP) || got.Port != local.Port {
-				t.Errorf("XOR-MAPPED-ADDRESS %v, want %v", got, local)
-			}
+			assert.True(t, got.IP.Equal(local.IP), "XOR-MAPPED-ADDRESS %v, want %v", got, local)
+			assert.Equal(t, local.Port, got.Port, "XOR-MAPPED-ADDRESS port")
 		})
 	}
 }
@@ -78,9 +70,7 @@ func TestSTUNIgnoresJunk(t *testing.T) {
 	ts := startServer(t, Config{STUNRatePerIP: -1})
 	srv := startSTUN(t, ts.Server, "udp4", "127.0.0.1:0")
 	conn, err := net.DialUDP("udp4", nil, srv.(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 
 	badFP := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
@@ -98,9 +88,8 @@ func TestSTUNIgnoresJunk(t *testing.T) {
 	}
 	for _, msgs := range junk {
 		for _, m := range msgs {
-			if _, err := conn.Write(m); err != nil {
-				t.Fatal(err)
-			}
+			_, err := conn.Write(m)
+			require.NoError(t, err)
 		}
 	}
 	for reason, msgs := range junk {
@@ -112,19 +101,16 @@ func TestSTUNIgnoresJunk(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 1500)
 	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Loopback keeps order: had any junk been answered, that answer would
 	// have come first.
 	res := &stun.Message{Raw: buf[:n]}
-	if err := res.Decode(); err != nil || res.TransactionID != req.TransactionID || res.Type != stun.BindingSuccess {
-		t.Fatalf("answer %v (err %v), want BindingSuccess for %x", res, err, req.TransactionID)
-	}
+	require.NoError(t, res.Decode(), "answer")
+	require.Equal(t, req.TransactionID, res.TransactionID, "answer's transaction")
+	require.Equal(t, stun.BindingSuccess, res.Type, "answer's type")
 	var got stun.XORMappedAddress
-	if err := got.GetFrom(res); err != nil || got.String() != conn.LocalAddr().String() {
-		t.Errorf("XOR-MAPPED-ADDRESS %v (%v), want %v", got, err, conn.LocalAddr())
-	}
+	assert.NoError(t, got.GetFrom(res), "XOR-MAPPED-ADDRESS")
+	assert.Equal(t, conn.LocalAddr().String(), got.String(), "XOR-MAPPED-ADDRESS")
 	waitMetric(t, ts, "p2phttp_signal_stun_requests_total", 1)
 }
 
@@ -132,9 +118,7 @@ func TestSTUNRateLimit(t *testing.T) {
 	ts := startServer(t, Config{STUNRatePerIP: 0.1, STUNBurst: 2})
 	srv := startSTUN(t, ts.Server, "udp4", "127.0.0.1:0")
 	conn, err := net.DialUDP("udp4", nil, srv.(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	for range 5 {
 		conn.Write(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw)
@@ -163,50 +147,35 @@ func TestListenAndServe(t *testing.T) {
 			c.Close()
 			break
 		}
-		if i > 200 {
-			t.Fatal(err)
-		}
+		require.LessOrEqual(t, i, 200, "the server never listened: %v", err)
 		time.Sleep(10 * time.Millisecond)
 	}
 	res, err := testClient.Get(ts.URL + "/healthz")
-	if err != nil || res.StatusCode != 200 {
-		t.Fatal(res, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
 	res.Body.Close()
 	conn, err := net.Dial("udp4", stunAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	c, err := stun.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
-	if err := c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
-		if e.Error != nil {
-			t.Error(e.Error)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Do(stun.MustBuild(stun.TransactionID, stun.BindingRequest), func(e stun.Event) {
+		assert.NoError(t, e.Error) // on the client's reading goroutine
+	}))
 	// The counter moves just after the answer is sent.
 	waitMetric(t, ts, "p2phttp_signal_stun_requests_total", 1)
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("ListenAndServe: %v", err)
-		}
+		require.NoError(t, err, "ListenAndServe")
 	case <-time.After(10 * time.Second):
 		t.Fatal("ListenAndServe did not return")
 	}
 	// A taken port is an error, not a hang.
 	l, _ = net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
-	if err := New(Config{}).ListenAndServe(context.Background(), l.Addr().String(), "127.0.0.1:0"); err == nil {
-		t.Error("ListenAndServe on a taken port succeeded")
-	}
+	assert.Error(t, New(Config{}).ListenAndServe(context.Background(), l.Addr().String(), "127.0.0.1:0"), "ListenAndServe on a taken port succeeded")
 }
 
 // waitMetric waits until a sample of /metrics reaches want.
@@ -218,9 +187,7 @@ func waitMetric(t testing.TB, ts *testServer, sample string, want float64) {
 		if got == want {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", sample, got, want)
-		}
+		require.False(t, time.Now().After(deadline), "%s = %v, want %v", sample, got, want)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -231,13 +198,9 @@ func waitMetric(t testing.TB, ts *testServer, sample string, want float64) {
 func TestSTUNPairChangeRequest(t *testing.T) {
 	s := New(Config{})
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	alt, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.ServeSTUNPair(ctx, pc, alt) }()
@@ -245,27 +208,21 @@ func TestSTUNPairChangeRequest(t *testing.T) {
 	one := startSTUN(t, New(Config{}), "udp4", "127.0.0.1:0")
 
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	ask := func(to net.Addr, change byte) (*stun.Message, net.Addr) {
 		t.Helper()
 		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest,
 			stun.RawAttribute{Type: stun.AttrChangeRequest, Value: []byte{0, 0, 0, change}}, stun.Fingerprint)
-		if _, err := conn.WriteTo(req.Raw, to); err != nil {
-			t.Fatal(err)
-		}
+		_, err := conn.WriteTo(req.Raw, to)
+		require.NoError(t, err)
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 1500)
 		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		m := &stun.Message{Raw: buf[:n]}
-		if err := m.Decode(); err != nil || m.TransactionID != req.TransactionID {
-			t.Fatalf("answer: %v", err)
-		}
+		require.NoError(t, m.Decode(), "answer")
+		require.Equal(t, req.TransactionID, m.TransactionID, "answer's transaction")
 		return m, from
 	}
 	for _, tc := range []struct {
@@ -280,13 +237,11 @@ func TestSTUNPairChangeRequest(t *testing.T) {
 		{"change port from the second", alt.LocalAddr(), pc.LocalAddr(), changePort, pc.LocalAddr()},
 	} {
 		m, from := ask(tc.to, tc.change)
-		if m.Type != stun.BindingSuccess || from.String() != tc.from.String() {
-			t.Errorf("%s: %v from %s, want success from %s", tc.name, m.Type, from, tc.from)
-		}
+		assert.Equal(t, stun.BindingSuccess, m.Type, tc.name)
+		assert.Equal(t, tc.from.String(), from.String(), "%s: answered from", tc.name)
 		var other stun.OtherAddress
-		if err := other.GetFrom(m); err != nil || other.String() != tc.other.String() {
-			t.Errorf("%s: OTHER-ADDRESS %v (%v), want %s", tc.name, other, err, tc.other)
-		}
+		assert.NoError(t, other.GetFrom(m), "%s: OTHER-ADDRESS", tc.name)
+		assert.Equal(t, tc.other.String(), other.String(), "%s: OTHER-ADDRESS", tc.name)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -295,8 +250,8 @@ func TestSTUNPairChangeRequest(t *testing.T) {
 	}{{"change IP", pc.LocalAddr(), changeIP}, {"change IP and port", pc.LocalAddr(), changeIP | changePort}, {"change port, one port", one, changePort}} {
 		m, _ := ask(tc.to, tc.change)
 		var code stun.ErrorCodeAttribute
-		if m.Type != stun.BindingError || code.GetFrom(m) != nil || code.Code != stun.CodeUnknownAttribute {
-			t.Errorf("%s: %v %v, want a 420 error", tc.name, m.Type, code)
-		}
+		assert.Equal(t, stun.BindingError, m.Type, "%s: want a 420 error", tc.name)
+		assert.NoError(t, code.GetFrom(m), "%s: want a 420 error", tc.name)
+		assert.Equal(t, stun.CodeUnknownAttribute, code.Code, "%s: want a 420 error", tc.name)
 	}
 }
