@@ -1,42 +1,30 @@
 package signal
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestValidateNameplate(t *testing.T) {
 	for _, s := range []string{"1", "7", "42", "999", "1000", "99999"} {
-		if err := ValidateNameplate(s); err != nil {
-			t.Errorf("ValidateNameplate(%q) = %v, want nil", s, err)
-		}
+		assert.NoError(t, ValidateNameplate(s), "ValidateNameplate(%q)", s)
 	}
 	for _, s := range []string{"", "0", "007", "100000", "-1", "1a", " 1", "1 ", "１", "99999999999999999999"} {
-		if err := ValidateNameplate(s); !errors.Is(err, ErrBadNameplate) {
-			t.Errorf("ValidateNameplate(%q) = %v, want ErrBadNameplate", s, err)
-		}
+		assert.ErrorIs(t, ValidateNameplate(s), ErrBadNameplate, "ValidateNameplate(%q)", s)
 	}
 }
 
 func TestValidateIDs(t *testing.T) {
 	id := NewPeerID()
-	if err := ValidatePeerID(id); err != nil {
-		t.Fatalf("NewPeerID %q: %v", id, err)
-	}
-	if err := ValidateMeetingID(NewMeetingID()); err != nil {
-		t.Fatal(err)
-	}
-	if NewPeerID() == id {
-		t.Fatal("two NewPeerID calls returned the same ID")
-	}
+	require.NoError(t, ValidatePeerID(id), "NewPeerID %q", id)
+	require.NoError(t, ValidateMeetingID(NewMeetingID()))
+	require.NotEqual(t, id, NewPeerID(), "two NewPeerID calls returned the same ID")
 	for _, s := range []string{"", strings.ToUpper(id), id[:31], id + "0", strings.Repeat("g", 32)} {
-		if err := ValidatePeerID(s); !errors.Is(err, ErrBadPeerID) {
-			t.Errorf("ValidatePeerID(%q) = %v, want ErrBadPeerID", s, err)
-		}
-		if err := ValidateMeetingID(s); !errors.Is(err, ErrBadMeetingID) {
-			t.Errorf("ValidateMeetingID(%q) = %v, want ErrBadMeetingID", s, err)
-		}
+		assert.ErrorIs(t, ValidatePeerID(s), ErrBadPeerID, "ValidatePeerID(%q)", s)
+		assert.ErrorIs(t, ValidateMeetingID(s), ErrBadMeetingID, "ValidateMeetingID(%q)", s)
 	}
 }
 
@@ -55,8 +43,10 @@ func TestValidateMessage(t *testing.T) {
 		{0, make([]byte, MaxMessageBytes+1), false},
 	} {
 		err := ValidateMessage(tc.seq, tc.body, DefaultMaxMessages)
-		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrBadEnvelope)) {
-			t.Errorf("ValidateMessage(%d, %d bytes) = %v", tc.seq, len(tc.body), err)
+		if tc.ok {
+			assert.NoError(t, err, "ValidateMessage(%d, %d bytes)", tc.seq, len(tc.body))
+		} else {
+			assert.ErrorIs(t, err, ErrBadEnvelope, "ValidateMessage(%d, %d bytes)", tc.seq, len(tc.body))
 		}
 	}
 }
@@ -71,8 +61,6 @@ func TestExpandPath(t *testing.T) {
 		{ClosePath, "ab", "/v2/meetings/ab/close"},
 		{HealthzPath, "x", "/healthz"},
 	} {
-		if got := ExpandPath(tc.pattern, tc.value); got != tc.want {
-			t.Errorf("ExpandPath(%q, %q) = %q, want %q", tc.pattern, tc.value, got, tc.want)
-		}
+		assert.Equal(t, tc.want, ExpandPath(tc.pattern, tc.value), "ExpandPath(%q, %q)", tc.pattern, tc.value)
 	}
 }
