@@ -27,6 +27,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/internal/nslab"
 	"github.com/p2phttp/p2phttp/rendezvous"
+	"github.com/stretchr/testify/require"
 )
 
 // What every scenario moves.
@@ -125,14 +126,10 @@ func requireBinary(t *testing.T) {
 	t.Helper()
 	nslab.RequireAvailable(t)
 	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("integration: needs curl (CI=true, so this is a failure, not a skip)")
-		}
+		require.NotEqual(t, "true", os.Getenv("CI"), "integration: needs curl (CI=true, so this is a failure, not a skip)")
 		t.Skip("integration: skipping: needs curl (apt-get install curl)")
 	}
-	if buildErr != nil {
-		t.Fatalf("building p2phttp: %v", buildErr)
-	}
+	require.NoError(t, buildErr, "building p2phttp")
 }
 
 // proc is a p2phttp process running in a lab namespace, its stderr watched line by line.
@@ -171,13 +168,11 @@ func startP2PTo(t *testing.T, host *nslab.Host, name string, stdout io.Writer, a
 	p.cmd.WaitDelay = 5 * time.Second
 	p.cmd.Stdout = stdout
 	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("starting %s: %v", name, err)
+		require.NoError(t, err, "starting %s", name)
 	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -264,9 +259,7 @@ func startSignal(t *testing.T, lab *nslab.Lab, extra ...string) {
 			t.Fatalf("signal exited: %v", p.err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("signal not accepting within %v: %v", signalReady, err)
-		}
+		require.False(t, time.Now().After(deadline), "signal not accepting within %v: %v", signalReady, err)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -420,12 +413,9 @@ func runScenario(t *testing.T, i int, sc scenario) {
 		row.connect = time.Since(get.start)
 		msg := get.output()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
-			t.Fatalf("get ended with %v, want a non-zero exit as punching cannot work here; stderr:\n%s", err, msg)
-		}
-		if !regexp.MustCompile(`(?i)could not punch|punching failed`).MatchString(msg) {
-			t.Fatalf("get failed (%v) without saying punching failed; stderr:\n%s", err, msg)
-		}
+		require.ErrorAs(t, err, &ee, "get ended with %v, want a non-zero exit as punching cannot work here; stderr:\n%s", err, msg)
+		require.Positive(t, ee.ExitCode(), "get's exit code, want non-zero as punching cannot work here; stderr:\n%s", msg)
+		require.Regexp(t, `(?i)could not punch|punching failed`, msg, "get failed (%v) without saying punching failed", err)
 		t.Logf("get gave up after %v: %s", row.connect.Round(time.Millisecond), strings.TrimSpace(msg))
 		row.outcome = "fails as expected (punching failed)"
 		return
@@ -443,14 +433,11 @@ func runScenario(t *testing.T, i int, sc scenario) {
 	} else if _, pair, ok := strings.Cut(line, "("); ok {
 		row.path, _, _ = strings.Cut(pair, ")")
 	}
-	if err := get.wait(t, transferTimeout); err != nil {
-		t.Fatalf("get: %v", err)
-	}
+	require.NoError(t, get.wait(t, transferTimeout), "get")
 	elapsed := time.Since(connectedAt)
 	sum, n := fileSum(t, out)
-	if n != bigFileSize || sum != bigSum {
-		t.Fatalf("got %d bytes with SHA-256 %x, want %d bytes with %x", n, sum, bigFileSize, bigSum)
-	}
+	require.Equal(t, int64(bigFileSize), n, "bytes got")
+	require.Equal(t, bigSum, sum, "SHA-256 of the bytes got")
 	row.rate = float64(bigFileSize) / (1 << 20) / elapsed.Seconds()
 
 	// forward + curl, a new meeting with the same code: serve waits for the next peer.
@@ -470,21 +457,17 @@ func tcpBaseline(t *testing.T, lab *nslab.Lab) (float64, string) {
 	target := netip.AddrPortFrom(a.Addr, 9100)
 	for _, r := range lab.Routers {
 		if slices.Contains(r.Peers, a) && !slices.Contains(r.Peers, b) {
-			if err := r.ForwardTCP(t.Context(), 9100, target); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, r.ForwardTCP(t.Context(), 9100, target))
 			target = netip.AddrPortFrom(r.WAN, 9100)
 		}
 	}
 	var ln net.Listener
 	var cc []byte
-	if err := a.Do(func() (err error) {
+	require.NoError(t, a.Do(func() (err error) {
 		cc, _ = os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
 		ln, err = net.Listen("tcp4", ":9100")
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	defer ln.Close()
 	go func() {
 		c, err := ln.Accept()
@@ -509,9 +492,8 @@ func tcpBaseline(t *testing.T, lab *nslab.Lab) (float64, string) {
 		elapsed = time.Since(start)
 		return err
 	})
-	if err != nil || n != bigFileSize {
-		t.Fatalf("TCP baseline to %v: %d bytes, %v", target, n, err)
-	}
+	require.NoError(t, err, "TCP baseline to %v", target)
+	require.Equal(t, int64(bigFileSize), n, "TCP baseline to %v: bytes", target)
 	return float64(bigFileSize) / (1 << 20) / elapsed.Seconds(), strings.TrimSpace(string(cc))
 }
 
@@ -522,30 +504,22 @@ func curlPage(t *testing.T, host *nslab.Host) {
 	ctx, cancel := context.WithTimeout(context.Background(), curlTimeout)
 	defer cancel()
 	body, err := host.Command(ctx, "curl", "-sS", "--fail", "--max-time", "30", "http://127.0.0.1:8000/"+pageName).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, ee.Stderr)
-		}
-		t.Fatalf("curl through forward: %v", err)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = fmt.Errorf("%w: %s", err, ee.Stderr)
 	}
-	if !bytes.Equal(body, page) {
-		t.Fatalf("curl got %q, want %q", body, page)
-	}
+	require.NoError(t, err, "curl through forward")
+	require.Equal(t, page, body, "curl got")
 }
 
 func fileSum(t *testing.T, name string) ([sha256.Size]byte, int64) {
 	t.Helper()
 	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
 	return sum, n

@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/internal/meter"
 	"github.com/p2phttp/p2phttp/internal/nslab"
+	"github.com/stretchr/testify/require"
 )
 
 // maxStall is the longest p2phttp may go without delivering a byte on an impaired path. Every path's two
@@ -35,16 +36,11 @@ func TestImpairedPaths(t *testing.T) {
 			m := meter.New()
 			get := startP2PTo(t, lab.Peer("b"), "get", m, peerArgs("get", code, "/"+pathFileName)...)
 			get.waitConnected(t, connectTimeout)
-			if err := get.wait(t, transferTimeout); err != nil {
-				t.Fatalf("get: %v", err)
-			}
+			require.NoError(t, get.wait(t, transferTimeout), "get")
 			s := m.Snapshot()
-			if s.Bytes != pathFileSize || s.SHA256 != want {
-				t.Fatalf("got %d bytes hashing to %x, want %d bytes hashing to %x", s.Bytes, s.SHA256, pathFileSize, want)
-			}
-			if s.MaxGap > maxStall {
-				t.Fatalf("no byte arrived for %v (limit %v)", s.MaxGap.Round(time.Millisecond), maxStall)
-			}
+			require.Equal(t, int64(pathFileSize), s.Bytes, "bytes got")
+			require.Equal(t, want, s.SHA256, "SHA-256 of the bytes got")
+			require.LessOrEqual(t, s.MaxGap, maxStall, "no byte arrived for %v (limit %v)", s.MaxGap.Round(time.Millisecond), maxStall)
 			t.Logf("%s (%s): %d bytes in %v, longest stall %v; sender's link: %s; receiver's link: %s",
 				p.Name, p.Summary, s.Bytes, s.Duration().Round(time.Millisecond), s.MaxGap.Round(time.Millisecond),
 				linkSummary(lab.Peer("a").Link), linkSummary(lab.Peer("b").Link))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/nslab"
+	"github.com/stretchr/testify/require"
 )
 
 // sealedMarker fills the file of TestWANCaptureSeesNoPlaintext: any of it in clear on the wire would show.
@@ -58,9 +59,7 @@ func startWANCapture(t *testing.T, r *nslab.Router) *wanCapture {
 		c.f = os.NewFile(uintptr(fd), "capture:wan")
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("capture on %s wan: %v", r.NS, err)
-	}
+	require.NoError(t, err, "capture on %s wan", r.NS)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -133,35 +132,25 @@ func TestWANCaptureSeesNoPlaintext(t *testing.T) {
 	dir := t.TempDir()
 	const size = 8 << 20
 	content := []byte(strings.Repeat(sealedMarker, size/len(sealedMarker)+1)[:size])
-	if err := os.WriteFile(filepath.Join(dir, "marker.txt"), content, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "marker.txt"), content, 0o644))
 	code := fmt.Sprintf("%d-lab-sealed", 100+time.Now().UnixNano()%900)
 	startP2P(t, lab.Peer("a"), "serve", peerArgs("serve", "--dir", dir, code)...)
 	out := filepath.Join(t.TempDir(), "marker.txt")
 	get := startP2P(t, lab.Peer("b"), "get", peerArgs("get", code, "/marker.txt", "-o", out)...)
 	get.waitConnected(t, connectTimeout)
-	if err := get.wait(t, transferTimeout); err != nil {
-		t.Fatalf("get: %v", err)
-	}
+	require.NoError(t, get.wait(t, transferTimeout), "get")
 	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, content) {
-		t.Fatalf("fetched %d bytes, not the %d-byte marker file", len(got), len(content))
-	}
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(got, content), "fetched %d bytes, not the %d-byte marker file", len(got), len(content))
 	time.Sleep(200 * time.Millisecond) // the last frames reach the capture
 
 	capture.mu.Lock()
 	defer capture.mu.Unlock()
 	t.Logf("WAN capture: %d frames, %d bytes of UDP payload, %d sealed datagrams", capture.frames, capture.udpPayload, capture.sealed)
 	// The capture saw the transfer: at least the file's size crossed the WAN in sealed datagrams.
-	if capture.udpPayload < size || capture.sealed < size/1500 {
-		t.Fatalf("the capture saw %d bytes of UDP payload in %d sealed datagrams: not the transfer", capture.udpPayload, capture.sealed)
-	}
-	if capture.markerHits != 0 || capture.httpInUDP != 0 || capture.markerInTCP != 0 {
-		t.Fatalf("plaintext on the WAN: marker in %d UDP and %d TCP frames, HTTP text in %d UDP payloads; first: %s",
-			capture.markerHits, capture.markerInTCP, capture.httpInUDP, capture.first)
-	}
+	require.GreaterOrEqual(t, capture.udpPayload, int64(size), "bytes of UDP payload the capture saw: not the transfer")
+	require.GreaterOrEqual(t, capture.sealed, size/1500, "sealed datagrams the capture saw: not the transfer")
+	require.Zero(t, capture.markerHits, "plaintext on the WAN: UDP frames with the marker; first: %s", capture.first)
+	require.Zero(t, capture.markerInTCP, "plaintext on the WAN: TCP frames with the marker; first: %s", capture.first)
+	require.Zero(t, capture.httpInUDP, "plaintext on the WAN: UDP payloads with HTTP text; first: %s", capture.first)
 }
