@@ -47,7 +47,7 @@ type pathSlot struct {
 }
 
 type counters struct {
-	stranger, unopened, replayed, engineDrops, sendDrops atomic.Uint64
+	stranger, unopened, replayed, sendDrops atomic.Uint64
 }
 
 // Listen binds a UDP socket (network "udp", "udp4" or "udp6"; e.g. Listen("udp4", ":0", Config{})) and returns a
@@ -73,9 +73,12 @@ func Listen(network, addr string, cfg Config) (*Transport, error) {
 // NewTransport returns a Transport on pc, which it owns from now on (Close closes it). pc is normally a
 // *net.UDPConn; it may be a wrapper (e.g. one that impairs traffic in tests) whose LocalAddr is a *net.UDPAddr.
 // The Transport never sets deadlines on pc and reads it from a single goroutine; pc.WriteTo is called from several
-// goroutines, some holding the uTP library's global lock, so it must not block for long.
+// goroutines, some holding a stream's lock, so it must not block for long.
 func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	local, ok := pc.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		return nil, fmt.Errorf("utp: local address %v is not a UDP address", pc.LocalAddr())
@@ -342,8 +345,6 @@ type Stats struct {
 	Unopened uint64
 	// Replayed: datagrams that opened but whose counter was seen before or is older than the replay window.
 	Replayed uint64
-	// EngineDropped: opened datagrams dropped because the uTP engine's receive queue was full.
-	EngineDropped uint64
 	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits) or the send
 	// failed.
 	SendDropped uint64
@@ -352,10 +353,9 @@ type Stats struct {
 // Stats returns the Transport's drop counters.
 func (t *Transport) Stats() Stats {
 	return Stats{
-		Stranger:      t.stats.stranger.Load(),
-		Unopened:      t.stats.unopened.Load(),
-		Replayed:      t.stats.replayed.Load(),
-		EngineDropped: t.stats.engineDrops.Load(),
-		SendDropped:   t.stats.sendDrops.Load(),
+		Stranger:    t.stats.stranger.Load(),
+		Unopened:    t.stats.unopened.Load(),
+		Replayed:    t.stats.replayed.Load(),
+		SendDropped: t.stats.sendDrops.Load(),
 	}
 }

@@ -25,7 +25,6 @@ func fastConfig() Config {
 		KeepaliveInterval: 200 * time.Millisecond,
 		DeadPathTimeout:   2 * time.Second,
 		PunchInterval:     20 * time.Millisecond,
-		DialTimeout:       time.Second,
 		CloseTimeout:      2 * time.Second,
 	}
 }
@@ -186,6 +185,28 @@ func TestCloseDeliversEverything(t *testing.T) {
 			isErr(t, err, net.ErrClosed)
 		})
 	}
+}
+
+// Closing the path right after closing a stream still delivers everything the stream was given: Path.Close waits for
+// closed streams, which deliver in the background.
+func TestPathCloseAfterStreamClose(t *testing.T) {
+	cfg := fastConfig()
+	cfg.StreamWindow = 256 << 10 // the reader holds the writer back: most of the data is still to send at Close
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	w, r := openPair(t, pa, pb)
+	data := randomBytes(t, 2<<20)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r) // ends with the path's error once everything was read
+		got <- b
+	}()
+	_, err := w.Write(data)
+	noErr(t, err)
+	noErr(t, w.Close())
+	noErr(t, pa.Close())
+	rb := <-got
+	check(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
 }
 
 // The socket gets the requested buffers (as far as the kernel's maximum allows) and reports them.
