@@ -1,6 +1,8 @@
 package utp
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -25,10 +27,65 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 	if r == nil {
 		return nil
 	}
-	for _, b := range bufs {
-		p.sendSealed(r, kindDatagram, b, false)
+	bs, ok := r.(batchSender)
+	if !ok || len(bufs) == 1 {
+		for _, b := range bufs {
+			p.sendSealed(r, kindDatagram, b, false)
+		}
+		return nil
+	}
+	bps := make([]*[]byte, len(bufs))
+	sealed := make([][]byte, len(bufs))
+	for i, b := range bufs {
+		bps[i] = sealBufs.Get().(*[]byte)
+		buf := (*bps[i])[:sealedHeader+1+len(b)]
+		buf[sealedHeader] = byte(kindDatagram)
+		copy(buf[sealedHeader+1:], b)
+		sealed[i] = p.keys.seal(buf, p.counter.Add(1))
+	}
+	err := bs.sendBatch(sealed)
+	for _, bp := range bps {
+		sealBufs.Put(bp)
+	}
+	if err != nil && !p.t.isClosed() {
+		p.log.Debug("utp: send", "route", r.id(), "err", err)
+		p.routeDead(r, fmt.Errorf("%w: %w", errRouteDead, err))
 	}
 	return nil
+}
+
+// batchSender is a route that sends several datagrams at once (with one system call where the platform has one).
+type batchSender interface {
+	sendBatch(bufs [][]byte) error
+}
+
+var _ batchSender = (*directRoute)(nil)
+
+func (r *directRoute) sendBatch(bufs [][]byte) error { return r.t.sendBatch(bufs, r.udp) }
+
+// sendBatch writes datagrams to one address without blocking; like send, a full buffer drops (and counts) what it
+// could not take.
+func (t *Transport) sendBatch(bufs [][]byte, to *net.UDPAddr) error {
+	if t.sendBatchRaw == nil {
+		for _, b := range bufs {
+			if _, err := t.send(b, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t.isClosed() {
+		return net.ErrClosed
+	}
+	n, err := t.sendBatchRaw(bufs, to)
+	if err == nil {
+		return nil
+	}
+	t.stats.sendDrops.Add(uint64(len(bufs) - n))
+	if errors.Is(err, errSendBufferFull) {
+		return nil // dropped like a full router queue; uTP retransmits
+	}
+	return &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
 }
 
 // DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any internet

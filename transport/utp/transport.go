@@ -24,9 +24,10 @@ type Transport struct {
 	log           *slog.Logger
 	local         *net.UDPAddr
 	rbuf, wbuf    int
-	maxUDPPayload int                                   // largest UDP payload the local MTU allows
-	sendRaw       func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
-	v4, v6        bool                                  // address families the socket can reach
+	maxUDPPayload int                                               // largest UDP payload the local MTU allows
+	sendRaw       func(b []byte, to *net.UDPAddr) error             // non-blocking send on a plain UDP socket, or nil
+	sendBatchRaw  func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
+	v4, v6        bool                                              // address families the socket can reach
 	done          chan struct{}
 	wg            sync.WaitGroup
 	stats         counters
@@ -102,6 +103,7 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
 	t.sendRaw = newNonblockingSender(pc)
+	t.sendBatchRaw = newBatchSender(pc)
 	t.byID.Store(&map[uint64]pathSlot{})
 	t.v4, t.v6 = families(pc, local)
 	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
