@@ -24,13 +24,14 @@ type Transport struct {
 	log           *slog.Logger
 	local         *net.UDPAddr
 	rbuf, wbuf    int
-	maxUDPPayload int                                               // largest UDP payload the local MTU allows
-	sendRaw       func(b []byte, to *net.UDPAddr) error             // non-blocking send on a plain UDP socket, or nil
-	sendBatchRaw  func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
-	v4, v6        bool                                              // address families the socket can reach
+	maxUDPPayload int                                   // largest UDP payload the local MTU allows
+	sendRaw       func(b []byte, to *net.UDPAddr) error // non-blocking send on a plain UDP socket, or nil
+	v4, v6        bool                                  // address families the socket can reach
 	done          chan struct{}
 	wg            sync.WaitGroup
 	stats         counters
+
+	sendBatchRaw func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
 
 	byID atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
 
