@@ -286,9 +286,9 @@ func TestRolesMustDiffer(t *testing.T) {
 	}
 }
 
-// Punching, open requests, stream handshakes and closes all survive heavy loss (10% each way): every control
-// exchange is retried. (At 20% opens still succeed but can take 15 s: after a retransmitted SYN the library's
-// inflated timers may time out a handshake packet, and the dial is redone.)
+// Punching, stream opens and closes all survive heavy loss (10% each way): every control exchange is retried. A
+// SYN's first retransmission timeout comes from the path's RTT (the engine's RTTHint), so a lost SYN costs a fraction of a
+// second and even several in a row fit the open's 10 s.
 func TestControlUnderLoss(t *testing.T) {
 	t.Parallel()
 	lossy := func(seed uint64) netem.Config {

@@ -55,6 +55,7 @@ func (p *Path) engineConfig() engine.Config {
 		ReceiveWindow: p.cfg.StreamWindow,
 		AcceptBacklog: p.cfg.AcceptBacklog,
 		CloseTimeout:  p.cfg.CloseTimeout,
+		RTTHint:       p.RTT,
 		NewController: controllers[p.cfg.CongestionControl],
 		LocalAddr:     p.t.local,
 		RemoteAddr:    pathAddr{p},
