@@ -77,7 +77,7 @@ func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
 }
 
 // newBatchSender returns a function that sends datagrams to one address with as few system calls as the platform
-// allows (sendmmsg on Linux), never waiting: it returns how many the kernel took; the rest were dropped for a full
+// allows (one segmentation-offloaded sendmsg or else sendmmsg on Linux), never waiting: it returns how many the kernel took; the rest were dropped for a full
 // send buffer (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
 func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int, error) {
 	uc, ok := pc.(*net.UDPConn)
@@ -88,7 +88,16 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 		return nil // an IPv6 or dual-stack socket: per-datagram sends handle its address forms
 	}
 	bc := ipv4.NewPacketConn(uc)
+	gso := newGSOSender(pc)
 	return func(bufs [][]byte, to *net.UDPAddr) (int, error) {
+		if gso != nil {
+			if ok, err := gso(bufs, to); ok {
+				if err != nil {
+					return 0, err
+				}
+				return len(bufs), nil
+			}
+		}
 		msgs := make([]ipv4.Message, len(bufs))
 		for i, b := range bufs {
 			msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: to}
