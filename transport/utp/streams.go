@@ -34,9 +34,9 @@ func (p *Path) OpenStream(ctx context.Context) (net.Conn, error) {
 	return c, nil
 }
 
-// AcceptStream returns the next stream the peer opened with OpenStream. On the side that is not Peer.Dialer, the
-// first stream accepted is the first the dialler opened, unless this side opened streams first. Streams the peer
-// opens while more than Config.AcceptBacklog wait are refused.
+// AcceptStream returns the next stream the peer opened with OpenStream, in the order they were opened: on the side
+// that is not Peer.Dialer, the first one is the dialler's first stream. Streams the peer opens while
+// Config.AcceptBacklog of them wait are refused.
 func (p *Path) AcceptStream(ctx context.Context) (net.Conn, error) {
 	c, err := p.eng.Accept(ctx)
 	if err != nil {
