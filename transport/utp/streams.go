@@ -34,7 +34,7 @@ func (p *Path) OpenStream(ctx context.Context) (net.Conn, error) {
 	return c, nil
 }
 
-// AcceptStream returns the next stream the peer opened with OpenStream, in the order they were opened: on the side
+// AcceptStream returns the next stream the peer opened with OpenStream, in the order they reached us: on the side
 // that is not Peer.Dialer, the first one is the dialler's first stream. Streams the peer opens while
 // Config.AcceptBacklog of them wait are refused.
 func (p *Path) AcceptStream(ctx context.Context) (net.Conn, error) {
