@@ -366,3 +366,23 @@ func TestTransportCloseEndsStreams(t *testing.T) {
 	isErr(t, err, ErrPathClosed)
 	noErr(t, a.Close(), "second Close")
 }
+
+// Every congestion controller Config.CongestionControl names carries a transfer through a lossy bottleneck; an
+// unknown name is refused when the Transport is made.
+func TestCongestionControlChoices(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"bbr", "cubic", "ledbat"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cc := fmt.Sprintf("%T", controllers[name]())
+			check(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
+			cfg := fastConfig()
+			cfg.CongestionControl = name
+			up := netem.Impairment{Rate: 4e6, QueueBytes: 64 << 10, Delay: 10 * time.Millisecond, Loss: 0.005}
+			p := newImpairedPair(t, cfg, &netem.Config{Out: up, In: netem.Impairment{Delay: 10 * time.Millisecond}, Seed: 3}, nil)
+			checkTransfer(t, p, 1<<20, nil)
+		})
+	}
+	_, err := Listen("udp4", "127.0.0.1:0", Config{CongestionControl: "reno"})
+	check(t, err != nil && strings.Contains(err.Error(), `"reno"`), "unknown congestion control: error %v", err)
+}
