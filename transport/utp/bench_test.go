@@ -243,6 +243,30 @@ func BenchmarkBottleneck(b *testing.B) {
 	b.ReportMetric(100*float64(after.QueueDrops-before.QueueDrops)/float64(max(after.Offered-before.Offered, 1)), "ours_%queue_drops")
 }
 
+// BenchmarkBDP: goodput over a 100 Mbit/s link at 100 ms RTT whose drop-tail queue holds one bandwidth-delay
+// product (the NAT lab's bdp path), 16 MiB per iteration from a cold start, per congestion controller.
+func BenchmarkBDP(b *testing.B) {
+	const size, rate = 16 << 20, 100e6 / 8
+	for _, cc := range []string{"bbr", "cubic"} {
+		b.Run(cc, func(b *testing.B) {
+			var d time.Duration
+			for b.Loop() {
+				up := netem.Impairment{Rate: rate, QueueBytes: rate / 10, Delay: 50 * time.Millisecond}
+				p := newImpairedPair(b, Config{CongestionControl: cc},
+					&netem.Config{Out: up, In: netem.Impairment{Delay: 50 * time.Millisecond}, Seed: 5}, nil)
+				oc, os := streamPair(b, p)
+				t, err := pump(oc, os, size, 2*time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d += t
+			}
+			b.ReportMetric(mbps(int64(b.N)*size, d), "MB/s")
+			b.ReportMetric(100*float64(int64(b.N)*size)/d.Seconds()/rate, "%link")
+		})
+	}
+}
+
 // BenchmarkPingPong100B: 100 B request, 100 B reply, on one of our streams vs a kernel TCP connection, both on
 // loopback, alternating round trip by round trip, 500 of each per iteration. Reports mean, median and p99.
 func BenchmarkPingPong100B(b *testing.B) {
