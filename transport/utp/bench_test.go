@@ -2,7 +2,6 @@ package utp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,77 +9,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/utp"
-
 	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
-// Benchmarks compare this transport with raw anacrolix/utp measured in the same run, interleaved iteration by
+// Benchmarks compare this transport with kernel TCP on loopback measured in the same run, interleaved iteration by
 // iteration so machine load hits both alike, and report the ratio. Run them with, for example:
 //
 //	go test -run '^$' -bench . -benchtime 5x ./transport/utp/
 
-// rawUTPPair is a raw anacrolix/utp connection pair on loopback, the baseline. A zero buffer leaves the kernel's
-// default socket buffers; impair, if not nil, wraps the dialling side's socket.
-type rawUTPPair struct {
-	client, server net.Conn
-	sockets        []*utp.Socket
-	clientNet      *netem.Conn
-}
-
-func newRawUTPPair(tb testing.TB, buffer int, impair *netem.Config) *rawUTPPair {
+// tcpPair is a kernel TCP connection pair on loopback, the baseline.
+func tcpPair(tb testing.TB) (client, server net.Conn) {
 	tb.Helper()
-	p := &rawUTPPair{}
-	open := func(impair *netem.Config) *utp.Socket {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if buffer > 0 {
-			u := pc.(*net.UDPConn)
-			if err := errors.Join(u.SetReadBuffer(buffer), u.SetWriteBuffer(buffer)); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		if impair != nil {
-			p.clientNet = netem.Wrap(pc, *impair)
-			pc = p.clientNet
-		}
-		s, err := utp.NewSocketFromPacketConn(pc)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p.sockets = append(p.sockets, s)
-		return s
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
 	}
-	cs, ss := open(impair), open(nil)
+	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
-		c, err := ss.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			close(accepted)
 			return
 		}
 		accepted <- c
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var err error
-	if p.client, err = cs.DialContext(ctx, "udp", ss.Addr().String()); err != nil {
+	if client, err = net.Dial("tcp4", ln.Addr().String()); err != nil {
 		tb.Fatal(err)
 	}
 	var ok bool
-	if p.server, ok = <-accepted; !ok {
-		tb.Fatal("raw uTP Accept failed")
+	if server, ok = <-accepted; !ok {
+		tb.Fatal("TCP Accept failed")
 	}
-	tb.Cleanup(p.close)
-	return p
-}
-
-func (p *rawUTPPair) close() {
-	for _, s := range p.sockets {
-		s.CloseNow()
-	}
+	tb.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return client, server
 }
 
 // streamPair is one of our streams, open in both directions.
@@ -165,24 +130,23 @@ func interleave(b *testing.B, size int64, x, y [2]net.Conn) (xT, yT time.Duratio
 	return xT, yT
 }
 
-// BenchmarkLoopbackThroughput: ours vs raw anacrolix/utp with 4 MiB socket buffers (what ours requests), 16 MiB per
-// iteration each. Target: ours >= 0.9x raw.
+// BenchmarkLoopbackThroughput: ours vs kernel TCP, 16 MiB per iteration each.
 func BenchmarkLoopbackThroughput(b *testing.B) {
 	const size = 16 << 20
-	raw := newRawUTPPair(b, 4<<20, nil)
+	tc, ts := tcpPair(b)
 	ours := newImpairedPair(b, Config{}, nil, nil)
 	oc, os := streamPair(b, ours)
-	// Warm up both: ours starts its pacer at 1 MiB/s and doubles it per probe.
-	for _, c := range [][2]net.Conn{{raw.client, raw.server}, {oc, os}} {
+	// Warm up both past slow start.
+	for _, c := range [][2]net.Conn{{tc, ts}, {oc, os}} {
 		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}
-	rawT, oursT := interleave(b, size, [2]net.Conn{raw.client, raw.server}, [2]net.Conn{oc, os})
+	tcpT, oursT := interleave(b, size, [2]net.Conn{tc, ts}, [2]net.Conn{oc, os})
 	n := int64(b.N) * size
-	b.ReportMetric(mbps(n, rawT), "raw_MB/s")
+	b.ReportMetric(mbps(n, tcpT), "tcp_MB/s")
 	b.ReportMetric(mbps(n, oursT), "ours_MB/s")
-	b.ReportMetric(rawT.Seconds()/oursT.Seconds(), "ours/raw")
+	b.ReportMetric(tcpT.Seconds()/oursT.Seconds(), "ours/tcp")
 }
 
 // BenchmarkSealingCost: the same build with sealing on and off (Config.noSeal: same datagrams, counters and replay
@@ -193,7 +157,7 @@ func BenchmarkSealingCost(b *testing.B) {
 	sc, ss := streamPair(b, sealed)
 	clear := newImpairedPair(b, Config{noSeal: true}, nil, nil)
 	cc, cs := streamPair(b, clear)
-	for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both pacers
+	for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both past slow start
 		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
 			b.Fatal(err)
 		}
@@ -205,54 +169,37 @@ func BenchmarkSealingCost(b *testing.B) {
 	b.ReportMetric(clearT.Seconds()/sealedT.Seconds(), "sealed/unsealed")
 }
 
-// BenchmarkLoopbackDefaultBuffers: raw anacrolix/utp with the kernel's default socket buffers stalls and dies
-// ("timed out waiting for ack"); ours, configured with the same small buffers, must not fail. 16 MiB per iteration,
-// a failure being no progress for the 45 s deadline. Reports failures and the throughput of what completed.
+// BenchmarkLoopbackDefaultBuffers: ours with the kernel's default socket buffers (a full buffer drops datagrams,
+// which loss recovery must absorb) must not fail. 16 MiB per iteration, a failure being no progress for the 45 s
+// deadline. Reports failures and the throughput of what completed.
 func BenchmarkLoopbackDefaultBuffers(b *testing.B) {
 	const (
 		size     = 16 << 20
 		deadline = 45 * time.Second
 	)
 	var (
-		rawFails, oursFails int
-		rawT, oursT         time.Duration
-		rawN, oursN         int64
-		raw                 *rawUTPPair
+		fails int
+		d     time.Duration
+		n     int64
 	)
 	// 106496 B requested is doubled by Linux to 212992 B, the default of net.core.rmem_default.
 	ours := newImpairedPair(b, Config{SocketBuffer: 106496}, nil, nil)
 	oc, os := streamPair(b, ours)
 	for b.Loop() {
-		if raw == nil {
-			raw = newRawUTPPair(b, 0, nil)
-		}
-		if d, err := pump(raw.client, raw.server, size, deadline); err != nil {
-			b.Logf("raw uTP, default buffers: %v", err)
-			rawFails++
-			raw.close()
-			raw = nil // its Conn is dead; the next iteration starts over
-		} else {
-			rawT += d
-			rawN += size
-		}
-		if d, err := pump(oc, os, size, deadline); err != nil {
+		if t, err := pump(oc, os, size, deadline); err != nil {
 			b.Logf("ours, default-sized buffers: %v", err)
-			oursFails++
+			fails++
 			oc, os = streamPair(b, ours)
 		} else {
-			oursT += d
-			oursN += size
+			d += t
+			n += size
 		}
 	}
 	r, w := ours.dialerTr.BufferSizes()
-	b.Logf("ours granted SO_RCVBUF %d, SO_SNDBUF %d", r, w)
-	b.ReportMetric(float64(rawFails)/float64(b.N), "raw_fails/op")
-	b.ReportMetric(float64(oursFails)/float64(b.N), "ours_fails/op")
-	if rawN > 0 {
-		b.ReportMetric(mbps(rawN, rawT), "raw_MB/s")
-	}
-	if oursN > 0 {
-		b.ReportMetric(mbps(oursN, oursT), "ours_MB/s")
+	b.Logf("granted SO_RCVBUF %d, SO_SNDBUF %d", r, w)
+	b.ReportMetric(float64(fails)/float64(b.N), "fails/op")
+	if n > 0 {
+		b.ReportMetric(mbps(n, d), "ours_MB/s")
 	}
 }
 
@@ -268,52 +215,62 @@ func bottleneckNet(seed uint64) *netem.Config {
 const bottleneckRate = 20e6 / 8
 
 // BenchmarkBottleneck: goodput through a 20 Mbit/s link with a 64 KB queue and a 40 ms RTT, and the share of
-// packets dropped at that queue, for ours (8 MiB per iteration) and raw anacrolix/utp (4 MiB per iteration: it is
-// several times slower). Targets for ours: >= 80% of the link rate, < 1% dropped at the queue.
+// packets dropped at that queue, 8 MiB per iteration. Targets: >= 80% of the link rate, < 1% dropped at the queue.
 func BenchmarkBottleneck(b *testing.B) {
-	const oursSize, rawSize = 8 << 20, 4 << 20
+	const size = 8 << 20
 	ours := newImpairedPair(b, Config{}, bottleneckNet(1), nil)
 	oc, os := streamPair(b, ours)
-	raw := newRawUTPPair(b, 4<<20, bottleneckNet(2))
-	// Warm up ours past slow start, as a long transfer would be.
+	// Warm up past slow start, as a long transfer would be.
 	if _, err := pump(oc, os, 2<<20, time.Minute); err != nil {
 		b.Fatal(err)
 	}
 	var (
-		oursT, rawT           time.Duration
-		oursBefore, rawBefore = ours.dialerNet.OutStats(), raw.clientNet.OutStats()
-		oursN, rawN           int64
+		oursT  time.Duration
+		oursN  int64
+		before = ours.dialerNet.OutStats()
 	)
 	for b.Loop() {
-		d, err := pump(oc, os, oursSize, 2*time.Minute)
+		d, err := pump(oc, os, size, 2*time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}
 		oursT += d
-		oursN += oursSize
-		d, err = pump(raw.client, raw.server, rawSize, 2*time.Minute)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rawT += d
-		rawN += rawSize
+		oursN += size
 	}
-	dropShare := func(before, after netem.Stats) float64 {
-		return 100 * float64(after.QueueDrops-before.QueueDrops) / float64(max(after.Offered-before.Offered, 1))
-	}
+	after := ours.dialerNet.OutStats()
 	b.ReportMetric(mbps(oursN, oursT), "ours_MB/s")
 	b.ReportMetric(100*float64(oursN)/oursT.Seconds()/bottleneckRate, "ours_%link")
-	b.ReportMetric(dropShare(oursBefore, ours.dialerNet.OutStats()), "ours_%queue_drops")
-	b.ReportMetric(mbps(rawN, rawT), "raw_MB/s")
-	b.ReportMetric(100*float64(rawN)/rawT.Seconds()/bottleneckRate, "raw_%link")
-	b.ReportMetric(dropShare(rawBefore, raw.clientNet.OutStats()), "raw_%queue_drops")
-	b.ReportMetric(rawT.Seconds()/float64(rawN)*float64(oursN)/oursT.Seconds(), "ours/raw")
+	b.ReportMetric(100*float64(after.QueueDrops-before.QueueDrops)/float64(max(after.Offered-before.Offered, 1)), "ours_%queue_drops")
 }
 
-// BenchmarkPingPong100B: 100 B request, 100 B reply, on one of our streams vs a raw anacrolix/utp Conn, both on
+// BenchmarkBDP: goodput over a 100 Mbit/s link at 100 ms RTT whose drop-tail queue holds one bandwidth-delay
+// product (the NAT lab's bdp path), 16 MiB per iteration from a cold start, per congestion controller.
+func BenchmarkBDP(b *testing.B) {
+	const size, rate = 16 << 20, 100e6 / 8
+	for _, cc := range []string{"bbr", "cubic"} {
+		b.Run(cc, func(b *testing.B) {
+			var d time.Duration
+			for b.Loop() {
+				up := netem.Impairment{Rate: rate, QueueBytes: rate / 10, Delay: 50 * time.Millisecond}
+				p := newImpairedPair(b, Config{CongestionControl: cc},
+					&netem.Config{Out: up, In: netem.Impairment{Delay: 50 * time.Millisecond}, Seed: 5}, nil)
+				oc, os := streamPair(b, p)
+				t, err := pump(oc, os, size, 2*time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d += t
+			}
+			b.ReportMetric(mbps(int64(b.N)*size, d), "MB/s")
+			b.ReportMetric(100*float64(int64(b.N)*size)/d.Seconds()/rate, "%link")
+		})
+	}
+}
+
+// BenchmarkPingPong100B: 100 B request, 100 B reply, on one of our streams vs a kernel TCP connection, both on
 // loopback, alternating round trip by round trip, 500 of each per iteration. Reports mean, median and p99.
 func BenchmarkPingPong100B(b *testing.B) {
-	raw := newRawUTPPair(b, 4<<20, nil)
+	tc, ts := tcpPair(b)
 	ours := newImpairedPair(b, Config{}, nil, nil)
 	oc, os := streamPair(b, ours)
 	echo := func(c net.Conn) {
@@ -327,7 +284,7 @@ func BenchmarkPingPong100B(b *testing.B) {
 			}
 		}
 	}
-	go echo(raw.server)
+	go echo(ts)
 	go echo(os)
 	msg, reply := make([]byte, 100), make([]byte, 100)
 	roundTrip := func(c net.Conn) time.Duration {
@@ -341,13 +298,13 @@ func BenchmarkPingPong100B(b *testing.B) {
 		return time.Since(start)
 	}
 	for range 200 { // warm up
-		roundTrip(raw.client)
+		roundTrip(tc)
 		roundTrip(oc)
 	}
-	var rawRT, oursRT []time.Duration
+	var tcpRT, oursRT []time.Duration
 	for b.Loop() {
 		for range 500 {
-			rawRT = append(rawRT, roundTrip(raw.client))
+			tcpRT = append(tcpRT, roundTrip(tc))
 			oursRT = append(oursRT, roundTrip(oc))
 		}
 	}
@@ -363,6 +320,6 @@ func BenchmarkPingPong100B(b *testing.B) {
 		b.ReportMetric(float64(d[len(d)*99/100].Nanoseconds())/1e3, name+"_p99_µs")
 		return mean
 	}
-	r, o := stats("raw", rawRT), stats("ours", oursRT)
-	b.ReportMetric(o/r, "ours/raw_mean")
+	r, o := stats("tcp", tcpRT), stats("ours", oursRT)
+	b.ReportMetric(o/r, "ours/tcp_mean")
 }

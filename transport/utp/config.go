@@ -2,8 +2,12 @@ package utp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
 // Config tunes a Transport. The zero value gives the defaults documented on each field; every timer is a field so
@@ -13,39 +17,49 @@ type Config struct {
 	// default (about 208 KiB) a single uTP connection overflows the socket buffer and stalls. Linux caps the request
 	// at net.core.rmem_max/wmem_max; Transport.BufferSizes reports what was granted.
 	SocketBuffer int
-	// KeepaliveInterval is how often an idle path sends a probe (keeping the NAT mapping and liveness) and an idle
-	// stream sends a keepalive frame (keeping the uTP connection, which dies after 120 s without packets). Default 10 s.
+	// KeepaliveInterval is how often an idle path sends a probe, which keeps the NAT mappings open and tells the
+	// peer the path lives (streams have no idle timeout of their own). Default 10 s.
 	KeepaliveInterval time.Duration
 	// DeadPathTimeout: when no authenticated packet arrived from the peer for this long the path is dead, and every
 	// stream on it fails with an error wrapping ErrPathDead. Default 30 s.
 	DeadPathTimeout time.Duration
-	// ProbeInterval is how often the path sends an RTT probe while a stream wrote in the last second (or while the
-	// peer has not yet confirmed the path). The probes feed the congestion controller. Default 20 ms.
+	// ProbeInterval is how often the path sends an RTT probe (Path.RTT) while it carries stream traffic or the peer
+	// has not yet confirmed the path. Default 20 ms.
 	ProbeInterval time.Duration
 	// PunchInterval is how often Connect sends a punch packet to each remote candidate. Default 50 ms.
 	PunchInterval time.Duration
 	// ConnectTimeout bounds Connect when its context has no deadline. Default 20 s.
 	ConnectTimeout time.Duration
-	// DialTimeout bounds one uTP dial attempt (the library resends its SYN at about 0, 0.8 and 2 s); a failed attempt
-	// is retried until the OpenStream context ends. Default 3 s.
-	DialTimeout time.Duration
-	// OpenTimeout bounds OpenStream when its context has no deadline, and the stream handshake at the start
-	// of each uTP connection. Default 30 s.
+	// OpenTimeout bounds OpenStream when its context has no deadline (the engine resends its SYN with backoff until
+	// then). Default 30 s.
 	OpenTimeout time.Duration
 	// STUNRetransmit is the first STUN retransmission timeout (RFC 5389 uses 500 ms); it doubles after every
 	// request, up to 8 times the first. Default 250 ms.
 	STUNRetransmit time.Duration
 	// STUNTimeout bounds DiscoverSTUN when its context has no deadline. Default 5 s.
 	STUNTimeout time.Duration
-	// CloseTimeout bounds how long a stream's Close waits for the peer to acknowledge everything written. Default 5 s.
+	// CloseTimeout bounds how long a closed stream goes on delivering what was written, in the background, before
+	// it resets the connection; Path.Close waits as long for closed streams to deliver. Default 30 s.
 	CloseTimeout time.Duration
-	// StreamWindow is each stream's receive buffer (and the flow-control window the peer may fill). The stream always
-	// drains its uTP connection into it, so a slow reader never stalls the uTP connection. Default 1 MiB.
+	// StreamWindow is each stream's receive window: the most it buffers for a reader that does not keep up (in order
+	// and out of order), and so the most a peer's writer gets ahead of that reader. A window below the path's
+	// bandwidth-delay product limits one stream's rate to StreamWindow per RTT. Default 16 MiB.
 	StreamWindow int
-	// AcceptBacklog is how many streams opened by the peer may wait for AcceptStream; more are refused. Default 32.
+	// MaxWindow caps what one stream keeps in flight and queued for sending (the congestion window never grows
+	// beyond it), so it bounds a stream's rate to MaxWindow per RTT and its send buffer memory. Default 16 MiB.
+	MaxWindow int
+	// AcceptBacklog is how many streams opened by the peer may wait for AcceptStream; more are refused (the peer's
+	// OpenStream fails with an error wrapping ErrStreamClosed). Default 64.
 	AcceptBacklog int
-	// Congestion configures the per-path delay-based pacer.
-	Congestion CongestionConfig
+	// CongestionControl chooses each stream's congestion controller:
+	//   - "bbr" (the default): model-based; it paces at the path's measured bottleneck rate and keeps about twice the
+	//     bandwidth-delay product in flight, so random loss and a busy CPU's scheduling delay do not slow it.
+	//   - "cubic": loss-based (RFC 9438 with HyStart++), as kernel TCP's default; fairer to CUBIC flows sharing a
+	//     shallow buffer, slower on lossy paths.
+	//   - "ledbat": delay-based background mode (RFC 6817, BEP 29's 100 ms target): it yields to other traffic on
+	//     the bottleneck, for bulk transfers that must not slow the user's other connections.
+	// Any other value makes NewTransport fail.
+	CongestionControl string
 	// Logger receives debug and warning records. Default: discard.
 	Logger *slog.Logger
 
@@ -68,24 +82,41 @@ func (c Config) withDefaults() Config {
 	def(&c.ProbeInterval, 20*time.Millisecond)
 	def(&c.PunchInterval, 50*time.Millisecond)
 	def(&c.ConnectTimeout, 20*time.Second)
-	def(&c.DialTimeout, 3*time.Second)
 	def(&c.OpenTimeout, 30*time.Second)
 	def(&c.STUNRetransmit, 250*time.Millisecond)
 	def(&c.STUNTimeout, 5*time.Second)
-	def(&c.CloseTimeout, 5*time.Second)
+	def(&c.CloseTimeout, 30*time.Second)
 	if c.StreamWindow <= 0 {
-		c.StreamWindow = 1 << 20
+		c.StreamWindow = 16 << 20
 	}
-	if c.StreamWindow < maxFramePayload {
-		c.StreamWindow = maxFramePayload
+	if c.MaxWindow <= 0 {
+		c.MaxWindow = 16 << 20
 	}
 	if c.AcceptBacklog <= 0 {
-		c.AcceptBacklog = 32
+		c.AcceptBacklog = 64
+	}
+	if c.CongestionControl == "" {
+		c.CongestionControl = "bbr"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// controllers are the choices of Config.CongestionControl.
+var controllers = map[string]func() congestion.Controller{
+	"bbr":    congestion.NewDefault,
+	"cubic":  func() congestion.Controller { return congestion.NewCubic(congestion.CubicConfig{}) },
+	"ledbat": func() congestion.Controller { return congestion.NewLEDBAT(congestion.LEDBATConfig{}) },
+}
+
+// validate reports a configuration NewTransport cannot run.
+func (c Config) validate() error {
+	if controllers[c.CongestionControl] == nil {
+		return fmt.Errorf("utp: unknown congestion control %q (want bbr, cubic or ledbat)", c.CongestionControl)
+	}
+	return nil
 }
 
 // Errors returned by this package; match them with errors.Is.
@@ -100,14 +131,12 @@ var (
 	ErrTransportClosed = errors.New("utp: transport closed")
 	// ErrSTUN: STUN discovery failed (no answer, an error response or a malformed one).
 	ErrSTUN = errors.New("utp: STUN failed")
-	// ErrStreamClosed: the peer closed the stream, so it no longer reads what is written.
-	ErrStreamClosed = errors.New("utp: stream closed by peer")
+	// ErrStreamClosed: the peer closed or reset the stream (or refused it), so it no longer reads what is written.
+	ErrStreamClosed = engine.ErrReset
 	// ErrBadKey: Peer.Key is not 32 bytes.
 	ErrBadKey = errors.New("utp: session key must be 32 bytes")
 	// ErrRoles: both peers, or neither, set Peer.Dialer.
 	ErrRoles = errors.New("utp: exactly one peer must be the dialler")
-	// ErrProtocol: the peer broke the stream protocol (bad frame, window overrun, bad handshake).
-	ErrProtocol = errors.New("utp: protocol violation")
 )
 
 // errSendBufferFull: the kernel's send buffer was full and the datagram was dropped instead of waiting.

@@ -23,11 +23,17 @@
 // as one answers (host pairs over reflexive ones over relays), and falls back on the relay when the direct route
 // stops answering its probes. Path.Route and Path.RouteChanged say which route carries the path.
 //
-// One side, Peer.Dialer, dials every uTP connection; the other asks it to with a control packet, so uTP's
-// simultaneous open never happens. Each connection carries a framed stream with its own flow control, keepalives and
-// a graceful close that does not rely on uTP's FIN.
+// Each path runs its own uTP engine (BEP 29, in internal/engine) over the sealed datagrams: every stream is one of
+// its connections, and either side opens one (Path.OpenStream, the peer's Path.AcceptStream; by convention the
+// Peer.Dialer side opens the first). A stream is a net.Conn with deadlines and CloseWrite; it has selective ACKs,
+// time-based loss detection with a tail loss probe, a retransmission timer that backs off but never gives up, path
+// MTU discovery (from 1,200-byte datagrams up to what a TURN relay over IPv6 still carries), a receive window its
+// reader frees (Config.StreamWindow) and a graceful Close that delivers in the background (Config.CloseTimeout);
+// Path.Close waits for streams already closed to deliver. Each stream has its own paced congestion controller
+// (Config.CongestionControl): BBR by default, which neither random loss nor a busy CPU's scheduling delay slows;
+// CUBIC; or LEDBAT as a background mode that yields to other traffic.
 //
-// The path probes the peer (every Config.ProbeInterval while streams write, every Config.KeepaliveInterval when
-// idle); the echoes keep the NAT mapping open, detect a dead path (Config.DeadPathTimeout, then streams fail with
-// ErrPathDead) and feed a delay-based congestion controller that paces every stream on the path.
+// The path probes the peer (every Config.ProbeInterval while streams send, every Config.KeepaliveInterval when
+// idle); the echoes keep the NAT mapping open, measure the path's RTT (Path.RTT) and detect a dead path
+// (Config.DeadPathTimeout, then streams fail with ErrPathDead).
 package utp

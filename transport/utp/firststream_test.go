@@ -9,8 +9,8 @@ import (
 )
 
 // TestFirstStreamOpensPromptly connects many fresh pairs on loopback, the acceptor starting 0-60 ms after the
-// dialler (as two peers answering a signal do), and checks every first stream opens well within the library's ~1 s
-// SYN retransmission.
+// dialler (as two peers answering a signal do), and checks every first stream opens well within a SYN
+// retransmission.
 func TestFirstStreamOpensPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("connects many pairs")
@@ -96,7 +96,7 @@ func (s slowPunches) ReadFrom(b []byte) (int, net.Addr, error) {
 // first punch is answered with an unconfirmed reply plus a punch back; the acceptor answers that punch with a
 // confirmed reply (making the dialler ready) and punches back again. Nominating the pair only in answer to that last
 // punch, which the dialler here reads 100 ms late, let the dialler's SYN reach the acceptor before its path was
-// established: the demultiplexer dropped it and the stream waited for the library's SYN retransmission (~1 s).
+// established: the demultiplexer dropped it and the stream waited for a SYN retransmission.
 func TestFirstStreamAfterPunchBack(t *testing.T) {
 	for i := range 5 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")

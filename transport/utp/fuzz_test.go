@@ -52,7 +52,7 @@ func FuzzControlPacket(f *testing.F) {
 			parseEcho(c.body)
 		case kindProbeEcho:
 			parseEcho(c.body)
-		case kindPunch, kindOpenRequest, kindProbe, kindBye:
+		case kindPunch, kindProbe, kindBye:
 		default:
 			t.Fatalf("kind %d accepted", c.kind)
 		}

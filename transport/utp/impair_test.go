@@ -254,9 +254,9 @@ func TestTransferSurvivesOutage(t *testing.T) {
 
 func TestTransferThroughBottleneck(t *testing.T) {
 	t.Parallel()
-	// A 20 Mbit/s uplink with a 64 KB queue and a 40 ms RTT, from a cold start. Raw anacrolix/utp loses about half
-	// its packets at such a queue (BenchmarkBottleneck); the pacer must keep the queue from overflowing. The bound
-	// is loose: slow start overshoots for about an RTT before the queue shows (about 5% of an 8 MiB transfer here).
+	// A 20 Mbit/s uplink with a 64 KB queue and a 40 ms RTT, from a cold start. A sender that ignores the queue
+	// loses about half its packets there; congestion control must keep it from overflowing. The bound is loose:
+	// slow start overshoots for about an RTT before the queue shows.
 	const size = 8 << 20
 	up := netem.Impairment{Rate: bottleneckRate, QueueBytes: 64 << 10, Delay: 20 * time.Millisecond}
 	down := netem.Impairment{Delay: 20 * time.Millisecond}

@@ -1,30 +1,19 @@
 package utp
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sync"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
-// link is the path as a uTP engine sees it: datagrams to and from "the peer", never an address. The path seals
-// what the engine writes and sends it on its current route; it hands the engine, through datagramSink, only what
-// opened with the session's keys and passed the replay window.
-type link interface {
-	// WriteDatagrams sends each buffer to the peer, sealed; the buffers may be reused when it returns.
-	WriteDatagrams(bufs [][]byte) error
-	// DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any
-	// internet path); max fits the local interface's MTU.
-	DatagramSizes() (safe, max int)
-}
+var _ engine.Link = pathLink{}
 
-// datagramSink is the engine side of the seam: the path delivers each opened datagram with DeliverDatagram (b is
-// only valid during the call).
-type datagramSink interface {
-	DeliverDatagram(b []byte)
-}
-
-var _ link = pathLink{}
-
-// pathLink is the link of one path.
+// pathLink is the path as its uTP engine sees it: datagrams to and from "the peer", never an address. It seals what
+// the engine writes and sends it on the path's current route; the path hands the engine only what opened with the
+// session's keys and passed the replay window.
 type pathLink struct{ p *Path }
 
 func (p *Path) link() pathLink { return pathLink{p} }
@@ -38,19 +27,81 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 	if r == nil {
 		return nil
 	}
-	for _, b := range bufs {
-		p.sendSealed(r, kindDatagram, b, false)
+	bs, ok := r.(batchSender)
+	if !ok || len(bufs) == 1 {
+		for _, b := range bufs {
+			p.sendSealed(r, kindDatagram, b, false)
+		}
+		return nil
+	}
+	bps := make([]*[]byte, len(bufs))
+	sealed := make([][]byte, len(bufs))
+	for i, b := range bufs {
+		bps[i] = sealBufs.Get().(*[]byte)
+		buf := (*bps[i])[:sealedHeader+1+len(b)]
+		buf[sealedHeader] = byte(kindDatagram)
+		copy(buf[sealedHeader+1:], b)
+		sealed[i] = p.keys.seal(buf, p.counter.Add(1))
+	}
+	err := bs.sendBatch(sealed)
+	for _, bp := range bps {
+		sealBufs.Put(bp)
+	}
+	if err != nil && !p.t.isClosed() {
+		p.log.Debug("utp: send", "route", r.id(), "err", err)
+		p.routeDead(r, fmt.Errorf("%w: %w", errRouteDead, err))
 	}
 	return nil
 }
 
-func (l pathLink) DatagramSizes() (safe, max int) {
-	// One byte of every sealed plaintext is its kind.
-	return 1200 - sealedOverhead - 1, l.p.t.maxUDPPayload - sealedOverhead - 1
+// batchSender is a route that sends several datagrams at once (with one system call where the platform has one).
+type batchSender interface {
+	sendBatch(bufs [][]byte) error
 }
 
-// sealBufs holds buffers for sealing datagrams: a uTP packet plus the seal fits maxSealed; larger datagrams
-// (possible on loopback) get a buffer of their own.
+var _ batchSender = (*directRoute)(nil)
+
+func (r *directRoute) sendBatch(bufs [][]byte) error { return r.t.sendBatch(bufs, r.udp) }
+
+// sendBatch writes datagrams to one address without blocking; like send, a full buffer drops (and counts) what it
+// could not take.
+func (t *Transport) sendBatch(bufs [][]byte, to *net.UDPAddr) error {
+	if t.sendBatchRaw == nil {
+		for _, b := range bufs {
+			if _, err := t.send(b, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t.isClosed() {
+		return net.ErrClosed
+	}
+	n, err := t.sendBatchRaw(bufs, to)
+	if err == nil {
+		return nil
+	}
+	t.stats.sendDrops.Add(uint64(len(bufs) - n))
+	if errors.Is(err, errSendBufferFull) {
+		return nil // dropped like a full router queue; uTP retransmits
+	}
+	return &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
+}
+
+// DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any internet
+// path); max is the largest that fits both the local interface's MTU and maxRoutePayload. The engine reads them once
+// per stream and its MTU discovery never goes back down, so max must hold on every route the path may move to.
+func (l pathLink) DatagramSizes() (safe, max int) {
+	// One byte of every sealed plaintext is its kind.
+	return 1200 - sealedOverhead - 1, min(l.p.t.maxUDPPayload, maxRoutePayload) - sealedOverhead - 1
+}
+
+// maxRoutePayload is the largest UDP payload any route carries on a 1,500-byte MTU: a TURN relay wraps it in a Send
+// indication (36 bytes of STUN header and attributes; ChannelData takes 4) inside IPv6 and UDP headers (48).
+const maxRoutePayload = 1500 - 48 - 36
+
+// sealBufs holds buffers for sealing datagrams: a uTP packet (at most maxRoutePayload once sealed) fits maxSealed;
+// anything larger gets a buffer of its own.
 var sealBufs = sync.Pool{New: func() any { b := make([]byte, maxSealed); return &b }}
 
 const maxSealed = 2048

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// loop punches until the path is ready, then keeps it alive: it probes the peer (fast while streams write or the
+// loop punches until the path is ready, then keeps it alive: it probes the peer (fast while streams send or the
 // peer is still connecting, at the keepalive interval when idle), which keeps NAT mappings open and measures the
-// RTT that feeds the congestion controller; it counts lost probes and declares the path dead after
-// Config.DeadPathTimeout without an authenticated datagram from the peer.
+// path's RTT; it declares the path dead after Config.DeadPathTimeout without an authenticated datagram from the peer.
 func (p *Path) loop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var sent int64 // the engine's packets sent at the last round
 	for {
 		select {
 		case <-p.done:
@@ -20,10 +20,7 @@ func (p *Path) loop() {
 		case <-timer.C:
 		}
 		now := time.Now()
-		lost := p.expireSent(now)
-		for range lost {
-			p.cc.onProbeLost()
-		}
+		p.expireSent(now)
 		p.mu.Lock()
 		established, r, peerDone := p.established, p.loadRoute(), p.peerDone
 		sinceProbe := now.Sub(p.lastProbe)
@@ -41,19 +38,24 @@ func (p *Path) loop() {
 		next, suspect := p.maintainRoutes(now)
 		r = p.loadRoute()
 		interval := p.cfg.KeepaliveInterval
-		if !peerDone || suspect || now.Sub(time.Unix(0, p.lastWrite.Load())) < time.Second {
+		prev := sent
+		sent = p.eng.Stats().PacketsSent
+		if !peerDone || suspect || sent != prev {
 			interval = p.cfg.ProbeInterval
 		}
 		if sinceProbe >= interval {
 			p.sendCtrl(r, kindProbe, nil, true)
 			sinceProbe = 0
 		}
-		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8, next))
+		// Woken at least each second, so a stream that starts sending soon gets fast probes.
+		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8, next, time.Second))
 	}
 }
 
-// expireSent forgets punches and probes no answer came for in time, and returns how many probes were lost.
-func (p *Path) expireSent(now time.Time) (lost int) {
+// expireSent forgets punches and probes no answer came for in time, and counts the probes among them as lost in a
+// row on the current route (route selection falls back to the relay on that count).
+func (p *Path) expireSent(now time.Time) {
+	lost := 0
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lossAfter := max(4*p.srtt, 200*time.Millisecond)
@@ -69,16 +71,4 @@ func (p *Path) expireSent(now time.Time) (lost int) {
 		delete(p.sent, ctr)
 	}
 	p.sel.lostInRow += lost
-	return lost
-}
-
-// noteWrite records stream activity; the first write after an idle second wakes the loop to probe fast again.
-func (p *Path) noteWrite() {
-	now := time.Now().UnixNano()
-	if prev := p.lastWrite.Swap(now); now-prev > int64(time.Second) {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
-	}
 }

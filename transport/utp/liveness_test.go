@@ -8,36 +8,29 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
-// An idle path and an idle stream outlive DeadPathTimeout many times over: probes keep the path alive and ping
-// frames keep the uTP connection alive, visible as frames sent on streams nobody writes to.
+// An idle path and an idle stream outlive DeadPathTimeout many times over: probes keep the path alive (and the NAT
+// mappings open), and an idle stream has no timeout of its own.
 func TestIdleKeepalive(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig() // keepalive 200 ms, dead after 2 s
 	a, b := listen(t, cfg), listen(t, cfg)
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
-	s1, s2 := c1.(*stream), c2.(*stream)
-	before1, before2 := s1.lastSent.Load(), s2.lastSent.Load()
+	probed := func(p *Path) time.Time {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.lastProbe
+	}
+	before1, before2 := probed(pa), probed(pb)
 	time.Sleep(2*cfg.DeadPathTimeout + 500*time.Millisecond)
 	noErr(t, pa.Err(), "dialler path")
 	noErr(t, pb.Err(), "other path")
-	check(t, s1.lastSent.Load() > before1 && s2.lastSent.Load() > before2, "no keepalive frames on idle streams")
+	check(t, probed(pa).After(before1) && probed(pb).After(before2), "no probes on an idle path")
 	exchange(t, c1, c2, 64<<10)
-}
-
-// The library drops a connection after 120 s without packets. With the default keepalive (10 s) an idle stream
-// still works after 125 s. It runs in parallel with the rest of the package, so it costs wall time only.
-func TestIdleBeyondLibraryTimeout(t *testing.T) {
-	t.Parallel()
-	a, b := listen(t, Config{}), listen(t, Config{})
-	pa, pb := connectPair(t, a, b)
-	c1, c2 := openPair(t, pb, pa)
-	time.Sleep(125 * time.Second)
-	noErr(t, pa.Err())
-	noErr(t, pb.Err())
-	exchange(t, c1, c2, 256<<10)
 }
 
 func TestStreamDeadlines(t *testing.T) {
@@ -86,12 +79,11 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	w.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
 	n, err := w.Write(data)
 	isErr(t, err, os.ErrDeadlineExceeded)
-	check(t, n <= cfg.StreamWindow && n >= cfg.StreamWindow/2, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
-	rs := r.(*stream)
-	rs.mu.Lock()
-	buffered := rs.w - rs.r
-	rs.mu.Unlock()
-	equal(t, buffered, n, "bytes buffered at the reader")
+	// The writer's side may queue up to the engine's minimum send buffer (256 KiB) beyond what the window let out.
+	check(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
+	buffered := r.(*engine.Conn).Stats().ReceiveBuffered
+	check(t, buffered <= cfg.StreamWindow && buffered >= cfg.StreamWindow/2,
+		"%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
 	w.SetWriteDeadline(time.Time{})
 	done := make(chan error, 1)
 	go func() {
@@ -145,10 +137,6 @@ func TestNoGoroutineLeak(t *testing.T) {
 			c1, c2 := openPair(t, opener, acceptor)
 			exchange(t, c1, c2, 10<<10)
 		}
-		pa.reg.mu.Lock()
-		n := len(pa.reg.streams)
-		pa.reg.mu.Unlock()
-		equal(t, n, 0, "streams still registered on the path after Close")
 	}()
 	deadline := time.Now().Add(3 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
@@ -160,11 +148,12 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
-// A reader that pauses longer than the library's 15 s ack timeout does not kill the writer's connection: the
-// stream keeps draining uTP into its own buffer and the window, not a zero uTP window, holds the writer back.
+// A reader that pauses for many retransmission timeouts does not kill the writer's stream: the closed receive window
+// holds the writer back, its probes are flow control, and everything arrives once the reader reads.
 func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 	t.Parallel()
-	a, b := listen(t, Config{}), listen(t, Config{})
+	cfg := Config{StreamWindow: 256 << 10}
+	a, b := listen(t, cfg), listen(t, cfg)
 	pa, pb := connectPair(t, a, b)
 	w, r := openPair(t, pa, pb)
 	data := randomBytes(t, 3<<20)
@@ -176,7 +165,7 @@ func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 		}
 		werr <- err
 	}()
-	time.Sleep(16 * time.Second)
+	time.Sleep(10 * time.Second)
 	got, err := io.ReadAll(r)
 	noErr(t, err)
 	noErr(t, <-werr, "writer")

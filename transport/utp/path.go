@@ -1,7 +1,6 @@
 package utp
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
 // CandidateKind says how a candidate address was learnt.
@@ -37,15 +38,16 @@ type Peer struct {
 	Key []byte
 	// Candidates are the remote peer's addresses; all are punched at once.
 	Candidates []Candidate
-	// Dialer must be true on exactly one side: that side dials every uTP connection (the other asks it to when it
-	// opens a stream), so the library's simultaneous open never happens. It also names the two directions' keys.
+	// Dialer must be true on exactly one side. It names the two directions' keys; by convention (rendezvous keeps
+	// it) the dialler opens the first stream and the other side accepts it. After that either side opens streams.
 	Dialer bool
 }
 
 // Path is one punched, sealed path to one peer, over which either side opens streams. A Transport runs any number
 // of paths at once, one per peer (session key).
 //
-// Lock order: Path.mu, then a stream's mu; rmu (the receive side's replay window) is taken alone.
+// Lock order: a stream's lock (held by the engine while it writes datagrams), then Path.mu; rmu (the receive side's
+// replay window) is taken alone. Path.mu is never held while calling into the engine.
 type Path struct {
 	t        *Transport
 	cfg      Config
@@ -53,19 +55,13 @@ type Path struct {
 	dialer   bool
 	keys     pathKeys
 	instance uint64
-	eng      *anacrolixEngine
-	cc       *controller
-	ctx      context.Context // ends when the path does
-	cancel   context.CancelFunc
-	ready    chan struct{} // closed when Connect's condition holds
-	done     chan struct{} // closed when the path ends
-	kick     chan struct{} // a stream started writing: probe fast again
-	dialSem  chan struct{} // bounds concurrent uTP dials
-	reg      registry
+	eng      *engine.Endpoint // the uTP engine: the path's streams
+	ready    chan struct{}    // closed when Connect's condition holds
+	done     chan struct{}    // closed when the path ends
+	kick     chan struct{}    // the route changed: probe it at once
 
-	counter   atomic.Uint64 // the last sealed counter sent
-	lastRecv  atomic.Int64  // unix nanoseconds of the last authenticated datagram from the peer
-	lastWrite atomic.Int64  // unix nanoseconds of the last stream write
+	counter  atomic.Uint64 // the last sealed counter sent
+	lastRecv atomic.Int64  // unix nanoseconds of the last authenticated datagram from the peer
 
 	rmu    sync.Mutex
 	window replayWindow
@@ -130,9 +126,6 @@ func (p *Path) RTT() time.Duration {
 	return p.srtt
 }
 
-// PacingRate is the congestion controller's current sending rate for the path, in bytes per second.
-func (p *Path) PacingRate() float64 { return p.cc.rate() }
-
 // Done is closed when the path ends (closed by either side, or dead); Err then says why.
 func (p *Path) Done() <-chan struct{} { return p.done }
 
@@ -143,9 +136,13 @@ func (p *Path) Err() error {
 	return p.err
 }
 
-// Close ends the path: it tells the peer (whose streams then fail with ErrPathClosed) and aborts every stream on it.
+// Close ends the path: it waits (up to Config.CloseTimeout) until streams already closed have delivered what was
+// written to them, then tells the peer (whose streams then fail with ErrPathClosed) and aborts every stream left.
 // Close streams first for a graceful end.
 func (p *Path) Close() error {
+	if p.Err() == nil {
+		p.drain()
+	}
 	p.shutdown(ErrPathClosed, true)
 	return nil
 }
@@ -182,10 +179,8 @@ func (p *Path) teardown(err error, bye bool) {
 		}
 	}
 	p.t.unregister(p)
-	p.cancel()
 	close(p.done)
-	p.reg.failAll(err)
-	p.eng.close()
+	p.eng.Fail(err)
 }
 
 // receive handles one sealed datagram for this path that arrived on r: it opens it in place, checks the replay

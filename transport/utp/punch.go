@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
 // Connect punches a path to the peer: it sends sealed punches to every candidate each Config.PunchInterval and
@@ -46,11 +48,9 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 		return nil, err
 	}
 	if err := t.register(p); err != nil {
-		p.cancel()
-		p.eng.close()
+		p.eng.Close()
 		return nil, err
 	}
-	go p.acceptLoop()
 	go p.loop()
 	select {
 	case <-p.ready:
@@ -79,7 +79,6 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	ctx, cancel := context.WithCancel(context.Background())
 	p := &Path{
 		t:           t,
 		cfg:         t.cfg,
@@ -87,14 +86,9 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 		dialer:      peer.Dialer,
 		keys:        keys,
 		instance:    binary.BigEndian.Uint64(id[:]),
-		cc:          newController(t.cfg.Congestion),
-		ctx:         ctx,
-		cancel:      cancel,
 		ready:       make(chan struct{}),
 		done:        make(chan struct{}),
 		kick:        make(chan struct{}, 1),
-		dialSem:     make(chan struct{}, maxPendingDials),
-		reg:         newRegistry(t.cfg.AcceptBacklog),
 		cands:       cands,
 		heard:       make(map[routeID]route),
 		sent:        make(map[uint64]sentPacket),
@@ -104,10 +98,7 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 	// session's datagrams fall behind the replay window.
 	p.counter.Store(uint64(time.Now().UnixNano()))
 	p.lastRecv.Store(time.Now().UnixNano())
-	if p.eng, err = newAnacrolixEngine(p.link(), keys.recvID, &t.stats.engineDrops); err != nil {
-		cancel()
-		return nil, fmt.Errorf("utp: %w", err)
-	}
+	p.eng = engine.NewEndpoint(p.link(), p.engineConfig())
 	return p, nil
 }
 
@@ -208,14 +199,6 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 	switch c.kind {
 	case kindProbe:
 		p.sendCtrl(r, kindProbeEcho, u64(counter), false)
-	case kindProbeEcho:
-		if curProbe {
-			p.cc.onRTTSample(rtt)
-		}
-	case kindOpenRequest:
-		if p.dialer {
-			p.serveOpenRequest(binary.BigEndian.Uint64(c.body))
-		}
 	case kindBye:
 		// The error is set here, before the peer's streams can end behind the bye, so they report ErrPathClosed.
 		if err := fmt.Errorf("%w by the peer", ErrPathClosed); p.setErr(err) {

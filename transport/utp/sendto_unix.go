@@ -6,11 +6,14 @@ import (
 	"errors"
 	"net"
 	"syscall"
+
+	"golang.org/x/net/ipv4"
 )
 
 // newNonblockingSender returns a function that sends a datagram on pc without ever waiting: when the kernel's send
-// buffer is full the datagram is dropped (and the error says so), as a router would drop it. The uTP library
-// writes while holding its global lock, so a send that waited for buffer space would stall every connection.
+// buffer is full the datagram is dropped (and the error says so), as a router would drop it. The uTP engine
+// writes while holding a stream's lock, so a send that waited for buffer space would stall the stream's receive
+// path too.
 // It returns nil when pc is not a plain UDP socket; wrappers are then trusted not to block.
 func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) error {
 	uc, ok := pc.(*net.UDPConn)
@@ -71,4 +74,48 @@ func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
 		}
 	}
 	return sa, nil
+}
+
+// newBatchSender returns a function that sends datagrams to one address with as few system calls as the platform
+// allows (one segmentation-offloaded sendmsg or else sendmmsg on Linux), never waiting: it returns how many the kernel took; the rest were dropped for a full
+// send buffer (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
+func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int, error) {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil
+	}
+	if a, ok := uc.LocalAddr().(*net.UDPAddr); !ok || a.IP.To4() == nil {
+		return nil // an IPv6 or dual-stack socket: per-datagram sends handle its address forms
+	}
+	bc := ipv4.NewPacketConn(uc)
+	gso := newGSOSender(pc)
+	return func(bufs [][]byte, to *net.UDPAddr) (int, error) {
+		if gso != nil {
+			if ok, err := gso(bufs, to); ok {
+				if err != nil {
+					return 0, err
+				}
+				return len(bufs), nil
+			}
+		}
+		msgs := make([]ipv4.Message, len(bufs))
+		for i, b := range bufs {
+			msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: to}
+		}
+		sent := 0
+		for sent < len(msgs) {
+			n, err := bc.WriteBatch(msgs[sent:], syscall.MSG_DONTWAIT)
+			sent += max(n, 0)
+			if errors.Is(err, syscall.EAGAIN) {
+				return sent, errSendBufferFull
+			}
+			if err != nil {
+				return sent, err
+			}
+			if n <= 0 {
+				return sent, errSendBufferFull
+			}
+		}
+		return sent, nil
+	}
 }

@@ -31,6 +31,8 @@ type Transport struct {
 	wg            sync.WaitGroup
 	stats         counters
 
+	sendBatchRaw func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
+
 	byID   atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
 	relays atomic.Pointer[[]*Relay]            // TURN allocations; copied on write under mu
 
@@ -48,7 +50,7 @@ type pathSlot struct {
 }
 
 type counters struct {
-	stranger, unopened, replayed, engineDrops, sendDrops atomic.Uint64
+	stranger, unopened, replayed, sendDrops atomic.Uint64
 }
 
 // Listen binds a UDP socket (network "udp", "udp4" or "udp6"; e.g. Listen("udp4", ":0", Config{})) and returns a
@@ -74,9 +76,12 @@ func Listen(network, addr string, cfg Config) (*Transport, error) {
 // NewTransport returns a Transport on pc, which it owns from now on (Close closes it). pc is normally a
 // *net.UDPConn; it may be a wrapper (e.g. one that impairs traffic in tests) whose LocalAddr is a *net.UDPAddr.
 // The Transport never sets deadlines on pc and reads it from a single goroutine; pc.WriteTo is called from several
-// goroutines, some holding the uTP library's global lock, so it must not block for long.
+// goroutines, some holding a stream's lock, so it must not block for long.
 func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	local, ok := pc.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		return nil, fmt.Errorf("utp: local address %v is not a UDP address", pc.LocalAddr())
@@ -100,6 +105,7 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 			"requested", cfg.SocketBuffer, "read", t.rbuf, "write", t.wbuf)
 	}
 	t.sendRaw = newNonblockingSender(pc)
+	t.sendBatchRaw = newBatchSender(pc)
 	t.byID.Store(&map[uint64]pathSlot{})
 	t.v4, t.v6 = families(pc, local)
 	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
@@ -357,8 +363,6 @@ type Stats struct {
 	Unopened uint64
 	// Replayed: datagrams that opened but whose counter was seen before or is older than the replay window.
 	Replayed uint64
-	// EngineDropped: opened datagrams dropped because the uTP engine's receive queue was full.
-	EngineDropped uint64
 	// SendDropped: datagrams dropped because the socket's send buffer was full (sending never waits) or the send
 	// failed.
 	SendDropped uint64
@@ -367,10 +371,9 @@ type Stats struct {
 // Stats returns the Transport's drop counters.
 func (t *Transport) Stats() Stats {
 	return Stats{
-		Stranger:      t.stats.stranger.Load(),
-		Unopened:      t.stats.unopened.Load(),
-		Replayed:      t.stats.replayed.Load(),
-		EngineDropped: t.stats.engineDrops.Load(),
-		SendDropped:   t.stats.sendDrops.Load(),
+		Stranger:    t.stats.stranger.Load(),
+		Unopened:    t.stats.unopened.Load(),
+		Replayed:    t.stats.replayed.Load(),
+		SendDropped: t.stats.sendDrops.Load(),
 	}
 }

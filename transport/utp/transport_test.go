@@ -25,7 +25,6 @@ func fastConfig() Config {
 		KeepaliveInterval: 200 * time.Millisecond,
 		DeadPathTimeout:   2 * time.Second,
 		PunchInterval:     20 * time.Millisecond,
-		DialTimeout:       time.Second,
 		CloseTimeout:      2 * time.Second,
 	}
 }
@@ -188,6 +187,28 @@ func TestCloseDeliversEverything(t *testing.T) {
 	}
 }
 
+// Closing the path right after closing a stream still delivers everything the stream was given: Path.Close waits for
+// closed streams, which deliver in the background.
+func TestPathCloseAfterStreamClose(t *testing.T) {
+	cfg := fastConfig()
+	cfg.StreamWindow = 256 << 10 // the reader holds the writer back: most of the data is still to send at Close
+	a, b := listen(t, cfg), listen(t, cfg)
+	pa, pb := connectPair(t, a, b)
+	w, r := openPair(t, pa, pb)
+	data := randomBytes(t, 2<<20)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r) // ends with the path's error once everything was read
+		got <- b
+	}()
+	_, err := w.Write(data)
+	noErr(t, err)
+	noErr(t, w.Close())
+	noErr(t, pa.Close())
+	rb := <-got
+	check(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
+}
+
 // The socket gets the requested buffers (as far as the kernel's maximum allows) and reports them.
 func TestSocketBuffers(t *testing.T) {
 	tr := listen(t, Config{})
@@ -344,4 +365,24 @@ func TestTransportCloseEndsStreams(t *testing.T) {
 	_, err = c2.Read(make([]byte, 1))
 	isErr(t, err, ErrPathClosed)
 	noErr(t, a.Close(), "second Close")
+}
+
+// Every congestion controller Config.CongestionControl names carries a transfer through a lossy bottleneck; an
+// unknown name is refused when the Transport is made.
+func TestCongestionControlChoices(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"bbr", "cubic", "ledbat"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cc := fmt.Sprintf("%T", controllers[name]())
+			check(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
+			cfg := fastConfig()
+			cfg.CongestionControl = name
+			up := netem.Impairment{Rate: 4e6, QueueBytes: 64 << 10, Delay: 10 * time.Millisecond, Loss: 0.005}
+			p := newImpairedPair(t, cfg, &netem.Config{Out: up, In: netem.Impairment{Delay: 10 * time.Millisecond}, Seed: 3}, nil)
+			checkTransfer(t, p, 1<<20, nil)
+		})
+	}
+	_, err := Listen("udp4", "127.0.0.1:0", Config{CongestionControl: "reno"})
+	check(t, err != nil && strings.Contains(err.Error(), `"reno"`), "unknown congestion control: error %v", err)
 }

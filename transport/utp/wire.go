@@ -15,7 +15,6 @@ import (
 //	                IPv4-mapped address, 2-byte port), which tells the puncher which of its candidates worked
 //	probe        0
 //	probe echo   8: the counter of the probe answered
-//	open request 8: a request ID
 //	bye          0
 //
 // Replies name the sealed counter of what they answer: counters are unique per direction, so a reply proves the
@@ -28,7 +27,6 @@ const (
 	kindPunchReply
 	kindProbe
 	kindProbeEcho
-	kindOpenRequest
 	kindBye
 )
 
@@ -58,7 +56,7 @@ func parseCtrl(b []byte) (ctrlPacket, error) {
 	c := ctrlPacket{kind: ctrlKind(b[0]), flags: b[1], body: b[2:]}
 	want := -1
 	switch c.kind {
-	case kindPunch, kindProbeEcho, kindOpenRequest:
+	case kindPunch, kindProbeEcho:
 		want = 8
 	case kindPunchReply:
 		want = 26

@@ -25,6 +25,13 @@ type Config struct {
 	// InitialRTO is the retransmission timeout before any RTT sample (the SYN's
 	// first retry). Default 1 s.
 	InitialRTO time.Duration
+	// RTTHint, if set, reports a round-trip time the Link measured itself
+	// (zero when it has none). Before a connection has an RTT sample of its
+	// own, its retransmission timeout is then RFC 6298's for that first
+	// measurement, RTT + max(2*RTT, MinRTO), instead of InitialRTO: a lost
+	// SYN on a known path costs a fraction of a second, not a second. It is
+	// called with a connection's lock held.
+	RTTHint func() time.Duration
 	// MinRTO is the least variation term of the retransmission timeout
 	// (SRTT + max(4*RTTVAR, MinRTO)); MaxRTO caps the timeout, backoff
 	// included. Defaults 200 ms and 60 s.

@@ -389,12 +389,14 @@ func (c *Conn) CloseWrite() error {
 
 // Close closes both directions: data already written is still delivered and
 // followed by a FIN, in the background, for at most Config.CloseTimeout. Data
-// arriving afterwards resets the connection, as TCP does.
+// arriving afterwards resets the connection, as TCP does. Closing again does
+// nothing and returns nil, so layers that each close what they were given
+// (a session and its first stream) need not agree on who goes first.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return ErrClosed
+		return nil
 	}
 	c.closed = true
 	c.readClosed = true

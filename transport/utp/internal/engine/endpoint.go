@@ -364,3 +364,43 @@ func (ep *Endpoint) Stats() Stats {
 		Refused: s.refused.Load(), WriteErrors: s.writeErrors.Load(),
 	}
 }
+
+// WaitClosed waits until every connection closed for writing (CloseWrite or
+// Close) has had all its data and its FIN acknowledged, or has failed; ctx
+// bounds the wait. Close and CloseWrite return at once and deliver in the
+// background: a caller about to close the path (Fail or Close end everything
+// at once) waits here first so that what was written before is not lost.
+func (ep *Endpoint) WaitClosed(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for ep.closing() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ep.done:
+			return nil
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// closing reports whether a connection closed for writing still waits for its
+// data or FIN to be acknowledged.
+func (ep *Endpoint) closing() bool {
+	ep.mu.Lock()
+	conns := make([]*Conn, 0, len(ep.conns))
+	for _, c := range ep.conns {
+		conns = append(conns, c)
+	}
+	ep.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		waiting := c.state == stateOpen && c.writeClosed && !c.finAcked
+		c.mu.Unlock()
+		if waiting {
+			return true
+		}
+	}
+	return false
+}

@@ -238,6 +238,10 @@ func (c *Conn) rto() time.Duration {
 	base := c.ep.cfg.InitialRTO
 	if c.rtt.HasSample() {
 		base = c.rtt.SmoothedRTT() + max(4*c.rtt.RTTVar(), c.ep.cfg.MinRTO)
+	} else if hint := c.ep.cfg.RTTHint; hint != nil {
+		if r := hint(); r > 0 {
+			base = r + max(2*r, c.ep.cfg.MinRTO)
+		}
 	}
 	d := base << min(c.backoff, 16)
 	return min(d, c.ep.cfg.MaxRTO)
