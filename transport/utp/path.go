@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -297,9 +296,4 @@ func (p *Path) routeFor(addr netip.AddrPort, via *Relay) route {
 		}
 	}
 	return newRoute(p.t, addr, via)
-}
-
-// udpAddr is the current remote address as a *net.UDPAddr (for a stream's RemoteAddr).
-func (p *Path) udpAddr() net.Addr {
-	return net.UDPAddrFromAddrPort(p.RemoteAddr())
 }
