@@ -44,6 +44,25 @@ var transports = []struct {
 	pair func(*testing.B) (net.Conn, net.Conn)
 }{{"utp", utpPair}, {"tcp", tcpPair}}
 
+// stream writes chunk b.N times to w while r is drained, timing only that.
+func stream(b *testing.B, w, r net.Conn, chunk []byte) {
+	b.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
+		done <- err
+	}()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := w.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkThroughput streams 64 KiB writes one way over loopback.
 func BenchmarkThroughput(b *testing.B) {
 	for _, tr := range transports {
@@ -52,20 +71,7 @@ func BenchmarkThroughput(b *testing.B) {
 			chunk := randomBytes(64<<10, 1)
 			b.SetBytes(int64(len(chunk)))
 			b.ReportAllocs()
-			done := make(chan error, 1)
-			go func() {
-				_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
-				done <- err
-			}()
-			b.ResetTimer()
-			for range b.N {
-				if _, err := w.Write(chunk); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
+			stream(b, w, r, chunk)
 		})
 	}
 }
@@ -166,20 +172,7 @@ func BenchmarkImpaired(b *testing.B) {
 			w, r := p.connect(b)
 			chunk := randomBytes(4<<20, 1)
 			b.SetBytes(int64(len(chunk)))
-			done := make(chan error, 1)
-			go func() {
-				_, err := io.CopyN(io.Discard, r, int64(b.N)*int64(len(chunk)))
-				done <- err
-			}()
-			b.ResetTimer()
-			for range b.N {
-				if _, err := w.Write(chunk); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
+			stream(b, w, r, chunk)
 			b.ReportMetric(float64(p.a.Stats().Retransmits)/float64(b.N), "retx/op")
 		})
 	}
