@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
@@ -66,9 +68,7 @@ type pair struct {
 func listenUDP(t testing.TB) net.PacketConn {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if u, ok := pc.(*net.UDPConn); ok {
 		_ = u.SetReadBuffer(4 << 20)
 		_ = u.SetWriteBuffer(4 << 20)
@@ -121,12 +121,8 @@ func (p *pair) connect(t testing.TB) (ca, cb *Conn) {
 		ch <- res{c, err}
 	}()
 	ca, err := p.a.Dial(ctx)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	require.NoError(t, err, "dial")
 	r := <-ch
-	if r.err != nil {
-		t.Fatalf("accept: %v", r.err)
-	}
+	require.NoError(t, r.err, "accept")
 	return ca, r.c
 }

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
 
@@ -21,12 +24,9 @@ func TestRTOBackoffAndKarn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	c, err := ep.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
 	waitFor(t, "five transmissions", func() bool { return len(link.packets(wire.Data)) >= 5 }, 10*time.Second)
 
 	link.mu.Lock()
@@ -42,13 +42,11 @@ func TestRTOBackoffAndKarn(t *testing.T) {
 		// Timers fire late, never early: each gap is at least its due
 		// timeout, which doubles.
 		want := initial << (i - 1)
-		if gap := times[i].Sub(times[i-1]); gap < want*9/10 {
-			t.Errorf("retransmission %d after %v, want at least %v", i, gap, want)
-		}
+		gap := times[i].Sub(times[i-1])
+		assert.GreaterOrEqual(t, gap, want*9/10, "retransmission %d after %v, want at least %v", i, gap, want)
 	}
-	if _, err := c.Write([]byte("still open")); err != nil {
-		t.Fatalf("connection gave up: %v", err)
-	}
+	_, err = c.Write([]byte("still open"))
+	require.NoError(t, err, "connection gave up")
 	// The peer acknowledges at last, without timestamps: the packet was sent
 	// several times, so which send the ACK answers is unknown (Karn).
 	ack := wire.Header{Type: wire.State, ConnID: 301, SeqNr: 2, AckNr: seq, WndSize: 1 << 20}
@@ -56,13 +54,8 @@ func TestRTOBackoffAndKarn(t *testing.T) {
 	c.mu.Lock()
 	sampled, una := c.rtt.HasSample(), c.sndUna
 	c.mu.Unlock()
-	if sampled {
-		t.Error("an ACK of a retransmitted packet gave an RTT sample")
-	}
-	if una != seq+1 {
-		t.Errorf("sndUna %d after the ACK of %d", una, seq)
-	}
-	if s := ep.Stats(); s.RTOs < 4 {
-		t.Errorf("stats %+v", s)
-	}
+	assert.False(t, sampled, "an ACK of a retransmitted packet gave an RTT sample")
+	assert.Equal(t, seq+1, una, "sndUna after the ACK of %d", seq)
+	s := ep.Stats()
+	assert.GreaterOrEqual(t, s.RTOs, int64(4), "stats %+v", s)
 }
