@@ -2,11 +2,12 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"io"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
@@ -21,31 +22,26 @@ func TestDuplicateSynAnswered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	c, err := ep.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
-	if c2, err := ep.Accept(short); err == nil {
-		t.Fatalf("a duplicate SYN made a second connection %v", c2.RemoteAddr())
-	}
+	_, err = ep.Accept(short)
+	require.Error(t, err, "a duplicate SYN made a second connection")
 	acks := link.packets(wire.State)
-	if len(acks) != 2 {
-		t.Fatalf("%d SYN-ACKs, want 2", len(acks))
-	}
+	require.Len(t, acks, 2, "SYN-ACKs")
 	for _, a := range acks {
-		if a.ConnID != 500 || a.AckNr != 77 || a.SeqNr != acks[0].SeqNr {
-			t.Fatalf("SYN-ACK %+v", a)
-		}
+		require.Equal(t, uint16(500), a.ConnID, "SYN-ACK %+v", a)
+		require.Equal(t, uint16(77), a.AckNr, "SYN-ACK %+v", a)
+		require.Equal(t, acks[0].SeqNr, a.SeqNr, "SYN-ACK %+v", a)
 	}
 	// The peer's first data packet (seq 78) is delivered.
 	data := wire.Header{Type: wire.Data, ConnID: 501, SeqNr: 78, AckNr: acks[0].SeqNr - 1, WndSize: 1 << 20}
 	ep.DeliverDatagram(append(data.Append(nil), "hello"...))
 	buf := make([]byte, 10)
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
-	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("read %q, %v", buf[:n], err)
-	}
+	n, err := c.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(buf[:n]))
 }
 
 func TestBacklogOverflowRefused(t *testing.T) {
@@ -57,12 +53,9 @@ func TestBacklogOverflowRefused(t *testing.T) {
 		ep.DeliverDatagram(syn.Append(nil))
 	}
 	resets := link.packets(wire.Reset)
-	if len(resets) != 1 || resets[0].ConnID != 14 {
-		t.Fatalf("resets %+v, want one to connection 14", resets)
-	}
-	if got := ep.Stats().Refused; got != 1 {
-		t.Fatalf("refused %d", got)
-	}
+	require.Len(t, resets, 1, "resets %+v, want one to connection 14", resets)
+	require.Equal(t, uint16(14), resets[0].ConnID, "resets %+v, want one to connection 14", resets)
+	require.Equal(t, int64(1), ep.Stats().Refused, "refused")
 }
 
 func TestUnknownConnectionReset(t *testing.T) {
@@ -77,13 +70,14 @@ func TestUnknownConnectionReset(t *testing.T) {
 	h := wire.Header{Type: wire.Reset, ConnID: 9}
 	ep.DeliverDatagram(h.Append(nil))
 	resets := link.packets(wire.Reset)
-	if len(resets) != 2 || resets[0].ConnID != 6 || resets[1].ConnID != 9 {
-		t.Fatalf("resets %+v, want to connections 6 and 9 (the peer's receive IDs)", resets)
-	}
+	const want = "resets %+v, want to connections 6 and 9 (the peer's receive IDs)"
+	require.Len(t, resets, 2, want, resets)
+	require.Equal(t, uint16(6), resets[0].ConnID, want, resets)
+	require.Equal(t, uint16(9), resets[1].ConnID, want, resets)
 	ep.DeliverDatagram([]byte("not uTP at all, but long enough"))
-	if s := ep.Stats(); s.Malformed != 1 || s.UnknownConn != 3 {
-		t.Fatalf("stats %+v", s)
-	}
+	s := ep.Stats()
+	require.Equal(t, int64(1), s.Malformed, "stats %+v", s)
+	require.Equal(t, int64(3), s.UnknownConn, "stats %+v", s)
 }
 
 func TestCloseWhileDialling(t *testing.T) {
@@ -96,12 +90,9 @@ func TestCloseWhileDialling(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	ep.Close()
-	if err := <-errc; !errors.Is(err, ErrClosed) {
-		t.Fatalf("dial: %v", err)
-	}
-	if _, err := ep.Accept(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("accept: %v", err)
-	}
+	require.ErrorIs(t, <-errc, ErrClosed, "dial")
+	_, err := ep.Accept(context.Background())
+	require.ErrorIs(t, err, ErrClosed, "accept")
 }
 
 func TestNoGoroutineLeak(t *testing.T) {
@@ -126,18 +117,15 @@ func TestResetKeepsDataReceived(t *testing.T) {
 	syn := wire.Header{Type: wire.Syn, ConnID: 40, SeqNr: 9, WndSize: 1 << 20}
 	ep.DeliverDatagram(syn.Append(nil))
 	c, err := ep.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	isn := link.packets(wire.State)[0].SeqNr
 	data := wire.Header{Type: wire.Data, ConnID: 41, SeqNr: 10, AckNr: isn - 1, WndSize: 1 << 20}
 	ep.DeliverDatagram(append(data.Append(nil), "complete response"...))
 	reset := wire.Header{Type: wire.Reset, ConnID: 41, SeqNr: 11}
 	ep.DeliverDatagram(reset.Append(nil))
 	got, err := io.ReadAll(c)
-	if string(got) != "complete response" || !errors.Is(err, ErrReset) {
-		t.Fatalf("read %q, %v", got, err)
-	}
+	require.Equal(t, "complete response", string(got))
+	require.ErrorIs(t, err, ErrReset)
 }
 
 // TestDuplicateReported checks both ends of the duplicate report: the
@@ -150,9 +138,7 @@ func TestDuplicateReported(t *testing.T) {
 	syn := wire.Header{Type: wire.Syn, ConnID: 60, SeqNr: 20, WndSize: 1 << 20}
 	ep.DeliverDatagram(syn.Append(nil))
 	c, err := ep.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	isn := link.packets(wire.State)[0].SeqNr
 	data := wire.Header{Type: wire.Data, ConnID: 61, SeqNr: 21, AckNr: isn - 1, WndSize: 1 << 20}
 	pkt := append(data.Append(nil), "once"...)
@@ -164,9 +150,7 @@ func TestDuplicateReported(t *testing.T) {
 			reports = append(reports, h.Duplicate)
 		}
 	}
-	if len(reports) != 1 || reports[0] != 21 {
-		t.Fatalf("duplicate reports %v, want [21]", reports)
-	}
+	require.Equal(t, []uint16{21}, reports, "duplicate reports")
 
 	// Our side: a packet resent after a timeout, then reported as a
 	// duplicate by the peer, was resent needlessly.
@@ -183,7 +167,7 @@ func TestDuplicateReported(t *testing.T) {
 	report := wire.Header{Type: wire.State, ConnID: 61, SeqNr: 22, AckNr: seq, WndSize: 1 << 20, Duplicate: seq,
 		HasDuplicate: true}
 	ep.DeliverDatagram(report.Append(nil))
-	if s := ep.Stats(); s.SpuriousRetransmits != 1 || s.Retransmits != 1 {
-		t.Fatalf("stats %+v", s)
-	}
+	s := ep.Stats()
+	require.Equal(t, int64(1), s.SpuriousRetransmits, "stats %+v", s)
+	require.Equal(t, int64(1), s.Retransmits, "stats %+v", s)
 }
