@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
 
@@ -130,12 +132,9 @@ func FuzzReceivePath(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		c, err := ep.Accept(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Write(bytes.Repeat([]byte("x"), 20000)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		_, err = c.Write(bytes.Repeat([]byte("x"), 20000))
+		require.NoError(t, err)
 		c.mu.Lock()
 		ourISN := c.isn
 		c.mu.Unlock()
@@ -158,9 +157,7 @@ func FuzzReceivePath(f *testing.F) {
 				b = append(b, payloadFor(seq)...)
 			}
 			ep.DeliverDatagram(b)
-			if err := c.checkInvariants(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, c.checkInvariants())
 		}
 		var want []byte
 		for seq := uint16(peerISN + 1); ; seq++ {
@@ -181,8 +178,6 @@ func FuzzReceivePath(f *testing.F) {
 		}
 		// The stream is the peer's payloads in order, except that a FIN
 		// ends it: only a prefix is checked.
-		if !bytes.HasPrefix(want, got) {
-			t.Fatalf("read %x, not a prefix of the peer's stream", got)
-		}
+		require.True(t, bytes.HasPrefix(want, got), "read %x, not a prefix of the peer's stream", got)
 	})
 }

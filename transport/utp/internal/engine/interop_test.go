@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/utp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
 )
@@ -45,9 +47,7 @@ func interopPair(t *testing.T) (ep *Endpoint, theirs *utp.Socket, calm func()) {
 	loss := netem.Impairment{Loss: 0.02}
 	theirPC := newLossyConn(listenUDP(t), loss, 4)
 	theirs, err := utp.NewSocketFromPacketConn(theirPC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pc := newLossyConn(listenUDP(t), loss, 3)
 	ep = NewEndpoint(&udpLink{pc: pc, peer: theirs.Addr(), safe: 1200, max: 1472}, Config{})
 	var wg sync.WaitGroup
@@ -98,25 +98,19 @@ func exchange(t *testing.T, ours *Conn, theirs net.Conn, calm func()) {
 	}()
 	weGot, ourReadErr := io.ReadAll(io.LimitReader(ours, size))
 	wg.Wait()
-	if ourWriteErr != nil || theirWriteErr != nil || theirReadErr != nil || ourReadErr != nil {
-		t.Fatalf("our write %v, their write %v, their read %v, our read %v", ourWriteErr, theirWriteErr,
-			theirReadErr, ourReadErr)
-	}
-	if !bytes.Equal(theyGot, toThem) {
-		t.Fatalf("they got %d bytes, want %d byte-exact", len(theyGot), size)
-	}
-	if !bytes.Equal(weGot, toUs) {
-		t.Fatalf("we got %d bytes, want %d byte-exact", len(weGot), size)
-	}
+	require.NoError(t, ourWriteErr, "our write")
+	require.NoError(t, theirWriteErr, "their write")
+	require.NoError(t, theirReadErr, "their read")
+	require.NoError(t, ourReadErr, "our read")
+	require.True(t, bytes.Equal(theyGot, toThem), "they got %d bytes, want %d byte-exact", len(theyGot), size)
+	require.True(t, bytes.Equal(weGot, toUs), "we got %d bytes, want %d byte-exact", len(weGot), size)
 	// Their close ends our read side with a clean EOF. They send their FIN
 	// only once, never again if it is lost: so the close runs without loss.
 	calm()
-	if err := theirs.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := ours.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("after their close: %d, %v", n, err)
-	}
+	require.NoError(t, theirs.Close())
+	n, err := ours.Read(make([]byte, 1))
+	require.Zero(t, n, "after their close")
+	require.Same(t, io.EOF, err, "after their close: %v", err) // io.EOF itself, unwrapped
 	ours.Close()
 }
 
@@ -128,21 +122,15 @@ func TestInteropOurDialler(t *testing.T) {
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := theirs.Accept()
-		if err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, err)
 		accepted <- c
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ours, err := ep.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := <-accepted
-	if c == nil {
-		t.FailNow()
-	}
+	require.NotNil(t, c)
 	exchange(t, ours, c, calm)
 	t.Logf("ours: %+v", ep.Stats())
 }
@@ -159,19 +147,13 @@ func TestInteropTheirDialler(t *testing.T) {
 	dialled := make(chan net.Conn, 1)
 	go func() {
 		c, err := theirs.DialContext(ctx, "udp4", addr)
-		if err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, err)
 		dialled <- c
 	}()
 	ours, err := ep.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c := <-dialled
-	if c == nil {
-		t.FailNow()
-	}
+	require.NotNil(t, c)
 	exchange(t, ours, c, calm)
 	t.Logf("ours: %+v", ep.Stats())
 }
