@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/p2phttp/p2phttp/internal/netem"
 	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
 )
@@ -38,16 +41,10 @@ func transfer(t *testing.T, w, r *Conn, data []byte) {
 	}()
 	_ = r.SetReadDeadline(time.Now().Add(15 * time.Second))
 	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("read after %d bytes: %v\nw: %s\nr: %s", len(got), err, w.debugString(), r.debugString())
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("got %d bytes (sha %x), want %d (sha %x)", len(got), sha256.Sum256(got), len(data),
-			sha256.Sum256(data))
-	}
+	require.NoError(t, err, "read after %d bytes\nw: %s\nr: %s", len(got), w.debugString(), r.debugString())
+	require.NoError(t, <-errc, "write")
+	require.True(t, bytes.Equal(got, data), "got %d bytes (sha %x), want %d (sha %x)", len(got), sha256.Sum256(got),
+		len(data), sha256.Sum256(data))
 }
 
 func TestTransferBothWays(t *testing.T) {
@@ -55,12 +52,8 @@ func TestTransferBothWays(t *testing.T) {
 	ca, cb := p.connect(t)
 	transfer(t, ca, cb, randomBytes(4<<20, 1))
 	transfer(t, cb, ca, randomBytes(4<<20, 2))
-	if err := ca.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ca.Close())
+	require.NoError(t, cb.Close())
 	waitFor(t, "both connections leave the table", func() bool {
 		return p.a.Stats().Conns == 0 && p.b.Stats().Conns == 0
 	}, 10*time.Second)
@@ -121,45 +114,34 @@ func TestOutage(t *testing.T) {
 	}()
 	_ = cb.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(cb)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes, err %v", len(got), err)
-	}
-	if p.a.Stats().RTOs == 0 {
-		t.Error("an outage of 2 s passed without a retransmission timeout")
-	}
+	require.NoError(t, err, "read %d bytes", len(got))
+	require.True(t, bytes.Equal(got, data), "read %d bytes, want %d", len(got), len(data))
+	assert.NotZero(t, p.a.Stats().RTOs, "an outage of 2 s passed without a retransmission timeout")
 }
 
 func TestHalfClose(t *testing.T) {
 	p := newPair(t, pairOpts{})
 	ca, cb := p.connect(t)
-	if _, err := ca.Write([]byte("request")); err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ca.Write([]byte("x")); !errors.Is(err, ErrWriteClosed) {
-		t.Fatalf("write after CloseWrite: %v", err)
-	}
+	_, err := ca.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, ca.CloseWrite())
+	_, err = ca.Write([]byte("x"))
+	require.ErrorIs(t, err, ErrWriteClosed, "write after CloseWrite")
 	req, err := io.ReadAll(cb)
-	if err != nil || string(req) != "request" {
-		t.Fatalf("request %q, %v", req, err)
-	}
+	require.NoError(t, err, "request")
+	require.Equal(t, "request", string(req))
 	// The other direction still works after the half close.
-	if _, err := cb.Write([]byte("response")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = cb.Write([]byte("response"))
+	require.NoError(t, err)
 	cb.Close()
 	resp, err := io.ReadAll(ca)
-	if err != nil || string(resp) != "response" {
-		t.Fatalf("response %q, %v", resp, err)
-	}
+	require.NoError(t, err, "response")
+	require.Equal(t, "response", string(resp))
 	ca.Close()
 	waitFor(t, "both sides finish", func() bool { return p.a.Stats().Conns == 0 && p.b.Stats().Conns == 0 },
 		10*time.Second)
-	if _, err := ca.Read(make([]byte, 1)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("read after close: %v", err)
-	}
+	_, err = ca.Read(make([]byte, 1))
+	require.ErrorIs(t, err, ErrClosed, "read after close")
 }
 
 func TestCloseDeliversQueuedData(t *testing.T) {
@@ -167,23 +149,20 @@ func TestCloseDeliversQueuedData(t *testing.T) {
 	p := newPair(t, pairOpts{netA: &netem.Config{Out: im, Seed: 1}, netB: &netem.Config{Out: im, Seed: 2}})
 	ca, cb := p.connect(t)
 	data := randomBytes(256<<10, 9)
-	if _, err := ca.Write(data); err != nil {
-		t.Fatal(err)
-	}
+	_, err := ca.Write(data)
+	require.NoError(t, err)
 	ca.Close() // returns at once; the data and FIN follow
 	got, err := io.ReadAll(cb)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
-	}
+	require.NoError(t, err, "read %d of %d bytes", len(got), len(data))
+	require.True(t, bytes.Equal(got, data), "read %d of %d bytes", len(got), len(data))
 }
 
 func TestDeadlines(t *testing.T) {
 	p := newPair(t, pairOpts{cfgB: Config{ReceiveWindow: 64 << 10}})
 	ca, cb := p.connect(t)
 	_ = cb.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := cb.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read: %v", err)
-	}
+	_, err := cb.Read(make([]byte, 10))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "read")
 	// A blocked Read sees a deadline set while it waits.
 	_ = cb.SetReadDeadline(time.Time{})
 	errc := make(chan error, 1)
@@ -193,25 +172,22 @@ func TestDeadlines(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	_ = cb.SetReadDeadline(time.Now())
-	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read: %v", err)
-	}
+	require.ErrorIs(t, <-errc, os.ErrDeadlineExceeded, "read")
 	// Nobody reads cb: writes fill its window and the send buffer, then the
 	// write deadline ends the Write with what was queued, and the
 	// connection still works.
 	_ = ca.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 	data := randomBytes(8<<20, 1)
 	n, err := ca.Write(data)
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n == len(data) {
-		t.Fatalf("write: %d, %v", n, err)
-	}
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "write: %d", n)
+	require.NotZero(t, n, "write")
+	require.NotEqual(t, len(data), n, "write: all of it")
 	_ = ca.SetWriteDeadline(time.Time{})
 	_ = cb.SetReadDeadline(time.Time{})
 	go ca.CloseWrite()
 	got, err := io.ReadAll(cb)
-	if err != nil || !bytes.Equal(got, data[:n]) {
-		t.Fatalf("read %d of %d: %v", len(got), n, err)
-	}
+	require.NoError(t, err, "read %d of %d", len(got), n)
+	require.True(t, bytes.Equal(got, data[:n]), "read %d of %d", len(got), n)
 }
 
 func TestSlowReaderBoundsMemory(t *testing.T) {
@@ -226,25 +202,17 @@ func TestSlowReaderBoundsMemory(t *testing.T) {
 	var got []byte
 	buf := make([]byte, 16<<10)
 	for {
-		if s := cb.Stats(); s.ReceiveBuffered > window {
-			t.Fatalf("receiver buffers %d bytes, window %d", s.ReceiveBuffered, window)
-		}
-		if s := ca.Stats(); s.SendQueued > 16<<20 {
-			t.Fatalf("sender queues %d bytes", s.SendQueued)
-		}
+		require.LessOrEqual(t, cb.Stats().ReceiveBuffered, window, "receiver buffers more than the window")
+		require.LessOrEqual(t, ca.Stats().SendQueued, 16<<20, "sender queues")
 		time.Sleep(2 * time.Millisecond) // a slow reader
 		n, err := cb.Read(buf)
 		got = append(got, buf[:n]...)
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("got %d bytes, want %d", len(got), len(data))
-	}
+	require.True(t, bytes.Equal(got, data), "got %d bytes, want %d", len(got), len(data))
 }
 
 func TestDialAcceptContext(t *testing.T) {
@@ -257,15 +225,11 @@ func TestDialAcceptContext(t *testing.T) {
 	defer ep.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := ep.Dial(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("dial: %v", err)
-	}
-	if _, err := ep.Accept(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("accept: %v", err)
-	}
-	if n := ep.Stats().Conns; n != 0 {
-		t.Fatalf("%d connections left after a failed dial", n)
-	}
+	_, err := ep.Dial(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "dial")
+	_, err = ep.Accept(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "accept")
+	require.Zero(t, ep.Stats().Conns, "connections left after a failed dial")
 }
 
 func TestFailAndClose(t *testing.T) {
@@ -273,17 +237,15 @@ func TestFailAndClose(t *testing.T) {
 	ca, cb := p.connect(t)
 	cause := errors.New("no route")
 	p.a.Fail(cause)
-	if _, err := ca.Read(make([]byte, 1)); !errors.Is(err, cause) || !errors.Is(err, ErrPathFailed) {
-		t.Fatalf("read after Fail: %v", err)
-	}
-	if _, err := p.a.Dial(context.Background()); !errors.Is(err, cause) {
-		t.Fatalf("dial after Fail: %v", err)
-	}
+	_, err := ca.Read(make([]byte, 1))
+	require.ErrorIs(t, err, cause, "read after Fail")
+	require.ErrorIs(t, err, ErrPathFailed, "read after Fail")
+	_, err = p.a.Dial(context.Background())
+	require.ErrorIs(t, err, cause, "dial after Fail")
 	// Closing b resets its connection locally.
 	p.b.Close()
-	if _, err := cb.Write([]byte("x")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("write after endpoint Close: %v", err)
-	}
+	_, err = cb.Write([]byte("x"))
+	require.ErrorIs(t, err, ErrClosed, "write after endpoint Close")
 }
 
 func TestResetReachesPeer(t *testing.T) {
@@ -291,9 +253,8 @@ func TestResetReachesPeer(t *testing.T) {
 	ca, cb := p.connect(t)
 	p.a.Close()
 	_ = cb.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := cb.Read(make([]byte, 1)); !errors.Is(err, ErrReset) {
-		t.Fatalf("peer read after reset: %v", err)
-	}
+	_, err := cb.Read(make([]byte, 1))
+	require.ErrorIs(t, err, ErrReset, "peer read after reset")
 	_ = ca
 }
 
@@ -341,9 +302,7 @@ func TestBothSidesDial(t *testing.T) {
 		}
 	}
 	for range 4 * n {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, <-errc)
 	}
 }
 
@@ -382,16 +341,13 @@ func TestReaderPause(t *testing.T) {
 		ca.CloseWrite()
 	}()
 	first := make([]byte, 1000)
-	if _, err := io.ReadFull(cb, first); err != nil {
-		t.Fatal(err)
-	}
+	_, err := io.ReadFull(cb, first)
+	require.NoError(t, err)
 	waitFor(t, "the receive window fills", func() bool { return cb.Stats().ReceiveBuffered >= 60<<10 }, 10*time.Second)
 	time.Sleep(1500 * time.Millisecond)
-	if s := ca.Stats(); s.BytesInFlight > 64<<10+2*1500 {
-		t.Fatalf("sender has %d bytes in flight into a closed window", s.BytesInFlight)
-	}
+	require.LessOrEqual(t, ca.Stats().BytesInFlight, 64<<10+2*1500, "sender has bytes in flight into a closed window")
 	rest, err := io.ReadAll(cb)
-	if err != nil || !bytes.Equal(append(first, rest...), data) {
-		t.Fatalf("read %d bytes, %v", len(first)+len(rest), err)
-	}
+	require.NoError(t, err, "read %d bytes", len(first)+len(rest))
+	require.True(t, bytes.Equal(append(first, rest...), data), "read %d bytes, want %d", len(first)+len(rest),
+		len(data))
 }
