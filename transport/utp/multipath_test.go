@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/assert"
 )
 
 // Several peers on one Transport at once (a host serving several guests): each path has its own key and path ID,
@@ -60,9 +61,8 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					defer cancel()
 					res, err := transferVerified(ctx, from, to, 2<<20, 32<<10, uint64(10*i+dir), nil)
-					if err != nil || res.sent != res.received {
-						t.Errorf("guest %d direction %d: %v (hashes equal %v)", i, dir, err, res.sent == res.received)
-					}
+					assert.NoError(t, err, "guest %d direction %d", i, dir)
+					assert.Equal(t, res.sent, res.received, "guest %d direction %d: SHA-256 of received data", i, dir)
 				}()
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal/relay"
+	"github.com/stretchr/testify/require"
 )
 
 var relaySecret = []byte("route_turn_test secret")
@@ -120,9 +121,8 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 			Candidates: []Candidate{host(rp.dialerTr), dr.Candidate()}})
 	}()
 	wg.Wait()
-	if errA != nil || errB != nil {
-		t.Fatalf("Connect: dialer %v, acceptor %v", errA, errB)
-	}
+	require.NoError(t, errA, "Connect: dialer (acceptor: %v)", errB)
+	require.NoError(t, errB, "Connect: acceptor (dialer: %v)", errA)
 	t.Cleanup(func() {
 		rp.dialer.Close()
 		rp.acceptor.Close()

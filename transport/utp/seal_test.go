@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sealCtrl seals a control packet as the side whose keys are k would.
@@ -132,9 +134,8 @@ func TestReplayWindowModel(t *testing.T) {
 		}
 		want := !seen[c] && (c > top || top-c < replayWidth)
 		got, newest := w.accept(c)
-		if got != want || newest != (want && c > top) {
-			t.Fatalf("step %d: counter %d (top %d): accepted %v newest %v, want %v", i, c, top, got, newest, want)
-		}
+		require.Equal(t, want, got, "step %d: counter %d (top %d): accepted", i, c, top)
+		require.Equal(t, want && c > top, newest, "step %d: counter %d (top %d): newest", i, c, top)
 		if got {
 			seen[c] = true
 			top = max(top, c)
