@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // injector wraps a Transport's socket on the receiving side: every tamperEvery-th sealed datagram read is preceded by
@@ -79,10 +81,10 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	var injs [2]*injector
 	for i := range trs {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		noErr(t, err)
+		require.NoError(t, err)
 		injs[i] = &injector{PacketConn: pc, tamperEvery: 7, replayEvery: 11, rng: rand.New(rand.NewPCG(uint64(i), 1))}
 		trs[i], err = NewTransport(injs[i], cfg)
-		noErr(t, err)
+		require.NoError(t, err)
 		t.Cleanup(func() { trs[i].Close() })
 	}
 	pa, pb := connectPair(t, trs[0], trs[1])
@@ -92,7 +94,7 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, pa, pb, 4<<20, 64<<10, 3, nil)
-	noErr(t, err, "transfer")
+	require.NoError(t, err, "transfer")
 	check(t, res.sent == res.received, "received bytes differ from sent")
 	for i, tr := range trs {
 		after := tr.Stats()
@@ -172,7 +174,7 @@ func attackDuring(t testing.TB, size int64) {
 			once.Do(func() { go attack() })
 		}
 	})
-	noErr(t, err, "transfer under attack")
+	require.NoError(t, err, "transfer under attack")
 	check(t, res.n == size && res.sent == res.received, "received %d bytes (want %d), hashes equal %v", res.n, size, res.sent == res.received)
 	n := <-sent
 	for i, tr := range []*Transport{server, client} {
@@ -182,7 +184,7 @@ func attackDuring(t testing.TB, size int64) {
 		check(t, dropped > 0 && dropped <= uint64(n[i]), "dropped %d of %d forged datagrams", dropped, n[i])
 	}
 	for _, p := range []*Path{pc, ps} {
-		noErr(t, p.Err(), "path after the attack")
+		require.NoError(t, p.Err(), "path after the attack")
 	}
 	c1, c2 := openPair(t, pc, ps)
 	exchange(t, c1, c2, 10<<10)
@@ -207,7 +209,7 @@ func TestStrangerDatagrams(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	stranger, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	defer stranger.Close()
 	unknown := make([]byte, 64)
 	unknown[0] = sealedType
@@ -224,7 +226,7 @@ func TestStrangerDatagrams(t *testing.T) {
 	before := b.Stats()
 	for _, j := range junk {
 		_, err := stranger.WriteTo(j, b.LocalAddr())
-		noErr(t, err)
+		require.NoError(t, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Stats().Stranger-before.Stranger < uint64(len(junk)) && time.Now().Before(deadline) {
@@ -248,7 +250,7 @@ func TestWrongKeyNeverConnects(t *testing.T) {
 		errc <- err
 	}()
 	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: b.HostCandidates(), Dialer: true})
-	isErr(t, err, ErrPunchFailed)
-	isErr(t, <-errc, ErrPunchFailed)
+	require.ErrorIs(t, err, ErrPunchFailed)
+	require.ErrorIs(t, <-errc, ErrPunchFailed)
 	check(t, a.Stats().Stranger > 0 && b.Stats().Stranger > 0, "no punch counted as a stranger's: %+v %+v", a.Stats(), b.Stats())
 }

@@ -1,23 +1,15 @@
 package utp
 
 import (
-	"errors"
 	"testing"
 )
 
-// Small assertion helpers (the module's testify needs go.sum entries this checkout lacks).
+// Small assertion helpers, left from before the tests used testify.
 
 func noErr(t testing.TB, err error, what ...any) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%v: unexpected error: %v", what, err)
-	}
-}
-
-func isErr(t testing.TB, err, target error) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error %v, want one matching %v", err, target)
 	}
 }
 

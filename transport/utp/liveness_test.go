@@ -28,8 +28,8 @@ func TestIdleKeepalive(t *testing.T) {
 	}
 	before1, before2 := probed(pa), probed(pb)
 	time.Sleep(2*cfg.DeadPathTimeout + 500*time.Millisecond)
-	noErr(t, pa.Err(), "dialler path")
-	noErr(t, pb.Err(), "other path")
+	require.NoError(t, pa.Err(), "dialler path")
+	require.NoError(t, pb.Err(), "other path")
 	check(t, probed(pa).After(before1) && probed(pb).After(before2), "no probes on an idle path")
 	exchange(t, c1, c2, 64<<10)
 }
@@ -42,7 +42,7 @@ func TestStreamDeadlines(t *testing.T) {
 	c1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
 	_, err := c1.Read(make([]byte, 10))
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	var ne net.Error
 	check(t, errors.As(err, &ne) && ne.Timeout(), "deadline error %v is not a timeout net.Error", err)
 	check(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
@@ -50,13 +50,13 @@ func TestStreamDeadlines(t *testing.T) {
 	// A past deadline fails at once; clearing it makes the stream usable again.
 	c1.SetReadDeadline(time.Now().Add(-time.Second))
 	_, err = c1.Read(make([]byte, 10))
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	c1.SetReadDeadline(time.Time{})
 	_, err = c2.Write([]byte("after"))
-	noErr(t, err)
+	require.NoError(t, err)
 	buf := make([]byte, 5)
 	_, err = io.ReadFull(c1, buf)
-	noErr(t, err)
+	require.NoError(t, err)
 	equal(t, string(buf), "after")
 
 	// A deadline moved into the past wakes a blocked Read.
@@ -65,7 +65,7 @@ func TestStreamDeadlines(t *testing.T) {
 		c1.SetReadDeadline(time.Now())
 	}()
 	_, err = c1.Read(buf)
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 }
 
 // The receive window bounds what a writer can get ahead of a reader that does not read; the writer blocks (here
@@ -79,7 +79,7 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	data := randomBytes(t, 1<<20)
 	w.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
 	n, err := w.Write(data)
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	// The writer's side may queue up to the engine's minimum send buffer (256 KiB) beyond what the window let out.
 	check(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
 	buffered := r.(*engine.Conn).Stats().ReceiveBuffered
@@ -95,8 +95,8 @@ func TestSlowReaderFlowControl(t *testing.T) {
 		done <- err
 	}()
 	got, err := io.ReadAll(r)
-	noErr(t, err)
-	noErr(t, <-done)
+	require.NoError(t, err)
+	require.NoError(t, <-done)
 	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }
 
@@ -104,12 +104,12 @@ func TestWritesAfterPeerClose(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
-	noErr(t, c2.Close())
+	require.NoError(t, c2.Close())
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		_, err := c1.Write([]byte("hello"))
 		if err != nil {
-			isErr(t, err, ErrStreamClosed)
+			require.ErrorIs(t, err, ErrStreamClosed)
 			break
 		}
 		check(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
@@ -124,10 +124,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
 		a, err := Listen("udp4", "127.0.0.1:0", fastConfig())
-		noErr(t, err)
+		require.NoError(t, err)
 		defer a.Close()
 		b, err := Listen("udp4", "127.0.0.1:0", fastConfig())
-		noErr(t, err)
+		require.NoError(t, err)
 		defer b.Close()
 		pa, pb := connectPair(t, a, b)
 		for i := range 4 {
@@ -167,7 +167,7 @@ func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 	}()
 	time.Sleep(10 * time.Second)
 	got, err := io.ReadAll(r)
-	noErr(t, err)
-	noErr(t, <-werr, "writer")
+	require.NoError(t, err)
+	require.NoError(t, <-werr, "writer")
 	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/internal/netem"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Several peers on one Transport at once (a host serving several guests): each path has its own key and path ID,
@@ -34,13 +35,13 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 			defer wg.Done()
 			var err error
 			hostPaths[i], err = host.Connect(ctx, Peer{Key: key, Candidates: g.HostCandidates(), Dialer: hostDials})
-			noErr(t, err, "host connect", i)
+			assert.NoError(t, err, "host connect %d", i)
 		}()
 		go func() {
 			defer wg.Done()
 			var err error
 			guestPaths[i], err = g.Connect(ctx, Peer{Key: key, Candidates: host.HostCandidates(), Dialer: !hostDials})
-			noErr(t, err, "guest connect", i)
+			assert.NoError(t, err, "guest connect %d", i)
 		}()
 	}
 	wg.Wait()
@@ -69,7 +70,7 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 		wg.Wait()
 	}
 	transfers([]int{0, 1, 2})
-	noErr(t, hostPaths[1].Close())
+	require.NoError(t, hostPaths[1].Close())
 	select {
 	case <-guestPaths[1].Done():
 	case <-time.After(5 * time.Second):
@@ -111,7 +112,7 @@ type packet struct {
 
 func newRebinder(t testing.TB) *rebinder {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	r := &rebinder{PacketConn: pc, in: make(chan packet, 1024), done: make(chan struct{})}
 	r.cur.Store(&pc)
 	go r.read(pc)
@@ -139,7 +140,7 @@ func (r *rebinder) read(pc net.PacketConn) {
 // rebind moves the mapping to a new port and returns it.
 func (r *rebinder) rebind(t testing.TB) net.Addr {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	r.extra = append(r.extra, pc)
 	r.cur.Store(&pc)
 	go r.read(pc)
@@ -173,7 +174,7 @@ func TestNATRebindingMovesPath(t *testing.T) {
 	a := listen(t, cfg)
 	rb := newRebinder(t)
 	b, err := NewTransport(rb, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	pa, pb := connectPair(t, a, b)
 	equal(t, pa.RemoteAddr().String(), b.LocalAddr().String(), "the path's remote before rebinding")
@@ -190,13 +191,13 @@ func TestNATRebindingMovesPath(t *testing.T) {
 				once.Do(func() { newAddr <- rb.rebind(t) })
 			}
 		})
-		noErr(t, err, "transfer across the rebinding")
+		require.NoError(t, err, "transfer across the rebinding")
 		check(t, res.n == size && res.sent == res.received, "received %d bytes, hashes equal %v", res.n, res.sent == res.received)
 		moved := (<-newAddr).String()
 		equal(t, pa.RemoteAddr().String(), moved, "the path's remote after rebinding")
 	}
-	noErr(t, pa.Err())
-	noErr(t, pb.Err())
+	require.NoError(t, pa.Err())
+	require.NoError(t, pb.Err())
 }
 
 // countingRoute is a second kind of route for the test: it carries datagrams over another route and counts them.

@@ -20,11 +20,11 @@ var relaySecret = []byte("route_turn_test secret")
 func startTURN(t *testing.T) (udp, tcp string) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	s, err := relay.New(relay.Config{Secret: relaySecret, AllowPrivatePeers: true, RateLimit: -1}, pc, l)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return pc.LocalAddr().String(), l.Addr().String()
 }
@@ -32,7 +32,7 @@ func startTURN(t *testing.T) (udp, tcp string) {
 func relayConfig(t *testing.T, server, user string, tcp bool) RelayConfig {
 	t.Helper()
 	cred, err := relay.NewCredentials(relaySecret, user, time.Minute)
-	noErr(t, err)
+	require.NoError(t, err)
 	return RelayConfig{Server: server, TCP: tcp, Username: cred.Username, Password: cred.Password}
 }
 
@@ -79,13 +79,13 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 	t.Helper()
 	udpServer, tcpServer := startTURN(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	rp := &relayPair{fw: &firewall{PacketConn: pc}}
 	rp.dialerTr, err = NewTransport(rp.fw, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { rp.dialerTr.Close() })
 	rp.acceptorTr, err = Listen("udp4", "127.0.0.1:0", cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { rp.acceptorTr.Close() })
 	acc := rp.acceptorTr.LocalAddr().AddrPort()
 	rp.fw.peer.Store(&acc)
@@ -99,10 +99,10 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 		dserver = tcpServer
 	}
 	dr, err := rp.dialerTr.AllocateRelay(ctx, relayConfig(t, dserver, "dialer", tcpDialer))
-	noErr(t, err, "dialer's allocation")
+	require.NoError(t, err, "dialer's allocation")
 	rp.dialerRelay = dr
 	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
-	noErr(t, err, "acceptor's allocation")
+	require.NoError(t, err, "acceptor's allocation")
 	check(t, dr.Addr().IsValid() && dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
 
 	key := bytes.Repeat([]byte{7}, 32)
@@ -186,7 +186,7 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	}
 	r = waitRoute(t, rp.dialer, true, 30*time.Second)
 	t.Logf("fell back: %+v", r)
-	noErr(t, <-errc, "transfer")
+	require.NoError(t, <-errc, "transfer")
 	res := <-done
 	equal(t, res.n, int64(size), "bytes received")
 	check(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
@@ -202,7 +202,7 @@ func TestRelayOverTCP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.dialer, rp.acceptor, 1<<20, 16<<10, 4, nil)
-	noErr(t, err, "transfer")
+	require.NoError(t, err, "transfer")
 	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
 }
 
@@ -217,7 +217,7 @@ func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
 func TestAllocateRelayFailures(t *testing.T) {
 	udpServer, tcpServer := startTURN(t)
 	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer tr.Close()
 
 	bad := relayConfig(t, udpServer, "x", false)
@@ -225,26 +225,26 @@ func TestAllocateRelayFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err = tr.AllocateRelay(ctx, bad)
-	isErr(t, err, ErrRelay)
+	require.ErrorIs(t, err, ErrRelay)
 
 	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // a UDP port nobody answers on
-	noErr(t, err)
+	require.NoError(t, err)
 	defer silent.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer scancel()
 	start := time.Now()
 	_, err = tr.AllocateRelay(sctx, relayConfig(t, silent.LocalAddr().String(), "x", false))
-	isErr(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	check(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
 
 	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
-	isErr(t, err, ErrRelay)
+	require.ErrorIs(t, err, ErrRelay)
 	equal(t, len(tr.loadRelays()), 0, "relays left")
 
 	r, err := tr.AllocateRelay(ctx, relayConfig(t, tcpServer, "x", true))
-	noErr(t, err)
+	require.NoError(t, err)
 	equal(t, r.Candidate().Kind, CandidateRelay, "candidate kind")
-	noErr(t, tr.Close())
+	require.NoError(t, tr.Close())
 	select {
 	case <-r.Done():
 	default:
@@ -266,7 +266,7 @@ func TestIdlePathFallsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
-	noErr(t, err, "transfer")
+	require.NoError(t, err, "transfer")
 	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
 	equal(t, rp.dialer.Err(), nil, "dialer's path")
 }

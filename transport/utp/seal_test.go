@@ -37,9 +37,9 @@ func pairKeys(t testing.TB, secret []byte) (dialer, acceptor pathKeys) {
 	t.Helper()
 	var err error
 	dialer, err = derivePathKeys(secret, true, false)
-	noErr(t, err)
+	require.NoError(t, err)
 	acceptor, err = derivePathKeys(secret, false, false)
-	noErr(t, err)
+	require.NoError(t, err)
 	return dialer, acceptor
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v2"
+	"github.com/stretchr/testify/require"
 )
 
 // stunResponder answers binding requests on loopback with pion/stun messages. It ignores the first `drop`
@@ -16,7 +17,7 @@ import (
 func stunResponder(t *testing.T, drop int32, errCode stun.ErrorCode) (addr string, requests *atomic.Int32) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { pc.Close() })
 	requests = new(atomic.Int32)
 	go func() {
@@ -60,21 +61,21 @@ func TestDiscoverSTUN(t *testing.T) {
 	t.Run("answer", func(t *testing.T) {
 		server, reqs := stunResponder(t, 0, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
-		noErr(t, err)
+		require.NoError(t, err)
 		equal(t, got, tr.LocalAddr().AddrPort())
 		equal(t, reqs.Load(), int32(1))
 	})
 	t.Run("retransmits", func(t *testing.T) {
 		server, reqs := stunResponder(t, 3, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
-		noErr(t, err)
+		require.NoError(t, err)
 		equal(t, got, tr.LocalAddr().AddrPort())
 		equal(t, reqs.Load(), int32(4))
 	})
 	t.Run("error response", func(t *testing.T) {
 		server, _ := stunResponder(t, 0, stun.CodeServerError)
 		_, err := tr.DiscoverSTUN(ctx, server)
-		isErr(t, err, ErrSTUN)
+		require.ErrorIs(t, err, ErrSTUN)
 		check(t, strings.Contains(err.Error(), "500"), "error %q does not name the code", err)
 	})
 	t.Run("no answer", func(t *testing.T) {
@@ -83,14 +84,14 @@ func TestDiscoverSTUN(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := tr.DiscoverSTUN(ctx, server)
-		isErr(t, err, ErrSTUN)
-		isErr(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, ErrSTUN)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
 		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
 		check(t, reqs.Load() >= 3, "only %d requests in 400 ms with a 20 ms RTO", reqs.Load())
 	})
 	t.Run("bad server", func(t *testing.T) {
 		_, err := tr.DiscoverSTUN(ctx, "no-such-host.invalid:3478")
-		isErr(t, err, ErrSTUN)
+		require.ErrorIs(t, err, ErrSTUN)
 	})
 }
 
@@ -107,7 +108,7 @@ func TestSTUNDuringTransfer(t *testing.T) {
 	}()
 	for range 5 {
 		got, err := a.DiscoverSTUN(context.Background(), server)
-		noErr(t, err)
+		require.NoError(t, err)
 		equal(t, got, a.LocalAddr().AddrPort())
 		time.Sleep(20 * time.Millisecond)
 	}

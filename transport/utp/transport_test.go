@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/require"
 )
 
 // fastConfig keeps every timer short so the tests take seconds.
@@ -32,13 +33,13 @@ func fastConfig() Config {
 func newKey(t testing.TB) []byte {
 	key := make([]byte, 32)
 	_, err := rand.Read(key)
-	noErr(t, err)
+	require.NoError(t, err)
 	return key
 }
 
 func listen(t testing.TB, cfg Config) *Transport {
 	tr, err := Listen("udp4", "127.0.0.1:0", cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
 	return tr
 }
@@ -46,10 +47,10 @@ func listen(t testing.TB, cfg Config) *Transport {
 // wrapped returns a Transport on a loopback socket wrapped with netem (e.g. a NAT filter).
 func wrapped(t testing.TB, cfg Config, ncfg netem.Config) (*Transport, *netem.Conn) {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	nc := netem.Wrap(pc, ncfg)
 	tr, err := NewTransport(nc, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
 	return tr, nc
 }
@@ -69,8 +70,8 @@ func connectPair(t testing.TB, a, b *Transport) (pa, pb *Path) {
 	}()
 	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
 	wg.Wait()
-	noErr(t, errA)
-	noErr(t, errB)
+	require.NoError(t, errA)
+	require.NoError(t, errB)
 	t.Cleanup(func() { pa.Close(); pb.Close() })
 	return pa, pb
 }
@@ -90,8 +91,8 @@ func openPair(t testing.TB, opener, acceptor *Path) (net.Conn, net.Conn) {
 	}()
 	opened, err := opener.OpenStream(ctx)
 	wg.Wait()
-	noErr(t, err)
-	noErr(t, errAcc)
+	require.NoError(t, err)
+	require.NoError(t, errAcc)
 	t.Cleanup(func() { opened.Close(); accepted.Close() })
 	return opened, accepted
 }
@@ -99,7 +100,7 @@ func openPair(t testing.TB, opener, acceptor *Path) (net.Conn, net.Conn) {
 func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	_, err := rand.Read(b)
-	noErr(t, err)
+	require.NoError(t, err)
 	return b
 }
 
@@ -179,10 +180,10 @@ func TestCloseDeliversEverything(t *testing.T) {
 				w.Close()
 			}()
 			got, err := io.ReadAll(r)
-			noErr(t, err)
+			require.NoError(t, err)
 			check(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
 			_, err = w.Write([]byte("x"))
-			isErr(t, err, net.ErrClosed)
+			require.ErrorIs(t, err, net.ErrClosed)
 		})
 	}
 }
@@ -202,9 +203,9 @@ func TestPathCloseAfterStreamClose(t *testing.T) {
 		got <- b
 	}()
 	_, err := w.Write(data)
-	noErr(t, err)
-	noErr(t, w.Close())
-	noErr(t, pa.Close())
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, pa.Close())
 	rb := <-got
 	check(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
 }
@@ -240,7 +241,7 @@ func TestIPv6Loopback(t *testing.T) {
 	}
 	defer a.Close()
 	b, err := Listen("udp6", "[::1]:0", fastConfig())
-	noErr(t, err)
+	require.NoError(t, err)
 	defer b.Close()
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pb, pa)
@@ -283,7 +284,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 	opened := map[string]net.Conn{}
 	var accepted []net.Conn
 	for range 4 * perSide {
-		noErr(t, <-errs)
+		require.NoError(t, <-errs)
 	}
 	for range 4 * perSide {
 		p := <-pairs
@@ -299,7 +300,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 64)
 		n, err := c2.Read(buf)
-		noErr(t, err)
+		require.NoError(t, err)
 		c1 := opened[string(buf[:n])]
 		check(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
 		delete(opened, string(buf[:n]))
@@ -331,16 +332,16 @@ func TestCloseDuringConnect(t *testing.T) {
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
-	noErr(t, a.Close())
+	require.NoError(t, a.Close())
 	select {
 	case err := <-errc:
-		isErr(t, err, ErrPunchFailed)
-		isErr(t, err, ErrTransportClosed)
+		require.ErrorIs(t, err, ErrPunchFailed)
+		require.ErrorIs(t, err, ErrTransportClosed)
 	case <-time.After(2 * time.Second):
 		t.Fatal("Connect still running after Close")
 	}
 	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 }
 
 // Closing a Transport fails its streams and paths with ErrTransportClosed, and the peer learns at once.
@@ -355,16 +356,16 @@ func TestTransportCloseEndsStreams(t *testing.T) {
 		_, err := c1.Read(make([]byte, 1))
 		readErr <- err
 	}()
-	noErr(t, a.Close())
-	isErr(t, <-readErr, ErrTransportClosed)
+	require.NoError(t, a.Close())
+	require.ErrorIs(t, <-readErr, ErrTransportClosed)
 	_, err := c1.Write([]byte("x"))
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 	_, err = pa.AcceptStream(context.Background())
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 	// The peer was told (bye), not left to time out.
 	_, err = c2.Read(make([]byte, 1))
-	isErr(t, err, ErrPathClosed)
-	noErr(t, a.Close(), "second Close")
+	require.ErrorIs(t, err, ErrPathClosed)
+	require.NoError(t, a.Close(), "second Close")
 }
 
 // Every congestion controller Config.CongestionControl names carries a transfer through a lossy bottleneck; an
