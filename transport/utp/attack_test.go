@@ -102,8 +102,8 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 		dropped := int64(after.Unopened-before[i].Unopened) + int64(after.Stranger-before[i].Stranger)
 		t.Logf("peer %d: injected %d tampered, %d replayed; stats %+v", i, tam, rep, after)
 		check(t, tam >= 5 && rep >= 5, "too few injections (%d, %d) to mean anything", tam, rep)
-		equal(t, dropped, tam, "tampered datagrams dropped")
-		equal(t, int64(after.Replayed-before[i].Replayed), rep, "replays dropped")
+		require.Equal(t, tam, dropped, "tampered datagrams dropped")
+		require.Equal(t, rep, int64(after.Replayed-before[i].Replayed), "replays dropped")
 	}
 }
 
@@ -232,8 +232,8 @@ func TestStrangerDatagrams(t *testing.T) {
 	for b.Stats().Stranger-before.Stranger < uint64(len(junk)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	equal(t, b.Stats().Stranger-before.Stranger, uint64(len(junk)), "stranger datagrams counted")
-	equal(t, b.Stats().Unopened, before.Unopened, "unopened")
+	require.Equal(t, uint64(len(junk)), b.Stats().Stranger-before.Stranger, "stranger datagrams counted")
+	require.Equal(t, before.Unopened, b.Stats().Unopened, "unopened")
 	c1, c2 := openPair(t, pa, pb)
 	exchange(t, c1, c2, 1000)
 }

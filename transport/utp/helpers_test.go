@@ -13,13 +13,6 @@ func noErr(t testing.TB, err error, what ...any) {
 	}
 }
 
-func equal[T comparable](t testing.TB, got, want T, what ...any) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("%v: got %v, want %v", what, got, want)
-	}
-}
-
 func check(t testing.TB, ok bool, format string, args ...any) {
 	t.Helper()
 	if !ok {

@@ -57,7 +57,7 @@ func TestStreamDeadlines(t *testing.T) {
 	buf := make([]byte, 5)
 	_, err = io.ReadFull(c1, buf)
 	require.NoError(t, err)
-	equal(t, string(buf), "after")
+	require.Equal(t, "after", string(buf))
 
 	// A deadline moved into the past wakes a blocked Read.
 	go func() {
@@ -116,7 +116,7 @@ func TestWritesAfterPeerClose(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	_, err := c1.Read(make([]byte, 1))
-	equal(t, err, io.EOF)
+	require.True(t, err == io.EOF, "error %v, want io.EOF itself", err)
 }
 
 // Closing streams, paths and transports leaves no goroutine of ours behind.

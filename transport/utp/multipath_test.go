@@ -78,8 +78,8 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 	}
 	transfers([]int{0, 2})
 	st := host.Stats()
-	equal(t, st.Unopened, 0, "datagrams that did not open at the host")
-	equal(t, st.Replayed, 0, "replays at the host")
+	require.Zero(t, st.Unopened, "datagrams that did not open at the host")
+	require.Zero(t, st.Replayed, "replays at the host")
 }
 
 // A second path with the same key on one Transport is refused (it would share the path IDs).
@@ -177,7 +177,7 @@ func TestNATRebindingMovesPath(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	pa, pb := connectPair(t, a, b)
-	equal(t, pa.RemoteAddr().String(), b.LocalAddr().String(), "the path's remote before rebinding")
+	require.Equal(t, b.LocalAddr().String(), pa.RemoteAddr().String(), "the path's remote before rebinding")
 	var once sync.Once
 	newAddr := make(chan net.Addr, 1)
 	const size = 8 << 20
@@ -194,7 +194,7 @@ func TestNATRebindingMovesPath(t *testing.T) {
 		require.NoError(t, err, "transfer across the rebinding")
 		check(t, res.n == size && res.sent == res.received, "received %d bytes, hashes equal %v", res.n, res.sent == res.received)
 		moved := (<-newAddr).String()
-		equal(t, pa.RemoteAddr().String(), moved, "the path's remote after rebinding")
+		require.Equal(t, moved, pa.RemoteAddr().String(), "the path's remote after rebinding")
 	}
 	require.NoError(t, pa.Err())
 	require.NoError(t, pb.Err())

@@ -188,7 +188,7 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	t.Logf("fell back: %+v", r)
 	require.NoError(t, <-errc, "transfer")
 	res := <-done
-	equal(t, res.n, int64(size), "bytes received")
+	require.Equal(t, int64(size), res.n, "bytes received")
 	check(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
 }
@@ -239,11 +239,11 @@ func TestAllocateRelayFailures(t *testing.T) {
 
 	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
 	require.ErrorIs(t, err, ErrRelay)
-	equal(t, len(tr.loadRelays()), 0, "relays left")
+	require.Empty(t, tr.loadRelays(), "relays left")
 
 	r, err := tr.AllocateRelay(ctx, relayConfig(t, tcpServer, "x", true))
 	require.NoError(t, err)
-	equal(t, r.Candidate().Kind, CandidateRelay, "candidate kind")
+	require.Equal(t, CandidateRelay, r.Candidate().Kind, "candidate kind")
 	require.NoError(t, tr.Close())
 	select {
 	case <-r.Done():
@@ -268,5 +268,5 @@ func TestIdlePathFallsBack(t *testing.T) {
 	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
 	require.NoError(t, err, "transfer")
 	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
-	equal(t, rp.dialer.Err(), nil, "dialer's path")
+	require.NoError(t, rp.dialer.Err(), "dialer's path")
 }

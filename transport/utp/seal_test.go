@@ -46,8 +46,8 @@ func pairKeys(t testing.TB, secret []byte) (dialer, acceptor pathKeys) {
 // Each direction has its own key and path ID, and both sides derive the same pair.
 func TestPathKeysPerDirection(t *testing.T) {
 	d, a := pairKeys(t, newKey(t))
-	equal(t, d.sendID, a.recvID, "dialler's send ID")
-	equal(t, d.recvID, a.sendID, "acceptor's send ID")
+	require.Equal(t, a.recvID, d.sendID, "dialler's send ID")
+	require.Equal(t, a.sendID, d.recvID, "acceptor's send ID")
 	check(t, d.sendID != d.recvID, "both directions share a path ID")
 	plain := []byte("same plaintext, same counter")
 	toA := sealDatagram(d, 5, plain)
@@ -166,8 +166,8 @@ func TestDatagramSizes(t *testing.T) {
 	pa, _ := connectPair(t, a, b)
 	safe, maxSize := pa.link().DatagramSizes()
 	d, _ := pairKeys(t, newKey(t))
-	equal(t, len(sealDatagram(d, 1, make([]byte, safe))), 1200, "sealed size of a safe datagram")
+	require.Len(t, sealDatagram(d, 1, make([]byte, safe)), 1200, "sealed size of a safe datagram")
 	udpMax := min(localMTU(a.LocalAddr())-udpOverhead(false), maxRoutePayload)
-	equal(t, len(sealDatagram(d, 1, make([]byte, maxSize))), udpMax, "UDP payload of a max datagram")
+	require.Len(t, sealDatagram(d, 1, make([]byte, maxSize)), udpMax, "UDP payload of a max datagram")
 	check(t, maxSize >= safe, "max %d below safe %d", maxSize, safe)
 }

@@ -53,7 +53,7 @@ func TestPunchLearnsPeerReflexive(t *testing.T) {
 				Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials},
 				Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials}, 0)
 			_, remote := pa.Pair()
-			equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
+			require.Equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
 			c1, c2 := openPair(t, pa, pb)
 			exchange(t, c1, c2, 64<<10)
 		})
@@ -184,24 +184,24 @@ func TestForgedPunchIgnored(t *testing.T) {
 	for _, forged := range [][]byte{wrongKey, badTag, truncated} {
 		attacker.WriteTo(forged, to)
 	}
-	equal(t, answers(), 0, "replies to forged punches")
+	require.Zero(t, answers(), "replies to forged punches")
 	after := b.Stats()
-	equal(t, after.Unopened-before.Unopened, 2, "forged punches counted as unopened")
-	equal(t, after.Stranger-before.Stranger, 1, "the truncated punch counted as a stranger's datagram")
+	require.Equal(t, uint64(2), after.Unopened-before.Unopened, "forged punches counted as unopened")
+	require.Equal(t, uint64(1), after.Stranger-before.Stranger, "the truncated punch counted as a stranger's datagram")
 	// A forged reply claiming to answer b cannot complete the punch either.
 	reply := sealCtrl(wrong, 4, kindPunchReply, flagConfirmed, make([]byte, 26))
 	copy(reply[1:9], u64(dialer.sendID))
 	attacker.WriteTo(reply, to)
 	genuine := sealCtrl(dialer, 5, kindPunch, 0, u64(42))
 	attacker.WriteTo(genuine, to)
-	equal(t, answers(), 1, "replies to a genuine punch")
+	require.Equal(t, 1, answers(), "replies to a genuine punch")
 	// The same punch again is a replay: dropped, counted, not answered.
 	before = b.Stats()
 	for range 3 {
 		attacker.WriteTo(genuine, to)
 	}
-	equal(t, answers(), 0, "replies to a replayed punch")
-	equal(t, b.Stats().Replayed-before.Replayed, 3, "replayed punches counted")
+	require.Zero(t, answers(), "replies to a replayed punch")
+	require.Equal(t, uint64(3), b.Stats().Replayed-before.Replayed, "replayed punches counted")
 	err = <-connErr
 	require.ErrorIs(t, err, ErrPunchFailed)
 }

@@ -62,15 +62,15 @@ func TestDiscoverSTUN(t *testing.T) {
 		server, reqs := stunResponder(t, 0, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
 		require.NoError(t, err)
-		equal(t, got, tr.LocalAddr().AddrPort())
-		equal(t, reqs.Load(), int32(1))
+		require.Equal(t, tr.LocalAddr().AddrPort(), got)
+		require.Equal(t, int32(1), reqs.Load())
 	})
 	t.Run("retransmits", func(t *testing.T) {
 		server, reqs := stunResponder(t, 3, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
 		require.NoError(t, err)
-		equal(t, got, tr.LocalAddr().AddrPort())
-		equal(t, reqs.Load(), int32(4))
+		require.Equal(t, tr.LocalAddr().AddrPort(), got)
+		require.Equal(t, int32(4), reqs.Load())
 	})
 	t.Run("error response", func(t *testing.T) {
 		server, _ := stunResponder(t, 0, stun.CodeServerError)
@@ -109,7 +109,7 @@ func TestSTUNDuringTransfer(t *testing.T) {
 	for range 5 {
 		got, err := a.DiscoverSTUN(context.Background(), server)
 		require.NoError(t, err)
-		equal(t, got, a.LocalAddr().AddrPort())
+		require.Equal(t, a.LocalAddr().AddrPort(), got)
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-done

@@ -107,13 +107,13 @@ func randomBytes(t testing.TB, n int) []byte {
 func TestConnectAndStreamsBothWays(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
-	equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
-	equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
+	require.Equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
+	require.Equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
 	check(t, pa.RTT() > 0, "RTT %v", pa.RTT())
 	local, remote := pa.Pair()
-	equal(t, CandidateHost, local.Kind)
-	equal(t, a.LocalAddr().AddrPort(), local.Addr)
-	equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
+	require.Equal(t, CandidateHost, local.Kind)
+	require.Equal(t, a.LocalAddr().AddrPort(), local.Addr)
+	require.Equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
 
 	// Streams opened by the dialler, by the other side, and several at once from both.
 	for i := range 6 {
@@ -219,8 +219,8 @@ func TestSocketBuffers(t *testing.T) {
 		rmax, err1 := readSysctl("/proc/sys/net/core/rmem_max")
 		wmax, err2 := readSysctl("/proc/sys/net/core/wmem_max")
 		if err1 == nil && err2 == nil {
-			equal(t, read, 2*min(4<<20, rmax), "SO_RCVBUF")
-			equal(t, write, 2*min(4<<20, wmax), "SO_SNDBUF")
+			require.Equal(t, 2*min(4<<20, rmax), read, "SO_RCVBUF")
+			require.Equal(t, 2*min(4<<20, wmax), write, "SO_SNDBUF")
 		}
 	}
 }
@@ -294,8 +294,8 @@ func TestManyConcurrentStreams(t *testing.T) {
 			accepted = append(accepted, p.c2)
 		}
 	}
-	equal(t, len(opened), 2*perSide, "opened streams")
-	equal(t, len(accepted), 2*perSide, "accepted streams")
+	require.Len(t, opened, 2*perSide, "opened streams")
+	require.Len(t, accepted, 2*perSide, "accepted streams")
 	for _, c2 := range accepted {
 		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 64)
