@@ -95,13 +95,14 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	defer cancel()
 	res, err := transferVerified(ctx, pa, pb, 4<<20, 64<<10, 3, nil)
 	require.NoError(t, err, "transfer")
-	check(t, res.sent == res.received, "received bytes differ from sent")
+	require.True(t, res.sent == res.received, "received bytes differ from sent")
 	for i, tr := range trs {
 		after := tr.Stats()
 		tam, rep := injs[i].tampered.Load()-tampered[i], injs[i].replayed.Load()-replayed[i]
 		dropped := int64(after.Unopened-before[i].Unopened) + int64(after.Stranger-before[i].Stranger)
 		t.Logf("peer %d: injected %d tampered, %d replayed; stats %+v", i, tam, rep, after)
-		check(t, tam >= 5 && rep >= 5, "too few injections (%d, %d) to mean anything", tam, rep)
+		require.True(t, tam >= 5, "too few tampered injections (%d) to mean anything", tam)
+		require.True(t, rep >= 5, "too few replay injections (%d) to mean anything", rep)
 		require.Equal(t, tam, dropped, "tampered datagrams dropped")
 		require.Equal(t, rep, int64(after.Replayed-before[i].Replayed), "replays dropped")
 	}
@@ -175,13 +176,15 @@ func attackDuring(t testing.TB, size int64) {
 		}
 	})
 	require.NoError(t, err, "transfer under attack")
-	check(t, res.n == size && res.sent == res.received, "received %d bytes (want %d), hashes equal %v", res.n, size, res.sent == res.received)
+	require.True(t, res.n == size, "received %d bytes, want %d", res.n, size)
+	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	n := <-sent
 	for i, tr := range []*Transport{server, client} {
 		after := tr.Stats()
 		dropped := (after.Stranger - before[1-i].Stranger) + (after.Unopened - before[1-i].Unopened)
 		t.Logf("%d datagrams forged at peer %d; it dropped %d (stats %+v)", n[i], i, dropped, after)
-		check(t, dropped > 0 && dropped <= uint64(n[i]), "dropped %d of %d forged datagrams", dropped, n[i])
+		require.True(t, dropped > 0, "dropped %d of %d forged datagrams", dropped, n[i])
+		require.True(t, dropped <= uint64(n[i]), "dropped %d of %d forged datagrams", dropped, n[i])
 	}
 	for _, p := range []*Path{pc, ps} {
 		require.NoError(t, p.Err(), "path after the attack")
@@ -252,5 +255,6 @@ func TestWrongKeyNeverConnects(t *testing.T) {
 	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: b.HostCandidates(), Dialer: true})
 	require.ErrorIs(t, err, ErrPunchFailed)
 	require.ErrorIs(t, <-errc, ErrPunchFailed)
-	check(t, a.Stats().Stranger > 0 && b.Stats().Stranger > 0, "no punch counted as a stranger's: %+v %+v", a.Stats(), b.Stats())
+	require.True(t, a.Stats().Stranger > 0, "no punch counted as a stranger's at a: %+v", a.Stats())
+	require.True(t, b.Stats().Stranger > 0, "no punch counted as a stranger's at b: %+v", b.Stats())
 }

@@ -30,7 +30,7 @@ func TestFirstStreamOpensPromptly(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
-	check(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
+	require.True(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
 }
 
 // firstStreamTime connects a fresh pair, the acceptor starting lag after the dialler, and returns how long the
@@ -144,6 +144,6 @@ func TestFirstStreamAfterPunchBack(t *testing.T) {
 		a.Close()
 		t.Logf("round %d: first stream took %v", i, took)
 		// The dialler's reader sleeps 100 ms on the delayed punch, so the acceptor's SYN-ACK waits that long too.
-		check(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
+		require.True(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
 	}
 }

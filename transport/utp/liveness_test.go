@@ -1,7 +1,6 @@
 package utp
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -30,7 +29,8 @@ func TestIdleKeepalive(t *testing.T) {
 	time.Sleep(2*cfg.DeadPathTimeout + 500*time.Millisecond)
 	require.NoError(t, pa.Err(), "dialler path")
 	require.NoError(t, pb.Err(), "other path")
-	check(t, probed(pa).After(before1) && probed(pb).After(before2), "no probes on an idle path")
+	require.True(t, probed(pa).After(before1), "no probes on an idle path (dialler)")
+	require.True(t, probed(pb).After(before2), "no probes on an idle path (other)")
 	exchange(t, c1, c2, 64<<10)
 }
 
@@ -44,8 +44,9 @@ func TestStreamDeadlines(t *testing.T) {
 	_, err := c1.Read(make([]byte, 10))
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	var ne net.Error
-	check(t, errors.As(err, &ne) && ne.Timeout(), "deadline error %v is not a timeout net.Error", err)
-	check(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
+	require.ErrorAs(t, err, &ne, "deadline error is not a net.Error")
+	require.True(t, ne.Timeout(), "deadline error %v is not a timeout", err)
+	require.True(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
 
 	// A past deadline fails at once; clearing it makes the stream usable again.
 	c1.SetReadDeadline(time.Now().Add(-time.Second))
@@ -81,10 +82,10 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	n, err := w.Write(data)
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	// The writer's side may queue up to the engine's minimum send buffer (256 KiB) beyond what the window let out.
-	check(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
+	require.True(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
 	buffered := r.(*engine.Conn).Stats().ReceiveBuffered
-	check(t, buffered <= cfg.StreamWindow && buffered >= cfg.StreamWindow/2,
-		"%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
+	require.True(t, buffered <= cfg.StreamWindow, "%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
+	require.True(t, buffered >= cfg.StreamWindow/2, "%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
 	w.SetWriteDeadline(time.Time{})
 	done := make(chan error, 1)
 	go func() {
@@ -97,7 +98,7 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	got, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.NoError(t, <-done)
-	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+	require.True(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }
 
 func TestWritesAfterPeerClose(t *testing.T) {
@@ -112,7 +113,7 @@ func TestWritesAfterPeerClose(t *testing.T) {
 			require.ErrorIs(t, err, ErrStreamClosed)
 			break
 		}
-		check(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
+		require.True(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
 		time.Sleep(10 * time.Millisecond)
 	}
 	_, err := c1.Read(make([]byte, 1))
@@ -169,5 +170,5 @@ func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 	got, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.NoError(t, <-werr, "writer")
-	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+	require.True(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }

@@ -91,7 +91,7 @@ func TestSameKeyTwiceOnOneTransport(t *testing.T) {
 	go a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
 	time.Sleep(50 * time.Millisecond)
 	_, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
-	check(t, err != nil, "a second path with the same key was accepted")
+	require.True(t, err != nil, "a second path with the same key was accepted")
 }
 
 // rebinder is a socket whose NAT mapping can change: after rebind, datagrams leave from a new port, and what arrives
@@ -192,7 +192,8 @@ func TestNATRebindingMovesPath(t *testing.T) {
 			}
 		})
 		require.NoError(t, err, "transfer across the rebinding")
-		check(t, res.n == size && res.sent == res.received, "received %d bytes, hashes equal %v", res.n, res.sent == res.received)
+		require.True(t, res.n == size, "received %d bytes, want %d", res.n, size)
+		require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 		moved := (<-newAddr).String()
 		require.Equal(t, moved, pa.RemoteAddr().String(), "the path's remote after rebinding")
 	}
@@ -229,15 +230,15 @@ func TestRouteDeadFallsBack(t *testing.T) {
 	pa.heard[alt.id()] = alt
 	pa.mu.Unlock()
 	pa.routeDead(dead, errRouteDead)
-	check(t, pa.loadRoute() == route(alt), "the path did not move to the other route")
+	require.True(t, pa.loadRoute() == route(alt), "the path did not move to the other route")
 	// Reporting a route that is not the path's changes nothing.
 	pa.routeDead(newDirectRoute(a, deadAddr(t)), errRouteDead)
-	check(t, pa.loadRoute() == route(alt), "a dead route that was not in use moved the path")
+	require.True(t, pa.loadRoute() == route(alt), "a dead route that was not in use moved the path")
 	deadline := time.Now().Add(1500 * time.Millisecond) // within the outage: a probes every 200 ms
 	for alt.sent.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	check(t, alt.sent.Load() > 0, "nothing was sent on the new route")
+	require.True(t, alt.sent.Load() > 0, "nothing was sent on the new route")
 	c1, c2 := openPair(t, pa, pb)
 	exchange(t, c1, c2, 64<<10)
 }

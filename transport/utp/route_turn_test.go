@@ -103,7 +103,8 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 	rp.dialerRelay = dr
 	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
 	require.NoError(t, err, "acceptor's allocation")
-	check(t, dr.Addr().IsValid() && dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
+	require.True(t, dr.Addr().IsValid(), "dialer's relayed address %v", dr.Addr())
+	require.True(t, dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
 
 	key := bytes.Repeat([]byte{7}, 32)
 	host := func(tr *Transport) Candidate { return Candidate{Kind: CandidateHost, Addr: tr.LocalAddr().AddrPort()} }
@@ -153,7 +154,8 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	rp := newRelayPair(t, Config{}, false, true)
 	for _, p := range []*Path{rp.dialer, rp.acceptor} {
 		r := p.Route()
-		check(t, r.Relayed && r.Relay.IsValid(), "route at connect %+v, want relayed", r)
+		require.True(t, r.Relayed, "route at connect %+v, want relayed", r)
+		require.True(t, r.Relay.IsValid(), "route at connect %+v, want a relay address", r)
 	}
 	const size = 32 << 20
 	var phase atomic.Int32
@@ -189,7 +191,7 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	require.NoError(t, <-errc, "transfer")
 	res := <-done
 	require.Equal(t, int64(size), res.n, "bytes received")
-	check(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
+	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
 }
 
@@ -198,19 +200,21 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 func TestRelayOverTCP(t *testing.T) {
 	rp := newRelayPair(t, Config{}, true, true)
 	r := rp.dialer.Route()
-	check(t, r.Relayed && r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
+	require.True(t, r.Relayed, "route %+v, want relayed", r)
+	require.True(t, r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.dialer, rp.acceptor, 1<<20, 16<<10, 4, nil)
 	require.NoError(t, err, "transfer")
-	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.sent == res.received, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.n == 1<<20, "transferred %d bytes, want %d", res.n, 1<<20)
 }
 
 // Peers that can reach each other directly from the start use the direct route, not the relay.
 func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
 	rp := newRelayPair(t, Config{}, false, false)
 	r := waitRoute(t, rp.dialer, false, 20*time.Second)
-	check(t, r.Host, "route %+v, want a host pair", r)
+	require.True(t, r.Host, "route %+v, want a host pair", r)
 }
 
 // A refused or unanswered allocation fails with ErrRelay in time, and leaves the Transport without a relay.
@@ -235,7 +239,7 @@ func TestAllocateRelayFailures(t *testing.T) {
 	start := time.Now()
 	_, err = tr.AllocateRelay(sctx, relayConfig(t, silent.LocalAddr().String(), "x", false))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	check(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
+	require.True(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
 
 	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
 	require.ErrorIs(t, err, ErrRelay)
@@ -267,6 +271,7 @@ func TestIdlePathFallsBack(t *testing.T) {
 	defer cancel()
 	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
 	require.NoError(t, err, "transfer")
-	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.sent == res.received, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.n == 1<<20, "transferred %d bytes, want %d", res.n, 1<<20)
 	require.NoError(t, rp.dialer.Err(), "dialer's path")
 }

@@ -30,7 +30,7 @@ func TestPunchThroughNATFilter(t *testing.T) {
 		Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true},
 		Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)},
 		100*time.Millisecond)
-	check(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
+	require.True(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
 	_ = na
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 256<<10)
@@ -124,7 +124,7 @@ func TestStrangerSYNDropped(t *testing.T) {
 		require.NoError(t, err)
 		deadline := time.Now().Add(5 * time.Second)
 		for target.Stats().Stranger == dropsBefore {
-			check(t, time.Now().Before(deadline), "no SYN dropped at the demultiplexer")
+			require.True(t, time.Now().Before(deadline), "no SYN dropped at the demultiplexer")
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -240,7 +240,7 @@ func TestDeadPeerDetected(t *testing.T) {
 			require.ErrorIs(t, rerr, ErrPathDead)
 			require.ErrorIs(t, werr, ErrPathDead)
 			require.ErrorIs(t, pa.Err(), ErrPathDead)
-			check(t, elapsed < cfg.DeadPathTimeout+2*time.Second, "detected after %v", elapsed)
+			require.True(t, elapsed < cfg.DeadPathTimeout+2*time.Second, "detected after %v", elapsed)
 			_, err := pa.OpenStream(context.Background())
 			require.ErrorIs(t, err, ErrPathDead)
 		})
@@ -263,8 +263,8 @@ func TestPeerCloseIsTold(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("path not done")
 	}
-	check(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
-	check(t, !errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
+	require.True(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
+	require.False(t, errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
 }
 
 // Two diallers (or none) is a configuration error both sides report, not a silent timeout.
@@ -282,7 +282,7 @@ func TestRolesMustDiffer(t *testing.T) {
 		_, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: dialer})
 		require.ErrorIs(t, err, ErrRoles)
 		require.ErrorIs(t, <-errc, ErrRoles)
-		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
+		require.True(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
 		cancel()
 	}
 }

@@ -76,7 +76,7 @@ func TestDiscoverSTUN(t *testing.T) {
 		server, _ := stunResponder(t, 0, stun.CodeServerError)
 		_, err := tr.DiscoverSTUN(ctx, server)
 		require.ErrorIs(t, err, ErrSTUN)
-		check(t, strings.Contains(err.Error(), "500"), "error %q does not name the code", err)
+		require.True(t, strings.Contains(err.Error(), "500"), "error %q does not name the code", err)
 	})
 	t.Run("no answer", func(t *testing.T) {
 		server, reqs := stunResponder(t, 1<<30, 0)
@@ -86,8 +86,8 @@ func TestDiscoverSTUN(t *testing.T) {
 		_, err := tr.DiscoverSTUN(ctx, server)
 		require.ErrorIs(t, err, ErrSTUN)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
-		check(t, reqs.Load() >= 3, "only %d requests in 400 ms with a 20 ms RTO", reqs.Load())
+		require.True(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
+		require.True(t, reqs.Load() >= 3, "only %d requests in 400 ms with a 20 ms RTO", reqs.Load())
 	})
 	t.Run("bad server", func(t *testing.T) {
 		_, err := tr.DiscoverSTUN(ctx, "no-such-host.invalid:3478")

@@ -109,7 +109,7 @@ func TestConnectAndStreamsBothWays(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	require.Equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
 	require.Equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
-	check(t, pa.RTT() > 0, "RTT %v", pa.RTT())
+	require.True(t, pa.RTT() > 0, "RTT %v", pa.RTT())
 	local, remote := pa.Pair()
 	require.Equal(t, CandidateHost, local.Kind)
 	require.Equal(t, a.LocalAddr().AddrPort(), local.Addr)
@@ -181,7 +181,7 @@ func TestCloseDeliversEverything(t *testing.T) {
 			}()
 			got, err := io.ReadAll(r)
 			require.NoError(t, err)
-			check(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
+			require.True(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
 			_, err = w.Write([]byte("x"))
 			require.ErrorIs(t, err, net.ErrClosed)
 		})
@@ -207,14 +207,15 @@ func TestPathCloseAfterStreamClose(t *testing.T) {
 	require.NoError(t, w.Close())
 	require.NoError(t, pa.Close())
 	rb := <-got
-	check(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
+	require.True(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
 }
 
 // The socket gets the requested buffers (as far as the kernel's maximum allows) and reports them.
 func TestSocketBuffers(t *testing.T) {
 	tr := listen(t, Config{})
 	read, write := tr.BufferSizes()
-	check(t, read > 0 && write > 0, "no buffer sizes reported: %d, %d", read, write)
+	require.True(t, read > 0, "no read buffer size reported: %d", read)
+	require.True(t, write > 0, "no write buffer size reported: %d", write)
 	if runtime.GOOS == "linux" {
 		rmax, err1 := readSysctl("/proc/sys/net/core/rmem_max")
 		wmax, err2 := readSysctl("/proc/sys/net/core/wmem_max")
@@ -302,7 +303,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 		n, err := c2.Read(buf)
 		require.NoError(t, err)
 		c1 := opened[string(buf[:n])]
-		check(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
+		require.True(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
 		delete(opened, string(buf[:n]))
 		c2.SetReadDeadline(time.Time{})
 		exchange(t, c1, c2, 32<<10)
@@ -317,7 +318,8 @@ func TestRTTMeasured(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	for _, p := range []*Path{pa, pb} {
 		rtt := p.RTT()
-		check(t, rtt >= 80*time.Millisecond && rtt < 200*time.Millisecond, "RTT %v across 2 x 40 ms", rtt)
+		require.GreaterOrEqual(t, rtt, 80*time.Millisecond, "RTT across 2 x 40 ms")
+		require.Less(t, rtt, 200*time.Millisecond, "RTT across 2 x 40 ms")
 	}
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 64<<10)
@@ -376,7 +378,7 @@ func TestCongestionControlChoices(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cc := fmt.Sprintf("%T", controllers[name]())
-			check(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
+			require.True(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
 			cfg := fastConfig()
 			cfg.CongestionControl = name
 			up := netem.Impairment{Rate: 4e6, QueueBytes: 64 << 10, Delay: 10 * time.Millisecond, Loss: 0.005}
@@ -385,5 +387,6 @@ func TestCongestionControlChoices(t *testing.T) {
 		})
 	}
 	_, err := Listen("udp4", "127.0.0.1:0", Config{CongestionControl: "reno"})
-	check(t, err != nil && strings.Contains(err.Error(), `"reno"`), "unknown congestion control: error %v", err)
+	require.Error(t, err, "unknown congestion control")
+	require.ErrorContains(t, err, `"reno"`, "unknown congestion control")
 }
