@@ -3,6 +3,7 @@ package utp
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,16 +102,26 @@ func TestSTUNDuringTransfer(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
 	server, _ := stunResponder(t, 0, 0)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		exchange(t, c1, c2, 4<<20)
-	}()
-	for range 5 {
-		got, err := a.DiscoverSTUN(context.Background(), server)
-		require.NoError(t, err)
-		require.Equal(t, a.LocalAddr().AddrPort(), got)
-		time.Sleep(20 * time.Millisecond)
+	// The discoveries run beside the transfer and send their results back: the assertions stay on the test goroutine.
+	type discovery struct {
+		got netip.AddrPort
+		err error
 	}
-	<-done
+	found := make(chan discovery, 5)
+	go func() {
+		defer close(found)
+		for range 5 {
+			got, err := a.DiscoverSTUN(context.Background(), server)
+			found <- discovery{got, err}
+			if err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	exchange(t, c1, c2, 4<<20)
+	for d := range found {
+		require.NoError(t, d.err)
+		require.Equal(t, a.LocalAddr().AddrPort(), d.got)
+	}
 }

@@ -154,15 +154,15 @@ func exchange(t testing.TB, c1, c2 net.Conn, n int) {
 		r1 <- result{b, err}
 	}()
 	got2, err := io.ReadAll(c2)
-	noErr(t, err, "reading c2")
+	require.NoError(t, err, "reading c2")
 	got1 := <-r1
-	noErr(t, got1.err, "reading c1")
-	noErr(t, <-errs, "writing")
-	noErr(t, <-errs, "writing")
-	check(t, bytes.Equal(d1, got2), "c1 -> c2: got %d bytes, want %d identical", len(got2), n)
-	check(t, bytes.Equal(d2, got1.b), "c2 -> c1: got %d bytes, want %d identical", len(got1.b), n)
-	noErr(t, c1.Close())
-	noErr(t, c2.Close())
+	require.NoError(t, got1.err, "reading c1")
+	require.NoError(t, <-errs, "writing")
+	require.NoError(t, <-errs, "writing")
+	require.True(t, bytes.Equal(d1, got2), "c1 -> c2: got %d bytes, want %d identical", len(got2), n)
+	require.True(t, bytes.Equal(d2, got1.b), "c2 -> c1: got %d bytes, want %d identical", len(got1.b), n)
+	require.NoError(t, c1.Close())
+	require.NoError(t, c2.Close())
 }
 
 func TestCloseDeliversEverything(t *testing.T) {
