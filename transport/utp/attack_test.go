@@ -248,8 +248,9 @@ func TestWrongKeyNeverConnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
+	keyB := newKey(t) // made here: newKey asserts, which only the test goroutine may
 	go func() {
-		_, err := b.Connect(ctx, Peer{Key: newKey(t), Candidates: a.HostCandidates()})
+		_, err := b.Connect(ctx, Peer{Key: keyB, Candidates: a.HostCandidates()})
 		errc <- err
 	}()
 	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: b.HostCandidates(), Dialer: true})

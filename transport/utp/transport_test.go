@@ -329,8 +329,9 @@ func TestRTTMeasured(t *testing.T) {
 func TestCloseDuringConnect(t *testing.T) {
 	a := listen(t, fastConfig())
 	errc := make(chan error, 1)
+	key := newKey(t) // made here: newKey asserts, which only the test goroutine may
 	go func() {
-		_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+		_, err := a.Connect(context.Background(), Peer{Key: key, Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
