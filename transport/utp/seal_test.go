@@ -52,7 +52,7 @@ func TestPathKeysPerDirection(t *testing.T) {
 	plain := []byte("same plaintext, same counter")
 	toA := sealDatagram(d, 5, plain)
 	toD := sealDatagram(a, 5, plain)
-	require.True(t, !bytes.Equal(toA[sealedHeader:], toD[sealedHeader:]), "both directions seal alike: one key for both")
+	require.False(t, bytes.Equal(toA[sealedHeader:], toD[sealedHeader:]), "both directions seal alike: one key for both")
 	_, got, ok := a.open(a.recv, slices.Clone(toA))
 	require.True(t, ok, "the acceptor cannot open the dialler's datagram")
 	require.True(t, bytes.Equal(got[1:], plain), "the acceptor opens the dialler's datagram to other bytes")
