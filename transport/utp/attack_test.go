@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // injector wraps a Transport's socket on the receiving side: every tamperEvery-th sealed datagram read is preceded by
@@ -79,10 +81,10 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	var injs [2]*injector
 	for i := range trs {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		noErr(t, err)
+		require.NoError(t, err)
 		injs[i] = &injector{PacketConn: pc, tamperEvery: 7, replayEvery: 11, rng: rand.New(rand.NewPCG(uint64(i), 1))}
 		trs[i], err = NewTransport(injs[i], cfg)
-		noErr(t, err)
+		require.NoError(t, err)
 		t.Cleanup(func() { trs[i].Close() })
 	}
 	pa, pb := connectPair(t, trs[0], trs[1])
@@ -92,16 +94,17 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, pa, pb, 4<<20, 64<<10, 3, nil)
-	noErr(t, err, "transfer")
-	check(t, res.sent == res.received, "received bytes differ from sent")
+	require.NoError(t, err, "transfer")
+	require.True(t, res.sent == res.received, "received bytes differ from sent")
 	for i, tr := range trs {
 		after := tr.Stats()
 		tam, rep := injs[i].tampered.Load()-tampered[i], injs[i].replayed.Load()-replayed[i]
 		dropped := int64(after.Unopened-before[i].Unopened) + int64(after.Stranger-before[i].Stranger)
 		t.Logf("peer %d: injected %d tampered, %d replayed; stats %+v", i, tam, rep, after)
-		check(t, tam >= 5 && rep >= 5, "too few injections (%d, %d) to mean anything", tam, rep)
-		equal(t, dropped, tam, "tampered datagrams dropped")
-		equal(t, int64(after.Replayed-before[i].Replayed), rep, "replays dropped")
+		require.True(t, tam >= 5, "too few tampered injections (%d) to mean anything", tam)
+		require.True(t, rep >= 5, "too few replay injections (%d) to mean anything", rep)
+		require.Equal(t, tam, dropped, "tampered datagrams dropped")
+		require.Equal(t, rep, int64(after.Replayed-before[i].Replayed), "replays dropped")
 	}
 }
 
@@ -172,17 +175,19 @@ func attackDuring(t testing.TB, size int64) {
 			once.Do(func() { go attack() })
 		}
 	})
-	noErr(t, err, "transfer under attack")
-	check(t, res.n == size && res.sent == res.received, "received %d bytes (want %d), hashes equal %v", res.n, size, res.sent == res.received)
+	require.NoError(t, err, "transfer under attack")
+	require.True(t, res.n == size, "received %d bytes, want %d", res.n, size)
+	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	n := <-sent
 	for i, tr := range []*Transport{server, client} {
 		after := tr.Stats()
 		dropped := (after.Stranger - before[1-i].Stranger) + (after.Unopened - before[1-i].Unopened)
 		t.Logf("%d datagrams forged at peer %d; it dropped %d (stats %+v)", n[i], i, dropped, after)
-		check(t, dropped > 0 && dropped <= uint64(n[i]), "dropped %d of %d forged datagrams", dropped, n[i])
+		require.True(t, dropped > 0, "dropped %d of %d forged datagrams", dropped, n[i])
+		require.True(t, dropped <= uint64(n[i]), "dropped %d of %d forged datagrams", dropped, n[i])
 	}
 	for _, p := range []*Path{pc, ps} {
-		noErr(t, p.Err(), "path after the attack")
+		require.NoError(t, p.Err(), "path after the attack")
 	}
 	c1, c2 := openPair(t, pc, ps)
 	exchange(t, c1, c2, 10<<10)
@@ -207,7 +212,7 @@ func TestStrangerDatagrams(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	stranger, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	defer stranger.Close()
 	unknown := make([]byte, 64)
 	unknown[0] = sealedType
@@ -224,14 +229,14 @@ func TestStrangerDatagrams(t *testing.T) {
 	before := b.Stats()
 	for _, j := range junk {
 		_, err := stranger.WriteTo(j, b.LocalAddr())
-		noErr(t, err)
+		require.NoError(t, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Stats().Stranger-before.Stranger < uint64(len(junk)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	equal(t, b.Stats().Stranger-before.Stranger, uint64(len(junk)), "stranger datagrams counted")
-	equal(t, b.Stats().Unopened, before.Unopened, "unopened")
+	require.Equal(t, uint64(len(junk)), b.Stats().Stranger-before.Stranger, "stranger datagrams counted")
+	require.Equal(t, before.Unopened, b.Stats().Unopened, "unopened")
 	c1, c2 := openPair(t, pa, pb)
 	exchange(t, c1, c2, 1000)
 }
@@ -243,12 +248,14 @@ func TestWrongKeyNeverConnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
+	keyB := newKey(t) // made here: newKey asserts, which only the test goroutine may
 	go func() {
-		_, err := b.Connect(ctx, Peer{Key: newKey(t), Candidates: a.HostCandidates()})
+		_, err := b.Connect(ctx, Peer{Key: keyB, Candidates: a.HostCandidates()})
 		errc <- err
 	}()
 	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: b.HostCandidates(), Dialer: true})
-	isErr(t, err, ErrPunchFailed)
-	isErr(t, <-errc, ErrPunchFailed)
-	check(t, a.Stats().Stranger > 0 && b.Stats().Stranger > 0, "no punch counted as a stranger's: %+v %+v", a.Stats(), b.Stats())
+	require.ErrorIs(t, err, ErrPunchFailed)
+	require.ErrorIs(t, <-errc, ErrPunchFailed)
+	require.True(t, a.Stats().Stranger > 0, "no punch counted as a stranger's at a: %+v", a.Stats())
+	require.True(t, b.Stats().Stranger > 0, "no punch counted as a stranger's at b: %+v", b.Stats())
 }

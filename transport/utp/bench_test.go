@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/require"
 )
 
 // Benchmarks compare this transport with kernel TCP on loopback measured in the same run, interleaved iteration by
@@ -21,9 +22,7 @@ import (
 func tcpPair(tb testing.TB) (client, server net.Conn) {
 	tb.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -34,13 +33,10 @@ func tcpPair(tb testing.TB) (client, server net.Conn) {
 		}
 		accepted <- c
 	}()
-	if client, err = net.Dial("tcp4", ln.Addr().String()); err != nil {
-		tb.Fatal(err)
-	}
-	var ok bool
-	if server, ok = <-accepted; !ok {
-		tb.Fatal("TCP Accept failed")
-	}
+	client, err = net.Dial("tcp4", ln.Addr().String())
+	require.NoError(tb, err)
+	server, ok := <-accepted
+	require.True(tb, ok, "TCP Accept failed")
 	tb.Cleanup(func() {
 		client.Close()
 		server.Close()
@@ -63,13 +59,9 @@ func streamPair(tb testing.TB, p *impairedPair) (client, server net.Conn) {
 		accepted <- c
 	}()
 	client, err := p.dialer.OpenStream(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	server, ok := <-accepted
-	if !ok {
-		tb.Fatal("AcceptStream failed")
-	}
+	require.True(tb, ok, "AcceptStream failed")
 	tb.Cleanup(func() {
 		client.Close()
 		server.Close()
@@ -138,9 +130,8 @@ func BenchmarkLoopbackThroughput(b *testing.B) {
 	oc, os := streamPair(b, ours)
 	// Warm up both past slow start.
 	for _, c := range [][2]net.Conn{{tc, ts}, {oc, os}} {
-		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
-			b.Fatal(err)
-		}
+		_, err := pump(c[0], c[1], size, time.Minute)
+		require.NoError(b, err)
 	}
 	tcpT, oursT := interleave(b, size, [2]net.Conn{tc, ts}, [2]net.Conn{oc, os})
 	n := int64(b.N) * size
@@ -158,9 +149,8 @@ func BenchmarkSealingCost(b *testing.B) {
 	clear := newImpairedPair(b, Config{noSeal: true}, nil, nil)
 	cc, cs := streamPair(b, clear)
 	for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both past slow start
-		if _, err := pump(c[0], c[1], size, time.Minute); err != nil {
-			b.Fatal(err)
-		}
+		_, err := pump(c[0], c[1], size, time.Minute)
+		require.NoError(b, err)
 	}
 	sealedT, clearT := interleave(b, size, [2]net.Conn{sc, ss}, [2]net.Conn{cc, cs})
 	n := int64(b.N) * size
@@ -221,9 +211,8 @@ func BenchmarkBottleneck(b *testing.B) {
 	ours := newImpairedPair(b, Config{}, bottleneckNet(1), nil)
 	oc, os := streamPair(b, ours)
 	// Warm up past slow start, as a long transfer would be.
-	if _, err := pump(oc, os, 2<<20, time.Minute); err != nil {
-		b.Fatal(err)
-	}
+	_, err := pump(oc, os, 2<<20, time.Minute)
+	require.NoError(b, err)
 	var (
 		oursT  time.Duration
 		oursN  int64

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestFirstStreamOpensPromptly connects many fresh pairs on loopback, the acceptor starting 0-60 ms after the
@@ -28,7 +30,7 @@ func TestFirstStreamOpensPromptly(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
-	check(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
+	require.True(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
 }
 
 // firstStreamTime connects a fresh pair, the acceptor starting lag after the dialler, and returns how long the
@@ -36,10 +38,10 @@ func TestFirstStreamOpensPromptly(t *testing.T) {
 func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
 	t.Helper()
 	a, err := Listen("udp4", "127.0.0.1:0", Config{})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer a.Close()
 	b, err := Listen("udp4", "127.0.0.1:0", Config{})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer b.Close()
 	key := newKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -62,13 +64,13 @@ func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
 		}
 	}()
 	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
-	noErr(t, errA)
+	require.NoError(t, errA)
 	start := time.Now()
 	c, err := pa.OpenStream(ctx)
-	noErr(t, err)
+	require.NoError(t, err)
 	wg.Wait()
-	noErr(t, errB)
-	noErr(t, errAcc)
+	require.NoError(t, errB)
+	require.NoError(t, errAcc)
 	c.Close()
 	return acceptedAt.Sub(start)
 }
@@ -100,12 +102,12 @@ func (s slowPunches) ReadFrom(b []byte) (int, net.Addr, error) {
 func TestFirstStreamAfterPunchBack(t *testing.T) {
 	for i := range 5 {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		noErr(t, err)
+		require.NoError(t, err)
 		key := newKey(t)
 		keys, err := derivePathKeys(key, true, false)
-		noErr(t, err)
+		require.NoError(t, err)
 		a, err := NewTransport(slowPunches{pc, keys, 100 * time.Millisecond}, Config{})
-		noErr(t, err)
+		require.NoError(t, err)
 		t.Cleanup(func() { a.Close() })
 		b := listen(t, Config{})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -131,17 +133,17 @@ func TestFirstStreamAfterPunchBack(t *testing.T) {
 			accepted <- err
 		}()
 		r := <-ra
-		noErr(t, r.err)
+		require.NoError(t, r.err)
 		start := time.Now()
 		c, err := r.p.OpenStream(ctx)
-		noErr(t, err)
-		noErr(t, <-accepted)
+		require.NoError(t, err)
+		require.NoError(t, <-accepted)
 		took := time.Since(start)
 		c.Close()
 		cancel()
 		a.Close()
 		t.Logf("round %d: first stream took %v", i, took)
 		// The dialler's reader sleeps 100 ms on the delayed punch, so the acceptor's SYN-ACK waits that long too.
-		check(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
+		require.True(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
 	}
 }

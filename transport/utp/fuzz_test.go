@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzOpen: whatever arrives for a path, opening it never panics, and only what the peer sealed opens: any datagram
@@ -12,13 +14,9 @@ import (
 func FuzzOpen(f *testing.F) {
 	secret := make([]byte, 32)
 	dialer, err := derivePathKeys(secret, true, false)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	acceptor, err := derivePathKeys(secret, false, false)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Add(sealCtrl(dialer, 1, kindPunch, 0, u64(7)))
 	f.Add(sealCtrl(dialer, 9, kindPunchReply, flagConfirmed, punchReplyBody(1, netip.MustParseAddrPort("127.0.0.1:9"))))
 	f.Add(sealDatagram(dialer, 1<<40, []byte{0x41, 0, 0, 0}))
@@ -30,9 +28,8 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		buf := append(make([]byte, sealedHeader, sealedHeader+len(plain)+16), plain...)
-		if resealed := dialer.seal(buf, counter); !bytes.Equal(resealed, b) {
-			t.Fatalf("%x opened but reseals to %x", b, resealed)
-		}
+		resealed := dialer.seal(buf, counter)
+		require.True(t, bytes.Equal(resealed, b), "%x opened but reseals to %x", b, resealed)
 	})
 }
 
@@ -63,9 +60,7 @@ func FuzzControlPacket(f *testing.F) {
 // not STUN is counted as dropped (no path is open).
 func FuzzDemux(f *testing.F) {
 	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Cleanup(func() { tr.Close() })
 	from := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Add([]byte{0x41, 0, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
@@ -75,8 +70,8 @@ func FuzzDemux(f *testing.F) {
 		before := tr.Stats()
 		tr.dispatch(slices.Clone(b), from)
 		after := tr.Stats()
-		if !isSTUN(b) && after.Stranger != before.Stranger+1 {
-			t.Fatalf("a stranger's datagram was not counted: %+v -> %+v", before, after)
+		if !isSTUN(b) {
+			require.Equal(t, before.Stranger+1, after.Stranger, "a stranger's datagram was not counted: %+v -> %+v", before, after)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/require"
 )
 
 // impairedPair is two Transports on loopback, each on a netem-wrapped socket, connected by a Path.
@@ -33,22 +34,18 @@ func newImpairedPair(tb testing.TB, cfg Config, dialerNet, acceptorNet *netem.Co
 	open := func(nc *netem.Config) (*netem.Conn, *Transport) {
 		if nc == nil {
 			tr, err := Listen("udp4", "127.0.0.1:0", cfg)
-			if err != nil {
-				tb.Fatal(err)
-			}
+			require.NoError(tb, err)
 			tb.Cleanup(func() { tr.Close() })
 			return nil, tr
 		}
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
+		require.NoError(tb, err)
 		w := netem.Wrap(pc, *nc)
 		tr, err := NewTransport(w, cfg)
 		if err != nil {
 			w.Close()
-			tb.Fatal(err)
 		}
+		require.NoError(tb, err)
 		tb.Cleanup(func() { tr.Close() })
 		return w, tr
 	}
@@ -76,9 +73,8 @@ func newImpairedPair(tb testing.TB, cfg Config, dialerNet, acceptorNet *netem.Co
 		p.acceptor, errB = p.acceptorTr.Connect(ctx, Peer{Key: key, Candidates: cand(p.dialerTr)})
 	}()
 	wg.Wait()
-	if errA != nil || errB != nil {
-		tb.Fatalf("Connect: dialer %v, acceptor %v", errA, errB)
-	}
+	require.NoError(tb, errA, "Connect: dialer (acceptor: %v)", errB)
+	require.NoError(tb, errB, "Connect: acceptor (dialer: %v)", errA)
 	tb.Cleanup(func() {
 		p.dialer.Close()
 		p.acceptor.Close()
@@ -180,15 +176,9 @@ func checkTransfer(t *testing.T, p *impairedPair, size int64, onProgress func(in
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, p.dialer, p.acceptor, size, 64<<10, 1, onProgress)
-	if err != nil {
-		t.Fatalf("transfer: %v (received %d of %d bytes)", err, res.n, size)
-	}
-	if res.n != size {
-		t.Fatalf("received %d bytes, want %d", res.n, size)
-	}
-	if !bytes.Equal(res.sent[:], res.received[:]) {
-		t.Fatalf("SHA-256 of received data %x, sent %x", res.received, res.sent)
-	}
+	require.NoError(t, err, "transfer (received %d of %d bytes)", res.n, size)
+	require.Equal(t, size, res.n, "bytes received")
+	require.True(t, bytes.Equal(res.sent[:], res.received[:]), "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	t.Logf("%d MiB byte-exact in %v (%.1f MB/s)", size>>20, res.elapsed.Round(time.Millisecond), float64(size)/res.elapsed.Seconds()/1e6)
 	for _, side := range []struct {
 		name string
@@ -211,9 +201,8 @@ func TestTransferUnderLoss(t *testing.T) {
 	}
 	p := newImpairedPair(t, Config{}, lossy(1), lossy(2))
 	checkTransfer(t, p, impairedTransferSize, nil)
-	if st := p.dialerNet.OutStats(); st.Lost == 0 {
-		t.Fatalf("no packet was lost: %+v", st)
-	}
+	st := p.dialerNet.OutStats()
+	require.NotZero(t, st.Lost, "no packet was lost: %+v", st)
 }
 
 func TestTransferAtHighRTT(t *testing.T) {
@@ -224,9 +213,7 @@ func TestTransferAtHighRTT(t *testing.T) {
 	}
 	p := newImpairedPair(t, Config{}, delayed(3), delayed(4))
 	checkTransfer(t, p, impairedTransferSize, nil)
-	if rtt := p.dialer.RTT(); rtt < 100*time.Millisecond {
-		t.Fatalf("path RTT %v, want at least the emulated 100 ms", rtt)
-	}
+	require.GreaterOrEqual(t, p.dialer.RTT(), 100*time.Millisecond, "path RTT, want at least the emulated 100 ms")
 }
 
 func TestTransferSurvivesOutage(t *testing.T) {
@@ -244,12 +231,8 @@ func TestTransferSurvivesOutage(t *testing.T) {
 			p.dialerNet.Outage(outage) // both directions at the dialer: nothing gets through
 		}
 	})
-	if !fired.Load() {
-		t.Fatal("the outage never started")
-	}
-	if d := p.dialerNet.OutStats().OutageDrops - before.OutageDrops; d == 0 {
-		t.Fatal("the outage dropped nothing")
-	}
+	require.True(t, fired.Load(), "the outage never started")
+	require.NotZero(t, p.dialerNet.OutStats().OutageDrops-before.OutageDrops, "the outage dropped nothing")
 }
 
 func TestTransferThroughBottleneck(t *testing.T) {
@@ -263,9 +246,8 @@ func TestTransferThroughBottleneck(t *testing.T) {
 	p := newImpairedPair(t, Config{}, &netem.Config{Out: up, In: down, Seed: 7}, nil)
 	checkTransfer(t, p, size, nil)
 	st := p.dialerNet.OutStats()
-	if share := float64(st.QueueDrops) / float64(st.Offered); share > 0.10 {
-		t.Fatalf("%.1f%% of packets dropped at the bottleneck queue, want under 10%%", 100*share)
-	}
+	share := float64(st.QueueDrops) / float64(st.Offered)
+	require.LessOrEqual(t, share, 0.10, "%.1f%% of packets dropped at the bottleneck queue, want under 10%%", 100*share)
 }
 
 func TestTransferReorderedAndDuplicated(t *testing.T) {
@@ -277,8 +259,7 @@ func TestTransferReorderedAndDuplicated(t *testing.T) {
 	p := newImpairedPair(t, Config{}, messy(8), messy(9))
 	checkTransfer(t, p, 16<<20, nil)
 	for _, c := range []*netem.Conn{p.dialerNet, p.acceptNet} {
-		if st := c.OutStats(); st.Duplicated == 0 {
-			t.Fatalf("nothing was duplicated: %+v", st)
-		}
+		st := c.OutStats()
+		require.NotZero(t, st.Duplicated, "nothing was duplicated: %+v", st)
 	}
 }

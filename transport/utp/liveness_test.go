@@ -1,7 +1,6 @@
 package utp
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
+	"github.com/stretchr/testify/require"
 )
 
 // An idle path and an idle stream outlive DeadPathTimeout many times over: probes keep the path alive (and the NAT
@@ -27,9 +27,10 @@ func TestIdleKeepalive(t *testing.T) {
 	}
 	before1, before2 := probed(pa), probed(pb)
 	time.Sleep(2*cfg.DeadPathTimeout + 500*time.Millisecond)
-	noErr(t, pa.Err(), "dialler path")
-	noErr(t, pb.Err(), "other path")
-	check(t, probed(pa).After(before1) && probed(pb).After(before2), "no probes on an idle path")
+	require.NoError(t, pa.Err(), "dialler path")
+	require.NoError(t, pb.Err(), "other path")
+	require.True(t, probed(pa).After(before1), "no probes on an idle path (dialler)")
+	require.True(t, probed(pb).After(before2), "no probes on an idle path (other)")
 	exchange(t, c1, c2, 64<<10)
 }
 
@@ -41,22 +42,23 @@ func TestStreamDeadlines(t *testing.T) {
 	c1.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
 	_, err := c1.Read(make([]byte, 10))
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	var ne net.Error
-	check(t, errors.As(err, &ne) && ne.Timeout(), "deadline error %v is not a timeout net.Error", err)
-	check(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
+	require.ErrorAs(t, err, &ne, "deadline error is not a net.Error")
+	require.True(t, ne.Timeout(), "deadline error %v is not a timeout", err)
+	require.True(t, time.Since(start) < time.Second, "read deadline took %v", time.Since(start))
 
 	// A past deadline fails at once; clearing it makes the stream usable again.
 	c1.SetReadDeadline(time.Now().Add(-time.Second))
 	_, err = c1.Read(make([]byte, 10))
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	c1.SetReadDeadline(time.Time{})
 	_, err = c2.Write([]byte("after"))
-	noErr(t, err)
+	require.NoError(t, err)
 	buf := make([]byte, 5)
 	_, err = io.ReadFull(c1, buf)
-	noErr(t, err)
-	equal(t, string(buf), "after")
+	require.NoError(t, err)
+	require.Equal(t, "after", string(buf))
 
 	// A deadline moved into the past wakes a blocked Read.
 	go func() {
@@ -64,7 +66,7 @@ func TestStreamDeadlines(t *testing.T) {
 		c1.SetReadDeadline(time.Now())
 	}()
 	_, err = c1.Read(buf)
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 }
 
 // The receive window bounds what a writer can get ahead of a reader that does not read; the writer blocks (here
@@ -78,12 +80,12 @@ func TestSlowReaderFlowControl(t *testing.T) {
 	data := randomBytes(t, 1<<20)
 	w.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
 	n, err := w.Write(data)
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	// The writer's side may queue up to the engine's minimum send buffer (256 KiB) beyond what the window let out.
-	check(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
+	require.True(t, n <= cfg.StreamWindow+256<<10, "wrote %d bytes ahead of a %d-byte window", n, cfg.StreamWindow)
 	buffered := r.(*engine.Conn).Stats().ReceiveBuffered
-	check(t, buffered <= cfg.StreamWindow && buffered >= cfg.StreamWindow/2,
-		"%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
+	require.True(t, buffered <= cfg.StreamWindow, "%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
+	require.True(t, buffered >= cfg.StreamWindow/2, "%d bytes buffered at the reader, window %d", buffered, cfg.StreamWindow)
 	w.SetWriteDeadline(time.Time{})
 	done := make(chan error, 1)
 	go func() {
@@ -94,28 +96,28 @@ func TestSlowReaderFlowControl(t *testing.T) {
 		done <- err
 	}()
 	got, err := io.ReadAll(r)
-	noErr(t, err)
-	noErr(t, <-done)
-	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	require.True(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }
 
 func TestWritesAfterPeerClose(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
-	noErr(t, c2.Close())
+	require.NoError(t, c2.Close())
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		_, err := c1.Write([]byte("hello"))
 		if err != nil {
-			isErr(t, err, ErrStreamClosed)
+			require.ErrorIs(t, err, ErrStreamClosed)
 			break
 		}
-		check(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
+		require.True(t, time.Now().Before(deadline), "writes still accepted 3 s after the peer closed")
 		time.Sleep(10 * time.Millisecond)
 	}
 	_, err := c1.Read(make([]byte, 1))
-	equal(t, err, io.EOF)
+	require.True(t, err == io.EOF, "error %v, want io.EOF itself", err)
 }
 
 // Closing streams, paths and transports leaves no goroutine of ours behind.
@@ -123,10 +125,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
 		a, err := Listen("udp4", "127.0.0.1:0", fastConfig())
-		noErr(t, err)
+		require.NoError(t, err)
 		defer a.Close()
 		b, err := Listen("udp4", "127.0.0.1:0", fastConfig())
-		noErr(t, err)
+		require.NoError(t, err)
 		defer b.Close()
 		pa, pb := connectPair(t, a, b)
 		for i := range 4 {
@@ -142,10 +144,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-	}
+	n := runtime.NumGoroutine()
+	buf := make([]byte, 1<<20)
+	require.LessOrEqual(t, n, before, "goroutines after vs before:\n%s", buf[:runtime.Stack(buf, true)])
 }
 
 // A reader that pauses for many retransmission timeouts does not kill the writer's stream: the closed receive window
@@ -167,7 +168,7 @@ func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 	}()
 	time.Sleep(10 * time.Second)
 	got, err := io.ReadAll(r)
-	noErr(t, err)
-	noErr(t, <-werr, "writer")
-	check(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+	require.NoError(t, err)
+	require.NoError(t, <-werr, "writer")
+	require.True(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
 }

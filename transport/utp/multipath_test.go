@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Several peers on one Transport at once (a host serving several guests): each path has its own key and path ID,
@@ -33,13 +35,13 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 			defer wg.Done()
 			var err error
 			hostPaths[i], err = host.Connect(ctx, Peer{Key: key, Candidates: g.HostCandidates(), Dialer: hostDials})
-			noErr(t, err, "host connect", i)
+			assert.NoError(t, err, "host connect %d", i)
 		}()
 		go func() {
 			defer wg.Done()
 			var err error
 			guestPaths[i], err = g.Connect(ctx, Peer{Key: key, Candidates: host.HostCandidates(), Dialer: !hostDials})
-			noErr(t, err, "guest connect", i)
+			assert.NoError(t, err, "guest connect %d", i)
 		}()
 	}
 	wg.Wait()
@@ -60,16 +62,15 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 					defer cancel()
 					res, err := transferVerified(ctx, from, to, 2<<20, 32<<10, uint64(10*i+dir), nil)
-					if err != nil || res.sent != res.received {
-						t.Errorf("guest %d direction %d: %v (hashes equal %v)", i, dir, err, res.sent == res.received)
-					}
+					assert.NoError(t, err, "guest %d direction %d", i, dir)
+					assert.Equal(t, res.sent, res.received, "guest %d direction %d: SHA-256 of received data", i, dir)
 				}()
 			}
 		}
 		wg.Wait()
 	}
 	transfers([]int{0, 1, 2})
-	noErr(t, hostPaths[1].Close())
+	require.NoError(t, hostPaths[1].Close())
 	select {
 	case <-guestPaths[1].Done():
 	case <-time.After(5 * time.Second):
@@ -77,8 +78,8 @@ func TestSeveralPathsOneTransport(t *testing.T) {
 	}
 	transfers([]int{0, 2})
 	st := host.Stats()
-	equal(t, st.Unopened, 0, "datagrams that did not open at the host")
-	equal(t, st.Replayed, 0, "replays at the host")
+	require.Zero(t, st.Unopened, "datagrams that did not open at the host")
+	require.Zero(t, st.Replayed, "replays at the host")
 }
 
 // A second path with the same key on one Transport is refused (it would share the path IDs).
@@ -90,7 +91,7 @@ func TestSameKeyTwiceOnOneTransport(t *testing.T) {
 	go a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
 	time.Sleep(50 * time.Millisecond)
 	_, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
-	check(t, err != nil, "a second path with the same key was accepted")
+	require.True(t, err != nil, "a second path with the same key was accepted")
 }
 
 // rebinder is a socket whose NAT mapping can change: after rebind, datagrams leave from a new port, and what arrives
@@ -111,7 +112,7 @@ type packet struct {
 
 func newRebinder(t testing.TB) *rebinder {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	r := &rebinder{PacketConn: pc, in: make(chan packet, 1024), done: make(chan struct{})}
 	r.cur.Store(&pc)
 	go r.read(pc)
@@ -139,7 +140,7 @@ func (r *rebinder) read(pc net.PacketConn) {
 // rebind moves the mapping to a new port and returns it.
 func (r *rebinder) rebind(t testing.TB) net.Addr {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	r.extra = append(r.extra, pc)
 	r.cur.Store(&pc)
 	go r.read(pc)
@@ -173,10 +174,10 @@ func TestNATRebindingMovesPath(t *testing.T) {
 	a := listen(t, cfg)
 	rb := newRebinder(t)
 	b, err := NewTransport(rb, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	pa, pb := connectPair(t, a, b)
-	equal(t, pa.RemoteAddr().String(), b.LocalAddr().String(), "the path's remote before rebinding")
+	require.Equal(t, b.LocalAddr().String(), pa.RemoteAddr().String(), "the path's remote before rebinding")
 	var once sync.Once
 	newAddr := make(chan net.Addr, 1)
 	const size = 8 << 20
@@ -190,13 +191,14 @@ func TestNATRebindingMovesPath(t *testing.T) {
 				once.Do(func() { newAddr <- rb.rebind(t) })
 			}
 		})
-		noErr(t, err, "transfer across the rebinding")
-		check(t, res.n == size && res.sent == res.received, "received %d bytes, hashes equal %v", res.n, res.sent == res.received)
+		require.NoError(t, err, "transfer across the rebinding")
+		require.True(t, res.n == size, "received %d bytes, want %d", res.n, size)
+		require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 		moved := (<-newAddr).String()
-		equal(t, pa.RemoteAddr().String(), moved, "the path's remote after rebinding")
+		require.Equal(t, moved, pa.RemoteAddr().String(), "the path's remote after rebinding")
 	}
-	noErr(t, pa.Err())
-	noErr(t, pb.Err())
+	require.NoError(t, pa.Err())
+	require.NoError(t, pb.Err())
 }
 
 // countingRoute is a second kind of route for the test: it carries datagrams over another route and counts them.
@@ -228,15 +230,15 @@ func TestRouteDeadFallsBack(t *testing.T) {
 	pa.heard[alt.id()] = alt
 	pa.mu.Unlock()
 	pa.routeDead(dead, errRouteDead)
-	check(t, pa.loadRoute() == route(alt), "the path did not move to the other route")
+	require.True(t, pa.loadRoute() == route(alt), "the path did not move to the other route")
 	// Reporting a route that is not the path's changes nothing.
 	pa.routeDead(newDirectRoute(a, deadAddr(t)), errRouteDead)
-	check(t, pa.loadRoute() == route(alt), "a dead route that was not in use moved the path")
+	require.True(t, pa.loadRoute() == route(alt), "a dead route that was not in use moved the path")
 	deadline := time.Now().Add(1500 * time.Millisecond) // within the outage: a probes every 200 ms
 	for alt.sent.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	check(t, alt.sent.Load() > 0, "nothing was sent on the new route")
+	require.True(t, alt.sent.Load() > 0, "nothing was sent on the new route")
 	c1, c2 := openPair(t, pa, pb)
 	exchange(t, c1, c2, 64<<10)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/signal/relay"
+	"github.com/stretchr/testify/require"
 )
 
 var relaySecret = []byte("route_turn_test secret")
@@ -19,11 +20,11 @@ var relaySecret = []byte("route_turn_test secret")
 func startTURN(t *testing.T) (udp, tcp string) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	s, err := relay.New(relay.Config{Secret: relaySecret, AllowPrivatePeers: true, RateLimit: -1}, pc, l)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return pc.LocalAddr().String(), l.Addr().String()
 }
@@ -31,7 +32,7 @@ func startTURN(t *testing.T) (udp, tcp string) {
 func relayConfig(t *testing.T, server, user string, tcp bool) RelayConfig {
 	t.Helper()
 	cred, err := relay.NewCredentials(relaySecret, user, time.Minute)
-	noErr(t, err)
+	require.NoError(t, err)
 	return RelayConfig{Server: server, TCP: tcp, Username: cred.Username, Password: cred.Password}
 }
 
@@ -78,13 +79,13 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 	t.Helper()
 	udpServer, tcpServer := startTURN(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	rp := &relayPair{fw: &firewall{PacketConn: pc}}
 	rp.dialerTr, err = NewTransport(rp.fw, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { rp.dialerTr.Close() })
 	rp.acceptorTr, err = Listen("udp4", "127.0.0.1:0", cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { rp.acceptorTr.Close() })
 	acc := rp.acceptorTr.LocalAddr().AddrPort()
 	rp.fw.peer.Store(&acc)
@@ -98,11 +99,12 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 		dserver = tcpServer
 	}
 	dr, err := rp.dialerTr.AllocateRelay(ctx, relayConfig(t, dserver, "dialer", tcpDialer))
-	noErr(t, err, "dialer's allocation")
+	require.NoError(t, err, "dialer's allocation")
 	rp.dialerRelay = dr
 	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
-	noErr(t, err, "acceptor's allocation")
-	check(t, dr.Addr().IsValid() && dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
+	require.NoError(t, err, "acceptor's allocation")
+	require.True(t, dr.Addr().IsValid(), "dialer's relayed address %v", dr.Addr())
+	require.True(t, dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
 
 	key := bytes.Repeat([]byte{7}, 32)
 	host := func(tr *Transport) Candidate { return Candidate{Kind: CandidateHost, Addr: tr.LocalAddr().AddrPort()} }
@@ -120,9 +122,8 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 			Candidates: []Candidate{host(rp.dialerTr), dr.Candidate()}})
 	}()
 	wg.Wait()
-	if errA != nil || errB != nil {
-		t.Fatalf("Connect: dialer %v, acceptor %v", errA, errB)
-	}
+	require.NoError(t, errA, "Connect: dialer (acceptor: %v)", errB)
+	require.NoError(t, errB, "Connect: acceptor (dialer: %v)", errA)
 	t.Cleanup(func() {
 		rp.dialer.Close()
 		rp.acceptor.Close()
@@ -153,7 +154,8 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	rp := newRelayPair(t, Config{}, false, true)
 	for _, p := range []*Path{rp.dialer, rp.acceptor} {
 		r := p.Route()
-		check(t, r.Relayed && r.Relay.IsValid(), "route at connect %+v, want relayed", r)
+		require.True(t, r.Relayed, "route at connect %+v, want relayed", r)
+		require.True(t, r.Relay.IsValid(), "route at connect %+v, want a relay address", r)
 	}
 	const size = 32 << 20
 	var phase atomic.Int32
@@ -186,10 +188,10 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	}
 	r = waitRoute(t, rp.dialer, true, 30*time.Second)
 	t.Logf("fell back: %+v", r)
-	noErr(t, <-errc, "transfer")
+	require.NoError(t, <-errc, "transfer")
 	res := <-done
-	equal(t, res.n, int64(size), "bytes received")
-	check(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
+	require.Equal(t, int64(size), res.n, "bytes received")
+	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
 }
 
@@ -198,26 +200,28 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 func TestRelayOverTCP(t *testing.T) {
 	rp := newRelayPair(t, Config{}, true, true)
 	r := rp.dialer.Route()
-	check(t, r.Relayed && r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
+	require.True(t, r.Relayed, "route %+v, want relayed", r)
+	require.True(t, r.Relay == rp.dialerRelay.Server(), "route %+v, want through our relay %v", r, rp.dialerRelay.Server())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.dialer, rp.acceptor, 1<<20, 16<<10, 4, nil)
-	noErr(t, err, "transfer")
-	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
+	require.NoError(t, err, "transfer")
+	require.True(t, res.sent == res.received, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.n == 1<<20, "transferred %d bytes, want %d", res.n, 1<<20)
 }
 
 // Peers that can reach each other directly from the start use the direct route, not the relay.
 func TestRelayNotUsedWhenDirectWorks(t *testing.T) {
 	rp := newRelayPair(t, Config{}, false, false)
 	r := waitRoute(t, rp.dialer, false, 20*time.Second)
-	check(t, r.Host, "route %+v, want a host pair", r)
+	require.True(t, r.Host, "route %+v, want a host pair", r)
 }
 
 // A refused or unanswered allocation fails with ErrRelay in time, and leaves the Transport without a relay.
 func TestAllocateRelayFailures(t *testing.T) {
 	udpServer, tcpServer := startTURN(t)
 	tr, err := Listen("udp4", "127.0.0.1:0", Config{})
-	noErr(t, err)
+	require.NoError(t, err)
 	defer tr.Close()
 
 	bad := relayConfig(t, udpServer, "x", false)
@@ -225,26 +229,26 @@ func TestAllocateRelayFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err = tr.AllocateRelay(ctx, bad)
-	isErr(t, err, ErrRelay)
+	require.ErrorIs(t, err, ErrRelay)
 
 	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // a UDP port nobody answers on
-	noErr(t, err)
+	require.NoError(t, err)
 	defer silent.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer scancel()
 	start := time.Now()
 	_, err = tr.AllocateRelay(sctx, relayConfig(t, silent.LocalAddr().String(), "x", false))
-	isErr(t, err, context.DeadlineExceeded)
-	check(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.True(t, time.Since(start) < 10*time.Second, "gave up after %v", time.Since(start))
 
 	_, err = tr.AllocateRelay(ctx, relayConfig(t, "127.0.0.1:1", "x", true)) // no TCP listener
-	isErr(t, err, ErrRelay)
-	equal(t, len(tr.loadRelays()), 0, "relays left")
+	require.ErrorIs(t, err, ErrRelay)
+	require.Empty(t, tr.loadRelays(), "relays left")
 
 	r, err := tr.AllocateRelay(ctx, relayConfig(t, tcpServer, "x", true))
-	noErr(t, err)
-	equal(t, r.Candidate().Kind, CandidateRelay, "candidate kind")
-	noErr(t, tr.Close())
+	require.NoError(t, err)
+	require.Equal(t, CandidateRelay, r.Candidate().Kind, "candidate kind")
+	require.NoError(t, tr.Close())
 	select {
 	case <-r.Done():
 	default:
@@ -266,7 +270,8 @@ func TestIdlePathFallsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, 1<<20, 16<<10, 5, nil)
-	noErr(t, err, "transfer")
-	check(t, res.sent == res.received && res.n == 1<<20, "transfer of %d bytes not byte-exact", res.n)
-	equal(t, rp.dialer.Err(), nil, "dialer's path")
+	require.NoError(t, err, "transfer")
+	require.True(t, res.sent == res.received, "transfer of %d bytes not byte-exact", res.n)
+	require.True(t, res.n == 1<<20, "transferred %d bytes, want %d", res.n, 1<<20)
+	require.NoError(t, rp.dialer.Err(), "dialer's path")
 }

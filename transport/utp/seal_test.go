@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sealCtrl seals a control packet as the side whose keys are k would.
@@ -35,28 +37,29 @@ func pairKeys(t testing.TB, secret []byte) (dialer, acceptor pathKeys) {
 	t.Helper()
 	var err error
 	dialer, err = derivePathKeys(secret, true, false)
-	noErr(t, err)
+	require.NoError(t, err)
 	acceptor, err = derivePathKeys(secret, false, false)
-	noErr(t, err)
+	require.NoError(t, err)
 	return dialer, acceptor
 }
 
 // Each direction has its own key and path ID, and both sides derive the same pair.
 func TestPathKeysPerDirection(t *testing.T) {
 	d, a := pairKeys(t, newKey(t))
-	equal(t, d.sendID, a.recvID, "dialler's send ID")
-	equal(t, d.recvID, a.sendID, "acceptor's send ID")
-	check(t, d.sendID != d.recvID, "both directions share a path ID")
+	require.Equal(t, a.recvID, d.sendID, "dialler's send ID")
+	require.Equal(t, a.sendID, d.recvID, "acceptor's send ID")
+	require.True(t, d.sendID != d.recvID, "both directions share a path ID")
 	plain := []byte("same plaintext, same counter")
 	toA := sealDatagram(d, 5, plain)
 	toD := sealDatagram(a, 5, plain)
-	check(t, !bytes.Equal(toA[sealedHeader:], toD[sealedHeader:]), "both directions seal alike: one key for both")
+	require.False(t, bytes.Equal(toA[sealedHeader:], toD[sealedHeader:]), "both directions seal alike: one key for both")
 	_, got, ok := a.open(a.recv, slices.Clone(toA))
-	check(t, ok && bytes.Equal(got[1:], plain), "the acceptor cannot open the dialler's datagram")
+	require.True(t, ok, "the acceptor cannot open the dialler's datagram")
+	require.True(t, bytes.Equal(got[1:], plain), "the acceptor opens the dialler's datagram to other bytes")
 	_, _, ok = d.open(d.recv, slices.Clone(toA))
-	check(t, !ok, "the dialler opens its own datagram with its receive key")
+	require.False(t, ok, "the dialler opens its own datagram with its receive key")
 	o, _ := pairKeys(t, newKey(t))
-	check(t, o.sendID != d.sendID, "two keys give the same path ID")
+	require.True(t, o.sendID != d.sendID, "two keys give the same path ID")
 }
 
 // Any single flipped bit anywhere in a sealed datagram (type, path ID, counter, ciphertext or tag) makes it
@@ -71,40 +74,42 @@ func TestSealTamperEveryBit(t *testing.T) {
 			continue // dropped by the demultiplexer as a stranger's
 		}
 		_, _, ok := a.open(a.recv, b)
-		check(t, !ok, "datagram with bit %d flipped opened", bit)
+		require.False(t, ok, "datagram with bit %d flipped opened", bit)
 	}
 	_, _, ok := a.open(a.recv, slices.Clone(good))
-	check(t, ok, "the untouched datagram did not open")
+	require.True(t, ok, "the untouched datagram did not open")
 	for n := range len(good) {
 		_, _, ok := a.open(a.recv, slices.Clone(good[:n]))
-		check(t, !ok, "datagram truncated to %d bytes opened", n)
+		require.False(t, ok, "datagram truncated to %d bytes opened", n)
 	}
 	w, _ := pairKeys(t, newKey(t))
 	forged := sealCtrl(w, 1234, kindPunch, 0, u64(1))
 	copy(forged[1:9], good[1:9]) // the path ID is on the wire for anyone to copy
 	_, _, ok = a.open(a.recv, forged)
-	check(t, !ok, "a datagram sealed with another key opened")
+	require.False(t, ok, "a datagram sealed with another key opened")
 }
 
 func TestReplayWindow(t *testing.T) {
 	var w replayWindow
 	for _, c := range []uint64{1, 2, 5, 4, 3, 100, 2000, 70} {
 		fresh, _ := w.accept(c)
-		check(t, fresh, "fresh counter %d refused", c)
+		require.True(t, fresh, "fresh counter %d refused", c)
 	}
 	for _, c := range []uint64{0, 1, 5, 100, 2000, 70} {
 		fresh, _ := w.accept(c)
-		check(t, !fresh, "replayed counter %d accepted", c)
+		require.False(t, fresh, "replayed counter %d accepted", c)
 	}
 	fresh, newest := w.accept(5000)
-	check(t, fresh && newest, "jump refused")
+	require.True(t, fresh, "jump refused")
+	require.True(t, newest, "jump not the newest")
 	fresh, newest = w.accept(4999)
-	check(t, fresh && !newest, "reordered counter refused or newest")
+	require.True(t, fresh, "reordered counter refused")
+	require.False(t, newest, "reordered counter newest")
 	fresh, _ = w.accept(5000 - replayWidth)
-	check(t, !fresh, "counter behind the window accepted")
+	require.False(t, fresh, "counter behind the window accepted")
 	fresh, _ = w.accept(5000 - replayWidth + 1)
-	check(t, fresh, "oldest counter in the window refused")
-	check(t, replayWidth >= 1024, "window of %d counters is too narrow for a fast path's reordering", replayWidth)
+	require.True(t, fresh, "oldest counter in the window refused")
+	require.True(t, replayWidth >= 1024, "window of %d counters is too narrow for a fast path's reordering", replayWidth)
 }
 
 // The window against a model: a random walk of counters, each accepted exactly when it is new and within the width.
@@ -132,9 +137,8 @@ func TestReplayWindowModel(t *testing.T) {
 		}
 		want := !seen[c] && (c > top || top-c < replayWidth)
 		got, newest := w.accept(c)
-		if got != want || newest != (want && c > top) {
-			t.Fatalf("step %d: counter %d (top %d): accepted %v newest %v, want %v", i, c, top, got, newest, want)
-		}
+		require.Equal(t, want, got, "step %d: counter %d (top %d): accepted", i, c, top)
+		require.Equal(t, want && c > top, newest, "step %d: counter %d (top %d): newest", i, c, top)
 		if got {
 			seen[c] = true
 			top = max(top, c)
@@ -165,8 +169,8 @@ func TestDatagramSizes(t *testing.T) {
 	pa, _ := connectPair(t, a, b)
 	safe, maxSize := pa.link().DatagramSizes()
 	d, _ := pairKeys(t, newKey(t))
-	equal(t, len(sealDatagram(d, 1, make([]byte, safe))), 1200, "sealed size of a safe datagram")
+	require.Len(t, sealDatagram(d, 1, make([]byte, safe)), 1200, "sealed size of a safe datagram")
 	udpMax := min(localMTU(a.LocalAddr())-udpOverhead(false), maxRoutePayload)
-	equal(t, len(sealDatagram(d, 1, make([]byte, maxSize))), udpMax, "UDP payload of a max datagram")
-	check(t, maxSize >= safe, "max %d below safe %d", maxSize, safe)
+	require.Len(t, sealDatagram(d, 1, make([]byte, maxSize)), udpMax, "UDP payload of a max datagram")
+	require.True(t, maxSize >= safe, "max %d below safe %d", maxSize, safe)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/internal/netem"
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
+	"github.com/stretchr/testify/require"
 )
 
 // Punching through two simulated port-restricted NATs (inbound only from address:ports sent to), with a dead
@@ -29,7 +30,7 @@ func TestPunchThroughNATFilter(t *testing.T) {
 		Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true},
 		Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)},
 		100*time.Millisecond)
-	check(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
+	require.True(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
 	_ = na
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 256<<10)
@@ -52,7 +53,7 @@ func TestPunchLearnsPeerReflexive(t *testing.T) {
 				Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials},
 				Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials}, 0)
 			_, remote := pa.Pair()
-			equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
+			require.Equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
 			c1, c2 := openPair(t, pa, pb)
 			exchange(t, c1, c2, 64<<10)
 		})
@@ -75,8 +76,8 @@ func connectBoth(t *testing.T, ctx context.Context, a, b *Transport, peerOfA, pe
 	}()
 	pa, err := a.Connect(ctx, peerOfA)
 	r := <-rb
-	noErr(t, err, "a")
-	noErr(t, r.err, "b")
+	require.NoError(t, err, "a")
+	require.NoError(t, r.err, "b")
 	t.Cleanup(func() { pa.Close(); r.p.Close() })
 	return pa, r.p
 }
@@ -84,7 +85,7 @@ func connectBoth(t *testing.T, ctx context.Context, a, b *Transport, peerOfA, pe
 // deadAddr is a loopback address where nothing listens.
 func deadAddr(t *testing.T) netip.AddrPort {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	pc.Close()
 	return a
@@ -95,15 +96,15 @@ func TestConnectFailsWithoutPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}, Dialer: true})
-	isErr(t, err, ErrPunchFailed)
-	isErr(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, ErrPunchFailed)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	_, err = a.Connect(ctx, Peer{Key: []byte("short"), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}})
-	isErr(t, err, ErrBadKey)
+	require.ErrorIs(t, err, ErrBadKey)
 	_, err = a.Connect(context.Background(), Peer{Key: newKey(t)})
-	isErr(t, err, ErrPunchFailed)
+	require.ErrorIs(t, err, ErrPunchFailed)
 	// An IPv4 socket cannot reach an IPv6 candidate: refused at once rather than punched for the whole timeout.
 	_, err = a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("[::1]:9")}}})
-	isErr(t, err, ErrPunchFailed)
+	require.ErrorIs(t, err, ErrPunchFailed)
 }
 
 // A stranger's SYN (a plain uTP SYN, as any uTP client would send it) never reaches uTP: it is not sealed, so it
@@ -113,28 +114,28 @@ func TestStrangerSYNDropped(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
 	stranger, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	defer stranger.Close()
 	h := wire.Header{Type: wire.Syn, ConnID: 4242, SeqNr: 1, WndSize: 1 << 20}
 	syn := h.Append(nil)
 	for _, target := range []*Transport{a, b} {
 		dropsBefore := target.Stats().Stranger
 		_, err := stranger.WriteTo(syn, target.LocalAddr())
-		noErr(t, err)
+		require.NoError(t, err)
 		deadline := time.Now().Add(5 * time.Second)
 		for target.Stats().Stranger == dropsBefore {
-			check(t, time.Now().Before(deadline), "no SYN dropped at the demultiplexer")
+			require.True(t, time.Now().Before(deadline), "no SYN dropped at the demultiplexer")
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	stranger.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	_, _, err = stranger.ReadFrom(make([]byte, 1500))
-	isErr(t, err, os.ErrDeadlineExceeded)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	for _, p := range []*Path{pa, pb} {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err := p.AcceptStream(ctx)
 		cancel()
-		isErr(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
 	}
 	// The path still works.
 	c1, c2 := openPair(t, pa, pb)
@@ -146,7 +147,7 @@ func TestStrangerSYNDropped(t *testing.T) {
 func TestForgedPunchIgnored(t *testing.T) {
 	b := listen(t, fastConfig())
 	attacker, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	defer attacker.Close()
 	key := newKey(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
@@ -183,26 +184,26 @@ func TestForgedPunchIgnored(t *testing.T) {
 	for _, forged := range [][]byte{wrongKey, badTag, truncated} {
 		attacker.WriteTo(forged, to)
 	}
-	equal(t, answers(), 0, "replies to forged punches")
+	require.Zero(t, answers(), "replies to forged punches")
 	after := b.Stats()
-	equal(t, after.Unopened-before.Unopened, 2, "forged punches counted as unopened")
-	equal(t, after.Stranger-before.Stranger, 1, "the truncated punch counted as a stranger's datagram")
+	require.Equal(t, uint64(2), after.Unopened-before.Unopened, "forged punches counted as unopened")
+	require.Equal(t, uint64(1), after.Stranger-before.Stranger, "the truncated punch counted as a stranger's datagram")
 	// A forged reply claiming to answer b cannot complete the punch either.
 	reply := sealCtrl(wrong, 4, kindPunchReply, flagConfirmed, make([]byte, 26))
 	copy(reply[1:9], u64(dialer.sendID))
 	attacker.WriteTo(reply, to)
 	genuine := sealCtrl(dialer, 5, kindPunch, 0, u64(42))
 	attacker.WriteTo(genuine, to)
-	equal(t, answers(), 1, "replies to a genuine punch")
+	require.Equal(t, 1, answers(), "replies to a genuine punch")
 	// The same punch again is a replay: dropped, counted, not answered.
 	before = b.Stats()
 	for range 3 {
 		attacker.WriteTo(genuine, to)
 	}
-	equal(t, answers(), 0, "replies to a replayed punch")
-	equal(t, b.Stats().Replayed-before.Replayed, 3, "replayed punches counted")
+	require.Zero(t, answers(), "replies to a replayed punch")
+	require.Equal(t, uint64(3), b.Stats().Replayed-before.Replayed, "replayed punches counted")
 	err = <-connErr
-	isErr(t, err, ErrPunchFailed)
+	require.ErrorIs(t, err, ErrPunchFailed)
 }
 
 // A dead peer (everything dropped, or its socket gone) fails blocked reads and writes with ErrPathDead within about
@@ -236,12 +237,12 @@ func TestDeadPeerDetected(t *testing.T) {
 			_, werr := w2.Write(make([]byte, 3<<20))
 			rerr := <-readErr
 			elapsed := time.Since(start)
-			isErr(t, rerr, ErrPathDead)
-			isErr(t, werr, ErrPathDead)
-			isErr(t, pa.Err(), ErrPathDead)
-			check(t, elapsed < cfg.DeadPathTimeout+2*time.Second, "detected after %v", elapsed)
+			require.ErrorIs(t, rerr, ErrPathDead)
+			require.ErrorIs(t, werr, ErrPathDead)
+			require.ErrorIs(t, pa.Err(), ErrPathDead)
+			require.True(t, elapsed < cfg.DeadPathTimeout+2*time.Second, "detected after %v", elapsed)
 			_, err := pa.OpenStream(context.Background())
-			isErr(t, err, ErrPathDead)
+			require.ErrorIs(t, err, ErrPathDead)
 		})
 	}
 }
@@ -256,14 +257,14 @@ func TestPeerCloseIsTold(t *testing.T) {
 	start := time.Now()
 	pb.Close()
 	_, err := c.Read(make([]byte, 1))
-	isErr(t, err, ErrPathClosed)
+	require.ErrorIs(t, err, ErrPathClosed)
 	select {
 	case <-pa.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("path not done")
 	}
-	check(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
-	check(t, !errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
+	require.True(t, time.Since(start) < 5*time.Second, "took %v", time.Since(start))
+	require.False(t, errors.Is(pa.Err(), ErrPathDead), "path error %v", pa.Err())
 }
 
 // Two diallers (or none) is a configuration error both sides report, not a silent timeout.
@@ -279,9 +280,9 @@ func TestRolesMustDiffer(t *testing.T) {
 		}()
 		start := time.Now()
 		_, err := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: dialer})
-		isErr(t, err, ErrRoles)
-		isErr(t, <-errc, ErrRoles)
-		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
+		require.ErrorIs(t, err, ErrRoles)
+		require.ErrorIs(t, <-errc, ErrRoles)
+		require.True(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
 		cancel()
 	}
 }

@@ -3,12 +3,14 @@ package utp
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v2"
+	"github.com/stretchr/testify/require"
 )
 
 // stunResponder answers binding requests on loopback with pion/stun messages. It ignores the first `drop`
@@ -16,7 +18,7 @@ import (
 func stunResponder(t *testing.T, drop int32, errCode stun.ErrorCode) (addr string, requests *atomic.Int32) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { pc.Close() })
 	requests = new(atomic.Int32)
 	go func() {
@@ -60,22 +62,22 @@ func TestDiscoverSTUN(t *testing.T) {
 	t.Run("answer", func(t *testing.T) {
 		server, reqs := stunResponder(t, 0, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
-		noErr(t, err)
-		equal(t, got, tr.LocalAddr().AddrPort())
-		equal(t, reqs.Load(), int32(1))
+		require.NoError(t, err)
+		require.Equal(t, tr.LocalAddr().AddrPort(), got)
+		require.Equal(t, int32(1), reqs.Load())
 	})
 	t.Run("retransmits", func(t *testing.T) {
 		server, reqs := stunResponder(t, 3, 0)
 		got, err := tr.DiscoverSTUN(ctx, server)
-		noErr(t, err)
-		equal(t, got, tr.LocalAddr().AddrPort())
-		equal(t, reqs.Load(), int32(4))
+		require.NoError(t, err)
+		require.Equal(t, tr.LocalAddr().AddrPort(), got)
+		require.Equal(t, int32(4), reqs.Load())
 	})
 	t.Run("error response", func(t *testing.T) {
 		server, _ := stunResponder(t, 0, stun.CodeServerError)
 		_, err := tr.DiscoverSTUN(ctx, server)
-		isErr(t, err, ErrSTUN)
-		check(t, strings.Contains(err.Error(), "500"), "error %q does not name the code", err)
+		require.ErrorIs(t, err, ErrSTUN)
+		require.True(t, strings.Contains(err.Error(), "500"), "error %q does not name the code", err)
 	})
 	t.Run("no answer", func(t *testing.T) {
 		server, reqs := stunResponder(t, 1<<30, 0)
@@ -83,14 +85,14 @@ func TestDiscoverSTUN(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := tr.DiscoverSTUN(ctx, server)
-		isErr(t, err, ErrSTUN)
-		isErr(t, err, context.DeadlineExceeded)
-		check(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
-		check(t, reqs.Load() >= 3, "only %d requests in 400 ms with a 20 ms RTO", reqs.Load())
+		require.ErrorIs(t, err, ErrSTUN)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.True(t, time.Since(start) < 2*time.Second, "took %v", time.Since(start))
+		require.True(t, reqs.Load() >= 3, "only %d requests in 400 ms with a 20 ms RTO", reqs.Load())
 	})
 	t.Run("bad server", func(t *testing.T) {
 		_, err := tr.DiscoverSTUN(ctx, "no-such-host.invalid:3478")
-		isErr(t, err, ErrSTUN)
+		require.ErrorIs(t, err, ErrSTUN)
 	})
 }
 
@@ -100,16 +102,26 @@ func TestSTUNDuringTransfer(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
 	server, _ := stunResponder(t, 0, 0)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		exchange(t, c1, c2, 4<<20)
-	}()
-	for range 5 {
-		got, err := a.DiscoverSTUN(context.Background(), server)
-		noErr(t, err)
-		equal(t, got, a.LocalAddr().AddrPort())
-		time.Sleep(20 * time.Millisecond)
+	// The discoveries run beside the transfer and send their results back: the assertions stay on the test goroutine.
+	type discovery struct {
+		got netip.AddrPort
+		err error
 	}
-	<-done
+	found := make(chan discovery, 5)
+	go func() {
+		defer close(found)
+		for range 5 {
+			got, err := a.DiscoverSTUN(context.Background(), server)
+			found <- discovery{got, err}
+			if err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	exchange(t, c1, c2, 4<<20)
+	for d := range found {
+		require.NoError(t, d.err)
+		require.Equal(t, a.LocalAddr().AddrPort(), d.got)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
+	"github.com/stretchr/testify/require"
 )
 
 // fastConfig keeps every timer short so the tests take seconds.
@@ -32,13 +33,13 @@ func fastConfig() Config {
 func newKey(t testing.TB) []byte {
 	key := make([]byte, 32)
 	_, err := rand.Read(key)
-	noErr(t, err)
+	require.NoError(t, err)
 	return key
 }
 
 func listen(t testing.TB, cfg Config) *Transport {
 	tr, err := Listen("udp4", "127.0.0.1:0", cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
 	return tr
 }
@@ -46,10 +47,10 @@ func listen(t testing.TB, cfg Config) *Transport {
 // wrapped returns a Transport on a loopback socket wrapped with netem (e.g. a NAT filter).
 func wrapped(t testing.TB, cfg Config, ncfg netem.Config) (*Transport, *netem.Conn) {
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	noErr(t, err)
+	require.NoError(t, err)
 	nc := netem.Wrap(pc, ncfg)
 	tr, err := NewTransport(nc, cfg)
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { tr.Close() })
 	return tr, nc
 }
@@ -69,8 +70,8 @@ func connectPair(t testing.TB, a, b *Transport) (pa, pb *Path) {
 	}()
 	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
 	wg.Wait()
-	noErr(t, errA)
-	noErr(t, errB)
+	require.NoError(t, errA)
+	require.NoError(t, errB)
 	t.Cleanup(func() { pa.Close(); pb.Close() })
 	return pa, pb
 }
@@ -90,8 +91,8 @@ func openPair(t testing.TB, opener, acceptor *Path) (net.Conn, net.Conn) {
 	}()
 	opened, err := opener.OpenStream(ctx)
 	wg.Wait()
-	noErr(t, err)
-	noErr(t, errAcc)
+	require.NoError(t, err)
+	require.NoError(t, errAcc)
 	t.Cleanup(func() { opened.Close(); accepted.Close() })
 	return opened, accepted
 }
@@ -99,20 +100,20 @@ func openPair(t testing.TB, opener, acceptor *Path) (net.Conn, net.Conn) {
 func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	_, err := rand.Read(b)
-	noErr(t, err)
+	require.NoError(t, err)
 	return b
 }
 
 func TestConnectAndStreamsBothWays(t *testing.T) {
 	a, b := listen(t, fastConfig()), listen(t, fastConfig())
 	pa, pb := connectPair(t, a, b)
-	equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
-	equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
-	check(t, pa.RTT() > 0, "RTT %v", pa.RTT())
+	require.Equal(t, b.LocalAddr().AddrPort(), pa.RemoteAddr())
+	require.Equal(t, a.LocalAddr().AddrPort(), pb.RemoteAddr())
+	require.True(t, pa.RTT() > 0, "RTT %v", pa.RTT())
 	local, remote := pa.Pair()
-	equal(t, CandidateHost, local.Kind)
-	equal(t, a.LocalAddr().AddrPort(), local.Addr)
-	equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
+	require.Equal(t, CandidateHost, local.Kind)
+	require.Equal(t, a.LocalAddr().AddrPort(), local.Addr)
+	require.Equal(t, Candidate{Kind: CandidateHost, Addr: b.LocalAddr().AddrPort()}, remote)
 
 	// Streams opened by the dialler, by the other side, and several at once from both.
 	for i := range 6 {
@@ -153,15 +154,15 @@ func exchange(t testing.TB, c1, c2 net.Conn, n int) {
 		r1 <- result{b, err}
 	}()
 	got2, err := io.ReadAll(c2)
-	noErr(t, err, "reading c2")
+	require.NoError(t, err, "reading c2")
 	got1 := <-r1
-	noErr(t, got1.err, "reading c1")
-	noErr(t, <-errs, "writing")
-	noErr(t, <-errs, "writing")
-	check(t, bytes.Equal(d1, got2), "c1 -> c2: got %d bytes, want %d identical", len(got2), n)
-	check(t, bytes.Equal(d2, got1.b), "c2 -> c1: got %d bytes, want %d identical", len(got1.b), n)
-	noErr(t, c1.Close())
-	noErr(t, c2.Close())
+	require.NoError(t, got1.err, "reading c1")
+	require.NoError(t, <-errs, "writing")
+	require.NoError(t, <-errs, "writing")
+	require.True(t, bytes.Equal(d1, got2), "c1 -> c2: got %d bytes, want %d identical", len(got2), n)
+	require.True(t, bytes.Equal(d2, got1.b), "c2 -> c1: got %d bytes, want %d identical", len(got1.b), n)
+	require.NoError(t, c1.Close())
+	require.NoError(t, c2.Close())
 }
 
 func TestCloseDeliversEverything(t *testing.T) {
@@ -179,10 +180,10 @@ func TestCloseDeliversEverything(t *testing.T) {
 				w.Close()
 			}()
 			got, err := io.ReadAll(r)
-			noErr(t, err)
-			check(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(data, got), "got %d bytes, want %d identical", len(got), len(data))
 			_, err = w.Write([]byte("x"))
-			isErr(t, err, net.ErrClosed)
+			require.ErrorIs(t, err, net.ErrClosed)
 		})
 	}
 }
@@ -202,24 +203,25 @@ func TestPathCloseAfterStreamClose(t *testing.T) {
 		got <- b
 	}()
 	_, err := w.Write(data)
-	noErr(t, err)
-	noErr(t, w.Close())
-	noErr(t, pa.Close())
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, pa.Close())
 	rb := <-got
-	check(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
+	require.True(t, bytes.Equal(data, rb), "got %d bytes, want %d identical", len(rb), len(data))
 }
 
 // The socket gets the requested buffers (as far as the kernel's maximum allows) and reports them.
 func TestSocketBuffers(t *testing.T) {
 	tr := listen(t, Config{})
 	read, write := tr.BufferSizes()
-	check(t, read > 0 && write > 0, "no buffer sizes reported: %d, %d", read, write)
+	require.True(t, read > 0, "no read buffer size reported: %d", read)
+	require.True(t, write > 0, "no write buffer size reported: %d", write)
 	if runtime.GOOS == "linux" {
 		rmax, err1 := readSysctl("/proc/sys/net/core/rmem_max")
 		wmax, err2 := readSysctl("/proc/sys/net/core/wmem_max")
 		if err1 == nil && err2 == nil {
-			equal(t, read, 2*min(4<<20, rmax), "SO_RCVBUF")
-			equal(t, write, 2*min(4<<20, wmax), "SO_SNDBUF")
+			require.Equal(t, 2*min(4<<20, rmax), read, "SO_RCVBUF")
+			require.Equal(t, 2*min(4<<20, wmax), write, "SO_SNDBUF")
 		}
 	}
 }
@@ -240,7 +242,7 @@ func TestIPv6Loopback(t *testing.T) {
 	}
 	defer a.Close()
 	b, err := Listen("udp6", "[::1]:0", fastConfig())
-	noErr(t, err)
+	require.NoError(t, err)
 	defer b.Close()
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pb, pa)
@@ -283,7 +285,7 @@ func TestManyConcurrentStreams(t *testing.T) {
 	opened := map[string]net.Conn{}
 	var accepted []net.Conn
 	for range 4 * perSide {
-		noErr(t, <-errs)
+		require.NoError(t, <-errs)
 	}
 	for range 4 * perSide {
 		p := <-pairs
@@ -293,15 +295,15 @@ func TestManyConcurrentStreams(t *testing.T) {
 			accepted = append(accepted, p.c2)
 		}
 	}
-	equal(t, len(opened), 2*perSide, "opened streams")
-	equal(t, len(accepted), 2*perSide, "accepted streams")
+	require.Len(t, opened, 2*perSide, "opened streams")
+	require.Len(t, accepted, 2*perSide, "accepted streams")
 	for _, c2 := range accepted {
 		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 64)
 		n, err := c2.Read(buf)
-		noErr(t, err)
+		require.NoError(t, err)
 		c1 := opened[string(buf[:n])]
-		check(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
+		require.True(t, c1 != nil, "accepted stream starts with %q, which no opener wrote", buf[:n])
 		delete(opened, string(buf[:n]))
 		c2.SetReadDeadline(time.Time{})
 		exchange(t, c1, c2, 32<<10)
@@ -316,7 +318,8 @@ func TestRTTMeasured(t *testing.T) {
 	pa, pb := connectPair(t, a, b)
 	for _, p := range []*Path{pa, pb} {
 		rtt := p.RTT()
-		check(t, rtt >= 80*time.Millisecond && rtt < 200*time.Millisecond, "RTT %v across 2 x 40 ms", rtt)
+		require.GreaterOrEqual(t, rtt, 80*time.Millisecond, "RTT across 2 x 40 ms")
+		require.Less(t, rtt, 200*time.Millisecond, "RTT across 2 x 40 ms")
 	}
 	c1, c2 := openPair(t, pb, pa)
 	exchange(t, c1, c2, 64<<10)
@@ -326,21 +329,22 @@ func TestRTTMeasured(t *testing.T) {
 func TestCloseDuringConnect(t *testing.T) {
 	a := listen(t, fastConfig())
 	errc := make(chan error, 1)
+	key := newKey(t) // made here: newKey asserts, which only the test goroutine may
 	go func() {
-		_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+		_, err := a.Connect(context.Background(), Peer{Key: key, Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
-	noErr(t, a.Close())
+	require.NoError(t, a.Close())
 	select {
 	case err := <-errc:
-		isErr(t, err, ErrPunchFailed)
-		isErr(t, err, ErrTransportClosed)
+		require.ErrorIs(t, err, ErrPunchFailed)
+		require.ErrorIs(t, err, ErrTransportClosed)
 	case <-time.After(2 * time.Second):
 		t.Fatal("Connect still running after Close")
 	}
 	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 }
 
 // Closing a Transport fails its streams and paths with ErrTransportClosed, and the peer learns at once.
@@ -355,16 +359,16 @@ func TestTransportCloseEndsStreams(t *testing.T) {
 		_, err := c1.Read(make([]byte, 1))
 		readErr <- err
 	}()
-	noErr(t, a.Close())
-	isErr(t, <-readErr, ErrTransportClosed)
+	require.NoError(t, a.Close())
+	require.ErrorIs(t, <-readErr, ErrTransportClosed)
 	_, err := c1.Write([]byte("x"))
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 	_, err = pa.AcceptStream(context.Background())
-	isErr(t, err, ErrTransportClosed)
+	require.ErrorIs(t, err, ErrTransportClosed)
 	// The peer was told (bye), not left to time out.
 	_, err = c2.Read(make([]byte, 1))
-	isErr(t, err, ErrPathClosed)
-	noErr(t, a.Close(), "second Close")
+	require.ErrorIs(t, err, ErrPathClosed)
+	require.NoError(t, a.Close(), "second Close")
 }
 
 // Every congestion controller Config.CongestionControl names carries a transfer through a lossy bottleneck; an
@@ -375,7 +379,7 @@ func TestCongestionControlChoices(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cc := fmt.Sprintf("%T", controllers[name]())
-			check(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
+			require.True(t, strings.Contains(strings.ToLower(cc), name), "%q makes a %s", name, cc)
 			cfg := fastConfig()
 			cfg.CongestionControl = name
 			up := netem.Impairment{Rate: 4e6, QueueBytes: 64 << 10, Delay: 10 * time.Millisecond, Loss: 0.005}
@@ -384,5 +388,6 @@ func TestCongestionControlChoices(t *testing.T) {
 		})
 	}
 	_, err := Listen("udp4", "127.0.0.1:0", Config{CongestionControl: "reno"})
-	check(t, err != nil && strings.Contains(err.Error(), `"reno"`), "unknown congestion control: error %v", err)
+	require.Error(t, err, "unknown congestion control")
+	require.ErrorContains(t, err, `"reno"`, "unknown congestion control")
 }
