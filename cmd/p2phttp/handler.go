@@ -43,7 +43,10 @@ func newHandler(dir, proxy string, hidden bool, log *slog.Logger) (http.Handler,
 				pr.SetURL(target)
 				pr.SetXForwarded()
 			},
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Pass on what the web server sends at once, as the web server sent it: bytes of a response that streams
+			// or stalls must not wait in a buffer for more that may never come.
+			FlushInterval: -1,
+			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			// The details (addresses, Go types) are for this peer's operator, not for the guest.
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				log.Warn("proxy: local web server failed", "target", target.String(), "path", r.URL.Path, "err", err)
