@@ -77,3 +77,40 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 
 // gsoMaxSegments is the kernel's limit on segments per send (UDP_MAX_SEGMENTS).
 const gsoMaxSegments = 64
+
+// enableGRO asks the kernel to coalesce bursts of datagrams from one sender into one read (UDP_GRO, Linux 5.0+),
+// reporting whether it will; the reader must then split each read by the segment size groSegmentSize finds.
+func enableGRO(uc *net.UDPConn) bool {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var sockErr error
+	if err := rc.Control(func(fd uintptr) {
+		sockErr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+	}); err != nil || sockErr != nil {
+		return false
+	}
+	return true
+}
+
+// groSegmentSize is the size of the datagrams the kernel coalesced into one read, from the read's control data, or
+// 0 when it did not coalesce.
+func groSegmentSize(oob []byte) int {
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.CmsgLen(0) || n > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && n >= unix.CmsgLen(2) {
+			data := oob[unix.CmsgLen(0):n]
+			if len(data) >= 4 {
+				return int(*(*int32)(unsafe.Pointer(&data[0])))
+			}
+			return int(*(*uint16)(unsafe.Pointer(&data[0])))
+		}
+		oob = oob[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(oob)):]
+	}
+	return 0
+}

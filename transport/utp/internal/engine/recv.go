@@ -15,7 +15,9 @@ func (c *Conn) recvWindow() int {
 	return max(0, c.ep.cfg.ReceiveWindow-c.rqBytes-c.oooBytes)
 }
 
-// onPacket processes a packet for this connection (never a SYN).
+// onPacket processes a packet for this connection (never a SYN). The caller
+// flushes afterwards (once for a run of packets): what is due to be sent,
+// acknowledgements included, waits for that.
 func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	switch c.state {
 	case stateDead:
@@ -61,8 +63,6 @@ func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	if !c.persistAt.IsZero() && c.inflight+c.mtu.cur <= c.peerWnd {
 		c.persistAt = time.Time{}
 	}
-	c.flush(now)
-	c.maybeDone(now)
 }
 
 // onAck applies the cumulative and selective acknowledgement of h.
