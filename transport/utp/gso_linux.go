@@ -3,6 +3,7 @@ package utp
 import (
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -44,20 +45,23 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 		if ip4 == nil || total > 65507 {
 			return false, nil
 		}
-		buf := make([]byte, 0, total)
+		s := gsoScratches.Get().(*gsoScratch)
+		defer gsoScratches.Put(s)
+		buf := s.buf[:0]
 		for _, b := range bufs {
 			buf = append(buf, b...)
 		}
-		oob := make([]byte, unix.CmsgSpace(2))
+		s.buf = buf
+		oob := s.oob[:unix.CmsgSpace(2)]
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 		h.SetLen(unix.CmsgLen(2))
 		*(*uint16)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = uint16(seg)
-		sa := &unix.SockaddrInet4{Port: to.Port}
-		copy(sa.Addr[:], ip4)
+		s.sa.Port = to.Port
+		copy(s.sa.Addr[:], ip4)
 		var sendErr error
 		if err := rc.Write(func(fd uintptr) bool {
-			_, sendErr = unix.SendmsgN(int(fd), buf, oob, sa, unix.MSG_DONTWAIT)
+			_, sendErr = unix.SendmsgN(int(fd), buf, oob, &s.sa, unix.MSG_DONTWAIT)
 			return true
 		}); err != nil {
 			return true, err
@@ -74,6 +78,16 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 		return true, sendErr
 	}
 }
+
+// gsoScratch is what one segmentation-offloaded send builds: the datagrams end to end, the control message and the
+// destination. Pooled, so a send allocates nothing.
+type gsoScratch struct {
+	buf []byte
+	oob [64]byte
+	sa  unix.SockaddrInet4
+}
+
+var gsoScratches = sync.Pool{New: func() any { return &gsoScratch{buf: make([]byte, 0, 65507)} }}
 
 // gsoMaxSegments is the kernel's limit on segments per send (UDP_MAX_SEGMENTS).
 const gsoMaxSegments = 64

@@ -34,19 +34,23 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 		}
 		return nil
 	}
-	bps := make([]*[]byte, len(bufs))
-	sealed := make([][]byte, len(bufs))
-	for i, b := range bufs {
-		bps[i] = sealBufs.Get().(*[]byte)
-		buf := (*bps[i])[:sealedHeader+1+len(b)]
+	sb := sealBatches.Get().(*sealBatch)
+	for _, b := range bufs {
+		bp := sealBufs.Get().(*[]byte)
+		buf := (*bp)[:sealedHeader+1+len(b)]
 		buf[sealedHeader] = byte(kindDatagram)
 		copy(buf[sealedHeader+1:], b)
-		sealed[i] = p.keys.seal(buf, p.counter.Add(1))
+		sb.bufs = append(sb.bufs, bp)
+		sb.sealed = append(sb.sealed, p.keys.seal(buf, p.counter.Add(1)))
 	}
-	err := bs.sendBatch(sealed)
-	for _, bp := range bps {
+	err := bs.sendBatch(sb.sealed)
+	for _, bp := range sb.bufs {
 		sealBufs.Put(bp)
 	}
+	clear(sb.bufs)
+	clear(sb.sealed)
+	sb.bufs, sb.sealed = sb.bufs[:0], sb.sealed[:0]
+	sealBatches.Put(sb)
 	if err != nil && !p.t.isClosed() {
 		p.log.Debug("utp: send", "route", r.id(), "err", err)
 		p.routeDead(r, fmt.Errorf("%w: %w", errRouteDead, err))
@@ -105,6 +109,14 @@ const maxRoutePayload = 1500 - 48 - 36
 var sealBufs = sync.Pool{New: func() any { b := make([]byte, maxSealed); return &b }}
 
 const maxSealed = 2048
+
+// sealBatch is the scratch of one batched write: the pooled buffers and the sealed datagrams in them.
+type sealBatch struct {
+	bufs   []*[]byte
+	sealed [][]byte
+}
+
+var sealBatches = sync.Pool{New: func() any { return new(sealBatch) }}
 
 // udpOverhead is the IP and UDP header size in front of a datagram.
 func udpOverhead(ipv6 bool) int {

@@ -5,6 +5,9 @@ package utp
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -33,8 +36,9 @@ func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) err
 	}); err != nil || nameErr != nil {
 		return nil
 	}
+	var cache sockaddrCache
 	return func(b []byte, to *net.UDPAddr) error {
-		sa, err := sockaddr(to, inet6)
+		sa, err := cache.get(to, inet6)
 		if err != nil {
 			return err
 		}
@@ -51,6 +55,30 @@ func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) err
 		}
 		return sendErr
 	}
+}
+
+// sockaddrCache holds the system form of the last destination: a path sends to one address for long.
+type sockaddrCache struct {
+	last atomic.Pointer[cachedSockaddr]
+}
+
+type cachedSockaddr struct {
+	ap   netip.AddrPort
+	zone string
+	sa   syscall.Sockaddr
+}
+
+func (c *sockaddrCache) get(to *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
+	ap := to.AddrPort()
+	if e := c.last.Load(); e != nil && e.ap == ap && e.zone == to.Zone {
+		return e.sa, nil
+	}
+	sa, err := sockaddr(to, inet6)
+	if err != nil {
+		return nil, err
+	}
+	c.last.Store(&cachedSockaddr{ap: ap, zone: to.Zone, sa: sa})
+	return sa, nil
 }
 
 func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
@@ -98,10 +126,14 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 				return len(bufs), nil
 			}
 		}
-		msgs := make([]ipv4.Message, len(bufs))
-		for i, b := range bufs {
-			msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: to}
+		mp := sendMsgs.Get().(*[]ipv4.Message)
+		defer sendMsgs.Put(mp)
+		msgs := (*mp)[:0]
+		for _, b := range bufs {
+			msgs = append(msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: to})
 		}
+		*mp = msgs
+		defer clear(msgs)
 		sent := 0
 		for sent < len(msgs) {
 			n, err := bc.WriteBatch(msgs[sent:], syscall.MSG_DONTWAIT)
@@ -119,3 +151,6 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 		return sent, nil
 	}
 }
+
+// sendMsgs holds the message lists of batched sends.
+var sendMsgs = sync.Pool{New: func() any { return new([]ipv4.Message) }}
