@@ -170,14 +170,24 @@ func (ep *Endpoint) deliver(b []byte, now time.Time, cur *Conn) *Conn {
 	return cur
 }
 
-// finishRun answers the datagrams c just processed and unlocks it.
+// finishRun answers the datagrams c just processed, unlocks it, and then
+// wakes a Read or Write they unblocked: once per run, and after the unlock so
+// the woken goroutine does not wait for the lock.
 func (ep *Endpoint) finishRun(c *Conn, now time.Time) {
 	if c == nil {
 		return
 	}
 	c.flush(now)
 	c.maybeDone(now)
+	wakeR, wakeW := c.wakeR, c.wakeW
+	c.wakeR, c.wakeW = false, false
 	c.mu.Unlock()
+	if wakeR {
+		c.wakeReader()
+	}
+	if wakeW {
+		c.wakeWriter()
+	}
 }
 
 // handleSyn answers a SYN: a new connection for Accept, the SYN-ACK again for

@@ -138,7 +138,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.backoff = 0
 		c.rtoBase = now
 		c.tlpSent = false
-		c.wakeWriter()
+		c.wakeW = true
 	}
 	if h.SACK != nil {
 		for i := range len(h.SACK) * 8 {
@@ -406,7 +406,7 @@ func (c *Conn) deliverInOrderBuf(b *[]byte, fin bool) {
 	if fin {
 		c.eof = true
 	}
-	c.wakeReader()
+	c.wakeR = true
 }
 
 // buildSACK encodes which out-of-order packets arrived, in at most room bytes
