@@ -47,11 +47,14 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 		}
 		s := gsoScratches.Get().(*gsoScratch)
 		defer gsoScratches.Put(s)
-		buf := s.buf[:0]
-		for _, b := range bufs {
-			buf = append(buf, b...)
+		buf, ok := adjoining(bufs, total)
+		if !ok {
+			buf = s.buf[:0]
+			for _, b := range bufs {
+				buf = append(buf, b...)
+			}
+			s.buf = buf
 		}
-		s.buf = buf
 		oob := s.oob[:unix.CmsgSpace(2)]
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
@@ -77,6 +80,22 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 		}
 		return true, sendErr
 	}
+}
+
+// adjoining returns bufs as one slice, without copying, when each follows the one before in the same array.
+func adjoining(bufs [][]byte, total int) ([]byte, bool) {
+	all := bufs[0][:cap(bufs[0])]
+	if len(all) < total {
+		return nil, false
+	}
+	off := 0
+	for _, b := range bufs {
+		if len(b) > 0 && &all[off] != &b[0] {
+			return nil, false
+		}
+		off += len(b)
+	}
+	return all[:total], true
 }
 
 // gsoScratch is what one segmentation-offloaded send builds: the datagrams end to end, the control message and the

@@ -34,22 +34,28 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 		}
 		return nil
 	}
+	// The sealed datagrams lie end to end in one buffer, so a segmentation-offloaded send takes them as they are.
 	sb := sealBatches.Get().(*sealBatch)
+	total := 0
 	for _, b := range bufs {
-		bp := sealBufs.Get().(*[]byte)
-		buf := (*bp)[:sealedHeader+1+len(b)]
+		total += sealedOverhead + 1 + len(b)
+	}
+	if cap(sb.buf) < total {
+		sb.buf = make([]byte, total)
+	}
+	all := sb.buf[:total]
+	off := 0
+	for _, b := range bufs {
+		buf := all[off : off+sealedHeader+1+len(b)]
 		buf[sealedHeader] = byte(kindDatagram)
 		copy(buf[sealedHeader+1:], b)
-		sb.bufs = append(sb.bufs, bp)
-		sb.sealed = append(sb.sealed, p.keys.seal(buf, p.counter.Add(1)))
+		d := p.keys.seal(buf, p.counter.Add(1))
+		sb.sealed = append(sb.sealed, d)
+		off += len(d)
 	}
 	err := bs.sendBatch(sb.sealed)
-	for _, bp := range sb.bufs {
-		sealBufs.Put(bp)
-	}
-	clear(sb.bufs)
 	clear(sb.sealed)
-	sb.bufs, sb.sealed = sb.bufs[:0], sb.sealed[:0]
+	sb.sealed = sb.sealed[:0]
 	sealBatches.Put(sb)
 	if err != nil && !p.t.isClosed() {
 		p.log.Debug("utp: send", "route", r.id(), "err", err)
@@ -110,9 +116,9 @@ var sealBufs = sync.Pool{New: func() any { b := make([]byte, maxSealed); return 
 
 const maxSealed = 2048
 
-// sealBatch is the scratch of one batched write: the pooled buffers and the sealed datagrams in them.
+// sealBatch is the scratch of one batched write: the sealed datagrams, end to end in buf.
 type sealBatch struct {
-	bufs   []*[]byte
+	buf    []byte
 	sealed [][]byte
 }
 
