@@ -126,7 +126,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		case n < len(c.q):
 			c.q = c.q[n:]
 		case cap(c.q) > 16:
-			c.q = nil // an idle connection keeps no large queue
+			c.q, c.qArr = nil, nil // an idle connection keeps no large queue
 		default:
 			c.q = c.q[:0] // reuse the array from where it starts
 		}
