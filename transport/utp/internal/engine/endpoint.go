@@ -3,7 +3,8 @@
 //
 // An Endpoint serves one peer. It sends through a Link, which knows the route
 // to the peer, and is handed each datagram the peer sent through
-// DeliverDatagram; it never sees an address. Connections are opened from either
+// DeliverDatagram, or a burst of them through DeliverDatagrams (one answer per
+// burst instead of per datagram); it never sees an address. Connections are opened from either
 // side with Dial and Accept and are net.Conns.
 //
 // Loss recovery uses selective ACKs, time-based loss detection (RACK) with a
@@ -119,7 +120,7 @@ func (ep *Endpoint) DeliverDatagram(b []byte) {
 // and the packets the acknowledgements it got let it send) once after a run
 // of its datagrams rather than after each: a burst read from the socket at
 // once costs one ACK and one batched write, not one per datagram. It keeps
-// none of bufs.
+// none of bufs, and may be called as DeliverDatagram may.
 func (ep *Endpoint) DeliverDatagrams(bufs [][]byte) {
 	now := time.Now()
 	var cur *Conn
