@@ -33,7 +33,7 @@ const (
 func newBatchReader(pc net.PacketConn) *batchReader {
 	r := &batchReader{pc: pc}
 	uc, ok := pc.(*net.UDPConn)
-	if !ok {
+	if !ok || !batchReads {
 		r.msgs = []ipv4.Message{{Buffers: [][]byte{make([]byte, readBufSize)}}}
 		return r
 	}
