@@ -68,7 +68,7 @@ func (c *Conn) pushSegment(s segment) {
 			clear(c.qArr[n:]) // drop the stale copies' buffers
 			c.q = c.qArr[:n]
 		} else {
-			arr := make([]segment, max(2*n, 16))
+			arr := make([]segment, max(2*n, 2)) // small at first: most connections carry little
 			copy(arr, c.q)
 			c.qArr, c.q = arr, arr[:n]
 		}
