@@ -11,12 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newGSOSender returns a function that sends equal-sized datagrams (the last may be shorter) to one address with a
-// single sendmsg the kernel splits (UDP generic segmentation offload, Linux 4.18+): one pass through the stack per
-// batch instead of one per datagram. It never waits, and reports false when it cannot send this batch so (unequal
-// sizes, too many, or a kernel without UDP_SEGMENT, after which it stays off). It returns nil unless pc is a plain
-// IPv4 UDP socket.
-func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bool, err error) {
+// newGSOSender returns a function that sends a run of equal-sized datagrams (the last may be shorter) to one address
+// with a single sendmsg the kernel splits (UDP generic segmentation offload, Linux 4.18+): one pass through the stack
+// per run instead of one per datagram. It sends the longest such run at the start of bufs that one send may carry
+// (gsoMaxSegments, and 65,507 bytes in all) and returns how many datagrams that was, so a caller sends a long batch
+// run by run. It never waits, and returns 0 when it cannot send even two datagrams so (unequal sizes, or a kernel
+// without UDP_SEGMENT, after which it stays off). It returns nil unless pc is a plain IPv4 UDP socket.
+func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (n int, err error) {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
 		return nil
@@ -29,22 +30,27 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 		return nil
 	}
 	var off atomic.Bool
-	return func(bufs [][]byte, to *net.UDPAddr) (bool, error) {
-		if off.Load() || len(bufs) < 2 || len(bufs) > gsoMaxSegments {
-			return false, nil
+	return func(bufs [][]byte, to *net.UDPAddr) (int, error) {
+		ip4 := to.IP.To4()
+		if off.Load() || len(bufs) < 2 || ip4 == nil {
+			return 0, nil
 		}
 		seg := len(bufs[0])
-		total := 0
-		for i, b := range bufs {
-			if len(b) > seg || len(b) < seg && i != len(bufs)-1 {
-				return false, nil
+		n, total := 0, 0
+		for _, b := range bufs {
+			if n == gsoMaxSegments || len(b) > seg || total+len(b) > gsoMaxBytes {
+				break
 			}
+			n++
 			total += len(b)
+			if len(b) < seg {
+				break // a shorter datagram ends the run
+			}
 		}
-		ip4 := to.IP.To4()
-		if ip4 == nil || total > 65507 {
-			return false, nil
+		if n < 2 {
+			return 0, nil
 		}
+		bufs = bufs[:n]
 		s := gsoScratches.Get().(*gsoScratch)
 		defer gsoScratches.Put(s)
 		buf, ok := adjoining(bufs, total)
@@ -67,18 +73,18 @@ func newGSOSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bo
 			_, sendErr = unix.SendmsgN(int(fd), buf, oob, &s.sa, unix.MSG_DONTWAIT)
 			return true
 		}); err != nil {
-			return true, err
+			return 0, err
 		}
 		switch {
 		case sendErr == nil:
-			return true, nil
+			return n, nil
 		case errors.Is(sendErr, syscall.EAGAIN):
-			return true, errSendBufferFull
+			return 0, errSendBufferFull
 		case errors.Is(sendErr, syscall.EIO), errors.Is(sendErr, syscall.EINVAL), errors.Is(sendErr, syscall.ENOPROTOOPT):
 			off.Store(true) // no segmentation offload here: send this batch and the next another way
-			return false, nil
+			return 0, nil
 		}
-		return true, sendErr
+		return 0, sendErr
 	}
 }
 
@@ -106,10 +112,14 @@ type gsoScratch struct {
 	sa  unix.SockaddrInet4
 }
 
-var gsoScratches = sync.Pool{New: func() any { return &gsoScratch{buf: make([]byte, 0, 65507)} }}
+var gsoScratches = sync.Pool{New: func() any { return &gsoScratch{buf: make([]byte, 0, gsoMaxBytes)} }}
 
-// gsoMaxSegments is the kernel's limit on segments per send (UDP_MAX_SEGMENTS).
-const gsoMaxSegments = 64
+// gsoMaxSegments is the kernel's limit on segments per send (UDP_MAX_SEGMENTS); gsoMaxBytes the largest UDP payload
+// of one send, which the kernel then splits.
+const (
+	gsoMaxSegments = 64
+	gsoMaxBytes    = 65507
+)
 
 // enableGRO asks the kernel to coalesce bursts of datagrams from one sender into one read (UDP_GRO, Linux 5.0+),
 // reporting whether it will; the reader must then split each read by the segment size groSegmentSize finds.

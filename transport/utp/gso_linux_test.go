@@ -1,7 +1,9 @@
 package utp
 
 import (
+	"net"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -53,4 +55,56 @@ func TestAdjoining(t *testing.T) {
 	require.False(t, ok, "datagrams in different arrays")
 	_, ok = adjoining([][]byte{arr[3:6], arr[0:3]}, 6)
 	require.False(t, ok, "datagrams out of order")
+}
+
+// A batch longer than one segmentation-offloaded send carries (64 segments, 65,507 bytes) goes out in several, and
+// a batch whose sizes do not form one run goes by sendmmsg: every datagram arrives whole and in order.
+func TestBatchSenderSplitsRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+	}{
+		{"100 equal", repeat(1409, 100)},
+		{"equal then a shorter last", append(repeat(1409, 70), 300)},
+		{"a shorter one mid-batch", append(append(repeat(1409, 10), 200), repeat(1409, 10)...)},
+		{"small first", append([]int{90}, repeat(1409, 5)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			defer from.Close()
+			to, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			require.NoError(t, err)
+			defer to.Close()
+			require.NoError(t, to.SetReadBuffer(4<<20))
+			send := newBatchSender(from)
+			require.NotNil(t, send)
+			var bufs [][]byte
+			for i, n := range tc.sizes {
+				b := make([]byte, n)
+				for j := range b {
+					b[j] = byte(i)
+				}
+				bufs = append(bufs, b)
+			}
+			n, err := send(bufs, to.LocalAddr().(*net.UDPAddr))
+			require.NoError(t, err)
+			require.Equal(t, len(bufs), n)
+			buf := make([]byte, 65536)
+			require.NoError(t, to.SetReadDeadline(time.Now().Add(5*time.Second)))
+			for i, want := range bufs {
+				k, _, err := to.ReadFromUDPAddrPort(buf)
+				require.NoError(t, err, "datagram %d", i)
+				require.Equal(t, want, buf[:k], "datagram %d", i)
+			}
+		})
+	}
+}
+
+func repeat(n, times int) []int {
+	out := make([]int, times)
+	for i := range out {
+		out[i] = n
+	}
+	return out
 }

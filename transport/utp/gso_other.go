@@ -5,7 +5,7 @@ package utp
 import "net"
 
 // newGSOSender: UDP segmentation offload is Linux only.
-func newGSOSender(net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (ok bool, err error) {
+func newGSOSender(net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (n int, err error) {
 	return nil
 }
 

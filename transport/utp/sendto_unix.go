@@ -105,8 +105,9 @@ func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
 }
 
 // newBatchSender returns a function that sends datagrams to one address with as few system calls as the platform
-// allows (one segmentation-offloaded sendmsg or else sendmmsg on Linux), never waiting: it returns how many the kernel took; the rest were dropped for a full
-// send buffer (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
+// allows (on Linux one segmentation-offloaded sendmsg per run of equal-sized datagrams, sendmmsg for what does not
+// form one), never waiting: it returns how many the kernel took; the rest were dropped for a full send buffer
+// (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
 func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int, error) {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
@@ -118,25 +119,30 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 	bc := ipv4.NewPacketConn(uc)
 	gso := newGSOSender(pc)
 	return func(bufs [][]byte, to *net.UDPAddr) (int, error) {
-		if gso != nil {
-			if ok, err := gso(bufs, to); ok {
-				if err != nil {
-					return 0, err
-				}
-				return len(bufs), nil
+		sent := 0
+		for gso != nil && sent < len(bufs) {
+			n, err := gso(bufs[sent:], to)
+			if err != nil {
+				return sent, err
 			}
+			if n == 0 {
+				break // what is left goes by sendmmsg
+			}
+			sent += n
+		}
+		if sent == len(bufs) {
+			return sent, nil
 		}
 		mp := sendMsgs.Get().(*[]ipv4.Message)
 		defer sendMsgs.Put(mp)
 		msgs := (*mp)[:0]
-		for _, b := range bufs {
+		for _, b := range bufs[sent:] {
 			msgs = append(msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: to})
 		}
 		*mp = msgs
 		defer clear(msgs)
-		sent := 0
-		for sent < len(msgs) {
-			n, err := bc.WriteBatch(msgs[sent:], syscall.MSG_DONTWAIT)
+		for len(msgs) > 0 {
+			n, err := bc.WriteBatch(msgs, syscall.MSG_DONTWAIT)
 			sent += max(n, 0)
 			if errors.Is(err, syscall.EAGAIN) {
 				return sent, errSendBufferFull
@@ -147,6 +153,7 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 			if n <= 0 {
 				return sent, errSendBufferFull
 			}
+			msgs = msgs[n:]
 		}
 		return sent, nil
 	}
