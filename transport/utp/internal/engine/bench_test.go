@@ -156,7 +156,8 @@ func waitIdle(b *testing.B, conns []*Conn) {
 }
 
 // BenchmarkImpaired moves 4 MiB per operation across emulated paths; the
-// figure is goodput.
+// figure is goodput, beside how the sender recovered from loss: timeouts,
+// tail loss probes, needless retransmissions and the longest stall.
 func BenchmarkImpaired(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -166,6 +167,10 @@ func BenchmarkImpaired(b *testing.B) {
 		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}},
 		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
 		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
+		{"80ms-RTT-1pct-loss", netem.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}},
+		{"20ms-RTT-1pct-loss", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01}},
+		{"20ms-RTT-1pct-loss-5pct-reorder", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01,
+			Reorder: 0.05, ReorderDelay: 5 * time.Millisecond}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: tc.im, Seed: 2}})
@@ -173,7 +178,16 @@ func BenchmarkImpaired(b *testing.B) {
 			chunk := randomBytes(4<<20, 1)
 			b.SetBytes(int64(len(chunk)))
 			stream(b, w, r, chunk)
-			b.ReportMetric(float64(p.a.Stats().Retransmits)/float64(b.N), "retx/op")
+			st := w.Stats()
+			rec := st.Recovery
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Retransmits)/n, "retx/op")
+			b.ReportMetric(float64(rec.RTOs)/n, "RTOs/op")
+			b.ReportMetric(float64(rec.TailLossProbes)/n, "TLPs/op")
+			b.ReportMetric(float64(rec.SpuriousRetransmits)/n, "spurious/op")
+			b.ReportMetric(float64(rec.LostByRACK)/n, "rack-lost/op")
+			b.ReportMetric(float64(rec.LostByRTO)/n, "rto-lost/op")
+			b.ReportMetric(float64(rec.LongestStall.Milliseconds()), "max-stall-ms")
 		})
 	}
 }

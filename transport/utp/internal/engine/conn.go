@@ -97,6 +97,7 @@ type Conn struct {
 	persistAt    time.Time
 	lingerAt     time.Time // CloseTimeout or the end of time-wait
 	retransmits  int64
+	rec          recoveryCounters
 	sackScratch  [wire.MaxSACKLen]byte
 	batch        [][]byte
 	batchBufs    []*[]byte
@@ -115,6 +116,9 @@ type segment struct {
 	lost     bool
 	sacked   bool
 	probe    bool // the last transmission was padded to an MTU probe size
+	// end is the first sequence number not yet sent when this packet last
+	// left: every packet from end on was first sent after it.
+	end uint16
 }
 
 func (s *segment) payload() []byte {
@@ -134,6 +138,7 @@ type rackState struct {
 	xmit time.Time     // send time of the most recently sent packet delivered
 	seq  uint16        // its sequence number
 	rtt  time.Duration // its round trip
+	end  uint16        // its segment's end
 }
 
 func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
@@ -492,6 +497,7 @@ type ConnStats struct {
 	PeerWindow               int
 	DatagramSize             int // current, after MTU discovery
 	Retransmits              int64
+	Recovery                 RecoveryStats
 }
 
 // Stats returns the connection's current state.
@@ -502,7 +508,7 @@ func (c *Conn) Stats() ConnStats {
 		SmoothedRTT: c.rtt.SmoothedRTT(), MinRTT: c.rtt.MinRTT(), RTO: c.rto(),
 		CongestionWindow: c.cc.CongestionWindow(), BytesInFlight: c.inflight, SendQueued: c.queued,
 		ReceiveBuffered: c.rqBytes + c.oooBytes, PeerWindow: c.peerWnd, DatagramSize: c.mtu.cur,
-		Retransmits: c.retransmits,
+		Retransmits: c.retransmits, Recovery: c.rec.stats(),
 	}
 }
 

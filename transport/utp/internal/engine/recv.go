@@ -100,7 +100,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 			c.onSpurious()
 		} else if s.xmits == 1 || now.Sub(s.sentAt) >= c.rtt.MinRTT() {
 			if s.sentAt.After(c.rack.xmit) || s.sentAt.Equal(c.rack.xmit) && wire.SeqLess(c.rack.seq, s.seq) {
-				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt)}
+				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt), end: s.end}
 			}
 		}
 		if s.probe {
@@ -138,6 +138,10 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.backoff = 0
 		c.rtoBase = now
 		c.tlpSent = false
+		c.rec.progress(now)
+		if c.sent == 0 {
+			c.rec.progressAt = time.Time{} // idle: no stall until the next send
+		}
 		c.wakeWriter()
 	}
 	if h.SACK != nil {
@@ -167,28 +171,6 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.cc.OnAck(now, acked, prior, &c.rtt, c.queuingDelay(h.TimestampDiff, now))
 	}
 	c.detectLoss(now)
-}
-
-// onDuplicateReport handles the peer's report that seq arrived twice: if we
-// sent it twice, the first copy was late, not lost.
-func (c *Conn) onDuplicateReport(seq uint16) {
-	for i := range min(c.retxN, len(c.retxSeqs)) {
-		if c.retxSeqs[i] == seq {
-			c.retxSeqs[i] = c.retxSeqs[(c.retxN-1)%len(c.retxSeqs)]
-			c.retxN--
-			c.onSpurious()
-			return
-		}
-	}
-}
-
-// onSpurious notes a needless retransmission: the path reorders more than
-// the reordering window allows, so the window doubles, for the next 16 loss
-// detections.
-func (c *Conn) onSpurious() {
-	c.ep.stats.spurious.Add(1)
-	c.reoMult = min(c.reoMult*2, 64)
-	c.reoDecay = 16
 }
 
 // maxTimestampRTT bounds a round trip read from timestamps; more means a
@@ -225,76 +207,6 @@ func (c *Conn) queuingDelay(diff uint32, now time.Time) time.Duration {
 		c.delayBase, c.delayBaseAt = diff, now
 	}
 	return time.Duration(diff-c.delayBase) * time.Microsecond
-}
-
-// reorderWindow is how late a packet may be, after a later one was
-// acknowledged, before it counts as lost.
-func (c *Conn) reorderWindow() time.Duration {
-	w := time.Duration(c.reoMult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
-	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
-}
-
-// detectLoss declares lost every packet in flight sent a reordering window
-// before the most recently sent packet acknowledged (RACK), and sets the timer
-// for those not yet late enough.
-func (c *Conn) detectLoss(now time.Time) {
-	c.rackAt = time.Time{}
-	if c.rack.xmit.IsZero() || c.sent == 0 {
-		return
-	}
-	// Packets after the RACK packet in the queue were first sent after it,
-	// and resent ones later still: only those before it can be judged.
-	limit := int(c.rack.seq - c.sndUna)
-	if limit >= c.sent || limit < 0 {
-		return
-	}
-	reo := c.reorderWindow()
-	found := false
-	prior := c.inflight
-	for i := 0; i < limit; i++ {
-		s := &c.q[i]
-		if !s.inFlight || s.sentAt.After(c.rack.xmit) {
-			continue
-		}
-		deadline := s.sentAt.Add(c.rack.rtt + reo)
-		if !now.Before(deadline) {
-			found = true
-			c.markLostAt(i, now, prior)
-		} else if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
-			c.rackAt = deadline
-		}
-	}
-	if found && c.reoDecay > 0 {
-		if c.reoDecay--; c.reoDecay == 0 {
-			c.reoMult = 1
-		}
-	}
-}
-
-// markLost declares q[i] lost; congestion says whether the controller hears
-// of it (not after a timeout, which it hears of as such).
-func (c *Conn) markLost(i int, now time.Time, congestion bool) {
-	prior := c.inflight
-	if congestion {
-		c.markLostAt(i, now, prior)
-		return
-	}
-	s := &c.q[i]
-	c.inflight -= s.size
-	s.inFlight, s.lost = false, true
-	c.lostPending++
-	c.lostHint = min(c.lostHint, i)
-	c.ep.stats.lost.Add(1)
-}
-
-func (c *Conn) markLostAt(i int, now time.Time, prior int) {
-	s := &c.q[i]
-	c.markLost(i, now, false)
-	if s.probe {
-		c.mtu.probeLost(s.seq, now)
-		return // a lost probe says the path MTU is smaller, not that the path is congested
-	}
-	c.cc.OnLoss(now, s.sentAt, s.size, prior)
 }
 
 // onData takes in a DATA or FIN packet.

@@ -168,8 +168,12 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 		c.sent++
 		c.unsent -= len(s.payload())
 	}
+	s.end = c.sndUna + uint16(c.sent)
 	if c.rtoBase.IsZero() {
 		c.rtoBase = now
+	}
+	if c.rec.progressAt.IsZero() {
+		c.rec.progressAt = now
 	}
 	c.lastSend = now
 	c.persistAt = time.Time{}
@@ -245,15 +249,6 @@ func (c *Conn) rto() time.Duration {
 	}
 	d := base << min(c.backoff, 16)
 	return min(d, c.ep.cfg.MaxRTO)
-}
-
-// pto is the tail loss probe timeout.
-func (c *Conn) pto() time.Duration {
-	d := 2 * c.rtt.SmoothedRTT()
-	if c.inflight <= c.mtu.cur {
-		d += c.ep.cfg.PeerAckDelay
-	}
-	return max(d, 2*c.ep.cfg.MinReorderWindow)
 }
 
 // rearm computes the connection's next deadline.
@@ -339,50 +334,4 @@ func (c *Conn) onTimer(now time.Time) {
 		c.paceAt = time.Time{}
 	}
 	c.flush(now)
-}
-
-// onRTO handles the retransmission timer: everything in flight is lost, the
-// timer backs off, and the oldest packet goes out at once.
-func (c *Conn) onRTO(now time.Time) {
-	c.ep.stats.rtos.Add(1)
-	c.backoff++
-	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
-		"rto", c.rto(), "inflight", c.inflight)
-	if c.peerWnd >= c.mtu.cur {
-		// With the peer's window closed, what timed out was a probe of the
-		// window, which the peer drops by design: flow control, not
-		// congestion.
-		c.cc.OnRetransmissionTimeout(now)
-	}
-	probeLost := false
-	for i := 0; i < c.sent; i++ {
-		s := &c.q[i]
-		if s.inFlight {
-			probeLost = probeLost || s.probe
-			c.markLost(i, now, false)
-		}
-	}
-	if probeLost {
-		c.mtu.probeLost(c.mtu.probeSeq, now)
-	}
-	c.rtoBase = now
-	c.forceSend = 1
-	c.tlpSent = false
-}
-
-// onTLP sends a tail loss probe: new data if the windows allow, else the last
-// packet sent again, so that a lost tail is found by an ACK, not a timeout.
-func (c *Conn) onTLP(now time.Time) {
-	c.ep.stats.tlps.Add(1)
-	c.tlpSent = true
-	if c.sent < len(c.q) && c.inflight+c.mtu.cur <= c.peerWnd {
-		c.forceSend = 1
-		return
-	}
-	for i := c.sent - 1; i >= 0; i-- {
-		if c.q[i].inFlight {
-			c.transmit(i, now, 0)
-			return
-		}
-	}
 }

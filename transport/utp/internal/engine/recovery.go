@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
+)
+
+// RecoveryStats counts how a connection recovered from loss: which
+// mechanism found each loss, what proved needless, and the longest time the
+// oldest unacknowledged packet waited.
+type RecoveryStats struct {
+	LostByRACK          int64 // packets declared lost by time-based detection on ACKs
+	LostByRTO           int64 // packets declared lost when the retransmission timer fired
+	RTOs                int64 // retransmission timeouts
+	TailLossProbes      int64
+	SpuriousRetransmits int64 // retransmissions found needless: the original arrived
+	// LongestStall is the longest time data was outstanding without the
+	// cumulative acknowledgement moving.
+	LongestStall time.Duration
+}
+
+// recoveryCounters are a connection's RecoveryStats, guarded by its lock.
+type recoveryCounters struct {
+	RecoveryStats
+	progressAt time.Time // when the cumulative ACK last moved, or sending began from idle
+}
+
+func (r *recoveryCounters) stats() RecoveryStats { return r.RecoveryStats }
+
+// progress notes that the cumulative ACK moved (or that sending began from
+// idle) at now, ending any stall.
+func (r *recoveryCounters) progress(now time.Time) {
+	if !r.progressAt.IsZero() {
+		r.LongestStall = max(r.LongestStall, now.Sub(r.progressAt))
+	}
+	r.progressAt = now
+}
+
+// onDuplicateReport handles the peer's report that seq arrived twice: if we
+// sent it twice, the first copy was late, not lost.
+func (c *Conn) onDuplicateReport(seq uint16) {
+	for i := range min(c.retxN, len(c.retxSeqs)) {
+		if c.retxSeqs[i] == seq {
+			c.retxSeqs[i] = c.retxSeqs[(c.retxN-1)%len(c.retxSeqs)]
+			c.retxN--
+			c.onSpurious()
+			return
+		}
+	}
+}
+
+// onSpurious notes a needless retransmission: the path reorders more than
+// the reordering window allows, so the window doubles, for the next 16 loss
+// detections.
+func (c *Conn) onSpurious() {
+	c.ep.stats.spurious.Add(1)
+	c.rec.SpuriousRetransmits++
+	c.reoMult = min(c.reoMult*2, 64)
+	c.reoDecay = 16
+}
+
+// reorderWindow is how late a packet may be, after a later one was
+// acknowledged, before it counts as lost.
+func (c *Conn) reorderWindow() time.Duration {
+	w := time.Duration(c.reoMult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
+	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
+}
+
+// detectLoss declares lost every packet in flight sent a reordering window
+// before the most recently sent packet acknowledged (RACK), and sets the timer
+// for those not yet late enough. It judges by send time, not by sequence
+// number: when the RACK packet is a retransmission, packets after it in the
+// queue may well have left before it, and a lost one among them must not wait
+// for the timeout.
+func (c *Conn) detectLoss(now time.Time) {
+	c.rackAt = time.Time{}
+	if c.rack.xmit.IsZero() || c.sent == 0 {
+		return
+	}
+	// Packets from rack.end on were first sent after the RACK packet, and
+	// resent ones later still: only those before rack.end can be judged.
+	end := int(int16(c.rack.end - c.sndUna))
+	if end <= 0 {
+		return
+	}
+	// Nor can those beyond the selective ACK's reach: the peer has no way
+	// to report their arrival until the cumulative ACK moves up to them, so
+	// their silence says nothing.
+	end = min(end, c.sent, sackReach)
+	reo := c.reorderWindow()
+	found := false
+	prior := c.inflight
+	for i := 0; i < end; i++ {
+		s := &c.q[i]
+		if !s.inFlight || !c.rack.sentBefore(s) {
+			continue
+		}
+		deadline := s.sentAt.Add(c.rack.rtt + reo)
+		if !now.Before(deadline) {
+			found = true
+			c.markLostAt(i, now, prior)
+		} else if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
+			c.rackAt = deadline
+		}
+	}
+	if found && c.reoDecay > 0 {
+		if c.reoDecay--; c.reoDecay == 0 {
+			c.reoMult = 1
+		}
+	}
+}
+
+// sackReach is how many packets from the oldest unacknowledged one on the
+// peer can report: that one by the cumulative ACK, the following ones by the
+// longest selective ACK bitmask.
+const sackReach = 1 + 8*wire.MaxSACKLen
+
+// sentBefore reports whether s was last sent before the RACK packet.
+func (r *rackState) sentBefore(s *segment) bool {
+	return s.sentAt.Before(r.xmit) || s.sentAt.Equal(r.xmit) && wire.SeqLess(s.seq, r.seq)
+}
+
+// markLost declares q[i] lost; congestion says whether the controller hears
+// of it (not after a timeout, which it hears of as such).
+func (c *Conn) markLost(i int, now time.Time, congestion bool) {
+	prior := c.inflight
+	if congestion {
+		c.markLostAt(i, now, prior)
+		return
+	}
+	s := &c.q[i]
+	c.inflight -= s.size
+	s.inFlight, s.lost = false, true
+	c.lostPending++
+	c.lostHint = min(c.lostHint, i)
+	c.ep.stats.lost.Add(1)
+}
+
+func (c *Conn) markLostAt(i int, now time.Time, prior int) {
+	s := &c.q[i]
+	c.markLost(i, now, false)
+	c.rec.LostByRACK++
+	if s.probe {
+		c.mtu.probeLost(s.seq, now)
+		return // a lost probe says the path MTU is smaller, not that the path is congested
+	}
+	c.cc.OnLoss(now, s.sentAt, s.size, prior)
+}
+
+// pto is the tail loss probe timeout.
+func (c *Conn) pto() time.Duration {
+	d := 2 * c.rtt.SmoothedRTT()
+	if c.inflight <= c.mtu.cur {
+		d += c.ep.cfg.PeerAckDelay
+	}
+	return max(d, 2*c.ep.cfg.MinReorderWindow)
+}
+
+// onRTO handles the retransmission timer: everything in flight is lost, the
+// timer backs off, and the oldest packet goes out at once.
+func (c *Conn) onRTO(now time.Time) {
+	c.ep.stats.rtos.Add(1)
+	c.rec.RTOs++
+	c.backoff++
+	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
+		"rto", c.rto(), "inflight", c.inflight)
+	if c.peerWnd >= c.mtu.cur {
+		// With the peer's window closed, what timed out was a probe of the
+		// window, which the peer drops by design: flow control, not
+		// congestion.
+		c.cc.OnRetransmissionTimeout(now)
+	}
+	probeLost := false
+	for i := 0; i < c.sent; i++ {
+		s := &c.q[i]
+		if s.inFlight {
+			probeLost = probeLost || s.probe
+			c.markLost(i, now, false)
+			c.rec.LostByRTO++
+		}
+	}
+	if probeLost {
+		c.mtu.probeLost(c.mtu.probeSeq, now)
+	}
+	c.rtoBase = now
+	c.forceSend = 1
+	c.tlpSent = false
+}
+
+// onTLP sends a tail loss probe: new data if the windows allow, else the last
+// packet sent again, so that a lost tail is found by an ACK, not a timeout.
+func (c *Conn) onTLP(now time.Time) {
+	c.ep.stats.tlps.Add(1)
+	c.rec.TailLossProbes++
+	c.tlpSent = true
+	if c.sent < len(c.q) && c.inflight+c.mtu.cur <= c.peerWnd {
+		c.forceSend = 1
+		return
+	}
+	for i := c.sent - 1; i >= 0; i-- {
+		if c.q[i].inFlight {
+			c.transmit(i, now, 0)
+			return
+		}
+	}
+}
