@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
+	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
+)
+
+// scriptedPeer plays the receiving peer of an accepted connection by hand: the
+// engine's packets land on a recordLink, and the test sends back exactly the
+// acknowledgements a scripted pattern of drops and reordering would cause.
+type scriptedPeer struct {
+	t    *testing.T
+	link *recordLink
+	ep   *Endpoint
+	c    *Conn
+}
+
+// noRTO is a retransmission timeout far beyond any test's wait: a packet
+// resent in a test was found lost by RACK or a probe, never by the timer.
+const noRTO = time.Hour
+
+// peerWindow is the window the scripted peer advertises.
+const peerWindow = 64 << 20
+
+func newScriptedPeer(t *testing.T, cfg Config) *scriptedPeer {
+	t.Helper()
+	link := &recordLink{keep: true}
+	cfg.InitialRTO, cfg.MinRTO, cfg.MaxRTO, cfg.MTUProbeInterval = noRTO, noRTO, noRTO, -1
+	ep := NewEndpoint(link, cfg)
+	t.Cleanup(func() { ep.Close() })
+	syn := wire.Header{Type: wire.Syn, ConnID: 300, SeqNr: 1, WndSize: peerWindow}
+	ep.DeliverDatagram(syn.Append(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ep.Accept(ctx)
+	require.NoError(t, err)
+	return &scriptedPeer{t: t, link: link, ep: ep, c: c}
+}
+
+// send writes n full packets and returns their sequence numbers once all left.
+func (p *scriptedPeer) send(n int) []uint16 {
+	p.t.Helper()
+	before := len(p.link.packets(wire.Data))
+	_, err := p.c.Write(make([]byte, n*(1200-wire.HeaderLen-sackReserve)))
+	require.NoError(p.t, err)
+	var seqs []uint16
+	waitFor(p.t, "the packets to leave", func() bool {
+		d := p.link.packets(wire.Data)
+		if len(d) < before+n {
+			return false
+		}
+		seqs = nil
+		for _, h := range d[before : before+n] {
+			seqs = append(seqs, h.SeqNr)
+		}
+		return true
+	}, 5*time.Second)
+	return seqs
+}
+
+// ack acknowledges everything up to ackNr and, selectively, sacked.
+func (p *scriptedPeer) ack(ackNr uint16, sacked ...uint16) {
+	h := wire.Header{Type: wire.State, ConnID: 301, SeqNr: 2, AckNr: ackNr, WndSize: peerWindow}
+	if len(sacked) > 0 {
+		last := 0
+		for _, s := range sacked {
+			last = max(last, int(s-ackNr-2))
+		}
+		h.SACK = make([]byte, (last/8+1+3)/4*4)
+		for _, s := range sacked {
+			wire.SetSACKBit(h.SACK, int(s-ackNr-2))
+		}
+	}
+	p.ep.DeliverDatagram(h.Append(nil))
+}
+
+// sends counts the transmissions of seq so far.
+func (p *scriptedPeer) sends(seq uint16) int {
+	n := 0
+	for _, h := range p.link.packets(wire.Data) {
+		if h.SeqNr == seq {
+			n++
+		}
+	}
+	return n
+}
+
+// waitResent waits until seq has left twice.
+func (p *scriptedPeer) waitResent(seq uint16) {
+	p.t.Helper()
+	waitFor(p.t, "a resend of the lost packet", func() bool { return p.sends(seq) >= 2 }, 10*time.Second)
+}
+
+func (p *scriptedPeer) stats() RecoveryStats { return p.c.Stats().Recovery }
+
+// TestRACKLossBehindARetransmission drops the first of four packets and the
+// third: the first is found lost when the second is acknowledged; once its
+// resend is acknowledged, the third, sent before that resend, is late by
+// RACK's measure although its sequence number is above the resend's. It must
+// be resent without a retransmission timeout.
+func TestRACKLossBehindARetransmission(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(4)
+	time.Sleep(rtt)
+	p.ack(s[0]-1, s[1]) // s[0] lost, s[2] and s[3] not yet arrived
+	p.waitResent(s[0])
+	// The resend's acknowledgement comes a full round trip after it, so it
+	// answers the resend, not a late original.
+	time.Sleep(rtt + rtt/5)
+	p.ack(s[1]) // the resend of s[0] arrived; s[2] was lost, s[3] is late
+	p.waitResent(s[2])
+	st := p.stats()
+	assert.Zero(t, st.RTOs, "stats %+v", st)
+	assert.GreaterOrEqual(t, st.LostByRACK, int64(2), "stats %+v", st)
+	assert.Zero(t, st.SpuriousRetransmits, "stats %+v", st)
+}
+
+// fixedWindow is a congestion controller with a constant window and no
+// pacing, so a test can put as many packets in flight as it needs.
+type fixedWindow struct{ cwnd int }
+
+func (f fixedWindow) OnPacketSent(time.Time, int, int)                               {}
+func (f fixedWindow) OnAck(time.Time, int, int, *congestion.RTTStats, time.Duration) {}
+func (f fixedWindow) OnLoss(time.Time, time.Time, int, int)                          {}
+func (f fixedWindow) OnRetransmissionTimeout(time.Time)                              {}
+func (f fixedWindow) CongestionWindow() int                                          { return f.cwnd }
+func (f fixedWindow) PacingDelay(time.Time, int) time.Duration                       { return 0 }
+func (f fixedWindow) SetMaxDatagramSize(int)                                         {}
+func (f fixedWindow) InSlowStart() bool                                              { return false }
+
+// TestRACKBeyondSACKReach keeps more packets in flight than a selective ACK
+// can cover, with two holes: once the first hole's resend is acknowledged,
+// the packets past the bitmask's reach, though sent before that resend, have
+// simply not been reported yet. They must not be declared lost.
+func TestRACKBeyondSACKReach(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	const n = sackReach + 200
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return fixedWindow{peerWindow} }})
+	s := p.send(n)
+	time.Sleep(rtt)
+	var sacked []uint16
+	for i := 1; i <= sackReach-1; i++ {
+		if i != 100 {
+			sacked = append(sacked, s[i])
+		}
+	}
+	p.ack(s[0]-1, sacked...) // s[0] and s[100] lost
+	p.waitResent(s[0])
+	p.waitResent(s[100])
+	time.Sleep(rtt + rtt/5)
+	sacked = sacked[:0]
+	for i := 101; i < 101+sackReach-1; i++ {
+		sacked = append(sacked, s[i])
+	}
+	p.ack(s[99], sacked...) // s[0]'s resend arrived: the bitmask now reaches s[100+sackReach-1]
+	st := p.stats()
+	assert.Equal(t, int64(2), st.LostByRACK, "stats %+v", st)
+	for i := 100 + sackReach; i < n; i++ {
+		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
+	}
+}
