@@ -65,8 +65,7 @@ type Conn struct {
 	tlpSent     bool
 	forceSend   int // segments that may leave despite the windows (RTO, probes)
 	rack        rackState
-	reoMult     int // reordering window multiplier, raised by spurious retransmissions
-	reoDecay    int
+	reo         reorderState
 	retxSeqs    [16]uint16 // the last retransmitted sequence numbers, to judge the peer's duplicate reports
 	retxN       int
 	delayBase   uint32
@@ -147,7 +146,7 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1), estab: make(chan struct{}),
 		cc:      ep.cfg.NewController(),
 		peerWnd: 64 << 10,
-		reoMult: 1,
+		reo:     reorderState{mult: 1},
 	}
 	c.rtt.MinRTO, c.rtt.MaxRTO = ep.cfg.MinRTO, ep.cfg.MaxRTO
 	c.mtu.init(ep.link, ep.cfg)

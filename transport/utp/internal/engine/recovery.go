@@ -39,31 +39,83 @@ func (r *recoveryCounters) progress(now time.Time) {
 
 // onDuplicateReport handles the peer's report that seq arrived twice: if we
 // sent it twice, the first copy was late, not lost.
-func (c *Conn) onDuplicateReport(seq uint16) {
+func (c *Conn) onDuplicateReport(seq uint16, now time.Time) {
+	if c.forgetRetransmit(seq) {
+		c.onSpurious(now)
+	}
+}
+
+// forgetRetransmit removes seq from the recent retransmissions and reports
+// whether it was there, so that one needless resend counts once, however
+// many ways it shows.
+func (c *Conn) forgetRetransmit(seq uint16) bool {
 	for i := range min(c.retxN, len(c.retxSeqs)) {
 		if c.retxSeqs[i] == seq {
 			c.retxSeqs[i] = c.retxSeqs[(c.retxN-1)%len(c.retxSeqs)]
 			c.retxN--
-			c.onSpurious()
-			return
+			return true
+		}
+	}
+	return false
+}
+
+// reorderState adapts RACK's reordering window to what the path does. The
+// window starts at a quarter of the minimum RTT; it widens by a quarter for
+// each round trip that showed a needless retransmission, and to a little more
+// than the latest arrival seen behind a packet sent after it. It falls back
+// after reorderPersist loss recoveries without fresh evidence of either.
+type reorderState struct {
+	mult    int           // the window in quarters of the minimum RTT
+	seen    time.Duration // the latest a packet arrived behind one sent after it
+	persist int           // loss recoveries left before mult and seen fall back
+	bumpAt  time.Time     // when mult last grew: at most once per round trip
+	episode time.Time     // when the current loss recovery began
+}
+
+// reorderPersist is how many loss recoveries the reordering window keeps its
+// width without fresh evidence of reordering.
+const reorderPersist = 16
+
+// onSpurious notes a needless retransmission: the path reorders more than
+// the reordering window allows.
+func (c *Conn) onSpurious(now time.Time) {
+	c.ep.stats.spurious.Add(1)
+	c.rec.SpuriousRetransmits++
+	r := &c.reo
+	if r.bumpAt.IsZero() || now.Sub(r.bumpAt) >= c.rtt.SmoothedRTT() {
+		r.mult = min(r.mult+1, 64)
+		r.bumpAt = now
+	}
+	r.persist = reorderPersist
+}
+
+// onReordered notes a packet acknowledged late by late behind one sent after
+// it.
+func (c *Conn) onReordered(late time.Duration) {
+	c.reo.seen = max(c.reo.seen, late)
+	c.reo.persist = reorderPersist
+}
+
+// onLossRecovery notes a packet sent at sentAt declared lost at now: the loss
+// of a packet sent after the current recovery began starts a new one.
+func (c *Conn) onLossRecovery(sentAt, now time.Time) {
+	r := &c.reo
+	if !r.episode.IsZero() && !sentAt.After(r.episode) {
+		return
+	}
+	r.episode = now
+	if r.persist > 0 {
+		if r.persist--; r.persist == 0 {
+			r.mult, r.seen = 1, 0
 		}
 	}
 }
 
-// onSpurious notes a needless retransmission: the path reorders more than
-// the reordering window allows, so the window doubles, for the next 16 loss
-// detections.
-func (c *Conn) onSpurious() {
-	c.ep.stats.spurious.Add(1)
-	c.rec.SpuriousRetransmits++
-	c.reoMult = min(c.reoMult*2, 64)
-	c.reoDecay = 16
-}
-
 // reorderWindow is how late a packet may be, after a later one was
-// acknowledged, before it counts as lost.
+// acknowledged, before it counts as lost; never more than the smoothed RTT.
 func (c *Conn) reorderWindow() time.Duration {
-	w := time.Duration(c.reoMult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
+	w := time.Duration(c.reo.mult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
+	w = max(w, c.reo.seen+c.reo.seen/4)
 	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
 }
 
@@ -89,7 +141,6 @@ func (c *Conn) detectLoss(now time.Time) {
 	// their silence says nothing.
 	end = min(end, c.sent, sackReach)
 	reo := c.reorderWindow()
-	found := false
 	prior := c.inflight
 	for i := 0; i < end; i++ {
 		s := &c.q[i]
@@ -98,15 +149,10 @@ func (c *Conn) detectLoss(now time.Time) {
 		}
 		deadline := s.sentAt.Add(c.rack.rtt + reo)
 		if !now.Before(deadline) {
-			found = true
+			c.onLossRecovery(s.sentAt, now)
 			c.markLostAt(i, now, prior)
 		} else if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
 			c.rackAt = deadline
-		}
-	}
-	if found && c.reoDecay > 0 {
-		if c.reoDecay--; c.reoDecay == 0 {
-			c.reoMult = 1
 		}
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -163,7 +164,101 @@ func TestRACKBeyondSACKReach(t *testing.T) {
 	p.ack(s[99], sacked...) // s[0]'s resend arrived: the bitmask now reaches s[100+sackReach-1]
 	st := p.stats()
 	assert.Equal(t, int64(2), st.LostByRACK, "stats %+v", st)
-	for i := 100 + sackReach; i < n; i++ {
+	// The last packet may have gone out again as a tail loss probe.
+	for i := 100 + sackReach; i < n-1; i++ {
 		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
 	}
+}
+
+// TestSpuriousRetransmitCountedOnce resends a packet that was only late: the
+// original's acknowledgement comes at once after the resend, and the peer
+// then reports the resend as a duplicate. That is one needless resend, and
+// the reordering window widens once.
+func TestSpuriousRetransmitCountedOnce(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(4)
+	time.Sleep(rtt)
+	p.ack(s[0]-1, s[1])
+	p.waitResent(s[0])
+	p.c.mu.Lock()
+	before := p.c.reorderWindow()
+	p.c.mu.Unlock()
+	p.ack(s[1]) // the original s[0], late
+	dup := wire.Header{Type: wire.State, ConnID: 301, SeqNr: 2, AckNr: s[1], WndSize: peerWindow,
+		Duplicate: s[0], HasDuplicate: true}
+	p.ep.DeliverDatagram(dup.Append(nil)) // and the resend, needless
+	st := p.stats()
+	assert.Equal(t, int64(1), st.SpuriousRetransmits, "stats %+v", st)
+	p.c.mu.Lock()
+	after, mult := p.c.reorderWindow(), p.c.reo.mult
+	p.c.mu.Unlock()
+	assert.Equal(t, 2, mult, "reordering window multiplier")
+	assert.Greater(t, after, before, "the reordering window did not widen")
+}
+
+// TestLateOriginalIsNotTheRACKPacket builds a standing queue (the round trip
+// grows from 50 to 200 ms), then loses a packet: its resend is acknowledged
+// 60 ms later, longer than the minimum RTT but far shorter than the path's
+// round trip now, so what arrived was the original, late. Taking the resend
+// as the most recently sent packet delivered would declare lost every packet
+// sent before it and still in the queue.
+func TestLateOriginalIsNotTheRACKPacket(t *testing.T) {
+	const minRTT, queued = 50 * time.Millisecond, 200 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(2)
+	time.Sleep(minRTT)
+	p.ack(s[0])
+	time.Sleep(queued - minRTT)
+	p.ack(s[1])
+	s = p.send(6)
+	time.Sleep(queued)
+	p.ack(s[0]-1, s[1]) // s[0] lost; s[2:] still queued
+	p.waitResent(s[0])
+	time.Sleep(minRTT + minRTT/5)
+	p.ack(s[1])
+	st := p.stats()
+	assert.Equal(t, int64(1), st.LostByRACK, "stats %+v", st)
+	// The last packet may have gone out again as a tail loss probe.
+	for i := 2; i < len(s)-1; i++ {
+		assert.Equal(t, 1, p.sends(s[i]), "packet %d, queued, was resent", i)
+	}
+}
+
+// TestGapFillAckedAtOnce delivers packets 1, 3 and then 2 to a receiver whose
+// delayed ACK would wait an hour: the out-of-order packet and the one filling
+// the gap are both acknowledged at once, the latter cumulatively, so the
+// sender's reordering window does not run out while the ACK waits.
+func TestGapFillAckedAtOnce(t *testing.T) {
+	link := &recordLink{keep: true}
+	ep := NewEndpoint(link, Config{AckDelay: time.Hour, MTUProbeInterval: -1})
+	defer ep.Close()
+	syn := wire.Header{Type: wire.Syn, ConnID: 300, SeqNr: 1, WndSize: peerWindow}
+	ep.DeliverDatagram(syn.Append(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ep.Accept(ctx)
+	require.NoError(t, err)
+	data := func(seq uint16) {
+		h := wire.Header{Type: wire.Data, ConnID: 301, SeqNr: seq, AckNr: c.isn - 1, WndSize: peerWindow}
+		ep.DeliverDatagram(append(h.Append(nil), byte(seq)))
+	}
+	acks := func() []uint16 {
+		var out []uint16
+		for _, h := range link.packets(wire.State) {
+			out = append(out, h.AckNr)
+		}
+		return out
+	}
+	start := len(acks()) // the SYN's acknowledgement
+	data(2)
+	require.Len(t, acks(), start, "a lone in-order packet was acknowledged before the delay")
+	data(4)
+	require.Equal(t, []uint16{2}, acks()[start:], "the out-of-order packet")
+	data(3)
+	require.Equal(t, []uint16{2, 4}, acks()[start:], "the packet that fills the gap")
+	buf := make([]byte, 3)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, []byte{2, 3, 4}, buf)
 }

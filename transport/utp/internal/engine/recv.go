@@ -43,7 +43,7 @@ func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	}
 	c.peerWnd = int(h.WndSize)
 	if h.HasDuplicate {
-		c.onDuplicateReport(h.Duplicate)
+		c.onDuplicateReport(h.Duplicate, now)
 	}
 	c.onAck(h, now)
 	if c.state == stateDead {
@@ -78,7 +78,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	acked := 0
 	var sample time.Duration
 	var sampleAt time.Time
-	deliver := func(s *segment) {
+	deliver := func(s *segment, idx int) {
 		if s.inFlight {
 			c.inflight -= s.size
 			s.inFlight = false
@@ -94,11 +94,24 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		if s.xmits == 1 && s.sentAt.After(c.rack.xmit) && (sampleAt.IsZero() || s.sentAt.After(sampleAt)) {
 			sample, sampleAt = now.Sub(s.sentAt), s.sentAt
 		}
+		if s.xmits == 1 && idx < sackReach && c.rack.sentBefore(s) {
+			// Delivered behind a packet sent after it: the path reorders.
+			// (Past the selective ACK's reach, its report was only late.)
+			if late := now.Sub(s.sentAt) - c.rack.rtt; late > 0 {
+				c.onReordered(late)
+			}
+		}
 		if s.xmits > 1 && c.rtt.HasSample() && now.Sub(s.sentAt) < c.rtt.MinRTT()/2 {
 			// Acknowledged sooner than a round trip after the resend: the
 			// original arrived, and the resend was needless.
-			c.onSpurious()
-		} else if s.xmits == 1 || now.Sub(s.sentAt) >= c.rtt.MinRTT() {
+			c.forgetRetransmit(s.seq) // the peer's duplicate report must not count it again
+			c.onSpurious(now)
+		} else if s.xmits == 1 || now.Sub(s.sentAt) >= max(c.rtt.MinRTT(), c.rtt.LatestRTT()*3/4) {
+			// A resend acknowledged sooner than the path's current round
+			// trip after it left (a standing queue makes that longer than the
+			// minimum) was most likely the original arriving late: taken as
+			// the most recently sent packet delivered, it would make every
+			// packet sent before it look lost.
 			if s.sentAt.After(c.rack.xmit) || s.sentAt.Equal(c.rack.xmit) && wire.SeqLess(c.rack.seq, s.seq) {
 				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt), end: s.end}
 			}
@@ -110,7 +123,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	for i := 0; i < n; i++ {
 		s := &c.q[i]
 		if !s.sacked {
-			deliver(s)
+			deliver(s, i)
 		}
 		switch s.typ {
 		case wire.Fin:
@@ -154,7 +167,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 				break // beyond what we sent: ignore the rest
 			}
 			if s := &c.q[idx]; !s.sacked {
-				deliver(s)
+				deliver(s, idx)
 				s.sacked = true
 			}
 		}
@@ -245,6 +258,11 @@ func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 		}
 		c.ackNow = true // out of order: the sender needs our SACK now
 		return
+	}
+	if len(c.ooo) > 0 {
+		// It fills a gap: the sender is waiting to learn that it arrived,
+		// and a delayed ACK would look like loss to its reordering window.
+		c.ackNow = true
 	}
 	c.deliverInOrder(payload, h.Type == wire.Fin)
 	for len(c.ooo) > 0 && c.ooo[0] != nil && !c.eof {
