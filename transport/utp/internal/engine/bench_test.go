@@ -168,6 +168,7 @@ func BenchmarkImpaired(b *testing.B) {
 		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
 		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
 		{"80ms-RTT-1pct-loss", netem.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}},
+		{"20ms-RTT", netem.Impairment{Delay: 10 * time.Millisecond}},
 		{"20ms-RTT-1pct-loss", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01}},
 		{"20ms-RTT-1pct-loss-5pct-reorder", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01,
 			Reorder: 0.05, ReorderDelay: 5 * time.Millisecond}},

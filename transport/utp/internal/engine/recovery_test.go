@@ -262,3 +262,23 @@ func TestGapFillAckedAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte{2, 3, 4}, buf)
 }
+
+// TestTailLossFoundByProbe loses the last two packets of a burst: nothing
+// after them can reveal the loss, so a tail loss probe resends the last one,
+// and its acknowledgement lets RACK find the other, without a timeout.
+func TestTailLossFoundByProbe(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(4)
+	time.Sleep(rtt)
+	p.ack(s[1]) // s[2] and s[3] lost
+	p.waitResent(s[3])
+	st := p.stats()
+	require.Equal(t, int64(1), st.TailLossProbes, "stats %+v", st)
+	time.Sleep(rtt)
+	p.ack(s[1], s[3])
+	p.waitResent(s[2])
+	st = p.stats()
+	assert.Zero(t, st.RTOs, "stats %+v", st)
+	assert.Equal(t, int64(1), st.LostByRACK, "stats %+v", st)
+}
