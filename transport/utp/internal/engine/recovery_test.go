@@ -282,3 +282,51 @@ func TestTailLossFoundByProbe(t *testing.T) {
 	assert.Zero(t, st.RTOs, "stats %+v", st)
 	assert.Equal(t, int64(1), st.LostByRACK, "stats %+v", st)
 }
+
+// TestReorderingSeenWidensWindow acknowledges the first of four packets a
+// little after the other three, within the reordering window: no resend, and
+// the window grows to cover a little more than that lateness.
+func TestReorderingSeenWidensWindow(t *testing.T) {
+	const rtt = 200 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(4)
+	time.Sleep(rtt)
+	p.ack(s[0]-1, s[1], s[2], s[3])
+	time.Sleep(rtt / 40) // well inside the window of a quarter of the RTT
+	p.ack(s[3])
+	p.c.mu.Lock()
+	seen, persist, w := p.c.reo.seen, p.c.reo.persist, p.c.reorderWindow()
+	p.c.mu.Unlock()
+	require.Equal(t, 1, p.sends(s[0]), "a packet late within the reordering window was resent")
+	assert.Positive(t, seen, "no reordering seen")
+	assert.Equal(t, reorderPersist, persist)
+	assert.GreaterOrEqual(t, w, seen+seen/4, "window %v, reordering seen %v", w, seen)
+}
+
+// TestReorderWindowPersistence widens the reordering window, then declares
+// losses: those of one recovery (packets sent before it began) count once,
+// and after reorderPersist recoveries without fresh evidence the window falls
+// back to a quarter of the minimum RTT.
+func TestReorderWindowPersistence(t *testing.T) {
+	p := newScriptedPeer(t, Config{})
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rtt.UpdateRTT(40*time.Millisecond, time.Now())
+	base := c.reorderWindow()
+	t0 := time.Now()
+	c.onSpurious(t0)
+	c.onReordered(30 * time.Millisecond)
+	require.Greater(t, c.reorderWindow(), base)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for i := range reorderPersist - 1 {
+		// A recovery begins at 100i ms; two more losses of packets sent
+		// before it belong to it.
+		c.onLossRecovery(at(100*i-10), at(100*i))
+		c.onLossRecovery(at(100*i-20), at(100*i+5))
+		c.onLossRecovery(at(100*i-5), at(100*i+10))
+	}
+	require.Greater(t, c.reorderWindow(), base, "fell back before %d recoveries", reorderPersist)
+	c.onLossRecovery(at(100*reorderPersist), at(100*reorderPersist+50))
+	assert.Equal(t, base, c.reorderWindow(), "did not fall back after %d recoveries", reorderPersist)
+}
