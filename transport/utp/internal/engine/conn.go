@@ -65,6 +65,7 @@ type Conn struct {
 	tlpSent     bool
 	forceSend   int // segments that may leave despite the windows (RTO, probes)
 	rack        rackState
+	ackReach    uint16 // the first sequence number past what the last acknowledgement could report
 	reo         reorderState
 	retxSeqs    [16]uint16 // the last retransmitted sequence numbers, to judge the peer's duplicate reports
 	retxN       int
@@ -159,6 +160,7 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 func (c *Conn) startDial(now time.Time) {
 	c.isn = uint16(rand.Uint32())
 	c.sndUna, c.sndNxt = c.isn, c.isn+1
+	c.ackReach = c.isn
 	c.q = append(c.q, segment{typ: wire.Syn, seq: c.isn})
 	c.flush(now)
 }
@@ -170,6 +172,7 @@ func (c *Conn) acceptSyn(h *wire.Header, now time.Time) {
 	c.rcvNxt = h.SeqNr + 1
 	c.isn = uint16(rand.Uint32())
 	c.sndUna, c.sndNxt = c.isn, c.isn
+	c.ackReach = c.isn
 	c.peerWnd = int(h.WndSize)
 	c.replyDiff = c.ep.micros(now) - h.Timestamp
 	c.state = stateOpen

@@ -136,10 +136,9 @@ func (c *Conn) detectLoss(now time.Time) {
 	if end <= 0 {
 		return
 	}
-	// Nor can those beyond the selective ACK's reach: the peer has no way
-	// to report their arrival until the cumulative ACK moves up to them, so
-	// their silence says nothing.
-	end = min(end, c.sent, sackReach)
+	// Nor can those beyond the reach of the last acknowledgement: the peer
+	// had no way to report their arrival, so their silence says nothing.
+	end = min(end, c.sent, int(int16(c.ackReach-c.sndUna)))
 	reo := c.reorderWindow()
 	prior := c.inflight
 	for i := 0; i < end; i++ {
@@ -161,6 +160,17 @@ func (c *Conn) detectLoss(now time.Time) {
 // peer can report: that one by the cumulative ACK, the following ones by the
 // longest selective ACK bitmask.
 const sackReach = 1 + 8*wire.MaxSACKLen
+
+// reachOf is the first sequence number past what acknowledgement h could
+// report. A STATE packet carries as long a selective ACK as the peer needs,
+// up to the longest there is; a data packet only what room its payload left,
+// so a shorter bitmask there may be cut short, not complete.
+func reachOf(h *wire.Header) uint16 {
+	if h.Type == wire.State {
+		return h.AckNr + 1 + sackReach
+	}
+	return h.AckNr + 2 + uint16(8*len(h.SACK))
+}
 
 // sentBefore reports whether s was last sent before the RACK packet.
 func (r *rackState) sentBefore(s *segment) bool {

@@ -68,7 +68,21 @@ func (p *scriptedPeer) send(n int) []uint16 {
 
 // ack acknowledges everything up to ackNr and, selectively, sacked.
 func (p *scriptedPeer) ack(ackNr uint16, sacked ...uint16) {
-	h := wire.Header{Type: wire.State, ConnID: 301, SeqNr: 2, AckNr: ackNr, WndSize: peerWindow}
+	h := withSACK(wire.Header{Type: wire.State, ConnID: 301, SeqNr: 2, AckNr: ackNr, WndSize: peerWindow}, sacked)
+	p.ep.DeliverDatagram(h.Append(nil))
+}
+
+// ackWithData acknowledges like ack, on a data packet of the peer's (seq
+// counts from 2) whose payload leaves room for an 8-byte selective ACK only.
+func (p *scriptedPeer) ackWithData(seq, ackNr uint16, sacked ...uint16) {
+	h := withSACK(wire.Header{Type: wire.Data, ConnID: 301, SeqNr: seq, AckNr: ackNr, WndSize: peerWindow}, sacked)
+	require.LessOrEqual(p.t, len(h.SACK), 8, "the bitmask would not fit beside a full payload")
+	p.ep.DeliverDatagram(append(h.Append(nil), make([]byte, 1100)...))
+}
+
+// withSACK sets h's selective ACK to sacked.
+func withSACK(h wire.Header, sacked []uint16) wire.Header {
+	ackNr := h.AckNr
 	if len(sacked) > 0 {
 		last := 0
 		for _, s := range sacked {
@@ -79,7 +93,7 @@ func (p *scriptedPeer) ack(ackNr uint16, sacked ...uint16) {
 			wire.SetSACKBit(h.SACK, int(s-ackNr-2))
 		}
 	}
-	p.ep.DeliverDatagram(h.Append(nil))
+	return h
 }
 
 // sends counts the transmissions of seq so far.
@@ -329,4 +343,36 @@ func TestReorderWindowPersistence(t *testing.T) {
 	require.Greater(t, c.reorderWindow(), base, "fell back before %d recoveries", reorderPersist)
 	c.onLossRecovery(at(100*reorderPersist), at(100*reorderPersist+50))
 	assert.Equal(t, base, c.reorderWindow(), "did not fall back after %d recoveries", reorderPersist)
+}
+
+// TestRACKBeyondAShortSACK is TestRACKBeyondSACKReach with the peer sending
+// data too: its acknowledgements ride its data packets, whose selective ACKs
+// have room for 64 packets only, so packets past those are unknown.
+func TestRACKBeyondAShortSACK(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	const n, reach = 200, 64
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return fixedWindow{peerWindow} }})
+	s := p.send(n)
+	time.Sleep(rtt)
+	var sacked []uint16
+	for i := 1; i <= reach; i++ {
+		if i != 30 {
+			sacked = append(sacked, s[i])
+		}
+	}
+	p.ackWithData(2, s[0]-1, sacked...) // s[0] and s[30] lost
+	p.waitResent(s[0])
+	p.waitResent(s[30])
+	time.Sleep(rtt + rtt/5)
+	sacked = sacked[:0]
+	for i := 31; i < 31+reach; i++ {
+		sacked = append(sacked, s[i])
+	}
+	p.ackWithData(3, s[29], sacked...) // s[0]'s resend arrived; the bitmask reaches s[30+reach]
+	st := p.stats()
+	assert.Equal(t, int64(2), st.LostByRACK, "stats %+v", st)
+	// The last packet may have gone out again as a tail loss probe.
+	for i := 31 + reach; i < n-1; i++ {
+		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
+	}
 }

@@ -78,7 +78,8 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	acked := 0
 	var sample time.Duration
 	var sampleAt time.Time
-	deliver := func(s *segment, idx int) {
+	prevReach := c.ackReach
+	deliver := func(s *segment) {
 		if s.inFlight {
 			c.inflight -= s.size
 			s.inFlight = false
@@ -94,9 +95,10 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		if s.xmits == 1 && s.sentAt.After(c.rack.xmit) && (sampleAt.IsZero() || s.sentAt.After(sampleAt)) {
 			sample, sampleAt = now.Sub(s.sentAt), s.sentAt
 		}
-		if s.xmits == 1 && idx < sackReach && c.rack.sentBefore(s) {
+		if s.xmits == 1 && wire.SeqLess(s.seq, prevReach) && c.rack.sentBefore(s) {
 			// Delivered behind a packet sent after it: the path reorders.
-			// (Past the selective ACK's reach, its report was only late.)
+			// (Past the previous acknowledgement's reach, its report was
+			// only late.)
 			if late := now.Sub(s.sentAt) - c.rack.rtt; late > 0 {
 				c.onReordered(late)
 			}
@@ -123,7 +125,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	for i := 0; i < n; i++ {
 		s := &c.q[i]
 		if !s.sacked {
-			deliver(s, i)
+			deliver(s)
 		}
 		switch s.typ {
 		case wire.Fin:
@@ -167,7 +169,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 				break // beyond what we sent: ignore the rest
 			}
 			if s := &c.q[idx]; !s.sacked {
-				deliver(s, idx)
+				deliver(s)
 				s.sacked = true
 			}
 		}
@@ -183,6 +185,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	if acked > 0 {
 		c.cc.OnAck(now, acked, prior, &c.rtt, c.queuingDelay(h.TimestampDiff, now))
 	}
+	c.ackReach = reachOf(h)
 	c.detectLoss(now)
 }
 
