@@ -160,21 +160,28 @@ func waitIdle(b *testing.B, conns []*Conn) {
 // tail loss probes, needless retransmissions and the longest stall.
 func BenchmarkImpaired(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		im   netem.Impairment
+		name  string
+		im    netem.Impairment
+		ackIm *netem.Impairment // the way back, if not im
 	}{
-		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}},
-		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}},
-		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
-		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
-		{"80ms-RTT-1pct-loss", netem.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}},
-		{"20ms-RTT", netem.Impairment{Delay: 10 * time.Millisecond}},
-		{"20ms-RTT-1pct-loss", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01}},
+		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}, nil},
+		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}, nil},
+		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}, nil},
+		{"100Mbit-100ms-RTT-BDP-queue", netem.Impairment{Rate: 100e6 / 8, QueueBytes: 100e6 / 8 / 10, Delay: 50 * time.Millisecond},
+			&netem.Impairment{Delay: 50 * time.Millisecond}},
+		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}, nil},
+		{"80ms-RTT-1pct-loss", netem.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}, nil},
+		{"20ms-RTT", netem.Impairment{Delay: 10 * time.Millisecond}, nil},
+		{"20ms-RTT-1pct-loss", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01}, nil},
 		{"20ms-RTT-1pct-loss-5pct-reorder", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01,
-			Reorder: 0.05, ReorderDelay: 5 * time.Millisecond}},
+			Reorder: 0.05, ReorderDelay: 5 * time.Millisecond}, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: tc.im, Seed: 2}})
+			back := tc.im
+			if tc.ackIm != nil {
+				back = *tc.ackIm
+			}
+			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: back, Seed: 2}})
 			w, r := p.connect(b)
 			chunk := randomBytes(4<<20, 1)
 			b.SetBytes(int64(len(chunk)))

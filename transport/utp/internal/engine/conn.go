@@ -55,6 +55,7 @@ type Conn struct {
 	unsent      int // payload bytes in q[sent:]
 	inflight    int // datagram bytes sent and neither acknowledged nor lost
 	lostPending int // segments declared lost, awaiting retransmission
+	limbo       int // segments in limbo
 	lostHint    int // no lost segment below this index
 	peerWnd     int
 	finQueued   bool // CloseWrite or Close queued our FIN
@@ -116,6 +117,10 @@ type segment struct {
 	lost     bool
 	sacked   bool
 	probe    bool // the last transmission was padded to an MTU probe size
+	// limbo: sent before a packet since delivered and late by RACK's
+	// measure, but past what the peer could report. Not in flight, not lost:
+	// delivered or lost, nobody knows yet.
+	limbo bool
 	// end is the first sequence number not yet sent when this packet last
 	// left: every packet from end on was first sent after it.
 	end uint16
@@ -231,6 +236,10 @@ func (c *Conn) abort(err error, reset bool) {
 // what already arrived in order: Read still returns it before the error, so a
 // reset does not destroy a response that was complete.
 func (c *Conn) finish() {
+	r := &c.rec
+	c.ep.cfg.Logger.Debug("utp: connection loss recovery", "conn", c.recvID, "retransmits", c.retransmits,
+		"lost_rack", r.LostByRACK, "lost_rto", r.LostByRTO, "rtos", r.RTOs, "tlps", r.TailLossProbes,
+		"spurious", r.SpuriousRetransmits, "longest_stall", r.LongestStall)
 	c.state = stateDead
 	c.ep.remove(c)
 	c.releaseSend()
@@ -251,7 +260,7 @@ func (c *Conn) releaseSend() {
 		putBuf(c.q[i].buf)
 	}
 	c.q = nil
-	c.sent, c.queued, c.unsent, c.inflight, c.lostPending = 0, 0, 0, 0, 0
+	c.sent, c.queued, c.unsent, c.inflight, c.lostPending, c.limbo = 0, 0, 0, 0, 0, 0
 	for _, s := range c.ooo {
 		if s != nil {
 			putBuf(s.buf)

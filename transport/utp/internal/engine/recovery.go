@@ -138,20 +138,35 @@ func (c *Conn) detectLoss(now time.Time) {
 	}
 	// Nor can those beyond the reach of the last acknowledgement: the peer
 	// had no way to report their arrival, so their silence says nothing.
-	end = min(end, c.sent, int(int16(c.ackReach-c.sndUna)))
+	end = min(end, c.sent)
+	reach := int(int16(c.ackReach - c.sndUna))
 	reo := c.reorderWindow()
 	prior := c.inflight
 	for i := 0; i < end; i++ {
 		s := &c.q[i]
-		if !s.inFlight || !c.rack.sentBefore(s) {
+		if !s.inFlight && !s.limbo || !c.rack.sentBefore(s) {
 			continue
 		}
 		deadline := s.sentAt.Add(c.rack.rtt + reo)
-		if !now.Before(deadline) {
+		switch {
+		case now.Before(deadline):
+			if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
+				c.rackAt = deadline
+			}
+		case i >= reach:
+			// Late, but past what the last acknowledgement could report:
+			// its silence says nothing. It has left the network, delivered
+			// or lost; it stops holding the window against the resends
+			// that will move the cumulative ACK up to it, and is judged
+			// again once an acknowledgement reaches it.
+			if s.inFlight {
+				c.inflight -= s.size
+				s.inFlight, s.limbo = false, true
+				c.limbo++
+			}
+		default:
 			c.onLossRecovery(s.sentAt, now)
 			c.markLostAt(i, now, prior)
-		} else if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
-			c.rackAt = deadline
 		}
 	}
 }
@@ -186,8 +201,13 @@ func (c *Conn) markLost(i int, now time.Time, congestion bool) {
 		return
 	}
 	s := &c.q[i]
-	c.inflight -= s.size
-	s.inFlight, s.lost = false, true
+	if s.inFlight {
+		c.inflight -= s.size
+	}
+	if s.limbo {
+		c.limbo--
+	}
+	s.inFlight, s.limbo, s.lost = false, false, true
 	c.lostPending++
 	c.lostHint = min(c.lostHint, i)
 	c.ep.stats.lost.Add(1)
@@ -230,7 +250,7 @@ func (c *Conn) onRTO(now time.Time) {
 	probeLost := false
 	for i := 0; i < c.sent; i++ {
 		s := &c.q[i]
-		if s.inFlight {
+		if s.inFlight || s.limbo {
 			probeLost = probeLost || s.probe
 			c.markLost(i, now, false)
 			c.rec.LostByRTO++

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,18 +139,24 @@ func TestRACKLossBehindARetransmission(t *testing.T) {
 	assert.Zero(t, st.SpuriousRetransmits, "stats %+v", st)
 }
 
-// fixedWindow is a congestion controller with a constant window and no
+// fixedWindow is a congestion controller with a window the test sets and no
 // pacing, so a test can put as many packets in flight as it needs.
-type fixedWindow struct{ cwnd int }
+type fixedWindow struct{ cwnd atomic.Int64 }
 
-func (f fixedWindow) OnPacketSent(time.Time, int, int)                               {}
-func (f fixedWindow) OnAck(time.Time, int, int, *congestion.RTTStats, time.Duration) {}
-func (f fixedWindow) OnLoss(time.Time, time.Time, int, int)                          {}
-func (f fixedWindow) OnRetransmissionTimeout(time.Time)                              {}
-func (f fixedWindow) CongestionWindow() int                                          { return f.cwnd }
-func (f fixedWindow) PacingDelay(time.Time, int) time.Duration                       { return 0 }
-func (f fixedWindow) SetMaxDatagramSize(int)                                         {}
-func (f fixedWindow) InSlowStart() bool                                              { return false }
+func newFixedWindow(cwnd int) *fixedWindow {
+	f := &fixedWindow{}
+	f.cwnd.Store(int64(cwnd))
+	return f
+}
+
+func (f *fixedWindow) OnPacketSent(time.Time, int, int)                               {}
+func (f *fixedWindow) OnAck(time.Time, int, int, *congestion.RTTStats, time.Duration) {}
+func (f *fixedWindow) OnLoss(time.Time, time.Time, int, int)                          {}
+func (f *fixedWindow) OnRetransmissionTimeout(time.Time)                              {}
+func (f *fixedWindow) CongestionWindow() int                                          { return int(f.cwnd.Load()) }
+func (f *fixedWindow) PacingDelay(time.Time, int) time.Duration                       { return 0 }
+func (f *fixedWindow) SetMaxDatagramSize(int)                                         {}
+func (f *fixedWindow) InSlowStart() bool                                              { return false }
 
 // TestRACKBeyondSACKReach keeps more packets in flight than a selective ACK
 // can cover, with two holes: once the first hole's resend is acknowledged,
@@ -158,7 +165,7 @@ func (f fixedWindow) InSlowStart() bool                                         
 func TestRACKBeyondSACKReach(t *testing.T) {
 	const rtt = 50 * time.Millisecond
 	const n = sackReach + 200
-	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return fixedWindow{peerWindow} }})
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
 	s := p.send(n)
 	time.Sleep(rtt)
 	var sacked []uint16
@@ -351,7 +358,7 @@ func TestReorderWindowPersistence(t *testing.T) {
 func TestRACKBeyondAShortSACK(t *testing.T) {
 	const rtt = 50 * time.Millisecond
 	const n, reach = 200, 64
-	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return fixedWindow{peerWindow} }})
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
 	s := p.send(n)
 	time.Sleep(rtt)
 	var sacked []uint16
@@ -374,5 +381,54 @@ func TestRACKBeyondAShortSACK(t *testing.T) {
 	// The last packet may have gone out again as a tail loss probe.
 	for i := 31 + reach; i < n-1; i++ {
 		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
+	}
+}
+
+// TestLimboFreesTheWindow keeps more packets in flight than the peer's
+// acknowledgements can report, then shrinks the congestion window below
+// them: once a resend is acknowledged, the packets sent before it that no
+// acknowledgement could report have left the network, delivered or lost.
+// They must stop holding the window, or a loss found inside the reach waits
+// for a probe or a timeout to be resent. Once the cumulative ACK reaches
+// them, the one that was lost is found by RACK.
+func TestLimboFreesTheWindow(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	const n, reach = 200, 64
+	cc := newFixedWindow(peerWindow)
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return cc }})
+	s := p.send(n)
+	time.Sleep(rtt)
+	var sacked []uint16
+	for i := 1; i <= reach; i++ {
+		if i != 10 {
+			sacked = append(sacked, s[i])
+		}
+	}
+	p.ackWithData(2, s[0]-1, sacked...) // s[0] and s[10] lost
+	p.waitResent(s[0])
+	p.waitResent(s[10])
+	cc.cwnd.Store(50 * 1200) // far less than the 136 packets still in flight
+	time.Sleep(rtt + rtt/5)
+	sacked = sacked[:0]
+	for i := 11; i < 11+reach; i++ {
+		if i != 70 {
+			sacked = append(sacked, s[i])
+		}
+	}
+	p.ackWithData(3, s[9], sacked...) // s[0]'s resend arrived; s[70] lost
+	require.Equal(t, 2, p.sends(s[70]), "the loss found was not resent at once")
+	require.NoError(t, p.c.checkInvariants())
+	time.Sleep(rtt + rtt/5)
+	sacked = sacked[:0]
+	for i := 76; i < 76+reach; i++ {
+		sacked = append(sacked, s[i])
+	}
+	p.ackWithData(4, s[74], sacked...) // the resends arrived; s[75], in limbo, was lost
+	waitFor(t, "the lost packet in limbo to be resent", func() bool { return p.sends(s[75]) >= 2 }, 5*time.Second)
+	require.NoError(t, p.c.checkInvariants())
+	st := p.stats()
+	assert.Zero(t, st.RTOs, "stats %+v", st)
+	for i := 76; i < 76+reach; i++ {
+		require.Equal(t, 1, p.sends(s[i]), "packet %d, delivered while in limbo, was resent", i)
 	}
 }

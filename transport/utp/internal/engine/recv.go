@@ -84,6 +84,10 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 			c.inflight -= s.size
 			s.inFlight = false
 		}
+		if s.limbo {
+			s.limbo = false
+			c.limbo--
+		}
 		if s.lost {
 			s.lost = false
 			c.lostPending--

@@ -267,7 +267,7 @@ func (c *Conn) rearm(now time.Time) {
 		c.ep.timers.schedule(c, next)
 		return
 	}
-	if c.inflight > 0 {
+	if c.inflight > 0 || c.limbo > 0 {
 		consider(c.rtoBase.Add(c.rto()))
 		if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 {
 			consider(c.lastSend.Add(c.pto()))
@@ -314,7 +314,7 @@ func (c *Conn) onTimer(now time.Time) {
 		c.rackAt = time.Time{}
 		c.detectLoss(now)
 	}
-	if c.inflight > 0 {
+	if c.inflight > 0 || c.limbo > 0 {
 		if rtoAt := c.rtoBase.Add(c.rto()); !now.Before(rtoAt) {
 			c.onRTO(now)
 		} else if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 && !now.Before(c.lastSend.Add(c.pto())) {
