@@ -119,9 +119,9 @@ func (c *Conn) reorderWindow() time.Duration {
 	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
 }
 
-// detectLoss declares lost every packet in flight sent a reordering window
-// before the most recently sent packet acknowledged (RACK), and sets the timer
-// for those not yet late enough. It judges by send time, not by sequence
+// detectLoss declares lost every packet in flight (or in limbo) sent a
+// reordering window before the most recently sent packet acknowledged (RACK),
+// and sets the timer for those not yet late enough. It judges by send time, not by sequence
 // number: when the RACK packet is a retransmission, packets after it in the
 // queue may well have left before it, and a lost one among them must not wait
 // for the timeout.
@@ -136,9 +136,9 @@ func (c *Conn) detectLoss(now time.Time) {
 	if end <= 0 {
 		return
 	}
-	// Nor can those beyond the reach of the last acknowledgement: the peer
-	// had no way to report their arrival, so their silence says nothing.
 	end = min(end, c.sent)
+	// Packets from reach on are past what the last acknowledgement could
+	// report: late ones go into limbo, not lost.
 	reach := int(int16(c.ackReach - c.sndUna))
 	reo := c.reorderWindow()
 	prior := c.inflight
@@ -192,14 +192,9 @@ func (r *rackState) sentBefore(s *segment) bool {
 	return s.sentAt.Before(r.xmit) || s.sentAt.Equal(r.xmit) && wire.SeqLess(s.seq, r.seq)
 }
 
-// markLost declares q[i] lost; congestion says whether the controller hears
-// of it (not after a timeout, which it hears of as such).
-func (c *Conn) markLost(i int, now time.Time, congestion bool) {
-	prior := c.inflight
-	if congestion {
-		c.markLostAt(i, now, prior)
-		return
-	}
+// markLost declares q[i] lost, without telling the controller: after a
+// timeout it hears of the timeout as such.
+func (c *Conn) markLost(i int) {
 	s := &c.q[i]
 	if s.inFlight {
 		c.inflight -= s.size
@@ -213,9 +208,11 @@ func (c *Conn) markLost(i int, now time.Time, congestion bool) {
 	c.ep.stats.lost.Add(1)
 }
 
+// markLostAt declares q[i] lost by RACK at now, with prior bytes in flight
+// before this acknowledgement, and tells the controller.
 func (c *Conn) markLostAt(i int, now time.Time, prior int) {
 	s := &c.q[i]
-	c.markLost(i, now, false)
+	c.markLost(i)
 	c.rec.LostByRACK++
 	if s.probe {
 		c.mtu.probeLost(s.seq, now)
@@ -233,8 +230,8 @@ func (c *Conn) pto() time.Duration {
 	return max(d, 2*c.ep.cfg.MinReorderWindow)
 }
 
-// onRTO handles the retransmission timer: everything in flight is lost, the
-// timer backs off, and the oldest packet goes out at once.
+// onRTO handles the retransmission timer: everything in flight or in limbo
+// is lost, the timer backs off, and the oldest packet goes out at once.
 func (c *Conn) onRTO(now time.Time) {
 	c.ep.stats.rtos.Add(1)
 	c.rec.RTOs++
@@ -252,7 +249,7 @@ func (c *Conn) onRTO(now time.Time) {
 		s := &c.q[i]
 		if s.inFlight || s.limbo {
 			probeLost = probeLost || s.probe
-			c.markLost(i, now, false)
+			c.markLost(i)
 			c.rec.LostByRTO++
 		}
 	}
