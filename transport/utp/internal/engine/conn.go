@@ -238,7 +238,7 @@ func (c *Conn) abort(err error, reset bool) {
 func (c *Conn) finish() {
 	r := &c.rec
 	c.ep.cfg.Logger.Debug("utp: connection loss recovery", "conn", c.recvID, "retransmits", c.retransmits,
-		"lost_rack", r.LostByRACK, "lost_rto", r.LostByRTO, "rtos", r.RTOs, "tlps", r.TailLossProbes,
+		"lost_rack", r.LostByRACK, "lost_resends", r.LostResends, "lost_rto", r.LostByRTO, "rtos", r.RTOs, "tlps", r.TailLossProbes,
 		"spurious", r.SpuriousRetransmits, "longest_stall", r.LongestStall)
 	c.state = stateDead
 	c.ep.remove(c)

@@ -15,6 +15,9 @@ type RecoveryStats struct {
 	RTOs                int64 // retransmission timeouts
 	TailLossProbes      int64
 	SpuriousRetransmits int64 // retransmissions found needless: the original arrived
+	// LostResends counts resends of the oldest packet found lost by their
+	// age, where no acknowledgement could report a packet sent after them.
+	LostResends int64
 	// LongestStall is the longest time data was outstanding without the
 	// cumulative acknowledgement moving.
 	LongestStall time.Duration
@@ -35,6 +38,21 @@ func (r *recoveryCounters) progress(now time.Time) {
 		r.LongestStall = max(r.LongestStall, now.Sub(r.progressAt))
 	}
 	r.progressAt = now
+}
+
+// onProgress notes that the cumulative ACK moved at now, past a packet sent
+// headXmits times. A stall longer than a few round trips is logged: recovery
+// should end one in about one.
+func (c *Conn) onProgress(now time.Time, headXmits uint8) {
+	if at := c.rec.progressAt; !at.IsZero() && c.rtt.HasSample() && now.Sub(at) > 4*c.rtt.SmoothedRTT() {
+		c.ep.cfg.Logger.Debug("utp: long stall", "conn", c.recvID, "stall", now.Sub(at), "sends", headXmits,
+			"srtt", c.rtt.SmoothedRTT(), "reordering_window", c.reorderWindow(), "inflight", c.inflight,
+			"limbo", c.limbo, "lost_pending", c.lostPending, "cwnd", c.cc.CongestionWindow(), "peer_window", c.peerWnd)
+	}
+	c.rec.progress(now)
+	if c.sent == 0 {
+		c.rec.progressAt = time.Time{} // idle: no stall until the next send
+	}
 }
 
 // onDuplicateReport handles the peer's report that seq arrived twice: if we
@@ -127,7 +145,52 @@ func (c *Conn) reorderWindow() time.Duration {
 // for the timeout.
 func (c *Conn) detectLoss(now time.Time) {
 	c.rackAt = time.Time{}
-	if c.rack.xmit.IsZero() || c.sent == 0 {
+	if c.sent == 0 {
+		return
+	}
+	c.detectRACK(now)
+	c.detectLostHeadResend(now)
+}
+
+// detectLostHeadResend declares lost a resend of the oldest packet that is
+// overdue. RACK finds a lost resend only once a packet sent after it is
+// reported, and none can be when all of those are past what the peer's
+// acknowledgements reach (a window of more packets than a selective ACK
+// covers): the cumulative ACK would wait for the retransmission timeout,
+// which declares the whole window lost. One more copy of one packet costs
+// far less.
+func (c *Conn) detectLostHeadResend(now time.Time) {
+	s := &c.q[0]
+	if s.xmits < 2 || !s.inFlight || c.rack.sentBefore(s) || !c.rtt.HasSample() {
+		return // not a resend, or RACK's to judge
+	}
+	if now.Before(c.headResendDeadline()) {
+		c.armHeadResend()
+		return
+	}
+	c.rec.LostResends++
+	c.markLostAt(0, now, c.inflight)
+}
+
+// headResendDeadline is when a resend of the oldest packet is overdue.
+func (c *Conn) headResendDeadline() time.Time {
+	return c.q[0].sentAt.Add(c.rtt.SmoothedRTT() + 4*c.rtt.RTTVar() + c.reorderWindow())
+}
+
+// armHeadResend sets the loss detection timer for the resend of the oldest
+// packet, just sent.
+func (c *Conn) armHeadResend() {
+	if !c.rtt.HasSample() {
+		return
+	}
+	if d := c.headResendDeadline(); c.rackAt.IsZero() || d.Before(c.rackAt) {
+		c.rackAt = d
+	}
+}
+
+// detectRACK is detectLoss's RACK.
+func (c *Conn) detectRACK(now time.Time) {
+	if c.rack.xmit.IsZero() {
 		return
 	}
 	// Packets from rack.end on were first sent after the RACK packet, and
@@ -166,6 +229,7 @@ func (c *Conn) detectLoss(now time.Time) {
 			}
 		default:
 			c.onLossRecovery(s.sentAt, now)
+			c.rec.LostByRACK++
 			c.markLostAt(i, now, prior)
 		}
 	}
@@ -208,12 +272,11 @@ func (c *Conn) markLost(i int) {
 	c.ep.stats.lost.Add(1)
 }
 
-// markLostAt declares q[i] lost by RACK at now, with prior bytes in flight
+// markLostAt declares q[i] lost at now, with prior bytes in flight
 // before this acknowledgement, and tells the controller.
 func (c *Conn) markLostAt(i int, now time.Time, prior int) {
 	s := &c.q[i]
 	c.markLost(i)
-	c.rec.LostByRACK++
 	if s.probe {
 		c.mtu.probeLost(s.seq, now)
 		return // a lost probe says the path MTU is smaller, not that the path is congested

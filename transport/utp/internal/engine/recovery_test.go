@@ -432,3 +432,27 @@ func TestLimboFreesTheWindow(t *testing.T) {
 		require.Equal(t, 1, p.sends(s[i]), "packet %d, delivered while in limbo, was resent", i)
 	}
 }
+
+// TestLostHeadResendPastReach loses the oldest packet and then its resend,
+// while every packet sent after the resend is past what the peer's
+// acknowledgements can report (they ride its data packets): no
+// acknowledgement can show the resend lost, yet it goes out again without a
+// retransmission timeout.
+func TestLostHeadResendPastReach(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	const n, reach = 100, 64
+	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
+	s := p.send(n)
+	time.Sleep(rtt)
+	var sacked []uint16
+	for i := 1; i <= reach; i++ {
+		sacked = append(sacked, s[i])
+	}
+	p.ackWithData(2, s[0]-1, sacked...) // s[0] lost
+	p.waitResent(s[0])
+	waitFor(t, "a second resend", func() bool { return p.sends(s[0]) >= 3 }, 10*time.Second)
+	st := p.stats()
+	assert.Zero(t, st.RTOs, "stats %+v", st)
+	assert.Equal(t, int64(1), st.LostResends, "stats %+v", st)
+	require.NoError(t, p.c.checkInvariants())
+}

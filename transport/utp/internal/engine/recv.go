@@ -126,6 +126,10 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 			c.mtu.probeAcked(s.seq, s.size, now, c)
 		}
 	}
+	var headXmits uint8
+	if n > 0 {
+		headXmits = c.q[0].xmits
+	}
 	for i := 0; i < n; i++ {
 		s := &c.q[i]
 		if !s.sacked {
@@ -157,10 +161,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.backoff = 0
 		c.rtoBase = now
 		c.tlpSent = false
-		c.rec.progress(now)
-		if c.sent == 0 {
-			c.rec.progressAt = time.Time{} // idle: no stall until the next send
-		}
+		c.onProgress(now, headXmits)
 		c.wakeWriter()
 	}
 	if h.SACK != nil {

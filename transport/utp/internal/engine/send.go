@@ -158,6 +158,9 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 	}
 	s.size = size
 	s.sentAt = now
+	if retx && i == 0 {
+		c.armHeadResend()
+	}
 	s.inFlight = true
 	if s.xmits < 255 {
 		s.xmits++
