@@ -161,8 +161,8 @@ func (c *Conn) detectLoss(now time.Time) {
 // far less.
 func (c *Conn) detectLostHeadResend(now time.Time) {
 	s := &c.q[0]
-	if s.xmits < 2 || !s.inFlight || c.rack.sentBefore(s) || !c.rtt.HasSample() {
-		return // not a resend, or RACK's to judge
+	if s.xmits < 2 || !s.inFlight || c.rack.sentBefore(s) || !c.rtt.HasSample() || c.backoff > 0 {
+		return // not a resend, RACK's to judge, or the backed-off timer's
 	}
 	if now.Before(c.headResendDeadline()) {
 		c.armHeadResend()
@@ -180,7 +180,7 @@ func (c *Conn) headResendDeadline() time.Time {
 // armHeadResend sets the loss detection timer for the resend of the oldest
 // packet, just sent.
 func (c *Conn) armHeadResend() {
-	if !c.rtt.HasSample() {
+	if !c.rtt.HasSample() || c.backoff > 0 {
 		return
 	}
 	if d := c.headResendDeadline(); c.rackAt.IsZero() || d.Before(c.rackAt) {
@@ -293,8 +293,10 @@ func (c *Conn) pto() time.Duration {
 	return max(d, 2*c.ep.cfg.MinReorderWindow)
 }
 
-// onRTO handles the retransmission timer: everything in flight or in limbo
-// is lost, the timer backs off, and the oldest packet goes out at once.
+// onRTO handles the retransmission timer: the oldest packet and every other
+// one in flight or in limbo within the reach of the peer's acknowledgements is
+// lost (those past it go into limbo), the timer backs off, and the oldest
+// packet goes out at once.
 func (c *Conn) onRTO(now time.Time) {
 	c.ep.stats.rtos.Add(1)
 	c.rec.RTOs++
@@ -308,9 +310,21 @@ func (c *Conn) onRTO(now time.Time) {
 		c.cc.OnRetransmissionTimeout(now)
 	}
 	probeLost := false
+	reach := int(int16(c.ackReach - c.sndUna))
 	for i := 0; i < c.sent; i++ {
 		s := &c.q[i]
-		if s.inFlight || s.limbo {
+		switch {
+		case i > 0 && i >= reach:
+			// Past what any acknowledgement could report: delivered or
+			// lost, unknown. RACK judges it once the resends move the
+			// cumulative ACK up to it; declared lost, a window of more
+			// packets than a selective ACK covers would all go again.
+			if s.inFlight {
+				c.inflight -= s.size
+				s.inFlight, s.limbo = false, true
+				c.limbo++
+			}
+		case s.inFlight || s.limbo:
 			probeLost = probeLost || s.probe
 			c.markLost(i)
 			c.rec.LostByRTO++

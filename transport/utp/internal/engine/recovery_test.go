@@ -25,7 +25,8 @@ type scriptedPeer struct {
 }
 
 // noRTO is a retransmission timeout far beyond any test's wait: a packet
-// resent in a test was found lost by RACK or a probe, never by the timer.
+// resent in a test was found lost by RACK or a probe, never by the timer,
+// unless the test sets Config.MinRTO.
 const noRTO = time.Hour
 
 // peerWindow is the window the scripted peer advertises.
@@ -34,7 +35,10 @@ const peerWindow = 64 << 20
 func newScriptedPeer(t *testing.T, cfg Config) *scriptedPeer {
 	t.Helper()
 	link := &recordLink{keep: true}
-	cfg.InitialRTO, cfg.MinRTO, cfg.MaxRTO, cfg.MTUProbeInterval = noRTO, noRTO, noRTO, -1
+	if cfg.MinRTO == 0 {
+		cfg.InitialRTO, cfg.MinRTO, cfg.MaxRTO = noRTO, noRTO, noRTO
+	}
+	cfg.MTUProbeInterval = -1
 	ep := NewEndpoint(link, cfg)
 	t.Cleanup(func() { ep.Close() })
 	syn := wire.Header{Type: wire.Syn, ConnID: 300, SeqNr: 1, WndSize: peerWindow}
@@ -454,5 +458,28 @@ func TestLostHeadResendPastReach(t *testing.T) {
 	st := p.stats()
 	assert.Zero(t, st.RTOs, "stats %+v", st)
 	assert.Equal(t, int64(1), st.LostResends, "stats %+v", st)
+	require.NoError(t, p.c.checkInvariants())
+}
+
+// TestRTOLeavesUnreportablePacketsInLimbo lets the retransmission timer fire
+// with far more packets in flight than the peer's acknowledgements (riding
+// its data packets) could report: the oldest goes again, the rest wait in
+// limbo rather than all going again.
+func TestRTOLeavesUnreportablePacketsInLimbo(t *testing.T) {
+	const rtt, rto = 50 * time.Millisecond, 100 * time.Millisecond
+	const n = 200
+	p := newScriptedPeer(t, Config{InitialRTO: rto, MinRTO: rto, MaxRTO: 10 * rto,
+		NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
+	s := p.send(n)
+	time.Sleep(rtt)
+	p.ackWithData(2, s[0]) // no selective ACK: it reaches s[1] only
+	waitFor(t, "a retransmission timeout", func() bool { return p.stats().RTOs > 0 }, 10*time.Second)
+	p.waitResent(s[1])
+	st := p.stats()
+	assert.Equal(t, st.RTOs, st.LostByRTO, "one packet lost per timeout; stats %+v", st)
+	// The last packet may have gone out again as a tail loss probe.
+	for i := 2; i < n-1; i++ {
+		require.Equal(t, 1, p.sends(s[i]), "packet %d, past the reach, was resent; stats %+v", i, st)
+	}
 	require.NoError(t, p.c.checkInvariants())
 }
