@@ -156,24 +156,46 @@ func waitIdle(b *testing.B, conns []*Conn) {
 }
 
 // BenchmarkImpaired moves 4 MiB per operation across emulated paths; the
-// figure is goodput.
+// figure is goodput, beside how the sender recovered from loss: timeouts,
+// tail loss probes, needless retransmissions and the longest stall.
 func BenchmarkImpaired(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		im   netem.Impairment
+		name  string
+		im    netem.Impairment
+		ackIm *netem.Impairment // the way back, if not im
 	}{
-		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}},
-		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}},
-		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}},
-		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}},
+		{"160ms-RTT", netem.Impairment{Delay: 80 * time.Millisecond}, nil},
+		{"160ms-RTT-0.2pct-loss", netem.Impairment{Delay: 80 * time.Millisecond, Loss: 0.002}, nil},
+		{"20Mbit-bottleneck-40ms-RTT", netem.Impairment{Rate: 20e6 / 8, Delay: 20 * time.Millisecond}, nil},
+		{"100Mbit-100ms-RTT-BDP-queue", netem.Impairment{Rate: 100e6 / 8, QueueBytes: 100e6 / 8 / 10, Delay: 50 * time.Millisecond},
+			&netem.Impairment{Delay: 50 * time.Millisecond}},
+		{"5pct-reorder", netem.Impairment{Delay: 5 * time.Millisecond, Reorder: 0.05}, nil},
+		{"80ms-RTT-1pct-loss", netem.Impairment{Delay: 40 * time.Millisecond, Loss: 0.01}, nil},
+		{"20ms-RTT", netem.Impairment{Delay: 10 * time.Millisecond}, nil},
+		{"20ms-RTT-1pct-loss", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01}, nil},
+		{"20ms-RTT-1pct-loss-5pct-reorder", netem.Impairment{Delay: 10 * time.Millisecond, Loss: 0.01,
+			Reorder: 0.05, ReorderDelay: 5 * time.Millisecond}, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: tc.im, Seed: 2}})
+			back := tc.im
+			if tc.ackIm != nil {
+				back = *tc.ackIm
+			}
+			p := newPair(b, pairOpts{netA: &netem.Config{Out: tc.im, Seed: 1}, netB: &netem.Config{Out: back, Seed: 2}})
 			w, r := p.connect(b)
 			chunk := randomBytes(4<<20, 1)
 			b.SetBytes(int64(len(chunk)))
 			stream(b, w, r, chunk)
-			b.ReportMetric(float64(p.a.Stats().Retransmits)/float64(b.N), "retx/op")
+			st := w.Stats()
+			rec := st.Recovery
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Retransmits)/n, "retx/op")
+			b.ReportMetric(float64(rec.RTOs)/n, "RTOs/op")
+			b.ReportMetric(float64(rec.TailLossProbes)/n, "TLPs/op")
+			b.ReportMetric(float64(rec.SpuriousRetransmits)/n, "spurious/op")
+			b.ReportMetric(float64(rec.LostByRACK)/n, "rack-lost/op")
+			b.ReportMetric(float64(rec.LostByRTO)/n, "rto-lost/op")
+			b.ReportMetric(float64(rec.LongestStall.Milliseconds()), "max-stall-ms")
 		})
 	}
 }

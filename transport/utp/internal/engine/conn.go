@@ -56,6 +56,7 @@ type Conn struct {
 	unsent      int // payload bytes in q[sent:]
 	inflight    int // datagram bytes sent and neither acknowledged nor lost
 	lostPending int // segments declared lost, awaiting retransmission
+	limbo       int // segments in limbo
 	lostHint    int // no lost segment below this index
 	peerWnd     int
 	finQueued   bool // CloseWrite or Close queued our FIN
@@ -66,8 +67,8 @@ type Conn struct {
 	tlpSent     bool
 	forceSend   int // segments that may leave despite the windows (RTO, probes)
 	rack        rackState
-	reoMult     int // reordering window multiplier, raised by spurious retransmissions
-	reoDecay    int
+	ackReach    uint16 // the first sequence number past what the last acknowledgement could report
+	reo         reorderState
 	retxSeqs    [16]uint16 // the last retransmitted sequence numbers, to judge the peer's duplicate reports
 	retxN       int
 	delayBase   uint32
@@ -99,6 +100,7 @@ type Conn struct {
 	lingerAt     time.Time // CloseTimeout or the end of time-wait
 	retransmits  int64
 	wakeR, wakeW bool // a run of packets made data readable or room to write: wake Read or Write once it ends
+	rec          recoveryCounters
 	sackScratch  [wire.MaxSACKLen]byte
 	batch        [][]byte
 	batchBufs    []*[]byte
@@ -117,6 +119,13 @@ type segment struct {
 	lost     bool
 	sacked   bool
 	probe    bool // the last transmission was padded to an MTU probe size
+	// limbo: sent before a packet since delivered and late by RACK's
+	// measure, but past what the peer could report. Not in flight, not lost:
+	// delivered or lost, nobody knows yet.
+	limbo bool
+	// end is the first sequence number not yet sent when this packet last
+	// left: every packet from end on was first sent after it.
+	end uint16
 }
 
 func (s *segment) payload() []byte {
@@ -136,6 +145,7 @@ type rackState struct {
 	xmit time.Time     // send time of the most recently sent packet delivered
 	seq  uint16        // its sequence number
 	rtt  time.Duration // its round trip
+	end  uint16        // its segment's end
 }
 
 func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
@@ -144,7 +154,7 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1), estab: make(chan struct{}),
 		cc:      ep.cfg.NewController(),
 		peerWnd: 64 << 10,
-		reoMult: 1,
+		reo:     reorderState{mult: 1},
 	}
 	c.rtt.MinRTO, c.rtt.MaxRTO = ep.cfg.MinRTO, ep.cfg.MaxRTO
 	c.mtu.init(ep.link, ep.cfg)
@@ -157,6 +167,7 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 func (c *Conn) startDial(now time.Time) {
 	c.isn = uint16(rand.Uint32())
 	c.sndUna, c.sndNxt = c.isn, c.isn+1
+	c.ackReach = c.isn
 	c.pushSegment(segment{typ: wire.Syn, seq: c.isn})
 	c.flush(now)
 }
@@ -168,6 +179,7 @@ func (c *Conn) acceptSyn(h *wire.Header, now time.Time) {
 	c.rcvNxt = h.SeqNr + 1
 	c.isn = uint16(rand.Uint32())
 	c.sndUna, c.sndNxt = c.isn, c.isn
+	c.ackReach = c.isn
 	c.peerWnd = int(h.WndSize)
 	c.replyDiff = c.ep.micros(now) - h.Timestamp
 	c.state = stateOpen
@@ -226,6 +238,10 @@ func (c *Conn) abort(err error, reset bool) {
 // what already arrived in order: Read still returns it before the error, so a
 // reset does not destroy a response that was complete.
 func (c *Conn) finish() {
+	r := &c.rec
+	c.ep.cfg.Logger.Debug("utp: connection loss recovery", "conn", c.recvID, "retransmits", c.retransmits,
+		"lost_rack", r.LostByRACK, "lost_resends", r.LostResends, "lost_rto", r.LostByRTO, "rtos", r.RTOs, "tlps", r.TailLossProbes,
+		"spurious", r.SpuriousRetransmits, "longest_stall", r.LongestStall)
 	c.state = stateDead
 	c.ep.remove(c)
 	c.releaseSend()
@@ -246,7 +262,7 @@ func (c *Conn) releaseSend() {
 		putBuf(c.q[i].buf)
 	}
 	c.q, c.qArr = nil, nil
-	c.sent, c.queued, c.unsent, c.inflight, c.lostPending = 0, 0, 0, 0, 0
+	c.sent, c.queued, c.unsent, c.inflight, c.lostPending, c.limbo = 0, 0, 0, 0, 0, 0
 	for _, s := range c.ooo {
 		if s != nil {
 			putBuf(s.buf)
@@ -494,6 +510,7 @@ type ConnStats struct {
 	PeerWindow               int
 	DatagramSize             int // current, after MTU discovery
 	Retransmits              int64
+	Recovery                 RecoveryStats
 }
 
 // Stats returns the connection's current state.
@@ -504,7 +521,7 @@ func (c *Conn) Stats() ConnStats {
 		SmoothedRTT: c.rtt.SmoothedRTT(), MinRTT: c.rtt.MinRTT(), RTO: c.rto(),
 		CongestionWindow: c.cc.CongestionWindow(), BytesInFlight: c.inflight, SendQueued: c.queued,
 		ReceiveBuffered: c.rqBytes + c.oooBytes, PeerWindow: c.peerWnd, DatagramSize: c.mtu.cur,
-		Retransmits: c.retransmits,
+		Retransmits: c.retransmits, Recovery: c.rec.stats(),
 	}
 }
 

@@ -9,7 +9,9 @@
 //
 // Loss recovery uses selective ACKs, time-based loss detection (RACK) with a
 // tail loss probe, and a retransmission timeout per RFC 6298 with Karn's rule
-// and exponential backoff. A connection never gives up on a timer: it fails
+// and exponential backoff. RACK's reordering window adapts to the reordering
+// the path shows, so reordering is not taken for loss; Conn.Stats reports
+// how a connection recovered (RecoveryStats). A connection never gives up on a timer: it fails
 // when the peer resets it, when it is closed, or when the path is declared dead
 // with Endpoint.Fail. Path MTU discovery probes upward from a size every path
 // carries with padded data packets.

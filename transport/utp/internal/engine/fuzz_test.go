@@ -68,11 +68,17 @@ func payloadFor(seq uint16) []byte {
 func (c *Conn) checkInvariants() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	inflight, lost, queued, unsent := 0, 0, 0, 0
+	inflight, lost, limbo, queued, unsent := 0, 0, 0, 0, 0
 	for i := range c.q {
 		s := &c.q[i]
-		if i >= c.sent && (s.inFlight || s.lost) {
-			return fmt.Errorf("unsent segment %d in flight or lost", i)
+		if i >= c.sent && (s.inFlight || s.lost || s.limbo) {
+			return fmt.Errorf("unsent segment %d in flight, lost or in limbo", i)
+		}
+		if s.inFlight && s.limbo || s.inFlight && s.lost || s.lost && s.limbo {
+			return fmt.Errorf("segment %d in two states: in flight %v, lost %v, limbo %v", i, s.inFlight, s.lost, s.limbo)
+		}
+		if s.limbo {
+			limbo++
 		}
 		if s.inFlight {
 			inflight += s.size
@@ -93,6 +99,8 @@ func (c *Conn) checkInvariants() error {
 		return nil
 	case inflight != c.inflight:
 		return fmt.Errorf("inflight %d, segments say %d", c.inflight, inflight)
+	case limbo != c.limbo:
+		return fmt.Errorf("limbo %d, segments say %d", c.limbo, limbo)
 	case lost != c.lostPending:
 		return fmt.Errorf("lostPending %d, segments say %d", c.lostPending, lost)
 	case unsent != c.unsent:

@@ -45,7 +45,7 @@ func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	}
 	c.peerWnd = int(h.WndSize)
 	if h.HasDuplicate {
-		c.onDuplicateReport(h.Duplicate)
+		c.onDuplicateReport(h.Duplicate, now)
 	}
 	c.onAck(h, now)
 	if c.state == stateDead {
@@ -78,10 +78,15 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	acked := 0
 	var sample time.Duration
 	var sampleAt time.Time
+	prevReach := c.ackReach
 	deliver := func(s *segment) {
 		if s.inFlight {
 			c.inflight -= s.size
 			s.inFlight = false
+		}
+		if s.limbo {
+			s.limbo = false
+			c.limbo--
 		}
 		if s.lost {
 			s.lost = false
@@ -94,18 +99,36 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		if s.xmits == 1 && s.sentAt.After(c.rack.xmit) && (sampleAt.IsZero() || s.sentAt.After(sampleAt)) {
 			sample, sampleAt = now.Sub(s.sentAt), s.sentAt
 		}
+		if s.xmits == 1 && wire.SeqLess(s.seq, prevReach) && c.rack.sentBefore(s) {
+			// Delivered behind a packet sent after it: the path reorders.
+			// (Past the previous acknowledgement's reach, its report was
+			// only late.)
+			if late := now.Sub(s.sentAt) - c.rack.rtt; late > 0 {
+				c.onReordered(late)
+			}
+		}
 		if s.xmits > 1 && c.rtt.HasSample() && now.Sub(s.sentAt) < c.rtt.MinRTT()/2 {
 			// Acknowledged sooner than a round trip after the resend: the
 			// original arrived, and the resend was needless.
-			c.onSpurious()
-		} else if s.xmits == 1 || now.Sub(s.sentAt) >= c.rtt.MinRTT() {
+			c.forgetRetransmit(s.seq) // the peer's duplicate report must not count it again
+			c.onSpurious(now)
+		} else if s.xmits == 1 || now.Sub(s.sentAt) >= max(c.rtt.MinRTT(), c.rtt.LatestRTT()*3/4) {
+			// A resend acknowledged sooner than the path's current round
+			// trip after it left (a standing queue makes that longer than the
+			// minimum) was most likely the original arriving late: taken as
+			// the most recently sent packet delivered, it would make every
+			// packet sent before it look lost.
 			if s.sentAt.After(c.rack.xmit) || s.sentAt.Equal(c.rack.xmit) && wire.SeqLess(c.rack.seq, s.seq) {
-				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt)}
+				c.rack = rackState{xmit: s.sentAt, seq: s.seq, rtt: now.Sub(s.sentAt), end: s.end}
 			}
 		}
 		if s.probe {
 			c.mtu.probeAcked(s.seq, s.size, now, c)
 		}
+	}
+	var headXmits uint8
+	if n > 0 {
+		headXmits = c.q[0].xmits
 	}
 	for i := 0; i < n; i++ {
 		s := &c.q[i]
@@ -138,6 +161,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.backoff = 0
 		c.rtoBase = now
 		c.tlpSent = false
+		c.onProgress(now, headXmits)
 		c.wakeW = true
 	}
 	if h.SACK != nil {
@@ -166,29 +190,8 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 	if acked > 0 {
 		c.cc.OnAck(now, acked, prior, &c.rtt, c.queuingDelay(h.TimestampDiff, now))
 	}
+	c.ackReach = reachOf(h)
 	c.detectLoss(now)
-}
-
-// onDuplicateReport handles the peer's report that seq arrived twice: if we
-// sent it twice, the first copy was late, not lost.
-func (c *Conn) onDuplicateReport(seq uint16) {
-	for i := range min(c.retxN, len(c.retxSeqs)) {
-		if c.retxSeqs[i] == seq {
-			c.retxSeqs[i] = c.retxSeqs[(c.retxN-1)%len(c.retxSeqs)]
-			c.retxN--
-			c.onSpurious()
-			return
-		}
-	}
-}
-
-// onSpurious notes a needless retransmission: the path reorders more than
-// the reordering window allows, so the window doubles, for the next 16 loss
-// detections.
-func (c *Conn) onSpurious() {
-	c.ep.stats.spurious.Add(1)
-	c.reoMult = min(c.reoMult*2, 64)
-	c.reoDecay = 16
 }
 
 // maxTimestampRTT bounds a round trip read from timestamps; more means a
@@ -227,76 +230,6 @@ func (c *Conn) queuingDelay(diff uint32, now time.Time) time.Duration {
 	return time.Duration(diff-c.delayBase) * time.Microsecond
 }
 
-// reorderWindow is how late a packet may be, after a later one was
-// acknowledged, before it counts as lost.
-func (c *Conn) reorderWindow() time.Duration {
-	w := time.Duration(c.reoMult) * max(c.rtt.MinRTT()/4, c.ep.cfg.MinReorderWindow)
-	return min(w, max(c.rtt.SmoothedRTT(), 16*c.ep.cfg.MinReorderWindow))
-}
-
-// detectLoss declares lost every packet in flight sent a reordering window
-// before the most recently sent packet acknowledged (RACK), and sets the timer
-// for those not yet late enough.
-func (c *Conn) detectLoss(now time.Time) {
-	c.rackAt = time.Time{}
-	if c.rack.xmit.IsZero() || c.sent == 0 {
-		return
-	}
-	// Packets after the RACK packet in the queue were first sent after it,
-	// and resent ones later still: only those before it can be judged.
-	limit := int(c.rack.seq - c.sndUna)
-	if limit >= c.sent || limit < 0 {
-		return
-	}
-	reo := c.reorderWindow()
-	found := false
-	prior := c.inflight
-	for i := 0; i < limit; i++ {
-		s := &c.q[i]
-		if !s.inFlight || s.sentAt.After(c.rack.xmit) {
-			continue
-		}
-		deadline := s.sentAt.Add(c.rack.rtt + reo)
-		if !now.Before(deadline) {
-			found = true
-			c.markLostAt(i, now, prior)
-		} else if c.rackAt.IsZero() || deadline.Before(c.rackAt) {
-			c.rackAt = deadline
-		}
-	}
-	if found && c.reoDecay > 0 {
-		if c.reoDecay--; c.reoDecay == 0 {
-			c.reoMult = 1
-		}
-	}
-}
-
-// markLost declares q[i] lost; congestion says whether the controller hears
-// of it (not after a timeout, which it hears of as such).
-func (c *Conn) markLost(i int, now time.Time, congestion bool) {
-	prior := c.inflight
-	if congestion {
-		c.markLostAt(i, now, prior)
-		return
-	}
-	s := &c.q[i]
-	c.inflight -= s.size
-	s.inFlight, s.lost = false, true
-	c.lostPending++
-	c.lostHint = min(c.lostHint, i)
-	c.ep.stats.lost.Add(1)
-}
-
-func (c *Conn) markLostAt(i int, now time.Time, prior int) {
-	s := &c.q[i]
-	c.markLost(i, now, false)
-	if s.probe {
-		c.mtu.probeLost(s.seq, now)
-		return // a lost probe says the path MTU is smaller, not that the path is congested
-	}
-	c.cc.OnLoss(now, s.sentAt, s.size, prior)
-}
-
 // onData takes in a DATA or FIN packet.
 func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 	off := int(h.SeqNr - c.rcvNxt)
@@ -333,6 +266,11 @@ func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 		}
 		c.ackNow = true // out of order: the sender needs our SACK now
 		return
+	}
+	if len(c.ooo) > 0 {
+		// It fills a gap: the sender is waiting to learn that it arrived,
+		// and a delayed ACK would look like loss to its reordering window.
+		c.ackNow = true
 	}
 	c.deliverInOrder(payload, h.Type == wire.Fin)
 	for len(c.ooo) > 0 && c.ooo[0] != nil && !c.eof {

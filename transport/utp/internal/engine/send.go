@@ -178,6 +178,9 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 	}
 	s.size = size
 	s.sentAt = now
+	if retx && i == 0 {
+		c.armHeadResend()
+	}
 	s.inFlight = true
 	if s.xmits < 255 {
 		s.xmits++
@@ -188,8 +191,12 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 		c.sent++
 		c.unsent -= len(s.payload())
 	}
+	s.end = c.sndUna + uint16(c.sent)
 	if c.rtoBase.IsZero() {
 		c.rtoBase = now
+	}
+	if c.rec.progressAt.IsZero() {
+		c.rec.progressAt = now
 	}
 	c.lastSend = now
 	c.persistAt = time.Time{}
@@ -267,15 +274,6 @@ func (c *Conn) rto() time.Duration {
 	return min(d, c.ep.cfg.MaxRTO)
 }
 
-// pto is the tail loss probe timeout.
-func (c *Conn) pto() time.Duration {
-	d := 2 * c.rtt.SmoothedRTT()
-	if c.inflight <= c.mtu.cur {
-		d += c.ep.cfg.PeerAckDelay
-	}
-	return max(d, 2*c.ep.cfg.MinReorderWindow)
-}
-
 // rearm computes the connection's next deadline.
 func (c *Conn) rearm(now time.Time) {
 	var next time.Time
@@ -292,7 +290,7 @@ func (c *Conn) rearm(now time.Time) {
 		c.ep.timers.schedule(c, next)
 		return
 	}
-	if c.inflight > 0 {
+	if c.inflight > 0 || c.limbo > 0 {
 		consider(c.rtoBase.Add(c.rto()))
 		if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 {
 			consider(c.lastSend.Add(c.pto()))
@@ -339,7 +337,7 @@ func (c *Conn) onTimer(now time.Time) {
 		c.rackAt = time.Time{}
 		c.detectLoss(now)
 	}
-	if c.inflight > 0 {
+	if c.inflight > 0 || c.limbo > 0 {
 		if rtoAt := c.rtoBase.Add(c.rto()); !now.Before(rtoAt) {
 			c.onRTO(now)
 		} else if !c.tlpSent && c.rtt.HasSample() && c.backoff == 0 && !now.Before(c.lastSend.Add(c.pto())) {
@@ -359,50 +357,4 @@ func (c *Conn) onTimer(now time.Time) {
 		c.paceAt = time.Time{}
 	}
 	c.flush(now)
-}
-
-// onRTO handles the retransmission timer: everything in flight is lost, the
-// timer backs off, and the oldest packet goes out at once.
-func (c *Conn) onRTO(now time.Time) {
-	c.ep.stats.rtos.Add(1)
-	c.backoff++
-	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
-		"rto", c.rto(), "inflight", c.inflight)
-	if c.peerWnd >= c.mtu.cur {
-		// With the peer's window closed, what timed out was a probe of the
-		// window, which the peer drops by design: flow control, not
-		// congestion.
-		c.cc.OnRetransmissionTimeout(now)
-	}
-	probeLost := false
-	for i := 0; i < c.sent; i++ {
-		s := &c.q[i]
-		if s.inFlight {
-			probeLost = probeLost || s.probe
-			c.markLost(i, now, false)
-		}
-	}
-	if probeLost {
-		c.mtu.probeLost(c.mtu.probeSeq, now)
-	}
-	c.rtoBase = now
-	c.forceSend = 1
-	c.tlpSent = false
-}
-
-// onTLP sends a tail loss probe: new data if the windows allow, else the last
-// packet sent again, so that a lost tail is found by an ACK, not a timeout.
-func (c *Conn) onTLP(now time.Time) {
-	c.ep.stats.tlps.Add(1)
-	c.tlpSent = true
-	if c.sent < len(c.q) && c.inflight+c.mtu.cur <= c.peerWnd {
-		c.forceSend = 1
-		return
-	}
-	for i := c.sent - 1; i >= 0; i-- {
-		if c.q[i].inFlight {
-			c.transmit(i, now, 0)
-			return
-		}
-	}
 }
