@@ -69,7 +69,11 @@ func (c BBRConfig) withDefaults() BBRConfig {
 // That keeps a shallow drop-tail queue from overflowing every round, while
 // losses with no queue
 // (random loss, reordering taken for loss) and delay with no loss (a busy
-// CPU) are not read as congestion.
+// CPU) are not read as congestion. Through loss recovery the window never
+// falls below what is in flight, so each ACK lets out what it acknowledged:
+// the engine counts as in flight the packets that arrived beyond the
+// selective ACK's reach of a gap, and a window cut below them would hold
+// back the very retransmissions that close the gap.
 type bbr struct {
 	cfg BBRConfig
 	mss int

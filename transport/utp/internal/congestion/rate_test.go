@@ -95,3 +95,28 @@ func TestRoundCounter(t *testing.T) {
 	require.True(t, r.onDone(1200, 12000), "round did not end after the 10 packets in flight at its start")
 	require.Equal(t, int64(2), r.count, "round count")
 }
+
+// An ACK that reports at once a window's worth of packets sent long before
+// (they arrived beyond the selective ACK's reach of a gap, which has just
+// closed) does not read as a burst of bandwidth: a sample counts no more
+// than was sent in its packet's send interval.
+func TestRateSamplerLateReport(t *testing.T) {
+	var rs rateSampler
+	const rtt = 50 * time.Millisecond
+	want := 1200 / time.Millisecond.Seconds()
+	peak := 0.0
+	for ms := 0; ms < 1000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		rs.onSent(now, 50*1200, 1200, rtt)
+		if ms < 50 {
+			continue
+		}
+		acked := 1200
+		if ms%200 == 0 {
+			acked += 100 * 1200 // 100 packets reported late
+		}
+		peak = max(peak, rs.onAck(now, acked, rtt, rtt).rate)
+	}
+	require.LessOrEqual(t, peak, 1.1*want, "peak sample in B/s with late reports, want at most 1.1 x %.0f", want)
+	require.GreaterOrEqual(t, peak, 0.9*want, "peak sample in B/s, want about %.0f", want)
+}
