@@ -209,8 +209,7 @@ type simFlow struct {
 	cumData   int // the first data id not yet delivered
 	arrivals  []simArrival
 	ackedUpTo int          // arrivals the sender has processed
-	hidden    []simArrival // arrivals processed but beyond the reach of every ACK so far
-	hiddenMin int          // the smallest data id in hidden
+	hidden    []simArrival // arrivals processed but beyond the reach of every ACK so far, by data id
 	ackReach  int          // the latest ACK could report data ids below this
 	goodBytes int64
 }
@@ -445,18 +444,21 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 	reach := f.arrivals[upTo-1].reach
 	f.ackReach = reach
 	reported := f.arrivals[f.ackedUpTo:upTo]
-	if reach > f.hiddenMin && len(f.hidden) > 0 || slices.ContainsFunc(reported, func(a simArrival) bool { return a.data >= reach }) {
-		all := append(f.hidden, reported...)
-		f.hidden, reported = nil, nil
-		f.hiddenMin = math.MaxInt
-		for _, a := range all {
+	if len(f.hidden) > 0 && f.hidden[0].data < reach || slices.ContainsFunc(reported, func(a simArrival) bool { return a.data >= reach }) {
+		// hidden is kept in order of data id, so what the reach now covers
+		// is a prefix of it.
+		var now []simArrival
+		for _, a := range reported {
 			if a.data < reach {
-				reported = append(reported, a)
-			} else {
-				f.hidden = append(f.hidden, a)
-				f.hiddenMin = min(f.hiddenMin, a.data)
+				now = append(now, a)
+				continue
 			}
+			i, _ := slices.BinarySearchFunc(f.hidden, a.data, func(h simArrival, d int) int { return h.data - d })
+			f.hidden = slices.Insert(f.hidden, i, a)
 		}
+		i, _ := slices.BinarySearchFunc(f.hidden, reach, func(h simArrival, d int) int { return h.data - d })
+		reported = append(now, f.hidden[:i]...)
+		f.hidden = f.hidden[i:]
 	}
 	for _, a := range reported {
 		// A packet declared lost and acknowledged after all counts as
