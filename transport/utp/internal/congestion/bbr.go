@@ -69,7 +69,11 @@ func (c BBRConfig) withDefaults() BBRConfig {
 // That keeps a shallow drop-tail queue from overflowing every round, while
 // losses with no queue
 // (random loss, reordering taken for loss) and delay with no loss (a busy
-// CPU) are not read as congestion.
+// CPU) are not read as congestion. Through loss recovery the window never
+// falls below what is in flight, so each ACK lets out what it acknowledged:
+// the engine counts as in flight the packets that arrived beyond the
+// selective ACK's reach of a gap, and a window cut below them would hold
+// back the very retransmissions that close the gap.
 type bbr struct {
 	cfg BBRConfig
 	mss int
@@ -115,6 +119,11 @@ type bbr struct {
 	inflightHi           float64 // bytes; 0: no cap
 	capRounds            int     // rounds since the cap was last set
 
+	// Loss recovery: from a loss until a round passes without one, the
+	// window keeps what is in flight, so retransmissions leave as ACKs
+	// arrive whatever the model says (packet conservation).
+	inRecovery bool
+
 	afterRTO bool
 	sentAny  bool // a packet has left: the initial window no longer follows the size
 	srtt     time.Duration
@@ -158,7 +167,7 @@ func (b *bbr) OnPacketSent(now time.Time, bytesInFlight, size int) {
 		// a queue.
 		b.cycleIndex, b.pacingGain, b.cycleStart = 2, 1, now
 	}
-	b.rs.onSent(now, bytesInFlight, b.minRTT)
+	b.rs.onSent(now, bytesInFlight, size, b.minRTT)
 	b.inFlight = bytesInFlight + size
 	b.pacer.sent(now, b.pacingRate(), size, b.mss)
 }
@@ -219,6 +228,9 @@ func (b *bbr) endRound() {
 	total := b.roundLost + b.roundDone
 	lossy := b.roundLost > float64(bbrMinCwndPackets*b.mss) && b.roundLost > bbrLossThresh*total
 	queued := b.minRTT > 0 && b.roundMinRTT > b.minRTT+max(b.minRTT/4, bbrQueueMinDelay)
+	if b.roundLost == 0 {
+		b.inRecovery = false
+	}
 	if lossy && queued {
 		// Congestion: cap what is in flight below what this round had, but
 		// never below what fills the pipe and lets ProbeBW probe, so that
@@ -363,6 +375,14 @@ func (b *bbr) setCwnd(acked int) {
 	if b.inflightHi > 0 {
 		b.cwnd = min(b.cwnd, b.inflightHi)
 	}
+	if b.inRecovery {
+		// A cut takes effect as ACKs come back, never at once: a window
+		// below what is in flight would hold back the retransmissions that
+		// repair the losses, and the engine counts as in flight the
+		// packets that arrived beyond the selective ACK's reach until they
+		// do.
+		b.cwnd = max(b.cwnd, float64(b.inFlight+acked))
+	}
 	b.cwnd = min(max(b.cwnd, b.minCwnd()), float64(b.cfg.MaxWindow))
 }
 
@@ -390,6 +410,7 @@ func (b *bbr) targetCwnd() float64 {
 func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 	b.inFlight = max(priorInFlight-lostBytes, 0)
 	b.roundLost += float64(lostBytes)
+	b.inRecovery = true
 	if b.rounds.onDone(lostBytes, b.inFlight) {
 		b.endRound()
 	}

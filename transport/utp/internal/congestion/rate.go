@@ -26,7 +26,10 @@ type sendRecord struct {
 	delivered   int64 // bytes delivered by then
 	deliveredAt int64 // when delivered last grew
 	firstSent   int64 // when the earliest packet then in flight left
-	appLimited  bool
+	// Bytes sent by then, counting the packets that left after it within
+	// the record's spacing, and by firstSent.
+	sentBytes, firstSentBytes int64
+	appLimited                bool
 }
 
 // rateSampler estimates the delivery rate the way TCP's rate sampling does
@@ -36,14 +39,25 @@ type sendRecord struct {
 // packet left from the ACK's RTT sample (sent = now - RTT). Taking the longer
 // interval is what keeps ACKs bunched by a descheduled receiver, or by ACK
 // aggregation, from reading as a burst of bandwidth.
+//
+// Nor may a sample count more bytes than left in its send interval: the
+// packets acknowledged while a packet makes its round trip are, on a working
+// path, those sent in the round trip before it. More is the acknowledgement
+// of packets sent long before, which uTP's selective ACK could not report
+// while a packet before them was missing (it reaches only so far past the
+// gap) and the ACK that closes the gap reports at once. Counted, they would
+// read as a burst of bandwidth of up to twice the path's and the model would
+// overfill the path from then on.
 type rateSampler struct {
-	epoch       time.Time
-	ring        [rateRecords]sendRecord
-	head, n     int // head: the oldest record
-	delivered   int64
-	deliveredAt int64
-	firstSent   int64
-	appLimited  int64 // while delivered is below this, sends are app-limited; 0: not
+	epoch          time.Time
+	ring           [rateRecords]sendRecord
+	head, n        int // head: the oldest record
+	delivered      int64
+	deliveredAt    int64
+	firstSent      int64
+	sentBytes      int64
+	firstSentBytes int64
+	appLimited     int64 // while delivered is below this, sends are app-limited; 0: not
 }
 
 func (r *rateSampler) ns(t time.Time) int64 {
@@ -53,22 +67,25 @@ func (r *rateSampler) ns(t time.Time) int64 {
 	return int64(t.Sub(r.epoch))
 }
 
-// onSent records the delivery state as a packet leaves with bytesInFlight
-// already in flight. minRTT spaces the records (0: unknown).
-func (r *rateSampler) onSent(now time.Time, bytesInFlight int, minRTT time.Duration) {
+// onSent records the delivery state as a packet of size bytes leaves with
+// bytesInFlight already in flight. minRTT spaces the records (0: unknown).
+func (r *rateSampler) onSent(now time.Time, bytesInFlight, size int, minRTT time.Duration) {
 	t := r.ns(now)
 	if bytesInFlight == 0 {
 		// Nothing in flight: the intervals start afresh, and an idle gap is
 		// not counted as time the path took to deliver.
-		r.firstSent, r.deliveredAt = t, t
+		r.firstSent, r.deliveredAt, r.firstSentBytes = t, t, r.sentBytes
 	}
+	r.sentBytes += int64(size)
 	if r.n > 0 {
 		last := &r.ring[(r.head+r.n-1)%rateRecords]
 		if t-last.sent < int64(minRTT/rateRecordsPerRTT) {
+			last.sentBytes = r.sentBytes
 			return
 		}
 	}
-	rec := sendRecord{sent: t, delivered: r.delivered, deliveredAt: r.deliveredAt, firstSent: r.firstSent, appLimited: r.appLimited != 0}
+	rec := sendRecord{sent: t, delivered: r.delivered, deliveredAt: r.deliveredAt, firstSent: r.firstSent,
+		sentBytes: r.sentBytes, firstSentBytes: r.firstSentBytes, appLimited: r.appLimited != 0}
 	if r.n == rateRecords {
 		r.ring[r.head] = rec
 		r.head = (r.head + 1) % rateRecords
@@ -117,13 +134,14 @@ func (r *rateSampler) onAck(now time.Time, acked int, rtt, minRTT time.Duration)
 		return rateSample{}
 	}
 	rec := &r.ring[(r.head+lo-1)%rateRecords]
-	r.firstSent = rec.sent
+	r.firstSent, r.firstSentBytes = rec.sent, rec.sentBytes
 	interval := max(rec.sent-rec.firstSent, t-rec.deliveredAt)
 	if interval <= 0 || interval < int64(minRTT) {
 		return rateSample{}
 	}
+	delivered := min(r.delivered-rec.delivered, rec.sentBytes-rec.firstSentBytes)
 	return rateSample{
-		rate:       float64(r.delivered-rec.delivered) / (float64(interval) / 1e9),
+		rate:       float64(delivered) / (float64(interval) / 1e9),
 		appLimited: rec.appLimited,
 	}
 }

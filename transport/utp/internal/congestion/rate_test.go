@@ -19,7 +19,7 @@ func TestRateSamplerSteady(t *testing.T) {
 		if ms >= 50 {
 			got = rs.onAck(now, 1200, rtt, rtt).rate
 		}
-		rs.onSent(now, min(ms, 50)*1200, rtt)
+		rs.onSent(now, min(ms, 50)*1200, 1200, rtt)
 	}
 	require.InEpsilon(t, want, got, 0.05, "rate in B/s")
 }
@@ -33,7 +33,7 @@ func TestRateSamplerBunchedAcks(t *testing.T) {
 	peak := 0.0
 	for ms := 0; ms < 1000; ms++ {
 		now := t0.Add(time.Duration(ms) * time.Millisecond)
-		rs.onSent(now, 50*1200, rtt)
+		rs.onSent(now, 50*1200, 1200, rtt)
 		if ms >= 60 && ms%10 == 0 {
 			// Ten packets' ACKs at once, the newest sent 50 ms ago.
 			for i := 9; i >= 0; i-- {
@@ -50,24 +50,24 @@ func TestRateSamplerBunchedAcks(t *testing.T) {
 // packet sent before the oldest record.
 func TestRateSamplerRejects(t *testing.T) {
 	var rs rateSampler
-	rs.onSent(t0, 0, 0)
+	rs.onSent(t0, 0, 1200, 0)
 	require.Zero(t, rs.onAck(t0.Add(time.Millisecond), 1200, time.Millisecond, 10*time.Millisecond).rate, "sample over 1 ms with a 10 ms minimum RTT")
 	require.Zero(t, rs.onAck(t0.Add(time.Hour), 1200, 2*time.Hour, 0).rate, "sample for a packet sent before every record")
 }
 
 func TestRateSamplerAppLimited(t *testing.T) {
 	var rs rateSampler
-	rs.onSent(t0, 0, 0)
+	rs.onSent(t0, 0, 1200, 0)
 	rs.onAppLimited(1200)
-	rs.onSent(t0.Add(time.Millisecond), 1200, 0)
+	rs.onSent(t0.Add(time.Millisecond), 1200, 1200, 0)
 	s := rs.onAck(t0.Add(51*time.Millisecond), 1200, 50*time.Millisecond, 0)
 	require.True(t, s.appLimited, "a packet sent while app-limited gave a sample not marked so")
 	// Sent before what was in flight at the mark is all delivered: still
 	// app-limited; the ACK that delivers past the mark clears it.
-	rs.onSent(t0.Add(52*time.Millisecond), 0, 0)
+	rs.onSent(t0.Add(52*time.Millisecond), 0, 1200, 0)
 	s = rs.onAck(t0.Add(102*time.Millisecond), 1200, 50*time.Millisecond, 0)
 	require.True(t, s.appLimited, "a packet sent before the mark cleared gave a sample not marked app-limited")
-	rs.onSent(t0.Add(103*time.Millisecond), 0, 0)
+	rs.onSent(t0.Add(103*time.Millisecond), 0, 1200, 0)
 	s = rs.onAck(t0.Add(153*time.Millisecond), 1200, 50*time.Millisecond, 0)
 	require.False(t, s.appLimited, "app-limited mark outlived the data in flight when it was set")
 }
@@ -94,4 +94,29 @@ func TestRoundCounter(t *testing.T) {
 	}
 	require.True(t, r.onDone(1200, 12000), "round did not end after the 10 packets in flight at its start")
 	require.Equal(t, int64(2), r.count, "round count")
+}
+
+// An ACK that reports at once a window's worth of packets sent long before
+// (they arrived beyond the selective ACK's reach of a gap, which has just
+// closed) does not read as a burst of bandwidth: a sample counts no more
+// than was sent in its packet's send interval.
+func TestRateSamplerLateReport(t *testing.T) {
+	var rs rateSampler
+	const rtt = 50 * time.Millisecond
+	want := 1200 / time.Millisecond.Seconds()
+	peak := 0.0
+	for ms := 0; ms < 1000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		rs.onSent(now, 50*1200, 1200, rtt)
+		if ms < 50 {
+			continue
+		}
+		acked := 1200
+		if ms%200 == 0 {
+			acked += 100 * 1200 // 100 packets reported late
+		}
+		peak = max(peak, rs.onAck(now, acked, rtt, rtt).rate)
+	}
+	require.LessOrEqual(t, peak, 1.1*want, "peak sample in B/s with late reports, want at most 1.1 x %.0f", want)
+	require.GreaterOrEqual(t, peak, 0.9*want, "peak sample in B/s, want about %.0f", want)
 }

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
 
 // This file is a deterministic network simulator for the controllers: a
@@ -13,9 +15,18 @@ import (
 // engine does (a window, a pacer, loss detection by packet and time threshold,
 // a retransmission timer, an ACK per packet with selective acknowledgement).
 // It runs simulated minutes in well under a second of CPU.
+//
+// The selective ACK is uTP's: a bitmask that starts at the first missing
+// packet and reaches at most simSACKReach packets past it. While a packet is
+// missing, the sender learns nothing of those that arrived beyond the reach
+// until the gap closes: they stay in flight for it, as they do in the engine.
 
 // simMSS is the packets' size: a uTP packet on an Ethernet path.
 const simMSS = 1400
+
+// simSACKReach is how many packets past the first missing one a selective ACK
+// can report: the longest bitmask the extension carries.
+const simSACKReach = wire.MaxSACKLen * 8
 
 // simPath describes a network path. Rates are in bits per second.
 type simPath struct {
@@ -165,9 +176,11 @@ type simPacket struct {
 }
 
 type simArrival struct {
-	pn   int
-	at   int64 // receiver's arrival time
-	sent int64
+	pn    int
+	data  int
+	at    int64 // receiver's arrival time
+	sent  int64
+	reach int // data ids below this were reportable when it arrived
 }
 
 // simFlow is a bulk sender and its receiver.
@@ -193,8 +206,11 @@ type simFlow struct {
 
 	// receiver
 	delivered []bool
+	cumData   int // the first data id not yet delivered
 	arrivals  []simArrival
-	ackedUpTo int // arrivals the sender has processed
+	ackedUpTo int          // arrivals the sender has processed
+	hidden    []simArrival // arrivals processed but beyond the reach of every ACK so far, by data id
+	ackReach  int          // the latest ACK could report data ids below this
 	goodBytes int64
 }
 
@@ -406,7 +422,10 @@ func (s *simulator) onData(f *simFlow, pn, data int) {
 			f.goodBytes += simMSS
 		}
 	}
-	f.arrivals = append(f.arrivals, simArrival{pn: pn, at: s.now, sent: f.pkts[pn].sentAt})
+	for f.cumData < len(f.delivered) && f.delivered[f.cumData] {
+		f.cumData++
+	}
+	f.arrivals = append(f.arrivals, simArrival{pn: pn, data: data, at: s.now, sent: f.pkts[pn].sentAt, reach: f.cumData + 1 + simSACKReach})
 	if s.path.ackLoss > 0 && s.rng.Float64() < s.path.ackLoss {
 		return
 	}
@@ -414,7 +433,7 @@ func (s *simulator) onData(f *simFlow, pn, data int) {
 }
 
 // onAck processes an ACK that covers every arrival up to index upTo, as a
-// selective ACK does.
+// selective ACK does, except those beyond its reach.
 func (s *simulator) onAck(f *simFlow, upTo int) {
 	if upTo <= f.ackedUpTo {
 		return
@@ -422,7 +441,26 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 	now := s.clock()
 	prior := f.inFlight
 	acked := 0
-	for _, a := range f.arrivals[f.ackedUpTo:upTo] {
+	reach := f.arrivals[upTo-1].reach
+	f.ackReach = reach
+	reported := f.arrivals[f.ackedUpTo:upTo]
+	if len(f.hidden) > 0 && f.hidden[0].data < reach || slices.ContainsFunc(reported, func(a simArrival) bool { return a.data >= reach }) {
+		// hidden is kept in order of data id, so what the reach now covers
+		// is a prefix of it.
+		var now []simArrival
+		for _, a := range reported {
+			if a.data < reach {
+				now = append(now, a)
+				continue
+			}
+			i, _ := slices.BinarySearchFunc(f.hidden, a.data, func(h simArrival, d int) int { return h.data - d })
+			f.hidden = slices.Insert(f.hidden, i, a)
+		}
+		i, _ := slices.BinarySearchFunc(f.hidden, reach, func(h simArrival, d int) int { return h.data - d })
+		reported = append(now, f.hidden[:i]...)
+		f.hidden = f.hidden[i:]
+	}
+	for _, a := range reported {
 		// A packet declared lost and acknowledged after all counts as
 		// acknowledged, as the controllers' contract asks.
 		p := &f.pkts[a.pn]
@@ -435,7 +473,8 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 			// A spurious loss: the path reorders by more than the window.
 			f.reoWnd = min(max(2*f.reoWnd, f.rtt.MinRTT()/4), f.rtt.SmoothedRTT())
 		}
-		if a.pn < f.largest && f.reoWnd == 0 {
+		// One that arrived beyond the reach is reported late, not reordered.
+		if a.pn < f.largest && f.reoWnd == 0 && a.data < a.reach {
 			f.reoWnd = f.rtt.MinRTT() / 4
 		}
 		p.state = pktAcked
@@ -463,7 +502,8 @@ func (s *simulator) onAck(f *simFlow, upTo int) {
 // seen to reorder, a packet is lost once three later packets have been
 // acknowledged or it is 9/8 of an RTT older than an acknowledged one; after,
 // only by time, with a reordering window that widens on each spurious loss.
-// It sets a timer for what may yet be lost.
+// It sets a timer for what may yet be lost. Packets beyond the latest ACK's
+// reach are not judged: the ACK could not have reported them.
 func (s *simulator) detectLoss(f *simFlow) {
 	if f.largest < 0 {
 		return
@@ -482,7 +522,7 @@ func (s *simulator) detectLoss(f *simFlow) {
 	}
 	for pn := f.lowest; pn < f.largest; pn++ {
 		p := &f.pkts[pn]
-		if p.state != pktInFlight {
+		if p.state != pktInFlight || p.data >= f.ackReach {
 			continue
 		}
 		if pn <= f.largest-pktThresh || s.now-p.sentAt >= thresh {
