@@ -58,7 +58,7 @@ func (p *Path) expireSent(now time.Time) {
 	lost := 0
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lossAfter := max(4*p.srtt, 200*time.Millisecond)
+	lossAfter := p.probeLossAfter()
 	for ctr, s := range p.sent {
 		if now.Sub(s.at) < lossAfter {
 			continue
@@ -72,3 +72,6 @@ func (p *Path) expireSent(now time.Time) {
 	}
 	p.sel.lostInRow += lost
 }
+
+// probeLossAfter is how long a probe waits for its echo before it counts as lost. Guarded by p.mu.
+func (p *Path) probeLossAfter() time.Duration { return max(4*p.srtt, 200*time.Millisecond) }

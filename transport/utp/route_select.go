@@ -22,8 +22,8 @@ const (
 )
 
 const (
-	// fallbackAfterLost is how many probes in a row the direct route may lose before the path falls back on the
-	// relay.
+	// fallbackAfterLost is how many probes in a row the direct route may lose, while nothing else arrives on it,
+	// before the path falls back on the relay.
 	fallbackAfterLost = 3
 	// maxUpgradeInterval bounds the time between two rounds of punches towards a better route.
 	maxUpgradeInterval = 5 * time.Second
@@ -171,7 +171,10 @@ func (p *Path) maintainRoutes(now time.Time) (next time.Duration, suspect bool) 
 	p.mu.Lock()
 	cur := p.loadRoute()
 	rank := p.rank(cur)
-	if rank > rankRelay && p.sel.lostInRow >= fallbackAfterLost && p.sel.backup != nil {
+	// Lost probes alone do not condemn a route that still brings the peer's datagrams: an echo or two lost on a
+	// lossy path, or a peer that was not scheduled for a moment, would otherwise bounce a busy path to the relay.
+	quiet := now.Sub(time.Unix(0, p.sel.curRecv.Load())) >= p.probeLossAfter()
+	if rank > rankRelay && p.sel.lostInRow >= fallbackAfterLost && quiet && p.sel.backup != nil {
 		p.log.Info("utp: route lost, falling back on the relay", "route", cur.id(), "lost", p.sel.lostInRow, "to", p.sel.backup.id())
 		rtt := p.sel.backupRTT
 		p.setRoute(p.sel.backup)

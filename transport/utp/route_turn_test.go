@@ -43,6 +43,9 @@ type firewall struct {
 	peer    atomic.Pointer[netip.AddrPort]
 	blocked atomic.Bool
 	noUDP   atomic.Bool
+	// echoesFromPeer, when set, drops the peer's datagrams of a probe echo's length (sealing makes them opaque, but
+	// no other datagram has that length: an engine datagram is longer, a probe shorter).
+	echoesFromPeer atomic.Bool
 }
 
 func (f *firewall) drops(a net.Addr) bool {
@@ -54,7 +57,15 @@ func (f *firewall) drops(a net.Addr) bool {
 func (f *firewall) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, from, err := f.PacketConn.ReadFrom(b)
-		if err != nil || !f.drops(from) {
+		if err != nil {
+			return n, from, err
+		}
+		if f.echoesFromPeer.Load() && n == sealedOverhead+1+1+8 { // kind, flags, the echoed counter
+			if ap, _ := addrPortOf(from); ap == *f.peer.Load() {
+				continue
+			}
+		}
+		if !f.drops(from) {
 			return n, from, err
 		}
 	}
@@ -193,6 +204,47 @@ func TestRelayFirstUpgradeAndFallBack(t *testing.T) {
 	require.Equal(t, int64(size), res.n, "bytes received")
 	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
 	t.Logf("32 MiB byte-exact in %v", res.elapsed.Round(time.Millisecond))
+}
+
+// Probe echoes lost on a direct route that still brings the peer's data do not send the path to the relay: the
+// probes alone would condemn it, the data shows it alive.
+func TestLostEchoesOnALiveRouteKeepIt(t *testing.T) {
+	rp := newRelayPair(t, Config{}, false, false)
+	waitRoute(t, rp.dialer, false, 20*time.Second)
+	const size = 64 << 20
+	var relayed atomic.Bool
+	var lostSince time.Time
+	var done bool
+	progress := func(n int64) {
+		if n < 1<<20 || done {
+			return
+		}
+		// The stream is open and data flows: drop the echoes until the dialer has counted enough probes lost for
+		// a while.
+		rp.fw.echoesFromPeer.Store(true)
+		if rp.dialer.Route().Relayed {
+			relayed.Store(true)
+		}
+		rp.dialer.mu.Lock()
+		lost := rp.dialer.sel.lostInRow
+		rp.dialer.mu.Unlock()
+		switch {
+		case lost < fallbackAfterLost:
+		case lostSince.IsZero():
+			lostSince = time.Now()
+		case time.Since(lostSince) > 500*time.Millisecond:
+			rp.fw.echoesFromPeer.Store(false)
+			done = true
+		}
+		time.Sleep(time.Millisecond) // a slower reader, so the probes have time to be lost
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := transferVerified(ctx, rp.acceptor, rp.dialer, size, 16<<10, 5, progress)
+	require.NoError(t, err, "transfer")
+	require.True(t, res.n == size && res.sent == res.received, "transfer of %d bytes not byte-exact", res.n)
+	require.False(t, relayed.Load(), "the dialer fell back on the relay while the peer's data kept arriving")
+	require.False(t, lostSince.IsZero(), "the firewall did not cost the dialer its probe echoes")
 }
 
 // A Transport whose UDP socket can send and receive nothing still connects through its TURN allocation over TCP,
