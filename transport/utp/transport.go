@@ -35,6 +35,7 @@ type Transport struct {
 
 	byID   atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
 	relays atomic.Pointer[[]*Relay]            // TURN allocations; copied on write under mu
+	nat    atomic.Pointer[NATReport]           // what DiscoverNAT found last
 
 	mu       sync.Mutex
 	paths    map[*Path]struct{}          // connecting and established
@@ -261,9 +262,9 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 	t.dispatchSealed(b, from, nil)
 }
 
-// dispatchSealed hands a sealed datagram from the peer address from (through our relay via, or straight over the
-// socket when via is nil) to its path.
-func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via *Relay) {
+// dispatchSealed hands a sealed datagram from the peer address from (the way via: through one of our relays or on
+// an extra socket; straight over the socket when via is nil) to its path.
+func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via routeVia) {
 	id, ok := sealedID(b)
 	if !ok {
 		t.stats.stranger.Add(1)

@@ -1,0 +1,233 @@
+package utp
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Hard-NAT punching. A NAT that maps every destination to a new public port (symmetric, MappingPerDestination)
+// gives the peer no address to punch: the port it opens towards the peer is not the one STUN saw. Against a peer
+// whose NAT keeps one public port (MappingEndpointIndependent), the birthday paradox still finds a way:
+//   - the hard side opens Config.HardNATSockets extra sockets and sends a sealed punch from each to the peer's
+//     server-reflexive address, which makes as many mappings on its NAT, each on a port the peer cannot know, and
+//     refreshes them;
+//   - the easy side sends paced sealed punches (probes) from its one socket to the hard side's public address, each
+//     to another port: first the ports that follow a sequence in the hard side's STUN observations (a NAT that
+//     allocates in order), then random ones, up to Config.HardNATProbes. Each probe also opens the easy side's NAT
+//     to that port.
+// The first probe to hit one of the mappings reaches an extra socket, which answers; that socket carries the route
+// (socketRoute), and the path moves to it as to any better route (route_select.go). The hard side closes its other
+// sockets once a direct route carries the path, and all but the route's when Config.HardNATTimeout passes. Every
+// punch and probe is a sealed datagram of the path: a stranger's or a replayed one gets no answer. Two hard sides
+// cannot meet this way (neither has an address to aim at); they stay on the relay.
+
+// hardNATRefresh is how often the hard side sends a punch again from each extra socket: well under the 30 s that
+// NATs keep an unanswered UDP mapping.
+const hardNATRefresh = 5 * time.Second
+
+// hardNATProbeDelay gives ordinary punching, and the hard side's sockets, a head start before probing.
+const hardNATProbeDelay = 200 * time.Millisecond
+
+// hardNATTick is how often the easy side wakes to send the probes due; each wake sends at most hardNATBurst times
+// the probes due in one tick, so a stalled goroutine does not catch up in one burst.
+const (
+	hardNATTick  = 10 * time.Millisecond
+	hardNATBurst = 4
+)
+
+// maxPredictedPorts bounds the ports probed first because they follow a sequence.
+const maxPredictedPorts = 1024
+
+// maxHardNATTargets bounds the peer addresses each extra socket punches.
+const maxHardNATTargets = 2
+
+// startHardNAT starts a hard-NAT punch when one side's NAT maps per destination and the other's does not (or is
+// not known to): this side opens extra sockets when its own NAT is the hard one, and probes when the peer's is.
+func (p *Path) startHardNAT() {
+	local := p.t.NAT().Mapping
+	p.mu.Lock()
+	cands := slices.Clone(p.cands)
+	p.mu.Unlock()
+	peer := peerNATOf(cands)
+	switch {
+	case local == MappingPerDestination && peer.mapping != MappingPerDestination && p.cfg.HardNATSockets > 0:
+		var targets []netip.AddrPort
+		for _, c := range cands {
+			if (c.Kind == CandidateSrflx || c.Mapping != MappingUnknown) && len(targets) < maxHardNATTargets {
+				targets = append(targets, c.Addr)
+			}
+		}
+		if len(targets) > 0 {
+			go p.hardNATSockets(targets)
+		}
+	case local != MappingPerDestination && peer.mapping == MappingPerDestination && p.cfg.HardNATProbes > 0:
+		go p.hardNATProbes(peer)
+	}
+}
+
+// onDirectRoute reports whether a direct route carries the established path, and the extra socket it sends from
+// (nil for the Transport's socket).
+func (p *Path) onDirectRoute() (direct bool, sock *auxSocket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.loadRoute()
+	if !p.established || r == nil || p.rank(r) == rankRelay {
+		return false, nil
+	}
+	if sr, ok := r.(*socketRoute); ok {
+		return true, sr.s
+	}
+	return true, nil
+}
+
+// hardNATSockets is the hard side: it opens the extra sockets, punches the peer's addresses from each until a
+// direct route carries the path or Config.HardNATTimeout passes, then closes all but the route's socket, which
+// lives as long as the path.
+func (p *Path) hardNATSockets(targets []netip.AddrPort) {
+	var socks []*auxSocket
+	var wg sync.WaitGroup
+	for i := range p.cfg.HardNATSockets {
+		s, err := p.t.listenAux(i)
+		if err != nil {
+			p.log.Warn("utp: hard-NAT punch: cannot open more sockets", "open", len(socks), "err", err)
+			break
+		}
+		socks = append(socks, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.readLoop()
+		}()
+	}
+	defer func() {
+		for _, s := range socks {
+			s.close()
+		}
+		wg.Wait()
+	}()
+	p.log.Debug("utp: hard-NAT punch: extra sockets open", "sockets", len(socks), "targets", targets)
+	punch := func() {
+		for _, s := range socks {
+			for _, a := range targets {
+				p.sendCtrl(s.route(a), kindPunch, u64(p.instance), true)
+			}
+		}
+	}
+	punch()
+	refresh := time.NewTicker(hardNATRefresh)
+	defer refresh.Stop()
+	timeout := time.NewTimer(p.cfg.HardNATTimeout)
+	defer timeout.Stop()
+	// keep closes every extra socket but the one the path's route sends from, and reports whether one is left.
+	keep := func() bool {
+		_, sock := p.onDirectRoute()
+		if sock == nil {
+			if cur, ok := p.loadRoute().(*socketRoute); ok {
+				sock = cur.s // the relay may carry the path for now, but the route came this way
+			}
+		}
+		for _, s := range socks {
+			if s != sock {
+				s.close()
+			}
+		}
+		socks = socks[:0]
+		if sock == nil {
+			return false
+		}
+		socks = append(socks, sock)
+		if _, _, err := setSocketBuffers(sock.pc, p.cfg.SocketBuffer); err != nil {
+			p.log.Debug("utp: hard-NAT punch: socket buffers", "err", err)
+		}
+		return true
+	}
+	for {
+		changed := p.RouteChanged()
+		if direct, sock := p.onDirectRoute(); direct {
+			p.log.Debug("utp: hard-NAT punch: direct route found", "extra_socket", sock != nil)
+			if keep() {
+				<-p.done
+			}
+			return
+		}
+		select {
+		case <-p.done:
+			return
+		case <-changed:
+		case <-refresh.C:
+			punch()
+		case <-timeout.C:
+			p.log.Debug("utp: hard-NAT punch: no direct route in time", "timeout", p.cfg.HardNATTimeout)
+			if keep() {
+				<-p.done
+			}
+			return
+		}
+	}
+}
+
+// hardNATProbes is the easy side: it sends paced probes to ports of the peer's public address until a direct route
+// carries the path, the budget is spent or Config.HardNATTimeout passes.
+func (p *Path) hardNATProbes(peer peerNAT) {
+	start := time.Now()
+	deadline := start.Add(p.cfg.HardNATTimeout)
+	order := probeOrder(peer.ports, p.cfg.HardNATProbes, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	p.log.Debug("utp: hard-NAT punch: probing", "peer", peer.ip, "probes", len(order), "predicted",
+		len(predictPorts(peer.ports, maxPredictedPorts)) > 0)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(hardNATProbeDelay):
+	}
+	tick := time.NewTicker(hardNATTick)
+	defer tick.Stop()
+	perTick := max(int(hardNATTick/p.cfg.HardNATProbeInterval), 1)
+	begin := time.Now()
+	sent := 0
+	for sent < len(order) {
+		if direct, _ := p.onDirectRoute(); direct {
+			p.log.Debug("utp: hard-NAT punch: direct route found", "probes", sent, "after", time.Since(start))
+			return
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		due := min(int(now.Sub(begin)/p.cfg.HardNATProbeInterval)+1, len(order), sent+hardNATBurst*perTick)
+		for ; sent < due; sent++ {
+			p.sendCtrl(newDirectRoute(p.t, netip.AddrPortFrom(peer.ip, order[sent])), kindPunch, u64(p.instance), true)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+	}
+	p.log.Debug("utp: hard-NAT punch: probes spent", "probes", sent, "after", time.Since(start))
+}
+
+// probeOrder is the ports to probe, n at most: the ones that follow a sequence in the peer's observed ports first,
+// then random ones above the privileged range, none twice.
+func probeOrder(observed []uint16, n int, rng *rand.Rand) []uint16 {
+	n = min(n, maxHardNATProbes)
+	out := predictPorts(observed, min(n, maxPredictedPorts))
+	seen := make(map[uint16]bool, len(out))
+	for _, port := range out {
+		seen[port] = true
+	}
+	rest := make([]uint16, 0, maxHardNATProbes)
+	for port := 1024; port <= 65535; port++ {
+		if !seen[uint16(port)] {
+			rest = append(rest, uint16(port))
+		}
+	}
+	for i := 0; len(out) < n && i < len(rest); i++ {
+		j := i + rng.IntN(len(rest)-i)
+		rest[i], rest[j] = rest[j], rest[i]
+		out = append(out, rest[i])
+	}
+	return out
+}

@@ -1,0 +1,254 @@
+package utp
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPredictPorts(t *testing.T) {
+	cases := []struct {
+		name     string
+		observed []uint16
+		n        int
+		want     []uint16
+	}{
+		{"step of one", []uint16{40000, 40001}, 4, []uint16{40002, 40003, 40004, 40005}},
+		{"step of two, three observations", []uint16{5000, 5002, 5004}, 3, []uint16{5006, 5008, 5010}},
+		{"other hosts took ports between: the smallest step", []uint16{5000, 5003, 5004}, 2, []uint16{5005, 5006}},
+		{"downwards", []uint16{30010, 30009}, 3, []uint16{30008, 30007, 30006}},
+		{"stops at the top of the range", []uint16{65533, 65534}, 5, []uint16{65535}},
+		{"stops above the privileged ports", []uint16{1026, 1025}, 5, []uint16{1024}},
+		{"the largest step that looks sequential", []uint16{10000 + maxSequentialStep, 10000 + 2*maxSequentialStep}, 1, []uint16{10000 + 3*maxSequentialStep}},
+		{"a step too large: random", []uint16{10000, 10001 + maxSequentialStep}, 4, nil},
+		{"random ports", []uint16{40000, 12345}, 4, nil},
+		{"steps of both signs", []uint16{5000, 5002, 5001}, 4, nil},
+		{"the same port twice: endpoint-independent, nothing to predict", []uint16{5000, 5000}, 4, nil},
+		{"one observation", []uint16{5000}, 4, nil},
+		{"none wanted", []uint16{5000, 5001}, 0, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, predictPorts(c.observed, c.n))
+		})
+	}
+}
+
+func TestProbeOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	t.Run("predicted first, then random, each once", func(t *testing.T) {
+		order := probeOrder([]uint16{40000, 40001}, 2000, rng)
+		require.Len(t, order, 2000)
+		require.Equal(t, predictPorts([]uint16{40000, 40001}, maxPredictedPorts), order[:maxPredictedPorts])
+		seen := map[uint16]bool{}
+		for _, p := range order {
+			require.GreaterOrEqual(t, p, uint16(1024), "a privileged port")
+			require.False(t, seen[p], "port %d twice", p)
+			seen[p] = true
+		}
+	})
+	t.Run("random only without a sequence", func(t *testing.T) {
+		order := probeOrder([]uint16{40000, 12345}, 1000, rng)
+		require.Len(t, order, 1000)
+		require.False(t, slices.Contains(order[:10], 12346) && slices.Contains(order[:10], 12347))
+	})
+	t.Run("the budget is bounded by the port range", func(t *testing.T) {
+		order := probeOrder(nil, 1<<20, rng)
+		require.Len(t, order, maxHardNATProbes)
+		slices.Sort(order)
+		require.Equal(t, uint16(1024), order[0])
+		require.Equal(t, uint16(65535), order[len(order)-1])
+	})
+}
+
+func TestHardNATConfigDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	require.Equal(t, 256, c.HardNATSockets)
+	require.Equal(t, 2000, c.HardNATProbes)
+	require.Equal(t, 2*time.Millisecond, c.HardNATProbeInterval)
+	require.Equal(t, 15*time.Second, c.HardNATTimeout)
+	c = Config{HardNATSockets: 1 << 20, HardNATProbes: 1 << 20}.withDefaults()
+	require.Equal(t, maxHardNATSockets, c.HardNATSockets)
+	require.Equal(t, maxHardNATProbes, c.HardNATProbes)
+	c = Config{HardNATSockets: -1, HardNATProbes: -1}.withDefaults()
+	require.Negative(t, c.HardNATSockets)
+	require.Negative(t, c.HardNATProbes)
+}
+
+// portRestricted is a socket behind a port-restricted cone NAT, as far as what it lets in goes: only datagrams from
+// an address:port it has sent to.
+type portRestricted struct {
+	net.PacketConn
+	mu      sync.Mutex
+	sentTo  map[netip.AddrPort]bool
+	dropped int
+}
+
+func (c *portRestricted) WriteTo(b []byte, to net.Addr) (int, error) {
+	ap, _ := addrPortOf(to)
+	c.mu.Lock()
+	c.sentTo[ap] = true
+	c.mu.Unlock()
+	return c.PacketConn.WriteTo(b, to)
+}
+
+func (c *portRestricted) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.PacketConn.ReadFrom(b)
+		if err != nil {
+			return n, from, err
+		}
+		ap, _ := addrPortOf(from)
+		c.mu.Lock()
+		ok := c.sentTo[ap]
+		if !ok {
+			c.dropped++
+		}
+		c.mu.Unlock()
+		if ok {
+			return n, from, nil
+		}
+	}
+}
+
+// freePortRange finds n consecutive free UDP ports on 127.0.0.1.
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(20000)
+		var pcs []net.PacketConn
+		for i := range n {
+			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(base+i)).String())
+			if err != nil {
+				break
+			}
+			pcs = append(pcs, pc)
+		}
+		for _, pc := range pcs {
+			pc.Close()
+		}
+		if len(pcs) == n {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// A path between a side whose NAT maps per destination and a port-restricted one is punched through an extra
+// socket of the hard side: the hard side's punches from its extra sockets are dropped by the easy side's filter
+// until the easy side's probe, aimed at a port predicted from the hard side's STUN observations, reaches one of
+// them; that socket answers, the path runs on a route from it, moves a stream's bytes, and the other extra sockets
+// are closed.
+func TestHardNATPunchOverExtraSocket(t *testing.T) {
+	const sockets = 4
+	base := freePortRange(t, sockets+2)
+	observed := []uint16{uint16(base), uint16(base + 1)} // the "STUN mappings": predicted next, base+2 onwards
+	hardCfg := Config{HardNATSockets: sockets, auxPortBase: base + 2, HardNATTimeout: 20 * time.Second}
+	easyCfg := Config{HardNATProbes: sockets, HardNATProbeInterval: 10 * time.Millisecond}
+
+	hard, err := Listen("udp4", "127.0.0.1:0", hardCfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { hard.Close() })
+	hard.nat.Store(&NATReport{Mapping: MappingPerDestination})
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	filter := &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}}
+	easy, err := NewTransport(filter, easyCfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { easy.Close() })
+	easy.nat.Store(&NATReport{Mapping: MappingEndpointIndependent})
+
+	easyAddr := easy.LocalAddr().AddrPort()
+	hardCands := []Candidate{
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(easyAddr.Addr(), observed[0]), Mapping: MappingPerDestination},
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(easyAddr.Addr(), observed[1]), Mapping: MappingPerDestination},
+	}
+	easyCands := []Candidate{{Kind: CandidateSrflx, Addr: easyAddr, Mapping: MappingEndpointIndependent}}
+	key := newKey(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var hp, ep *Path
+	var herr, eerr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); hp, herr = hard.Connect(ctx, Peer{Key: key, Candidates: easyCands, Dialer: true}) }()
+	go func() { defer wg.Done(); ep, eerr = easy.Connect(ctx, Peer{Key: key, Candidates: hardCands}) }()
+	wg.Wait()
+	require.NoError(t, herr, "hard side (easy side: %v)", eerr)
+	require.NoError(t, eerr, "easy side")
+	t.Cleanup(func() { hp.Close(); ep.Close() })
+
+	// The easy side reached the hard side at one of its extra sockets, and the hard side answers from it.
+	remote := ep.RemoteAddr()
+	require.GreaterOrEqual(t, int(remote.Port()), base+2, "the easy side's route: %v", remote)
+	require.Less(t, int(remote.Port()), base+2+sockets, "the easy side's route: %v", remote)
+	cur, ok := hp.loadRoute().(*socketRoute)
+	require.True(t, ok, "the hard side's route is %v, not from an extra socket", hp.loadRoute().id())
+	require.Equal(t, remote.Port(), cur.s.port)
+	require.Equal(t, easyAddr, cur.peerAddr())
+	filter.mu.Lock()
+	dropped := filter.dropped
+	filter.mu.Unlock()
+	require.Positive(t, dropped, "the easy side's filter let every punch in: the test proves nothing")
+
+	// A stream's bytes cross byte-exact over the extra socket's route.
+	data := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{9}).Read(data)
+	accepted := make(chan []byte, 1)
+	go func() {
+		s, err := ep.AcceptStream(ctx)
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		got, _ := io.ReadAll(s)
+		s.Close()
+		accepted <- got
+	}()
+	s, err := hp.OpenStream(ctx)
+	require.NoError(t, err)
+	_, err = s.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	got := <-accepted
+	require.True(t, bytes.Equal(data, got), "bytes over the extra socket's route: got %d of %d", len(got), len(data))
+	_, stillExtra := hp.loadRoute().(*socketRoute)
+	require.True(t, stillExtra, "the path left the extra socket's route: %v", hp.loadRoute().id())
+
+	// The extra sockets the path does not use are closed: their ports bind again.
+	require.Eventually(t, func() bool {
+		for i := range sockets {
+			port := base + 2 + i
+			if port == int(remote.Port()) {
+				continue
+			}
+			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(easyAddr.Addr(), uint16(port)).String())
+			if err != nil {
+				return false
+			}
+			pc.Close()
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "unused extra sockets still open")
+
+	// The route's own socket closes with the path.
+	hp.Close()
+	require.Eventually(t, func() bool {
+		pc, err := net.ListenPacket("udp4", remote.String())
+		if err != nil {
+			return false
+		}
+		pc.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "the route's extra socket outlived the path")
+}

@@ -1,0 +1,90 @@
+package utp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// auxSocket is an extra UDP socket of a path, opened for a hard-NAT punch (hardnat.go). What it reads goes through
+// the Transport's demultiplexer as the main socket's sealed datagrams do (anything else is a stranger's, dropped and
+// counted), with the socket as the way it came, so that the path answers from the same socket: a socketRoute.
+type auxSocket struct {
+	t       *Transport
+	pc      *net.UDPConn
+	port    uint16                                // local port: names the socket's routes
+	sendRaw func(b []byte, to *net.UDPAddr) error // non-blocking send, or nil
+	closeMu sync.Once
+}
+
+var _ routeVia = (*auxSocket)(nil)
+
+// listenAux binds extra socket i on the main socket's address, on a port of the kernel's choice.
+func (t *Transport) listenAux(i int) (*auxSocket, error) {
+	port := 0
+	if t.cfg.auxPortBase > 0 {
+		port = t.cfg.auxPortBase + i
+	}
+	pc, err := net.ListenUDP(t.network(), &net.UDPAddr{IP: t.local.IP, Port: port, Zone: t.local.Zone})
+	if err != nil {
+		return nil, err
+	}
+	return &auxSocket{t: t, pc: pc, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), sendRaw: newNonblockingSender(pc)}, nil
+}
+
+// readLoop hands what arrives to the demultiplexer until the socket is closed. Sealed datagrams are at most
+// maxRoutePayload bytes, so a small buffer does for each of a path's many extra sockets.
+func (s *auxSocket) readLoop() {
+	buf := make([]byte, maxSealed)
+	for {
+		n, from, err := s.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. an ICMP error from a port that was not there
+		}
+		s.t.dispatchSealed(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), s)
+	}
+}
+
+func (s *auxSocket) close() { s.closeMu.Do(func() { s.pc.Close() }) }
+
+// send writes one datagram without waiting: a full send buffer drops it, as Transport.send does.
+func (s *auxSocket) send(b []byte, to *net.UDPAddr) error {
+	var err error
+	if s.sendRaw != nil {
+		err = s.sendRaw(b, to)
+	} else {
+		_, err = s.pc.WriteToUDP(b, to)
+	}
+	if err != nil {
+		s.t.stats.sendDrops.Add(1)
+		if errors.Is(err, errSendBufferFull) {
+			return nil
+		}
+		return &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
+	}
+	return nil
+}
+
+func (s *auxSocket) route(addr netip.AddrPort) route {
+	return &socketRoute{s: s, addr: addr, udp: net.UDPAddrFromAddrPort(addr)}
+}
+
+func (s *auxSocket) routeID(addr netip.AddrPort) routeID {
+	return routeID{kind: routeDirect, addr: addr, sock: s.port}
+}
+
+// socketRoute is a direct route from an extra socket of the path to one of the peer's addresses. It ranks as the
+// peer's address does, like a directRoute; it sends one datagram per system call.
+type socketRoute struct {
+	s    *auxSocket
+	addr netip.AddrPort
+	udp  *net.UDPAddr
+}
+
+func (r *socketRoute) send(b []byte) error      { return r.s.send(b, r.udp) }
+func (r *socketRoute) id() routeID              { return r.s.routeID(r.addr) }
+func (r *socketRoute) peerAddr() netip.AddrPort { return r.addr }
