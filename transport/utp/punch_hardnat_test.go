@@ -181,7 +181,10 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 	var herr, eerr error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); hp, herr = hard.Connect(ctx, Peer{Key: key, Candidates: easyCands, Dialer: true}) }()
+	go func() {
+		defer wg.Done()
+		hp, herr = hard.Connect(ctx, Peer{Key: key, Candidates: easyCands, Dialer: true})
+	}()
 	go func() { defer wg.Done(); ep, eerr = easy.Connect(ctx, Peer{Key: key, Candidates: hardCands}) }()
 	wg.Wait()
 	require.NoError(t, herr, "hard side (easy side: %v)", eerr)
