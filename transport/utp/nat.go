@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // NATMapping is how the NAT in front of a socket picks the public port of its datagrams (RFC 4787's mapping
@@ -48,13 +49,19 @@ func (t *Transport) DiscoverNAT(ctx context.Context, server string) (NATReport, 
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.STUNTimeout)
 		defer cancel()
 	}
+	start := time.Now()
 	first, err := t.stunBinding(ctx, server)
 	if err != nil {
 		return NATReport{}, err
 	}
+	rtt := time.Since(start)
 	rep := NATReport{Reflexive: first.addr, Observed: []netip.AddrPort{first.addr}}
 	if other := otherAddress(server, first.other, t.network()); other.IsValid() {
-		if second, err := t.stunBinding(ctx, other.String()); err == nil {
+		// The second address answers as fast as the first, unless something filters it: do not wait for long.
+		sctx, cancel := context.WithTimeout(ctx, max(secondSTUNWait, 4*rtt))
+		second, err := t.stunBinding(sctx, other.String())
+		cancel()
+		if err == nil {
 			rep.Observed = append(rep.Observed, second.addr)
 			rep.Mapping = MappingEndpointIndependent
 			if second.addr != first.addr {
@@ -67,6 +74,9 @@ func (t *Transport) DiscoverNAT(ctx context.Context, server string) (NATReport, 
 	t.nat.Store(&rep)
 	return rep, nil
 }
+
+// secondSTUNWait bounds the wait for the STUN server's second address (or four times the first one's round trip).
+const secondSTUNWait = time.Second
 
 // otherAddress is where to ask STUN a second time: the server's OTHER-ADDRESS, with the server's own IP when it
 // named only a port (a server bound to every interface does not know its public address), or nothing when it gave
