@@ -108,6 +108,7 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 		}
 		wg.Wait()
 	}()
+	start := time.Now()
 	p.log.Debug("utp: hard-NAT punch: extra sockets open", "sockets", len(socks), "targets", targets)
 	punch := func() {
 		for _, s := range socks {
@@ -147,7 +148,7 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 	for {
 		changed := p.RouteChanged()
 		if direct, sock := p.onDirectRoute(); direct {
-			p.log.Debug("utp: hard-NAT punch: direct route found", "extra_socket", sock != nil)
+			p.log.Debug("utp: hard-NAT punch: direct route found", "extra_socket", sock != nil, "after", time.Since(start))
 			if keep() {
 				<-p.done
 			}
