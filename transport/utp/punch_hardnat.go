@@ -143,6 +143,7 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 		if _, _, err := setSocketBuffers(sock.pc, p.cfg.SocketBuffer); err != nil {
 			p.log.Debug("utp: hard-NAT punch: socket buffers", "err", err)
 		}
+		sock.enableBatch()
 		return true
 	}
 	for {

@@ -204,7 +204,25 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 	filter.mu.Unlock()
 	require.Positive(t, dropped, "the easy side's filter let every punch in: the test proves nothing")
 
-	// A stream's bytes cross byte-exact over the extra socket's route.
+	// The extra sockets the path does not use are closed: their ports bind again.
+	require.Eventually(t, func() bool {
+		for i := range sockets {
+			port := base + 2 + i
+			if port == int(remote.Port()) {
+				continue
+			}
+			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(easyAddr.Addr(), uint16(port)).String())
+			if err != nil {
+				return false
+			}
+			pc.Close()
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "unused extra sockets still open")
+
+	// A stream's bytes cross byte-exact over the extra socket's route, which sends in batches now that it is the
+	// path's.
+	require.NotNil(t, cur.s.batch.Load(), "the route's socket does not send in batches")
 	data := make([]byte, 1<<20)
 	_, _ = rand.NewChaCha8([32]byte{9}).Read(data)
 	accepted := make(chan []byte, 1)
@@ -227,22 +245,6 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 	require.True(t, bytes.Equal(data, got), "bytes over the extra socket's route: got %d of %d", len(got), len(data))
 	_, stillExtra := hp.loadRoute().(*socketRoute)
 	require.True(t, stillExtra, "the path left the extra socket's route: %v", hp.loadRoute().id())
-
-	// The extra sockets the path does not use are closed: their ports bind again.
-	require.Eventually(t, func() bool {
-		for i := range sockets {
-			port := base + 2 + i
-			if port == int(remote.Port()) {
-				continue
-			}
-			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(easyAddr.Addr(), uint16(port)).String())
-			if err != nil {
-				return false
-			}
-			pc.Close()
-		}
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "unused extra sockets still open")
 
 	// The route's own socket closes with the path.
 	hp.Close()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // auxSocket is an extra UDP socket of a path, opened for a hard-NAT punch (hardnat.go). What it reads goes through
@@ -15,8 +16,11 @@ type auxSocket struct {
 	pc      *net.UDPConn
 	port    uint16                                // local port: names the socket's routes
 	sendRaw func(b []byte, to *net.UDPAddr) error // non-blocking send, or nil
+	batch   atomic.Pointer[batchFunc]             // batched send, once a route kept the socket (enableBatch)
 	closeMu sync.Once
 }
+
+type batchFunc = func(bufs [][]byte, to *net.UDPAddr) (int, error)
 
 var _ routeVia = (*auxSocket)(nil)
 
@@ -49,6 +53,14 @@ func (s *auxSocket) readLoop() {
 	}
 }
 
+// enableBatch lets the socket's routes send several datagrams per system call (as the Transport's socket does):
+// for the one socket that carries a path, not for the many a punch opens.
+func (s *auxSocket) enableBatch() {
+	if f := newBatchSender(s.pc); f != nil {
+		s.batch.Store(&f)
+	}
+}
+
 func (s *auxSocket) close() { s.closeMu.Do(func() { s.pc.Close() }) }
 
 // send writes one datagram without waiting: a full send buffer drops it, as Transport.send does.
@@ -78,13 +90,39 @@ func (s *auxSocket) routeID(addr netip.AddrPort) routeID {
 }
 
 // socketRoute is a direct route from an extra socket of the path to one of the peer's addresses. It ranks as the
-// peer's address does, like a directRoute; it sends one datagram per system call.
+// peer's address does, like a directRoute.
 type socketRoute struct {
 	s    *auxSocket
 	addr netip.AddrPort
 	udp  *net.UDPAddr
 }
 
-func (r *socketRoute) send(b []byte) error      { return r.s.send(b, r.udp) }
+var _ batchSender = (*socketRoute)(nil)
+
+func (r *socketRoute) send(b []byte) error { return r.s.send(b, r.udp) }
+
+// sendBatch sends bufs without waiting, in one system call where enableBatch made that possible; a full send buffer
+// drops (and counts) what it could not take.
+func (r *socketRoute) sendBatch(bufs [][]byte) error {
+	f := r.s.batch.Load()
+	if f == nil {
+		for _, b := range bufs {
+			if err := r.s.send(b, r.udp); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n, err := (*f)(bufs, r.udp)
+	if err == nil {
+		return nil
+	}
+	r.s.t.stats.sendDrops.Add(uint64(len(bufs) - n))
+	if errors.Is(err, errSendBufferFull) {
+		return nil
+	}
+	return &net.OpError{Op: "write", Net: "udp", Addr: r.udp, Err: err}
+}
+
 func (r *socketRoute) id() routeID              { return r.s.routeID(r.addr) }
 func (r *socketRoute) peerAddr() netip.AddrPort { return r.addr }
