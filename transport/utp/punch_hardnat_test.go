@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +145,87 @@ func freePortRange(t *testing.T, n int) int {
 	return 0
 }
 
+// hardNATPair is a path between a Transport whose NAT maps per destination (hard: its extra sockets bind the ports
+// from auxBase) and one behind a port-restricted filter (easy), on loopback.
+type hardNATPair struct {
+	hard, easy   *Transport
+	hp, ep       *Path
+	filter       *portRestricted
+	auxBase      int
+	hardRelay    *Relay
+	easyRelay    *Relay
+	easyAddr     netip.AddrPort
+	extraSockets int
+}
+
+// newHardNATPair connects a hardNATPair with the given number of extra sockets. The hard side's STUN observations
+// predict the ports from base+2 on; the first misses of them are free ports, the extra sockets bind the ones after,
+// so the easy side's probes (all predicted: no random port on this machine is ever probed) hit after misses
+// probes. With turn (a TURN server's address) each side also has a relay, and the path starts on it.
+func newHardNATPair(t *testing.T, sockets, misses int, probeInterval time.Duration, turn string) *hardNATPair {
+	t.Helper()
+	base := freePortRange(t, 2+misses+sockets)
+	hp := &hardNATPair{auxBase: base + 2 + misses, extraSockets: sockets}
+	observed := []uint16{uint16(base), uint16(base + 1)}
+	var err error
+	hp.hard, err = Listen("udp4", "127.0.0.1:0", Config{HardNATSockets: sockets, auxPortBase: hp.auxBase, HardNATTimeout: 20 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { hp.hard.Close() })
+	hp.hard.nat.Store(&NATReport{Mapping: MappingPerDestination})
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	hp.filter = &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}}
+	hp.easy, err = NewTransport(hp.filter, Config{HardNATProbes: misses + sockets, HardNATProbeInterval: probeInterval})
+	require.NoError(t, err)
+	t.Cleanup(func() { hp.easy.Close() })
+	hp.easy.nat.Store(&NATReport{Mapping: MappingEndpointIndependent})
+
+	hp.easyAddr = hp.easy.LocalAddr().AddrPort()
+	hardCands := []Candidate{
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(hp.easyAddr.Addr(), observed[0]), Mapping: MappingPerDestination},
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(hp.easyAddr.Addr(), observed[1]), Mapping: MappingPerDestination},
+	}
+	easyCands := []Candidate{{Kind: CandidateSrflx, Addr: hp.easyAddr, Mapping: MappingEndpointIndependent}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if turn != "" {
+		hp.hardRelay, err = hp.hard.AllocateRelay(ctx, relayConfig(t, turn, "hard", false))
+		require.NoError(t, err)
+		hp.easyRelay, err = hp.easy.AllocateRelay(ctx, relayConfig(t, turn, "easy", false))
+		require.NoError(t, err)
+		hardCands = append(hardCands, hp.hardRelay.Candidate())
+		easyCands = append(easyCands, hp.easyRelay.Candidate())
+	}
+	key := newKey(t)
+	var herr, eerr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		hp.hp, herr = hp.hard.Connect(ctx, Peer{Key: key, Candidates: easyCands, Dialer: true})
+	}()
+	go func() { defer wg.Done(); hp.ep, eerr = hp.easy.Connect(ctx, Peer{Key: key, Candidates: hardCands}) }()
+	wg.Wait()
+	require.NoError(t, herr, "hard side (easy side: %v)", eerr)
+	require.NoError(t, eerr, "easy side")
+	t.Cleanup(func() { hp.hp.Close(); hp.ep.Close() })
+	return hp
+}
+
+// onExtraSocket checks that the path runs on a route from one of the hard side's extra sockets to the easy side,
+// and returns the extra socket's address.
+func (hp *hardNATPair) onExtraSocket(t *testing.T) netip.AddrPort {
+	t.Helper()
+	remote := hp.ep.RemoteAddr()
+	require.GreaterOrEqual(t, int(remote.Port()), hp.auxBase, "the easy side's route: %v", remote)
+	require.Less(t, int(remote.Port()), hp.auxBase+hp.extraSockets, "the easy side's route: %v", remote)
+	cur, ok := hp.hp.loadRoute().(*socketRoute)
+	require.True(t, ok, "the hard side's route is %v, not from an extra socket", hp.hp.loadRoute().id())
+	require.Equal(t, remote.Port(), cur.s.port)
+	require.Equal(t, hp.easyAddr, cur.peerAddr())
+	return remote
+}
+
 // A path between a side whose NAT maps per destination and a port-restricted one is punched through an extra
 // socket of the hard side: the hard side's punches from its extra sockets are dropped by the easy side's filter
 // until the easy side's probe, aimed at a port predicted from the hard side's STUN observations, reaches one of
@@ -151,67 +233,21 @@ func freePortRange(t *testing.T, n int) int {
 // are closed.
 func TestHardNATPunchOverExtraSocket(t *testing.T) {
 	const sockets = 4
-	base := freePortRange(t, sockets+2)
-	observed := []uint16{uint16(base), uint16(base + 1)} // the "STUN mappings": predicted next, base+2 onwards
-	hardCfg := Config{HardNATSockets: sockets, auxPortBase: base + 2, HardNATTimeout: 20 * time.Second}
-	easyCfg := Config{HardNATProbes: sockets, HardNATProbeInterval: 10 * time.Millisecond}
-
-	hard, err := Listen("udp4", "127.0.0.1:0", hardCfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { hard.Close() })
-	hard.nat.Store(&NATReport{Mapping: MappingPerDestination})
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	filter := &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}}
-	easy, err := NewTransport(filter, easyCfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { easy.Close() })
-	easy.nat.Store(&NATReport{Mapping: MappingEndpointIndependent})
-
-	easyAddr := easy.LocalAddr().AddrPort()
-	hardCands := []Candidate{
-		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(easyAddr.Addr(), observed[0]), Mapping: MappingPerDestination},
-		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(easyAddr.Addr(), observed[1]), Mapping: MappingPerDestination},
-	}
-	easyCands := []Candidate{{Kind: CandidateSrflx, Addr: easyAddr, Mapping: MappingEndpointIndependent}}
-	key := newKey(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var hp, ep *Path
-	var herr, eerr error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		hp, herr = hard.Connect(ctx, Peer{Key: key, Candidates: easyCands, Dialer: true})
-	}()
-	go func() { defer wg.Done(); ep, eerr = easy.Connect(ctx, Peer{Key: key, Candidates: hardCands}) }()
-	wg.Wait()
-	require.NoError(t, herr, "hard side (easy side: %v)", eerr)
-	require.NoError(t, eerr, "easy side")
-	t.Cleanup(func() { hp.Close(); ep.Close() })
-
-	// The easy side reached the hard side at one of its extra sockets, and the hard side answers from it.
-	remote := ep.RemoteAddr()
-	require.GreaterOrEqual(t, int(remote.Port()), base+2, "the easy side's route: %v", remote)
-	require.Less(t, int(remote.Port()), base+2+sockets, "the easy side's route: %v", remote)
-	cur, ok := hp.loadRoute().(*socketRoute)
-	require.True(t, ok, "the hard side's route is %v, not from an extra socket", hp.loadRoute().id())
-	require.Equal(t, remote.Port(), cur.s.port)
-	require.Equal(t, easyAddr, cur.peerAddr())
-	filter.mu.Lock()
-	dropped := filter.dropped
-	filter.mu.Unlock()
+	hp := newHardNATPair(t, sockets, 0, 10*time.Millisecond, "")
+	remote := hp.onExtraSocket(t)
+	hp.filter.mu.Lock()
+	dropped := hp.filter.dropped
+	hp.filter.mu.Unlock()
 	require.Positive(t, dropped, "the easy side's filter let every punch in: the test proves nothing")
 
 	// The extra sockets the path does not use are closed: their ports bind again.
 	require.Eventually(t, func() bool {
 		for i := range sockets {
-			port := base + 2 + i
+			port := hp.auxBase + i
 			if port == int(remote.Port()) {
 				continue
 			}
-			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(easyAddr.Addr(), uint16(port)).String())
+			pc, err := net.ListenPacket("udp4", netip.AddrPortFrom(hp.easyAddr.Addr(), uint16(port)).String())
 			if err != nil {
 				return false
 			}
@@ -222,12 +258,15 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 
 	// A stream's bytes cross byte-exact over the extra socket's route, which sends in batches now that it is the
 	// path's.
+	cur := hp.hp.loadRoute().(*socketRoute)
 	require.NotNil(t, cur.s.batch.Load(), "the route's socket does not send in batches")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	data := make([]byte, 1<<20)
 	_, _ = rand.NewChaCha8([32]byte{9}).Read(data)
 	accepted := make(chan []byte, 1)
 	go func() {
-		s, err := ep.AcceptStream(ctx)
+		s, err := hp.ep.AcceptStream(ctx)
 		if err != nil {
 			accepted <- nil
 			return
@@ -236,18 +275,18 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 		s.Close()
 		accepted <- got
 	}()
-	s, err := hp.OpenStream(ctx)
+	s, err := hp.hp.OpenStream(ctx)
 	require.NoError(t, err)
 	_, err = s.Write(data)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	got := <-accepted
 	require.True(t, bytes.Equal(data, got), "bytes over the extra socket's route: got %d of %d", len(got), len(data))
-	_, stillExtra := hp.loadRoute().(*socketRoute)
-	require.True(t, stillExtra, "the path left the extra socket's route: %v", hp.loadRoute().id())
+	_, stillExtra := hp.hp.loadRoute().(*socketRoute)
+	require.True(t, stillExtra, "the path left the extra socket's route: %v", hp.hp.loadRoute().id())
 
 	// The route's own socket closes with the path.
-	hp.Close()
+	hp.hp.Close()
 	require.Eventually(t, func() bool {
 		pc, err := net.ListenPacket("udp4", remote.String())
 		if err != nil {
@@ -256,4 +295,86 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 		pc.Close()
 		return true
 	}, 10*time.Second, 20*time.Millisecond, "the route's extra socket outlived the path")
+}
+
+// With a relay, the path starts on it at once; a stream that is moving bytes over the relay when the hard-NAT punch
+// finds its extra socket moves with the path to the direct route, and arrives byte-exact.
+func TestHardNATUpgradeFromRelayMidStream(t *testing.T) {
+	turn, _ := startTURN(t)
+	hp := newHardNATPair(t, 4, 20, 20*time.Millisecond, turn)
+	for _, p := range []*Path{hp.hp, hp.ep} {
+		require.True(t, p.Route().Relayed, "route at connect %+v, want the relay", p.Route())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var upgraded atomic.Bool
+	var atUpgrade atomic.Int64 // bytes received when the route changed
+	type result struct {
+		n       int64
+		matches bool
+		err     error
+	}
+	read := make(chan result, 1)
+	var received atomic.Int64
+	go func() {
+		s, err := hp.ep.AcceptStream(ctx)
+		if err != nil {
+			read <- result{err: err}
+			return
+		}
+		defer s.Close()
+		want := rand.NewChaCha8([32]byte{5})
+		buf, exp := make([]byte, 64<<10), make([]byte, 64<<10)
+		var r result
+		r.matches = true
+		for {
+			n, err := s.Read(buf)
+			_, _ = want.Read(exp[:n])
+			r.matches = r.matches && bytes.Equal(buf[:n], exp[:n])
+			r.n += int64(n)
+			received.Store(r.n)
+			if err == io.EOF {
+				read <- r
+				return
+			}
+			if err != nil {
+				r.err = err
+				read <- r
+				return
+			}
+		}
+	}()
+	s, err := hp.hp.OpenStream(ctx)
+	require.NoError(t, err)
+	wrote := make(chan error, 1)
+	var sent int64
+	go func() {
+		gen := rand.NewChaCha8([32]byte{5})
+		buf := make([]byte, 64<<10)
+		var after int64 // bytes written since the upgrade
+		for after < 8<<20 && ctx.Err() == nil {
+			_, _ = gen.Read(buf)
+			if _, err := s.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+			sent += int64(len(buf))
+			if upgraded.Load() {
+				after += int64(len(buf))
+			}
+		}
+		wrote <- s.Close()
+	}()
+	waitRoute(t, hp.hp, false, 30*time.Second)
+	atUpgrade.Store(received.Load())
+	upgraded.Store(true)
+	waitRoute(t, hp.ep, false, 30*time.Second)
+	require.NoError(t, <-wrote)
+	r := <-read
+	require.NoError(t, r.err)
+	require.Equal(t, sent, r.n, "bytes received")
+	require.True(t, r.matches, "the bytes received differ from those sent")
+	require.Positive(t, atUpgrade.Load(), "no byte crossed the relay before the upgrade")
+	hp.onExtraSocket(t)
+	t.Logf("%d bytes over the relay before the upgrade, %d in all", atUpgrade.Load(), r.n)
 }
