@@ -86,12 +86,14 @@ func TestHardNATConfigDefaults(t *testing.T) {
 }
 
 // portRestricted is a socket behind a port-restricted cone NAT, as far as what it lets in goes: only datagrams from
-// an address:port it has sent to.
+// an address:port it has sent to. Nothing from unreachable gets in: the hard side's main socket, whose mapping
+// towards us a real per-destination NAT would give a port no one knows.
 type portRestricted struct {
 	net.PacketConn
-	mu      sync.Mutex
-	sentTo  map[netip.AddrPort]bool
-	dropped int
+	unreachable netip.AddrPort
+	mu          sync.Mutex
+	sentTo      map[netip.AddrPort]bool
+	dropped     int
 }
 
 func (c *portRestricted) WriteTo(b []byte, to net.Addr) (int, error) {
@@ -110,7 +112,7 @@ func (c *portRestricted) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		ap, _ := addrPortOf(from)
 		c.mu.Lock()
-		ok := c.sentTo[ap]
+		ok := c.sentTo[ap] && ap != c.unreachable
 		if !ok {
 			c.dropped++
 		}
@@ -174,7 +176,7 @@ func newHardNATPair(t *testing.T, sockets, misses int, probeInterval time.Durati
 	hp.hard.nat.Store(&NATReport{Mapping: MappingPerDestination})
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
-	hp.filter = &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}}
+	hp.filter = &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}, unreachable: hp.hard.LocalAddr().AddrPort()}
 	hp.easy, err = NewTransport(hp.filter, Config{HardNATProbes: misses + sockets, HardNATProbeInterval: probeInterval})
 	require.NoError(t, err)
 	t.Cleanup(func() { hp.easy.Close() })
