@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -38,6 +37,13 @@ const (
 	hardNATBurst = 4
 )
 
+// hardNATRetryDelay is how long after the path fell back on the relay from a direct route both sides punch again:
+// long enough for the other side to notice the fallback too.
+const hardNATRetryDelay = 2 * time.Second
+
+// maxHardNATPeriod bounds the time between two punches that found no direct route.
+const maxHardNATPeriod = 5 * time.Minute
+
 // maxPredictedPorts bounds the ports probed first because they follow a sequence.
 const maxPredictedPorts = 1024
 
@@ -61,11 +67,72 @@ func (p *Path) startHardNAT() {
 			}
 		}
 		if len(targets) > 0 {
-			go p.hardNATSockets(targets)
+			go p.hardNATLoop(func() *auxSocket { return p.hardNATSockets(targets) })
 		}
 	case local != MappingPerDestination && peer.mapping == MappingPerDestination && p.cfg.HardNATProbes > 0:
-		go p.hardNATProbes(peer)
+		go p.hardNATLoop(func() *auxSocket { p.hardNATProbes(peer); return nil })
 	}
+}
+
+// hardNATLoop runs a hard-NAT punch (attempt, which returns the extra socket it kept for the path's route, if any)
+// at once, and again whenever the established path is back on the relay: hardNATRetryDelay after a direct route it
+// found died, or, when a punch found none, a period after that punch began (twice Config.HardNATTimeout, doubling
+// up to maxHardNATPeriod). Both sides follow the same schedule, so their punches meet. The kept socket closes when
+// the next punch begins or the path ends.
+func (p *Path) hardNATLoop(attempt func() *auxSocket) {
+	var kept *auxSocket
+	defer func() {
+		if kept != nil {
+			kept.close()
+		}
+	}()
+	period := 2 * p.cfg.HardNATTimeout
+	for {
+		start := time.Now()
+		if s := attempt(); s != nil {
+			kept = s
+		}
+		// Wait until the path is on the relay, noting whether a direct route carried it meanwhile.
+		direct, _ := p.onDirectRoute()
+		for !p.onRelay() {
+			changed := p.RouteChanged()
+			if d, _ := p.onDirectRoute(); d {
+				direct = true
+			}
+			if p.onRelay() {
+				break
+			}
+			select {
+			case <-p.done:
+				return
+			case <-changed:
+			}
+		}
+		next := start.Add(period)
+		if direct {
+			next, period = time.Now().Add(hardNATRetryDelay), 2*p.cfg.HardNATTimeout
+		} else {
+			period = min(2*period, maxHardNATPeriod)
+		}
+		p.log.Debug("utp: hard-NAT punch: on the relay; punching again", "in", time.Until(next).Round(time.Millisecond))
+		select {
+		case <-p.done:
+			return
+		case <-time.After(time.Until(next)):
+		}
+		if kept != nil {
+			kept.close() // its route died
+			kept = nil
+		}
+	}
+}
+
+// onRelay reports whether the established path runs on a relay.
+func (p *Path) onRelay() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.loadRoute()
+	return p.established && r != nil && p.rank(r) == rankRelay
 }
 
 // onDirectRoute reports whether a direct route carries the established path, and the extra socket it sends from
@@ -84,11 +151,10 @@ func (p *Path) onDirectRoute() (direct bool, sock *auxSocket) {
 }
 
 // hardNATSockets is the hard side: it opens the extra sockets, punches the peer's addresses from each until a
-// direct route carries the path or Config.HardNATTimeout passes, then closes all but the route's socket, which
-// lives as long as the path.
-func (p *Path) hardNATSockets(targets []netip.AddrPort) {
+// direct route carries the path or Config.HardNATTimeout passes, then closes all but the route's socket, which it
+// returns (nil when the route is not on one).
+func (p *Path) hardNATSockets(targets []netip.AddrPort) *auxSocket {
 	var socks []*auxSocket
-	var wg sync.WaitGroup
 	for i := range p.cfg.HardNATSockets {
 		s, err := p.t.listenAux(i)
 		if err != nil {
@@ -96,17 +162,11 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 			break
 		}
 		socks = append(socks, s)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.readLoop()
-		}()
 	}
 	defer func() {
 		for _, s := range socks {
 			s.close()
 		}
-		wg.Wait()
 	}()
 	start := time.Now()
 	p.log.Debug("utp: hard-NAT punch: extra sockets open", "sockets", len(socks), "targets", targets)
@@ -122,8 +182,8 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 	defer refresh.Stop()
 	timeout := time.NewTimer(p.cfg.HardNATTimeout)
 	defer timeout.Stop()
-	// keep closes every extra socket but the one the path's route sends from, and reports whether one is left.
-	keep := func() bool {
+	// keep closes every extra socket but the one the path's route sends from, and returns that one.
+	keep := func() *auxSocket {
 		_, sock := p.onDirectRoute()
 		if sock == nil {
 			if cur, ok := p.loadRoute().(*socketRoute); ok {
@@ -135,38 +195,31 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) {
 				s.close()
 			}
 		}
-		socks = socks[:0]
+		socks = nil
 		if sock == nil {
-			return false
+			return nil
 		}
-		socks = append(socks, sock)
 		if _, _, err := setSocketBuffers(sock.pc, p.cfg.SocketBuffer); err != nil {
 			p.log.Debug("utp: hard-NAT punch: socket buffers", "err", err)
 		}
 		sock.enableBatch()
-		return true
+		return sock
 	}
 	for {
 		changed := p.RouteChanged()
 		if direct, sock := p.onDirectRoute(); direct {
 			p.log.Debug("utp: hard-NAT punch: direct route found", "extra_socket", sock != nil, "after", time.Since(start))
-			if keep() {
-				<-p.done
-			}
-			return
+			return keep()
 		}
 		select {
 		case <-p.done:
-			return
+			return nil
 		case <-changed:
 		case <-refresh.C:
 			punch()
 		case <-timeout.C:
 			p.log.Debug("utp: hard-NAT punch: no direct route in time", "timeout", p.cfg.HardNATTimeout)
-			if keep() {
-				<-p.done
-			}
-			return
+			return keep()
 		}
 	}
 }

@@ -380,3 +380,54 @@ func TestHardNATUpgradeFromRelayMidStream(t *testing.T) {
 	hp.onExtraSocket(t)
 	t.Logf("%d bytes over the relay before the upgrade, %d in all", atUpgrade.Load(), r.n)
 }
+
+// When the extra socket's route dies (its NAT mapping gone), both sides fall back on the relay and punch again: the
+// path is soon back on a direct route from a new extra socket, and a stream opened before carries on.
+func TestHardNATPunchesAgainAfterFallback(t *testing.T) {
+	turn, _ := startTURN(t)
+	hp := newHardNATPair(t, 4, 0, 10*time.Millisecond, turn)
+	waitRoute(t, hp.hp, false, 30*time.Second)
+	waitRoute(t, hp.ep, false, 30*time.Second)
+	first := hp.onExtraSocket(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		s, err := hp.ep.AcceptStream(ctx)
+		if err == nil {
+			accepted <- s
+		}
+		close(accepted)
+	}()
+	s, err := hp.hp.OpenStream(ctx)
+	require.NoError(t, err)
+	_, err = s.Write([]byte("o"))
+	require.NoError(t, err)
+	es, ok := <-accepted
+	require.True(t, ok, "the easy side accepted no stream")
+	defer es.Close()
+	exchange := func(msg string) {
+		t.Helper()
+		_, err := s.Write([]byte(msg))
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(es, got)
+		require.NoError(t, err)
+		require.Equal(t, msg, string(got))
+	}
+	got := make([]byte, 1)
+	_, err = io.ReadFull(es, got)
+	require.NoError(t, err)
+	exchange("before")
+
+	hp.hp.loadRoute().(*socketRoute).s.close() // the mapping is gone: nothing crosses that socket any more
+	waitRoute(t, hp.hp, true, 30*time.Second)
+	waitRoute(t, hp.ep, true, 30*time.Second)
+	exchange("on the relay")
+	waitRoute(t, hp.hp, false, 30*time.Second)
+	waitRoute(t, hp.ep, false, 30*time.Second)
+	again := hp.onExtraSocket(t)
+	t.Logf("first route from %v, then from %v", first, again)
+	exchange("direct again")
+}

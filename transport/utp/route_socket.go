@@ -17,7 +17,8 @@ type auxSocket struct {
 	port    uint16                                // local port: names the socket's routes
 	sendRaw func(b []byte, to *net.UDPAddr) error // non-blocking send, or nil
 	batch   atomic.Pointer[batchFunc]             // batched send, once a route kept the socket (enableBatch)
-	closeMu sync.Once
+	closed  sync.Once
+	read    chan struct{} // closed when readLoop returns
 }
 
 type batchFunc = func(bufs [][]byte, to *net.UDPAddr) (int, error)
@@ -34,12 +35,16 @@ func (t *Transport) listenAux(i int) (*auxSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &auxSocket{t: t, pc: pc, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), sendRaw: newNonblockingSender(pc)}, nil
+	s := &auxSocket{t: t, pc: pc, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), sendRaw: newNonblockingSender(pc),
+		read: make(chan struct{})}
+	go s.readLoop()
+	return s, nil
 }
 
 // readLoop hands what arrives to the demultiplexer until the socket is closed. Sealed datagrams are at most
 // maxRoutePayload bytes, so a small buffer does for each of a path's many extra sockets.
 func (s *auxSocket) readLoop() {
+	defer close(s.read)
 	buf := make([]byte, maxSealed)
 	for {
 		n, from, err := s.pc.ReadFromUDPAddrPort(buf)
@@ -61,7 +66,11 @@ func (s *auxSocket) enableBatch() {
 	}
 }
 
-func (s *auxSocket) close() { s.closeMu.Do(func() { s.pc.Close() }) }
+// close closes the socket and waits until its reads stopped.
+func (s *auxSocket) close() {
+	s.closed.Do(func() { s.pc.Close() })
+	<-s.read
+}
 
 // send writes one datagram without waiting: a full send buffer drops it, as Transport.send does.
 func (s *auxSocket) send(b []byte, to *net.UDPAddr) error {
