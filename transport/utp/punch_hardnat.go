@@ -185,10 +185,14 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) *auxSocket {
 	// keep closes every extra socket but the one the path's route sends from, and returns that one.
 	keep := func() *auxSocket {
 		_, sock := p.onDirectRoute()
-		if sock == nil {
-			if cur, ok := p.loadRoute().(*socketRoute); ok {
-				sock = cur.s // the relay may carry the path for now, but the route came this way
+		if cur, ok := p.loadRoute().(*socketRoute); ok && sock == nil {
+			sock = cur.s // the path is not established yet, but its route came this way
+		}
+		if sock != nil {
+			if _, _, err := setSocketBuffers(sock.pc, p.cfg.SocketBuffer); err != nil {
+				p.log.Debug("utp: hard-NAT punch: socket buffers", "err", err)
 			}
+			sock.enableBatch()
 		}
 		for _, s := range socks {
 			if s != sock {
@@ -196,15 +200,9 @@ func (p *Path) hardNATSockets(targets []netip.AddrPort) *auxSocket {
 			}
 		}
 		socks = nil
-		if sock == nil {
-			return nil
-		}
-		if _, _, err := setSocketBuffers(sock.pc, p.cfg.SocketBuffer); err != nil {
-			p.log.Debug("utp: hard-NAT punch: socket buffers", "err", err)
-		}
-		sock.enableBatch()
 		return sock
 	}
+
 	for {
 		changed := p.RouteChanged()
 		if direct, sock := p.onDirectRoute(); direct {

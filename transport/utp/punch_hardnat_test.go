@@ -381,8 +381,9 @@ func TestHardNATUpgradeFromRelayMidStream(t *testing.T) {
 	t.Logf("%d bytes over the relay before the upgrade, %d in all", atUpgrade.Load(), r.n)
 }
 
-// When the extra socket's route dies (its NAT mapping gone), both sides fall back on the relay and punch again: the
-// path is soon back on a direct route from a new extra socket, and a stream opened before carries on.
+// When the extra socket's route dies (its NAT mapping gone), the path falls back on the relay and punches again: it
+// is soon back on a direct route from a new extra socket, and a stream opened before carries on. (The easy side,
+// whose idle path probes only every KeepaliveInterval, may move straight to the new route.)
 func TestHardNATPunchesAgainAfterFallback(t *testing.T) {
 	turn, _ := startTURN(t)
 	hp := newHardNATPair(t, 4, 0, 10*time.Millisecond, turn)
@@ -423,7 +424,6 @@ func TestHardNATPunchesAgainAfterFallback(t *testing.T) {
 
 	hp.hp.loadRoute().(*socketRoute).s.close() // the mapping is gone: nothing crosses that socket any more
 	waitRoute(t, hp.hp, true, 30*time.Second)
-	waitRoute(t, hp.ep, true, 30*time.Second)
 	exchange("on the relay")
 	waitRoute(t, hp.hp, false, 30*time.Second)
 	waitRoute(t, hp.ep, false, 30*time.Second)
