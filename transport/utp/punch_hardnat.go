@@ -20,8 +20,9 @@ import (
 // The first probe to hit one of the mappings reaches an extra socket, which answers; that socket carries the route
 // (socketRoute), and the path moves to it as to any better route (route_select.go). The hard side closes its other
 // sockets once a direct route carries the path, and all but the route's when Config.HardNATTimeout passes. Every
-// punch and probe is a sealed datagram of the path: a stranger's or a replayed one gets no answer. Two hard sides
-// cannot meet this way (neither has an address to aim at); they stay on the relay.
+// punch and probe is a sealed datagram of the path: a stranger's or a replayed one gets no answer. A path back on the
+// relay punches again (hardNATLoop). Two hard sides cannot meet this way (neither has an address to aim at); they
+// stay on the relay.
 
 // hardNATRefresh is how often the hard side sends a punch again from each extra socket: well under the 30 s that
 // NATs keep an unanswered UDP mapping.
@@ -228,8 +229,7 @@ func (p *Path) hardNATProbes(peer peerNAT) {
 	start := time.Now()
 	deadline := start.Add(p.cfg.HardNATTimeout)
 	order := probeOrder(peer.ports, p.cfg.HardNATProbes, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
-	p.log.Debug("utp: hard-NAT punch: probing", "peer", peer.ip, "probes", len(order), "predicted",
-		len(predictPorts(peer.ports, maxPredictedPorts)) > 0)
+	p.log.Debug("utp: hard-NAT punch: probing", "peer", peer.ip, "probes", len(order), "observed_ports", peer.ports)
 	select {
 	case <-p.done:
 		return
