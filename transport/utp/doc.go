@@ -24,7 +24,8 @@
 // predicted ones first where the NAT allocates in sequence, then random ones (Config.HardNATProbes,
 // HardNATProbeInterval): by the birthday paradox a probe soon lands on one of the mappings, and the extra socket it
 // reaches carries the route. The other extra sockets close once a direct route carries the path, or after
-// Config.HardNATTimeout. Two hard sides cannot meet this way and stay on a relay.
+// Config.HardNATTimeout; a path back on the relay punches again. Two hard sides cannot meet this way and stay on a
+// relay.
 //
 // AllocateRelay makes a TURN allocation (pion/turn's client, over the Transport's own socket or, where UDP is
 // blocked, over TCP) whose relayed address is one more candidate to offer peers; every path also punches through it.
