@@ -84,7 +84,8 @@ type Path struct {
 	srtt          time.Duration
 	sent          map[uint64]sentPacket
 	lastProbe     time.Time
-	punchedBack   map[netip.AddrPort]bool // punch sources already punched back (learnPunchSource)
+	punchedBack   map[routeID]bool // routes of punches already punched back (learnPunchSource)
+	hard          hardNATState
 	err           error
 }
 

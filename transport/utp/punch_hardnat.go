@@ -51,14 +51,41 @@ const maxPredictedPorts = 1024
 // maxHardNATTargets bounds the peer addresses each extra socket punches.
 const maxHardNATTargets = 2
 
-// startHardNAT starts a hard-NAT punch when one side's NAT maps per destination and the other's does not (or is
-// not known to): this side opens extra sockets when its own NAT is the hard one, and probes when the peer's is.
+// hardNATState is what a path learnt of the NATs from its punches, beyond what STUN and the peer said, and whether a
+// hard-NAT punch runs. Guarded by Path.mu.
+type hardNATState struct {
+	running   bool
+	localHard bool           // a punch reply showed the peer another public port of ours than STUN saw
+	peerHard  netip.AddrPort // a punch came from the peer's public address on a port none of its candidates named
+}
+
+// startHardNAT starts a hard-NAT punch, once, when one side's NAT maps per destination and the other's does not (or
+// is not known to): this side opens extra sockets when its own NAT is the hard one, and probes when the peer's is.
+// What STUN said (Transport.NAT, the peer's Candidate.Mapping) is checked against what punches showed
+// (learnMapping), so a NAT that happened to give STUN's two addresses the same port is still found out.
 func (p *Path) startHardNAT() {
-	local := p.t.NAT().Mapping
+	nat := p.t.NAT()
 	p.mu.Lock()
+	if p.hard.running || p.err != nil {
+		p.mu.Unlock()
+		return
+	}
 	cands := slices.Clone(p.cands)
-	p.mu.Unlock()
+	local := nat.Mapping
+	if p.hard.localHard {
+		local = MappingPerDestination
+	}
 	peer := peerNATOf(cands)
+	if a := p.hard.peerHard; a.IsValid() {
+		peer = peerNAT{mapping: MappingPerDestination, ip: a.Addr()}
+		for _, c := range cands {
+			if c.Kind == CandidateSrflx && c.Addr.Addr() == a.Addr() {
+				peer.ports = append(peer.ports, c.Addr.Port())
+			}
+		}
+		peer.ports = append(peer.ports, a.Port())
+	}
+	var run func() *auxSocket
 	switch {
 	case local == MappingPerDestination && peer.mapping != MappingPerDestination && p.cfg.HardNATSockets > 0:
 		var targets []netip.AddrPort
@@ -68,10 +95,57 @@ func (p *Path) startHardNAT() {
 			}
 		}
 		if len(targets) > 0 {
-			go p.hardNATLoop(func() *auxSocket { return p.hardNATSockets(targets) })
+			run = func() *auxSocket { return p.hardNATSockets(targets) }
 		}
 	case local != MappingPerDestination && peer.mapping == MappingPerDestination && p.cfg.HardNATProbes > 0:
-		go p.hardNATLoop(func() *auxSocket { p.hardNATProbes(peer); return nil })
+		run = func() *auxSocket { p.hardNATProbes(peer); return nil }
+	}
+	p.hard.running = run != nil
+	p.mu.Unlock()
+	if run != nil {
+		go p.hardNATLoop(run)
+	}
+}
+
+// learnMapping checks an authenticated punch, or a reply to one of ours, for a NAT that maps per destination though
+// STUN did not show it: a reply to a punch from our socket that saw us at our public address but another port than
+// STUN did (ours), or a punch from the peer's public address on a port its candidates do not name (the peer's, when
+// it said otherwise). Either starts a hard-NAT punch.
+func (p *Path) learnMapping(r route, c ctrlPacket) {
+	nat := p.t.NAT()
+	id := r.id()
+	learnt := false
+	p.mu.Lock()
+	switch c.kind {
+	case kindPunchReply:
+		seen := parseObserved(c.body)
+		if !p.hard.localHard && id.kind == routeDirect && id.sock == 0 && nat.Mapping != MappingPerDestination &&
+			nat.Reflexive.IsValid() && seen.Addr() == nat.Reflexive.Addr() && seen.Port() != nat.Reflexive.Port() {
+			p.hard.localHard, learnt = true, true
+			p.log.Debug("utp: our NAT maps per destination", "stun_saw", nat.Reflexive, "peer_saw", seen)
+		}
+	case kindPunch:
+		from := r.peerAddr()
+		if p.hard.peerHard.IsValid() || peerNATOf(p.cands).mapping == MappingPerDestination {
+			break
+		}
+		public, named := false, false
+		for _, c := range p.cands {
+			if c.Kind == CandidateSrflx && c.Addr.Addr() == from.Addr() {
+				public = true
+			}
+			if c.Kind != CandidatePrflx && c.Addr == from { // a relay candidate: the peer sent through its relay
+				named = true
+			}
+		}
+		if public && !named {
+			p.hard.peerHard, learnt = from, true
+			p.log.Debug("utp: the peer's NAT maps per destination", "punch_from", from)
+		}
+	}
+	p.mu.Unlock()
+	if learnt {
+		p.startHardNAT()
 	}
 }
 

@@ -160,34 +160,42 @@ type hardNATPair struct {
 	extraSockets int
 }
 
-// newHardNATPair connects a hardNATPair with the given number of extra sockets. The hard side's STUN observations
-// predict the ports from base+2 on; the first misses of them are free ports, the extra sockets bind the ones after,
-// so the easy side's probes (all predicted: no random port on this machine is ever probed) hit after misses
-// probes. With turn (a TURN server's address) each side also has a relay, and the path starts on it.
-func newHardNATPair(t *testing.T, sockets, misses int, probeInterval time.Duration, turn string) *hardNATPair {
+// newHardNATPair connects a hardNATPair with the given number of extra sockets. The hard side's socket binds port
+// base+1 and its STUN observations are base and base+1, which predict the ports from base+2 on; the first misses of
+// them are free ports, the extra sockets bind the ones after, so the easy side's probes (all predicted: no random
+// port on this machine is ever probed) hit after misses probes. With turn (a TURN server's address) each side also
+// has a relay, and the path starts on it. Neither side can take the other role (which would probe random ports of
+// this machine). With stunMissed, STUN showed the hard side's NAT as endpoint-independent
+// (on base) and its candidate says so: only punches tell.
+func newHardNATPair(t *testing.T, sockets, misses int, probeInterval time.Duration, turn string, stunMissed bool) *hardNATPair {
 	t.Helper()
 	base := freePortRange(t, 2+misses+sockets)
 	hp := &hardNATPair{auxBase: base + 2 + misses, extraSockets: sockets}
-	observed := []uint16{uint16(base), uint16(base + 1)}
+	lo := netip.MustParseAddr("127.0.0.1")
 	var err error
-	hp.hard, err = Listen("udp4", "127.0.0.1:0", Config{HardNATSockets: sockets, auxPortBase: hp.auxBase, HardNATTimeout: 20 * time.Second})
+	hp.hard, err = Listen("udp4", netip.AddrPortFrom(lo, uint16(base+1)).String(),
+		Config{HardNATSockets: sockets, auxPortBase: hp.auxBase, HardNATTimeout: 20 * time.Second, HardNATProbes: -1})
 	require.NoError(t, err)
 	t.Cleanup(func() { hp.hard.Close() })
-	hp.hard.nat.Store(&NATReport{Mapping: MappingPerDestination})
+	hardCands := []Candidate{
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(lo, uint16(base)), Mapping: MappingPerDestination},
+		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(lo, uint16(base+1)), Mapping: MappingPerDestination},
+	}
+	hp.hard.nat.Store(&NATReport{Reflexive: hardCands[0].Addr, Mapping: MappingPerDestination})
+	if stunMissed {
+		hardCands = []Candidate{{Kind: CandidateSrflx, Addr: hardCands[0].Addr, Mapping: MappingEndpointIndependent}}
+		hp.hard.nat.Store(&NATReport{Reflexive: hardCands[0].Addr, Mapping: MappingEndpointIndependent})
+	}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	hp.filter = &portRestricted{PacketConn: pc, sentTo: map[netip.AddrPort]bool{}, unreachable: hp.hard.LocalAddr().AddrPort()}
-	hp.easy, err = NewTransport(hp.filter, Config{HardNATProbes: misses + sockets, HardNATProbeInterval: probeInterval})
+	hp.easy, err = NewTransport(hp.filter, Config{HardNATProbes: misses + sockets, HardNATProbeInterval: probeInterval, HardNATSockets: -1})
 	require.NoError(t, err)
 	t.Cleanup(func() { hp.easy.Close() })
-	hp.easy.nat.Store(&NATReport{Mapping: MappingEndpointIndependent})
-
 	hp.easyAddr = hp.easy.LocalAddr().AddrPort()
-	hardCands := []Candidate{
-		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(hp.easyAddr.Addr(), observed[0]), Mapping: MappingPerDestination},
-		{Kind: CandidateSrflx, Addr: netip.AddrPortFrom(hp.easyAddr.Addr(), observed[1]), Mapping: MappingPerDestination},
-	}
+	hp.easy.nat.Store(&NATReport{Reflexive: hp.easyAddr, Mapping: MappingEndpointIndependent})
 	easyCands := []Candidate{{Kind: CandidateSrflx, Addr: hp.easyAddr, Mapping: MappingEndpointIndependent}}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if turn != "" {
@@ -235,7 +243,7 @@ func (hp *hardNATPair) onExtraSocket(t *testing.T) netip.AddrPort {
 // are closed.
 func TestHardNATPunchOverExtraSocket(t *testing.T) {
 	const sockets = 4
-	hp := newHardNATPair(t, sockets, 0, 10*time.Millisecond, "")
+	hp := newHardNATPair(t, sockets, 0, 10*time.Millisecond, "", false)
 	remote := hp.onExtraSocket(t)
 	hp.filter.mu.Lock()
 	dropped := hp.filter.dropped
@@ -303,7 +311,7 @@ func TestHardNATPunchOverExtraSocket(t *testing.T) {
 // finds its extra socket moves with the path to the direct route, and arrives byte-exact.
 func TestHardNATUpgradeFromRelayMidStream(t *testing.T) {
 	turn, _ := startTURN(t)
-	hp := newHardNATPair(t, 4, 20, 20*time.Millisecond, turn)
+	hp := newHardNATPair(t, 4, 20, 20*time.Millisecond, turn, false)
 	for _, p := range []*Path{hp.hp, hp.ep} {
 		require.True(t, p.Route().Relayed, "route at connect %+v, want the relay", p.Route())
 	}
@@ -386,7 +394,7 @@ func TestHardNATUpgradeFromRelayMidStream(t *testing.T) {
 // whose idle path probes only every KeepaliveInterval, may move straight to the new route.)
 func TestHardNATPunchesAgainAfterFallback(t *testing.T) {
 	turn, _ := startTURN(t)
-	hp := newHardNATPair(t, 4, 0, 10*time.Millisecond, turn)
+	hp := newHardNATPair(t, 4, 0, 10*time.Millisecond, turn, false)
 	waitRoute(t, hp.hp, false, 30*time.Second)
 	waitRoute(t, hp.ep, false, 30*time.Second)
 	first := hp.onExtraSocket(t)
@@ -430,4 +438,26 @@ func TestHardNATPunchesAgainAfterFallback(t *testing.T) {
 	again := hp.onExtraSocket(t)
 	t.Logf("first route from %v, then from %v", first, again)
 	exchange("direct again")
+}
+
+// A NAT that gave STUN's two addresses the same port but maps per destination all the same is found out by the
+// punches through the relays: the peer sees our punches come from another port than our candidate names, and we see
+// from its replies that it saw us there. Both then run the hard-NAT punch, and the path ends on an extra socket.
+func TestHardNATFoundByPunches(t *testing.T) {
+	turn, _ := startTURN(t)
+	hp := newHardNATPair(t, 4, 0, 10*time.Millisecond, turn, true)
+	waitRoute(t, hp.hp, false, 30*time.Second)
+	waitRoute(t, hp.ep, false, 30*time.Second)
+	hp.onExtraSocket(t)
+	for _, p := range []*Path{hp.hp, hp.ep} {
+		p.mu.Lock()
+		hard := p.hard
+		p.mu.Unlock()
+		require.True(t, hard.running, "no hard-NAT punch ran")
+		if p == hp.hp {
+			require.True(t, hard.localHard, "the hard side did not learn its NAT maps per destination")
+		} else {
+			require.Equal(t, hp.hard.LocalAddr().AddrPort(), hard.peerHard, "what the easy side learnt of the peer's NAT")
+		}
+	}
 }
