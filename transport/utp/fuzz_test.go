@@ -68,7 +68,7 @@ func FuzzDemux(f *testing.F) {
 	f.Add([]byte{sealedType})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		before := tr.Stats()
-		tr.dispatch(slices.Clone(b), from)
+		tr.dispatch(slices.Clone(b), from, nil)
 		after := tr.Stats()
 		if !isSTUN(b) {
 			require.Equal(t, before.Stranger+1, after.Stranger, "a stranger's datagram was not counted: %+v -> %+v", before, after)

@@ -34,19 +34,29 @@ func (l pathLink) WriteDatagrams(bufs [][]byte) error {
 		}
 		return nil
 	}
-	bps := make([]*[]byte, len(bufs))
-	sealed := make([][]byte, len(bufs))
-	for i, b := range bufs {
-		bps[i] = sealBufs.Get().(*[]byte)
-		buf := (*bps[i])[:sealedHeader+1+len(b)]
+	// The sealed datagrams lie end to end in one buffer, so a segmentation-offloaded send takes them as they are.
+	sb := sealBatches.Get().(*sealBatch)
+	total := 0
+	for _, b := range bufs {
+		total += sealedOverhead + 1 + len(b)
+	}
+	if cap(sb.buf) < total {
+		sb.buf = make([]byte, total)
+	}
+	all := sb.buf[:total]
+	off := 0
+	for _, b := range bufs {
+		buf := all[off : off+sealedHeader+1+len(b)]
 		buf[sealedHeader] = byte(kindDatagram)
 		copy(buf[sealedHeader+1:], b)
-		sealed[i] = p.keys.seal(buf, p.counter.Add(1))
+		d := p.keys.seal(buf, p.counter.Add(1))
+		sb.sealed = append(sb.sealed, d)
+		off += len(d)
 	}
-	err := bs.sendBatch(sealed)
-	for _, bp := range bps {
-		sealBufs.Put(bp)
-	}
+	err := bs.sendBatch(sb.sealed)
+	clear(sb.sealed)
+	sb.sealed = sb.sealed[:0]
+	sealBatches.Put(sb)
 	if err != nil && !p.t.isClosed() {
 		p.log.Debug("utp: send", "route", r.id(), "err", err)
 		p.routeDead(r, fmt.Errorf("%w: %w", errRouteDead, err))
@@ -105,6 +115,14 @@ const maxRoutePayload = 1500 - 48 - 36
 var sealBufs = sync.Pool{New: func() any { b := make([]byte, maxSealed); return &b }}
 
 const maxSealed = 2048
+
+// sealBatch is the scratch of one batched write: the sealed datagrams, end to end in buf.
+type sealBatch struct {
+	buf    []byte
+	sealed [][]byte
+}
+
+var sealBatches = sync.Pool{New: func() any { return new(sealBatch) }}
 
 // udpOverhead is the IP and UDP header size in front of a datagram.
 func udpOverhead(ipv6 bool) int {

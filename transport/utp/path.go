@@ -187,9 +187,9 @@ func (p *Path) teardown(err error, bye bool) {
 }
 
 // receive handles one sealed datagram for this path that arrived on r: it opens it in place, checks the replay
-// window, and hands engine datagrams to the engine and control packets to handleControl. It runs on the goroutine
-// reading r. Nothing reaches the engine or the control logic unless it opened and was fresh.
-func (p *Path) receive(b []byte, r route) {
+// window, and hands engine datagrams to the engine (or to rx, when not nil, to deliver with the rest of their read)
+// and control packets to handleControl. It runs on the goroutine reading r. Nothing reaches the engine or the control logic unless it opened and was fresh.
+func (p *Path) receive(b []byte, r route, rx *rxBatch) {
 	counter, plain, ok := p.keys.open(p.keys.recv, b)
 	if !ok || len(plain) == 0 {
 		p.t.stats.unopened.Add(1)
@@ -207,9 +207,14 @@ func (p *Path) receive(b []byte, r route) {
 	kind := ctrlKind(plain[0])
 	p.heardOn(r, newest, plain, now)
 	if kind == kindDatagram {
+		if rx != nil {
+			rx.add(p, plain[1:])
+			return
+		}
 		p.eng.DeliverDatagram(plain[1:])
 		return
 	}
+	rx.flush() // the datagrams before a control packet are handled before it
 	c, err := parseCtrl(plain)
 	if err != nil {
 		p.log.Debug("utp: malformed control packet from the peer", "kind", kind, "len", len(plain))

@@ -54,7 +54,7 @@ func (s *auxSocket) readLoop() {
 			}
 			continue // e.g. an ICMP error from a port that was not there
 		}
-		s.t.dispatchSealed(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), s)
+		s.t.dispatchSealed(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), s, nil)
 	}
 }
 

@@ -199,7 +199,7 @@ func (r *Relay) readLoop() {
 			return
 		}
 		if ap, ok := addrPortOf(from); ok {
-			r.t.dispatchSealed(buf[:n], ap, r)
+			r.t.dispatchSealed(buf[:n], ap, r, nil)
 		}
 	}
 }

@@ -5,6 +5,9 @@ package utp
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -33,8 +36,9 @@ func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) err
 	}); err != nil || nameErr != nil {
 		return nil
 	}
+	var cache sockaddrCache
 	return func(b []byte, to *net.UDPAddr) error {
-		sa, err := sockaddr(to, inet6)
+		sa, err := cache.get(to, inet6)
 		if err != nil {
 			return err
 		}
@@ -51,6 +55,30 @@ func newNonblockingSender(pc net.PacketConn) func(b []byte, to *net.UDPAddr) err
 		}
 		return sendErr
 	}
+}
+
+// sockaddrCache holds the system form of the last destination: a path sends to one address for long.
+type sockaddrCache struct {
+	last atomic.Pointer[cachedSockaddr]
+}
+
+type cachedSockaddr struct {
+	ap   netip.AddrPort
+	zone string
+	sa   syscall.Sockaddr
+}
+
+func (c *sockaddrCache) get(to *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
+	ap := to.AddrPort()
+	if e := c.last.Load(); e != nil && e.ap == ap && e.zone == to.Zone {
+		return e.sa, nil
+	}
+	sa, err := sockaddr(to, inet6)
+	if err != nil {
+		return nil, err
+	}
+	c.last.Store(&cachedSockaddr{ap: ap, zone: to.Zone, sa: sa})
+	return sa, nil
 }
 
 func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
@@ -77,8 +105,9 @@ func sockaddr(a *net.UDPAddr, inet6 bool) (syscall.Sockaddr, error) {
 }
 
 // newBatchSender returns a function that sends datagrams to one address with as few system calls as the platform
-// allows (one segmentation-offloaded sendmsg or else sendmmsg on Linux), never waiting: it returns how many the kernel took; the rest were dropped for a full
-// send buffer (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
+// allows (on Linux one segmentation-offloaded sendmsg per run of equal-sized datagrams, sendmmsg for what does not
+// form one), never waiting: it returns how many the kernel took; the rest were dropped for a full send buffer
+// (errSendBufferFull) or an error. It returns nil unless pc is a plain IPv4 UDP socket.
 func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int, error) {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
@@ -90,21 +119,30 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 	bc := ipv4.NewPacketConn(uc)
 	gso := newGSOSender(pc)
 	return func(bufs [][]byte, to *net.UDPAddr) (int, error) {
-		if gso != nil {
-			if ok, err := gso(bufs, to); ok {
-				if err != nil {
-					return 0, err
-				}
-				return len(bufs), nil
-			}
-		}
-		msgs := make([]ipv4.Message, len(bufs))
-		for i, b := range bufs {
-			msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: to}
-		}
 		sent := 0
-		for sent < len(msgs) {
-			n, err := bc.WriteBatch(msgs[sent:], syscall.MSG_DONTWAIT)
+		for gso != nil && sent < len(bufs) {
+			n, err := gso(bufs[sent:], to)
+			if err != nil {
+				return sent, err
+			}
+			if n == 0 {
+				break // what is left goes by sendmmsg
+			}
+			sent += n
+		}
+		if sent == len(bufs) {
+			return sent, nil
+		}
+		mp := sendMsgs.Get().(*[]ipv4.Message)
+		defer sendMsgs.Put(mp)
+		msgs := (*mp)[:0]
+		for _, b := range bufs[sent:] {
+			msgs = append(msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: to})
+		}
+		*mp = msgs
+		defer clear(msgs)
+		for len(msgs) > 0 {
+			n, err := bc.WriteBatch(msgs, syscall.MSG_DONTWAIT)
 			sent += max(n, 0)
 			if errors.Is(err, syscall.EAGAIN) {
 				return sent, errSendBufferFull
@@ -115,7 +153,11 @@ func newBatchSender(pc net.PacketConn) func(bufs [][]byte, to *net.UDPAddr) (int
 			if n <= 0 {
 				return sent, errSendBufferFull
 			}
+			msgs = msgs[n:]
 		}
 		return sent, nil
 	}
 }
+
+// sendMsgs holds the message lists of batched sends.
+var sendMsgs = sync.Pool{New: func() any { return new([]ipv4.Message) }}

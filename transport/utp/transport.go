@@ -220,12 +220,14 @@ func (t *Transport) network() string {
 	return "udp"
 }
 
-// readLoop reads the socket until it is closed, sorting every datagram.
+// readLoop reads the socket until it is closed, sorting every datagram. The uTP datagrams of one read reach their
+// engines together, after the read's other datagrams were sorted.
 func (t *Transport) readLoop() {
 	defer t.wg.Done()
-	buf := make([]byte, 64<<10)
+	r := newBatchReader(t.pc)
+	rx := &rxBatch{}
 	for {
-		n, from, err := t.pc.ReadFrom(buf)
+		n, err := r.read()
 		if err != nil {
 			if t.isClosed() {
 				return
@@ -239,17 +241,27 @@ func (t *Transport) readLoop() {
 			t.log.Debug("utp: socket read", "err", err)
 			continue
 		}
-		ap, ok := addrPortOf(from)
-		if !ok {
-			continue
+		for i := range n {
+			b, seg, from, ok := r.message(i)
+			if !ok {
+				continue
+			}
+			for { // an empty datagram is dispatched (and counted) too
+				k := min(seg, len(b))
+				t.dispatch(b[:k:k], from, rx)
+				if b = b[k:]; len(b) == 0 {
+					break
+				}
+			}
 		}
-		t.dispatch(buf[:n], ap)
+		rx.flush()
 	}
 }
 
 // dispatch sorts one datagram by its first bytes: STUN, a sealed datagram for one of our paths, or a stranger's
-// (dropped and counted). b may be overwritten (sealed datagrams are opened in place).
-func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
+// (dropped and counted). b may be overwritten (sealed datagrams are opened in place), and uTP datagrams may wait in
+// rx (when not nil) until it is flushed.
+func (t *Transport) dispatch(b []byte, from netip.AddrPort, rx *rxBatch) {
 	if isSTUN(b) {
 		if !t.handleSTUN(b, from) {
 			t.relayInbound(b, from)
@@ -259,12 +271,13 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 	if isChannelData(b) && t.relayInbound(b, from) {
 		return
 	}
-	t.dispatchSealed(b, from, nil)
+	t.dispatchSealed(b, from, nil, rx)
 }
 
 // dispatchSealed hands a sealed datagram from the peer address from (the way via: through one of our relays or on
-// an extra socket; straight over the socket when via is nil) to its path.
-func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via routeVia) {
+// an extra socket; straight over the socket when via is nil) to its path; a uTP datagram may wait in rx (see
+// dispatch).
+func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via routeVia, rx *rxBatch) {
 	id, ok := sealedID(b)
 	if !ok {
 		t.stats.stranger.Add(1)
@@ -277,7 +290,7 @@ func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via routeVia) 
 	case slot.mirror:
 		slot.p.receiveMirror(b, newRoute(t, from, via))
 	default:
-		slot.p.receive(b, slot.p.routeFor(from, via))
+		slot.p.receive(b, slot.p.routeFor(from, via), rx)
 	}
 }
 

@@ -47,6 +47,7 @@ type Conn struct {
 	cc          congestion.Controller
 	rtt         congestion.RTTStats
 	q           []segment
+	qArr        []segment // the whole array q slides through (see pushSegment)
 	sndUna      uint16
 	sndNxt      uint16 // next sequence number to assign
 	isn         uint16
@@ -97,6 +98,7 @@ type Conn struct {
 	persistAt    time.Time
 	lingerAt     time.Time // CloseTimeout or the end of time-wait
 	retransmits  int64
+	wakeR, wakeW bool // a run of packets made data readable or room to write: wake Read or Write once it ends
 	sackScratch  [wire.MaxSACKLen]byte
 	batch        [][]byte
 	batchBufs    []*[]byte
@@ -155,7 +157,7 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 func (c *Conn) startDial(now time.Time) {
 	c.isn = uint16(rand.Uint32())
 	c.sndUna, c.sndNxt = c.isn, c.isn+1
-	c.q = append(c.q, segment{typ: wire.Syn, seq: c.isn})
+	c.pushSegment(segment{typ: wire.Syn, seq: c.isn})
 	c.flush(now)
 }
 
@@ -243,7 +245,7 @@ func (c *Conn) releaseSend() {
 	for i := range c.q {
 		putBuf(c.q[i].buf)
 	}
-	c.q = nil
+	c.q, c.qArr = nil, nil
 	c.sent, c.queued, c.unsent, c.inflight, c.lostPending = 0, 0, 0, 0, 0
 	for _, s := range c.ooo {
 		if s != nil {
@@ -430,7 +432,7 @@ func (c *Conn) queueFin() {
 		return
 	}
 	c.finQueued = true
-	c.q = append(c.q, segment{typ: wire.Fin, seq: c.sndNxt})
+	c.pushSegment(segment{typ: wire.Fin, seq: c.sndNxt})
 	c.sndNxt++
 }
 

@@ -3,7 +3,8 @@
 //
 // An Endpoint serves one peer. It sends through a Link, which knows the route
 // to the peer, and is handed each datagram the peer sent through
-// DeliverDatagram; it never sees an address. Connections are opened from either
+// DeliverDatagram, or a burst of them through DeliverDatagrams (one answer per
+// burst instead of per datagram); it never sees an address. Connections are opened from either
 // side with Dial and Accept and are net.Conns.
 //
 // Loss recovery uses selective ACKs, time-based loss detection (RACK) with a
@@ -111,34 +112,83 @@ func (ep *Endpoint) micros(now time.Time) uint32 {
 // WriteDatagrams: the engine writes while holding a connection's lock.
 func (ep *Endpoint) DeliverDatagram(b []byte) {
 	now := time.Now() // before any lock, so waiting is not read as path delay
+	ep.finishRun(ep.deliver(b, now, nil), now)
+}
+
+// DeliverDatagrams processes datagrams from the peer in order, as
+// DeliverDatagram does each, but a connection answers (its acknowledgement,
+// and the packets the acknowledgements it got let it send) once after a run
+// of its datagrams rather than after each: a burst read from the socket at
+// once costs one ACK and one batched write, not one per datagram. It keeps
+// none of bufs, and may be called as DeliverDatagram may.
+func (ep *Endpoint) DeliverDatagrams(bufs [][]byte) {
+	now := time.Now()
+	var cur *Conn
+	for _, b := range bufs {
+		cur = ep.deliver(b, now, cur)
+	}
+	ep.finishRun(cur, now)
+}
+
+// deliver processes one datagram. cur, when not nil, is the connection of
+// the run of datagrams before this one, still locked and not yet flushed;
+// deliver returns the connection this datagram went to, locked, or nil (cur
+// then finished).
+func (ep *Endpoint) deliver(b []byte, now time.Time, cur *Conn) *Conn {
 	var h wire.Header
 	payload, err := h.Decode(b)
 	if err != nil {
 		ep.stats.malformed.Add(1)
-		return
+		return cur
 	}
 	ep.stats.packetsReceived.Add(1)
 	ep.stats.bytesReceived.Add(int64(len(b)))
 	if h.Type == wire.Syn {
+		ep.finishRun(cur, now)
 		ep.handleSyn(&h, now)
-		return
+		return nil
 	}
-	ep.mu.Lock()
-	c := ep.conns[h.ConnID]
-	ep.mu.Unlock()
-	if c == nil {
-		ep.stats.unknownConn.Add(1)
-		if h.Type != wire.Reset {
-			// Our IDs pair as (even receive, odd send) for connections we
-			// dial and the other way round for those we accept, so the
-			// peer's receive ID is the other member of the pair.
-			ep.sendReset(h.ConnID^1, h.SeqNr)
+	// A connection in the table is not dead, and one not dead is in the
+	// table: the run's connection needs no lookup.
+	if cur == nil || cur.recvID != h.ConnID || cur.state == stateDead {
+		ep.finishRun(cur, now)
+		ep.mu.Lock()
+		cur = ep.conns[h.ConnID]
+		ep.mu.Unlock()
+		if cur == nil {
+			ep.stats.unknownConn.Add(1)
+			if h.Type != wire.Reset {
+				// Our IDs pair as (even receive, odd send) for connections we
+				// dial and the other way round for those we accept, so the
+				// peer's receive ID is the other member of the pair.
+				ep.sendReset(h.ConnID^1, h.SeqNr)
+			}
+			return nil
 		}
+		cur.mu.Lock()
+	}
+	cur.onPacket(&h, payload, now)
+	return cur
+}
+
+// finishRun answers the datagrams c just processed, unlocks it, and then
+// wakes a Read or Write they unblocked: once per run, and after the unlock so
+// the woken goroutine does not wait for the lock.
+func (ep *Endpoint) finishRun(c *Conn, now time.Time) {
+	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	c.onPacket(&h, payload, now)
+	c.flush(now)
+	c.maybeDone(now)
+	wakeR, wakeW := c.wakeR, c.wakeW
+	c.wakeR, c.wakeW = false, false
 	c.mu.Unlock()
+	if wakeR {
+		c.wakeReader()
+	}
+	if wakeW {
+		c.wakeWriter()
+	}
 }
 
 // handleSyn answers a SYN: a new connection for Accept, the SYN-ACK again for

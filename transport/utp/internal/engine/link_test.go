@@ -8,47 +8,83 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/ipv4"
 
 	"github.com/p2phttp/p2phttp/internal/netem"
 )
 
-// udpLink is a Link over a real UDP socket, pointed at one peer.
+// udpLink is a Link over a real UDP socket, pointed at one peer. It writes a
+// batch with one sendmmsg where the platform has it, as a real link would.
 type udpLink struct {
 	pc        net.PacketConn
 	peer      net.Addr
 	safe, max int
+	mu        sync.Mutex
+	msgs      []ipv4.Message
 }
 
 func (l *udpLink) WriteDatagrams(bufs [][]byte) error {
+	udp, ok := l.pc.(*net.UDPConn)
+	if !ok || len(bufs) == 1 {
+		for _, b := range bufs {
+			if _, err := l.pc.WriteTo(b, l.peer); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = l.msgs[:0]
 	for _, b := range bufs {
-		if _, err := l.pc.WriteTo(b, l.peer); err != nil {
+		l.msgs = append(l.msgs, ipv4.Message{Buffers: [][]byte{b}, Addr: l.peer})
+	}
+	defer clear(l.msgs)
+	for msgs := l.msgs; len(msgs) > 0; {
+		n, err := ipv4.NewPacketConn(udp).WriteBatch(msgs, 0)
+		if err != nil {
 			return err
 		}
+		msgs = msgs[n:]
 	}
 	return nil
 }
 
 func (l *udpLink) DatagramSizes() (int, int) { return l.safe, l.max }
 
-// readLoop delivers every datagram pc receives to ep until pc is closed.
+// readLoop delivers every datagram pc receives to ep until pc is closed,
+// those of one read together, as a real link's reader would.
 func readLoop(pc net.PacketConn, ep *Endpoint, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		buf := make([]byte, 65536)
-		udp, _ := pc.(*net.UDPConn) // reads without allocating an address
-		for {
-			var n int
-			var err error
-			if udp != nil {
-				n, _, err = udp.ReadFromUDPAddrPort(buf)
-			} else {
-				n, _, err = pc.ReadFrom(buf)
+		udp, ok := pc.(*net.UDPConn)
+		if !ok {
+			buf := make([]byte, 65536)
+			for {
+				n, _, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				ep.DeliverDatagram(buf[:n])
 			}
+		}
+		bc := ipv4.NewPacketConn(udp)
+		msgs := make([]ipv4.Message, 16)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+		}
+		bufs := make([][]byte, 0, len(msgs))
+		for {
+			n, err := bc.ReadBatch(msgs, 0)
 			if err != nil {
 				return
 			}
-			ep.DeliverDatagram(buf[:n])
+			bufs = bufs[:0]
+			for _, m := range msgs[:n] {
+				bufs = append(bufs, m.Buffers[0][:m.N])
+			}
+			ep.DeliverDatagrams(bufs)
 		}
 	}()
 }

@@ -15,7 +15,9 @@ func (c *Conn) recvWindow() int {
 	return max(0, c.ep.cfg.ReceiveWindow-c.rqBytes-c.oooBytes)
 }
 
-// onPacket processes a packet for this connection (never a SYN).
+// onPacket processes a packet for this connection (never a SYN). The caller
+// flushes afterwards (once for a run of packets): what is due to be sent,
+// acknowledgements included, waits for that.
 func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	switch c.state {
 	case stateDead:
@@ -61,8 +63,6 @@ func (c *Conn) onPacket(h *wire.Header, payload []byte, now time.Time) {
 	if !c.persistAt.IsZero() && c.inflight+c.mtu.cur <= c.peerWnd {
 		c.persistAt = time.Time{}
 	}
-	c.flush(now)
-	c.maybeDone(now)
 }
 
 // onAck applies the cumulative and selective acknowledgement of h.
@@ -126,7 +126,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		case n < len(c.q):
 			c.q = c.q[n:]
 		case cap(c.q) > 16:
-			c.q = nil // an idle connection keeps no large queue
+			c.q, c.qArr = nil, nil // an idle connection keeps no large queue
 		default:
 			c.q = c.q[:0] // reuse the array from where it starts
 		}
@@ -138,7 +138,7 @@ func (c *Conn) onAck(h *wire.Header, now time.Time) {
 		c.backoff = 0
 		c.rtoBase = now
 		c.tlpSent = false
-		c.wakeWriter()
+		c.wakeW = true
 	}
 	if h.SACK != nil {
 		for i := range len(h.SACK) * 8 {
@@ -406,7 +406,7 @@ func (c *Conn) deliverInOrderBuf(b *[]byte, fin bool) {
 	if fin {
 		c.eof = true
 	}
-	c.wakeReader()
+	c.wakeR = true
 }
 
 // buildSACK encodes which out-of-order packets arrived, in at most room bytes

@@ -47,13 +47,33 @@ func (c *Conn) enqueue(p []byte) int {
 		buf := getBuf(pcap)
 		k := copy(*buf, p[n:])
 		*buf = (*buf)[:k]
-		c.q = append(c.q, segment{typ: wire.Data, seq: c.sndNxt, buf: buf})
+		c.pushSegment(segment{typ: wire.Data, seq: c.sndNxt, buf: buf})
 		c.sndNxt++
 		c.queued += k
 		c.unsent += k
 		n += k
 	}
 	return n
+}
+
+// pushSegment appends s to the send queue. Acknowledgements slide q forward
+// through its array; when q reaches the end, what is left moves back to the
+// start if that frees at least half the array, and only otherwise does the
+// array grow. Appending to q alone would reallocate and copy the whole queue
+// every few acknowledged packets.
+func (c *Conn) pushSegment(s segment) {
+	if n := len(c.q); n == cap(c.q) {
+		if n > 0 && len(c.qArr) >= 2*n {
+			copy(c.qArr, c.q)
+			clear(c.qArr[n:]) // drop the stale copies' buffers
+			c.q = c.qArr[:n]
+		} else {
+			arr := make([]segment, max(2*n, 2)) // small at first: most connections carry little
+			copy(arr, c.q)
+			c.qArr, c.q = arr, arr[:n]
+		}
+	}
+	c.q = append(c.q, s)
 }
 
 // nextSegment picks what to send next: the oldest lost packet, else the first
