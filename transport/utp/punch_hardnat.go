@@ -55,6 +55,7 @@ const maxHardNATTargets = 2
 // hard-NAT punch runs. Guarded by Path.mu.
 type hardNATState struct {
 	running   bool
+	checking  bool           // checkMappings runs
 	localHard bool           // a punch reply showed the peer another public port of ours than STUN saw
 	peerHard  netip.AddrPort // a punch came from the peer's public address on a port none of its candidates named
 }
@@ -101,9 +102,50 @@ func (p *Path) startHardNAT() {
 		run = func() *auxSocket { p.hardNATProbes(peer); return nil }
 	}
 	p.hard.running = run != nil
+	check := !p.hard.checking && run == nil && local != MappingPerDestination && peer.mapping != MappingPerDestination
+	p.hard.checking = p.hard.checking || check
 	p.mu.Unlock()
 	if run != nil {
 		go p.hardNATLoop(run)
+	}
+	if check {
+		go p.checkMappings(cands)
+	}
+}
+
+// mappingChecks are when, after Connect began, a path whose NATs look endpoint-independent punches the peer's relay
+// candidates straight from its socket, for learnMapping: the peer's relay reports the public port our NAT gave
+// that destination, and the reply says which port it saw. The punches of Connect do the same, but the first of
+// them may reach the relay before it lets the peer's address in, and the path is on the relay at once.
+var mappingChecks = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
+
+// checkMappings sends those punches until a hard-NAT punch runs, a direct route carries the path, or the path ends.
+func (p *Path) checkMappings(cands []Candidate) {
+	var relays []Candidate
+	for _, c := range cands {
+		if c.Kind == CandidateRelay {
+			relays = append(relays, c)
+		}
+	}
+	if len(relays) == 0 {
+		return
+	}
+	start := time.Now()
+	for _, at := range mappingChecks {
+		select {
+		case <-p.done:
+			return
+		case <-time.After(time.Until(start.Add(at))):
+		}
+		p.mu.Lock()
+		running := p.hard.running
+		p.mu.Unlock()
+		if direct, _ := p.onDirectRoute(); direct || running {
+			return
+		}
+		for _, c := range relays {
+			p.sendCtrl(newDirectRoute(p.t, c.Addr), kindPunch, u64(p.instance), true)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ type auxSocket struct {
 	port    uint16                                // local port: names the socket's routes
 	sendRaw func(b []byte, to *net.UDPAddr) error // non-blocking send, or nil
 	batch   atomic.Pointer[batchFunc]             // batched send, once a route kept the socket (enableBatch)
+	kept    atomic.Bool                           // a route kept the socket: read in batches
 	closed  sync.Once
 	read    chan struct{} // closed when readLoop returns
 }
@@ -42,11 +43,12 @@ func (t *Transport) listenAux(i int) (*auxSocket, error) {
 }
 
 // readLoop hands what arrives to the demultiplexer until the socket is closed. Sealed datagrams are at most
-// maxRoutePayload bytes, so a small buffer does for each of a path's many extra sockets.
+// maxRoutePayload bytes, so a small buffer does for each of a path's many extra sockets; the one kept for the path's
+// route (enableBatch) reads in batches, as the Transport's socket does.
 func (s *auxSocket) readLoop() {
 	defer close(s.read)
 	buf := make([]byte, maxSealed)
-	for {
+	for !s.kept.Load() {
 		n, from, err := s.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -56,11 +58,26 @@ func (s *auxSocket) readLoop() {
 		}
 		s.t.dispatchSealed(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), s, nil)
 	}
+	r := newBatchReader(s.pc)
+	rx := &rxBatch{}
+	deliver := func(b []byte, from netip.AddrPort) { s.t.dispatchSealed(b, from, s, rx) }
+	for {
+		n, err := r.read()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		r.datagrams(n, deliver)
+		rx.flush()
+	}
 }
 
-// enableBatch lets the socket's routes send several datagrams per system call (as the Transport's socket does):
-// for the one socket that carries a path, not for the many a punch opens.
+// enableBatch lets the socket send and read several datagrams per system call, as the Transport's socket does: for
+// the one socket that carries a path, not for the many a punch opens (each batch reader holds half a megabyte).
 func (s *auxSocket) enableBatch() {
+	s.kept.Store(true)
 	if f := newBatchSender(s.pc); f != nil {
 		s.batch.Store(&f)
 	}

@@ -226,6 +226,7 @@ func (t *Transport) readLoop() {
 	defer t.wg.Done()
 	r := newBatchReader(t.pc)
 	rx := &rxBatch{}
+	deliver := func(b []byte, from netip.AddrPort) { t.dispatch(b, from, rx) }
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -241,19 +242,7 @@ func (t *Transport) readLoop() {
 			t.log.Debug("utp: socket read", "err", err)
 			continue
 		}
-		for i := range n {
-			b, seg, from, ok := r.message(i)
-			if !ok {
-				continue
-			}
-			for { // an empty datagram is dispatched (and counted) too
-				k := min(seg, len(b))
-				t.dispatch(b[:k:k], from, rx)
-				if b = b[k:]; len(b) == 0 {
-					break
-				}
-			}
-		}
+		r.datagrams(n, deliver)
 		rx.flush()
 	}
 }
