@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 )
 
-// auxSocket is an extra UDP socket of a path, opened for a hard-NAT punch (hardnat.go). What it reads goes through
+// auxSocket is an extra UDP socket of a path, opened for a hard-NAT punch (punch_hardnat.go). What it reads goes through
 // the Transport's demultiplexer as the main socket's sealed datagrams do (anything else is a stranger's, dropped and
 // counted), with the socket as the way it came, so that the path answers from the same socket: a socketRoute.
 type auxSocket struct {
