@@ -17,14 +17,12 @@ import (
 var natTypes = []nslab.NATType{nslab.FullCone, nslab.RestrictedCone, nslab.PortRestrictedCone, nslab.Symmetric}
 
 // punchable says whether a direct path can be punched between a peer behind NAT a and one behind NAT b: a
-// symmetric NAT gives an unpredictable port towards each new destination, which only a side that lets in any port
-// (a full cone) or that learns it from the punches it receives with a filter on the address alone (a restricted
-// cone) can answer.
+// symmetric NAT gives an unpredictable port towards each new destination, which a full cone lets in, a restricted
+// cone learns from the punches it receives, and a port-restricted cone finds by probing random ports while the
+// symmetric side punches from many sockets (the birthday paradox). Two symmetric NATs leave neither side an
+// address to aim at.
 func punchable(a, b nslab.NATType) bool {
-	if a == nslab.Symmetric {
-		a, b = b, a
-	}
-	return b != nslab.Symmetric || (a != nslab.PortRestrictedCone && a != nslab.Symmetric)
+	return a != nslab.Symmetric || b != nslab.Symmetric
 }
 
 // routeUpgraded is the line the CLI prints when a path that started on the relay moves to a direct route.

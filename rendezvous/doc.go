@@ -11,7 +11,10 @@
 // server hands it (a host one for all its guests, a guest during its meeting; over UDP, or TCP where UDP is blocked)
 // and offers its relayed address as a relay candidate. The path starts on whichever route answers first, so peers
 // whose NATs defeat punching still connect; it moves to a direct pair when one works, and back to the relay if that
-// pair dies (Session.Route, Session.RouteChanged). Config.NoRelay turns the relay off.
+// pair dies (Session.Route, Session.RouteChanged). Config.NoRelay turns the relay off. Gathering asks both of the
+// STUN server's addresses, so each peer knows whether its NAT maps per destination (a symmetric NAT) and says so on
+// its candidates: a symmetric NAT against any other is then punched with many ports at once (see transport/utp),
+// and only two symmetric NATs need the relay.
 //
 // The stream is a plain net.Conn; wrap it in a symsock.Socket to speak HTTP/1.1, where the first ReadRequest or
 // WriteRequest decides which peer is the client, whatever its role in the meeting:

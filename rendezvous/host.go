@@ -137,7 +137,10 @@ func (h *Host) refresh(interval time.Duration) {
 			h.mu.Unlock()
 			continue
 		}
-		h.gather.Reflexive = addr
+		h.gather.Reflexive, h.gather.NAT.Reflexive = addr, addr
+		if len(h.gather.NAT.Observed) > 0 {
+			h.gather.NAT.Observed[0] = addr
+		}
 		h.mu.Unlock()
 		h.cfg.Logger.Info("our public address changed", "old", old, "new", addr)
 		h.updateCandidates()
@@ -148,13 +151,7 @@ func (h *Host) refresh(interval time.Duration) {
 // relay's.
 func (h *Host) updateCandidates() {
 	h.mu.Lock()
-	host := offerable(h.tr.HostCandidates(), h.gather.Reflexive)
-	cands := []utp.Candidate{}
-	if a := h.gather.Reflexive; a.IsValid() && !hasAddr(host, a) {
-		cands = append(cands, utp.Candidate{Kind: utp.CandidateSrflx, Addr: a})
-	}
-	cands = append(cands, host...)
-	cands = cands[:min(len(cands), maxDirectCandidates)]
+	cands := directCandidates(h.tr.HostCandidates(), h.gather.NAT)
 	if h.relay != nil {
 		cands = append(cands, h.relay.Candidate())
 	}

@@ -26,3 +26,40 @@ func TestParseRelayURLs(t *testing.T) {
 		"turn:203.0.113.9:3478?transport=sctp"})
 	assert.Equal(t, []relayServer{{addr: "203.0.113.9:3478"}, {addr: "203.0.113.9:3478", tcp: true}, {addr: "[2001:db8::1]:3478"}}, got)
 }
+
+func TestDirectCandidates(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	lan := utp.Candidate{Kind: utp.CandidateHost, Addr: ap("192.168.1.5:5000")}
+	lo := utp.Candidate{Kind: utp.CandidateHost, Addr: ap("127.0.0.1:5000")}
+	srflx := func(a string, m utp.NATMapping) utp.Candidate {
+		return utp.Candidate{Kind: utp.CandidateSrflx, Addr: ap(a), Mapping: m}
+	}
+	cases := []struct {
+		name string
+		nat  utp.NATReport
+		want []utp.Candidate
+	}{
+		{"STUN failed", utp.NATReport{}, []utp.Candidate{lan}},
+		{"mapping unknown", utp.NATReport{Reflexive: ap("203.0.113.9:6000"), Observed: []netip.AddrPort{ap("203.0.113.9:6000")}},
+			[]utp.Candidate{srflx("203.0.113.9:6000", utp.MappingUnknown), lan}},
+		{"a cone NAT: one reflexive candidate", utp.NATReport{Reflexive: ap("203.0.113.9:6000"),
+			Observed: []netip.AddrPort{ap("203.0.113.9:6000"), ap("203.0.113.9:6000")}, Mapping: utp.MappingEndpointIndependent},
+			[]utp.Candidate{srflx("203.0.113.9:6000", utp.MappingEndpointIndependent), lan}},
+		{"a per-destination NAT: one per STUN address, in order", utp.NATReport{Reflexive: ap("203.0.113.9:6000"),
+			Observed: []netip.AddrPort{ap("203.0.113.9:6000"), ap("203.0.113.9:6001")}, Mapping: utp.MappingPerDestination},
+			[]utp.Candidate{srflx("203.0.113.9:6000", utp.MappingPerDestination), srflx("203.0.113.9:6001", utp.MappingPerDestination), lan}},
+		{"no NAT: the interface address says so", utp.NATReport{Reflexive: lan.Addr,
+			Observed: []netip.AddrPort{lan.Addr, lan.Addr}, Mapping: utp.MappingEndpointIndependent},
+			[]utp.Candidate{{Kind: utp.CandidateHost, Addr: lan.Addr, Mapping: utp.MappingEndpointIndependent}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, directCandidates([]utp.Candidate{lan, lo}, c.nat))
+		})
+	}
+	many := make([]utp.Candidate, 40)
+	for i := range many {
+		many[i] = utp.Candidate{Kind: utp.CandidateHost, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 5000)}
+	}
+	assert.Len(t, directCandidates(many, utp.NATReport{}), maxDirectCandidates, "capped, leaving room for a relay")
+}

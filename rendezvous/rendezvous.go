@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,9 @@ type Report struct {
 	Direct         bool            // the winning pair is host to host: no NAT rewrote addresses on the path
 	Dialer         bool            // this side dialled the uTP connections and opened the first stream (the guest)
 	RTT            time.Duration   // round-trip time of the path, measured while punching
+	// NAT is what STUN told of our NAT: the address each of the STUN server's two addresses saw, and so how it maps
+	// (utp.MappingPerDestination: a hard NAT, punched with many ports at once).
+	NAT utp.NATReport
 	// Route is the route that carried the path when the first stream opened: a relay or a direct pair. The path
 	// may move later (Session.Route, Session.RouteChanged).
 	Route Route
@@ -288,6 +292,31 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 	return &Session{transport: tr, path: path, stream: stream, report: rep}, nil
 }
 
+// directCandidates lists what we offer besides a relay: our server-reflexive address first (across the internet it
+// is the one that works), one per STUN address under a NAT that maps per destination (they show the peer how the
+// NAT allocates ports), then our interfaces' addresses that the peer may use (offerable), at most
+// maxDirectCandidates. The candidates STUN saw us at say how our NAT maps.
+func directCandidates(host []utp.Candidate, nat utp.NATReport) []utp.Candidate {
+	host = offerable(host, nat.Reflexive)
+	seen := nat.Observed
+	if nat.Mapping != utp.MappingPerDestination {
+		seen = []netip.AddrPort{nat.Reflexive}
+	}
+	var out []utp.Candidate
+	for _, a := range seen {
+		if !a.IsValid() || hasAddr(out, a) {
+			continue
+		}
+		if i := slices.IndexFunc(host, func(c utp.Candidate) bool { return c.Addr == a }); i >= 0 {
+			host[i].Mapping = nat.Mapping // no NAT: STUN saw one of our interfaces
+			continue
+		}
+		out = append(out, utp.Candidate{Kind: utp.CandidateSrflx, Addr: a, Mapping: nat.Mapping})
+	}
+	out = append(out, host...)
+	return out[:min(len(out), maxDirectCandidates)]
+}
+
 // maxDirectCandidates leaves room for a relay candidate among the candidates the signalling server accepts.
 const maxDirectCandidates = signal.DefaultMaxCandidates - 1
 
@@ -325,15 +354,15 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 	probe := make(chan error, 1)
 	go func() { probe <- cfg.probeServer(gctx) }()
 	type stunResult struct {
-		addr netip.AddrPort
-		err  error
+		nat utp.NATReport
+		err error
 	}
 	stun := make(chan stunResult, 1)
 	go func() {
 		sctx, cancel := context.WithTimeout(gctx, cfg.GatherTimeout)
 		defer cancel()
-		a, err := tr.DiscoverSTUN(sctx, cfg.STUNAddr)
-		stun <- stunResult{a, err}
+		n, err := tr.DiscoverNAT(sctx, cfg.STUNAddr)
+		stun <- stunResult{n, err}
 	}()
 	var sr stunResult
 	for probe != nil || stun != nil {
@@ -347,7 +376,6 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 			stun = nil
 		}
 	}
-	rep.Candidates = offerable(tr.HostCandidates(), sr.addr)
 	if sr.err != nil {
 		if ctx.Err() != nil {
 			return nil, &Error{Step: StepGather, Err: ctx.Err()}
@@ -355,16 +383,9 @@ func gather(ctx context.Context, cfg *Config) (*gathered, error) {
 		rep.STUNError = sr.err.Error()
 		log.Warn("STUN failed; going on with host candidates only", "stun", cfg.STUNAddr, "err", sr.err)
 	} else {
-		rep.Reflexive = sr.addr
-		if !hasAddr(rep.Candidates, sr.addr) {
-			// First, so that it survives the cap below: across the internet it is the one that works.
-			rep.Candidates = append([]utp.Candidate{{Kind: utp.CandidateSrflx, Addr: sr.addr}}, rep.Candidates...)
-		}
+		rep.Reflexive, rep.NAT = sr.nat.Reflexive, sr.nat
 	}
-	if len(rep.Candidates) > maxDirectCandidates {
-		log.Debug("too many candidates; keeping the first", "have", len(rep.Candidates), "max", maxDirectCandidates)
-		rep.Candidates = rep.Candidates[:maxDirectCandidates]
-	}
+	rep.Candidates = directCandidates(tr.HostCandidates(), rep.NAT)
 	if len(rep.Candidates) == 0 {
 		return nil, &Error{Step: StepGather, Reason: ErrGatherFailed, Err: fmt.Errorf("no interface address and STUN failed: %s", rep.STUNError)}
 	}
@@ -494,7 +515,7 @@ func hasAddr(cands []utp.Candidate, a netip.AddrPort) bool {
 func toSignal(cands []utp.Candidate) []signal.Candidate {
 	out := make([]signal.Candidate, len(cands))
 	for i, c := range cands {
-		out[i] = signal.Candidate{Kind: string(c.Kind), Addr: c.Addr}
+		out[i] = signal.Candidate{Kind: string(c.Kind), Addr: c.Addr, Mapping: string(c.Mapping)}
 	}
 	return out
 }
@@ -502,7 +523,7 @@ func toSignal(cands []utp.Candidate) []signal.Candidate {
 func fromSignal(cands []signal.Candidate) []utp.Candidate {
 	out := make([]utp.Candidate, len(cands))
 	for i, c := range cands {
-		out[i] = utp.Candidate{Kind: utp.CandidateKind(c.Kind), Addr: c.Addr}
+		out[i] = utp.Candidate{Kind: utp.CandidateKind(c.Kind), Addr: c.Addr, Mapping: utp.NATMapping(c.Mapping)}
 	}
 	return out
 }

@@ -27,7 +27,17 @@ const DefaultMaxCandidates = 16
 type Candidate struct {
 	Kind string         `json:"kind"`
 	Addr netip.AddrPort `json:"addr"`
+	// Mapping, on a host or server-reflexive candidate, says how the sender's NAT maps (MappingEndpointIndependent
+	// or MappingPerDestination); empty when unknown.
+	Mapping string `json:"mapping,omitempty"`
 }
+
+// NAT mappings a candidate may name: one public port for every destination, or a new one per destination (a
+// symmetric NAT). They match transport/utp's NATMapping.
+const (
+	MappingEndpointIndependent = "endpoint-independent"
+	MappingPerDestination      = "per-destination"
+)
 
 func validateCandidates(cs []Candidate, max int) error {
 	if len(cs) == 0 || len(cs) > max {
@@ -36,6 +46,10 @@ func validateCandidates(cs []Candidate, max int) error {
 	for i, c := range cs {
 		if c.Kind != KindHost && c.Kind != KindSrflx && c.Kind != KindRelay {
 			return fmt.Errorf("%w: candidate %d: kind %q is not %q, %q or %q", ErrBadCandidates, i, c.Kind, KindHost, KindSrflx, KindRelay)
+		}
+		if c.Mapping != "" && (c.Kind == KindRelay || c.Mapping != MappingEndpointIndependent && c.Mapping != MappingPerDestination) {
+			return fmt.Errorf("%w: candidate %d: mapping %q is not %q or %q on a %s or %s candidate", ErrBadCandidates, i, c.Mapping,
+				MappingEndpointIndependent, MappingPerDestination, KindHost, KindSrflx)
 		}
 		if !c.Addr.IsValid() || c.Addr.Port() == 0 || c.Addr.Addr().IsUnspecified() || c.Addr.Addr().Zone() != "" {
 			return fmt.Errorf("%w: candidate %d: address %q is not a usable ip:port", ErrBadCandidates, i, c.Addr)

@@ -17,6 +17,16 @@
 // from a new address of the peer (its NAT rebound the mapping) moves the path there without breaking a stream. The
 // uTP engine sees only "the peer", never an address.
 //
+// A NAT that maps every destination to a new public port (symmetric; DiscoverNAT tells it from STUN's two server
+// addresses, and each peer names its mapping on its candidates) gives the peer no address to punch. Against a peer
+// whose NAT keeps one port, the hard side punches from many extra sockets (Config.HardNATSockets), each making a
+// mapping of its own, while the other side sends paced sealed probes to ports of the hard side's public address,
+// predicted ones first where the NAT allocates in sequence, then random ones (Config.HardNATProbes,
+// HardNATProbeInterval): by the birthday paradox a probe soon lands on one of the mappings, and the extra socket it
+// reaches carries the route. The other extra sockets close once a direct route carries the path, or after
+// Config.HardNATTimeout; a path back on the relay punches again. Two hard sides cannot meet this way and stay on a
+// relay.
+//
 // AllocateRelay makes a TURN allocation (pion/turn's client, over the Transport's own socket or, where UDP is
 // blocked, over TCP) whose relayed address is one more candidate to offer peers; every path also punches through it.
 // A path starts on the first route that answered, relay or direct, keeps punching, moves to a better route as soon

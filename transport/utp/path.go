@@ -27,6 +27,9 @@ const (
 type Candidate struct {
 	Kind CandidateKind  `json:"kind"`
 	Addr netip.AddrPort `json:"addr"`
+	// Mapping, on a server-reflexive candidate, is how the NAT that made it maps (NATReport.Mapping): a peer behind
+	// a NAT that maps per destination offers one such candidate per STUN address it asked, in the order asked.
+	Mapping NATMapping `json:"mapping,omitempty"`
 }
 
 // Peer describes the remote side of a Connect.
@@ -81,7 +84,8 @@ type Path struct {
 	srtt          time.Duration
 	sent          map[uint64]sentPacket
 	lastProbe     time.Time
-	punchedBack   map[netip.AddrPort]bool // punch sources already punched back (learnPunchSource)
+	punchedBack   map[routeID]bool // routes of punches already punched back (learnPunchSource)
+	hard          hardNATState
 	err           error
 }
 
@@ -292,13 +296,11 @@ type sentPacket struct {
 	probe bool
 }
 
-// routeFor is the route a datagram from addr (through our relay via, or straight when via is nil) came on: the
-// current route when it is that one (no allocation on the hot path), else a new route.
-func (p *Path) routeFor(addr netip.AddrPort, via *Relay) route {
-	if r := p.loadRoute(); r != nil {
-		if id := r.id(); id.addr == addr && ((via == nil && id.kind == routeDirect) || (via != nil && id.via == via.addr && id.kind == routeRelay)) {
-			return r
-		}
+// routeFor is the route a datagram from addr (the way via, or straight over the socket when via is nil) came on:
+// the current route when it is that one (no allocation on the hot path), else a new route.
+func (p *Path) routeFor(addr netip.AddrPort, via routeVia) route {
+	if r := p.loadRoute(); r != nil && r.id() == routeIDOf(addr, via) {
+		return r
 	}
 	return newRoute(p.t, addr, via)
 }

@@ -16,8 +16,10 @@ import (
 // answers the peer's (punching back at once, also to a peer-reflexive address no candidate named, as a symmetric
 // NAT produces), until a pair works in both directions (each side has had a reply to its own punch and knows the
 // other has too, and the dialler has nominated the address its datagrams use). It fails with an error wrapping
-// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline). A Transport runs any number of
-// paths at once, each with its own key.
+// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline). When one side's NAT maps per
+// destination and the other's does not (Candidate.Mapping, Transport.DiscoverNAT), the path also punches with many
+// ports at once (Config.HardNATSockets), during Connect and after it returns on a relay. A Transport runs any
+// number of paths at once, each with its own key.
 func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	if len(peer.Key) != 32 {
 		return nil, ErrBadKey
@@ -52,6 +54,7 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 		return nil, err
 	}
 	go p.loop()
+	p.startHardNAT()
 	select {
 	case <-p.ready:
 		p.mu.Lock()
@@ -92,7 +95,7 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 		cands:       cands,
 		heard:       make(map[routeID]route),
 		sent:        make(map[uint64]sentPacket),
-		punchedBack: make(map[netip.AddrPort]bool),
+		punchedBack: make(map[routeID]bool),
 	}
 	// Counters start at the clock, so a second Connect with the same key never reuses a nonce and an earlier
 	// session's datagrams fall behind the replay window.
@@ -122,11 +125,14 @@ func (p *Path) flags(r route) byte {
 
 // handleControl runs on the goroutine reading r for every fresh control packet of this path.
 func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Time) {
+	if c.kind == kindPunch || c.kind == kindPunchReply {
+		p.learnMapping(r, c)
+	}
 	if c.kind == kindPunch {
 		// Answer every fresh punch (a replayed one never gets here): the reply proves we hold the key, and the
 		// puncher needs it to confirm the pair.
 		p.sendCtrl(r, kindPunchReply, punchReplyBody(counter, r.peerAddr()), false)
-		if p.learnPunchSource(r.peerAddr()) {
+		if p.learnPunchSource(r) {
 			p.sendCtrl(r, kindPunch, u64(p.instance), true)
 		}
 	}
@@ -207,18 +213,19 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 	}
 }
 
-// learnPunchSource reports whether to punch back at once to the source of an authenticated punch: once per address
+// learnPunchSource reports whether to punch back at once to the source of an authenticated punch: once per route
 // while the path is not established. A source no candidate names becomes a peer-reflexive candidate (RFC 8445
 // 7.3.1.3): a symmetric NAT gives the peer a new port towards us, and without punching that port the peer's NAT
 // drops our punches, so the path is never confirmed. Punching back at once also spares a punch interval when the
 // peer's first punches arrived before this path existed.
-func (p *Path) learnPunchSource(from netip.AddrPort) bool {
+func (p *Path) learnPunchSource(r route) bool {
+	from := r.peerAddr()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil || p.established || p.punchedBack[from] {
+	if p.err != nil || p.established || p.punchedBack[r.id()] {
 		return false
 	}
-	p.punchedBack[from] = true
+	p.punchedBack[r.id()] = true
 	if !slices.ContainsFunc(p.cands, func(c Candidate) bool { return c.Addr == from }) {
 		p.cands = append(p.cands, Candidate{Kind: CandidatePrflx, Addr: from})
 		p.log.Debug("utp: peer-reflexive candidate", "addr", from)

@@ -95,6 +95,24 @@ func (r *batchReader) message(i int) (b []byte, seg int, from netip.AddrPort, ok
 	return b, seg, from, true
 }
 
+// datagrams calls deliver with each datagram of the last read's n messages, split where the kernel coalesced
+// several.
+func (r *batchReader) datagrams(n int, deliver func(b []byte, from netip.AddrPort)) {
+	for i := range n {
+		b, seg, from, ok := r.message(i)
+		if !ok {
+			continue
+		}
+		for { // an empty datagram is delivered (and counted) too
+			k := min(seg, len(b))
+			deliver(b[:k:k], from)
+			if b = b[k:]; len(b) == 0 {
+				break
+			}
+		}
+	}
+}
+
 // rxBatch gathers the uTP datagrams of one read from the socket, by path, so that each path's engine takes its run
 // of them at once (engine.Endpoint.DeliverDatagrams): one acknowledgement and one batched write per run, not one per
 // datagram. It belongs to the goroutine that reads, and the datagrams stay in its buffers until flush.

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
 // A route carries sealed datagrams between this Transport and the peer one way or another: straight over the UDP
-// socket to a punched address (directRoute) or through a TURN allocation of ours (relayRoute). The path picks the route its datagrams take;
+// socket to a punched address (directRoute), from one of the extra sockets of a hard-NAT punch (socketRoute), or
+// through a TURN allocation of ours (relayRoute). The path picks the route its datagrams take;
 // whoever reads a route hands what arrives to Path.receive with the route it came on, and reports a route that can no
 // longer carry anything to Path.routeDead. Adding a kind of route is one more implementation of this interface.
 type route interface {
@@ -23,7 +25,7 @@ type route interface {
 type routeKind uint8
 
 const (
-	routeDirect routeKind = iota + 1 // over the Transport's UDP socket
+	routeDirect routeKind = iota + 1 // over a UDP socket of the Transport
 	routeRelay                       // through a TURN allocation of ours
 )
 
@@ -31,11 +33,15 @@ type routeID struct {
 	kind routeKind
 	addr netip.AddrPort
 	via  netip.AddrPort // a relay route's relayed address
+	sock uint16         // a direct route's local port when it is not the Transport's socket (socketRoute)
 }
 
 func (id routeID) String() string {
 	switch id.kind {
 	case routeDirect:
+		if id.sock != 0 {
+			return "direct " + id.addr.String() + " from port " + strconv.Itoa(int(id.sock))
+		}
 		return "direct " + id.addr.String()
 	case routeRelay:
 		return "relay " + id.via.String() + " to " + id.addr.String()
@@ -43,13 +49,27 @@ func (id routeID) String() string {
 	return "route " + id.addr.String()
 }
 
-// newRoute is the route to the peer address addr: through the relay via, or straight over the socket when via is
-// nil.
-func newRoute(t *Transport, addr netip.AddrPort, via *Relay) route {
+// routeVia is a way datagrams reach us other than the Transport's socket: one of our relays, or an extra socket of
+// a hard-NAT punch. It makes the route that answers the same way.
+type routeVia interface {
+	route(addr netip.AddrPort) route
+	routeID(addr netip.AddrPort) routeID
+}
+
+// newRoute is the route to the peer address addr: the way via, or straight over the socket when via is nil.
+func newRoute(t *Transport, addr netip.AddrPort, via routeVia) route {
 	if via != nil {
 		return via.route(addr)
 	}
 	return newDirectRoute(t, addr)
+}
+
+// routeIDOf is the id of newRoute(t, addr, via), without making the route.
+func routeIDOf(addr netip.AddrPort, via routeVia) routeID {
+	if via != nil {
+		return via.routeID(addr)
+	}
+	return routeID{kind: routeDirect, addr: addr}
 }
 
 // directRoute is a punched candidate pair: the Transport's socket and one of the peer's addresses.

@@ -241,12 +241,16 @@ type relayRoute struct {
 	udp  *net.UDPAddr
 }
 
-func (r *Relay) route(addr netip.AddrPort) *relayRoute {
+func (r *Relay) route(addr netip.AddrPort) route {
 	return &relayRoute{r: r, addr: addr, udp: net.UDPAddrFromAddrPort(addr)}
 }
 
+func (r *Relay) routeID(addr netip.AddrPort) routeID {
+	return routeID{kind: routeRelay, addr: addr, via: r.addr}
+}
+
 func (rr *relayRoute) send(b []byte) error      { return rr.r.send(b, rr.udp) }
-func (rr *relayRoute) id() routeID              { return routeID{kind: routeRelay, addr: rr.addr, via: rr.r.addr} }
+func (rr *relayRoute) id() routeID              { return rr.r.routeID(rr.addr) }
 func (rr *relayRoute) peerAddr() netip.AddrPort { return rr.addr }
 
 // relaySocket is the Transport's UDP socket as the TURN client of a Relay sees it: it writes to the server through

@@ -27,8 +27,8 @@ func TestPunchThroughNATFilter(t *testing.T) {
 	defer cancel()
 	// The non-dialler starts late: the dialler's first punches are filtered by b's NAT.
 	pa, pb := connectBoth(t, ctx, a, b,
-		Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{CandidateSrflx, dead}), Dialer: true},
-		Peer{Key: key, Candidates: append([]Candidate{{CandidateSrflx, dead}}, a.HostCandidates()...)},
+		Peer{Key: key, Candidates: append(b.HostCandidates(), Candidate{Kind: CandidateSrflx, Addr: dead}), Dialer: true},
+		Peer{Key: key, Candidates: append([]Candidate{{Kind: CandidateSrflx, Addr: dead}}, a.HostCandidates()...)},
 		100*time.Millisecond)
 	require.True(t, nb.Filtered() > 0, "b's NAT filtered nothing: the test did not simulate a NAT")
 	_ = na
@@ -50,7 +50,7 @@ func TestPunchLearnsPeerReflexive(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			pa, pb := connectBoth(t, ctx, a, b,
-				Peer{Key: key, Candidates: []Candidate{{CandidateSrflx, deadAddr(t)}}, Dialer: aDials},
+				Peer{Key: key, Candidates: []Candidate{{Kind: CandidateSrflx, Addr: deadAddr(t)}}, Dialer: aDials},
 				Peer{Key: key, Candidates: a.HostCandidates(), Dialer: !aDials}, 0)
 			_, remote := pa.Pair()
 			require.Equal(t, Candidate{Kind: CandidatePrflx, Addr: b.LocalAddr().AddrPort()}, remote)
@@ -95,15 +95,15 @@ func TestConnectFailsWithoutPeer(t *testing.T) {
 	a := listen(t, fastConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}, Dialer: true})
+	_, err := a.Connect(ctx, Peer{Key: newKey(t), Candidates: []Candidate{{Kind: CandidateHost, Addr: deadAddr(t)}}, Dialer: true})
 	require.ErrorIs(t, err, ErrPunchFailed)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	_, err = a.Connect(ctx, Peer{Key: []byte("short"), Candidates: []Candidate{{CandidateHost, deadAddr(t)}}})
+	_, err = a.Connect(ctx, Peer{Key: []byte("short"), Candidates: []Candidate{{Kind: CandidateHost, Addr: deadAddr(t)}}})
 	require.ErrorIs(t, err, ErrBadKey)
 	_, err = a.Connect(context.Background(), Peer{Key: newKey(t)})
 	require.ErrorIs(t, err, ErrPunchFailed)
 	// An IPv4 socket cannot reach an IPv6 candidate: refused at once rather than punched for the whole timeout.
-	_, err = a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("[::1]:9")}}})
+	_, err = a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{Kind: CandidateHost, Addr: netip.MustParseAddrPort("[::1]:9")}}})
 	require.ErrorIs(t, err, ErrPunchFailed)
 }
 
@@ -154,7 +154,7 @@ func TestForgedPunchIgnored(t *testing.T) {
 	defer cancel()
 	connErr := make(chan error, 1)
 	go func() {
-		_, err := b.Connect(ctx, Peer{Key: key, Candidates: []Candidate{{CandidateHost, attacker.LocalAddr().(*net.UDPAddr).AddrPort()}}})
+		_, err := b.Connect(ctx, Peer{Key: key, Candidates: []Candidate{{Kind: CandidateHost, Addr: attacker.LocalAddr().(*net.UDPAddr).AddrPort()}}})
 		connErr <- err
 	}()
 	to := b.LocalAddr()

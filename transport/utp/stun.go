@@ -13,8 +13,9 @@ import (
 )
 
 type stunReply struct {
-	addr netip.AddrPort
-	err  error
+	addr  netip.AddrPort
+	other netip.AddrPort // the server's OTHER-ADDRESS (RFC 5780), when it gave one
+	err   error
 }
 
 // isSTUN reports whether b is framed like a STUN message: stun.IsMessage (a whole header and the magic cookie), plus
@@ -29,6 +30,13 @@ func isSTUN(b []byte) bool {
 // RFC 5389 describes, with timings scaled down (Config.STUNRetransmit, doubling); it gives up when ctx ends or, if
 // ctx has no deadline, after Config.STUNTimeout. Failures wrap ErrSTUN.
 func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.AddrPort, error) {
+	r, err := t.stunBinding(ctx, server)
+	return r.addr, err
+}
+
+// stunBinding runs one STUN Binding transaction with server (see DiscoverSTUN) and returns the answer: our mapped
+// address and, when the server has a second one, its OTHER-ADDRESS.
+func (t *Transport) stunBinding(ctx context.Context, server string) (stunReply, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.STUNTimeout)
@@ -36,17 +44,17 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 	}
 	raddr, err := net.ResolveUDPAddr(t.network(), server)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: resolving server %q: %w", ErrSTUN, server, err)
+		return stunReply{}, fmt.Errorf("%w: resolving server %q: %w", ErrSTUN, server, err)
 	}
 	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %w", ErrSTUN, err)
+		return stunReply{}, fmt.Errorf("%w: %w", ErrSTUN, err)
 	}
 	reply := make(chan stunReply, 1)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return netip.AddrPort{}, ErrTransportClosed
+		return stunReply{}, ErrTransportClosed
 	}
 	t.stunWait[req.TransactionID] = reply
 	t.mu.Unlock()
@@ -64,12 +72,12 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 		select {
 		case r := <-reply:
 			if r.err != nil {
-				return netip.AddrPort{}, fmt.Errorf("%w: server %s: %w", ErrSTUN, server, r.err)
+				return stunReply{}, fmt.Errorf("%w: server %s: %w", ErrSTUN, server, r.err)
 			}
-			return r.addr, nil
+			return r, nil
 		case <-timer.C:
 			if _, err := t.send(req.Raw, raddr); err != nil {
-				return netip.AddrPort{}, fmt.Errorf("%w: sending to %s: %w", ErrSTUN, server, err)
+				return stunReply{}, fmt.Errorf("%w: sending to %s: %w", ErrSTUN, server, err)
 			}
 			sent++
 			timer.Reset(rto)
@@ -77,9 +85,9 @@ func (t *Transport) DiscoverSTUN(ctx context.Context, server string) (netip.Addr
 				rto *= 2
 			}
 		case <-ctx.Done():
-			return netip.AddrPort{}, fmt.Errorf("%w: no response from %s to %d requests: %w", ErrSTUN, server, sent, ctx.Err())
+			return stunReply{}, fmt.Errorf("%w: no response from %s to %d requests: %w", ErrSTUN, server, sent, ctx.Err())
 		case <-t.done:
-			return netip.AddrPort{}, ErrTransportClosed
+			return stunReply{}, ErrTransportClosed
 		}
 	}
 }
@@ -101,6 +109,12 @@ func (t *Transport) handleSTUN(b []byte, from netip.AddrPort) bool {
 	switch m.Type {
 	case stun.BindingSuccess:
 		r.addr, r.err = mappedAddress(m)
+		var other stun.OtherAddress
+		if other.GetFrom(m) == nil {
+			if a, ok := netip.AddrFromSlice(other.IP); ok && other.Port > 0 && other.Port <= 65535 {
+				r.other = netip.AddrPortFrom(a.Unmap(), uint16(other.Port))
+			}
+		}
 	case stun.BindingError:
 		var code stun.ErrorCodeAttribute
 		if err := code.GetFrom(m); err != nil {

@@ -35,6 +35,7 @@ type Transport struct {
 
 	byID   atomic.Pointer[map[uint64]pathSlot] // by the path IDs of both directions; copied on write under mu
 	relays atomic.Pointer[[]*Relay]            // TURN allocations; copied on write under mu
+	nat    atomic.Pointer[NATReport]           // what DiscoverNAT found last
 
 	mu       sync.Mutex
 	paths    map[*Path]struct{}          // connecting and established
@@ -225,6 +226,7 @@ func (t *Transport) readLoop() {
 	defer t.wg.Done()
 	r := newBatchReader(t.pc)
 	rx := &rxBatch{}
+	deliver := func(b []byte, from netip.AddrPort) { t.dispatch(b, from, rx) }
 	for {
 		n, err := r.read()
 		if err != nil {
@@ -240,19 +242,7 @@ func (t *Transport) readLoop() {
 			t.log.Debug("utp: socket read", "err", err)
 			continue
 		}
-		for i := range n {
-			b, seg, from, ok := r.message(i)
-			if !ok {
-				continue
-			}
-			for { // an empty datagram is dispatched (and counted) too
-				k := min(seg, len(b))
-				t.dispatch(b[:k:k], from, rx)
-				if b = b[k:]; len(b) == 0 {
-					break
-				}
-			}
-		}
+		r.datagrams(n, deliver)
 		rx.flush()
 	}
 }
@@ -273,9 +263,10 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort, rx *rxBatch) {
 	t.dispatchSealed(b, from, nil, rx)
 }
 
-// dispatchSealed hands a sealed datagram from the peer address from (through our relay via, or straight over the
-// socket when via is nil) to its path; a uTP datagram may wait in rx (see dispatch).
-func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via *Relay, rx *rxBatch) {
+// dispatchSealed hands a sealed datagram from the peer address from (the way via: through one of our relays or on
+// an extra socket; straight over the socket when via is nil) to its path; a uTP datagram may wait in rx (see
+// dispatch).
+func (t *Transport) dispatchSealed(b []byte, from netip.AddrPort, via routeVia, rx *rxBatch) {
 	id, ok := sealedID(b)
 	if !ok {
 		t.stats.stranger.Add(1)

@@ -331,7 +331,7 @@ func TestCloseDuringConnect(t *testing.T) {
 	errc := make(chan error, 1)
 	key := newKey(t) // made here: newKey asserts, which only the test goroutine may
 	go func() {
-		_, err := a.Connect(context.Background(), Peer{Key: key, Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+		_, err := a.Connect(context.Background(), Peer{Key: key, Candidates: []Candidate{{Kind: CandidateHost, Addr: netip.MustParseAddrPort("127.0.0.1:9")}}})
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -343,7 +343,7 @@ func TestCloseDuringConnect(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Connect still running after Close")
 	}
-	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{CandidateHost, netip.MustParseAddrPort("127.0.0.1:9")}}})
+	_, err := a.Connect(context.Background(), Peer{Key: newKey(t), Candidates: []Candidate{{Kind: CandidateHost, Addr: netip.MustParseAddrPort("127.0.0.1:9")}}})
 	require.ErrorIs(t, err, ErrTransportClosed)
 }
 
