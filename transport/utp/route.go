@@ -139,7 +139,7 @@ func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cur = p.loadRoute()
-	if !p.established || p.err != nil || cur.id() == r.id() {
+	if !p.established || p.err != nil || cur.id() == r.id() || viaRetiring(r) {
 		return
 	}
 	if p.rank(r) < p.rank(cur) && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
