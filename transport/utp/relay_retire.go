@@ -12,7 +12,9 @@ import (
 // the Transport's other relays, and moves to the first of those routes that answers, as it would to a better route.
 // Permissions are per IP address, so a relay route to an address the old allocation reached (the peer's relayed
 // address above all, on the same relay server) works at once from a new allocation on the same server. The peer
-// follows the move when our datagrams arrive from the new relayed address. Streams never notice; Close releases
+// follows the move when our datagrams arrive from the new relayed address. When both peers retire at once, each
+// follows the other's datagrams (even onto a route through its own retiring relay, which it then moves off again)
+// until both send through new allocations. Streams never notice; Close releases
 // the old allocation once the paths moved (or when its credentials expire, whichever the caller decides).
 
 const (
@@ -20,10 +22,12 @@ const (
 	// a relay retires: quick at first, then slower while a path still cannot move.
 	retirePunchFirst = 100 * time.Millisecond
 	retirePunchMax   = 2 * time.Second
+	// relayRecvRecent: a relay that carried a peer's datagram this recently is in use.
+	relayRecvRecent = time.Second
 )
 
 // Retire marks r as on its way out: the Transport's paths move their routes through r to routes through its other
-// relays (or straight ones) as soon as those answer, and stop moving back onto r; r keeps carrying what still goes
+// relays (or straight ones) as soon as those answer; r keeps carrying what still goes
 // through it until Close. Call it once a replacement relay is allocated; Retiring then reports true.
 func (r *Relay) Retire() {
 	if !r.retiring.CompareAndSwap(false, true) {
@@ -38,8 +42,13 @@ func (r *Relay) Retire() {
 func (r *Relay) Retiring() bool { return r.retiring.Load() }
 
 // InUse reports whether a path of the Transport still sends through r (its route, or the relay route it would
-// fall back on): a retired relay not in use can be closed without a path noticing.
+// fall back on), or a peer sent through it in the last second (its path still sends to r's address: it follows
+// ours once our datagrams reach it from elsewhere). A retired relay not in use can be closed without a path
+// noticing.
 func (r *Relay) InUse() bool {
+	if time.Since(time.Unix(0, r.lastRecv.Load())) < relayRecvRecent {
+		return true
+	}
 	for _, p := range r.t.pathList() {
 		if p.usesRelay(r) {
 			return true
@@ -84,6 +93,25 @@ func (t *Transport) pathList() []*Path {
 	return out
 }
 
+// betterRelayRoute reports whether r is a better relay route than cur (both relayed): one that does not go through
+// a relay we retire, over one that does; then one from our relay to the peer's, over one that leaves or enters
+// either relay through a NAT. Relay to relay is the route that survives either side replacing its allocation:
+// permissions are per IP address, so the new allocation reaches the peer's relay at once, and the peer, whose
+// datagrams come from its relay, reaches our new one likewise, even through NATs that admit only the exact address
+// they sent to. Called with p.mu held.
+func (p *Path) betterRelayRoute(r, cur route) bool {
+	if viaRetiring(cur) != viaRetiring(r) {
+		return viaRetiring(cur)
+	}
+	return p.relayToRelay(r) && !p.relayToRelay(cur)
+}
+
+// relayToRelay reports whether rt goes through a relay of ours to a relay address of the peer.
+func (p *Path) relayToRelay(rt route) bool {
+	_, ok := rt.(*relayRoute)
+	return ok && p.onRelayAddr(rt.peerAddr())
+}
+
 // viaRetiring reports whether rt goes through a relay of ours that is retiring.
 func viaRetiring(rt route) bool {
 	rr, ok := rt.(*relayRoute)
@@ -102,9 +130,10 @@ func routeVia(rt route, r *Relay) bool {
 	return ok && rr.r == r
 }
 
-// punchAround punches, when the path's route or fallback goes through the retiring relay old, every address the
-// peer may answer on (its candidates but host ones, and the addresses its current routes reach) straight and
-// through each relay of others; punchAnswered moves the path to the first that answers.
+// punchAround punches, when the path's route or fallback goes through the retiring relay old, the addresses the
+// peer may answer on (those its current routes reach, and unless it is on a relay now, its candidates but host ones)
+// straight and through each relay of others; punchAnswered moves the path to the first that answers, then to a
+// relay-to-relay route if one answers too.
 func (p *Path) punchAround(old *Relay, others []*Relay) {
 	p.mu.Lock()
 	cur, backup := p.loadRoute(), p.sel.backup
@@ -121,14 +150,19 @@ func (p *Path) punchAround(old *Relay, others []*Relay) {
 		}
 		addrs = append(addrs, a)
 	}
-	for _, c := range p.cands {
-		if c.Kind != CandidateHost {
-			add(c.Addr)
-		}
-	}
 	add(cur.peerAddr())
 	if backup != nil {
 		add(backup.peerAddr())
+	}
+	if !p.onRelayAddr(cur.peerAddr()) {
+		// The peer's current address is a NAT's, which may admit only the relay it sent to: try its candidates too.
+		// A relayed address of the peer is where it is now (it renews its allocations too): its candidates may name
+		// allocations it has retired.
+		for _, c := range p.cands {
+			if c.Kind != CandidateHost {
+				add(c.Addr)
+			}
+		}
 	}
 	p.mu.Unlock()
 	for _, a := range addrs {

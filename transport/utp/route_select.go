@@ -145,7 +145,7 @@ func (p *Path) punchAnswered(r route, seenAs netip.AddrPort, rtt time.Duration) 
 		return
 	}
 	rank := p.rank(r)
-	if rank > p.rank(cur) || (rank == p.rank(cur) && viaRetiring(cur) && !viaRetiring(r)) {
+	if rank > p.rank(cur) || (rank == p.rank(cur) && p.betterRelayRoute(r, cur)) {
 		p.log.Info("utp: better route", "from", cur.id(), "to", r.id(), "rtt", rtt)
 		p.setRoute(r)
 		p.seenAs = seenAs

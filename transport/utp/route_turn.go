@@ -45,6 +45,7 @@ type Relay struct {
 	ready atomic.Bool    // the allocation exists: conn and addr are set
 	// retiring: Retire was called; paths move off this relay (relay_retire.go)
 	retiring atomic.Bool
+	lastRecv atomic.Int64 // unix nanoseconds of the last datagram a peer sent through the allocation
 	sendq    chan relayDatagram
 	done     chan struct{}
 	once     sync.Once
@@ -216,6 +217,7 @@ func (r *Relay) readLoop() {
 			return
 		}
 		if ap, ok := addrPortOf(from); ok {
+			r.lastRecv.Store(time.Now().UnixNano())
 			r.t.dispatchSealed(buf[:n], ap, r)
 		}
 	}
