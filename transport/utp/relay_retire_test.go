@@ -19,10 +19,15 @@ func TestRetiredRelayMovesPaths(t *testing.T) {
 
 	const size = 16 << 20
 	var phase atomic.Int32
+	t.Cleanup(func() { phase.Store(5) }) // a failed replacement releases the waiting reader
+	// The reader waits while an allocation is replaced, so the transfer cannot end before both were.
 	progress := func(n int64) {
 		switch {
 		case n > size/4 && phase.CompareAndSwap(0, 1):
 		case n > size/2 && phase.CompareAndSwap(2, 3):
+		}
+		for p := phase.Load(); p == 1 || p == 3; p = phase.Load() {
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	done := make(chan transferResult, 1)
@@ -69,6 +74,7 @@ func TestRetiredRelayMovesPaths(t *testing.T) {
 	phase.Store(2)
 	waitPhase(3)
 	replace(rp.acceptorTr, acceptorRelay, "acceptor")
+	phase.Store(4)
 
 	require.NoError(t, <-errc, "transfer")
 	res := <-done
