@@ -187,7 +187,6 @@ type guestRelay struct {
 	cfg      *Config
 	client   *signal.Client
 	tr       *utp.Transport
-	meeting  string
 	udpWorks bool
 
 	relay *utp.Relay
@@ -200,20 +199,22 @@ type guestRelay struct {
 func (g *guestRelay) keep(ctx context.Context) {
 	log := g.cfg.Logger
 	next := renewAt(g.info.Expires, g.got)
+	dead := g.relay.Done()
 	for {
 		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case <-g.relay.Done(): // the allocation ended early (the relay restarted, its lifetime cap): now
+		case <-dead: // the allocation ended early (the relay restarted, its lifetime cap): now
 			timer.Stop()
+			dead = nil
 		case <-timer.C:
 		}
 		err := g.renew(ctx)
 		switch {
 		case err == nil:
-			next = renewAt(g.info.Expires, g.got)
+			next, dead = renewAt(g.info.Expires, g.got), g.relay.Done()
 			continue
 		case ctx.Err() != nil:
 			return
@@ -232,7 +233,7 @@ var errRenewalOver = errors.New("relay renewal refused")
 func (g *guestRelay) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ServerTimeout+g.cfg.RelayTimeout)
 	defer cancel()
-	fresh, err := g.client.RenewRelay(ctx, g.meeting, g.info)
+	fresh, err := g.client.RenewRelay(ctx, g.info)
 	var se *signal.Error
 	if errors.As(err, &se) || errors.Is(err, signal.ErrNoRenewal) {
 		return fmt.Errorf("%w: %w", errRenewalOver, err)

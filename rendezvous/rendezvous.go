@@ -238,7 +238,7 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	sess.ownsTransport = true
 	ok = true
 	if relay != nil && relay.info.Renewal != "" {
-		relay.client, relay.meeting = cfg.signalClient(), m.ID
+		relay.client = cfg.signalClient()
 		rctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			<-sess.Done()

@@ -12,19 +12,16 @@ import (
 // new meeting gets fresh ones.
 var ErrNoRenewal = errors.New("signal: relay credentials cannot be renewed")
 
-// RenewRelay asks the server for fresh relay credentials in place of info, a guest's credentials from meeting (the
-// Meeting's ID), before they expire: the relay refuses to refresh an allocation, a permission or a channel with
+// RenewRelay asks the server for fresh relay credentials in place of info, a guest's credentials, before they
+// expire: the relay refuses to refresh an allocation, a permission or a channel with
 // expired ones. The answer carries the same renewal token, for the next renewal. It retries transient failures
 // until ctx ends. Errors: ErrNoRenewal, an *Error with Message MsgRenewalEnded once the server's limit on
 // renewals passed (meet again for more), MsgBadRenewal, MsgNoRelay, or ctx's error.
-func (c *Client) RenewRelay(ctx context.Context, meeting string, info *RelayInfo) (*RelayInfo, error) {
+func (c *Client) RenewRelay(ctx context.Context, info *RelayInfo) (*RelayInfo, error) {
 	if info == nil || info.Renewal == "" {
 		return nil, ErrNoRenewal
 	}
-	if err := ValidateMeetingID(meeting); err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, ExpandPath(RelayPath, meeting), RelayRequest{Renewal: info.Renewal})
+	a, err := c.call(ctx, RelayPath, RelayRequest{Renewal: info.Renewal})
 	if err != nil {
 		return nil, err
 	}

@@ -43,35 +43,35 @@ func (s *Server) mintRelay(user string, ttl time.Duration) *signal.RelayInfo {
 	return &signal.RelayInfo{URLs: slices.Clone(s.cfg.RelayURLs), Username: cred.Username, Password: cred.Password, Expires: cred.Expires}
 }
 
-// withRenewal returns a copy of the guest peerID's credentials info carrying a renewal token for meeting: with it
-// the guest gets fresh credentials (RelayPath) until RelayRenewFor from now, after the meeting itself ended.
-func (s *Server) withRenewal(info *signal.RelayInfo, meeting, peerID string) *signal.RelayInfo {
+// withRenewal returns a copy of the guest peerID's credentials info carrying a renewal token: with it the guest gets
+// fresh credentials (RelayPath) until RelayRenewFor from now, after its meeting ended.
+func (s *Server) withRenewal(info *signal.RelayInfo, peerID string) *signal.RelayInfo {
 	if info == nil {
 		return nil
 	}
 	out := *info
-	out.Renewal = s.renewalToken(meeting, relayUser(peerID), time.Now().Add(s.cfg.RelayRenewFor).Unix())
+	out.Renewal = s.renewalToken(relayUser(peerID), time.Now().Add(s.cfg.RelayRenewFor).Unix())
 	return &out
 }
 
 // A renewal token is "<until>.<user>.<mac>": until is a unix time, user the peer's TURN user, mac a truncated
-// HMAC-SHA256 under the relay secret of the meeting, the user and until. It needs no record, so any server sharing
-// the secret renews what another one handed out, and the renewed credentials are the same peer's (one quota).
+// HMAC-SHA256 of both under the relay secret. It needs no record, so any server sharing the secret renews what
+// another one handed out, and the renewed credentials are the same peer's (one allocation quota).
 const renewalMACSize = 16
 
-func (s *Server) renewalToken(meeting, user string, until int64) string {
+func (s *Server) renewalToken(user string, until int64) string {
 	u := strconv.FormatInt(until, 10)
-	return u + "." + user + "." + base64.RawURLEncoding.EncodeToString(s.renewalMAC(meeting, user, u))
+	return u + "." + user + "." + base64.RawURLEncoding.EncodeToString(s.renewalMAC(user, u))
 }
 
-func (s *Server) renewalMAC(meeting, user, until string) []byte {
+func (s *Server) renewalMAC(user, until string) []byte {
 	m := hmac.New(sha256.New, s.cfg.RelaySecret)
-	m.Write([]byte("p2phttp relay renewal\x00" + meeting + "\x00" + user + "\x00" + until))
+	m.Write([]byte("p2phttp relay renewal\x00" + user + "\x00" + until))
 	return m.Sum(nil)[:renewalMACSize]
 }
 
-// checkRenewal returns the TURN user and the limit of a renewal token of meeting, or a refusal.
-func (s *Server) checkRenewal(meeting, token string, now time.Time) (string, time.Time, *reply) {
+// checkRenewal returns the TURN user and the limit of a renewal token, or a refusal.
+func (s *Server) checkRenewal(token string, now time.Time) (string, time.Time, *reply) {
 	bad := answer(errorReply(http.StatusForbidden, signal.MsgBadRenewal))
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || len(token) > 128 {
@@ -79,7 +79,7 @@ func (s *Server) checkRenewal(meeting, token string, now time.Time) (string, tim
 	}
 	until, err := strconv.ParseInt(parts[0], 10, 64)
 	mac, err2 := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || err2 != nil || !hmac.Equal(mac, s.renewalMAC(meeting, parts[1], parts[0])) {
+	if err != nil || err2 != nil || !hmac.Equal(mac, s.renewalMAC(parts[1], parts[0])) {
 		return "", time.Time{}, bad
 	}
 	limit := time.Unix(until, 0)
@@ -89,8 +89,7 @@ func (s *Server) checkRenewal(meeting, token string, now time.Time) (string, tim
 	return parts[1], limit, nil
 }
 
-// renewRelay serves RelayPath: fresh credentials for the guest whose renewal token of this meeting the request
-// carries, lasting RelayCredentialTTL but never past the token's limit. It reads no record: the token is the proof.
+// renewRelay serves RelayPath: fresh credentials for the guest whose renewal token the request carries, lasting RelayCredentialTTL but never past the token's limit. It reads no record: the token is the proof.
 func (s *Server) renewRelay(rq *request) {
 	var req signal.RelayRequest
 	if !s.decode(rq, &req, nil, nil) {
@@ -101,7 +100,7 @@ func (s *Server) renewRelay(rq *request) {
 		return
 	}
 	now := time.Now()
-	user, limit, rp := s.checkRenewal(rq.arg, req.Renewal, now)
+	user, limit, rp := s.checkRenewal(req.Renewal, now)
 	if rp != nil {
 		s.refuse(rq.w, reasonBadRequest, *rp)
 		return

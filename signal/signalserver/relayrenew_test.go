@@ -15,7 +15,7 @@ import (
 )
 
 // A guest renews its relay credentials through any instance of the deployment, after its meeting closed, for the
-// same TURN user; the fresh ones allocate on the relay. Tokens of another meeting, altered ones and those past
+// same TURN user; the fresh ones allocate on the relay. Altered tokens, those of another deployment and those past
 // their limit are refused, and so is every renewal on a server without a relay.
 func TestRelayRenewal(t *testing.T) {
 	secret := []byte("one deployment's secret")
@@ -45,10 +45,10 @@ func TestRelayRenewal(t *testing.T) {
 	wantStatus(t, "close", post(a.URL, signal.ClosePath, g.Meeting, signal.CloseRequest{PeerID: guest}), http.StatusOK)
 
 	ctx := context.Background()
-	_, err := signal.NewClient(b.URL).RenewRelay(ctx, g.Meeting, h.Relay)
+	_, err := signal.NewClient(b.URL).RenewRelay(ctx, h.Relay)
 	require.ErrorIs(t, err, signal.ErrNoRenewal)
 
-	fresh, err := signal.NewClient(b.URL).RenewRelay(ctx, g.Meeting, g.Relay)
+	fresh, err := signal.NewClient(b.URL).RenewRelay(ctx, g.Relay)
 	require.NoError(t, err, "the other instance renews the first one's token, after the meeting closed")
 	user := func(name string) string { return name[strings.IndexByte(name, ':')+1:] }
 	assert.Equal(t, user(g.Relay.Username), user(fresh.Username), "renewed credentials are the same peer's")
@@ -57,31 +57,32 @@ func TestRelayRenewal(t *testing.T) {
 	assert.False(t, fresh.Expires.After(time.Now().Add(time.Minute+time.Second)))
 	require.NoError(t, allocate(t, relayAddr(urls[0]), fresh))
 
-	refused := func(what, meeting, token string, status int, msg string) {
+	refused := func(what, token string, status int, msg string) {
 		t.Helper()
-		_, err := signal.NewClient(a.URL).RenewRelay(ctx, meeting, &signal.RelayInfo{Renewal: token})
+		_, err := signal.NewClient(a.URL).RenewRelay(ctx, &signal.RelayInfo{Renewal: token})
 		var se *signal.Error
 		require.True(t, errors.As(err, &se), "%s: %v", what, err)
 		assert.Equal(t, status, se.Status, what)
 		assert.Equal(t, msg, se.Message, what)
 	}
-	other := strings.Repeat("ab", 16)
-	refused("another meeting's", other, g.Relay.Renewal, http.StatusForbidden, signal.MsgBadRenewal)
 	tampered := []byte(g.Relay.Renewal)
 	tampered[0] ^= 1 // a later limit
-	refused("altered", g.Meeting, string(tampered), http.StatusForbidden, signal.MsgBadRenewal)
-	refused("garbage", g.Meeting, "x", http.StatusForbidden, signal.MsgBadRenewal)
-	past := a.renewalToken(g.Meeting, user(g.Relay.Username), time.Now().Add(-time.Second).Unix())
-	refused("past its limit", g.Meeting, past, http.StatusGone, signal.MsgRenewalEnded)
+	refused("altered", string(tampered), http.StatusForbidden, signal.MsgBadRenewal)
+	refused("garbage", "x", http.StatusForbidden, signal.MsgBadRenewal)
+	foreign := startServer(t, Config{RelayURLs: urls, RelaySecret: []byte("another deployment")})
+	refused("another deployment's", foreign.renewalToken(user(g.Relay.Username), time.Now().Add(time.Hour).Unix()),
+		http.StatusForbidden, signal.MsgBadRenewal)
+	past := a.renewalToken(user(g.Relay.Username), time.Now().Add(-time.Second).Unix())
+	refused("past its limit", past, http.StatusGone, signal.MsgRenewalEnded)
 
 	// Near the limit, the credentials end with it.
-	soon := a.renewalToken(g.Meeting, user(g.Relay.Username), time.Now().Add(2*time.Second).Unix())
-	capped, err := signal.NewClient(a.URL).RenewRelay(ctx, g.Meeting, &signal.RelayInfo{Renewal: soon})
+	soon := a.renewalToken(user(g.Relay.Username), time.Now().Add(2*time.Second).Unix())
+	capped, err := signal.NewClient(a.URL).RenewRelay(ctx, &signal.RelayInfo{Renewal: soon})
 	require.NoError(t, err)
 	assert.False(t, capped.Expires.After(time.Now().Add(2*time.Second)), "credentials outlive the renewal limit: %v", capped.Expires)
 
 	off := startServer(t, testConfig())
-	_, err = signal.NewClient(off.URL).RenewRelay(ctx, g.Meeting, g.Relay)
+	_, err = signal.NewClient(off.URL).RenewRelay(ctx, g.Relay)
 	var se *signal.Error
 	require.True(t, errors.As(err, &se), "%v", err)
 	assert.Equal(t, http.StatusNotFound, se.Status)

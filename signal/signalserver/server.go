@@ -194,7 +194,7 @@ func (s *Server) post(h func(*request), limit int) http.HandlerFunc {
 				s.refuse(w, reasonBadRequest, errorReply(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "signal: ")))
 				return
 			}
-		} else {
+		} else if strings.Contains(r.Pattern, "{meeting}") {
 			arg = r.PathValue("meeting")
 			if err := signal.ValidateMeetingID(arg); err != nil {
 				s.refuse(w, reasonBadRequest, errorReply(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "signal: ")))
