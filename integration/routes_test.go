@@ -125,6 +125,9 @@ func TestRelayCredentialRenewal(t *testing.T) {
 	startSignal(t, lab, "--turn-credential-ttl", "6s", "--poll-wait", "1s", "--turn-rate", "3000000")
 	code := fmt.Sprintf("%d-lab-renewal", 100+rand.IntN(900))
 	serve := startP2P(t, lab.Peer("a"), "serve", append(peerArgs("serve", "--dir", dataDir, code), "-v")...)
+	// A guest that came before the host's allocation existed would not know a relayed address of the host; between
+	// two symmetric NATs its path could then not move when the guest's own allocation is replaced.
+	waitOutput(t, serve, regexp.MustCompile(`msg="relay allocated"`), 20*time.Second)
 	out := filepath.Join(t.TempDir(), bigFileName)
 	get := startP2P(t, lab.Peer("b"), "get", append(peerArgs("get", code, "/"+bigFileName, "-o", out), "-v")...)
 	get.waitConnected(t, connectTimeout)

@@ -12,9 +12,7 @@ import (
 // the Transport's other relays, and moves to the first of those routes that answers, as it would to a better route.
 // Permissions are per IP address, so a relay route to an address the old allocation reached (the peer's relayed
 // address above all, on the same relay server) works at once from a new allocation on the same server. The peer
-// follows the move when our datagrams arrive from the new relayed address. When both peers retire at once, each
-// follows the other's datagrams (even onto a route through its own retiring relay, which it then moves off again)
-// until both send through new allocations. Streams never notice; Close releases
+// follows the move when our datagrams arrive from the new relayed address. Streams never notice; Close releases
 // the old allocation once the paths moved (or when its credentials expire, whichever the caller decides).
 
 const (
@@ -25,6 +23,10 @@ const (
 	// relayRecvRecent: a relay that carried a peer's datagram this recently is in use.
 	relayRecvRecent = time.Second
 )
+
+// When both peers retire at once, each may move to the other's retiring relay and then follow the other's datagrams
+// back and forth. So only the acceptor follows the peer onto a route through a relay of its own that it retires; the
+// dialler never does, and the acceptor's own retiring then moves both onto new allocations (heardOn).
 
 // Retire marks r as on its way out: the Transport's paths move their routes through r to routes through its other
 // relays (or straight ones) as soon as those answer; r keeps carrying what still goes

@@ -143,6 +143,9 @@ func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
 	if !p.established || p.err != nil || cur.id() == r.id() {
 		return
 	}
+	if p.dialer && viaRetiring(r) {
+		return // a dialler never follows the peer onto a relay it retires (relay_retire.go)
+	}
 	worse := p.rank(r) < p.rank(cur) || (p.rank(r) == p.rank(cur) && p.betterRelayRoute(cur, r))
 	if worse && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
 		return
