@@ -96,7 +96,11 @@ func (t *Transport) AllocateRelay(ctx context.Context, cfg RelayConfig) (*Relay,
 		ccfg.TURNServerAddr = r.server.String()
 		ccfg.Conn = &relaySocket{r: r}
 		if t.sharedSocketRelay(r.server) != nil {
-			pc, err := net.ListenPacket(t.network(), net.JoinHostPort(t.local.IP.String(), "0"))
+			host := ""
+			if t.local.IP != nil {
+				host = t.local.IP.String()
+			}
+			pc, err := net.ListenPacket(t.network(), net.JoinHostPort(host, "0"))
 			if err != nil {
 				return nil, fmt.Errorf("%w: a socket for a second allocation on %s: %w", ErrRelay, cfg.Server, err)
 			}
