@@ -163,13 +163,13 @@ func (h *Host) updateCandidates() {
 }
 
 // keepRelay keeps one TURN allocation for all guests while the server offers a relay: it allocates with the first
-// credentials, again whenever the allocation stopped, and again before the credentials it was made with expire
-// (the relay would then refuse to refresh it). A replaced allocation stays open for the sessions using it until
-// the relay lets it lapse (relayLinger).
+// credentials, again whenever the allocation stopped, and again with fresher ones before the credentials it was made
+// with expire (the relay would then refuse to refresh it). The replaced allocation retires: the sessions using it
+// move to the new one, and it is released (retireRelay).
 func (h *Host) keepRelay() {
 	var dead <-chan struct{}
 	var renew <-chan time.Time
-	var expires time.Time
+	var expires, renewAfter time.Time
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -186,11 +186,12 @@ func (h *Host) keepRelay() {
 			h.updateCandidates()
 		}
 		info := h.sh.Relay()
+		got := time.Now()
 		h.mu.Lock()
 		old := h.relay
 		udpWorks := h.gather.STUNError == ""
 		h.mu.Unlock()
-		if info == nil || (old != nil && (!info.Expires.After(expires) || time.Until(expires) > relayRenewBefore)) {
+		if info == nil || (old != nil && (!info.Expires.After(expires) || got.Before(renewAfter))) {
 			continue
 		}
 		r, err := allocateRelay(h.ctx, &h.cfg, h.tr, info, udpWorks)
@@ -203,22 +204,14 @@ func (h *Host) keepRelay() {
 		h.gather.Relay = r.Addr()
 		h.mu.Unlock()
 		if old != nil {
-			time.AfterFunc(time.Until(expires)+relayLinger, func() { old.Close() })
+			retireRelay(old, expires)
+			h.cfg.Logger.Debug("relay credentials renewed", "relayed", r.Addr(), "expires", info.Expires, "retired", old.Addr())
 		}
-		dead, expires = r.Done(), info.Expires
-		renew = time.After(max(time.Until(expires)-relayRenewBefore, time.Second))
+		dead, expires, renewAfter = r.Done(), info.Expires, renewAt(info.Expires, got)
+		renew = time.After(max(time.Until(renewAfter), 100*time.Millisecond))
 		h.updateCandidates()
 	}
 }
-
-const (
-	// relayRenewBefore: the host makes a new allocation this long before the credentials of its current one
-	// expire.
-	relayRenewBefore = 2 * time.Minute
-	// relayLinger is how long a replaced allocation stays open after its credentials expired: a TURN allocation's
-	// default lifetime, during which the relay still carries it without a refresh.
-	relayLinger = 10 * time.Minute
-)
 
 // Accept returns the next guest's session, its first stream open. A guest whose meeting or punching fails is only
 // logged: the Host goes on with the others. Accept fails with ErrHostClosed after Close, with why the Host stopped

@@ -125,3 +125,130 @@ func DescribeRoute(r Route) string {
 	}
 	return fmt.Sprintf("a direct path (rtt %v)", rtt)
 }
+
+// Relay renewal. A TURN allocation lives only as long as the credentials it was made with: the relay refuses to
+// refresh it, or its permissions and channels, once they expired, and pion's TURN client cannot change the
+// credentials of an allocation. So before they expire a peer gets fresh ones (a host with every poll, a guest from
+// the signalling server with the renewal token of its meeting), allocates again with them, and retires the old
+// allocation: its paths move to routes through the new one (utp.Relay.Retire), then it is released.
+
+const (
+	// relayRenewBefore: a peer renews this long before its credentials expire, or halfway through their life
+	// when that is shorter.
+	relayRenewBefore = 2 * time.Minute
+	// relayRetireQuiet is how long a retired allocation must have carried no path before it is released early;
+	// at the latest it goes when its credentials expire.
+	relayRetireQuiet = 3 * time.Second
+	// relayRetryEvery bounds the pause before another try when a renewal failed.
+	relayRetryEvery = 5 * time.Second
+)
+
+// renewAt is when to renew credentials that expire at expires and were received at got.
+func renewAt(expires, got time.Time) time.Time {
+	return expires.Add(-min(relayRenewBefore, expires.Sub(got)/2))
+}
+
+// retireRelay retires old, replaced by a new allocation: paths move off it, and it is closed once none has used it
+// for relayRetireQuiet, or when its credentials expire.
+func retireRelay(old *utp.Relay, expires time.Time) {
+	old.Retire()
+	go func() {
+		tick := time.NewTicker(relayRetireQuiet / 4)
+		defer tick.Stop()
+		end := time.NewTimer(time.Until(expires))
+		defer end.Stop()
+		var idleSince time.Time
+		for {
+			select {
+			case <-old.Done():
+				return
+			case <-end.C:
+				old.Close()
+				return
+			case now := <-tick.C:
+				switch {
+				case old.InUse():
+					idleSince = time.Time{}
+				case idleSince.IsZero():
+					idleSince = now
+				case now.Sub(idleSince) >= relayRetireQuiet:
+					old.Close()
+					return
+				}
+			}
+		}
+	}()
+}
+
+// guestRelay keeps a guest's relay allocation alive for as long as its session lasts: it renews the credentials
+// with the meeting's renewal token before they expire, allocates with the fresh ones and retires the old
+// allocation.
+type guestRelay struct {
+	cfg      *Config
+	client   *signal.Client
+	tr       *utp.Transport
+	udpWorks bool
+
+	relay *utp.Relay
+	info  *signal.RelayInfo
+	got   time.Time // when info arrived
+}
+
+// keep runs until ctx ends or the server stops renewing (its limit passed): the allocation then lapses with its
+// credentials, and the path goes on over whatever route is left.
+func (g *guestRelay) keep(ctx context.Context) {
+	log := g.cfg.Logger
+	next := renewAt(g.info.Expires, g.got)
+	dead := g.relay.Done()
+	for {
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-dead: // the allocation ended early (the relay restarted, its lifetime cap): now
+			timer.Stop()
+			dead = nil
+		case <-timer.C:
+		}
+		err := g.renew(ctx)
+		switch {
+		case err == nil:
+			next, dead = renewAt(g.info.Expires, g.got), g.relay.Done()
+			continue
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errRenewalOver):
+			log.Warn("the relay stops carrying this session when its credentials expire", "expires", g.info.Expires, "err", err)
+			return
+		}
+		log.Warn("cannot renew the relay allocation; retrying", "err", err)
+		next = time.Now().Add(min(relayRetryEvery, max(time.Until(g.info.Expires)/4, 100*time.Millisecond)))
+	}
+}
+
+var errRenewalOver = errors.New("relay renewal refused")
+
+// renew fetches fresh credentials, allocates with them and retires the current allocation.
+func (g *guestRelay) renew(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ServerTimeout+g.cfg.RelayTimeout)
+	defer cancel()
+	fresh, err := g.client.RenewRelay(ctx, g.info)
+	var se *signal.Error
+	if errors.As(err, &se) || errors.Is(err, signal.ErrNoRenewal) {
+		return fmt.Errorf("%w: %w", errRenewalOver, err)
+	}
+	if err != nil {
+		return err
+	}
+	got := time.Now()
+	r, err := allocateRelay(ctx, g.cfg, g.tr, fresh, g.udpWorks)
+	if err != nil {
+		return err
+	}
+	old, oldExpires := g.relay, g.info.Expires
+	g.relay, g.info, g.got = r, fresh, got
+	retireRelay(old, oldExpires)
+	g.cfg.Logger.Debug("relay credentials renewed", "relayed", r.Addr(), "expires", fresh.Expires, "retired", old.Addr())
+	return nil
+}

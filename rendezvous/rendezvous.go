@@ -209,16 +209,19 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
 	}
 	join := signal.JoinConfig{Candidates: toSignal(rep.Candidates)}
+	var relay *guestRelay // set by Gather
 	if !cfg.NoRelay {
 		join.Gather = func(ctx context.Context, info *signal.RelayInfo) ([]signal.Candidate, error) {
 			if info == nil {
 				return nil, nil
 			}
+			got := time.Now()
 			r, err := allocateRelay(ctx, &cfg, g.tr, info, rep.STUNError == "")
 			if err != nil {
 				log.Warn("cannot use the relay; going on without it", "err", err)
 				return nil, nil
 			}
+			relay = &guestRelay{cfg: &cfg, tr: g.tr, udpWorks: rep.STUNError == "", relay: r, info: info, got: got}
 			rep.Relay = r.Addr()
 			rep.Candidates = append(rep.Candidates, r.Candidate())
 			return toSignal([]utp.Candidate{r.Candidate()}), nil
@@ -238,6 +241,15 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	sess.report.Total = time.Since(start)
 	sess.ownsTransport = true
 	ok = true
+	if relay != nil && relay.info.Renewal != "" {
+		relay.client = cfg.signalClient()
+		rctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-sess.Done()
+			cancel()
+		}()
+		go relay.keep(rctx)
+	}
 	return sess, nil
 }
 

@@ -15,7 +15,8 @@
 //
 // When the server runs a TURN relay it gives every peer credentials of its own for it (RelayInfo): the host with each
 // poll (Host.Relay, HostConfig.OnRelay), the guest with its meeting, in time for JoinConfig.Gather to allocate on the
-// relay while the key exchange runs and add the relayed address as a KindRelay candidate.
+// relay while the key exchange runs and add the relayed address as a KindRelay candidate. Credentials last minutes; a
+// guest renews its own before they expire with Client.RenewRelay, for as long as the renewal token they carry allows.
 //
 // # What the server learns
 //

@@ -55,6 +55,12 @@ const (
 	RecvPath = "/v2/meetings/{meeting}/recv"
 	// ClosePath: either side ends {meeting}. Body CloseRequest; 200 {}.
 	ClosePath = "/v2/meetings/{meeting}/close"
+	// RelayPath: a guest gets fresh relay credentials before its current
+	// ones expire (a host gets them with every poll). Body RelayRequest; 200
+	// RelayResponse. It works after the meeting ended, for as long as the
+	// renewal token allows: 403 MsgBadRenewal, 410 MsgRenewalEnded past its
+	// limit, 404 MsgNoRelay when the server runs no relay.
+	RelayPath = "/v2/relay"
 
 	// HealthzPath (GET): 200 HealthResponse, 503 when the server's store is
 	// unreachable.
@@ -114,6 +120,9 @@ const (
 	MsgNotMember        = "not a member"      // 403 on the meeting paths
 	MsgShuttingDown     = "shutting down"     // 503: retry (Retry-After), another instance will answer
 	MsgStoreUnavailable = "store unavailable" // 503: the server's store (Redis) is down; retry
+	MsgRenewalEnded     = "renewal ended"     // 410 on RelayPath: the token's limit passed; meet again
+	MsgBadRenewal       = "bad renewal"       // 403 on RelayPath: not a token this deployment made
+	MsgNoRelay          = "no relay"          // 404 on RelayPath: the server runs no relay
 )
 
 // StatusWaiting is the Status of a WaitingResponse.
@@ -147,6 +156,23 @@ type RelayInfo struct {
 	Username string    `json:"username"`
 	Password string    `json:"password"`
 	Expires  time.Time `json:"expires"`
+	// Renewal, in a guest's credentials only, is the token RelayPath takes to
+	// mint fresh ones for the same peer (the same TURN user) before these
+	// expire: opaque to the peer, valid until a limit the server set when the
+	// guest met (--turn-renew-for). Like a peer ID it is a bearer token: it
+	// never goes to the relay.
+	Renewal string `json:"renewal,omitempty"`
+}
+
+// RelayRequest is the body of RelayPath.
+type RelayRequest struct {
+	Renewal string `json:"renewal"` // RelayInfo.Renewal of the meeting's guest
+}
+
+// RelayResponse is the 200 body of RelayPath: fresh credentials for the same
+// peer, with the same renewal token.
+type RelayResponse struct {
+	Relay *RelayInfo `json:"relay"`
 }
 
 // ReleaseRequest is the body of ReleasePath.

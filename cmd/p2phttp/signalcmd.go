@@ -119,6 +119,7 @@ func signalFlags(fs *flagSet, c *signalserver.Config) {
 type relayFlags struct {
 	addr, public, secret string
 	credentialTTL        time.Duration
+	renewFor             time.Duration
 	cfg                  relay.Config
 	ports                string
 }
@@ -127,7 +128,8 @@ func (r *relayFlags) register(fs *flagSet) {
 	fs.StringVar(&r.addr, "turn", "", "UDP and TCP `ADDR` of the TURN relay; --turn= turns it off (default the --stun host, port + 2: :3480)")
 	fs.StringVar(&r.public, "turn-public", "", "public `IP` of this host, told to peers in the relay's URLs and relayed addresses (needed when --turn binds all interfaces of a host with several addresses)")
 	fs.StringVar(&r.secret, "turn-secret", "", "`SECRET` shared by every signalling server and relay of one deployment (env P2PHTTP_TURN_SECRET; default a random one per process)")
-	fs.DurationVar(&r.credentialTTL, "turn-credential-ttl", relay.DefaultCredentialTTL, "how long the relay credentials handed to a peer last")
+	fs.DurationVar(&r.credentialTTL, "turn-credential-ttl", relay.DefaultCredentialTTL, "how long the relay credentials handed to a peer last (peers renew them before they expire)")
+	fs.DurationVar(&r.renewFor, "turn-renew-for", signalserver.DefaultRelayRenewFor, "how long after its meeting a guest may renew its relay credentials: the longest a relayed session lasts")
 	fs.IntVar(&r.cfg.MaxAllocations, "turn-max-allocations", relay.DefaultMaxAllocations, "relay allocations on this server at once")
 	fs.IntVar(&r.cfg.MaxAllocationsPerUser, "turn-max-allocations-per-peer", relay.DefaultMaxAllocationsPerUser, "relay allocations of one peer at once")
 	fs.DurationVar(&r.cfg.MaxLifetime, "turn-max-lifetime", relay.DefaultMaxLifetime, "the longest one relay allocation lives, refreshes or not")
@@ -136,6 +138,9 @@ func (r *relayFlags) register(fs *flagSet) {
 	fs.StringVar(&r.cfg.Realm, "turn-realm", relay.DefaultRealm, "TURN realm")
 	fs.BoolVar(&r.cfg.AllowPrivatePeers, "turn-allow-private-peers", false, "let the relay send to loopback and private addresses (tests and labs only: it opens your own networks to any peer)")
 }
+
+// minCredentialTTL is the shortest --turn-credential-ttl: short lifetimes are for tests of renewal.
+const minCredentialTTL = 2 * time.Second
 
 // signalListeners are the sockets of `p2phttp signal`.
 type signalListeners struct {
@@ -298,6 +303,10 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	if rf.cfg.RateLimit == 0 {
 		return usagef("--turn-rate must be positive, or -1 for no limit")
 	}
+	// TURN REST usernames carry the expiry in whole seconds, and a peer renews halfway through.
+	if rf.credentialTTL < minCredentialTTL || rf.renewFor <= 0 {
+		return usagef("--turn-credential-ttl must be at least %v, and --turn-renew-for positive", minCredentialTTL)
+	}
 	if rf.ports != "" {
 		lo, hi, ok := strings.Cut(rf.ports, "-")
 		a, err1 := strconv.ParseUint(lo, 10, 16)
@@ -361,6 +370,7 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 		cfg.RelayURLs = turnURLs(public, int(bound.Port()))
 		cfg.RelaySecret = rf.cfg.Secret
 		cfg.RelayCredentialTTL = rf.credentialTTL
+		cfg.RelayRenewFor = rf.renewFor
 		cfg.PublicIP = public
 		turnLine = fmt.Sprintf("TURN relay on udp+tcp %s (peers reach it at %s)", bound, public)
 	} else if rf.public != "" {

@@ -18,7 +18,7 @@ func TestSignalHelpListsEveryLimit(t *testing.T) {
 	for _, f := range []string{"--redis URL", "--trusted-proxy", "--poll-wait", "--grace", "--meeting-ttl", "--max-messages",
 		"--max-guests-per-nameplate", "--max-records", "--max-parked ", "--max-parked-per-ip ", "--max-parked-per-ipv6-net",
 		"--rate-per-ip", "--rate-burst ", "--rate-per-ipv6-net", "--rate-burst-ipv6-net", "--room-rate-per-ip", "--room-burst",
-		"--peer-rate", "--peer-burst", "--stun-alt", "--turn ", "--turn-public", "--turn-secret", "--turn-credential-ttl",
+		"--peer-rate", "--peer-burst", "--stun-alt", "--turn ", "--turn-public", "--turn-secret", "--turn-credential-ttl", "--turn-renew-for",
 		"--turn-max-allocations ", "--turn-max-allocations-per-peer", "--turn-max-lifetime", "--turn-rate", "--turn-ports",
 		"--turn-realm", "--turn-allow-private-peers", "--stun-rate-per-ip", "--stun-burst", "--limiter-slots", "--store-timeout", "--shutdown-timeout",
 		"--read-header-timeout", "--read-timeout", "--write-timeout", "--idle-timeout", "--max-header-bytes"} {
@@ -34,6 +34,7 @@ func TestSignalBadFlags(t *testing.T) {
 	}{
 		{[]string{"signal", "--max-parked", "0"}, "p2phttp signal: --max-parked must be positive; run `p2phttp signal --help`"},
 		{[]string{"signal", "--grace", "-1s"}, "p2phttp signal: --grace must be positive; run `p2phttp signal --help`"},
+		{[]string{"signal", "--turn-credential-ttl", "1s"}, "p2phttp signal: --turn-credential-ttl must be at least 2s, and --turn-renew-for positive; run `p2phttp signal --help`"},
 		{[]string{"signal", "--trusted-proxy", "nope"}, `p2phttp signal: invalid value "nope" for flag -trusted-proxy: "nope" is not an address or CIDR prefix; run ` + "`p2phttp signal --help`"},
 	} {
 		env, _, stderr := testEnv(nil)

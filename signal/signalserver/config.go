@@ -9,6 +9,10 @@ import (
 	"github.com/p2phttp/p2phttp/signal/relay"
 )
 
+// DefaultRelayRenewFor is how long after its meeting a guest may renew its
+// relay credentials, by default.
+const DefaultRelayRenewFor = 12 * time.Hour
+
 // Config holds a Server's store and limits. The zero value of every field
 // means its default, safe for a small public server. Limits on parked polls
 // and rates are per server: N servers on one store admit N times as many.
@@ -112,6 +116,10 @@ type Config struct {
 	// relay.DefaultCredentialTTL (10 minutes); a host gets new ones with
 	// every poll.
 	RelayCredentialTTL time.Duration
+	// RelayRenewFor is how long after its meeting a guest may renew its relay
+	// credentials (signal.RelayPath): the longest a relayed session lasts.
+	// Default DefaultRelayRenewFor.
+	RelayRenewFor time.Duration
 
 	// StoreTimeout bounds one store operation. Default 3 s.
 	StoreTimeout time.Duration
@@ -168,6 +176,7 @@ func (c *Config) setDefaults() {
 	num(&c.STUNBurst, 20)
 	num(&c.LimiterSlots, 65_536)
 	dur(&c.RelayCredentialTTL, relay.DefaultCredentialTTL)
+	dur(&c.RelayRenewFor, DefaultRelayRenewFor)
 	dur(&c.StoreTimeout, 3*time.Second)
 	dur(&c.ReadHeaderTimeout, 5*time.Second)
 	dur(&c.ReadTimeout, 10*time.Second)

@@ -6,7 +6,9 @@
 // With Config.RelayURLs and RelaySecret it also hands every peer credentials
 // of its own for the deployment's TURN relay (package signal/relay, which
 // the p2phttp signal command runs beside it), in the usual TURN REST form
-// that every relay sharing the secret accepts.
+// that every relay sharing the secret accepts. A guest renews its credentials
+// (signal.RelayPath) with a token bound to its TURN user, checked against
+// the same secret, so renewals need no record and any instance answers them.
 //
 // The server is a blind mailbox. A host claims a nameplate (the number at
 // the front of a code) and long-polls for guests; each guest that asks for

@@ -314,7 +314,7 @@ type guestPoll struct {
 
 // met is the 200 answer putting the guest in meeting id.
 func (gp *guestPoll) met(id string) *reply {
-	return answer(okReply(signal.GuestResponse{Meeting: id, Relay: gp.relay}))
+	return answer(okReply(signal.GuestResponse{Meeting: id, Relay: gp.s.withRenewal(gp.relay, gp.id)}))
 }
 
 func (gp *guestPoll) check(ctx context.Context, pollID string, final, hungUp bool) (*reply, int64, error) {

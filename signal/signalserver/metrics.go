@@ -22,17 +22,18 @@ const (
 // an embedding program with its own metrics) never collide. Every figure is
 // this server's (instance's) own, even when it shares a store.
 type metrics struct {
-	reg          *prometheus.Registry
-	parked       prometheus.Gauge
-	claims       prometheus.Counter
-	meets        prometheus.Counter
-	messages     prometheus.Counter
-	waits        prometheus.Counter
-	pollTimeouts prometheus.Counter
-	hangups      prometheus.Counter
-	refusals     *prometheus.CounterVec
-	stunAnswered prometheus.Counter
-	stunIgnored  *prometheus.CounterVec
+	reg           *prometheus.Registry
+	parked        prometheus.Gauge
+	claims        prometheus.Counter
+	meets         prometheus.Counter
+	messages      prometheus.Counter
+	waits         prometheus.Counter
+	pollTimeouts  prometheus.Counter
+	hangups       prometheus.Counter
+	refusals      *prometheus.CounterVec
+	stunAnswered  prometheus.Counter
+	stunIgnored   *prometheus.CounterVec
+	relayRenewals prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,9 +52,10 @@ func newMetrics() *metrics {
 		stunAnswered: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "stun_requests_total", Help: "STUN Binding requests answered."}),
 		stunIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "stun_ignored_total",
 			Help: "UDP datagrams on the STUN port that got no answer, by reason."}, []string{"reason"}),
+		relayRenewals: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "relay_renewals_total", Help: "Relay credentials renewed for guests."}),
 	}
 	m.reg.MustRegister(m.parked, m.claims, m.meets, m.messages, m.waits, m.pollTimeouts, m.hangups, m.refusals,
-		m.stunAnswered, m.stunIgnored,
+		m.stunAnswered, m.stunIgnored, m.relayRenewals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{reasonBadRequest, reasonRateLimited, reasonRoomRate, reasonMaxRecords, reasonMaxParked,
 		reasonClientParked, reasonNameplateFull, reasonStore, reasonShutdown} {

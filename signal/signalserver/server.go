@@ -78,6 +78,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc(signal.SendPath, s.post(s.send, limitMeeting))
 	s.mux.HandleFunc(signal.RecvPath, s.post(s.recv, limitMeeting))
 	s.mux.HandleFunc(signal.ClosePath, s.post(s.closeMeeting, limitMeeting))
+	s.mux.HandleFunc(signal.RelayPath, s.post(s.renewRelay, limitClient))
 	s.mux.HandleFunc(signal.HealthzPath, s.healthz)
 	s.mux.HandleFunc(signal.MetricsPath, s.serveMetrics)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +194,7 @@ func (s *Server) post(h func(*request), limit int) http.HandlerFunc {
 				s.refuse(w, reasonBadRequest, errorReply(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "signal: ")))
 				return
 			}
-		} else {
+		} else if strings.Contains(r.Pattern, "{meeting}") {
 			arg = r.PathValue("meeting")
 			if err := signal.ValidateMeetingID(arg); err != nil {
 				s.refuse(w, reasonBadRequest, errorReply(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "signal: ")))
@@ -206,14 +207,14 @@ func (s *Server) post(h func(*request), limit int) http.HandlerFunc {
 
 // decode parses the body into v (rejecting unknown fields and trailing data)
 // and checks its peer ID. It answers the request itself when it fails.
-func (s *Server) decode(rq *request, v any, peerID *string, version *int) bool {
+func (s *Server) decode(rq *request, v any, peerID *string, version *int) bool { // peerID, version: nil when the body has none
 	dec := json.NewDecoder(strings.NewReader(string(rq.body)))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
 		err = errors.New("trailing data after the JSON object")
 	}
-	if err == nil {
+	if err == nil && peerID != nil {
 		err = signal.ValidatePeerID(*peerID)
 	}
 	if err == nil && version != nil && *version != signal.Version {

@@ -400,3 +400,13 @@ func probeOrder(observed []uint16, n int, rng *rand.Rand) []uint16 {
 	}
 	return out
 }
+
+// onHardNATPeer reports whether addr is on the public address of a peer whose NAT maps per destination: where the
+// easy side's probes find the peer, on a port none of its candidates names. Guarded by p.mu.
+func (p *Path) onHardNATPeer(addr netip.AddrPort) bool {
+	if a := p.hard.peerHard; a.IsValid() && a.Addr() == addr.Addr() {
+		return true
+	}
+	peer := peerNATOf(p.cands)
+	return peer.mapping == MappingPerDestination && peer.ip == addr.Addr()
+}

@@ -138,8 +138,9 @@ const maxHeardRoutes = 8
 // nor a replay) arriving on another route moves the path there: the peer's NAT rebound its mapping, the peer moved,
 // or it chose a better route or fell back on the relay. Punches and their replies do not move it (the peer may
 // still be answering punches sent to its other addresses), nor do packets the peer sent on a route other than its
-// own current one (flagBackup: relay keepalives). A lower-ranked route takes over only once the current one went
-// quiet, so a late datagram from the relay does not undo an upgrade.
+// own current one (flagBackup: relay keepalives). A worse route (lower-ranked, or a worse relay route: see
+// betterRelayRoute) takes over only once the current one went quiet, so a late datagram from the relay does not undo
+// an upgrade.
 func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
 	kind := ctrlKind(plain[0])
 	if kind == kindPunch || kind == kindPunchReply || (kind != kindDatagram && len(plain) > 1 && plain[1]&flagBackup != 0) {
@@ -162,7 +163,11 @@ func (p *Path) heardOn(r route, newest bool, plain []byte, now time.Time) {
 	if !p.established || p.err != nil || cur.id() == r.id() {
 		return
 	}
-	if p.rank(r) < p.rank(cur) && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
+	if p.dialer && viaRetiring(r) {
+		return // a dialler never follows the peer onto a relay it retires (relay_retire.go)
+	}
+	worse := p.rank(r) < p.rank(cur) || (p.rank(r) == p.rank(cur) && p.betterRelayRoute(cur, r))
+	if worse && now.Sub(time.Unix(0, p.sel.curRecv.Load())) < routeQuiet {
 		return
 	}
 	p.setRoute(r)

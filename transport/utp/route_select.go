@@ -120,6 +120,12 @@ func (p *Path) rank(r route) int {
 			return candidateRank(c.Kind)
 		}
 	}
+	if r.id().sock != 0 || p.onHardNATPeer(r.peerAddr()) {
+		return rankReflexive // a hard-NAT punch's route: a mapping of the peer's NAT, wherever the relay is
+	}
+	if p.onRelayAddr(r.peerAddr()) {
+		return rankRelay // the peer's datagrams come through a relay allocation it never offered (a renewed one)
+	}
 	return rankReflexive // peer-reflexive
 }
 
@@ -142,7 +148,7 @@ func (p *Path) punchAnswered(r route, seenAs netip.AddrPort, rtt time.Duration) 
 		return
 	}
 	rank := p.rank(r)
-	if rank > p.rank(cur) {
+	if rank > p.rank(cur) || (rank == p.rank(cur) && p.betterRelayRoute(r, cur)) {
 		p.log.Info("utp: better route", "from", cur.id(), "to", r.id(), "rtt", rtt)
 		p.setRoute(r)
 		p.seenAs = seenAs
@@ -159,7 +165,7 @@ func (p *Path) backupAnswered(r route, rtt time.Duration) {
 	if p.rank(r) != rankRelay {
 		return
 	}
-	if p.sel.backup == nil || p.sel.backup.id() == r.id() || p.sel.backupRTT == 0 {
+	if p.sel.backup == nil || p.sel.backup.id() == r.id() || p.sel.backupRTT == 0 || (viaRetiring(p.sel.backup) && !viaRetiring(r)) {
 		p.sel.backup, p.sel.backupRTT = r, rtt
 	}
 }

@@ -37,12 +37,19 @@ type Relay struct {
 	client *turn.Client
 	conn   net.PacketConn // the allocation: WriteTo sends through it, ReadFrom yields what peers sent to it
 	tcp    net.Conn       // the TCP connection to the server, with RelayConfig.TCP
-	addr   netip.AddrPort // the relayed address
-	ready  atomic.Bool    // the allocation exists: conn and addr are set
-	sendq  chan relayDatagram
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	// own is a UDP socket of the relay's own, used instead of the Transport's when another allocation on the same
+	// server holds the Transport's socket (a TURN allocation is bound to its 5-tuple): a renewed allocation made
+	// while the one it replaces still carries paths.
+	own   net.PacketConn
+	addr  netip.AddrPort // the relayed address
+	ready atomic.Bool    // the allocation exists: conn and addr are set
+	// retiring: Retire was called; paths move off this relay (relay_retire.go)
+	retiring atomic.Bool
+	lastRecv atomic.Int64 // unix nanoseconds of the last datagram a peer sent through the allocation
+	sendq    chan relayDatagram
+	done     chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
 }
 
 type relayDatagram struct {
@@ -88,13 +95,25 @@ func (t *Transport) AllocateRelay(ctx context.Context, cfg RelayConfig) (*Relay,
 		r.server, _ = addrPortOf(ua)
 		ccfg.TURNServerAddr = r.server.String()
 		ccfg.Conn = &relaySocket{r: r}
+		if t.sharedSocketRelay(r.server) != nil {
+			host := ""
+			if t.local.IP != nil {
+				host = t.local.IP.String()
+			}
+			pc, err := net.ListenPacket(t.network(), net.JoinHostPort(host, "0"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: a socket for a second allocation on %s: %w", ErrRelay, cfg.Server, err)
+			}
+			r.own = pc
+			ccfg.Conn = pc
+		}
 	}
 	var err error
 	if r.client, err = turn.NewClient(ccfg); err != nil {
 		r.closeConns()
 		return nil, fmt.Errorf("%w: %w", ErrRelay, err)
 	}
-	if cfg.TCP {
+	if r.tcp != nil || r.own != nil { // the client reads its own connection
 		if err := r.client.Listen(); err != nil {
 			r.closeConns()
 			return nil, fmt.Errorf("%w: %w", ErrRelay, err)
@@ -134,7 +153,7 @@ func (t *Transport) AllocateRelay(ctx context.Context, cfg RelayConfig) (*Relay,
 		r.conn.Close()
 		return nil, ErrTransportClosed
 	}
-	if cfg.TCP {
+	if r.tcp != nil || r.own != nil {
 		if err := t.addRelay(r); err != nil {
 			r.Close()
 			return nil, err
@@ -183,6 +202,9 @@ func (r *Relay) closeConns() {
 	if r.tcp != nil {
 		r.tcp.Close()
 	}
+	if r.own != nil {
+		r.own.Close()
+	}
 }
 
 // readLoop hands what peers sent to the allocation to the Transport's demultiplexer, with this relay as its route.
@@ -199,6 +221,7 @@ func (r *Relay) readLoop() {
 			return
 		}
 		if ap, ok := addrPortOf(from); ok {
+			r.lastRecv.Store(time.Now().UnixNano())
 			r.t.dispatchSealed(buf[:n], ap, r, nil)
 		}
 	}
@@ -325,12 +348,26 @@ func (t *Transport) readyRelays() []*Relay {
 // its client, and reports whether it was one.
 func (t *Transport) relayInbound(b []byte, from netip.AddrPort) bool {
 	for _, r := range t.loadRelays() {
-		if r.tcp == nil && r.server == from {
+		if r.sharesSocket() && r.server == from {
 			r.client.HandleInbound(b, net.UDPAddrFromAddrPort(from))
 			return true
 		}
 	}
 	return false
+}
+
+// sharesSocket reports whether r's TURN client talks to its server over the Transport's socket.
+func (r *Relay) sharesSocket() bool { return r.tcp == nil && r.own == nil }
+
+// sharedSocketRelay returns the relay whose TURN client talks to server over the Transport's socket, or nil: only one
+// can, since the server tells allocations apart by their 5-tuple.
+func (t *Transport) sharedSocketRelay(server netip.AddrPort) *Relay {
+	for _, r := range t.loadRelays() {
+		if r.sharesSocket() && r.server == server && !isClosed(r.done) {
+			return r
+		}
+	}
+	return nil
 }
 
 // isChannelData reports whether b starts like TURN ChannelData (channel numbers 0x4000-0x7FFF).

@@ -1,0 +1,87 @@
+package utp
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A relayed 16 MiB transfer survives each side replacing its TURN allocation mid-way, as a peer does when its
+// credentials near their expiry: the new allocation is made, the old one retired, and once no path uses it any
+// more it is released. The bytes arrive exact, the path stays relayed throughout, and the retired relays are gone.
+func TestRetiredRelayMovesPaths(t *testing.T) {
+	rp := newRelayPair(t, Config{}, false, true) // the direct route is blocked: relay only
+	udpServer := rp.dialerRelay.Server().String()
+	acceptorRelay := rp.acceptorTr.readyRelays()[0]
+
+	const size = 16 << 20
+	var phase atomic.Int32
+	t.Cleanup(func() { phase.Store(5) }) // a failed replacement releases the waiting reader
+	// The reader waits while an allocation is replaced, so the transfer cannot end before both were.
+	progress := func(n int64) {
+		switch {
+		case n > size/4 && phase.CompareAndSwap(0, 1):
+		case n > size/2 && phase.CompareAndSwap(2, 3):
+		}
+		for p := phase.Load(); p == 1 || p == 3; p = phase.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	done := make(chan transferResult, 1)
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		res, err := transferVerified(ctx, rp.dialer, rp.acceptor, size, 64<<10, 5, progress)
+		errc <- err
+		done <- res
+	}()
+
+	replace := func(tr *Transport, old *Relay, user string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		fresh, err := tr.AllocateRelay(ctx, relayConfig(t, udpServer, user, false))
+		require.NoError(t, err, "the new allocation")
+		require.NotEqual(t, old.Addr(), fresh.Addr())
+		old.Retire()
+		require.True(t, old.Retiring())
+		deadline := time.Now().Add(20 * time.Second)
+		for old.InUse() {
+			require.False(t, time.Now().After(deadline), "a path still uses the retired relay %v", old.Addr())
+			time.Sleep(20 * time.Millisecond)
+		}
+		require.NoError(t, old.Close())
+		for _, r := range tr.readyRelays() {
+			require.NotEqual(t, old, r, "the closed relay is still one of the transport's")
+		}
+	}
+	waitPhase := func(p int32) {
+		t.Helper()
+		for phase.Load() != p {
+			select {
+			case err := <-errc:
+				t.Fatalf("the transfer ended before phase %d: %v", p, err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	waitPhase(1)
+	replace(rp.dialerTr, rp.dialerRelay, "dialer")
+	phase.Store(2)
+	waitPhase(3)
+	replace(rp.acceptorTr, acceptorRelay, "acceptor")
+	phase.Store(4)
+
+	require.NoError(t, <-errc, "transfer")
+	res := <-done
+	require.Equal(t, int64(size), res.n, "bytes received")
+	require.True(t, res.sent == res.received, "SHA-256 of received data %x, sent %x", res.received, res.sent)
+	for _, p := range []*Path{rp.dialer, rp.acceptor} {
+		require.True(t, p.Route().Relayed, "route %+v, want relayed", p.Route())
+		require.NoError(t, p.Err())
+	}
+}
