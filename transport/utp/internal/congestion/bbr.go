@@ -189,6 +189,9 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	roundStart := b.rounds.onDone(ackedBytes, b.inFlight)
 	b.roundDone += float64(ackedBytes)
 	rs := b.rs.onAck(now, ackedBytes, sample, b.minRTT)
+	if b.inFlight == 0 {
+		b.rs.idle()
+	}
 	if rs.rate > 0 {
 		b.appLimitedSample = rs.appLimited
 	}

@@ -1,6 +1,9 @@
 package congestion
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // AppLimitedObserver is implemented by controllers that model the path's
 // delivery rate (NewBBR). The engine calls OnAppLimited when it has nothing
@@ -29,6 +32,10 @@ type sendRecord struct {
 	appLimited  bool
 }
 
+// rateRings holds the send-record rings of samplers with nothing in flight,
+// so that an idle connection keeps none and a busy one reuses another's.
+var rateRings = sync.Pool{New: func() any { return new([rateRecords]sendRecord) }}
+
 // rateSampler estimates the delivery rate the way TCP's rate sampling does
 // (delivered bytes over the longer of the send and the ACK interval of a
 // packet), but without per-packet state in the engine: it keeps the delivery
@@ -38,8 +45,8 @@ type sendRecord struct {
 // aggregation, from reading as a burst of bandwidth.
 type rateSampler struct {
 	epoch       time.Time
-	ring        [rateRecords]sendRecord
-	head, n     int // head: the oldest record
+	ring        *[rateRecords]sendRecord // from rateRings while anything is in flight; nil when idle
+	head, n     int                      // head: the oldest record
 	delivered   int64
 	deliveredAt int64
 	firstSent   int64
@@ -62,6 +69,9 @@ func (r *rateSampler) onSent(now time.Time, bytesInFlight int, minRTT time.Durat
 		// not counted as time the path took to deliver.
 		r.firstSent, r.deliveredAt = t, t
 	}
+	if r.ring == nil {
+		r.ring, r.head, r.n = rateRings.Get().(*[rateRecords]sendRecord), 0, 0
+	}
 	if r.n > 0 {
 		last := &r.ring[(r.head+r.n-1)%rateRecords]
 		if t-last.sent < int64(minRTT/rateRecordsPerRTT) {
@@ -76,6 +86,16 @@ func (r *rateSampler) onSent(now time.Time, bytesInFlight int, minRTT time.Durat
 	}
 	r.ring[(r.head+r.n)%rateRecords] = rec
 	r.n++
+}
+
+// idle returns the ring to the pool once nothing is in flight: every packet
+// sent before was acknowledged or lost, so no ACK to come can need its
+// records.
+func (r *rateSampler) idle() {
+	if r.ring != nil {
+		rateRings.Put(r.ring)
+		r.ring, r.head, r.n = nil, 0, 0
+	}
 }
 
 // onAppLimited marks sends from now until what is in flight is delivered.
