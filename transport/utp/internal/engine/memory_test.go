@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// idleConnMemoryLimit is the most heap an open, idle connection may keep, on
+// each side.
+const idleConnMemoryLimit = 4 << 10
+
+// idleConnMemory opens n connections on p, exchanges a few bytes each way on
+// each, waits until nothing is in flight, and returns the heap they keep per
+// connection (counting both ends). Two collections on either side of the
+// measurement empty the buffer pools (a sync.Pool survives one), so only
+// what the connections themselves hold is counted. It closes them after.
+func idleConnMemory(tb testing.TB, p *pair, n int) float64 {
+	tb.Helper()
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	conns := make([]*Conn, 0, 2*n)
+	before := heap()
+	for range n {
+		ca, cb := p.connect(tb)
+		msg := []byte("hello")
+		_, err := ca.Write(msg)
+		require.NoError(tb, err)
+		_, err = io.ReadFull(cb, msg)
+		require.NoError(tb, err)
+		_, err = cb.Write(msg)
+		require.NoError(tb, err)
+		_, err = io.ReadFull(ca, msg)
+		require.NoError(tb, err)
+		conns = append(conns, ca, cb)
+	}
+	waitIdle(tb, conns)
+	after := heap()
+	for _, c := range conns {
+		c.Close()
+	}
+	for p.a.Stats().Conns+p.b.Stats().Conns > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return float64(after-before) / float64(len(conns))
+}
+
+// waitIdle waits until nothing is in flight or pending on any of conns.
+func waitIdle(tb testing.TB, conns []*Conn) {
+	tb.Helper()
+	for _, c := range conns {
+		for {
+			c.mu.Lock()
+			idle := c.inflight == 0 && c.ackPending == 0 && len(c.q) == 0
+			c.mu.Unlock()
+			if idle {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+// An idle connection keeps no buffers: after a short exchange, what it holds
+// is its own state, under idleConnMemoryLimit.
+func TestIdleConnMemory(t *testing.T) {
+	p := newPair(t, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
+	idleConnMemory(t, p, 20) // warm up: the table, the timer heap and the pools reach their size
+	got := idleConnMemory(t, p, 200)
+	t.Logf("%.0f bytes per idle connection", got)
+	require.Less(t, got, float64(idleConnMemoryLimit), "heap kept per idle connection")
+}
