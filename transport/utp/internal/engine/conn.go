@@ -99,7 +99,6 @@ type Conn struct {
 	lingerAt     time.Time // CloseTimeout or the end of time-wait
 	retransmits  int64
 	wakeR, wakeW bool // a run of packets made data readable or room to write: wake Read or Write once it ends
-	sackScratch  [wire.MaxSACKLen]byte
 	batch        [][]byte
 	batchBufs    []*[]byte
 	batchPending int

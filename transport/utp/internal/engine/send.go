@@ -214,9 +214,10 @@ func (c *Conn) appendPacketTo(now time.Time, t wire.Type, connID, seq, ack uint1
 	if sack && c.dupPending {
 		h.Duplicate, h.HasDuplicate, c.dupPending = c.dupSeq, true, false
 	}
+	var sackBuf [wire.MaxSACKLen]byte // on the stack: a connection keeps no SACK buffer
 	if sack {
 		room := c.mtu.cur - h.Len() - len(payload) - 2
-		h.SACK = c.buildSACK(room)
+		h.SACK = c.buildSACK(sackBuf[:], room)
 	}
 	n := h.Len() + len(payload)
 	buf := getBuf(n)
