@@ -111,11 +111,11 @@ func BenchmarkPingPong(b *testing.B) {
 // each side after a short exchange (see idleConnMemory).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	p := newPair(b, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
-	idleConnMemory(b, p, 20) // warm up, as TestIdleConnMemory does
+	idleConnMemory(b, p, 20, 5) // warm up, as TestIdleConnMemory does
 	b.ResetTimer()
 	var sum float64
 	for range b.N {
-		sum += idleConnMemory(b, p, 200)
+		sum += idleConnMemory(b, p, 200, 5)
 	}
 	b.ReportMetric(sum/float64(b.N), "B/conn")
 }

@@ -13,12 +13,12 @@ import (
 // each side.
 const idleConnMemoryLimit = 4 << 10
 
-// idleConnMemory opens n connections on p, exchanges a few bytes each way on
+// idleConnMemory opens n connections on p, exchanges size bytes each way on
 // each, waits until nothing is in flight, and returns the heap they keep per
 // connection (counting both ends). Two collections on either side of the
 // measurement empty the buffer pools (a sync.Pool survives one), so only
 // what the connections themselves hold is counted. It closes them after.
-func idleConnMemory(tb testing.TB, p *pair, n int) float64 {
+func idleConnMemory(tb testing.TB, p *pair, n, size int) float64 {
 	tb.Helper()
 	heap := func() int64 {
 		var ms runtime.MemStats
@@ -31,7 +31,7 @@ func idleConnMemory(tb testing.TB, p *pair, n int) float64 {
 	before := heap()
 	for range n {
 		ca, cb := p.connect(tb)
-		msg := []byte("hello")
+		msg := make([]byte, size)
 		_, err := ca.Write(msg)
 		require.NoError(tb, err)
 		_, err = io.ReadFull(cb, msg)
@@ -69,12 +69,14 @@ func waitIdle(tb testing.TB, conns []*Conn) {
 	}
 }
 
-// An idle connection keeps no buffers: after a short exchange, what it holds
-// is its own state, under idleConnMemoryLimit.
+// An idle connection keeps no buffers: after a short exchange or a long one,
+// what it holds is its own state, under idleConnMemoryLimit.
 func TestIdleConnMemory(t *testing.T) {
 	p := newPair(t, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
-	idleConnMemory(t, p, 20) // warm up: the table, the timer heap and the pools reach their size
-	got := idleConnMemory(t, p, 200)
-	t.Logf("%.0f bytes per idle connection", got)
-	require.Less(t, got, float64(idleConnMemoryLimit), "heap kept per idle connection")
+	idleConnMemory(t, p, 20, 5) // warm up: the table, the timer heap and the pools reach their size
+	for _, tc := range []struct{ conns, size int }{{200, 5}, {50, 256 << 10}} {
+		got := idleConnMemory(t, p, tc.conns, tc.size)
+		t.Logf("%.0f bytes per idle connection after %d bytes each way", got, tc.size)
+		require.Less(t, got, float64(idleConnMemoryLimit), "heap kept per idle connection after %d bytes each way", tc.size)
+	}
 }
