@@ -279,6 +279,7 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 		return nil, ErrTooManyConns
 	}
 	c := newConn(ep, recvID, recvID+1)
+	c.estab = make(chan struct{})
 	ep.conns[recvID] = c
 	ep.mu.Unlock()
 	ep.stats.dialled.Add(1)
@@ -286,10 +287,12 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 	c.mu.Lock()
 	c.startDial(time.Now())
 	c.mu.Unlock()
+	estab := c.estab
 	select {
-	case <-c.estab:
+	case <-estab:
 		c.mu.Lock()
 		err := c.err
+		c.estab = nil // closed and no longer waited on: an open connection keeps no channel for it
 		c.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("utp: dial: %w", err)
