@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,15 +43,7 @@ func idleStreamMemory(tb testing.TB, p *impairedPair, n int) float64 {
 		require.NoError(tb, err)
 		s, err := p.acceptor.AcceptStream(ctx)
 		require.NoError(tb, err)
-		msg := []byte("hello")
-		_, err = c.Write(msg)
-		require.NoError(tb, err)
-		_, err = io.ReadFull(s, msg)
-		require.NoError(tb, err)
-		_, err = s.Write(msg)
-		require.NoError(tb, err)
-		_, err = io.ReadFull(c, msg)
-		require.NoError(tb, err)
+		hello(tb, c, s)
 		streams = append(streams, c, s)
 	}
 	for _, s := range streams {
@@ -75,6 +68,20 @@ func idleStreamMemory(tb testing.TB, p *impairedPair, n int) float64 {
 	return float64(after-before) / float64(len(streams))
 }
 
+// hello sends five bytes from c to s and back, and leaves both open.
+func hello(tb testing.TB, c, s net.Conn) {
+	tb.Helper()
+	msg := []byte("hello")
+	for _, d := range [][2]net.Conn{{c, s}, {s, c}} {
+		_, err := d[0].Write(msg)
+		require.NoError(tb, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(d[1], got)
+		require.NoError(tb, err)
+		require.Equal(tb, msg, got)
+	}
+}
+
 // An idle stream costs its path no more than an idle engine connection does:
 // under idleStreamMemoryLimit.
 func TestIdleStreamMemory(t *testing.T) {
@@ -96,4 +103,56 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 		sum += idleStreamMemory(b, p, 200)
 	}
 	b.ReportMetric(sum/float64(b.N), "B/stream")
+}
+
+// BenchmarkIdlePathMemory reports what an idle path with one idle stream
+// costs each peer, beyond the shared Transport: heap (B/path) and goroutine
+// stacks (stack-B/path), after a short exchange on the stream.
+func BenchmarkIdlePathMemory(b *testing.B) {
+	const n = 50
+	ta, tb := listen(b, fastConfig()), listen(b, fastConfig())
+	measure := func() (heap, stack int64) {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc), int64(ms.StackInuse)
+	}
+	var heapSum, stackSum float64
+	for range b.N {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		paths := make([]*Path, 0, 2*n)
+		heap0, stack0 := measure()
+		for range n {
+			key := newKey(b)
+			var wg sync.WaitGroup
+			var pb *Path
+			var errB error
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pb, errB = tb.Connect(ctx, Peer{Key: key, Candidates: ta.HostCandidates()})
+			}()
+			pa, err := ta.Connect(ctx, Peer{Key: key, Candidates: tb.HostCandidates(), Dialer: true})
+			wg.Wait()
+			require.NoError(b, err)
+			require.NoError(b, errB)
+			paths = append(paths, pa, pb)
+			c, err := pa.OpenStream(ctx)
+			require.NoError(b, err)
+			s, err := pb.AcceptStream(ctx)
+			require.NoError(b, err)
+			hello(b, c, s)
+		}
+		time.Sleep(100 * time.Millisecond) // the last ACKs and route confirmations settle
+		heap1, stack1 := measure()
+		heapSum += float64(heap1-heap0) / float64(len(paths))
+		stackSum += float64(stack1-stack0) / float64(len(paths))
+		for _, p := range paths {
+			p.Close()
+		}
+		cancel()
+	}
+	b.ReportMetric(heapSum/float64(b.N), "B/path")
+	b.ReportMetric(stackSum/float64(b.N), "stack-B/path")
 }
