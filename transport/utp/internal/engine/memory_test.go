@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,13 +71,27 @@ func waitIdle(tb testing.TB, conns []*Conn) {
 }
 
 // An idle connection keeps no buffers: after a short exchange or a long one,
-// what it holds is its own state, under idleConnMemoryLimit.
+// with each congestion controller, what it holds is its own state, under
+// idleConnMemoryLimit.
 func TestIdleConnMemory(t *testing.T) {
-	p := newPair(t, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
-	idleConnMemory(t, p, 20, 5) // warm up: the table, the timer heap and the pools reach their size
-	for _, tc := range []struct{ conns, size int }{{200, 5}, {50, 256 << 10}} {
-		got := idleConnMemory(t, p, tc.conns, tc.size)
-		t.Logf("%.0f bytes per idle connection after %d bytes each way", got, tc.size)
-		require.Less(t, got, float64(idleConnMemoryLimit), "heap kept per idle connection after %d bytes each way", tc.size)
+	for _, cc := range []struct {
+		name string
+		new  func() congestion.Controller
+	}{
+		{"default", congestion.NewDefault},
+		{"cubic", func() congestion.Controller { return congestion.NewCubic(congestion.CubicConfig{}) }},
+		{"ledbat", func() congestion.Controller { return congestion.NewLEDBAT(congestion.LEDBATConfig{}) }},
+	} {
+		t.Run(cc.name, func(t *testing.T) {
+			cfg := Config{TimeWait: time.Millisecond, NewController: cc.new}
+			p := newPair(t, pairOpts{cfgA: cfg, cfgB: cfg})
+			idleConnMemory(t, p, 20, 5) // warm up: the table, the timer heap and the pools reach their size
+			for _, tc := range []struct{ conns, size int }{{200, 5}, {50, 256 << 10}} {
+				got := idleConnMemory(t, p, tc.conns, tc.size)
+				t.Logf("%.0f bytes per idle connection after %d bytes each way", got, tc.size)
+				require.Less(t, got, float64(idleConnMemoryLimit),
+					"heap kept per idle connection after %d bytes each way", tc.size)
+			}
+		})
 	}
 }
