@@ -279,7 +279,8 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 		return nil, ErrTooManyConns
 	}
 	c := newConn(ep, recvID, recvID+1)
-	c.estab = make(chan struct{})
+	estab := make(chan struct{})
+	c.estab = estab
 	ep.conns[recvID] = c
 	ep.mu.Unlock()
 	ep.stats.dialled.Add(1)
@@ -287,7 +288,6 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 	c.mu.Lock()
 	c.startDial(time.Now())
 	c.mu.Unlock()
-	estab := c.estab
 	select {
 	case <-estab:
 		c.mu.Lock()
