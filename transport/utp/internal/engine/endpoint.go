@@ -22,7 +22,7 @@
 // connection opens.
 //
 // Locking: Endpoint.mu guards the connection table; each Conn has its own mu;
-// one goroutine per Endpoint runs all timers. Lock order: Conn.mu, then
+// one runtime timer per Endpoint runs all timers. Lock order: Conn.mu, then
 // Endpoint.mu, then the timer queue's mu.
 package engine
 
@@ -85,8 +85,9 @@ type Stats struct {
 	WriteErrors                     int64 // Link.WriteDatagrams failures
 }
 
-// NewEndpoint returns an Endpoint sending through link. It starts one timer
-// goroutine, which Close or Fail stops.
+// NewEndpoint returns an Endpoint sending through link. It starts no
+// goroutine: its connections' timers run on a runtime timer, which Close or
+// Fail stops.
 func NewEndpoint(link Link, cfg Config) *Endpoint {
 	ep := &Endpoint{
 		link:   link,
@@ -98,7 +99,6 @@ func NewEndpoint(link Link, cfg Config) *Endpoint {
 	}
 	ep.nextID = uint16(rand.N(1<<15)) * 2
 	ep.accept = make(chan *Conn, ep.cfg.AcceptBacklog)
-	go ep.timers.run()
 	return ep
 }
 
