@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
+	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -93,5 +95,26 @@ func TestIdleConnMemory(t *testing.T) {
 					"heap kept per idle connection after %d bytes each way", tc.size)
 			}
 		})
+	}
+}
+
+// An endpoint runs its connections' timers without a goroutine of its own,
+// so an idle one keeps no stack; its timers still fire (the SYN is resent).
+func TestEndpointKeepsNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	links := make([]*recordLink, 20)
+	eps := make([]*Endpoint, len(links))
+	for i := range eps {
+		links[i] = &recordLink{keep: true}
+		eps[i] = NewEndpoint(links[i], Config{InitialRTO: 20 * time.Millisecond})
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), before, "goroutines after %d endpoints", len(eps))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := eps[0].Dial(ctx) // nobody answers
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.GreaterOrEqual(t, len(links[0].packets(wire.Syn)), 2, "SYNs sent: the retransmission timer did not fire")
+	for _, ep := range eps {
+		require.NoError(t, ep.Close())
 	}
 }
