@@ -329,7 +329,7 @@ func (ep *Endpoint) Fail(err error) {
 }
 
 // Close resets every connection (the peer's fail with ErrReset, ours with
-// ErrClosed), stops the timer goroutine and makes Dial and Accept fail. It
+// ErrClosed), stops the timers and makes Dial and Accept fail. It
 // always returns nil.
 func (ep *Endpoint) Close() error {
 	ep.stop(ErrClosed, true)
