@@ -198,6 +198,9 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	roundStart := b.rounds.onDone(ackedBytes, b.inFlight)
 	b.roundDone += float64(ackedBytes)
 	rs := b.rs.onAck(now, ackedBytes, sample, b.minRTT)
+	if b.inFlight == 0 {
+		b.rs.idle()
+	}
 	if rs.rate > 0 {
 		b.appLimitedSample = rs.appLimited
 	}
@@ -410,6 +413,7 @@ func (b *bbr) targetCwnd() float64 {
 func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 	b.inFlight = max(priorInFlight-lostBytes, 0)
 	b.roundLost += float64(lostBytes)
+	b.rs.lost += int64(lostBytes)
 	b.inRecovery = true
 	if b.rounds.onDone(lostBytes, b.inFlight) {
 		b.endRound()

@@ -70,22 +70,35 @@ func (c LEDBATConfig) withDefaults() LEDBATConfig {
 // consecutive buckets' (the median, so a bucket with a queue on the return
 // path does not count) as the drift, and ages each minimum by it from when
 // it was seen.
+//
+// Times are kept as offsets from the first sample rather than as time.Time
+// (24 bytes each), which halves the history every connection carries.
 type baseDelay struct {
+	epoch time.Time                        // the zero of minAt and start
 	mins  [ledbatBaseBuckets]time.Duration // least one-way delay
-	minAt [ledbatBaseBuckets]time.Time     // when it was seen
+	minAt [ledbatBaseBuckets]time.Duration // when it was seen
 	skews [ledbatBaseBuckets]time.Duration // least one-way delay less RTT
-	start [ledbatBaseBuckets]time.Time
+	start [ledbatBaseBuckets]time.Duration
 	n     int // buckets in use; the newest is index n-1
 	drift float64
+}
+
+// at is now as an offset from the epoch, which the first call sets.
+func (h *baseDelay) at(now time.Time) time.Duration {
+	if h.epoch.IsZero() {
+		h.epoch = now
+	}
+	return now.Sub(h.epoch)
 }
 
 // add takes a one-way delay sample d with the RTT sample rtt of the same
 // ACK.
 func (h *baseDelay) add(now time.Time, d, rtt time.Duration) {
 	skew := d - rtt
-	if i := h.n - 1; h.n > 0 && now.Sub(h.start[i]) < ledbatBucketLength {
+	t := h.at(now)
+	if i := h.n - 1; h.n > 0 && t-h.start[i] < ledbatBucketLength {
 		if d < h.mins[i] {
-			h.mins[i], h.minAt[i] = d, now
+			h.mins[i], h.minAt[i] = d, t
 		}
 		h.skews[i] = min(h.skews[i], skew)
 		return
@@ -97,7 +110,7 @@ func (h *baseDelay) add(now time.Time, d, rtt time.Duration) {
 		copy(h.start[:], h.start[1:])
 		h.n--
 	}
-	h.mins[h.n], h.minAt[h.n], h.skews[h.n], h.start[h.n] = d, now, skew, now
+	h.mins[h.n], h.minAt[h.n], h.skews[h.n], h.start[h.n] = d, t, skew, t
 	h.n++
 	h.drift = h.estimateDrift()
 }
@@ -111,7 +124,7 @@ func (h *baseDelay) estimateDrift() float64 {
 	}
 	var slopes [ledbatBaseBuckets]float64
 	for i := 1; i < complete; i++ {
-		dt := h.start[i].Sub(h.start[i-1]).Seconds()
+		dt := (h.start[i] - h.start[i-1]).Seconds()
 		slopes[i-1] = float64(h.skews[i]-h.skews[i-1]) / float64(time.Second) / dt
 	}
 	s := slopes[:complete-1]
@@ -122,8 +135,9 @@ func (h *baseDelay) estimateDrift() float64 {
 // get is the base delay at now.
 func (h *baseDelay) get(now time.Time) time.Duration {
 	base := time.Duration(1<<63 - 1)
+	t := now.Sub(h.epoch)
 	for i := 0; i < h.n; i++ {
-		aged := h.mins[i] + time.Duration(h.drift*float64(now.Sub(h.minAt[i])))
+		aged := h.mins[i] + time.Duration(h.drift*float64(t-h.minAt[i]))
 		base = min(base, aged)
 	}
 	return base

@@ -1,6 +1,9 @@
 package congestion
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // AppLimitedObserver is implemented by controllers that model the path's
 // delivery rate (NewBBR). The engine calls OnAppLimited when it has nothing
@@ -32,6 +35,10 @@ type sendRecord struct {
 	appLimited                bool
 }
 
+// rateRings holds the send-record rings of samplers with nothing in flight,
+// so that an idle connection keeps none and a busy one reuses another's.
+var rateRings = sync.Pool{New: func() any { return new([rateRecords]sendRecord) }}
+
 // rateSampler estimates the delivery rate the way TCP's rate sampling does
 // (delivered bytes over the longer of the send and the ACK interval of a
 // packet), but without per-packet state in the engine: it keeps the delivery
@@ -50,13 +57,14 @@ type sendRecord struct {
 // overfill the path from then on.
 type rateSampler struct {
 	epoch          time.Time
-	ring           [rateRecords]sendRecord
-	head, n        int // head: the oldest record
+	ring           *[rateRecords]sendRecord // from rateRings while anything is in flight; nil when idle
+	head, n        int                      // head: the oldest record
 	delivered      int64
 	deliveredAt    int64
 	firstSent      int64
 	sentBytes      int64
 	firstSentBytes int64
+	lost           int64 // bytes declared lost
 	appLimited     int64 // while delivered is below this, sends are app-limited; 0: not
 }
 
@@ -77,6 +85,9 @@ func (r *rateSampler) onSent(now time.Time, bytesInFlight, size int, minRTT time
 		r.firstSent, r.deliveredAt, r.firstSentBytes = t, t, r.sentBytes
 	}
 	r.sentBytes += int64(size)
+	if r.ring == nil {
+		r.ring, r.head, r.n = rateRings.Get().(*[rateRecords]sendRecord), 0, 0
+	}
 	if r.n > 0 {
 		last := &r.ring[(r.head+r.n-1)%rateRecords]
 		if t-last.sent < int64(minRTT/rateRecordsPerRTT) {
@@ -93,6 +104,18 @@ func (r *rateSampler) onSent(now time.Time, bytesInFlight, size int, minRTT time
 	}
 	r.ring[(r.head+r.n)%rateRecords] = rec
 	r.n++
+}
+
+// idle returns the ring to the pool once every byte sent was acknowledged
+// or declared lost: no ACK to come can need the records then. Nothing in
+// flight is not enough on its own: packets set aside beyond the selective
+// ACK's reach are neither, and may still be acknowledged.
+func (r *rateSampler) idle() {
+	if r.ring == nil || r.delivered+r.lost < r.sentBytes {
+		return
+	}
+	rateRings.Put(r.ring)
+	r.ring, r.head, r.n = nil, 0, 0
 }
 
 // onAppLimited marks sends from now until what is in flight is delivered.

@@ -120,3 +120,27 @@ func TestRateSamplerLateReport(t *testing.T) {
 	require.LessOrEqual(t, peak, 1.1*want, "peak sample in B/s with late reports, want at most 1.1 x %.0f", want)
 	require.GreaterOrEqual(t, peak, 0.9*want, "peak sample in B/s, want about %.0f", want)
 }
+
+// A sampler holds its send records only while something is in flight: once
+// BBR hears that everything was acknowledged, the ring goes back to the pool,
+// and the next send takes one again and samples as before.
+func TestRateSamplerIdleKeepsNoRing(t *testing.T) {
+	b := NewBBR(BBRConfig{}).(*bbr)
+	require.Nil(t, b.rs.ring, "ring before any send")
+	const rtt = 50 * time.Millisecond
+	now := t0
+	for round := range 3 {
+		for i := range 4 {
+			b.OnPacketSent(now.Add(time.Duration(i)*time.Millisecond), i*1200, 1200)
+		}
+		require.NotNil(t, b.rs.ring, "round %d: ring while packets are in flight", round)
+		b.maxBw.reset(0, 0)
+		for i := range 4 {
+			b.OnAck(now.Add(rtt+time.Duration(i)*time.Millisecond), 1200, (4-i)*1200, ackRTT(rtt), -1)
+		}
+		require.Positive(t, b.bw(), "round %d: bandwidth estimate from this round's samples", round)
+		require.Nil(t, b.rs.ring, "round %d: ring once nothing is in flight", round)
+		require.Zero(t, b.rs.n, "round %d: records once nothing is in flight", round)
+		now = now.Add(time.Second)
+	}
+}

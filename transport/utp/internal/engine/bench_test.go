@@ -3,7 +3,6 @@ package engine
 import (
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -109,50 +108,16 @@ func BenchmarkPingPong(b *testing.B) {
 }
 
 // BenchmarkIdleConnMemory reports the heap an open, idle connection holds on
-// each side after a short exchange.
+// each side after a short exchange (see idleConnMemory).
 func BenchmarkIdleConnMemory(b *testing.B) {
-	const n = 200
 	p := newPair(b, pairOpts{cfgA: Config{TimeWait: time.Millisecond}, cfgB: Config{TimeWait: time.Millisecond}})
+	idleConnMemory(b, p, 20, 5) // warm up, as TestIdleConnMemory does
+	b.ResetTimer()
+	var sum float64
 	for range b.N {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		conns := make([]*Conn, 0, 2*n)
-		for range n {
-			ca, cb := p.connect(b)
-			msg := []byte("hello")
-			ca.Write(msg)
-			io.ReadFull(cb, msg)
-			cb.Write(msg)
-			io.ReadFull(ca, msg)
-			conns = append(conns, ca, cb)
-		}
-		waitIdle(b, conns)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(conns)), "B/conn")
-		for _, c := range conns {
-			c.Close()
-		}
-		for p.a.Stats().Conns+p.b.Stats().Conns > 0 {
-			time.Sleep(time.Millisecond)
-		}
+		sum += idleConnMemory(b, p, 200, 5)
 	}
-}
-
-// waitIdle waits until nothing is in flight or pending on any of conns.
-func waitIdle(b *testing.B, conns []*Conn) {
-	for _, c := range conns {
-		for {
-			c.mu.Lock()
-			idle := c.inflight == 0 && c.ackPending == 0 && len(c.q) == 0
-			c.mu.Unlock()
-			if idle {
-				break
-			}
-			runtime.Gosched()
-		}
-	}
+	b.ReportMetric(sum/float64(b.N), "B/conn")
 }
 
 // BenchmarkImpaired moves 4 MiB per operation across emulated paths; the

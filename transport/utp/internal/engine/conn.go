@@ -32,7 +32,7 @@ type Conn struct {
 	timerIdx int
 
 	readCh, writeCh chan struct{} // wake a blocked Read or Write; capacity 1
-	estab           chan struct{} // closed when a dial completes or fails
+	estab           chan struct{} // Dial's: closed when the dial completes or fails; nil once Dial returns
 	rdl, wdl        deadline
 
 	mu       sync.Mutex
@@ -101,7 +101,6 @@ type Conn struct {
 	retransmits  int64
 	wakeR, wakeW bool // a run of packets made data readable or room to write: wake Read or Write once it ends
 	rec          recoveryCounters
-	sackScratch  [wire.MaxSACKLen]byte
 	batch        [][]byte
 	batchBufs    []*[]byte
 	batchPending int
@@ -151,7 +150,7 @@ type rackState struct {
 func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 	c := &Conn{
 		ep: ep, recvID: recvID, sendID: sendID, timerIdx: -1,
-		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1), estab: make(chan struct{}),
+		readCh: make(chan struct{}, 1), writeCh: make(chan struct{}, 1),
 		cc:      ep.cfg.NewController(),
 		peerWnd: 64 << 10,
 		reo:     reorderState{mult: 1},
@@ -199,7 +198,9 @@ func (c *Conn) sendSynAck(now time.Time) {
 func (c *Conn) setEstablished() {
 	if !c.estabSet {
 		c.estabSet = true
-		close(c.estab)
+		if c.estab != nil {
+			close(c.estab)
+		}
 	}
 }
 

@@ -24,7 +24,7 @@
 // connection opens.
 //
 // Locking: Endpoint.mu guards the connection table; each Conn has its own mu;
-// one goroutine per Endpoint runs all timers. Lock order: Conn.mu, then
+// one runtime timer per Endpoint runs all timers. Lock order: Conn.mu, then
 // Endpoint.mu, then the timer queue's mu.
 package engine
 
@@ -87,8 +87,9 @@ type Stats struct {
 	WriteErrors                     int64 // Link.WriteDatagrams failures
 }
 
-// NewEndpoint returns an Endpoint sending through link. It starts one timer
-// goroutine, which Close or Fail stops.
+// NewEndpoint returns an Endpoint sending through link. It starts no
+// goroutine: its connections' timers run on a runtime timer, which Close or
+// Fail stops.
 func NewEndpoint(link Link, cfg Config) *Endpoint {
 	ep := &Endpoint{
 		link:   link,
@@ -100,7 +101,6 @@ func NewEndpoint(link Link, cfg Config) *Endpoint {
 	}
 	ep.nextID = uint16(rand.N(1<<15)) * 2
 	ep.accept = make(chan *Conn, ep.cfg.AcceptBacklog)
-	go ep.timers.run()
 	return ep
 }
 
@@ -281,6 +281,8 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 		return nil, ErrTooManyConns
 	}
 	c := newConn(ep, recvID, recvID+1)
+	estab := make(chan struct{})
+	c.estab = estab
 	ep.conns[recvID] = c
 	ep.mu.Unlock()
 	ep.stats.dialled.Add(1)
@@ -289,9 +291,10 @@ func (ep *Endpoint) Dial(ctx context.Context) (*Conn, error) {
 	c.startDial(time.Now())
 	c.mu.Unlock()
 	select {
-	case <-c.estab:
+	case <-estab:
 		c.mu.Lock()
 		err := c.err
+		c.estab = nil // closed and no longer waited on: an open connection keeps no channel for it
 		c.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("utp: dial: %w", err)
@@ -328,7 +331,7 @@ func (ep *Endpoint) Fail(err error) {
 }
 
 // Close resets every connection (the peer's fail with ErrReset, ours with
-// ErrClosed), stops the timer goroutine and makes Dial and Accept fail. It
+// ErrClosed), stops the timers and makes Dial and Accept fail. It
 // always returns nil.
 func (ep *Endpoint) Close() error {
 	ep.stop(ErrClosed, true)

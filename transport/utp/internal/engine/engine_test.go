@@ -43,7 +43,7 @@ func transfer(t *testing.T, w, r *Conn, data []byte) {
 	got, err := io.ReadAll(r)
 	if err != nil {
 		// The connections' state only on failure: testify would build the message on every call, and reading the
-		// state races with the engine's timer goroutine.
+		// state races with the engine's timers.
 		require.NoError(t, err, "read after %d bytes\nw: %s\nr: %s", len(got), w.debugString(), r.debugString())
 	}
 	require.NoError(t, <-errc, "write")

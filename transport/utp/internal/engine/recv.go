@@ -347,9 +347,9 @@ func (c *Conn) deliverInOrderBuf(b *[]byte, fin bool) {
 	c.wakeR = true
 }
 
-// buildSACK encodes which out-of-order packets arrived, in at most room bytes
-// of extension payload; nil when none did or none fit.
-func (c *Conn) buildSACK(room int) []byte {
+// buildSACK encodes which out-of-order packets arrived into buf, in at most
+// room bytes of extension payload; nil when none did or none fit.
+func (c *Conn) buildSACK(buf []byte, room int) []byte {
 	last := -1
 	for i := len(c.ooo) - 1; i >= 0; i-- {
 		if c.ooo[i] != nil {
@@ -361,11 +361,11 @@ func (c *Conn) buildSACK(room int) []byte {
 		return nil
 	}
 	// ooo[i] is rcvNxt+1+i, which is bit i after ack_nr = rcvNxt-1.
-	n := min((last/8+1+3)/4*4, wire.MaxSACKLen, room/4*4)
+	n := min((last/8+1+3)/4*4, len(buf), room/4*4)
 	if n <= 0 {
 		return nil
 	}
-	mask := c.sackScratch[:n]
+	mask := buf[:n]
 	clear(mask)
 	for i := 0; i < n*8 && i <= last; i++ {
 		if c.ooo[i] != nil {

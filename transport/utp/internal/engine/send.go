@@ -221,9 +221,10 @@ func (c *Conn) appendPacketTo(now time.Time, t wire.Type, connID, seq, ack uint1
 	if sack && c.dupPending {
 		h.Duplicate, h.HasDuplicate, c.dupPending = c.dupSeq, true, false
 	}
+	var sackBuf [wire.MaxSACKLen]byte // on the stack: a connection keeps no SACK buffer
 	if sack {
 		room := c.mtu.cur - h.Len() - len(payload) - 2
-		h.SACK = c.buildSACK(room)
+		h.SACK = c.buildSACK(sackBuf[:], room)
 	}
 	n := h.Len() + len(payload)
 	buf := getBuf(n)
@@ -240,18 +241,19 @@ func (c *Conn) appendPacketTo(now time.Time, t wire.Type, connID, seq, ack uint1
 
 // writeBatch hands the batch to the link. The connection's lock is held: its
 // packets leave in order, and no other connection waits on it.
+// Once nothing is in flight it drops a large batch array, even with nothing
+// to write: the ACK that empties the flight is where a sender goes idle.
 func (c *Conn) writeBatch() {
-	if len(c.batch) == 0 {
-		return
+	if len(c.batch) > 0 {
+		c.ep.write(c.batch)
+		for i, b := range c.batchBufs {
+			putBuf(b)
+			c.batchBufs[i] = nil
+			c.batch[i] = nil
+		}
+		c.batch, c.batchBufs = c.batch[:0], c.batchBufs[:0]
+		c.batchPending = 0
 	}
-	c.ep.write(c.batch)
-	for i, b := range c.batchBufs {
-		putBuf(b)
-		c.batchBufs[i] = nil
-		c.batch[i] = nil
-	}
-	c.batch, c.batchBufs = c.batch[:0], c.batchBufs[:0]
-	c.batchPending = 0
 	if cap(c.batch) > 4 && c.inflight == 0 {
 		c.batch, c.batchBufs = nil, nil // idle connections keep no batch
 	}

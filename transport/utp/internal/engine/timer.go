@@ -6,18 +6,23 @@ import (
 	"time"
 )
 
-// timerQueue runs every connection's timers of one endpoint on one goroutine:
-// each connection has a single next deadline (the earliest of its
-// retransmission, probe, pacing, delayed-ACK and close timers) in a heap.
+// timerQueue runs every connection's timers of one endpoint: each connection
+// has a single next deadline (the earliest of its retransmission, probe,
+// pacing, delayed-ACK and close timers) in a heap, and one runtime timer
+// fires at the earliest of them. The timer's function runs the due
+// connections' timers; no goroutine waits in between, so an idle endpoint
+// costs a timer, not a goroutine's stack.
 //
-// Lock order: Conn.mu, then timerQueue.mu. The goroutine calls onTimer with no
-// lock held.
+// Lock order: Conn.mu, then timerQueue.mu. onTimer runs with no lock held.
 type timerQueue struct {
-	mu   sync.Mutex
-	h    timerHeap
-	wake chan struct{}
-	done chan struct{}
-	exit chan struct{}
+	mu      sync.Mutex
+	h       timerHeap
+	t       *time.Timer // fires fire at armedAt
+	armedAt time.Time   // zero: t is not set to fire
+	firing  bool        // fire is running the due connections; it rearms t when it ends
+	stopped bool
+	ended   sync.Cond // broadcast when a run of fire ends; L is &mu
+	due     []*Conn   // fire's, reused
 }
 
 type timerHeap []*Conn
@@ -43,7 +48,11 @@ func (h *timerHeap) Pop() any {
 }
 
 func newTimerQueue() *timerQueue {
-	return &timerQueue{wake: make(chan struct{}, 1), done: make(chan struct{}), exit: make(chan struct{})}
+	q := &timerQueue{}
+	q.ended.L = &q.mu
+	q.t = time.AfterFunc(time.Hour, q.fire)
+	q.t.Stop()
+	return q
 }
 
 // schedule sets c's deadline to at; the zero time removes it.
@@ -53,65 +62,80 @@ func (q *timerQueue) schedule(c *Conn, at time.Time) {
 	if at.Equal(c.timerAt) && (c.timerIdx >= 0) == !at.IsZero() {
 		return
 	}
-	first := len(q.h) > 0 && q.h[0] == c
 	c.timerAt = at
 	switch {
 	case at.IsZero():
 		if c.timerIdx >= 0 {
 			heap.Remove(&q.h, c.timerIdx)
 		}
-		return
 	case c.timerIdx >= 0:
 		heap.Fix(&q.h, c.timerIdx)
 	default:
 		heap.Push(&q.h, c)
 	}
-	if first || q.h[0] == c {
-		select {
-		case q.wake <- struct{}{}:
-		default:
+	q.arm()
+}
+
+// arm sets the timer to the earliest deadline. Called with q.mu held.
+func (q *timerQueue) arm() {
+	if q.stopped || q.firing {
+		return
+	}
+	if len(q.h) == 0 {
+		if !q.armedAt.IsZero() {
+			q.t.Stop()
+			q.armedAt = time.Time{}
 		}
+		return
+	}
+	if next := q.h[0].timerAt; !next.Equal(q.armedAt) {
+		q.armedAt = next
+		q.t.Reset(time.Until(next))
 	}
 }
 
-func (q *timerQueue) stop() {
-	select {
-	case <-q.done:
-	default:
-		close(q.done)
+// fire runs the timers of every connection whose deadline passed, until none
+// is due, then rearms. Only one runs at a time: one that finds another
+// running leaves what is due to it.
+func (q *timerQueue) fire() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.armedAt = time.Time{} // t fired: whoever rearms must set it again
+	if q.stopped || q.firing {
+		return
 	}
-	<-q.exit
-}
-
-func (q *timerQueue) run() {
-	defer close(q.exit)
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	var due []*Conn
+	q.firing = true
 	for {
 		now := time.Now()
-		q.mu.Lock()
 		for len(q.h) > 0 && !q.h[0].timerAt.After(now) {
 			c := heap.Pop(&q.h).(*Conn)
 			c.timerAt = time.Time{}
-			due = append(due, c)
+			q.due = append(q.due, c)
 		}
-		next := time.Hour
-		if len(q.h) > 0 {
-			next = q.h[0].timerAt.Sub(now)
+		if len(q.due) == 0 {
+			break
 		}
 		q.mu.Unlock()
-		for i, c := range due {
+		for i, c := range q.due {
 			c.onTimer(now)
-			due[i] = nil
+			q.due[i] = nil
 		}
-		due = due[:0]
-		t.Reset(next)
-		select {
-		case <-t.C:
-		case <-q.wake:
-		case <-q.done:
-			return
-		}
+		q.mu.Lock()
+		q.due = q.due[:0]
+	}
+	q.firing = false
+	q.arm()
+	q.ended.Broadcast()
+}
+
+// stop stops the timer and waits until no connection's timers run. It must
+// not be called from a connection's timers.
+func (q *timerQueue) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	q.t.Stop()
+	for q.firing {
+		q.ended.Wait()
 	}
 }
