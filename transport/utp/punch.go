@@ -22,6 +22,9 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	if len(peer.Key) != 32 {
 		return nil, ErrBadKey
 	}
+	if err := peer.Cipher.orDefault().check(); err != nil {
+		return nil, err
+	}
 	var cands []Candidate
 	for _, c := range peer.Candidates {
 		if !c.Addr.IsValid() || c.Addr.Port() == 0 {
@@ -73,7 +76,7 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 }
 
 func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
-	keys, err := derivePathKeys(peer.Key, peer.Dialer, t.cfg.noSeal)
+	keys, err := derivePathKeys(peer.Key, peer.Dialer, peer.Cipher.orDefault(), t.cfg.noSeal)
 	if err != nil {
 		return nil, fmt.Errorf("utp: deriving path keys: %w", err)
 	}
