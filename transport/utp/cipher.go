@@ -53,8 +53,9 @@ func (c Cipher) orDefault() Cipher {
 	return c
 }
 
-// check returns an error wrapping ErrUnknownCipher unless c is one of the ciphers above.
-func (c Cipher) check() error {
+// Check returns an error wrapping ErrUnknownCipher unless c is a cipher this package implements (the zero Cipher is
+// not one: Peer.Cipher reads it as ChaCha20Poly1305).
+func (c Cipher) Check() error {
 	switch c {
 	case ChaCha20Poly1305, AES256GCM:
 		return nil
@@ -80,5 +81,5 @@ func (c Cipher) newAEAD(key []byte) (cipher.AEAD, error) {
 		}
 		return cipher.NewGCM(block)
 	}
-	return nil, c.check()
+	return nil, c.Check()
 }

@@ -22,7 +22,7 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	if len(peer.Key) != 32 {
 		return nil, ErrBadKey
 	}
-	if err := peer.Cipher.orDefault().check(); err != nil {
+	if err := peer.Cipher.orDefault().Check(); err != nil {
 		return nil, err
 	}
 	var cands []Candidate

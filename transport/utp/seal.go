@@ -43,7 +43,7 @@ type pathKeys struct {
 // derivePathKeys turns the session secret into per-direction keys (for c) and path IDs. Both sides agree on which
 // direction is which through Peer.Dialer.
 func derivePathKeys(secret []byte, dialer bool, c Cipher, noSeal bool) (pathKeys, error) {
-	if err := c.check(); err != nil {
+	if err := c.Check(); err != nil {
 		return pathKeys{}, err
 	}
 	const (

@@ -182,7 +182,7 @@ func TestCiphers(t *testing.T) {
 	require.Equal(t, ChaCha20Poly1305, cs[len(cs)-1], "ChaCha20-Poly1305 is the last resort")
 	require.Equal(t, hasAESGCMHardware, cs[0] == AES256GCM, "AES-256-GCM first exactly with hardware support")
 	for _, c := range cs {
-		require.NoError(t, c.check())
+		require.NoError(t, c.Check())
 	}
 	cs[0] = "changed"
 	require.NotEqual(t, Cipher("changed"), Ciphers()[0], "Ciphers returned a shared slice")
