@@ -16,8 +16,9 @@ import (
 // answers the peer's (punching back at once, also to a peer-reflexive address no candidate named, as a symmetric
 // NAT produces), until a pair works in both directions (each side has had a reply to its own punch and knows the
 // other has too, and the dialler has nominated the address its datagrams use). It fails with an error wrapping
-// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline). A Transport runs any number of
-// paths at once, each with its own key.
+// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline); a Peer.Cipher this package does
+// not implement fails it at once with ErrUnknownCipher. A Transport runs any number of paths at once, each with its
+// own key.
 func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	if len(peer.Key) != 32 {
 		return nil, ErrBadKey
