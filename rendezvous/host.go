@@ -67,7 +67,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		onNewCode = func(c signal.Code, reason error) { cfg.OnNewCode(c.String(), reason) }
 	}
 	h.sh, err = cfg.signalClient().Host(hctx, signal.HostConfig{
-		Code: code, Candidates: toSignal(rep.Candidates), MaxFailures: cfg.MaxFailures,
+		Code: code, Candidates: toSignal(rep.Candidates), Ciphers: cipherNames(cfg.Ciphers), MaxFailures: cfg.MaxFailures,
 		GuestTimeout: cfg.GuestTimeout, OnNewCode: onNewCode, OnRelay: onRelay,
 	})
 	if err != nil {

@@ -66,6 +66,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport configures the UDP/uTP transport; a nil Transport.Logger inherits Logger.
 	Transport utp.Config
+	// Ciphers are the ciphers this peer offers to seal its paths, best first; nil means utp.Ciphers() (AES-256-GCM
+	// first where the CPU has AES-GCM instructions, ChaCha20-Poly1305 otherwise). The offers travel sealed in the
+	// meeting, and each path uses the host's best that the guest offered too (Report.Cipher).
+	Ciphers []utp.Cipher
 	// HTTPClient talks to the signalling server; nil means a client with sane timeouts.
 	HTTPClient *http.Client
 
@@ -102,6 +106,8 @@ type Report struct {
 	// Verifier is a short string derived from the session key, e.g. "brave-otter-quiet-finch": both sides show the
 	// same one, unless someone sat in the middle. People who want to be sure compare it aloud.
 	Verifier string
+	// Cipher seals every datagram of the path: the host's best cipher that the guest offered too.
+	Cipher utp.Cipher
 
 	LocalAddr      netip.AddrPort  // the bound UDP socket
 	Reflexive      netip.AddrPort  // our address as the STUN server saw it; invalid when STUN failed
@@ -208,7 +214,7 @@ func Meet(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.PeerTimeout > 0 {
 		jctx, cancel = context.WithTimeout(ctx, cfg.PeerTimeout)
 	}
-	join := signal.JoinConfig{Candidates: toSignal(rep.Candidates)}
+	join := signal.JoinConfig{Candidates: toSignal(rep.Candidates), Ciphers: cipherNames(cfg.Ciphers)}
 	var relay *guestRelay // set by Gather
 	if !cfg.NoRelay {
 		join.Gather = func(ctx context.Context, info *signal.RelayInfo) ([]signal.Candidate, error) {
@@ -260,12 +266,13 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 	rep.Nameplate = m.Code.Nameplate
 	rep.Meeting = m.ID
 	rep.Verifier = m.Verifier
+	rep.Cipher = utp.Cipher(m.Cipher)
 	rep.Dialer = m.Dialer
 	rep.PeerCandidates = fromSignal(m.Peer)
 
 	t := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, cfg.PunchTimeout)
-	path, err := tr.Connect(pctx, utp.Peer{Key: m.Key, Candidates: rep.PeerCandidates, Dialer: m.Dialer})
+	path, err := tr.Connect(pctx, utp.Peer{Key: m.Key, Candidates: rep.PeerCandidates, Dialer: m.Dialer, Cipher: rep.Cipher})
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -279,7 +286,7 @@ func connect(ctx context.Context, cfg *Config, tr *utp.Transport, m *signal.Meet
 	rep.Direct = rep.LocalCandidate.Kind == utp.CandidateHost && rep.PeerCandidate.Kind == utp.CandidateHost
 	rep.RTT = path.RTT()
 	rep.Route = path.Route()
-	log.Debug("punched", "route", DescribeRoute(rep.Route), "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
+	log.Debug("punched", "route", DescribeRoute(rep.Route), "cipher", rep.Cipher, "remote", rep.RemoteAddr, "local_candidate", rep.LocalCandidate,
 		"peer_candidate", rep.PeerCandidate, "rtt", rep.RTT, "took", rep.Punch)
 
 	t = time.Now()
@@ -433,6 +440,14 @@ func (cfg *Config) setDefaults(needCode bool) (signal.Code, error) {
 	if cfg.LocalAddr == "" {
 		cfg.LocalAddr = DefaultLocalAddr
 	}
+	if len(cfg.Ciphers) == 0 {
+		cfg.Ciphers = utp.Ciphers()
+	}
+	for _, c := range cfg.Ciphers {
+		if err := c.Check(); err != nil {
+			return code, fmt.Errorf("rendezvous: Config.Ciphers: %w", err)
+		}
+	}
 	setDefault(&cfg.GatherTimeout, DefaultGatherTimeout)
 	setDefault(&cfg.ServerTimeout, DefaultServerTimeout)
 	setDefault(&cfg.PunchTimeout, DefaultPunchTimeout)
@@ -522,6 +537,15 @@ func hasAddr(cands []utp.Candidate, a netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// cipherNames is cs as the meeting messages name them.
+func cipherNames(cs []utp.Cipher) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c)
+	}
+	return out
 }
 
 func toSignal(cands []utp.Candidate) []signal.Candidate {

@@ -590,3 +590,49 @@ func TestUnreachableRelayIsSkipped(t *testing.T) {
 	got := roundTrip(t, b.Stream(), a.Stream(), "host", "/norelay", []byte("x"))
 	assert.Contains(t, got, "host served POST /norelay")
 }
+
+// The peers seal their path with the host's best cipher that the guest offered too: AES-256-GCM only when both
+// offer it, ChaCha20-Poly1305 when either has only that. Both reports name it, and the path carries HTTP with it.
+func TestCipherNegotiatedInTheMeeting(t *testing.T) {
+	aesFirst := []utp.Cipher{utp.AES256GCM, utp.ChaCha20Poly1305}
+	chachaOnly := []utp.Cipher{utp.ChaCha20Poly1305}
+	for _, tc := range []struct {
+		name        string
+		host, guest []utp.Cipher
+		want        utp.Cipher
+	}{
+		{"both AES", aesFirst, aesFirst, utp.AES256GCM},
+		{"guest ChaCha only", aesFirst, chachaOnly, utp.ChaCha20Poly1305},
+		{"host ChaCha only", chachaOnly, aesFirst, utp.ChaCha20Poly1305},
+		{"defaults", nil, nil, utp.Ciphers()[0]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			hc, gc := srv.Config(""), srv.Config("")
+			hc.Ciphers, gc.Ciphers = tc.host, tc.guest
+			host, a, b, err := rendezvoustest.Pair(ctx, hc, gc)
+			require.NoError(t, err)
+			defer host.Close()
+			defer b.Close()
+			assert.Equal(t, tc.want, a.Report().Cipher, "host's report")
+			assert.Equal(t, tc.want, b.Report().Cipher, "guest's report")
+			body := bytes.Repeat([]byte{0x3c}, 50_000)
+			got := roundTrip(t, b.Stream(), a.Stream(), "A", "/sealed", body)
+			assert.Equal(t, fmt.Sprintf("A served POST /sealed with 50000 bytes: %x", body), got)
+		})
+	}
+}
+
+// A cipher this build does not implement is refused before anything is sent.
+func TestUnknownCipherRefused(t *testing.T) {
+	srv := newServer(t)
+	cfg := srv.Config("7-amber-otter")
+	cfg.Ciphers = []utp.Cipher{"rot13"}
+	_, err := rendezvous.Meet(context.Background(), cfg)
+	require.ErrorIs(t, err, utp.ErrUnknownCipher)
+	cfg.Code = ""
+	_, err = rendezvous.NewHost(context.Background(), cfg)
+	require.ErrorIs(t, err, utp.ErrUnknownCipher)
+}

@@ -7,11 +7,13 @@
 //
 //	guest -> host  SPAKE2 message (the words and the nameplate are the password)
 //	host  -> guest SPAKE2 message, host's key confirmation
-//	guest -> host  guest's key confirmation, guest's candidates sealed under the new key
-//	host  -> guest host's candidates sealed under the new key (only after the guest's confirmation verified)
+//	guest -> host  guest's key confirmation, guest's candidates and cipher offer sealed under the new key
+//	host  -> guest host's candidates and cipher offer sealed under the new key (only after the guest's
+//	               confirmation verified)
 //
-// Both sides end with the same fresh key (Meeting.Key, for the transport) and a short Meeting.Verifier that people
-// can compare aloud; guests never meet each other.
+// Both sides end with the same fresh key (Meeting.Key, for the transport), the same path cipher (Meeting.Cipher: the
+// host's best that the guest offered too, from HostConfig.Ciphers and JoinConfig.Ciphers) and a short
+// Meeting.Verifier that people can compare aloud; guests never meet each other.
 //
 // When the server runs a TURN relay it gives every peer credentials of its own for it (RelayInfo): the host with each
 // poll (Host.Relay, HostConfig.OnRelay), the guest with its meeting, in time for JoinConfig.Gather to allocate on the
@@ -26,7 +28,9 @@
 // meeting to meeting (no table maps them to codes). The confirmations are MACs under the PAKE's session key, which
 // depends on the secret scalars of both sides; computing it for a guessed password needs one of those scalars, that
 // is, taking part in the meeting. The candidates are sealed (AES-GCM) under a key derived from the session key, so
-// the server never sees an address. A server that alters a message makes the confirmation fail (ErrConfirmFailed).
+// the server never sees an address, nor (beyond what a message's size tells) the ciphers a peer offers. A server
+// that alters a message makes the confirmation fail (ErrConfirmFailed); so it cannot downgrade the path cipher
+// either, since the offers it would have to edit are sealed.
 //
 // So an attacker, the server's operator included, gets one online guess per meeting it takes part in, and the host
 // limits those: every meeting in which the host sent its confirmation and got no valid one back counts as a failed

@@ -27,6 +27,9 @@ type Meeting struct {
 	// Verifier is a short string, e.g. "brave-otter-quiet-finch", derived from the session key. Both sides show
 	// the same one; people who compare it aloud know that nobody sat in the middle.
 	Verifier string
+	// Cipher is the path cipher both sides picked from their offers (the host's best that the guest offered too),
+	// e.g. "aes-256-gcm": the transport must seal the path with it.
+	Cipher string
 }
 
 // Join meets the host of code as a guest: it waits (long-polls, retrying transient errors with backoff) until the
@@ -44,6 +47,10 @@ func (c *Client) Join(ctx context.Context, code Code, candidates []Candidate) (*
 type JoinConfig struct {
 	// Candidates are the guest's addresses known before the meeting (host and server-reflexive ones).
 	Candidates []Candidate
+	// Ciphers are the path ciphers the guest can use, best first (transport/utp's names, e.g. utp.Ciphers()),
+	// sent (encrypted) to the host, which picks the first of its own that is among them. Empty means DefaultCipher
+	// alone.
+	Ciphers []string
 	// Gather, if set, finds more candidates once the server put the guest in a meeting, so that the relay
 	// credentials of that answer are known (relay is nil when the server runs no relay): typically a TURN
 	// allocation's relayed address. It runs concurrently with the key exchange, once per Join; its candidates
@@ -62,6 +69,10 @@ type gathered struct {
 func (c *Client) JoinWith(ctx context.Context, code Code, cfg JoinConfig) (*Meeting, error) {
 	if code.Nameplate == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidCode)
+	}
+	ciphers, err := ourCiphers(cfg.Ciphers)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Gather == nil {
 		if err := validateCandidates(cfg.Candidates, DefaultMaxCandidates); err != nil {
@@ -114,7 +125,7 @@ func (c *Client) JoinWith(ctx context.Context, code Code, cfg JoinConfig) (*Meet
 			}()
 		}
 		mb := newMailbox(c, id, peerID)
-		m, err := c.guestMeeting(ctx, mb, code, candidates)
+		m, err := c.guestMeeting(ctx, mb, code, ciphers, candidates)
 		if err == nil {
 			m.Started = start
 			return m, nil
@@ -180,8 +191,8 @@ func (c *Client) joinNameplate(ctx context.Context, code Code, peerID string) (s
 	}
 }
 
-// guestMeeting runs the guest's side of meeting mb; candidates gives ours once they are needed.
-func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candidates func() ([]Candidate, error)) (*Meeting, error) {
+// guestMeeting runs the guest's side of meeting mb, offering ciphers; candidates gives ours once they are needed.
+func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, ciphers []string, candidates func() ([]Candidate, error)) (*Meeting, error) {
 	hs, msg0, err := newGuestHandshake(code, mb.id)
 	if err != nil {
 		return nil, err
@@ -200,7 +211,7 @@ func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candi
 	if err != nil {
 		return nil, err
 	}
-	msg1, err := hs.guestConfirm(hostMsg0, cands)
+	msg1, err := hs.guestConfirm(hostMsg0, cands, ciphers)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +226,11 @@ func (c *Client) guestMeeting(ctx context.Context, mb *mailbox, code Code, candi
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("signal: met the host", "nameplate", code.Nameplate, "meeting", mb.id)
-	return &Meeting{ID: mb.id, Code: code, Peer: peer, Dialer: true, Key: hs.keys.path, Verifier: hs.keys.verifier}, nil
+	cipher, err := chooseCipher(peer.Ciphers, ciphers)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Debug("signal: met the host", "nameplate", code.Nameplate, "meeting", mb.id, "cipher", cipher)
+	return &Meeting{ID: mb.id, Code: code, Peer: peer.Candidates, Dialer: true, Key: hs.keys.path,
+		Verifier: hs.keys.verifier, Cipher: cipher}, nil
 }

@@ -32,6 +32,10 @@ type HostConfig struct {
 	Code Code
 	// Candidates are the host's addresses, sent (encrypted) to every guest. Required.
 	Candidates []Candidate
+	// Ciphers are the path ciphers the host can use, best first (transport/utp's names, e.g. utp.Ciphers()),
+	// sent (encrypted) to every guest: each meeting's Cipher is the first of them the guest offers too. Empty means
+	// DefaultCipher alone.
+	Ciphers []string
 	// MaxFailures is how many meetings may fail their key confirmation (a guest with a wrong code, or one that left
 	// after the host's confirmation, which is all a guesser needs) before the code is retired: the Host releases
 	// the nameplate, picks a new code, one word longer than the last, and calls OnNewCode. No more than this many
@@ -93,6 +97,10 @@ func (c *Client) Host(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	if err := validateCandidates(cfg.Candidates, DefaultMaxCandidates); err != nil {
 		return nil, fmt.Errorf("our candidates: %w", err)
+	}
+	var err error
+	if cfg.Ciphers, err = ourCiphers(cfg.Ciphers); err != nil {
+		return nil, err
 	}
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = DefaultMaxFailures
@@ -358,12 +366,14 @@ func (h *Host) meet(id string, code Code, gen int, peerID string) {
 	h.mu.Lock()
 	cands := h.cands
 	h.mu.Unlock()
-	peer, reply, err := hs.hostConfirm(msg1, cands)
+	peer, reply, err := hs.hostConfirm(msg1, cands, h.cfg.Ciphers)
 	if err != nil {
 		log.Warn("signal: a guest failed key confirmation (wrong code?)", "err", err)
 		return
 	}
 	ok = true
+	// Our offer goes to the guest even when it has no cipher in common with us, so that it too can tell why the
+	// meeting fails.
 	if err := mb.send(ctx, reply); err != nil {
 		log.Debug("signal: sending our candidates", "err", err)
 		return
@@ -371,7 +381,13 @@ func (h *Host) meet(id string, code Code, gen int, peerID string) {
 	// Done with the server: the guest drains our last message, then hears that we closed.
 	mb.close(ctx)
 	closed = true
-	m := &Meeting{ID: id, Code: code, Host: true, Started: start, Peer: peer, Key: hs.keys.path, Verifier: hs.keys.verifier}
+	cipher, err := chooseCipher(h.cfg.Ciphers, peer.Ciphers)
+	if err != nil {
+		log.Warn("signal: cannot connect a guest", "err", err)
+		return
+	}
+	m := &Meeting{ID: id, Code: code, Host: true, Started: start, Peer: peer.Candidates, Key: hs.keys.path,
+		Verifier: hs.keys.verifier, Cipher: cipher}
 	select {
 	case h.met <- m:
 	case <-h.ctx.Done():

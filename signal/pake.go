@@ -21,11 +21,12 @@ import (
 //
 //	guest -> host  msg0: version byte, PAKE message A
 //	host  -> guest msg0: PAKE message B, host confirmation (HMAC over the transcript)
-//	guest -> host  msg1: guest confirmation, sealed guest candidates
-//	host  -> guest msg1: sealed host candidates (sent only once the guest's confirmation verified)
+//	guest -> host  msg1: guest confirmation, sealed guest candidates and cipher offer
+//	host  -> guest msg1: sealed host candidates and cipher offer (sent only once the guest's confirmation verified)
 //
 // The transcript hash binds the version, nameplate, meeting ID and both PAKE messages, so a message moved to another
-// meeting, or altered on the way, fails confirmation.
+// meeting, or altered on the way, fails confirmation. The sealed parts are AES-GCM under a key derived from the
+// session key and the transcript: altered, they do not open.
 
 // wireVersion is the first byte of the guest's first message.
 const wireVersion = 2
@@ -133,9 +134,9 @@ func newHostHandshake(code Code, meeting string, guestMsg0 []byte) (*handshake, 
 	return hs, append(append([]byte(nil), hs.msgB...), hs.confirmation("host")...), nil
 }
 
-// guestConfirm checks the host's first message and returns the guest's second: its confirmation and its sealed
-// candidates. A host confirmation that does not verify is ErrConfirmFailed.
-func (hs *handshake) guestConfirm(hostMsg0 []byte, candidates []Candidate) ([]byte, error) {
+// guestConfirm checks the host's first message and returns the guest's second: its confirmation, then its
+// candidates and cipher offer, sealed. A host confirmation that does not verify is ErrConfirmFailed.
+func (hs *handshake) guestConfirm(hostMsg0 []byte, candidates []Candidate, ciphers []string) ([]byte, error) {
 	if len(hostMsg0) <= macSize {
 		return nil, fmt.Errorf("%w: the host's first message is %d bytes", ErrBadMessage, len(hostMsg0))
 	}
@@ -149,7 +150,7 @@ func (hs *handshake) guestConfirm(hostMsg0 []byte, candidates []Candidate) ([]by
 	if !hmac.Equal(hostMsg0[len(hostMsg0)-macSize:], hs.confirmation("host")) {
 		return nil, ErrConfirmFailed
 	}
-	sealed, err := hs.seal("guest", candidates)
+	sealed, err := hs.seal("guest", candidates, ciphers)
 	if err != nil {
 		return nil, err
 	}
@@ -157,23 +158,24 @@ func (hs *handshake) guestConfirm(hostMsg0 []byte, candidates []Candidate) ([]by
 }
 
 // hostConfirm checks the guest's second message (ErrConfirmFailed when its confirmation does not verify) and
-// returns the guest's candidates and the host's second message, its own sealed candidates.
-func (hs *handshake) hostConfirm(guestMsg1 []byte, candidates []Candidate) (peer []Candidate, msg1 []byte, err error) {
+// returns what the guest sent (its candidates and cipher offer, nil for a guest that made none) and the host's
+// second message: its own candidates and cipher offer, sealed.
+func (hs *handshake) hostConfirm(guestMsg1 []byte, candidates []Candidate, ciphers []string) (peer sealedMessage, msg1 []byte, err error) {
 	if len(guestMsg1) < macSize {
-		return nil, nil, fmt.Errorf("%w: the guest's second message is %d bytes", ErrBadMessage, len(guestMsg1))
+		return sealedMessage{}, nil, fmt.Errorf("%w: the guest's second message is %d bytes", ErrBadMessage, len(guestMsg1))
 	}
 	if !hmac.Equal(guestMsg1[:macSize], hs.confirmation("guest")) {
-		return nil, nil, ErrConfirmFailed
+		return sealedMessage{}, nil, ErrConfirmFailed
 	}
 	if peer, err = hs.open("guest", guestMsg1[macSize:]); err != nil {
-		return nil, nil, err
+		return sealedMessage{}, nil, err
 	}
-	msg1, err = hs.seal("host", candidates)
+	msg1, err = hs.seal("host", candidates, ciphers)
 	return peer, msg1, err
 }
 
-// guestOpen reads the host's second message: its candidates.
-func (hs *handshake) guestOpen(hostMsg1 []byte) ([]Candidate, error) {
+// guestOpen reads the host's second message: its candidates and cipher offer.
+func (hs *handshake) guestOpen(hostMsg1 []byte) (sealedMessage, error) {
 	return hs.open("host", hostMsg1)
 }
 
@@ -243,9 +245,11 @@ func (hs *handshake) confirmation(side string) []byte {
 	return m.Sum(nil)
 }
 
-// candidatesMessage is what the sealed part of the second messages holds.
-type candidatesMessage struct {
+// sealedMessage is what the sealed part of the second messages holds. Ciphers, best first, is absent from the
+// messages of peers older than cipher negotiation.
+type sealedMessage struct {
 	Candidates []Candidate `json:"candidates"`
+	Ciphers    []string    `json:"ciphers,omitempty"`
 }
 
 // nonce of each direction: the candidates key seals exactly one message each way, so fixed nonces never repeat.
@@ -271,30 +275,38 @@ func (hs *handshake) aead() cipher.AEAD {
 	return g
 }
 
-func (hs *handshake) seal(side string, cands []Candidate) ([]byte, error) {
+func (hs *handshake) seal(side string, cands []Candidate, ciphers []string) ([]byte, error) {
 	if err := validateCandidates(cands, DefaultMaxCandidates); err != nil {
 		return nil, fmt.Errorf("our candidates: %w", err)
 	}
-	plain, err := json.Marshal(candidatesMessage{Candidates: cands})
+	if err := validateCiphers(ciphers); err != nil {
+		return nil, fmt.Errorf("our ciphers: %w", err)
+	}
+	plain, err := json.Marshal(sealedMessage{Candidates: cands, Ciphers: ciphers})
 	if err != nil {
 		return nil, err
 	}
 	return hs.aead().Seal(nil, nonce(side), plain, []byte(side)), nil
 }
 
-func (hs *handshake) open(side string, sealed []byte) ([]Candidate, error) {
+func (hs *handshake) open(side string, sealed []byte) (sealedMessage, error) {
 	plain, err := hs.aead().Open(nil, nonce(side), sealed, []byte(side))
 	if err != nil {
-		return nil, fmt.Errorf("%w: the %s's candidates do not decrypt", ErrConfirmFailed, side)
+		return sealedMessage{}, fmt.Errorf("%w: the %s's candidates do not decrypt", ErrConfirmFailed, side)
 	}
-	var m candidatesMessage
+	var m sealedMessage
 	if err := json.Unmarshal(plain, &m); err != nil {
-		return nil, fmt.Errorf("%w: the %s's candidates: %s", ErrBadMessage, side, jsonErrorText(err))
+		return sealedMessage{}, fmt.Errorf("%w: the %s's candidates: %s", ErrBadMessage, side, jsonErrorText(err))
 	}
 	if err := validateCandidates(m.Candidates, DefaultMaxCandidates); err != nil {
-		return nil, fmt.Errorf("the %s's candidates: %w", side, err)
+		return sealedMessage{}, fmt.Errorf("the %s's candidates: %w", side, err)
 	}
-	return m.Candidates, nil
+	if m.Ciphers != nil { // absent: a peer older than cipher negotiation, which chooseCipher reports
+		if err := validateCiphers(m.Ciphers); err != nil {
+			return sealedMessage{}, fmt.Errorf("%w: the %s's ciphers: %v", ErrBadMessage, side, err)
+		}
+	}
+	return m, nil
 }
 
 // verifierWordCount words (about 32 bits) are enough for people comparing aloud: a party in the middle has one

@@ -22,11 +22,14 @@ func mustCode(t testing.TB, s string) Code {
 	return c
 }
 
+// Both sides offer both ciphers in the handshake tests.
+var testCiphers = []string{"aes-256-gcm", "chacha20-poly1305"}
+
 // handshakeResult is what each side ends with, or the first error.
 type handshakeResult struct {
 	guest, host *handshake
-	guestPeer   []Candidate
-	hostPeer    []Candidate
+	guestPeer   sealedMessage // what the guest got from the host
+	hostPeer    sealedMessage // what the host got from the guest
 	err         error
 	step        string
 }
@@ -48,13 +51,13 @@ func runHandshake(t testing.TB, guestCode, hostCode Code, meeting string, alter 
 		return r
 	}
 	r.host = h
-	gm1, err := g.guestConfirm(alter("host0", hm0), guestCands)
+	gm1, err := g.guestConfirm(alter("host0", hm0), guestCands, testCiphers)
 	if err != nil {
 		r.err, r.step = err, "guest1"
 		return r
 	}
 	var hm1 []byte
-	r.hostPeer, hm1, err = h.hostConfirm(alter("guest1", gm1), hostCands)
+	r.hostPeer, hm1, err = h.hostConfirm(alter("guest1", gm1), hostCands, testCiphers)
 	if err != nil {
 		r.err, r.step = err, "host1"
 		return r
@@ -76,8 +79,8 @@ func TestHandshake(t *testing.T) {
 	require.Len(t, r.guest.keys.path, KeySize, "path key")
 	require.Equal(t, r.guest.keys.verifier, r.host.keys.verifier, "verifiers")
 	require.NotEmpty(t, r.guest.keys.verifier, "verifier")
-	require.Equal(t, hostCands, r.guestPeer, "candidates the guest got")
-	require.Equal(t, guestCands, r.hostPeer, "candidates the host got")
+	require.Equal(t, sealedMessage{Candidates: hostCands, Ciphers: testCiphers}, r.guestPeer, "what the guest got")
+	require.Equal(t, sealedMessage{Candidates: guestCands, Ciphers: testCiphers}, r.hostPeer, "what the host got")
 	for _, k := range [][]byte{r.guest.keys.confirm, r.guest.keys.candidates} {
 		require.NotEqual(t, r.guest.keys.path, k, "keys are not separated")
 	}
@@ -144,7 +147,7 @@ func TestHandshakeBoundToMeeting(t *testing.T) {
 	g, gm0, _ := newGuestHandshake(code, testMeeting)
 	_, hm0, err := newHostHandshake(code, "ffffffffffffffffffffffffffffffff", gm0)
 	require.NoError(t, err)
-	_, err = g.guestConfirm(hm0, guestCands)
+	_, err = g.guestConfirm(hm0, guestCands, testCiphers)
 	require.ErrorIs(t, err, ErrConfirmFailed)
 }
 
@@ -169,7 +172,7 @@ func TestHandshakeMalformed(t *testing.T) {
 		if name == "reflected host" {
 			// The guest's own message reflected back to it as the host's answer.
 			g, gm0, _ := newGuestHandshake(code, testMeeting)
-			_, err := g.guestConfirm(append(gm0[1:], make([]byte, macSize)...), guestCands)
+			_, err := g.guestConfirm(append(gm0[1:], make([]byte, macSize)...), guestCands, testCiphers)
 			assert.ErrorIs(t, err, ErrBadMessage, "reflected")
 			continue
 		}
@@ -190,7 +193,7 @@ func FuzzHostHandshake(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _, err = h.hostConfirm(reply, guestCands)
+		_, _, err = h.hostConfirm(reply, guestCands, testCiphers)
 		require.Error(t, err, "a forged confirmation verified")
 	})
 }

@@ -423,3 +423,83 @@ func TestGuestJoinsAgainWhenTheHostLeftBeforeAnswering(t *testing.T) {
 	assert.Equal(t, g.ID, m.ID)
 	assert.EqualValues(t, 2, spoiled.Load(), "the guest met the host in a second meeting")
 }
+
+// The peers agree on a cipher through the server: the host's best that the guest offers too, the same on both
+// sides, and never visible to the server.
+func TestCipherNegotiation(t *testing.T) {
+	const aes, chacha = "aes-256-gcm", "chacha20-poly1305"
+	for _, tc := range []struct {
+		name        string
+		host, guest []string
+		want        string // empty: no cipher in common
+	}{
+		{"both have AES hardware", []string{aes, chacha}, []string{aes, chacha}, aes},
+		{"the guest has only ChaCha", []string{aes, chacha}, []string{chacha}, chacha},
+		{"the host has only ChaCha", []string{chacha}, []string{aes, chacha}, chacha},
+		{"defaults", nil, nil, signal.DefaultCipher},
+		{"nothing in common", []string{aes}, []string{chacha}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTamperProxy(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			h := startHost(t, p.URL, signal.HostConfig{Ciphers: tc.host, GuestTimeout: 5 * time.Second})
+			accepted := acceptAsync(ctx, h)
+			g, err := signal.NewClient(p.URL).JoinWith(ctx, h.Code(), signal.JoinConfig{Candidates: guestCands(), Ciphers: tc.guest})
+			if tc.want == "" {
+				require.ErrorIs(t, err, signal.ErrNoCommonCipher)
+				select {
+				case m := <-accepted:
+					t.Fatalf("the host accepted a guest with no cipher in common: %+v", m)
+				case <-time.After(500 * time.Millisecond):
+				}
+				return
+			}
+			require.NoError(t, err)
+			m := <-accepted
+			require.NotNil(t, m)
+			assert.Equal(t, tc.want, g.Cipher, "guest's cipher")
+			assert.Equal(t, tc.want, m.Cipher, "host's cipher")
+			all, _ := p.recorded()
+			for _, name := range []string{aes, chacha, "ciphers"} {
+				assert.NotContains(t, string(all), name, "the server saw the offers")
+			}
+		})
+	}
+}
+
+// A server that edits the cipher offer inside either side's sealed second message (here the last character of the
+// last cipher named, which a stream cipher without a tag would let it change at will) makes the meeting fail: it
+// cannot steer the peers to another cipher.
+func TestTamperingWithTheCipherOfferFails(t *testing.T) {
+	for _, host := range []bool{false, true} {
+		t.Run(map[bool]string{false: "guest's offer", true: "host's offer"}[host], func(t *testing.T) {
+			p := newTamperProxy(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			offer := []string{"aes-256-gcm", "chacha20-poly1305"}
+			h := startHost(t, p.URL, signal.HostConfig{Ciphers: offer, GuestTimeout: 5 * time.Second})
+			p.alterSend = func(_ string, s *signal.SendRequest) {
+				if s.Seq == 1 && p.isHost(s.PeerID) == host {
+					// The sealed JSON ends `...,"chacha20-poly1305"]}`, then the 16-byte tag.
+					s.Body = bytes.Clone(s.Body)
+					s.Body[len(s.Body)-16-4] ^= '5' ^ '4'
+				}
+			}
+			accepted := acceptAsync(ctx, h)
+			_, err := signal.NewClient(p.URL).JoinWith(ctx, h.Code(), signal.JoinConfig{Candidates: guestCands(), Ciphers: offer})
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, signal.ErrConfirmFailed) || errors.Is(err, signal.ErrPeerLeft), "guest: %v", err)
+			if host {
+				// The host sent its offer after the guest had proved the code, so it counts the meeting as done.
+				require.NotNil(t, <-accepted)
+				return
+			}
+			select {
+			case m := <-accepted:
+				t.Fatalf("the host accepted a meeting whose offer was altered: %+v", m)
+			case <-time.After(500 * time.Millisecond):
+			}
+		})
+	}
+}

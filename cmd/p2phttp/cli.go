@@ -263,6 +263,8 @@ func explain(err error) string {
 			"the other side (after a few wrong tries serve picks a new code and prints it)", me.code)
 	case errors.Is(err, rendezvous.ErrPeerLeft):
 		return fmt.Sprintf("the peer left during the meeting: %s; retry", cause)
+	case errors.Is(err, signal.ErrNoCommonCipher):
+		return fmt.Sprintf("%s; run the same p2phttp version on both sides", strings.TrimPrefix(cause, "signal: "))
 	case errors.Is(err, signal.ErrHostBusy):
 		return fmt.Sprintf("the peer serving code %q stayed busy with other guests (waited %s); retry later, or raise --wait",
 			me.code, p.wait)

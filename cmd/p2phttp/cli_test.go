@@ -167,6 +167,8 @@ func TestExplainSaysWhatToTryNext(t *testing.T) {
 			"could not punch a path to the peer: no answer from 3 pairs; both NATs may rewrite ports per destination (symmetric NAT): try another network, or forward a fixed --udp port to one peer"},
 		{&rendezvous.Error{Step: rendezvous.StepGather, Reason: rendezvous.ErrGatherFailed, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)},
 			"cannot set up the local UDP socket :0: address already in use; check --udp"},
+		{&rendezvous.Error{Step: rendezvous.StepSignal, Err: fmt.Errorf("%w: the host offered none (it runs an older p2phttp?)", signal.ErrNoCommonCipher)},
+			"the peers have no path cipher in common: the host offered none (it runs an older p2phttp?); run the same p2phttp version on both sides"},
 	}
 	for _, c := range cases {
 		got := explain(fmt.Errorf("wrapped: %w", &meetError{flags: pf, code: "7-amber-otter", err: c.err}))

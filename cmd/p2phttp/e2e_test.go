@@ -554,6 +554,11 @@ func TestVerifyAndWrongCode(t *testing.T) {
 	gv := regexp.MustCompile(`verify with the other side \(guest\): ([a-z]+(-[a-z]+){3})\n`).FindStringSubmatch(stderr)
 	require.NotNil(t, gv, stderr)
 	serve.waitStderr(`verify with the other side \(host\): `+gv[1]+`\n`, 10*time.Second)
+	// Both sides name the same cipher, one this machine offers (both peers run here).
+	gc := regexp.MustCompile(`sealed with (\S+)\n`).FindStringSubmatch(stderr)
+	require.NotNil(t, gc, stderr)
+	assert.Equal(t, string(utp.Ciphers()[0]), gc[1])
+	serve.waitStderr(`sealed with `+regexp.QuoteMeta(gc[1])+`\n`, 10*time.Second)
 
 	for i := range 3 {
 		_, stderr, status := runBinary(t, 60*time.Second, append([]string{"get", plate + "-wrong-words", "/hello.txt"}, peerArgs(srv)...)...)

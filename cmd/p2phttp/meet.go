@@ -59,10 +59,12 @@ func watchRoute(env *cliEnv, sess *rendezvous.Session, prefix string) {
 	}
 }
 
-// printVerifier prints the string both sides derive from the session key, for people who compare it aloud.
+// printVerifier prints the string both sides derive from the session key, for people who compare it aloud, and the
+// cipher that seals the path.
 func (p *peerFlags) printVerifier(env *cliEnv, r rendezvous.Report) {
 	if p.verify {
 		fmt.Fprintf(env.stderr, "p2phttp: verify with the other side (%s): %s\n", r.Role, r.Verifier)
+		fmt.Fprintf(env.stderr, "p2phttp: every datagram of the path is sealed with %s\n", r.Cipher)
 	}
 }
 

@@ -7,8 +7,9 @@
 //
 // Connect builds a Path to one peer from its candidate addresses and the 32-byte session secret the meeting
 // produced (Peer.Key). Every datagram between the peers, punches, probes, control packets and every uTP packet, is
-// sealed with ChaCha20-Poly1305 under a per-direction key derived by HKDF from that secret, with an explicit 64-bit
-// counter and a sliding replay window. A datagram that does not open, or replays one that did, is dropped and
+// sealed with an AEAD (Peer.Cipher: ChaCha20-Poly1305, or AES-256-GCM where both peers' CPUs have AES-GCM
+// instructions; Ciphers says what this machine offers) under a per-direction key derived by HKDF from that secret,
+// with an explicit 64-bit counter and a sliding replay window. A datagram that does not open, or replays one that did, is dropped and
 // counted before any uTP code sees it: forged data, spoofed resets and strangers' SYNs die there, and a replayed
 // punch is not answered. The keys live in the Path only.
 //

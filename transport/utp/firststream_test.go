@@ -104,7 +104,7 @@ func TestFirstStreamAfterPunchBack(t *testing.T) {
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		require.NoError(t, err)
 		key := newKey(t)
-		keys, err := derivePathKeys(key, true, false)
+		keys, err := derivePathKeys(key, true, ChaCha20Poly1305, false)
 		require.NoError(t, err)
 		a, err := NewTransport(slowPunches{pc, keys, 100 * time.Millisecond}, Config{})
 		require.NoError(t, err)

@@ -10,18 +10,28 @@ import (
 )
 
 // FuzzOpen: whatever arrives for a path, opening it never panics, and only what the peer sealed opens: any datagram
-// that opens reseals, under its counter, to itself.
+// that opens reseals, under its counter, to itself. aes picks the path's cipher (AES-256-GCM or ChaCha20-Poly1305).
 func FuzzOpen(f *testing.F) {
 	secret := make([]byte, 32)
-	dialer, err := derivePathKeys(secret, true, false)
-	require.NoError(f, err)
-	acceptor, err := derivePathKeys(secret, false, false)
-	require.NoError(f, err)
-	f.Add(sealCtrl(dialer, 1, kindPunch, 0, u64(7)))
-	f.Add(sealCtrl(dialer, 9, kindPunchReply, flagConfirmed, punchReplyBody(1, netip.MustParseAddrPort("127.0.0.1:9"))))
-	f.Add(sealDatagram(dialer, 1<<40, []byte{0x41, 0, 0, 0}))
-	f.Add([]byte{sealedType})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	keys := map[bool][2]pathKeys{}
+	for _, aes := range []bool{false, true} {
+		c := ChaCha20Poly1305
+		if aes {
+			c = AES256GCM
+		}
+		dialer, err := derivePathKeys(secret, true, c, false)
+		require.NoError(f, err)
+		acceptor, err := derivePathKeys(secret, false, c, false)
+		require.NoError(f, err)
+		keys[aes] = [2]pathKeys{dialer, acceptor}
+		f.Add(aes, sealCtrl(dialer, 1, kindPunch, 0, u64(7)))
+		f.Add(aes, sealCtrl(dialer, 9, kindPunchReply, flagConfirmed, punchReplyBody(1, netip.MustParseAddrPort("127.0.0.1:9"))))
+		f.Add(aes, sealDatagram(dialer, 1<<40, []byte{0x41, 0, 0, 0}))
+		f.Add(!aes, sealDatagram(dialer, 1<<40, []byte{0x41, 0, 0, 0})) // the other cipher's datagram
+		f.Add(aes, []byte{sealedType})
+	}
+	f.Fuzz(func(t *testing.T, aes bool, b []byte) {
+		dialer, acceptor := keys[aes][0], keys[aes][1]
 		in := slices.Clone(b)
 		counter, plain, ok := acceptor.open(acceptor.recv, in)
 		if !ok {

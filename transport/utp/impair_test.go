@@ -30,6 +30,12 @@ type impairedPair struct {
 // config leaves that side's socket unwrapped (and its *netem.Conn nil).
 func newImpairedPair(tb testing.TB, cfg Config, dialerNet, acceptorNet *netem.Config) *impairedPair {
 	tb.Helper()
+	return newImpairedPairCipher(tb, cfg, ChaCha20Poly1305, dialerNet, acceptorNet)
+}
+
+// newImpairedPairCipher is newImpairedPair with a path sealed by c.
+func newImpairedPairCipher(tb testing.TB, cfg Config, c Cipher, dialerNet, acceptorNet *netem.Config) *impairedPair {
+	tb.Helper()
 	p := &impairedPair{}
 	open := func(nc *netem.Config) (*netem.Conn, *Transport) {
 		if nc == nil {
@@ -66,11 +72,11 @@ func newImpairedPair(tb testing.TB, cfg Config, dialerNet, acceptorNet *netem.Co
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		p.dialer, errA = p.dialerTr.Connect(ctx, Peer{Key: key, Candidates: cand(p.acceptorTr), Dialer: true})
+		p.dialer, errA = p.dialerTr.Connect(ctx, Peer{Key: key, Candidates: cand(p.acceptorTr), Dialer: true, Cipher: c})
 	}()
 	go func() {
 		defer wg.Done()
-		p.acceptor, errB = p.acceptorTr.Connect(ctx, Peer{Key: key, Candidates: cand(p.dialerTr)})
+		p.acceptor, errB = p.acceptorTr.Connect(ctx, Peer{Key: key, Candidates: cand(p.dialerTr), Cipher: c})
 	}()
 	wg.Wait()
 	require.NoError(tb, errA, "Connect: dialer (acceptor: %v)", errB)

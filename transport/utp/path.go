@@ -43,6 +43,9 @@ type Peer struct {
 	// Dialer must be true on exactly one side. It names the two directions' keys; by convention (rendezvous keeps
 	// it) the dialler opens the first stream and the other side accepts it. After that either side opens streams.
 	Dialer bool
+	// Cipher seals the path's datagrams; both sides must name the same one (the meeting negotiates it). The zero
+	// value means ChaCha20Poly1305; one this package does not implement fails Connect with ErrUnknownCipher.
+	Cipher Cipher
 }
 
 // Path is one punched, sealed path to one peer, over which either side opens streams. A Transport runs any number
@@ -121,6 +124,9 @@ func (p *Path) Pair() (local, remote Candidate) {
 	}
 	return local, remote
 }
+
+// Cipher is the AEAD that seals the path's datagrams.
+func (p *Path) Cipher() Cipher { return p.keys.cipher }
 
 // RTT is the smoothed round-trip time of our probes on this path (at first, that of the winning punch).
 func (p *Path) RTT() time.Duration {

@@ -16,13 +16,17 @@ import (
 // answers the peer's (punching back at once, also to a peer-reflexive address no candidate named, as a symmetric
 // NAT produces), until a pair works in both directions (each side has had a reply to its own punch and knows the
 // other has too, and the dialler has nominated the address its datagrams use). It fails with an error wrapping
-// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline). When one side's NAT maps per
-// destination and the other's does not (Candidate.Mapping, Transport.DiscoverNAT), the path also punches with many
-// ports at once (Config.HardNATSockets), during Connect and after it returns on a relay. A Transport runs any
-// number of paths at once, each with its own key.
+// ErrPunchFailed when ctx ends (or after Config.ConnectTimeout without a deadline); a Peer.Cipher this package does
+// not implement fails it at once with ErrUnknownCipher. When one side's NAT maps per destination and the other's
+// does not (Candidate.Mapping, Transport.DiscoverNAT), the path also punches with many ports at once
+// (Config.HardNATSockets), during Connect and after it returns on a relay. A Transport runs any number of paths at
+// once, each with its own key.
 func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	if len(peer.Key) != 32 {
 		return nil, ErrBadKey
+	}
+	if err := peer.Cipher.orDefault().Check(); err != nil {
+		return nil, err
 	}
 	var cands []Candidate
 	for _, c := range peer.Candidates {
@@ -76,7 +80,7 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 }
 
 func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
-	keys, err := derivePathKeys(peer.Key, peer.Dialer, t.cfg.noSeal)
+	keys, err := derivePathKeys(peer.Key, peer.Dialer, peer.Cipher.orDefault(), t.cfg.noSeal)
 	if err != nil {
 		return nil, fmt.Errorf("utp: deriving path keys: %w", err)
 	}

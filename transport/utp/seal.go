@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Every datagram between two peers (punches, probes, control packets and every uTP packet) is sealed:
@@ -16,28 +14,38 @@ import (
 //	1   8  receiver path ID: HKDF of the session key and the direction, so the receiving Transport finds the path
 //	       before it tries a key, and several paths share one socket
 //	9   8  counter (big endian): strictly increasing per sender; the nonce, and the replay window's index
-//	17  n  ChaCha20-Poly1305 of the plaintext with the sender's direction key, nonce 0^32 || counter, the 17
-//	       header bytes as associated data; n = plaintext + 16-byte tag
+//	17  n  the path's Cipher (ChaCha20-Poly1305 or AES-256-GCM) sealing the plaintext with the sender's direction
+//	       key, the 17 header bytes as associated data; n = plaintext + 16-byte tag
+//
+// The 12-byte nonce is bytes 5 to 17 of the header: the last 4 bytes of the receiver path ID, then the counter. It
+// is built in the datagram itself, so sealing and opening allocate nothing; it never repeats under a key, since
+// each key seals one direction (whose path ID is fixed) and the counter only grows.
 //
 // Each direction (dialler to acceptor, acceptor to dialler) has its own key and path ID, both derived by HKDF-SHA256
-// from Peer.Key. The keys live in the path and die with it; a datagram that does not open, or whose counter was
-// seen before or is older than the replay window, is dropped and counted before any uTP code sees it.
+// from Peer.Key; the key's label names the cipher too, so the same session key never keys two ciphers alike. The
+// keys live in the path and die with it; a datagram that does not open, or whose counter was seen before or is
+// older than the replay window, is dropped and counted before any uTP code sees it.
 const (
 	sealedType     = 0xD8
 	sealedHeader   = 17
-	sealedOverhead = sealedHeader + chacha20poly1305.Overhead
+	sealedOverhead = sealedHeader + tagSize
+	nonceAt        = sealedHeader - 12 // where the nonce starts in the header
 )
 
 // pathKeys are one path's sealing state: the AEADs (safe for concurrent use) and path IDs of both directions.
 type pathKeys struct {
+	cipher         Cipher
 	send, recv     cipher.AEAD
 	sendID, recvID uint64 // the peer's receiver ID (ours to write) and ours (the peer writes it)
 	noSeal         bool   // test-only: header and counters as usual, payload in clear with a zero tag
 }
 
-// derivePathKeys turns the session secret into per-direction keys and path IDs. Both sides agree on which
+// derivePathKeys turns the session secret into per-direction keys (for c) and path IDs. Both sides agree on which
 // direction is which through Peer.Dialer.
-func derivePathKeys(secret []byte, dialer bool, noSeal bool) (pathKeys, error) {
+func derivePathKeys(secret []byte, dialer bool, c Cipher, noSeal bool) (pathKeys, error) {
+	if err := c.Check(); err != nil {
+		return pathKeys{}, err
+	}
 	const (
 		toAcceptor = "dialler to acceptor"
 		toDialler  = "acceptor to dialler"
@@ -47,23 +55,23 @@ func derivePathKeys(secret []byte, dialer bool, noSeal bool) (pathKeys, error) {
 		out, in = in, out
 	}
 	derive := func(what, dir string, n int) ([]byte, error) {
-		return hkdf.Key(sha256.New, secret, nil, "p2phttp path v1 "+what+" "+dir, n)
+		return hkdf.Key(sha256.New, secret, nil, "p2phttp path v2 "+what+" "+dir, n)
 	}
-	var k pathKeys
-	k.noSeal = noSeal
+	k := pathKeys{cipher: c, noSeal: noSeal}
 	for _, d := range []struct {
 		dir  string
 		aead *cipher.AEAD
 		id   *uint64
 	}{{out, &k.send, &k.sendID}, {in, &k.recv, &k.recvID}} {
-		key, err := derive("key", d.dir, chacha20poly1305.KeySize)
+		key, err := derive(string(c)+" key", d.dir, cipherKeySize)
 		if err != nil {
 			return pathKeys{}, err
 		}
-		if *d.aead, err = chacha20poly1305.New(key); err != nil {
+		*d.aead, err = c.newAEAD(key)
+		clear(key)
+		if err != nil {
 			return pathKeys{}, err
 		}
-		clear(key)
 		id, err := derive("id", d.dir, 8)
 		if err != nil {
 			return pathKeys{}, err
@@ -76,22 +84,19 @@ func derivePathKeys(secret []byte, dialer bool, noSeal bool) (pathKeys, error) {
 	return k, nil
 }
 
-func nonce(counter uint64) []byte {
-	var n [chacha20poly1305.NonceSize]byte
-	binary.BigEndian.PutUint64(n[4:], counter)
-	return n[:]
-}
+// zeroTag is the tag of a datagram "sealed" with noSeal.
+var zeroTag [tagSize]byte
 
 // seal turns buf, which holds the plaintext at buf[sealedHeader:], into a sealed datagram for the peer, in place;
-// buf must have room for the tag (cap >= len+16).
+// buf must have room for the tag (cap >= len+16) or the tag costs an allocation.
 func (k *pathKeys) seal(buf []byte, counter uint64) []byte {
 	buf[0] = sealedType
 	binary.BigEndian.PutUint64(buf[1:9], k.sendID)
 	binary.BigEndian.PutUint64(buf[9:17], counter)
 	if k.noSeal {
-		return append(buf, make([]byte, chacha20poly1305.Overhead)...)
+		return append(buf, zeroTag[:]...)
 	}
-	return k.send.Seal(buf[:sealedHeader], nonce(counter), buf[sealedHeader:], buf[:sealedHeader])
+	return k.send.Seal(buf[:sealedHeader], buf[nonceAt:sealedHeader], buf[sealedHeader:], buf[:sealedHeader])
 }
 
 // sealedID returns the receiver path ID of a datagram framed like a sealed one.
@@ -110,9 +115,9 @@ func (k *pathKeys) open(aead cipher.AEAD, b []byte) (counter uint64, plain []byt
 	}
 	counter = binary.BigEndian.Uint64(b[9:17])
 	if k.noSeal {
-		return counter, b[sealedHeader : len(b)-chacha20poly1305.Overhead], true
+		return counter, b[sealedHeader : len(b)-tagSize], true
 	}
-	plain, err := aead.Open(b[sealedHeader:sealedHeader], nonce(counter), b[sealedHeader:], b[:sealedHeader])
+	plain, err := aead.Open(b[sealedHeader:sealedHeader], b[nonceAt:sealedHeader], b[sealedHeader:], b[:sealedHeader])
 	return counter, plain, err == nil
 }
 

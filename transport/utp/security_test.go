@@ -158,8 +158,8 @@ func TestForgedPunchIgnored(t *testing.T) {
 		connErr <- err
 	}()
 	to := b.LocalAddr()
-	dialer, _ := pairKeys(t, key) // the attacker plays the dialler
-	wrong, _ := pairKeys(t, newKey(t))
+	dialer, _ := pairKeys(t, key, ChaCha20Poly1305) // the attacker plays the dialler
+	wrong, _ := pairKeys(t, newKey(t), ChaCha20Poly1305)
 	// answers reads what b sends for a while and counts its replies (b's own punches keep coming regardless).
 	answers := func() (replies int) {
 		buf := make([]byte, 2048)
