@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// proxyFlushInterval is the longest a proxied response's bytes wait in serve's buffer before they are sent.
+const proxyFlushInterval = 5 * time.Millisecond
+
 // newHandler is what serve answers with: the files under dir (see newDirHandler; hidden files only when hidden is
 // set; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades such as WebSockets
 // included: the proxy hijacks the symsock connection after the web server's 101). It returns a description for the
@@ -43,9 +46,11 @@ func newHandler(dir, proxy string, hidden bool, log *slog.Logger) (http.Handler,
 				pr.SetURL(target)
 				pr.SetXForwarded()
 			},
-			// Pass on what the web server sends at once, as the web server sent it: bytes of a response that streams
-			// or stalls must not wait in a buffer for more that may never come.
-			FlushInterval: -1,
+			// Bytes of a response that stalls must not wait in a buffer for more that may never come, so they are
+			// flushed within proxyFlushInterval (a response of unknown length, such as server-sent events, is passed
+			// on at once whatever this says). Not -1: that flushes the head at once, apart from the body, and a small
+			// reply then costs two packets and a goroutine instead of one packet.
+			FlushInterval: proxyFlushInterval,
 			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			// The details (addresses, Go types) are for this peer's operator, not for the guest.
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
