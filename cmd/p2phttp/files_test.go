@@ -2,10 +2,10 @@ package main
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"io/fs"
 	"path/filepath"
 	"sync"
 	"testing"
