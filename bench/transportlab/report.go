@@ -166,6 +166,16 @@ func rrLabel(sys string) string {
 func printPath(w io.Writer, pr pathReport) {
 	fmt.Fprintf(w, "\n%s: %s (namespace default TCP congestion control %s; stall limit 2 RTO ~ %v)\n",
 		pr.name, pr.path.Summary, pr.cc, pr.stallLimit())
+	if len(pr.transfers) > 0 {
+		printTransfers(w, pr)
+	}
+	if len(pr.rts) > 0 {
+		printRoundTrips(w, pr)
+	}
+}
+
+// printTransfers prints the table of transfers and their failures.
+func printTransfers(w io.Writer, pr pathReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "system\tfinished\tMB/s median [min-max]\tx best kernel TCP\tx quic-go\tCPU-s/GiB\tlongest stall")
 	for _, sys := range pr.systems() {
@@ -183,26 +193,28 @@ func printPath(w io.Writer, pr pathReport) {
 			fmt.Fprintf(w, "  %s rep %d: %s\n", t.System, t.Rep, t.Err)
 		}
 	}
-	if len(pr.rts) > 0 {
-		fmt.Fprintln(w, "100-byte request/response round trips, per-repetition medians [min-max over repetitions]:")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "system\tmeasures\tmedian µs\tp90 µs\tratio to same-run baseline")
-		for _, sys := range pr.rrSystems() {
-			med, ratio := pr.rtSpread(sys)
-			var p90 []float64
-			for _, rt := range pr.rts {
-				if rt.System == sys && rt.Err == "" && rt.P90US > 0 {
-					p90 = append(p90, rt.P90US)
-				}
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s x %s\n", sys, rrLabel(sys), med.format(0), spreadOf(p90).format(0),
-				ratio.format(2), rrBaseline(sys))
-		}
-		tw.Flush()
+}
+
+// printRoundTrips prints the table of -rr round trips and their failures.
+func printRoundTrips(w io.Writer, pr pathReport) {
+	fmt.Fprintln(w, "100-byte request/response round trips, per-repetition medians [min-max over repetitions]:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "system\tmeasures\tmedian µs\tp90 µs\tratio to same-run baseline")
+	for _, sys := range pr.rrSystems() {
+		med, ratio := pr.rtSpread(sys)
+		var p90 []float64
 		for _, rt := range pr.rts {
-			if rt.Err != "" {
-				fmt.Fprintf(w, "  rr %s rep %d: %s\n", rt.System, rt.Rep, rt.Err)
+			if rt.System == sys && rt.Err == "" && rt.P90US > 0 {
+				p90 = append(p90, rt.P90US)
 			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s x %s\n", sys, rrLabel(sys), med.format(0), spreadOf(p90).format(0),
+			ratio.format(2), rrBaseline(sys))
+	}
+	tw.Flush()
+	for _, rt := range pr.rts {
+		if rt.Err != "" {
+			fmt.Fprintf(w, "  rr %s rep %d: %s\n", rt.System, rt.Rep, rt.Err)
 		}
 	}
 }
