@@ -14,6 +14,10 @@ import (
 // proxyFlushInterval is the longest a proxied response's bytes wait in serve's buffer before they are sent.
 const proxyFlushInterval = 5 * time.Millisecond
 
+// backendIdleConns is how many idle keep-alive connections serve --proxy keeps to the web server, so requests on
+// that many streams at once each reuse one.
+const backendIdleConns = 64
+
 // newHandler is what serve answers with: the files under dir (see newDirHandler; hidden files only when hidden is
 // set; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades such as WebSockets
 // included: the proxy hijacks the symsock connection after the web server's 101). It returns a description for the
@@ -41,7 +45,12 @@ func newHandler(dir, proxy string, hidden bool, log *slog.Logger) (http.Handler,
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 			return nil, "", usagef("--proxy %q is not an http:// or https:// URL", proxy)
 		}
+		// http.DefaultTransport keeps only 2 idle connections per host: with more streams than that at once (a
+		// browser opens 6), every further request would open (and then close) a TCP connection to the web server.
+		backend := http.DefaultTransport.(*http.Transport).Clone()
+		backend.MaxIdleConnsPerHost = backendIdleConns
 		return &httputil.ReverseProxy{
+			Transport: backend,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.SetXForwarded()

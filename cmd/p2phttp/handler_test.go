@@ -105,3 +105,54 @@ func TestProxyPassesOnAStalledReply(t *testing.T) {
 		})
 	}
 }
+
+// Requests on many streams at once reuse their connections to the web server, round after round.
+func TestProxyKeepsBackendConnectionsAlive(t *testing.T) {
+	const parallel, rounds = 8, 4
+	var mu sync.Mutex
+	opened := 0
+	arrived := make(chan struct{}, parallel)
+	release := make(chan struct{})
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release // all parallel requests are in flight at once, each on a connection of its own
+		io.WriteString(w, "ok")
+	}))
+	backend.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	backend.Start()
+	defer backend.Close()
+	h, _, err := newHandler("", backend.URL, false, discardLogger())
+	require.NoError(t, err)
+	for round := range rounds {
+		var wg sync.WaitGroup
+		codes := make([]int, parallel)
+		for i := range parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+				codes[i] = rec.Code
+			}()
+		}
+		for range parallel {
+			<-arrived
+		}
+		for range parallel {
+			release <- struct{}{}
+		}
+		wg.Wait()
+		for i, c := range codes {
+			require.Equal(t, http.StatusOK, c, "round %d request %d", round, i)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, parallel, opened, "connections opened to the web server over %d rounds", rounds)
+}
