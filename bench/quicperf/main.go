@@ -16,6 +16,10 @@
 // receiver, first to last write on the sender), CPU seconds of the process (getrusage: user + system), and on
 // the receiver the longest gap between two arrivals and the SHA-256 of what it got.
 //
+// With -rr N it times request/response round trips instead of moving bytes: the receiver writes a -size-byte
+// message on its stream, the sender echoes it, and the receiver times N such round trips (after one untimed one)
+// and reports n, median_us, p90_us, min_us and max_us; the sender reports how many it echoed.
+//
 // JSON lines go to stdout, or to stderr when -o - sends the received bytes to stdout.
 package main
 
@@ -45,6 +49,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/p2phttp/p2phttp/internal/meter"
+	"github.com/p2phttp/p2phttp/internal/pingpong"
 )
 
 const (
@@ -60,6 +65,7 @@ type options struct {
 	role, stunAddr, peer, bind, file, out string
 	bytes                                 int64
 	timeout                               time.Duration
+	rr, size                              int // round trips of size-byte messages instead of a transfer (rr > 0)
 }
 
 func main() {
@@ -72,6 +78,8 @@ func main() {
 	flag.Int64Var(&o.bytes, "bytes", 32<<20, "sender: how many pseudo-random bytes to send when -file is empty")
 	flag.StringVar(&o.out, "o", "", "receiver: write the bytes to `FILE` (- for stdout; default: discard)")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.IntVar(&o.rr, "rr", 0, "time this many request/response round trips instead of a transfer (0: transfer)")
+	flag.IntVar(&o.size, "size", 100, "with -rr: bytes of each message and of its echo")
 	flag.Parse()
 	report := json.NewEncoder(os.Stdout)
 	if o.out == "-" {
@@ -104,6 +112,9 @@ func run(ctx context.Context, o options, report *json.Encoder) error {
 	}
 	if o.stunAddr == "" && o.peer == "" {
 		return errors.New("need -stun (to learn the public address) or -peer")
+	}
+	if o.rr < 0 || (o.rr > 0 && (o.size < 1 || o.size > pingpong.MaxSize)) {
+		return fmt.Errorf("-rr must not be negative, and -size must be 1-%d", pingpong.MaxSize)
 	}
 	laddr, err := net.ResolveUDPAddr("udp4", o.bind)
 	if err != nil {
@@ -226,6 +237,15 @@ func send(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 	if err != nil {
 		return err
 	}
+	if o.rr > 0 {
+		n, err := pingpong.Echo(st, o.size)
+		if err != nil {
+			return err
+		}
+		_ = st.Close()
+		return report.Encode(map[string]any{"event": "done", "role": "send", "echoed": n,
+			"handshake_seconds": handshake.Seconds(), "peer": qc.RemoteAddr().String()})
+	}
 	var hello [1]byte
 	if _, err := io.ReadFull(st, hello[:]); err != nil {
 		return fmt.Errorf("reading the request: %w", err)
@@ -279,6 +299,9 @@ func recv(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 	if err != nil {
 		return err
 	}
+	if o.rr > 0 {
+		return roundTrips(o, qc, st, handshake, report)
+	}
 	if _, err := st.Write([]byte{1}); err != nil {
 		return err
 	}
@@ -291,6 +314,36 @@ func recv(ctx context.Context, o options, conn *net.UDPConn, peer *net.UDPAddr, 
 	return report.Encode(result{Event: "done", Role: "recv", Bytes: s.Bytes, Seconds: s.Duration().Seconds(),
 		CPUSeconds: cpuSeconds(), MaxGap: s.MaxGap.Seconds(), SHA256: hex.EncodeToString(s.SHA256[:]),
 		Handshake: handshake.Seconds(), Peer: qc.RemoteAddr().String()})
+}
+
+// rrResult is the receiver's report with -rr.
+type rrResult struct {
+	Event string `json:"event"` // "done"
+	Role  string `json:"role"`
+	pingpong.Result
+	Handshake float64 `json:"handshake_seconds"`
+	Peer      string  `json:"peer"`
+}
+
+// roundTrips times o.rr round trips over st (after one untimed one), ends the stream and waits for the sender's
+// end of it, so the sender's echo loop ends cleanly before the connection closes.
+func roundTrips(o options, qc *quic.Conn, st *quic.Stream, handshake time.Duration, report *json.Encoder) error {
+	roundTrip, err := pingpong.Client(st, o.size)
+	if err != nil {
+		return err
+	}
+	if err := roundTrip(); err != nil {
+		return fmt.Errorf("first round trip: %w", err)
+	}
+	res, err := pingpong.Time(o.rr, roundTrip)
+	if err != nil {
+		return err
+	}
+	_ = st.Close()
+	_ = st.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, st)
+	_ = qc.CloseWithError(0, "done")
+	return report.Encode(rrResult{Event: "done", Role: "recv", Result: res, Handshake: handshake.Seconds(), Peer: qc.RemoteAddr().String()})
 }
 
 // punch sends punches to peer until one of the peer's arrives, and returns the address it came from (the

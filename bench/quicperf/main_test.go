@@ -59,12 +59,42 @@ func TestLoopback(t *testing.T) {
 	}
 }
 
+// TestRoundTrips runs the -rr mode on loopback: the receiver times every round trip, the sender echoes them all
+// (and the untimed first one).
+func TestRoundTrips(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sendAddr, recvAddr := freeUDPPort(t), freeUDPPort(t)
+	var sendReport, recvReport bytes.Buffer
+	sent := make(chan error, 1)
+	go func() {
+		sent <- run(ctx, options{role: "send", peer: recvAddr, bind: sendAddr, rr: 25, size: 100}, json.NewEncoder(&sendReport))
+	}()
+	require.NoError(t, run(ctx, options{role: "recv", peer: sendAddr, bind: recvAddr, rr: 25, size: 100}, json.NewEncoder(&recvReport)), "recv")
+	require.NoError(t, <-sent, "send")
+	var got rrResult
+	require.NoError(t, json.Unmarshal(recvReport.Bytes(), &got), "recv report %q", recvReport.String())
+	assert.Equal(t, "done", got.Event)
+	assert.Equal(t, 25, got.N)
+	assert.Positive(t, got.MinUS)
+	assert.LessOrEqual(t, got.MinUS, got.MedianUS)
+	var echoed struct {
+		Event  string
+		Echoed int
+	}
+	require.NoError(t, json.Unmarshal(sendReport.Bytes(), &echoed), "send report %q", sendReport.String())
+	assert.Equal(t, "done", echoed.Event)
+	assert.Equal(t, 26, echoed.Echoed)
+}
+
 func TestOptionErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, o := range []options{
 		{role: "both", peer: "127.0.0.1:1", bind: "127.0.0.1:0"},
 		{role: "send", bind: "127.0.0.1:0"},
 		{role: "recv", peer: "not an address", bind: "127.0.0.1:0"},
+		{role: "recv", peer: "127.0.0.1:1", bind: "127.0.0.1:0", rr: 10, size: 0},
+		{role: "recv", peer: "127.0.0.1:1", bind: "127.0.0.1:0", rr: -1},
 	} {
 		assert.Error(t, run(ctx, o, json.NewEncoder(io.Discard)), "%+v", o)
 	}

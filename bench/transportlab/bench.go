@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/p2phttp/p2phttp/internal/meter"
 	"github.com/p2phttp/p2phttp/internal/nslab"
+	"github.com/p2phttp/p2phttp/internal/pingpong"
 )
 
 // Limits on the steps around a transfer, generous for a loaded machine.
@@ -63,14 +65,12 @@ type transfer struct {
 
 // roundTrips is one -rr measurement.
 type roundTrips struct {
-	Path     string  `json:"path"`
-	Hog      bool    `json:"cpu_hog"`
-	System   string  `json:"system"`
-	Rep      int     `json:"rep"`
-	N        int     `json:"n"`
-	MedianUS float64 `json:"median_us"`
-	P90US    float64 `json:"p90_us"`
-	Err      string  `json:"error,omitempty"`
+	Path   string `json:"path"`
+	Hog    bool   `json:"cpu_hog"`
+	System string `json:"system"`
+	Rep    int    `json:"rep"`
+	pingpong.Result
+	Err string `json:"error,omitempty"`
 }
 
 type pathReport struct {
@@ -96,7 +96,7 @@ func (b *bench) runPath(ctx context.Context, p nslab.Path, hog bool) (pathReport
 	}
 	defer lab.Close()
 	a, r := lab.Peer("a"), lab.Peer("b")
-	for _, port := range []uint16{tcpPort, httpPort} {
+	for _, port := range []uint16{tcpPort, httpPort, echoPort} {
 		if err := lab.Routers[0].ForwardTCP(ctx, port, netip.AddrPortFrom(a.Addr, port)); err != nil {
 			return pr, err
 		}
@@ -123,8 +123,7 @@ func (b *bench) runPath(ctx context.Context, p nslab.Path, hog bool) (pathReport
 	l := &runLab{bench: b, lab: lab, a: a, b: r, wan: lab.Routers[0].WAN, cpus: cpus}
 	for rep := range b.cfg.reps {
 		// Rotate the order each repetition, so no system always runs first (or right after another).
-		order := append(b.cfg.systems[rep%len(b.cfg.systems):], b.cfg.systems[:rep%len(b.cfg.systems)]...)
-		for _, sys := range order {
+		for _, sys := range rotate(b.cfg.systems, rep) {
 			t := l.transfer(ctx, sys)
 			t.Path, t.Hog, t.Rep = pr.name, hog, rep
 			b.emit(t)
@@ -133,12 +132,8 @@ func (b *bench) runPath(ctx context.Context, p nslab.Path, hog bool) (pathReport
 				return pr, ctx.Err()
 			}
 		}
-		if b.cfg.rr > 0 {
-			rrOrder := []string{sysP2P, sysTCP}
-			if rep%2 == 1 {
-				rrOrder = []string{sysTCP, sysP2P}
-			}
-			for _, sys := range rrOrder {
+		if b.cfg.rr > 0 && len(b.cfg.rrSys) > 0 {
+			for _, sys := range rotate(b.cfg.rrSys, rep) {
 				rt := l.roundTrips(ctx, sys)
 				rt.Path, rt.Hog, rt.Rep = pr.name, hog, rep
 				b.emit(rt)
@@ -147,6 +142,16 @@ func (b *bench) runPath(ctx context.Context, p nslab.Path, hog bool) (pathReport
 		}
 	}
 	return pr, nil
+}
+
+// rotate returns list rotated left by rep, so no system always runs first (or right after another); it does not
+// modify list.
+func rotate(list []string, rep int) []string {
+	if len(list) == 0 {
+		return nil
+	}
+	k := rep % len(list)
+	return append(slices.Clone(list[k:]), list[:k]...)
 }
 
 func (b *bench) emit(v any) {
@@ -347,57 +352,122 @@ func (l *runLab) start(ctx context.Context, sys string, t *transfer) (sender, re
 	return nil, nil, fmt.Errorf("unknown system %q", sys)
 }
 
-// roundTrips times -rr requests for a 100-byte file over one HTTP/1.1 connection: through p2phttp (serve on
-// a, forward on b: one stream) or over kernel TCP (an HTTP server on a, through the port forward).
+// roundTrips times -rr round trips of sys (see the -rr systems in the package doc). The client runs on b, the
+// server on a; every client prints one JSON line with a pingpong.Result.
 func (l *runLab) roundTrips(ctx context.Context, sys string) roundTrips {
 	rt := roundTrips{System: sys}
 	ctx, cancel := context.WithTimeout(ctx, connectLimit+l.cfg.timeout)
 	defer cancel()
-	var url string
-	switch sys {
-	case sysP2P:
-		code := fmt.Sprintf("%d-transportlab-rr-%d", 100+rand.IntN(900), rand.Uint32())
-		serve, err := startProc(ctx, l.a, l.cpus.sender, l.cfg.p2phttp, "serve", "--signal", signalURL, "--stun", stunAddr, "--dir", l.dataDir, code)
-		if err != nil {
-			rt.Err = err.Error()
-			return rt
+	var procs []*proc
+	defer func() {
+		for _, p := range slices.Backward(procs) {
+			p.stop()
 		}
-		defer serve.stop()
-		fwd, err := startProc(ctx, l.b, l.cpus.receiver, l.cfg.p2phttp, "forward", "--signal", signalURL, "--stun", stunAddr, code, "--listen", "127.0.0.1:8000")
-		if err != nil {
-			rt.Err = err.Error()
-			return rt
-		}
-		defer fwd.stop()
-		url = "http://127.0.0.1:8000/" + smallName
-	case sysTCP:
-		srv, err := startProc(ctx, l.a, l.cpus.sender, l.self, "http-serve", "-listen", fmt.Sprintf(":%d", httpPort), "-dir", l.dataDir)
-		if err != nil {
-			rt.Err = err.Error()
-			return rt
-		}
-		defer srv.stop()
-		var ready struct{}
-		if err := srv.readJSONLine(&ready); err != nil {
-			rt.Err = fmt.Sprintf("http-serve: %v: %s", err, srv.stderr.String())
-			return rt
-		}
-		url = fmt.Sprintf("http://%s/%s", netip.AddrPortFrom(l.wan, httpPort), smallName)
-	}
-	client, err := startProc(ctx, l.b, l.cpus.receiver, l.self, "rr", "-url", url, "-n", strconv.Itoa(l.cfg.rr),
-		"-size", strconv.Itoa(smallSize), "-connect-timeout", connectLimit.String())
+	}()
+	client, err := l.startRR(ctx, sys, func(p *proc) { procs = append(procs, p) })
 	if err != nil {
 		rt.Err = err.Error()
 		return rt
 	}
-	defer client.stop()
-	var res rrResult
-	if err := client.readJSONLine(&res); err != nil {
-		rt.Err = fmt.Sprintf("rr: %v: %s", err, lastLine(client.stderr.String()))
-		return rt
+	var res struct {
+		Event, Error string
+		pingpong.Result
 	}
-	rt.N, rt.MedianUS, rt.P90US = res.N, res.MedianUS, res.P90US
+	for res.N == 0 {
+		if err := client.readJSONLine(&res); err != nil {
+			rt.Err = fmt.Sprintf("%v: %s", err, lastLine(client.stderr.String()))
+			return rt
+		}
+		if res.Event == "error" {
+			rt.Err = res.Error
+			return rt
+		}
+	}
+	rt.Result = res.Result
 	return rt
+}
+
+// startRR starts the processes of one -rr run of sys, handing each to track (which stops them), and returns the
+// client, whose report line is the result.
+func (l *runLab) startRR(ctx context.Context, sys string, track func(*proc)) (*proc, error) {
+	start := func(h *nslab.Host, cpu int, name string, args ...string) (*proc, error) {
+		p, err := startProc(ctx, h, cpu, name, args...)
+		if err == nil {
+			track(p)
+		}
+		return p, err
+	}
+	// startReady starts a server on a and waits for its first JSON line, which it prints once it accepts.
+	startReady := func(name string, args ...string) (*proc, error) {
+		p, err := start(l.a, l.cpus.sender, name, args...)
+		if err != nil {
+			return nil, err
+		}
+		var ready struct{}
+		if err := p.readJSONLine(&ready); err != nil {
+			return nil, fmt.Errorf("%s %s: %w: %s", filepath.Base(name), args[0], err, p.stderr.String())
+		}
+		return p, nil
+	}
+	n, size := strconv.Itoa(l.cfg.rr), strconv.Itoa(smallSize)
+	code := fmt.Sprintf("%d-transportlab-rr-%d", 100+rand.IntN(900), rand.Uint32())
+	peer := []string{"--signal", signalURL, "--stun", stunAddr, code}
+	httpClient := func(url string) (*proc, error) {
+		return start(l.b, l.cpus.receiver, l.self, "rr", "-url", url, "-n", n, "-size", size,
+			"-connect-timeout", connectLimit.String())
+	}
+	switch sys {
+	case rrP2PStream:
+		if _, err := startReady(l.cfg.p2prr, "-role", "host", "-signal", signalURL, "-stun", stunAddr, "-code", code); err != nil {
+			return nil, err
+		}
+		return start(l.b, l.cpus.receiver, l.cfg.p2prr, "-role", "guest", "-signal", signalURL, "-stun", stunAddr,
+			"-code", code, "-n", n, "-size", size)
+	case rrTCPStream:
+		if _, err := startReady(l.self, "tcp-echo", "-listen", fmt.Sprintf(":%d", echoPort), "-size", size); err != nil {
+			return nil, err
+		}
+		return start(l.b, l.cpus.receiver, l.self, "tcp-rr", "-connect", netip.AddrPortFrom(l.wan, echoPort).String(),
+			"-n", n, "-size", size)
+	case rrQUIC:
+		sender, err := start(l.a, l.cpus.sender, l.cfg.quicperf, "-role", "send", "-stun", stunAddr, "-rr", n, "-size", size)
+		if err != nil {
+			return nil, err
+		}
+		client, err := start(l.b, l.cpus.receiver, l.cfg.quicperf, "-role", "recv", "-stun", stunAddr, "-rr", n, "-size", size)
+		if err != nil {
+			return nil, err
+		}
+		// The rendezvous: each learns its public address by STUN; hand each the other's.
+		var sm, rm struct{ Addr string }
+		if err := errors.Join(sender.readJSONLine(&sm), client.readJSONLine(&rm)); err != nil {
+			return nil, fmt.Errorf("quicperf: %w: %s %s", err, sender.stderr.String(), client.stderr.String())
+		}
+		_, err1 := io.WriteString(sender.stdin, rm.Addr+"\n")
+		_, err2 := io.WriteString(client.stdin, sm.Addr+"\n")
+		return client, errors.Join(err1, err2)
+	case rrCLIDir, rrCLIProxy:
+		serve := []string{"serve", "--dir", l.dataDir}
+		if sys == rrCLIProxy {
+			if _, err := startReady(l.self, "http-serve", "-listen", proxiedAddr, "-dir", l.dataDir); err != nil {
+				return nil, err
+			}
+			serve = []string{"serve", "--proxy", "http://" + proxiedAddr}
+		}
+		if _, err := start(l.a, l.cpus.sender, l.cfg.p2phttp, append(serve, peer...)...); err != nil {
+			return nil, err
+		}
+		if _, err := start(l.b, l.cpus.receiver, l.cfg.p2phttp, append([]string{"forward", "--listen", "127.0.0.1:8000"}, peer...)...); err != nil {
+			return nil, err
+		}
+		return httpClient("http://127.0.0.1:8000/" + smallName)
+	case rrTCPHTTP:
+		if _, err := startReady(l.self, "http-serve", "-listen", fmt.Sprintf(":%d", httpPort), "-dir", l.dataDir); err != nil {
+			return nil, err
+		}
+		return httpClient(fmt.Sprintf("http://%s/%s", netip.AddrPortFrom(l.wan, httpPort), smallName))
+	}
+	return nil, fmt.Errorf("unknown -rr system %q", sys)
 }
 
 // proc is a process running inside a lab namespace.

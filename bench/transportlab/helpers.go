@@ -12,11 +12,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/p2phttp/p2phttp/internal/pingpong"
 )
 
 // helpers are the subcommands the harness runs inside the lab's namespaces (and for the CPU hog). Each
@@ -26,6 +27,8 @@ var helpers = map[string]func(args []string) error{
 	"tcp-recv":   tcpRecv,
 	"http-serve": httpServe,
 	"rr":         rr,
+	"tcp-echo":   tcpEcho,
+	"tcp-rr":     tcpRR,
 	"hog":        hog,
 }
 
@@ -150,17 +153,9 @@ func httpServe(args []string) error {
 	return nil
 }
 
-// rrResult is what rr prints.
-type rrResult struct {
-	N        int     `json:"n"`
-	MedianUS float64 `json:"median_us"`
-	P90US    float64 `json:"p90_us"`
-	MinUS    float64 `json:"min_us"`
-}
-
 // rr times n sequential GETs of url over one keep-alive connection, after one untimed request that sets the
 // connection up (retried until connectTimeout, as p2phttp forward may still be meeting its peer). Each body
-// must be size bytes.
+// must be size bytes. It prints a pingpong.Result.
 func rr(args []string) error {
 	fs := flag.NewFlagSet("rr", flag.ContinueOnError)
 	url := fs.String("url", "", "`URL` to GET")
@@ -169,9 +164,6 @@ func rr(args []string) error {
 	connectTimeout := fs.Duration("connect-timeout", time.Minute, "how long the first request may keep failing")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if *n < 1 {
-		return errors.New("-n must be at least 1")
 	}
 	client := &http.Client{
 		Timeout:   30 * time.Second,
@@ -203,19 +195,70 @@ func rr(args []string) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	times := make([]time.Duration, *n)
-	for i := range times {
-		start := time.Now()
-		if err := get(); err != nil {
-			return fmt.Errorf("request %d: %w", i+1, err)
-		}
-		times[i] = time.Since(start)
+	res, err := pingpong.Time(*n, get)
+	if err != nil {
+		return err
 	}
-	slices.Sort(times)
-	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-	return json.NewEncoder(os.Stdout).Encode(rrResult{
-		N: *n, MedianUS: us(times[len(times)/2]), P90US: us(times[len(times)*9/10]), MinUS: us(times[0]),
-	})
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// tcpEcho accepts one TCP connection and echoes size-byte messages on it until the peer ends it. It prints
+// {"event":"listening"} once it accepts.
+func tcpEcho(args []string) error {
+	fs := flag.NewFlagSet("tcp-echo", flag.ContinueOnError)
+	listen := fs.String("listen", ":9102", "TCP `ADDR` to accept one connection on")
+	size := fs.Int("size", 100, "message size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp4", *listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := json.NewEncoder(os.Stdout).Encode(map[string]string{"event": "listening"}); err != nil {
+		return err
+	}
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(helperTimeout))
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(helperTimeout))
+	_, err = pingpong.Echo(c, *size)
+	return err
+}
+
+// tcpRR connects, makes one untimed round trip of a size-byte message and its echo, times n more and prints a
+// pingpong.Result.
+func tcpRR(args []string) error {
+	fs := flag.NewFlagSet("tcp-rr", flag.ContinueOnError)
+	addr := fs.String("connect", "", "`ADDR` to connect to")
+	n := fs.Int("n", 200, "timed round trips")
+	size := fs.Int("size", 100, "message size")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("tcp4", *addr, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(helperTimeout))
+	roundTrip, err := pingpong.Client(c, *size)
+	if err != nil {
+		return err
+	}
+	if err := roundTrip(); err != nil {
+		return fmt.Errorf("first round trip: %w", err)
+	}
+	res, err := pingpong.Time(*n, roundTrip)
+	if err != nil {
+		return err
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 // hog spins until killed, or until its parent (the harness) is gone: the CPU hog, pinned by taskset.

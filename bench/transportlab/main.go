@@ -19,8 +19,19 @@
 // meeting and handshakes are not counted; the table gives it per GiB moved. A run that does not end within -timeout counts as unfinished, with
 // the rate of what arrived.
 //
-// With -rr N it also times N sequential 100-byte HTTP requests over one connection, through `p2phttp forward`
-// (one stream) and over kernel TCP. With -cpu-hog every path runs again with a busy loop pinned to each CPU and
+// With -rr N it also times N sequential 100-byte request/response round trips of each -rr-systems system, in
+// turn in every repetition (order rotated), in the same lab:
+//
+//   - like for like, over one raw stream of each transport (a 100-byte message and its 100-byte echo):
+//     p2phttp-stream (bench/p2prr: the library's rendezvous.Meet and NewHost through the lab's signalling server,
+//     then the session's first uTP stream), tcp-stream (one kernel TCP connection through a's port forward) and
+//     quic-stream (bench/quicperf -rr: one quic-go stream);
+//   - what a user of `p2phttp forward` sees, HTTP GETs of a 100-byte file over one kept-alive connection:
+//     p2phttp-cli-dir (a local TCP connection to `forward` on b, one stream, `serve --dir` on a),
+//     p2phttp-cli-proxy (the same with `serve --proxy` to an HTTP server on a's loopback) and tcp-http (the same
+//     HTTP server over kernel TCP, through a's port forward).
+//
+// The stream systems are compared with tcp-stream, the HTTP ones with tcp-http. With -cpu-hog every path runs again with a busy loop pinned to each CPU and
 // the sender and receiver pinned one per CPU beside them.
 //
 // It needs root, iproute2, nftables and taskset, and runs from the repository root:
@@ -63,6 +74,27 @@ const (
 
 var allSystems = []string{sysP2P, sysTCP, sysTCPCubic, sysQUIC}
 
+// Names of the -rr systems: request/response over one raw stream, and HTTP through the CLI or over kernel TCP.
+const (
+	rrP2PStream = "p2phttp-stream"
+	rrTCPStream = "tcp-stream"
+	rrQUIC      = "quic-stream"
+	rrCLIDir    = "p2phttp-cli-dir"
+	rrCLIProxy  = "p2phttp-cli-proxy"
+	rrTCPHTTP   = "tcp-http"
+)
+
+var allRRSystems = []string{rrP2PStream, rrTCPStream, rrQUIC, rrCLIDir, rrCLIProxy, rrTCPHTTP}
+
+// rrBaseline is the kernel TCP system each -rr system is compared with.
+func rrBaseline(sys string) string {
+	switch sys {
+	case rrP2PStream, rrTCPStream, rrQUIC:
+		return rrTCPStream
+	}
+	return rrTCPHTTP
+}
+
 const (
 	bigName   = "big.bin"
 	smallName = "small.bin"
@@ -70,6 +102,9 @@ const (
 	// Ports on peer a, forwarded by its router, for the kernel TCP baselines.
 	tcpPort  = 9100
 	httpPort = 9101
+	echoPort = 9102
+	// proxiedAddr is where `serve --proxy` finds its web server, on a's loopback.
+	proxiedAddr = "127.0.0.1:9103"
 )
 
 // Where the lab's public namespace runs the signalling server and its STUN responder.
@@ -81,6 +116,7 @@ var (
 type config struct {
 	paths    []nslab.Path
 	systems  []string
+	rrSys    []string
 	reps     int
 	size     int64
 	timeout  time.Duration
@@ -89,6 +125,7 @@ type config struct {
 	seed     uint64
 	p2phttp  string
 	quicperf string
+	p2prr    string
 	jsonOut  string
 }
 
@@ -103,10 +140,11 @@ func main() {
 		}
 	}
 	var c config
-	var pathList, systemList string
+	var pathList, systemList, rrList string
 	var mib int64
 	flag.StringVar(&pathList, "paths", "", "comma-separated `NAMES` of paths to run (default all: "+strings.Join(pathNames(), ",")+")")
-	flag.StringVar(&systemList, "systems", strings.Join(allSystems, ","), "comma-separated `SYSTEMS` to compare")
+	flag.StringVar(&systemList, "systems", strings.Join(allSystems, ","), "comma-separated `SYSTEMS` to compare in transfers (empty: none)")
+	flag.StringVar(&rrList, "rr-systems", strings.Join(allRRSystems, ","), "comma-separated `SYSTEMS` to time with -rr")
 	flag.IntVar(&c.reps, "reps", 5, "repetitions of every system on every path")
 	flag.Int64Var(&mib, "mib", 32, "MiB moved per run")
 	flag.DurationVar(&c.timeout, "timeout", 2*time.Minute, "a transfer not finished after this long counts as unfinished")
@@ -115,9 +153,10 @@ func main() {
 	flag.Uint64Var(&c.seed, "seed", 0, "seed of the links' random impairments (0: random)")
 	flag.StringVar(&c.p2phttp, "p2phttp", "", "p2phttp `BINARY` to run (default: build ./cmd/p2phttp)")
 	flag.StringVar(&c.quicperf, "quicperf", "", "quicperf `BINARY` to run (default: build ./bench/quicperf)")
+	flag.StringVar(&c.p2prr, "p2prr", "", "p2prr `BINARY` to run (default: build ./bench/p2prr)")
 	flag.StringVar(&c.jsonOut, "json", "", "also write every run as a JSON line to `FILE`")
 	flag.Parse()
-	if err := c.parse(pathList, systemList, mib); err != nil {
+	if err := c.parse(pathList, systemList, rrList, mib); err != nil {
 		fmt.Fprintln(os.Stderr, "transportlab:", err)
 		os.Exit(2)
 	}
@@ -137,7 +176,7 @@ func pathNames() []string {
 	return names
 }
 
-func (c *config) parse(pathList, systemList string, mib int64) error {
+func (c *config) parse(pathList, systemList, rrList string, mib int64) error {
 	c.paths = nslab.Paths()
 	if pathList != "" {
 		c.paths = nil
@@ -149,12 +188,12 @@ func (c *config) parse(pathList, systemList string, mib int64) error {
 			c.paths = append(c.paths, p)
 		}
 	}
-	for _, s := range strings.Split(systemList, ",") {
-		s = strings.TrimSpace(s)
-		if !slices.Contains(allSystems, s) {
-			return fmt.Errorf("-systems: unknown system %q (have %s)", s, strings.Join(allSystems, ", "))
-		}
-		c.systems = append(c.systems, s)
+	var err error
+	if c.systems, err = parseList("-systems", systemList, allSystems); err != nil {
+		return err
+	}
+	if c.rrSys, err = parseList("-rr-systems", rrList, allRRSystems); err != nil {
+		return err
 	}
 	switch {
 	case c.reps < 1:
@@ -165,9 +204,27 @@ func (c *config) parse(pathList, systemList string, mib int64) error {
 		return errors.New("-timeout must be positive")
 	case c.rr < 0:
 		return errors.New("-rr must not be negative")
+	case len(c.systems) == 0 && (c.rr == 0 || len(c.rrSys) == 0):
+		return errors.New("nothing to run: -systems is empty and so is -rr or -rr-systems")
 	}
 	c.size = mib << 20
 	return nil
+}
+
+// parseList splits a comma-separated list of names, each of which must be in known; an empty list is none.
+func parseList(flagName, list string, known []string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(known, s) {
+			return nil, fmt.Errorf("%s: unknown system %q (have %s)", flagName, s, strings.Join(known, ", "))
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, c config) error {
@@ -192,6 +249,11 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
+	if c.p2prr == "" && c.rr > 0 && slices.Contains(c.rrSys, rrP2PStream) {
+		if c.p2prr, err = build(ctx, tmp, "./bench/p2prr"); err != nil {
+			return err
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -209,8 +271,8 @@ func run(ctx context.Context, c config) error {
 		defer jsonFile.Close()
 	}
 	b := &bench{cfg: c, self: self, dataDir: data, sum: sum, json: jsonFile}
-	fmt.Printf("transportlab: %d MiB per run, %d repetitions, systems %s; kernel congestion controls: %s\n",
-		c.size>>20, c.reps, strings.Join(c.systems, ", "), kernelCCs())
+	fmt.Printf("transportlab: %d MiB per run, %d repetitions, systems %s; -rr %d of %s; kernel congestion controls: %s\n",
+		c.size>>20, c.reps, strings.Join(c.systems, ", "), c.rr, strings.Join(c.rrSys, ", "), kernelCCs())
 	var report []pathReport
 	for _, p := range c.paths {
 		variants := []bool{false}

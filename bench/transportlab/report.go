@@ -112,19 +112,20 @@ func (pr pathReport) systems() []string {
 	return out
 }
 
-// rtSpread returns the spread of sys's per-repetition median round trips in microseconds, and of its ratio to
-// kernel TCP's in the same repetition.
+// rtSpread returns the spread of sys's per-repetition median round trips in microseconds, and of its ratio to its
+// kernel TCP baseline's (rrBaseline) in the same repetition.
 func (pr pathReport) rtSpread(sys string) (spread, spread) {
+	base := rrBaseline(sys)
 	med := map[int]float64{}
 	tcp := map[int]float64{}
 	for _, rt := range pr.rts {
 		if rt.Err != "" || rt.MedianUS <= 0 {
 			continue
 		}
-		switch rt.System {
-		case sys:
+		if rt.System == sys {
 			med[rt.Rep] = rt.MedianUS
-		case sysTCP:
+		}
+		if rt.System == base {
 			tcp[rt.Rep] = rt.MedianUS
 		}
 	}
@@ -138,9 +139,43 @@ func (pr pathReport) rtSpread(sys string) (spread, spread) {
 	return spreadOf(v), spreadOf(ratio)
 }
 
+// rrSystems lists the -rr systems that ran, in the order of allRRSystems.
+func (pr pathReport) rrSystems() []string {
+	var out []string
+	for _, sys := range allRRSystems {
+		if slices.ContainsFunc(pr.rts, func(rt roundTrips) bool { return rt.System == sys }) {
+			out = append(out, sys)
+		}
+	}
+	return out
+}
+
+// rrLabel says what a -rr system measures, for the tables.
+func rrLabel(sys string) string {
+	switch sys {
+	case rrP2PStream, rrTCPStream, rrQUIC:
+		return "one raw stream"
+	case rrCLIDir:
+		return "HTTP through forward -> serve --dir"
+	case rrCLIProxy:
+		return "HTTP through forward -> serve --proxy"
+	}
+	return "HTTP over one connection"
+}
+
 func printPath(w io.Writer, pr pathReport) {
 	fmt.Fprintf(w, "\n%s: %s (namespace default TCP congestion control %s; stall limit 2 RTO ~ %v)\n",
 		pr.name, pr.path.Summary, pr.cc, pr.stallLimit())
+	if len(pr.transfers) > 0 {
+		printTransfers(w, pr)
+	}
+	if len(pr.rts) > 0 {
+		printRoundTrips(w, pr)
+	}
+}
+
+// printTransfers prints the table of transfers and their failures.
+func printTransfers(w io.Writer, pr pathReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "system\tfinished\tMB/s median [min-max]\tx best kernel TCP\tx quic-go\tCPU-s/GiB\tlongest stall")
 	for _, sys := range pr.systems() {
@@ -158,15 +193,28 @@ func printPath(w io.Writer, pr pathReport) {
 			fmt.Fprintf(w, "  %s rep %d: %s\n", t.System, t.Rep, t.Err)
 		}
 	}
-	if len(pr.rts) > 0 {
-		p, ratio := pr.rtSpread(sysP2P)
-		k, _ := pr.rtSpread(sysTCP)
-		fmt.Fprintf(w, "100-byte request/response, median µs [min-max over repetitions]: p2phttp %s, kernel TCP %s, ratio %s\n",
-			p.format(0), k.format(0), ratio.format(2))
+}
+
+// printRoundTrips prints the table of -rr round trips and their failures.
+func printRoundTrips(w io.Writer, pr pathReport) {
+	fmt.Fprintln(w, "100-byte request/response round trips, per-repetition medians [min-max over repetitions]:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "system\tmeasures\tmedian µs\tp90 µs\tratio to same-run baseline")
+	for _, sys := range pr.rrSystems() {
+		med, ratio := pr.rtSpread(sys)
+		var p90 []float64
 		for _, rt := range pr.rts {
-			if rt.Err != "" {
-				fmt.Fprintf(w, "  rr %s rep %d: %s\n", rt.System, rt.Rep, rt.Err)
+			if rt.System == sys && rt.Err == "" && rt.P90US > 0 {
+				p90 = append(p90, rt.P90US)
 			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s x %s\n", sys, rrLabel(sys), med.format(0), spreadOf(p90).format(0),
+			ratio.format(2), rrBaseline(sys))
+	}
+	tw.Flush()
+	for _, rt := range pr.rts {
+		if rt.Err != "" {
+			fmt.Fprintf(w, "  rr %s rep %d: %s\n", rt.System, rt.Rep, rt.Err)
 		}
 	}
 }
@@ -203,8 +251,17 @@ func printSummary(w io.Writer, report []pathReport) {
 			fmt.Fprintf(w, "  %-16s CPU-s/GiB <= quic-go's: %.1f vs %.1f, %s\n", pr.name, s.cpuPerGiB.median,
 				q.cpuPerGiB.median, verdict(s.cpuPerGiB.median <= q.cpuPerGiB.median))
 		}
-		if _, ratio := pr.rtSpread(sysP2P); ratio.n > 0 {
-			fmt.Fprintf(w, "  %-16s 100-byte round trip <= 1.3x kernel TCP: %.2f, %s\n", pr.name, ratio.median, verdict(ratio.median <= 1.3))
+	}
+	for _, pr := range report {
+		if _, ratio := pr.rtSpread(rrP2PStream); ratio.n > 0 {
+			fmt.Fprintf(w, "  %-16s 100-byte round trip over one stream <= 1.3x kernel TCP's: %.2f, %s\n", pr.name,
+				ratio.median, verdict(ratio.median <= 1.3))
+		}
+		for _, sys := range []string{rrCLIDir, rrCLIProxy} {
+			if _, ratio := pr.rtSpread(sys); ratio.n > 0 {
+				fmt.Fprintf(w, "  %-16s (not the goal's measure) 100-byte HTTP GET %s: %.2fx HTTP over kernel TCP\n",
+					pr.name, strings.TrimPrefix(rrLabel(sys), "HTTP "), ratio.median)
+			}
 		}
 	}
 	for _, suffix := range []string{"", "+hog"} {

@@ -57,3 +57,47 @@ func TestSummaryRatiosAndGoals(t *testing.T) {
 		assert.Contains(t, out.String(), want)
 	}
 }
+
+// Each -rr system is compared with its own kernel TCP baseline of the same repetition: stream systems with
+// tcp-stream, HTTP ones with tcp-http; the goal line uses the stream ratio only.
+func TestRoundTripRatios(t *testing.T) {
+	p, err := nslab.PathByName("clean")
+	require.NoError(t, err)
+	rt := func(sys string, rep int, med float64) roundTrips {
+		r := roundTrips{System: sys, Rep: rep}
+		r.N, r.MedianUS, r.P90US = 50, med, med*2
+		return r
+	}
+	failed := rt(rrQUIC, 1, 0)
+	failed.Err = "quicperf: no report line"
+	pr := pathReport{name: "clean", path: p, rts: []roundTrips{
+		rt(rrTCPStream, 0, 100), rt(rrP2PStream, 0, 120), rt(rrTCPHTTP, 0, 200), rt(rrCLIDir, 0, 500), rt(rrQUIC, 0, 300),
+		rt(rrTCPStream, 1, 50), rt(rrP2PStream, 1, 75), rt(rrTCPHTTP, 1, 100), rt(rrCLIDir, 1, 300), failed,
+	}}
+	med, ratio := pr.rtSpread(rrP2PStream)
+	assert.Equal(t, spread{2, 97.5, 75, 120}, med)
+	assert.Equal(t, spread{2, 1.35, 1.2, 1.5}, ratio)
+	_, ratio = pr.rtSpread(rrCLIDir)
+	assert.Equal(t, spread{2, 2.75, 2.5, 3}, ratio)
+	_, ratio = pr.rtSpread(rrQUIC)
+	assert.Equal(t, spread{1, 3, 3, 3}, ratio, "the failed repetition is left out")
+	assert.Equal(t, []string{rrP2PStream, rrTCPStream, rrQUIC, rrCLIDir, rrTCPHTTP}, pr.rrSystems())
+	var out bytes.Buffer
+	printPath(&out, pr)
+	printSummary(&out, []pathReport{pr})
+	for _, want := range []string{
+		"rr quic-stream rep 1: quicperf: no report line",
+		"over one stream <= 1.3x kernel TCP's: 1.35, NOT met",
+		"(not the goal's measure) 100-byte HTTP GET through forward -> serve --dir: 2.75x",
+	} {
+		assert.Contains(t, out.String(), want)
+	}
+}
+
+func TestRotate(t *testing.T) {
+	list := []string{"a", "b", "c"}
+	assert.Equal(t, []string{"b", "c", "a"}, rotate(list, 1))
+	assert.Equal(t, []string{"a", "b", "c"}, rotate(list, 3))
+	assert.Equal(t, []string{"a", "b", "c"}, list, "rotate must not modify its argument")
+	assert.Nil(t, rotate(nil, 2))
+}

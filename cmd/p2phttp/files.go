@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -32,9 +33,22 @@ func (h *dirHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "."
 	}
-	// http.ServeContent checks If-Range and If-None-Match against an ETag already in the header.
-	if fi, err := fs.Stat(h.fsys, name); err == nil && fi.Mode().IsRegular() {
-		w.Header().Set("ETag", fileETag(fi))
+	// A regular file asked for by its plain name is served from the one open that also gives its ETag (a stat
+	// before http.FileServer's own open would cost a second open of every file, on every request). Directories,
+	// errors and the paths http.FileServer redirects (a trailing slash after a file, ".../index.html") go to it.
+	redirects := strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, "/index.html")
+	if !redirects {
+		if f, err := h.fsys.Open(name); err == nil {
+			defer f.Close()
+			fi, err := f.Stat()
+			rs, seekable := f.(io.ReadSeeker)
+			if err == nil && fi.Mode().IsRegular() && seekable {
+				// http.ServeContent checks If-Range and If-None-Match against an ETag already in the header.
+				w.Header().Set("ETag", fileETag(fi))
+				http.ServeContent(w, r, fi.Name(), fi.ModTime(), rs)
+				return
+			}
+		}
 	}
 	h.files.ServeHTTP(w, r)
 }

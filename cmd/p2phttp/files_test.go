@@ -2,10 +2,12 @@ package main
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +111,58 @@ func TestDirHandlerETagAndIfRange(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "VISIBLE", body)
 	assert.NotEqual(t, etag, resp.Header.Get("ETag"))
+}
+
+// countingFS counts the opens of each name.
+type countingFS struct {
+	fs.FS
+	mu    sync.Mutex
+	opens map[string]int
+}
+
+func (c *countingFS) Open(name string) (fs.File, error) {
+	c.mu.Lock()
+	c.opens[name]++
+	c.mu.Unlock()
+	return c.FS.Open(name)
+}
+
+// A file is opened once per request, and what http.FileServer does around files (redirects, listings, 404s,
+// conditional and Range requests) is unchanged.
+func TestDirHandlerOpensAFileOnce(t *testing.T) {
+	dir, _ := sharedFolder(t, false)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sub", "index.html"), []byte("<p>index</p>"), 0o644))
+	cfs := &countingFS{FS: os.DirFS(dir), opens: map[string]int{}}
+	srv := httptest.NewServer(newDirHandler(cfs, false))
+	defer srv.Close()
+
+	resp, body := fetch(t, srv, "/visible.txt", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "visible", body)
+	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+	assert.NotEmpty(t, resp.Header.Get("Last-Modified"))
+	etag := resp.Header.Get("ETag")
+	assert.Regexp(t, `^"7-[0-9a-f]+"$`, etag)
+	assert.Equal(t, 1, cfs.opens["visible.txt"], "opens of a file served")
+
+	resp, _ = fetch(t, srv, "/visible.txt", map[string]string{"If-None-Match": etag})
+	assert.Equal(t, http.StatusNotModified, resp.StatusCode)
+	resp, body = fetch(t, srv, "/sub/../visible.txt", map[string]string{"Range": "bytes=2-4"})
+	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
+	assert.Equal(t, "sib", body)
+
+	noRedirect := *srv.Client()
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for path, want := range map[string]string{"/visible.txt/": "../visible.txt", "/sub/index.html": "./", "/sub": "sub/"} {
+		resp, err := noRedirect.Get(srv.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusMovedPermanently, resp.StatusCode, path)
+		assert.Equal(t, want, resp.Header.Get("Location"), path)
+	}
+	resp, body = fetch(t, srv, "/sub/", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "<p>index</p>", body, "a folder's index.html")
+	resp, _ = fetch(t, srv, "/.env", nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }

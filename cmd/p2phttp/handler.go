@@ -11,6 +11,13 @@ import (
 	"time"
 )
 
+// proxyFlushInterval is the longest a proxied response's bytes wait in serve's buffer before they are sent.
+const proxyFlushInterval = 5 * time.Millisecond
+
+// backendIdleConns is how many idle keep-alive connections serve --proxy keeps to the web server, so requests on
+// that many streams at once each reuse one.
+const backendIdleConns = 64
+
 // newHandler is what serve answers with: the files under dir (see newDirHandler; hidden files only when hidden is
 // set; symlinks cannot lead outside dir) or a reverse proxy to the web server at proxy (upgrades such as WebSockets
 // included: the proxy hijacks the symsock connection after the web server's 101). It returns a description for the
@@ -38,14 +45,21 @@ func newHandler(dir, proxy string, hidden bool, log *slog.Logger) (http.Handler,
 		if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 			return nil, "", usagef("--proxy %q is not an http:// or https:// URL", proxy)
 		}
+		// http.DefaultTransport keeps only 2 idle connections per host: with more streams than that at once (a
+		// browser opens 6), every further request would open (and then close) a TCP connection to the web server.
+		backend := http.DefaultTransport.(*http.Transport).Clone()
+		backend.MaxIdleConnsPerHost = backendIdleConns
 		return &httputil.ReverseProxy{
+			Transport: backend,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.SetXForwarded()
 			},
-			// Pass on what the web server sends at once, as the web server sent it: bytes of a response that streams
-			// or stalls must not wait in a buffer for more that may never come.
-			FlushInterval: -1,
+			// Bytes of a response that stalls must not wait in a buffer for more that may never come, so they are
+			// flushed within proxyFlushInterval (a response of unknown length, such as server-sent events, is passed
+			// on at once whatever this says). Not -1: that flushes the head at once, apart from the body, and a small
+			// reply then costs two packets and a goroutine instead of one packet.
+			FlushInterval: proxyFlushInterval,
 			ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			// The details (addresses, Go types) are for this peer's operator, not for the guest.
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -427,6 +427,7 @@ type responseWriter struct {
 	status      int
 	wroteHeader bool
 	committed   bool  // the head is on the wire (streaming)
+	sent        bool  // the whole response is on the wire (flushed once its declared length was written)
 	hijacked    bool  // Hijack took the connection
 	prepared    bool  // prepareHead ran
 	head        bool  // HEAD request: the body is counted (and sniffed) but never sent
@@ -451,6 +452,7 @@ func (w *responseWriter) reset(req *http.Request, body *requestBody, cancel cont
 	w.status = 0
 	w.wroteHeader = false
 	w.committed = false
+	w.sent = false
 	w.hijacked = false
 	w.prepared = false
 	w.head = req.Method == http.MethodHead
@@ -636,10 +638,16 @@ func (w *responseWriter) FlushError() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.head || (w.http10 && w.declaredLen < 0 && w.bodyAllowed) {
-		return nil // nothing to stream: HEAD, or an HTTP/1.0 client and no length
+	if w.sent || w.head || (w.http10 && w.declaredLen < 0 && w.bodyAllowed) {
+		return nil // nothing to stream: sent whole, HEAD, or an HTTP/1.0 client and no length
 	}
 	if !w.committed {
+		if w.declaredLen >= 0 && w.written == w.declaredLen {
+			// The whole body is in the buffer: send head and body in one write rather than a streamed head and
+			// then the body (a reverse proxy flushes after every write, so this is every small proxied reply).
+			w.sent = true
+			return w.writeWhole()
+		}
 		if err := w.commit(); err != nil {
 			return err
 		}
@@ -765,20 +773,15 @@ func (w *responseWriter) finish() error {
 	if w.declaredLen >= 0 && w.written < w.declaredLen && !w.head {
 		return fmt.Errorf("%w: handler wrote %d of the %d bytes it declared in Content-Length", ErrShortResponse, w.written, w.declaredLen)
 	}
+	if w.sent {
+		return nil
+	}
 	if !w.committed {
 		w.prepareHead()
-		if w.streamAtEnd() {
-			if err := w.commit(); err != nil {
-				return err
-			}
-		} else {
-			if !w.head || w.declaredLen < 0 {
-				// The socket adds the Content-Length (and drops the body of a HEAD reply).
-				w.res.Body = w.buf
-			}
-			err := w.c.s.WriteResponse(&w.res)
-			w.res.Body = nil
-			w.buf = w.buf[:0]
+		if !w.streamAtEnd() {
+			return w.writeWhole()
+		}
+		if err := w.commit(); err != nil {
 			return err
 		}
 	}
@@ -792,6 +795,22 @@ func (w *responseWriter) finish() error {
 		return err
 	}
 	return w.c.s.WriteEndOfMessage()
+}
+
+// writeWhole writes the response, head and buffered body, with one WriteResponse.
+func (w *responseWriter) writeWhole() error {
+	w.prepareHead()
+	if !w.head || w.declaredLen < 0 {
+		// The socket adds the Content-Length (and drops the body of a HEAD reply).
+		w.res.Body = w.buf
+	}
+	err := w.c.s.WriteResponse(&w.res)
+	w.res.Body = nil
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.fail(err)
+	}
+	return err
 }
 
 // streamAtEnd reports whether a response complete in the buffer still needs a streamed head: it has trailers (only

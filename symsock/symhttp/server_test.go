@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -620,4 +621,66 @@ func TestServeLargeWritesBoundedMemory(t *testing.T) {
 		// One write of 16 MiB is streamed from the handler's memory, not copied into a buffer of its size.
 		require.LessOrEqual(t, grew, uint64(2<<20), "%s: serving a %d-byte write allocated %d bytes", path, size, grew)
 	}
+}
+
+// writeLog is a net.Conn that records each Write, to show how a response goes onto the transport.
+type writeLog struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []string
+}
+
+func (l *writeLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.writes = append(l.writes, string(p))
+	l.mu.Unlock()
+	return l.Conn.Write(p)
+}
+
+func (l *writeLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.writes
+	l.writes = nil
+	return w
+}
+
+// A reverse proxy flushes after every write: a body that completes its Content-Length before the flush goes out
+// with its head in one write (one datagram on a packet transport), and the response is over; a body still short
+// of it is streamed after a head of its own.
+func TestServeFlushOfACompleteBodySendsOneWrite(t *testing.T) {
+	c, peer := tcpPair(t)
+	wl := &writeLog{Conn: c}
+	afterFlush := make(chan error, 3)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header().Set("Content-Type", "text/plain")
+		switch r.URL.Path {
+		case "/whole":
+			w.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(w, "hello")
+			afterFlush <- http.NewResponseController(w).Flush()
+			_, err := io.WriteString(w, "!")
+			afterFlush <- err
+			afterFlush <- http.NewResponseController(w).Flush()
+		case "/part":
+			w.Header().Set("Content-Length", "10")
+			_, _ = io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "world")
+		}
+	})
+	go func() { _ = Serve(symsock.New(wl), h) }()
+
+	send(t, peer, "GET /whole HTTP/1.1\r\nHost: a\r\n\r\n")
+	const whole = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
+	expectWire(t, peer, whole)
+	require.NoError(t, <-afterFlush, "the flush")
+	assert.ErrorIs(t, <-afterFlush, http.ErrContentLength, "a write past the Content-Length after the flush")
+	assert.NoError(t, <-afterFlush, "a second flush does nothing")
+
+	send(t, peer, "GET /part HTTP/1.1\r\nHost: a\r\n\r\n")
+	expectWire(t, peer, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\nhelloworld")
+	assert.Equal(t, []string{whole, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\n", "hello", "world"},
+		wl.take(), "the writes of the two responses")
 }
