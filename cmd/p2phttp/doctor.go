@@ -24,9 +24,9 @@ const doctorHelp = `Usage: p2phttp doctor [--signal URL] [--stun HOST:PORT] [--j
 Tell what to expect before a meeting: whether UDP gets out to the signalling server's STUN responder and how fast;
 how the NAT in front of this machine maps and filters UDP (RFC 5780 tests against the server's two STUN ports), and
 whether it hairpins; whether the server's TURN relay answers over UDP and over TCP, and how fast; then a one-line
-verdict: "direct connections likely", "direct connections likely with most peers; a peer behind a symmetric NAT will
-use the relay", "expect the relay", "no UDP: the relay over TCP will carry your traffic" or "cannot reach the relay:
-...". Exits 0 when it could run the tests (whatever they found), 1 when the signalling server is unreachable.
+verdict: "direct connections likely", "direct connections likely with most peers", "direct connections likely by
+the hard-NAT punch; a peer behind another symmetric NAT will use the relay", "expect the relay", "no UDP: the relay
+over TCP will carry your traffic" or "cannot reach the relay: ...". Exits 0 when it could run the tests (whatever they found), 1 when the signalling server is unreachable.
 
 Examples:
   p2phttp doctor --signal http://signal.example:8080
@@ -36,7 +36,8 @@ Examples:
 // Verdicts of p2phttp doctor.
 const (
 	verdictDirect      = "direct connections likely"
-	verdictMostDirect  = "direct connections likely with most peers; a peer behind a symmetric NAT will use the relay"
+	verdictMostDirect  = "direct connections likely with most peers"
+	verdictHardNAT     = "direct connections likely by the hard-NAT punch; a peer behind another symmetric NAT will use the relay"
 	verdictRelay       = "expect the relay"
 	verdictTCPRelay    = "no UDP: the relay over TCP will carry your traffic"
 	verdictNoRelayPfx  = "cannot reach the relay: "
@@ -322,11 +323,13 @@ func verdict(rep *doctorReport) string {
 	switch {
 	case rep.UDP.Mapping == natprobe.MappingDestinationDependent.String():
 		if !reach["udp"] && !reach["tcp"] {
-			return noRelay() + "; with this NAT, only peers with an open NAT can connect directly"
+			return noRelay() + "; with this NAT, a peer behind another symmetric NAT cannot connect"
 		}
-		return verdictRelay
+		return verdictHardNAT
 	case rep.UDP.Mapping == natprobe.MappingNone.String(),
+		rep.UDP.Mapping == natprobe.MappingEndpointIndependent.String(),
 		rep.UDP.Filtering == natprobe.FilteringAddressOnly.String():
+		// One public port for every destination: punching reaches any peer, a symmetric one by the hard-NAT punch.
 		return verdictDirect
 	}
 	return verdictMostDirect
@@ -351,7 +354,7 @@ func printDoctor(w io.Writer, rep *doctorReport) {
 		case natprobe.MappingEndpointIndependent.String():
 			line("NAT mapping", "endpoint-independent: one public port for every destination (hole punching works)")
 		case natprobe.MappingDestinationDependent.String():
-			line("NAT mapping", "destination-dependent (a symmetric NAT): a new public port per destination, which defeats hole punching")
+			line("NAT mapping", "destination-dependent (a symmetric NAT): a new public port per destination; the hard-NAT punch gets through to other NATs")
 		default:
 			line("NAT mapping", "not tested")
 		}

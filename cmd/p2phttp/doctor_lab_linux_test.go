@@ -61,8 +61,8 @@ func TestDoctorBehindNATs(t *testing.T) {
 		peer, mapping, filtering, verdict string
 		udp                               bool
 	}{
-		{"prc", "endpoint-independent", "address-and-port-dependent", verdictMostDirect, true},
-		{"sym", "destination-dependent", "address-and-port-dependent", verdictRelay, true},
+		{"prc", "endpoint-independent", "address-and-port-dependent", verdictDirect, true},
+		{"sym", "destination-dependent", "address-and-port-dependent", verdictHardNAT, true},
 		{"full", "endpoint-independent", "address-dependent or open", verdictDirect, true},
 		{"noudp", "", "", verdictTCPRelay, false},
 	} {

@@ -153,11 +153,11 @@ func TestDoctorVerdictTable(t *testing.T) {
 		want               string
 	}{
 		{"endpoint-independent", "address-dependent or open", true, relays(true, true), verdictDirect},
-		{"endpoint-independent", "address-and-port-dependent", true, relays(true, true), verdictMostDirect},
+		{"endpoint-independent", "address-and-port-dependent", true, relays(true, true), verdictDirect},
 		{"unknown", "unknown", true, relays(true, true), verdictMostDirect},
-		{"destination-dependent", "address-and-port-dependent", true, relays(true, false), verdictRelay},
+		{"destination-dependent", "address-and-port-dependent", true, relays(true, false), verdictHardNAT},
 		{"destination-dependent", "address-and-port-dependent", true, relays(false, false),
-			verdictNoRelayPfx + "turn:a over udp: x; turn:a over tcp: y; with this NAT, only peers with an open NAT can connect directly"},
+			verdictNoRelayPfx + "turn:a over udp: x; turn:a over tcp: y; with this NAT, a peer behind another symmetric NAT cannot connect"},
 		{"", "", false, relays(false, true), verdictTCPRelay},
 		{"", "", false, relays(true, true), verdictRelay},
 	} {

@@ -18,10 +18,8 @@ type batchReader struct {
 		ReadBatch([]ipv4.Message, int) (int, error)
 	} // nil: one ReadFrom per read
 	msgs []ipv4.Message
-	gro  bool // the kernel may coalesce datagrams; each message's control data says how
-	// What the last read returned, for the single-datagram fallback.
-	n    int
-	from netip.AddrPort
+	gro  bool           // the kernel may coalesce datagrams; each message's control data says how
+	from netip.AddrPort // where the last read's datagram came from, for the single-datagram fallback
 }
 
 const (

@@ -297,7 +297,7 @@ func TestDatagramSizes(t *testing.T) {
 // A path seals with the cipher both sides name, either one, and carries streams both ways; two sides that name
 // different ciphers never open each other's datagrams, so the path never forms.
 func TestPathCipher(t *testing.T) {
-	connect := func(t *testing.T, ca, cb Cipher, timeout time.Duration) (pa, pb *Path, errA, errB error, a, b *Transport) {
+	connect := func(t *testing.T, ca, cb Cipher, timeout time.Duration) (pa, pb *Path, a, b *Transport, errA, errB error) {
 		a, b = listen(t, fastConfig()), listen(t, fastConfig())
 		key := newKey(t)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -314,11 +314,11 @@ func TestPathCipher(t *testing.T) {
 				t.Cleanup(func() { p.Close() })
 			}
 		}
-		return pa, pb, errA, errB, a, b
+		return pa, pb, a, b, errA, errB
 	}
 	for _, c := range allCiphers {
 		t.Run(string(c), func(t *testing.T) {
-			pa, pb, errA, errB, _, _ := connect(t, c, c, 10*time.Second)
+			pa, pb, _, _, errA, errB := connect(t, c, c, 10*time.Second)
 			require.NoError(t, errA)
 			require.NoError(t, errB)
 			require.Equal(t, c, pa.Cipher())
@@ -330,14 +330,14 @@ func TestPathCipher(t *testing.T) {
 		})
 	}
 	t.Run("mismatch", func(t *testing.T) {
-		_, _, errA, errB, a, b := connect(t, AES256GCM, ChaCha20Poly1305, time.Second)
+		_, _, a, b, errA, errB := connect(t, AES256GCM, ChaCha20Poly1305, time.Second)
 		require.ErrorIs(t, errA, ErrPunchFailed)
 		require.ErrorIs(t, errB, ErrPunchFailed)
 		require.NotZero(t, a.Stats().Unopened, "the dialler counted no unopened datagram")
 		require.NotZero(t, b.Stats().Unopened, "the acceptor counted no unopened datagram")
 	})
 	t.Run("zero value", func(t *testing.T) {
-		pa, pb, errA, errB, _, _ := connect(t, "", ChaCha20Poly1305, 10*time.Second)
+		pa, pb, _, _, errA, errB := connect(t, "", ChaCha20Poly1305, 10*time.Second)
 		require.NoError(t, errA)
 		require.NoError(t, errB)
 		require.Equal(t, ChaCha20Poly1305, pa.Cipher())
