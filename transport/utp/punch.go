@@ -30,11 +30,11 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	}
 	var cands []Candidate
 	for _, c := range peer.Candidates {
-		if !c.Addr.IsValid() || c.Addr.Port() == 0 {
+		if !c.Addr.IsValid() {
 			continue
 		}
 		c.Addr = netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
-		if (c.Addr.Addr().Is4() && !t.v4) || (c.Addr.Addr().Is6() && !t.v6) {
+		if !t.canReach(c.Addr) {
 			continue // unreachable from this socket (e.g. IPv6 on an IPv4 socket)
 		}
 		if !slices.ContainsFunc(cands, func(o Candidate) bool { return o.Addr == c.Addr }) {
@@ -79,6 +79,15 @@ func (t *Transport) Connect(ctx context.Context, peer Peer) (*Path, error) {
 	}
 }
 
+// canReach reports whether a peer's address a (unmapped) is one this Transport's socket can send to.
+func (t *Transport) canReach(a netip.AddrPort) bool {
+	ip := a.Addr()
+	if !a.IsValid() || a.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() {
+		return false
+	}
+	return (ip.Is4() && t.v4) || (ip.Is6() && t.v6)
+}
+
 func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 	keys, err := derivePathKeys(peer.Key, peer.Dialer, peer.Cipher.orDefault(), t.cfg.noSeal)
 	if err != nil {
@@ -111,7 +120,7 @@ func (t *Transport) newPath(peer Peer, cands []Candidate) (*Path, error) {
 
 // flags describes our state to the peer, for a packet sent on r. Called with p.mu held.
 func (p *Path) flags(r route) byte {
-	var f byte
+	f := byte(flagRelayMoves)
 	if p.locked {
 		f |= flagConfirmed
 		if cur := p.loadRoute(); p.dialer && cur != nil && r.id() == cur.id() {
@@ -129,6 +138,14 @@ func (p *Path) flags(r route) byte {
 
 // handleControl runs on the goroutine reading r for every fresh control packet of this path.
 func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Time) {
+	switch c.kind {
+	case kindRelayMove:
+		p.relayMoved(c, r)
+		return
+	case kindRelayMoveAck:
+		p.relayMoveAcked(c)
+		return
+	}
 	if c.kind == kindPunch || c.kind == kindPunchReply {
 		p.learnMapping(r, c)
 	}
@@ -144,6 +161,9 @@ func (p *Path) handleControl(c ctrlPacket, counter uint64, r route, now time.Tim
 	if p.err != nil {
 		p.mu.Unlock()
 		return
+	}
+	if c.flags&flagRelayMoves != 0 {
+		p.sel.peerMoves = true
 	}
 	var rtt time.Duration
 	var sent sentPacket

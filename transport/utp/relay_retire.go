@@ -2,6 +2,7 @@ package utp
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -78,6 +79,7 @@ func (r *Relay) retireLoop() {
 		}
 		for _, p := range r.t.pathList() {
 			p.punchAround(r, others)
+			p.announceMoves(r, others)
 		}
 		t.Reset(every)
 		every = min(2*every, retirePunchMax)
@@ -95,23 +97,34 @@ func (t *Transport) pathList() []*Path {
 	return out
 }
 
-// betterRelayRoute reports whether r is a better relay route than cur (both relayed): one that does not go through
-// a relay we retire, over one that does; then one from our relay to the peer's, over one that leaves or enters
-// either relay through a NAT. Relay to relay is the route that survives either side replacing its allocation:
-// permissions are per IP address, so the new allocation reaches the peer's relay at once, and the peer, whose
-// datagrams come from its relay, reaches our new one likewise, even through NATs that admit only the exact address
-// they sent to. Called with p.mu held.
+// betterRelayRoute reports whether r is a better relay route than cur (both relayed): one that goes neither through
+// a relay we retire nor to a relayed address the peer retires, over one that does; then, with a peer that announces
+// its relay moves (relay_move.go), a route through one allocation over one from our relay to the peer's, which
+// costs the relay server twice the work for every datagram; with an older peer, relay to relay over a route that
+// leaves or enters either relay through a NAT. Relay to relay is the route that survives either side replacing its
+// allocation unannounced: permissions are per IP address, so the new allocation reaches the peer's relay at once,
+// and the peer, whose datagrams come from its relay, reaches our new one likewise, even through NATs that admit
+// only the exact address they sent to. Called with p.mu held.
 func (p *Path) betterRelayRoute(r, cur route) bool {
-	if viaRetiring(cur) != viaRetiring(r) {
-		return viaRetiring(cur)
+	if p.retired(cur) != p.retired(r) {
+		return p.retired(cur)
 	}
-	return p.relayToRelay(r) && !p.relayToRelay(cur)
+	r2r := p.relayToRelay(r)
+	return r2r != p.relayToRelay(cur) && r2r != p.sel.peerMoves
 }
 
-// relayToRelay reports whether rt goes through a relay of ours to a relay address of the peer.
+// relayToRelay reports whether rt goes through a relay of ours to a relay address of the peer: one it offered or
+// announced, or with an older peer, any address on a relay server (it may have moved unannounced). Called with p.mu
+// held.
 func (p *Path) relayToRelay(rt route) bool {
-	_, ok := rt.(*relayRoute)
-	return ok && p.onRelayAddr(rt.peerAddr())
+	if _, ok := rt.(*relayRoute); !ok {
+		return false
+	}
+	if !p.sel.peerMoves {
+		return p.onRelayAddr(rt.peerAddr())
+	}
+	a := rt.peerAddr()
+	return p.peerRetiredAddr(a) || slices.ContainsFunc(p.cands, func(c Candidate) bool { return c.Kind == CandidateRelay && c.Addr == a })
 }
 
 // viaRetiring reports whether rt goes through a relay of ours that is retiring.
@@ -134,7 +147,7 @@ func goesThrough(rt route, r *Relay) bool {
 }
 
 // punchAround punches, when the path's route or fallback goes through the retiring relay old, the addresses the
-// peer may answer on (those its current routes reach, and unless it is on a relay now, its candidates but host ones)
+// peer may answer on (those its current routes reach, and its candidates but host and retired ones)
 // straight and through each relay of others; punchAnswered moves the path to the first that answers, then to a
 // relay-to-relay route if one answers too.
 func (p *Path) punchAround(old *Relay, others []*Relay) {
@@ -157,14 +170,14 @@ func (p *Path) punchAround(old *Relay, others []*Relay) {
 	if backup != nil {
 		add(backup.peerAddr())
 	}
-	if !p.onRelayAddr(cur.peerAddr()) {
-		// The peer's current address is a NAT's, which may admit only the relay it sent to: try its candidates too.
-		// A relayed address of the peer is where it is now (it renews its allocations too): its candidates may name
-		// allocations it has retired.
-		for _, c := range p.cands {
-			if c.Kind != CandidateHost {
-				add(c.Addr)
-			}
+	// The peer's current address may be a NAT's, which admits only the relay it sent to, or a relayed one while
+	// the peer's NAT admits the new relay (the single-allocation route) once it sent there: try its candidates too.
+	// Sending to them through the new relay also gives their IP addresses permissions on it, so the peer can reach
+	// the new relayed address we announce. An older peer's candidates may name allocations it has retired
+	// unannounced: those punches go nowhere.
+	for _, c := range p.cands {
+		if c.Kind != CandidateHost && !p.peerRetiredAddr(c.Addr) {
+			add(c.Addr)
 		}
 	}
 	p.mu.Unlock()
@@ -176,13 +189,18 @@ func (p *Path) punchAround(old *Relay, others []*Relay) {
 	}
 }
 
-// onRelayAddr reports whether addr is on a relay server: the IP address of a relay candidate of the peer, or of a
-// relayed address of ours. The peer's datagrams come from such an address when they go through its relay: when it
+// onRelayAddr reports whether addr is on a relay server: the IP address of a relay candidate of the peer (or of a
+// relayed address it retired), or of a relayed address of ours. The peer's datagrams come from such an address when they go through its relay: when it
 // moved to a new allocation (whose address it never offered) that is still a relay route, not a direct one.
 // Called with p.mu held.
 func (p *Path) onRelayAddr(addr netip.AddrPort) bool {
 	for _, c := range p.cands {
 		if c.Kind == CandidateRelay && c.Addr.Addr() == addr.Addr() {
+			return true
+		}
+	}
+	for _, a := range p.sel.peerRetired {
+		if a.Addr() == addr.Addr() {
 			return true
 		}
 	}

@@ -83,5 +83,29 @@ func TestRetiredRelayMovesPaths(t *testing.T) {
 	for _, p := range []*Path{rp.dialer, rp.acceptor} {
 		require.True(t, p.Route().Relayed, "route %+v, want relayed", p.Route())
 		require.NoError(t, p.Err())
+		// Each side announced its new allocation: the path leaves the relay-to-relay route for one through a
+		// single allocation (our socket to the peer's relay, or our relay to the peer's socket).
+		waitSingleAllocation(t, p, 20*time.Second)
+	}
+}
+
+// waitSingleAllocation waits until p's route goes through one relay allocation that neither side retires.
+func waitSingleAllocation(t *testing.T, p *Path, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		changed := p.RouteChanged()
+		p.mu.Lock()
+		cur := p.loadRoute()
+		ok := p.rank(cur) == rankRelay && !p.relayToRelay(cur) && !p.retired(cur)
+		p.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("route still %v after %v, want one through a single allocation", cur.id(), within)
+		}
 	}
 }

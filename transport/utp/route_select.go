@@ -43,6 +43,11 @@ type routeSel struct {
 	upgradeEvery time.Duration // between rounds of punches towards a better route
 	nextUpgrade  time.Time
 	nextKeep     time.Time // the next relay keepalive
+
+	// Relay moves (relay_move.go).
+	peerMoves   bool                          // the peer announces its relay moves (flagRelayMoves)
+	peerRetired []netip.AddrPort              // relayed addresses the peer announced it retires, oldest first
+	moves       map[netip.AddrPort]*relayMove // our moves announced to the peer, by the relayed address moved to
 }
 
 // PathRoute describes the route that carries a path.
@@ -165,7 +170,7 @@ func (p *Path) backupAnswered(r route, rtt time.Duration) {
 	if p.rank(r) != rankRelay {
 		return
 	}
-	if p.sel.backup == nil || p.sel.backup.id() == r.id() || p.sel.backupRTT == 0 || (viaRetiring(p.sel.backup) && !viaRetiring(r)) {
+	if p.sel.backup == nil || p.sel.backup.id() == r.id() || p.sel.backupRTT == 0 || (p.retired(p.sel.backup) && !p.retired(r)) {
 		p.sel.backup, p.sel.backupRTT = r, rtt
 	}
 }
@@ -191,12 +196,14 @@ func (p *Path) maintainRoutes(now time.Time) (next time.Duration, suspect bool) 
 		p.sel.upgradeEvery, p.sel.nextUpgrade = 0, now
 	}
 	var better []route
+	var moved []netip.AddrPort
 	if rank < rankHost && !now.Before(p.sel.nextUpgrade) {
 		for _, c := range p.cands {
 			if candidateRank(c.Kind) > rank {
 				better = append(better, newDirectRoute(p.t, c.Addr))
 			}
 		}
+		moved = p.movedRelays()
 		p.sel.upgradeEvery = min(max(2*p.sel.upgradeEvery, p.cfg.PunchInterval), maxUpgradeInterval)
 		p.sel.nextUpgrade = now.Add(p.sel.upgradeEvery)
 	}
@@ -215,7 +222,7 @@ func (p *Path) maintainRoutes(now time.Time) (next time.Duration, suspect bool) 
 	suspect = p.sel.lostInRow > 0
 	p.mu.Unlock()
 
-	for _, r := range better {
+	for _, r := range append(better, p.relayMoveRoutes(moved)...) {
 		p.sendCtrl(r, kindPunch, u64(p.instance), true)
 	}
 	if keep != nil {

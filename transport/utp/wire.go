@@ -16,6 +16,12 @@ import (
 //	probe        0
 //	probe echo   8: the counter of the probe answered
 //	bye          0
+//	relay move  36: a relayed address of the sender's that peers may now reach it on (18: 16-byte IPv6 or
+//	                IPv4-mapped address, 2-byte port) and the one it replaces, which it is retiring (18)
+//	move ack    18: the new relayed address of the relay move acknowledged
+//
+// A peer that does not know a kind drops the packet as malformed (parseCtrl), so a kind can be added without breaking
+// older peers; the sender learns whether the peer knows it from the peer's flags (flagRelayMoves).
 //
 // Replies name the sealed counter of what they answer: counters are unique per direction, so a reply proves the
 // peer opened that very datagram.
@@ -28,17 +34,20 @@ const (
 	kindProbe
 	kindProbeEcho
 	kindBye
+	kindRelayMove
+	kindRelayMoveAck
 )
 
 const (
-	flagConfirmed = 1 << iota // the sender has had an authenticated reply to its own punch
-	flagNominated             // the sender is the dialler and chose the address this packet was sent to
-	flagDone                  // the sender's Connect has finished
-	flagBackup                // sent on a route that does not carry the sender's path now (a relay keepalive)
+	flagConfirmed  = 1 << iota // the sender has had an authenticated reply to its own punch
+	flagNominated              // the sender is the dialler and chose the address this packet was sent to
+	flagDone                   // the sender's Connect has finished
+	flagBackup                 // sent on a route that does not carry the sender's path now (a relay keepalive)
+	flagRelayMoves             // the sender announces its new relayed addresses (kindRelayMove) before it retires old ones
 )
 
-// ctrlMaxBody is the longest control body (a punch reply).
-const ctrlMaxBody = 26
+// ctrlMaxBody is the longest control body (a relay move).
+const ctrlMaxBody = 36
 
 type ctrlPacket struct {
 	kind  ctrlKind
@@ -60,6 +69,10 @@ func parseCtrl(b []byte) (ctrlPacket, error) {
 		want = 8
 	case kindPunchReply:
 		want = 26
+	case kindRelayMove:
+		want = 2 * addrLen
+	case kindRelayMoveAck:
+		want = addrLen
 	case kindProbe, kindBye:
 		want = 0
 	}
@@ -71,16 +84,34 @@ func parseCtrl(b []byte) (ctrlPacket, error) {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
 
-// punchReplyBody is the counter answered plus the address the punch was seen from.
-func punchReplyBody(counter uint64, from netip.AddrPort) []byte {
-	ip := from.Addr().As16()
-	b := append(u64(counter), ip[:]...)
-	return binary.BigEndian.AppendUint16(b, from.Port())
+// addrLen is the length of an address in a control body: a 16-byte IPv6 or IPv4-mapped address and a 2-byte port.
+const addrLen = 18
+
+func appendAddr(b []byte, a netip.AddrPort) []byte {
+	ip := a.Addr().As16()
+	return binary.BigEndian.AppendUint16(append(b, ip[:]...), a.Port())
 }
 
-func parseObserved(body []byte) netip.AddrPort {
-	ip := netip.AddrFrom16([16]byte(body[8:24])).Unmap()
-	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(body[24:26]))
+func parseAddr(b []byte) netip.AddrPort {
+	ip := netip.AddrFrom16([16]byte(b[:16])).Unmap()
+	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[16:addrLen]))
+}
+
+// punchReplyBody is the counter answered plus the address the punch was seen from.
+func punchReplyBody(counter uint64, from netip.AddrPort) []byte {
+	return appendAddr(u64(counter), from)
+}
+
+func parseObserved(body []byte) netip.AddrPort { return parseAddr(body[8:]) }
+
+// relayMoveBody announces the relayed address moved to, replacing old.
+func relayMoveBody(moved, old netip.AddrPort) []byte {
+	return appendAddr(appendAddr(make([]byte, 0, 2*addrLen), moved), old)
+}
+
+// parseRelayMove returns the addresses of a relay move's body.
+func parseRelayMove(body []byte) (moved, old netip.AddrPort) {
+	return parseAddr(body), parseAddr(body[addrLen:])
 }
 
 // parseEcho returns the counter a reply answers.
