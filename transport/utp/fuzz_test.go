@@ -48,6 +48,8 @@ func FuzzControlPacket(f *testing.F) {
 	f.Add([]byte{byte(kindPunch), 0, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add(append([]byte{byte(kindPunchReply), flagConfirmed}, punchReplyBody(3, netip.MustParseAddrPort("[::1]:9"))...))
 	f.Add([]byte{byte(kindBye), 0})
+	f.Add(append([]byte{byte(kindRelayMove), flagRelayMoves}, relayMoveBody(netip.MustParseAddrPort("192.0.2.1:9"), netip.MustParseAddrPort("[2001:db8::1]:7"))...))
+	f.Add(append([]byte{byte(kindRelayMoveAck), 0}, appendAddr(nil, netip.MustParseAddrPort("192.0.2.1:9"))...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := parseCtrl(b)
 		if err != nil {
@@ -59,6 +61,10 @@ func FuzzControlPacket(f *testing.F) {
 			parseEcho(c.body)
 		case kindProbeEcho:
 			parseEcho(c.body)
+		case kindRelayMove:
+			parseRelayMove(c.body)
+		case kindRelayMoveAck:
+			parseAddr(c.body)
 		case kindPunch, kindProbe, kindBye:
 		default:
 			t.Fatalf("kind %d accepted", c.kind)

@@ -2,6 +2,7 @@ package utp
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,8 +15,46 @@ import (
 // more it is released. The bytes arrive exact, the path stays relayed throughout, and the retired relays are gone.
 func TestRetiredRelayMovesPaths(t *testing.T) {
 	rp := newRelayPair(t, Config{}, false, true) // the direct route is blocked: relay only
+	renewMidTransfer(t, rp)
+}
+
+// TestRelayMoveBehindRestrictedNATs: behind port-restricted NATs, which admit only addresses their socket sent to,
+// a peer's new relayed address is reachable from the other side's socket only once it was announced and punched:
+// without the announcement the path could keep going through a single allocation only by luck of which side
+// renewed, and would end relay to relay.
+func TestRelayMoveBehindRestrictedNATs(t *testing.T) {
+	rp := newRelayPair(t, Config{}, false, true)
+	rp.fw.restricted.Store(true)
+	rp.accFW.restricted.Store(true)
+	renewMidTransfer(t, rp)
+	for _, c := range []struct {
+		p    *Path
+		peer *Transport
+	}{{rp.dialer, rp.acceptorTr}, {rp.acceptor, rp.dialerTr}} {
+		relays := c.peer.readyRelays()
+		require.Len(t, relays, 1)
+		c.p.mu.Lock()
+		cands := slices.Clone(c.p.cands)
+		c.p.mu.Unlock()
+		require.Contains(t, cands, relays[0].Candidate(), "the peer's new relay is a candidate")
+	}
+}
+
+// TestRelayMoveToPeerWithoutRelay: when only one side has a relay and the other is behind a port-restricted NAT,
+// the relay route survives its renewals only because the other side learns each new relayed address and punches it.
+func TestRelayMoveToPeerWithoutRelay(t *testing.T) {
+	rp := newRelayPairWith(t, Config{}, false, true, false)
+	rp.fw.restricted.Store(true)
+	rp.accFW.restricted.Store(true)
+	renewMidTransfer(t, rp)
+}
+
+// renewMidTransfer replaces the dialer's relay allocation, then the acceptor's (or the dialer's again when the
+// acceptor has none), during a relayed transfer, which
+// must arrive byte-exact, and the paths must end on a relay route through a single allocation.
+func renewMidTransfer(t *testing.T, rp *relayPair) {
+	t.Helper()
 	udpServer := rp.dialerRelay.Server().String()
-	acceptorRelay := rp.acceptorTr.readyRelays()[0]
 
 	const size = 16 << 20
 	var phase atomic.Int32
@@ -73,7 +112,11 @@ func TestRetiredRelayMovesPaths(t *testing.T) {
 	replace(rp.dialerTr, rp.dialerRelay, "dialer")
 	phase.Store(2)
 	waitPhase(3)
-	replace(rp.acceptorTr, acceptorRelay, "acceptor")
+	if rs := rp.acceptorTr.readyRelays(); len(rs) > 0 {
+		replace(rp.acceptorTr, rs[0], "acceptor")
+	} else {
+		replace(rp.dialerTr, rp.dialerTr.readyRelays()[0], "dialer again")
+	}
 	phase.Store(4)
 
 	require.NoError(t, <-errc, "transfer")

@@ -46,6 +46,9 @@ type firewall struct {
 	// echoesFromPeer, when set, drops the peer's datagrams of a probe echo's length (sealing makes them opaque, but
 	// no other datagram has that length: an engine datagram is longer, a probe shorter).
 	echoesFromPeer atomic.Bool
+	// restricted admits datagrams only from addresses the socket sent to, as a port-restricted cone NAT does.
+	restricted atomic.Bool
+	sentTo     sync.Map // netip.AddrPort: true
 }
 
 func (f *firewall) drops(a net.Addr) bool {
@@ -65,6 +68,11 @@ func (f *firewall) ReadFrom(b []byte) (int, net.Addr, error) {
 				continue
 			}
 		}
+		if ap, _ := addrPortOf(from); f.restricted.Load() {
+			if _, ok := f.sentTo.Load(ap); !ok {
+				continue
+			}
+		}
 		if !f.drops(from) {
 			return n, from, err
 		}
@@ -75,18 +83,29 @@ func (f *firewall) WriteTo(b []byte, to net.Addr) (int, error) {
 	if f.drops(to) {
 		return len(b), nil
 	}
+	if ap, ok := addrPortOf(to); ok {
+		f.sentTo.Store(ap, true)
+	}
 	return f.PacketConn.WriteTo(b, to)
 }
 
-// relayPair is two Transports on loopback with a relay each; the dialer's socket sits behind a firewall.
+// relayPair is two Transports on loopback with a relay each; each socket sits behind a firewall (fw the dialer's,
+// accFW the acceptor's, which blocks nothing unless a test says so).
 type relayPair struct {
-	fw                   *firewall
+	fw, accFW            *firewall
 	dialerRelay          *Relay
 	dialerTr, acceptorTr *Transport
 	dialer, acceptor     *Path
 }
 
 func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair {
+	t.Helper()
+	return newRelayPairWith(t, cfg, tcpDialer, blocked, true)
+}
+
+// newRelayPairWith is newRelayPair, with an allocation for the acceptor only when acceptorRelay (without one, the
+// acceptor's address is offered as a server-reflexive candidate, so the dialer's relay sends to it).
+func newRelayPairWith(t *testing.T, cfg Config, tcpDialer, blocked, acceptorRelay bool) *relayPair {
 	t.Helper()
 	udpServer, tcpServer := startTURN(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -95,11 +114,15 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 	rp.dialerTr, err = NewTransport(rp.fw, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { rp.dialerTr.Close() })
-	rp.acceptorTr, err = Listen("udp4", "127.0.0.1:0", cfg)
+	apc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	rp.accFW = &firewall{PacketConn: apc}
+	rp.acceptorTr, err = NewTransport(rp.accFW, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { rp.acceptorTr.Close() })
-	acc := rp.acceptorTr.LocalAddr().AddrPort()
+	acc, dial := rp.acceptorTr.LocalAddr().AddrPort(), rp.dialerTr.LocalAddr().AddrPort()
 	rp.fw.peer.Store(&acc)
+	rp.accFW.peer.Store(&dial)
 	rp.fw.blocked.Store(blocked)
 	rp.fw.noUDP.Store(tcpDialer)
 
@@ -112,20 +135,26 @@ func newRelayPair(t *testing.T, cfg Config, tcpDialer, blocked bool) *relayPair 
 	dr, err := rp.dialerTr.AllocateRelay(ctx, relayConfig(t, dserver, "dialer", tcpDialer))
 	require.NoError(t, err, "dialer's allocation")
 	rp.dialerRelay = dr
-	ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
-	require.NoError(t, err, "acceptor's allocation")
 	require.True(t, dr.Addr().IsValid(), "dialer's relayed address %v", dr.Addr())
-	require.True(t, dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
+	host := func(tr *Transport) Candidate { return Candidate{Kind: CandidateHost, Addr: tr.LocalAddr().AddrPort()} }
+	dialerCands := []Candidate{host(rp.acceptorTr)}
+	if !acceptorRelay {
+		// As a peer behind a NAT offers its reflexive address: one a relay can reach.
+		dialerCands[0].Kind = CandidateSrflx
+	} else {
+		ar, err := rp.acceptorTr.AllocateRelay(ctx, relayConfig(t, udpServer, "acceptor", false))
+		require.NoError(t, err, "acceptor's allocation")
+		require.True(t, dr.Addr() != ar.Addr(), "relayed addresses %v and %v", dr.Addr(), ar.Addr())
+		dialerCands = append(dialerCands, ar.Candidate())
+	}
 
 	key := bytes.Repeat([]byte{7}, 32)
-	host := func(tr *Transport) Candidate { return Candidate{Kind: CandidateHost, Addr: tr.LocalAddr().AddrPort()} }
 	var wg sync.WaitGroup
 	var errA, errB error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		rp.dialer, errA = rp.dialerTr.Connect(ctx, Peer{Key: key, Dialer: true,
-			Candidates: []Candidate{host(rp.acceptorTr), ar.Candidate()}})
+		rp.dialer, errA = rp.dialerTr.Connect(ctx, Peer{Key: key, Dialer: true, Candidates: dialerCands})
 	}()
 	go func() {
 		defer wg.Done()
