@@ -13,8 +13,9 @@ import (
 // the Transport's other relays, and moves to the first of those routes that answers, as it would to a better route.
 // Permissions are per IP address, so a relay route to an address the old allocation reached (the peer's relayed
 // address above all, on the same relay server) works at once from a new allocation on the same server. The peer
-// follows the move when our datagrams arrive from the new relayed address. Streams never notice; Close releases
-// the old allocation once the paths moved (or when its credentials expire, whichever the caller decides).
+// learns the new relayed address from our announcement (relay_move.go) and punches it, or follows the move when our
+// datagrams arrive from it. Streams never notice; Close releases the old allocation once the paths moved (or when
+// its credentials expire, whichever the caller decides).
 
 const (
 	// retirePunchFirst and retirePunchMax bound the time between rounds of punches through the other relays while
@@ -29,9 +30,10 @@ const (
 // back and forth. So only the acceptor follows the peer onto a route through a relay of its own that it retires; the
 // dialler never does, and the acceptor's own retiring then moves both onto new allocations (heardOn).
 
-// Retire marks r as on its way out: the Transport's paths move their routes through r to routes through its other
-// relays (or straight ones) as soon as those answer; r keeps carrying what still goes
-// through it until Close. Call it once a replacement relay is allocated; Retiring then reports true.
+// Retire marks r as on its way out: the Transport's paths announce the relayed addresses of its other relays to their
+// peers as r's replacements, and move their routes through r to routes through those relays (or straight ones, or
+// from the peer's socket to a replacement) as soon as those answer; r keeps carrying what still goes through it
+// until Close. Call it once a replacement relay is allocated; Retiring then reports true.
 func (r *Relay) Retire() {
 	if !r.retiring.CompareAndSwap(false, true) {
 		return
