@@ -11,31 +11,27 @@ import (
 )
 
 // TestFirstStreamOpensPromptly connects many fresh pairs on loopback, the acceptor starting 0-60 ms after the
-// dialler (as two peers answering a signal do), and checks every first stream opens well within a SYN
-// retransmission.
+// dialler (as two peers answering a signal do), and checks that no first stream needed its SYN sent again: none was
+// dropped because it reached the acceptor before its path was ready.
 func TestFirstStreamOpensPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("connects many pairs")
 	}
 	const rounds = 50
-	limit := 500 * time.Millisecond
-	slow := 0
-	var worst time.Duration
+	resent := 0
 	for i := range rounds {
-		took := firstStreamTime(t, time.Duration(i%7)*10*time.Millisecond)
-		worst = max(worst, took)
-		if took > limit {
-			slow++
-			t.Logf("round %d: first stream took %v", i, took)
+		if n := firstStreamResends(t, time.Duration(i%7)*10*time.Millisecond); n > 0 {
+			resent++
+			t.Logf("round %d: the dialler sent %d packets again", i, n)
 		}
 	}
-	t.Logf("%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
-	require.True(t, slow == 0, "%d of %d first streams took over %v (worst %v)", slow, rounds, limit, worst)
+	require.Zero(t, resent, "of %d first streams, %d needed packets sent again", rounds, resent)
 }
 
-// firstStreamTime connects a fresh pair, the acceptor starting lag after the dialler, and returns how long the
-// first stream took: from the dialler's OpenStream until the acceptor's AcceptStream returned it.
-func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
+// firstStreamResends connects a fresh pair, the acceptor starting lag after the dialler, opens the first stream,
+// and returns how many packets the dialler's engine sent again meanwhile (on loopback, only a SYN the acceptor
+// dropped is; its first timeout is at least congestion.DefaultMinRTO).
+func firstStreamResends(t *testing.T, lag time.Duration) int64 {
 	t.Helper()
 	a, err := Listen("udp4", "127.0.0.1:0", Config{})
 	require.NoError(t, err)
@@ -48,7 +44,6 @@ func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
 	defer cancel()
 	var wg sync.WaitGroup
 	var errB, errAcc error
-	var acceptedAt time.Time
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -59,20 +54,19 @@ func firstStreamTime(t *testing.T, lag time.Duration) time.Duration {
 		}
 		var c net.Conn
 		if c, errAcc = pb.AcceptStream(ctx); errAcc == nil {
-			acceptedAt = time.Now()
 			c.Close()
 		}
 	}()
 	pa, errA := a.Connect(ctx, Peer{Key: key, Candidates: b.HostCandidates(), Dialer: true})
 	require.NoError(t, errA)
-	start := time.Now()
 	c, err := pa.OpenStream(ctx)
 	require.NoError(t, err)
 	wg.Wait()
 	require.NoError(t, errB)
 	require.NoError(t, errAcc)
+	resent := pa.eng.Stats().Retransmits
 	c.Close()
-	return acceptedAt.Sub(start)
+	return resent
 }
 
 // slowPunches delays every confirmed punch the wrapped socket receives (everything else passes at once), so the
