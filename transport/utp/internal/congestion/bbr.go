@@ -435,11 +435,19 @@ func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 // OnRetransmissionTimeout drops the window to the minimum until the path
 // delivers again, when the window the model had comes back: a timeout says
 // the path stopped, not that the model is wrong.
+//
+// Until the bytes outstanding at the timeout are delivered, rate samples
+// count as app-limited: while the loss is repaired at the minimum window,
+// each round delivers a few packets, which measure the recovery, not the
+// path, and ten such rounds would expire the bandwidth the model had. The
+// flow would then climb back from a rate of a few packets a round at a
+// quarter more every eight rounds, for tens of seconds on a long path.
 func (b *bbr) OnRetransmissionTimeout(time.Time) {
 	if !b.afterRTO {
 		b.priorCwnd = max(b.priorCwnd, b.cwnd)
 		b.afterRTO = true
 	}
+	b.rs.onRecoveryLimited()
 	b.cwnd = b.minCwnd()
 	b.inFlight = 0
 }

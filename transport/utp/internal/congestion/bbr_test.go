@@ -102,3 +102,42 @@ func TestBBRNoLossCapInStartup(t *testing.T) {
 	require.Zero(t, b.inflightHi, "loss cap set in startup")
 	require.True(t, b.InSlowStart(), "startup ended")
 }
+
+// After a retransmission timeout, the few packets a round delivers while
+// the loss is repaired measure the recovery, not the path: ten such rounds
+// must not expire the bandwidth the model had.
+func TestBBRKeepsBandwidthThroughTimeoutRecovery(t *testing.T) {
+	const size, rttD = 1200, 100 * time.Millisecond
+	b := NewBBR(BBRConfig{}).(*bbr)
+	var rtt RTTStats
+	now := t0
+	inFlight := 0
+	round := func(n int) {
+		for range n {
+			b.OnPacketSent(now, inFlight, size)
+			inFlight += size
+		}
+		now = now.Add(rttD)
+		rtt.UpdateRTT(rttD, now)
+		for range n {
+			b.OnAck(now, size, inFlight, &rtt, -1)
+			inFlight -= size
+		}
+	}
+	for range 20 {
+		round(100)
+	}
+	bw := b.bw()
+	require.Greater(t, bw, 0.0, "no bandwidth estimate")
+	for range 100 {
+		b.OnPacketSent(now, inFlight, size)
+		inFlight += size
+	}
+	b.OnRetransmissionTimeout(now.Add(time.Second))
+	now = now.Add(time.Second)
+	inFlight = 0 // everything outstanding was declared lost
+	for range 15 {
+		round(4)
+	}
+	require.GreaterOrEqual(t, b.bw(), 0.9*bw, "bandwidth estimate after the recovery's rounds, want the model's before the timeout")
+}
