@@ -4,25 +4,26 @@ import "time"
 
 // BBR's constants (BBR v1, as Linux and the IETF draft have them).
 const (
-	bbrHighGain        = 2.885 // 2/ln(2): doubles the delivery rate each round
-	bbrDrainGain       = 1 / bbrHighGain
-	bbrCwndGain        = 2.0 // window over the estimated BDP in steady state
-	bbrBwWindowRounds  = 10  // rounds the maximum delivery rate is kept
-	bbrFullBwThresh    = 1.25
-	bbrFullBwRounds    = 3
-	bbrMinRTTWindow    = 10 * time.Second
-	bbrProbeRTTTime    = 200 * time.Millisecond
-	bbrMinCwndPackets  = 4
-	bbrAckAggRounds    = 5                      // rounds per slot of the ACK aggregation filter
-	bbrAckAggMaxTime   = 100 * time.Millisecond // the most ACK aggregation that can add to the window
-	bbrQuantumPackets  = 3                      // the window's allowance for pacing bursts and delayed ACKs
-	bbrLossThresh      = 0.02                   // a round losing more than this share with a standing queue is congestion
-	bbrQueueMinDelay   = 2 * time.Millisecond   // the least standing queue that makes a lossy round congested
-	bbrInflightHiBeta  = 0.7                    // what a congested round leaves of the window
-	bbrCycleLen        = 8
-	bbrProbeUpGain     = 1.25
-	bbrProbeDownGain   = 0.75
-	bbrProbeRTTPackets = 4
+	bbrHighGain           = 2.885 // 2/ln(2): doubles the delivery rate each round
+	bbrDrainGain          = 1 / bbrHighGain
+	bbrCwndGain           = 2.0 // window over the estimated BDP in steady state
+	bbrBwWindowRounds     = 10  // rounds the maximum delivery rate is kept
+	bbrFullBwThresh       = 1.25
+	bbrFullBwRounds       = 3
+	bbrMinRTTWindow       = 10 * time.Second
+	bbrProbeRTTTime       = 200 * time.Millisecond
+	bbrMinCwndPackets     = 4
+	bbrAckAggRounds       = 5                      // rounds per slot of the ACK aggregation filter
+	bbrAckAggMaxTime      = 100 * time.Millisecond // the most ACK aggregation that can add to the window
+	bbrQuantumPackets     = 3                      // the window's allowance for pacing bursts and delayed ACKs
+	bbrLossThresh         = 0.02                   // a round losing more than this share with a standing queue is congestion
+	bbrStartupLossPackets = 8                      // startup's rounds must lose more packets than this to be congested
+	bbrQueueMinDelay      = 2 * time.Millisecond   // the least standing queue that makes a lossy round congested
+	bbrInflightHiBeta     = 0.7                    // what a congested round leaves of the window
+	bbrCycleLen           = 8
+	bbrProbeUpGain        = 1.25
+	bbrProbeDownGain      = 0.75
+	bbrProbeRTTPackets    = 4
 )
 
 type bbrMode uint8
@@ -229,7 +230,18 @@ func (b *bbr) endRound() {
 		}
 	}
 	total := b.roundLost + b.roundDone
-	lossy := b.roundLost > float64(bbrMinCwndPackets*b.mss) && b.roundLost > bbrLossThresh*total
+	// In startup a round may be a handful of packets, and losing a few of
+	// them (a short burst, a receiver descheduled with a full socket buffer,
+	// reordering taken for loss) would cap the window at a fraction of a tiny
+	// round: the rate would stop growing under the cap, startup would end
+	// with a model far below the path, and ProbeBW climbs only a quarter
+	// every eight rounds. So startup needs more losses in a round, as BBR v2
+	// asks, before it reads them as a queue overflowing.
+	minLost := bbrMinCwndPackets
+	if !b.filledPipe {
+		minLost = bbrStartupLossPackets
+	}
+	lossy := b.roundLost > float64(minLost*b.mss) && b.roundLost > bbrLossThresh*total
 	queued := b.minRTT > 0 && b.roundMinRTT > b.minRTT+max(b.minRTT/4, bbrQueueMinDelay)
 	if b.roundLost == 0 {
 		b.inRecovery = false
@@ -423,11 +435,19 @@ func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 // OnRetransmissionTimeout drops the window to the minimum until the path
 // delivers again, when the window the model had comes back: a timeout says
 // the path stopped, not that the model is wrong.
+//
+// Until the bytes outstanding at the timeout are delivered, rate samples
+// count as app-limited: while the loss is repaired at the minimum window,
+// each round delivers a few packets, which measure the recovery, not the
+// path, and ten such rounds would expire the bandwidth the model had. The
+// flow would then climb back from a rate of a few packets a round at a
+// quarter more every eight rounds, for tens of seconds on a long path.
 func (b *bbr) OnRetransmissionTimeout(time.Time) {
 	if !b.afterRTO {
 		b.priorCwnd = max(b.priorCwnd, b.cwnd)
 		b.afterRTO = true
 	}
+	b.rs.onRecoveryLimited()
 	b.cwnd = b.minCwnd()
 	b.inFlight = 0
 }

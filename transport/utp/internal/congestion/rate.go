@@ -123,6 +123,12 @@ func (r *rateSampler) onAppLimited(bytesInFlight int) {
 	r.appLimited = max(r.delivered+int64(bytesInFlight), 1)
 }
 
+// onRecoveryLimited marks sends as app-limited until every byte sent so far
+// that was not declared lost has been delivered.
+func (r *rateSampler) onRecoveryLimited() {
+	r.appLimited = max(r.appLimited, r.sentBytes-r.lost, 1)
+}
+
 // rateSample is one delivery-rate measurement.
 type rateSample struct {
 	rate       float64 // bytes per second; 0: no sample

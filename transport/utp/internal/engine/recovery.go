@@ -177,6 +177,26 @@ func (c *Conn) headResendDeadline() time.Time {
 	return c.q[0].sentAt.Add(c.rtt.SmoothedRTT() + 4*c.rtt.RTTVar() + c.reorderWindow())
 }
 
+// headResendRestarts is how many resends of the oldest packet restart the
+// retransmission timer.
+const headResendRestarts = 2
+
+// onHeadResent notes that the oldest packet just went out again, its sends
+// before this one counted in xmits. The retransmission timer restarts from
+// the resend, as Linux's does: counted from the last cumulative ACK, it would
+// fire before a resend that was itself lost could be found and sent once more
+// (a round trip and a reordering window to find the first loss, as much
+// again for the resend's, a round trip for the ACK: more than SRTT + 200 ms
+// on a long path), and a timeout declares the whole window lost. Only the
+// first resends restart it, so that a path that stopped still meets the
+// backed-off timer.
+func (c *Conn) onHeadResent(now time.Time, xmits uint8) {
+	if c.backoff == 0 && xmits <= headResendRestarts {
+		c.rtoBase = now
+	}
+	c.armHeadResend()
+}
+
 // armHeadResend sets the loss detection timer for the resend of the oldest
 // packet, just sent.
 func (c *Conn) armHeadResend() {
@@ -302,7 +322,9 @@ func (c *Conn) onRTO(now time.Time) {
 	c.rec.RTOs++
 	c.backoff++
 	c.ep.cfg.Logger.Debug("utp: retransmission timeout", "conn", c.recvID, "backoff", c.backoff,
-		"rto", c.rto(), "inflight", c.inflight)
+		"rto", c.rto(), "inflight", c.inflight, "outstanding", c.sent, "limbo", c.limbo,
+		"head_sends", c.q[0].xmits, "head_age", now.Sub(c.q[0].sentAt), "since_progress", now.Sub(c.rec.progressAt),
+		"srtt", c.rtt.SmoothedRTT(), "rttvar", c.rtt.RTTVar(), "cwnd", c.cc.CongestionWindow())
 	if c.peerWnd >= c.mtu.cur {
 		// With the peer's window closed, what timed out was a probe of the
 		// window, which the peer drops by design: flow control, not

@@ -195,6 +195,22 @@ func TestRACKBeyondSACKReach(t *testing.T) {
 	}
 }
 
+// TestHeadResendRestartsRTO loses the oldest packet: the retransmission
+// timer counts from its resend, not from its first send, so that a resend
+// lost in turn can be found and sent again before the timer fires.
+func TestHeadResendRestartsRTO(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	p := newScriptedPeer(t, Config{})
+	s := p.send(4)
+	time.Sleep(rtt)
+	p.ack(s[0]-1, s[1:]...) // s[0] lost
+	p.waitResent(s[0])
+	p.c.mu.Lock()
+	base, resent := p.c.rtoBase, p.c.q[0].sentAt
+	p.c.mu.Unlock()
+	require.Equal(t, resent, base, "the retransmission timer's start, want the resend's time")
+}
+
 // TestSpuriousRetransmitCountedOnce resends a packet that was only late: the
 // original's acknowledgement comes at once after the resend, and the peer
 // then reports the resend as a duplicate. That is one needless resend, and
@@ -300,7 +316,10 @@ func TestTailLossFoundByProbe(t *testing.T) {
 	p.waitResent(s[3])
 	st := p.stats()
 	require.Equal(t, int64(1), st.TailLossProbes, "stats %+v", st)
-	time.Sleep(rtt)
+	// The probe's acknowledgement comes two round trips after it: on a busy
+	// machine the first one may have measured more than rtt, and an answer
+	// sooner than the minimum RTT would read as the original arriving late.
+	time.Sleep(2 * rtt)
 	p.ack(s[1], s[3])
 	p.waitResent(s[2])
 	st = p.stats()

@@ -179,7 +179,7 @@ func (c *Conn) transmit(i int, now time.Time, probe int) {
 	s.size = size
 	s.sentAt = now
 	if retx && i == 0 {
-		c.armHeadResend()
+		c.onHeadResent(now, s.xmits)
 	}
 	s.inFlight = true
 	if s.xmits < 255 {
