@@ -128,16 +128,16 @@ func TestFirstStreamAfterPunchBack(t *testing.T) {
 		}()
 		r := <-ra
 		require.NoError(t, r.err)
-		start := time.Now()
+		// From here the dialler's datagrams all find the acceptor's path: the acceptor answered its punches. A SYN
+		// the acceptor's Transport dropped shows in its counters.
+		before := b.Stats()
 		c, err := r.p.OpenStream(ctx)
 		require.NoError(t, err)
 		require.NoError(t, <-accepted)
-		took := time.Since(start)
+		after := b.Stats()
 		c.Close()
 		cancel()
 		a.Close()
-		t.Logf("round %d: first stream took %v", i, took)
-		// The dialler's reader sleeps 100 ms on the delayed punch, so the acceptor's SYN-ACK waits that long too.
-		require.True(t, took < 500*time.Millisecond, "round %d: the first stream took %v (a dropped SYN waits ~1 s)", i, took)
+		require.Equal(t, before, after, "round %d: the acceptor dropped datagrams of the dialler's first stream", i)
 	}
 }
