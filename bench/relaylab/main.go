@@ -496,24 +496,11 @@ func (b *bench) startSignal(ctx context.Context, lab *nslab.Lab, srv server) (st
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := lab.Public.Do(func() error {
-			c, err := net.DialTimeout("tcp4", srv.http, time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			return stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("signalling server %s not accepting: %v: %s", srv.http, err, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := lab.Public.WaitAccepting(srv.http, 20*time.Second); err != nil {
+		stop()
+		return nil, fmt.Errorf("signalling server %s not accepting: %v: %s", srv.http, err, stderr.String())
 	}
+	return stop, nil
 }
 
 // lineWatch collects a process's stderr and notes when the first line matching re arrived.

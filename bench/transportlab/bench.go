@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -189,24 +188,11 @@ func (b *bench) startSignal(ctx context.Context, lab *nslab.Lab) (*proc, error) 
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(signalReady)
-	for {
-		err := lab.Public.Do(func() error {
-			c, err := net.DialTimeout("tcp4", host, time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("signalling server not accepting within %v: %s", signalReady, p.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := lab.Public.WaitAccepting(host, signalReady); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("signalling server not accepting within %v: %v: %s", signalReady, err, p.stderr.String())
 	}
+	return p, nil
 }
 
 // runLab is one built lab: peer a sends, peer b receives.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -417,6 +418,25 @@ func (l *Lab) Close() error {
 // The context kills it, as with exec.CommandContext.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
+
+// WaitAccepting waits, for at most within, until a TCP connection from h's namespace to addr succeeds: a server
+// just started there is ready. It returns the last dial error when time runs out.
+func (h *Host) WaitAccepting(addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := h.Do(func() error {
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Do runs f on an OS thread switched into h's namespace. Sockets f creates live in that namespace and can
