@@ -26,6 +26,7 @@ import (
 	"github.com/p2phttp/p2phttp/internal/meter"
 	"github.com/p2phttp/p2phttp/internal/nslab"
 	"github.com/p2phttp/p2phttp/internal/pingpong"
+	"github.com/p2phttp/p2phttp/internal/syncbuf"
 )
 
 // Limits on the steps around a transfer, generous for a loaded machine.
@@ -462,7 +463,7 @@ type proc struct {
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
 	lines  *bufio.Reader // over stdout, for processes that report in JSON lines
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 	once   sync.Once
@@ -476,7 +477,7 @@ func startProc(ctx context.Context, h *nslab.Host, cpu int, name string, args ..
 	} else {
 		cmd = h.Command(ctx, name, args...)
 	}
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -590,24 +591,6 @@ const clockTicks = 100
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

@@ -2,7 +2,6 @@ package signalserver
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2phttp/p2phttp/internal/syncbuf"
 	"github.com/p2phttp/p2phttp/signal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -135,7 +135,7 @@ func TestKilledInstance(t *testing.T) {
 // meeting in flight ends with "meeting expired".
 func TestRedisRestart(t *testing.T) {
 	rs := startRedis(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	st := rs.store(t)
 	st.log = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := testConfig()
@@ -174,23 +174,6 @@ func TestRedisRestart(t *testing.T) {
 	}
 	wantStatus(t, "host after the restart", recvFrom(t, hc, "host"), http.StatusOK)
 	require.Contains(t, logs.String(), "redis restarted", "the log does not say Redis restarted")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // metric reads one sample from /metrics; it must be there.
