@@ -9,8 +9,11 @@ import (
 // delivery rate (NewBBR). The engine calls OnAppLimited when it has nothing
 // left to send although the window and the pacer would let it send: samples
 // taken while the application, not the path, set the pace then do not lower
-// the model's estimate of the path. Engines that never call it lose only a
-// little: such samples could at worst let the bandwidth estimate expire early.
+// the model's estimate of the path. Without it, ten rounds of an application
+// sending a message a round (request/response, an interactive stream) would
+// expire the estimate, and the model would take the application's rate for
+// the path's: the window would fall to a few packets, and the next burst would
+// start from there.
 type AppLimitedObserver interface {
 	OnAppLimited(bytesInFlight int)
 }
