@@ -121,9 +121,10 @@ func (r *rateSampler) idle() {
 	r.ring, r.head, r.n = nil, 0, 0
 }
 
-// onAppLimited marks sends from now until what is in flight is delivered.
+// onAppLimited marks sends from now until what is in flight is delivered,
+// or longer if a timeout's mark reaches further.
 func (r *rateSampler) onAppLimited(bytesInFlight int) {
-	r.appLimited = max(r.delivered+int64(bytesInFlight), 1)
+	r.appLimited = max(r.appLimited, r.delivered+int64(bytesInFlight), 1)
 }
 
 // onRecoveryLimited marks sends as app-limited until every byte sent so far
