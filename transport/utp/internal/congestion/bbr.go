@@ -102,6 +102,7 @@ type bbr struct {
 	cycleStart time.Time
 
 	// ProbeRTT.
+	idleRestart   bool // sending restarted from idle, app-limited; no data acknowledged since
 	probeRTTDone  time.Time
 	probeRTTRound int64
 	priorCwnd     float64
@@ -163,14 +164,27 @@ func (b *bbr) bdp() float64 {
 
 func (b *bbr) OnPacketSent(now time.Time, bytesInFlight, size int) {
 	b.sentAny = true
-	if bytesInFlight == 0 && b.mode == bbrProbeBW && b.pacingGain > 1 {
-		// Restarting from idle: a burst at the probing gain would only build
-		// a queue.
-		b.cycleIndex, b.pacingGain, b.cycleStart = 2, 1, now
+	if bytesInFlight == 0 && b.rs.appLimited != 0 {
+		b.restartFromIdle(now)
 	}
 	b.rs.onSent(now, bytesInFlight, size, b.minRTT)
 	b.inFlight = bytesInFlight + size
 	b.pacer.sent(now, b.pacingRate(), size, b.mss)
+}
+
+// restartFromIdle readies the model to send again after the application
+// left the path idle. The model is kept (an idle path is no evidence that it
+// changed), the window too, and the pacer spreads it over a round trip.
+func (b *bbr) restartFromIdle(now time.Time) {
+	b.idleRestart = true
+	switch {
+	case b.mode == bbrProbeBW && b.pacingGain > 1:
+		// A burst at the probing gain would only build a queue.
+		b.cycleIndex, b.pacingGain, b.cycleStart = 2, 1, now
+	case b.mode == bbrProbeRTT && !b.probeRTTDone.IsZero() && now.After(b.probeRTTDone):
+		// The idle time drained the queue as ProbeRTT would have.
+		b.exitProbeRTT(now)
+	}
 }
 
 // OnAppLimited implements AppLimitedObserver.
@@ -214,7 +228,14 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	b.updateAckAggregation(now, ackedBytes, roundStart)
 	b.updateCycle(now, priorInFlight)
 	b.checkDrain(now)
-	b.checkProbeRTT(now, minRTTExpired)
+	// The first RTT sample after an idle restart saw the queue drained by
+	// the idle time, so it renewed the minimum as ProbeRTT would have:
+	// probing again would only halve the window of a connection that
+	// resumes after ten idle seconds, as keep-alive connections do.
+	b.checkProbeRTT(now, minRTTExpired && !b.idleRestart)
+	if ackedBytes > 0 {
+		b.idleRestart = false
+	}
 	b.setCwnd(ackedBytes)
 }
 
@@ -361,14 +382,19 @@ func (b *bbr) checkProbeRTT(now time.Time, expired bool) {
 		b.probeRTTDone = now.Add(bbrProbeRTTTime)
 		b.probeRTTRound = b.rounds.count
 	case !b.probeRTTDone.IsZero() && now.After(b.probeRTTDone) && b.rounds.count > b.probeRTTRound:
-		b.minRTTStamp = now
-		b.cwnd = max(b.cwnd, b.priorCwnd)
-		b.priorCwnd = 0
-		if b.filledPipe {
-			b.enterProbeBW(now)
-		} else {
-			b.enterStartup()
-		}
+		b.exitProbeRTT(now)
+	}
+}
+
+// exitProbeRTT ends ProbeRTT with the window it had before.
+func (b *bbr) exitProbeRTT(now time.Time) {
+	b.minRTTStamp = now
+	b.cwnd = max(b.cwnd, b.priorCwnd)
+	b.priorCwnd = 0
+	if b.filledPipe {
+		b.enterProbeBW(now)
+	} else {
+		b.enterStartup()
 	}
 }
 

@@ -141,3 +141,44 @@ func TestBBRKeepsBandwidthThroughTimeoutRecovery(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, b.bw(), 0.9*bw, "bandwidth estimate after the recovery's rounds, want the model's before the timeout")
 }
+
+// A connection that resumes after more than ten idle seconds, as a
+// keep-alive connection does, keeps its model and its window: the idle time
+// drained the queue, so its first RTT sample renews the minimum RTT without
+// ProbeRTT halving the window. Nor does it burst the window at once: the
+// pacer lets out a few packets and spreads the rest.
+func TestBBRIdleRestart(t *testing.T) {
+	const size, rttD = 1200, 100 * time.Millisecond
+	b := NewBBR(BBRConfig{}).(*bbr)
+	var rtt RTTStats
+	now := t0
+	for range 20 {
+		for i := range 100 {
+			b.OnPacketSent(now, i*size, size)
+		}
+		now = now.Add(rttD)
+		rtt.UpdateRTT(rttD, now)
+		for i := range 100 {
+			b.OnAck(now, size, (100-i)*size, &rtt, -1)
+		}
+	}
+	require.Equal(t, bbrProbeBW, b.mode, "mode after twenty full rounds")
+	bw, cwnd := b.bw(), b.CongestionWindow()
+	b.OnAppLimited(0) // the send queue ran dry
+
+	now = now.Add(bbrMinRTTWindow + time.Second)
+	sent := 0
+	for b.PacingDelay(now, size) == 0 && sent*size < cwnd {
+		b.OnPacketSent(now, sent*size, size)
+		sent++
+	}
+	require.Less(t, sent, 2*pacingBurstPackets, "packets sent at once after idle (window %d packets)", cwnd/size)
+
+	now = now.Add(rttD)
+	rtt.UpdateRTT(rttD, now)
+	b.OnAck(now, size, sent*size, &rtt, -1)
+	require.NotEqual(t, bbrProbeRTT, b.mode, "entered ProbeRTT on the first ACK after idle")
+	require.Equal(t, now, b.minRTTStamp, "minimum RTT not renewed by the first sample after idle")
+	require.GreaterOrEqual(t, b.CongestionWindow(), cwnd, "window after idle")
+	require.Equal(t, bw, b.bw(), "bandwidth estimate after idle")
+}

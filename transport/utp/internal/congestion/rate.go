@@ -9,8 +9,11 @@ import (
 // delivery rate (NewBBR). The engine calls OnAppLimited when it has nothing
 // left to send although the window and the pacer would let it send: samples
 // taken while the application, not the path, set the pace then do not lower
-// the model's estimate of the path. Engines that never call it lose only a
-// little: such samples could at worst let the bandwidth estimate expire early.
+// the model's estimate of the path. Without it, ten rounds of an application
+// sending a message a round (request/response, an interactive stream) would
+// expire the estimate, and the model would take the application's rate for
+// the path's: the window would fall to a few packets, and the next burst would
+// start from there.
 type AppLimitedObserver interface {
 	OnAppLimited(bytesInFlight int)
 }
@@ -118,9 +121,10 @@ func (r *rateSampler) idle() {
 	r.ring, r.head, r.n = nil, 0, 0
 }
 
-// onAppLimited marks sends from now until what is in flight is delivered.
+// onAppLimited marks sends from now until what is in flight is delivered,
+// or longer if a timeout's mark reaches further.
 func (r *rateSampler) onAppLimited(bytesInFlight int) {
-	r.appLimited = max(r.delivered+int64(bytesInFlight), 1)
+	r.appLimited = max(r.appLimited, r.delivered+int64(bytesInFlight), 1)
 }
 
 // onRecoveryLimited marks sends as app-limited until every byte sent so far

@@ -72,6 +72,25 @@ func TestRateSamplerAppLimited(t *testing.T) {
 	require.False(t, s.appLimited, "app-limited mark outlived the data in flight when it was set")
 }
 
+// The sender running dry while a timeout's loss is repaired does not shorten
+// the timeout's mark, which covers every byte sent before it.
+func TestRateSamplerAppLimitedKeepsRecoveryMark(t *testing.T) {
+	var rs rateSampler
+	for i := range 10 {
+		rs.onSent(t0, i*1200, 1200, 0)
+	}
+	rs.onRecoveryLimited()
+	rs.lost += 9 * 1200 // the timeout declared all but one packet lost
+	rs.onAppLimited(1200)
+	rs.onAck(t0.Add(50*time.Millisecond), 1200, 50*time.Millisecond, 0)
+	for i := range 3 {
+		sent := t0.Add(time.Duration(51+50*i) * time.Millisecond)
+		rs.onSent(sent, 0, 1200, 0)
+		s := rs.onAck(sent.Add(50*time.Millisecond), 1200, 50*time.Millisecond, 0)
+		require.True(t, s.appLimited, "resend %d while the timeout's loss is repaired gave a sample not marked app-limited", i)
+	}
+}
+
 func TestMaxFilter(t *testing.T) {
 	var f maxFilter
 	f.update(0, 10, 100)

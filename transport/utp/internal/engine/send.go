@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
 	"github.com/p2phttp/p2phttp/transport/utp/internal/wire"
 )
 
@@ -111,6 +112,7 @@ func (c *Conn) flush(now time.Time) {
 	for {
 		i := c.nextSegment()
 		if i < 0 {
+			c.markAppLimited()
 			break
 		}
 		s := &c.q[i]
@@ -147,6 +149,19 @@ func (c *Conn) flush(now time.Time) {
 	}
 	c.writeBatch()
 	c.rearm(now)
+}
+
+// markAppLimited tells a controller that models the path's delivery rate
+// that the sender ran out of data with room in the window: until what is in
+// flight now is delivered, its rate samples measure the application, and may
+// raise the model's estimate of the path but not lower it. A window, the
+// peer's or ours, that held data back is the path's limit, not the
+// application's, and is not marked.
+func (c *Conn) markAppLimited() {
+	if o, ok := c.cc.(congestion.AppLimitedObserver); ok && c.state == stateOpen &&
+		c.inflight+c.mtu.cur <= c.cc.CongestionWindow() {
+		o.OnAppLimited(c.inflight)
+	}
 }
 
 // transmit sends q[i], padded by probe bytes when it probes the path MTU.
