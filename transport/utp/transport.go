@@ -30,6 +30,7 @@ type Transport struct {
 	done          chan struct{}
 	wg            sync.WaitGroup
 	stats         counters
+	role          *readRole // who reads the socket; nil: readLoop alone does
 
 	sendBatchRaw func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
 
@@ -76,8 +77,9 @@ func Listen(network, addr string, cfg Config) (*Transport, error) {
 
 // NewTransport returns a Transport on pc, which it owns from now on (Close closes it). pc is normally a
 // *net.UDPConn; it may be a wrapper (e.g. one that impairs traffic in tests) whose LocalAddr is a *net.UDPAddr.
-// The Transport never sets deadlines on pc and reads it from a single goroutine; pc.WriteTo is called from several
-// goroutines, some holding a stream's lock, so it must not block for long.
+// The Transport reads pc from one goroutine at a time (a *net.UDPConn's read deadline is its own: it kicks the
+// goroutine reading it out of its read with one); pc.WriteTo is called from several goroutines, some holding a
+// stream's lock, so it must not block for long.
 func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -111,7 +113,14 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	t.v4, t.v6 = families(pc, local)
 	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
 	t.wg.Add(1)
-	go t.readLoop()
+	if t.role = newReadRole(t); t.role != nil {
+		go func() {
+			defer t.wg.Done()
+			t.role.background()
+		}()
+	} else {
+		go t.readLoop()
+	}
 	return t, nil
 }
 
@@ -220,7 +229,7 @@ func (t *Transport) network() string {
 	return "udp"
 }
 
-// readLoop reads the socket until it is closed, sorting every datagram. The uTP datagrams of one read reach their
+// readLoop reads the socket until it is closed, sorting every datagram, where the socket has no readRole. The uTP datagrams of one read reach their
 // engines together, after the read's other datagrams were sorted.
 func (t *Transport) readLoop() {
 	defer t.wg.Done()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
@@ -32,6 +33,8 @@ type Conn struct {
 	timerIdx int
 
 	readCh, writeCh chan struct{} // wake a blocked Read or Write; capacity 1
+	readWoken       func() bool   // takes a wake from readCh without waiting: Read's ready function for ReadUntil
+	onLink          atomic.Bool   // a Read waits in the link's ReadUntil: interrupt it when waking it
 	estab           chan struct{} // Dial's: closed when the dial completes or fails; nil once Dial returns
 	rdl, wdl        deadline
 
@@ -155,6 +158,14 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 		peerWnd: 64 << 10,
 		reo:     reorderState{mult: 1},
 	}
+	c.readWoken = func() bool {
+		select {
+		case <-c.readCh:
+			return true
+		default:
+			return false
+		}
+	}
 	c.rtt.MinRTO, c.rtt.MaxRTO = ep.cfg.MinRTO, ep.cfg.MaxRTO
 	c.mtu.init(ep.link, ep.cfg)
 	c.cc.SetMaxDatagramSize(c.mtu.cur)
@@ -209,6 +220,10 @@ func (c *Conn) wakeReader() {
 	select {
 	case c.readCh <- struct{}{}:
 	default:
+	}
+	// After the send: a Read that entered ReadUntil later asks readWoken before it reads.
+	if c.onLink.Load() {
+		c.ep.rlink.Interrupt()
 	}
 }
 
@@ -305,12 +320,28 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		c.mu.Unlock()
+		if c.readOnLink() {
+			continue
+		}
 		select {
 		case <-c.readCh:
 		case <-c.rdl.wait():
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
+}
+
+// readOnLink waits for a wake of Read by reading the network in this goroutine, when the link can (see
+// ReadingLink); false: it could not, or the deadline passed, and Read waits on readCh.
+func (c *Conn) readOnLink() bool {
+	rl := c.ep.rlink
+	if rl == nil {
+		return false
+	}
+	c.onLink.Store(true)
+	woken := rl.ReadUntil(c.readWoken, c.rdl.when())
+	c.onLink.Store(false)
+	return woken
 }
 
 // readLocked copies from the read queue and advertises the freed window when
@@ -532,6 +563,7 @@ type deadline struct {
 	mu sync.Mutex
 	t  *time.Timer
 	ch chan struct{} // nil: no deadline
+	at time.Time     // zero: no deadline
 }
 
 func (d *deadline) set(t time.Time) {
@@ -541,6 +573,7 @@ func (d *deadline) set(t time.Time) {
 		d.t.Stop()
 		d.t = nil
 	}
+	d.at = t
 	if t.IsZero() {
 		d.ch = nil
 		return
@@ -552,6 +585,13 @@ func (d *deadline) set(t time.Time) {
 	} else {
 		d.t = time.AfterFunc(dur, func() { close(ch) })
 	}
+}
+
+// when is the deadline; zero: none.
+func (d *deadline) when() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.at
 }
 
 func (d *deadline) wait() <-chan struct{} {
