@@ -51,6 +51,7 @@ type readRole struct {
 	urgent    bool      // the background goroutine must take the role now, not after the grace
 	contended bool      // a Read found another Read holding the role: its holder hands it back at once
 	bgWaits   bool      // the background goroutine waits for the role without a timer: a release must wake it
+	takes     uint64    // how many times a Read took the role
 	closed    bool      // the socket is closed
 }
 
@@ -86,6 +87,7 @@ func newReadRole(t *Transport) *readRole {
 func (rr *readRole) background() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var seenTakes uint64
 	for {
 		rr.mu.Lock()
 		if rr.closed {
@@ -93,15 +95,22 @@ func (rr *readRole) background() {
 			return
 		}
 		wait := time.Duration(-1) // no timer
-		if rr.holder == roleFree {
+		switch rr.holder {
+		case roleFree:
 			since := time.Since(rr.released)
 			if rr.urgent || since >= rr.grace {
 				rr.holder, rr.urgent = roleBackground, false
 			} else {
 				wait = rr.grace - since
 			}
-		} else if rr.holder == roleReader {
-			rr.bgWaits = true
+		case roleReader:
+			// Readers that keep taking the role (a request/response exchange) are looked at again after a grace;
+			// one that held it all along (a Read that waits long) wakes this goroutine when it gives it back.
+			if rr.takes != seenTakes {
+				seenTakes, wait = rr.takes, rr.grace
+			} else {
+				rr.bgWaits = true
+			}
 		}
 		holder := rr.holder
 		rr.mu.Unlock()
@@ -196,6 +205,7 @@ func (rr *readRole) take() bool {
 		return false
 	case rr.holder == roleFree:
 		rr.holder = roleReader
+		rr.takes++
 		rr.mu.Unlock()
 		return true
 	case rr.holder == roleBackground && !rr.want.Load():
@@ -207,6 +217,9 @@ func (rr *readRole) take() bool {
 		case <-rr.t.done:
 			return false
 		}
+		rr.mu.Lock()
+		rr.takes++
+		rr.mu.Unlock()
 		return true
 	default: // another Read holds the role or waits for it
 		rr.contended = true
