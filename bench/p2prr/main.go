@@ -31,7 +31,7 @@ import (
 type options struct {
 	role, signalURL, stunAddr, code string
 	n, size                         int
-	timeout                         time.Duration
+	timeout, readerGrace            time.Duration
 }
 
 func main() {
@@ -43,6 +43,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 200, "guest: timed round trips")
 	flag.IntVar(&o.size, "size", 100, "bytes of each message and of its echo")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.DurationVar(&o.readerGrace, "reader-grace", 0, "the transport's ReaderGrace (0: its default; negative: streams never read the socket themselves)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -72,6 +73,7 @@ func run(ctx context.Context, o options, out *json.Encoder) error {
 		return fmt.Errorf("-size must be 1-%d", pingpong.MaxSize)
 	}
 	cfg := rendezvous.Config{SignalURL: o.signalURL, STUNAddr: o.stunAddr, Code: o.code}
+	cfg.Transport.ReaderGrace = o.readerGrace
 	if o.role == "host" {
 		return host(ctx, cfg, o, out)
 	}

@@ -262,9 +262,19 @@ func BenchmarkBDP(b *testing.B) {
 
 // BenchmarkPingPong100B: 100 B request, 100 B reply, on one of our streams vs a kernel TCP connection, both on
 // loopback, alternating round trip by round trip, 500 of each per iteration. Reports mean, median and p99.
-func BenchmarkPingPong100B(b *testing.B) {
+func BenchmarkPingPong100B(b *testing.B) { pingPong(b, Config{}) }
+
+// BenchmarkPingPongReaderGrace is BenchmarkPingPong100B with streams whose Read reads the socket itself for several
+// Config.ReaderGrace values, and never (-1).
+func BenchmarkPingPongReaderGrace(b *testing.B) {
+	for _, g := range []time.Duration{-1, 50 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
+		b.Run(fmt.Sprint(g), func(b *testing.B) { pingPong(b, Config{ReaderGrace: g}) })
+	}
+}
+
+func pingPong(b *testing.B, cfg Config) {
 	tc, ts := tcpPair(b)
-	ours := newImpairedPair(b, Config{}, nil, nil)
+	ours := newImpairedPair(b, cfg, nil, nil)
 	oc, os := streamPair(b, ours)
 	echo := func(c net.Conn) {
 		buf := make([]byte, 100)
