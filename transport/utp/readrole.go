@@ -25,7 +25,9 @@ import (
 // Making a reader look again: the holder sets the socket's read deadline, then marks itself reading, then checks
 // whether it was asked to stop (a stream's wake, or a Read wanting the role from the background goroutine), then
 // reads. Whoever asks first records the request (a wake on the stream's channel, or want), then sets a read deadline
-// in the past if the holder is reading: either the holder sees the request, or its read returns at once.
+// in the past if the holder is reading: either the holder sees the request, or its read returns at once. The holder
+// sets the socket's deadline only when it differs from the one it set last, or after a read timed out (a kick's
+// deadline stays until then).
 //
 // Only a plain *net.UDPConn takes part (it can be kicked with a read deadline); any other PacketConn is read by the
 // background goroutine alone.
@@ -38,6 +40,7 @@ type readRole struct {
 	r       *batchReader
 	rx      *rxBatch
 	deliver func(b []byte, from netip.AddrPort)
+	sockDL  time.Time // the read deadline the holder last set on the socket (a kick may have set another since)
 
 	reading atomic.Bool // the holder is about to read or reading: a request must kick it
 	want    atomic.Bool // a Read waits for the background goroutine to hand it the role
@@ -135,7 +138,7 @@ func (rr *readRole) background() {
 // closed.
 func (rr *readRole) readInBackground() {
 	for {
-		_ = rr.uc.SetReadDeadline(time.Time{})
+		rr.setDeadline(time.Time{})
 		rr.reading.Store(true)
 		if rr.want.Load() {
 			break
@@ -170,7 +173,7 @@ func (rr *readRole) readUntil(ready func() bool, deadline time.Time) bool {
 	}
 	woken := false
 	for {
-		_ = rr.uc.SetReadDeadline(deadline)
+		rr.setDeadline(deadline)
 		rr.reading.Store(true)
 		if ready() {
 			woken = true
@@ -257,10 +260,20 @@ func (rr *readRole) kick() {
 	}
 }
 
+// setDeadline sets the socket's read deadline for the holder's next read, unless it is set already: setting a
+// deadline on every read would move a runtime timer every time.
+func (rr *readRole) setDeadline(t time.Time) {
+	if !t.Equal(rr.sockDL) {
+		_ = rr.uc.SetReadDeadline(t)
+		rr.sockDL = t
+	}
+}
+
 // readFailed handles a failed read; true when the socket is closed and reading must stop.
 func (rr *readRole) readFailed(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return false // a kick, or a Read's deadline
+		rr.sockDL = kickDeadline // a kick, or a Read's deadline: the next read sets its own
+		return false
 	}
 	if rr.t.isClosed() || errors.Is(err, net.ErrClosed) {
 		if !rr.t.isClosed() {
