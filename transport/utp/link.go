@@ -102,7 +102,7 @@ func (t *Transport) sendBatch(bufs [][]byte, to *net.UDPAddr) error {
 // ReadUntil reads the Transport's socket in the calling goroutine (see readRole) while the path's route is on it.
 func (l pathLink) ReadUntil(ready func() bool, deadline time.Time) bool {
 	p := l.p
-	if p.t.role == nil || isClosed(p.done) {
+	if isClosed(p.done) {
 		return false
 	}
 	if _, direct := p.loadRoute().(*directRoute); !direct {
@@ -113,9 +113,7 @@ func (l pathLink) ReadUntil(ready func() bool, deadline time.Time) bool {
 
 // Interrupt kicks a ReadUntil in progress.
 func (l pathLink) Interrupt() {
-	if rr := l.p.t.role; rr != nil {
-		rr.kick()
-	}
+	l.p.t.role.kick()
 }
 
 // DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any internet

@@ -29,11 +29,11 @@ import (
 // sets the socket's deadline only when it differs from the one it set last, or after a read timed out (a kick's
 // deadline stays until then).
 //
-// Only a plain *net.UDPConn takes part (it can be kicked with a read deadline); any other PacketConn is read by the
-// background goroutine alone.
+// Readers take the role only on a plain *net.UDPConn (it can be kicked with a read deadline); any other PacketConn,
+// or a negative ReaderGrace, leaves it to the background goroutine.
 type readRole struct {
 	t     *Transport
-	uc    *net.UDPConn
+	uc    *net.UDPConn // nil: only the background goroutine reads
 	grace time.Duration
 
 	// Owned by the holder.
@@ -69,17 +69,16 @@ const (
 // kickDeadline is a read deadline in the past: it makes a read in progress return at once.
 var kickDeadline = time.Unix(1, 0)
 
-// newReadRole returns the Transport's read role, or nil when its socket cannot take part (see readRole).
+// newReadRole returns the Transport's read role, held by the background goroutine.
 func newReadRole(t *Transport) *readRole {
-	uc, ok := t.pc.(*net.UDPConn)
-	if !ok || t.cfg.ReaderGrace < 0 {
-		return nil
-	}
 	rr := &readRole{
-		t: t, uc: uc, grace: t.cfg.ReaderGrace,
-		r: newBatchReader(uc), rx: &rxBatch{},
+		t: t, grace: t.cfg.ReaderGrace,
+		r: newBatchReader(t.pc), rx: &rxBatch{},
 		bgWake: make(chan struct{}, 1), handoff: make(chan struct{}, 1),
 		holder: roleBackground,
+	}
+	if uc, ok := t.pc.(*net.UDPConn); ok && rr.grace >= 0 {
+		rr.uc = uc
 	}
 	rr.deliver = func(b []byte, from netip.AddrPort) { t.dispatch(b, from, rr.rx) }
 	return rr
@@ -201,6 +200,9 @@ func (rr *readRole) readUntil(ready func() bool, deadline time.Time) bool {
 // take gets the role for a Read: at once when it is parked, from the background goroutine (kicked out of its read)
 // when it holds it; false when another Read holds it or the socket is closed.
 func (rr *readRole) take() bool {
+	if rr.uc == nil {
+		return false
+	}
 	rr.mu.Lock()
 	switch {
 	case rr.closed:
@@ -255,7 +257,7 @@ func (rr *readRole) release() {
 
 // kick makes the holder look again: its read in progress, if any, returns at once.
 func (rr *readRole) kick() {
-	if rr.reading.Load() {
+	if rr.uc != nil && rr.reading.Load() {
 		_ = rr.uc.SetReadDeadline(kickDeadline)
 	}
 }

@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2phttp/p2phttp/internal/netem"
 	"github.com/stretchr/testify/require"
 )
 
 // waitReaderHolds waits until a stream's Read reads tr's socket itself (it holds the read role).
 func waitReaderHolds(t *testing.T, tr *Transport) {
 	t.Helper()
-	require.NotNil(t, tr.role, "a Transport on a plain UDP socket lets its readers read it")
+	require.NotNil(t, tr.role.uc, "a Transport on a plain UDP socket lets its readers read it")
 	require.Eventually(t, func() bool {
 		tr.role.mu.Lock()
 		defer tr.role.mu.Unlock()
@@ -44,8 +45,10 @@ type readResult struct {
 
 func TestReaderGraceConfig(t *testing.T) {
 	require.Equal(t, time.Millisecond, Config{}.withDefaults().ReaderGrace)
-	require.NotNil(t, listen(t, Config{}).role)
-	require.Nil(t, listen(t, Config{ReaderGrace: -1}).role, "negative: the background goroutine alone reads")
+	require.NotNil(t, listen(t, Config{}).role.uc)
+	require.Nil(t, listen(t, Config{ReaderGrace: -1}).role.uc, "negative: the background goroutine alone reads")
+	tr, _ := wrapped(t, Config{}, netem.Config{})
+	require.Nil(t, tr.role.uc, "a wrapped socket cannot be kicked out of a read: the background goroutine alone reads it")
 }
 
 // A request/response exchange reads the socket in the stream's Read, and its bytes arrive intact, over many rounds.
