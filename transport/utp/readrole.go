@@ -136,24 +136,7 @@ func (rr *readRole) background() {
 // readInBackground reads and sorts datagrams until a Read wants the role (it then hands it over) or the socket is
 // closed.
 func (rr *readRole) readInBackground() {
-	for {
-		rr.setDeadline(time.Time{})
-		rr.reading.Store(true)
-		if rr.want.Load() {
-			break
-		}
-		n, err := rr.r.read()
-		rr.reading.Store(false)
-		if err != nil {
-			if rr.readFailed(err) {
-				break
-			}
-			continue
-		}
-		rr.r.datagrams(n, rr.deliver)
-		rr.rx.flush()
-	}
-	rr.reading.Store(false)
+	rr.read(rr.want.Load, time.Time{})
 	rr.mu.Lock()
 	if rr.want.Load() {
 		rr.want.Store(false)
@@ -170,31 +153,35 @@ func (rr *readRole) readUntil(ready func() bool, deadline time.Time) bool {
 	if !rr.take() {
 		return false
 	}
-	woken := false
+	stopped := rr.read(ready, deadline)
+	rr.release()
+	return stopped
+}
+
+// read is the holder's loop: it reads and sorts datagrams until stop, asked before every read, reports true (read
+// returns true then), deadline (zero: none) passes or the socket is closed.
+func (rr *readRole) read(stop func() bool, deadline time.Time) bool {
+	defer rr.reading.Store(false)
 	for {
 		rr.setDeadline(deadline)
 		rr.reading.Store(true)
-		if ready() {
-			woken = true
-			break
+		if stop() {
+			return true
 		}
 		n, err := rr.r.read()
 		rr.reading.Store(false)
 		if err != nil {
 			if rr.readFailed(err) {
-				break
+				return false
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !deadline.IsZero() && !time.Now().Before(deadline) {
-				break
+				return false
 			}
 			continue
 		}
 		rr.r.datagrams(n, rr.deliver)
 		rr.rx.flush()
 	}
-	rr.reading.Store(false)
-	rr.release()
-	return woken
 }
 
 // take gets the role for a Read: at once when it is parked, from the background goroutine (kicked out of its read)
