@@ -286,3 +286,19 @@ func TestWriterGetsAcksAfterReadReturns(t *testing.T) {
 	require.NoError(t, <-done)
 	require.True(t, bytes.Equal(data, got))
 }
+
+// Two streams of one path move data both ways at once: four Reads on two Transports take the sockets from each other
+// and from the background goroutines, and every byte arrives.
+func TestBulkBothWaysOnTwoStreams(t *testing.T) {
+	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	pa, pb := connectPair(t, a, b)
+	s1, s2 := openPair(t, pa, pb)
+	s3, s4 := openPair(t, pb, pa)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		exchange(t, s1, s2, 4<<20) // a failure marks the test failed and ends this goroutine
+	}()
+	exchange(t, s3, s4, 4<<20)
+	<-done
+}
