@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,4 +326,42 @@ func pingPong(b *testing.B, cfg Config) {
 	}
 	r, o := stats("tcp", tcpRT), stats("ours", oursRT)
 	b.ReportMetric(o/r, "ours/tcp_mean")
+}
+
+// BenchmarkConcurrentPingPong: 8 streams of one path each exchange 100-byte requests and responses at once, with
+// streams reading the socket themselves (the default) and never (-1): the Reads contend for the socket.
+func BenchmarkConcurrentPingPong(b *testing.B) {
+	for _, g := range []time.Duration{-1, 0} {
+		b.Run(fmt.Sprintf("grace=%v", g), func(b *testing.B) {
+			p := newImpairedPair(b, Config{ReaderGrace: g}, nil, nil)
+			const streams, rounds = 8, 200
+			var conns [streams][2]net.Conn
+			for i := range conns {
+				conns[i][0], conns[i][1] = streamPair(b, p)
+				go func(c net.Conn) { _, _ = io.Copy(c, c) }(conns[i][1])
+			}
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for i := range conns {
+					wg.Add(1)
+					go func(c net.Conn) {
+						defer wg.Done()
+						buf := make([]byte, 100)
+						for range rounds {
+							if _, err := c.Write(buf); err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := io.ReadFull(c, buf); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}(conns[i][0])
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*rounds), "µs/round")
+		})
+	}
 }
