@@ -4,8 +4,9 @@
 // An Endpoint serves one peer. It sends through a Link, which knows the route
 // to the peer, and is handed each datagram the peer sent through
 // DeliverDatagram, or a burst of them through DeliverDatagrams (one answer per
-// burst instead of per datagram); it never sees an address. Connections are opened from either
-// side with Dial and Accept and are net.Conns.
+// burst instead of per datagram); it never sees an address. A Link that can read the network in the
+// goroutine waiting for it (ReadingLink) lets a Read that has to wait do so. Connections are opened from
+// either side with Dial and Accept and are net.Conns.
 //
 // Loss recovery uses selective ACKs, time-based loss detection (RACK) with a
 // tail loss probe, and a retransmission timeout per RFC 6298 with Karn's rule
