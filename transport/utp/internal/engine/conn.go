@@ -34,7 +34,7 @@ type Conn struct {
 
 	readCh, writeCh chan struct{} // wake a blocked Read or Write; capacity 1
 	readWoken       func() bool   // takes a wake from readCh without waiting: Read's ready function for ReadUntil
-	onLink          atomic.Bool   // a Read waits in the link's ReadUntil: interrupt it when waking it
+	onLink          atomic.Int32  // Reads waiting in the link's ReadUntil: interrupt them when waking them
 	estab           chan struct{} // Dial's: closed when the dial completes or fails; nil once Dial returns
 	rdl, wdl        deadline
 
@@ -222,7 +222,7 @@ func (c *Conn) wakeReader() {
 	default:
 	}
 	// After the send: a Read that entered ReadUntil later asks readWoken before it reads.
-	if c.onLink.Load() {
+	if c.onLink.Load() > 0 {
 		c.ep.rlink.Interrupt()
 	}
 }
@@ -338,9 +338,9 @@ func (c *Conn) readOnLink() bool {
 	if rl == nil {
 		return false
 	}
-	c.onLink.Store(true)
+	c.onLink.Add(1)
 	woken := rl.ReadUntil(c.readWoken, c.rdl.when())
-	c.onLink.Store(false)
+	c.onLink.Add(-1)
 	return woken
 }
 

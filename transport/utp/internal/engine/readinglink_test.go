@@ -96,7 +96,7 @@ func TestReadingLinkWakes(t *testing.T) {
 		_, err := cb.Read(got)
 		errc <- err
 	}()
-	waitFor(t, "Read in ReadUntil", func() bool { return cb.onLink.Load() }, 10*time.Second)
+	waitFor(t, "Read in ReadUntil", func() bool { return cb.onLink.Load() > 0 }, 10*time.Second)
 	_ = cb.SetReadDeadline(time.Now())
 	require.ErrorIs(t, <-errc, os.ErrDeadlineExceeded, "a deadline set while in ReadUntil")
 
@@ -115,7 +115,7 @@ func TestReadingLinkWakes(t *testing.T) {
 		_, err := cc.Read(got)
 		errc <- err
 	}()
-	waitFor(t, "Read in ReadUntil", func() bool { return cc.onLink.Load() }, 10*time.Second)
+	waitFor(t, "Read in ReadUntil", func() bool { return cc.onLink.Load() > 0 }, 10*time.Second)
 	require.NoError(t, cc.Close())
 	require.ErrorIs(t, <-errc, ErrClosed, "a close while in ReadUntil")
 }
