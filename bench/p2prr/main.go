@@ -12,7 +12,9 @@
 //
 // The host echoes until the guest ends the stream, then prints {"event":"done","echoed":N}. The guest makes one
 // untimed round trip first (so the stream and path are warm, as a kept-alive connection is), then -n timed ones,
-// and prints one JSON line: n, median_us, p90_us, min_us, max_us, and the route the path took.
+// and prints one JSON line: n, median_us, p90_us, min_us, max_us, and the route the path took. -reader-grace sets
+// the transport's ReaderGrace on either side (negative: streams never read the socket themselves), to time its
+// effect in the lab with a wrapper script passed as transportlab's -p2prr.
 package main
 
 import (
