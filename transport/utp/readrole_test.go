@@ -16,6 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// roleConfig is fastConfig with the default DeadPathTimeout: these tests check wakes, and a loaded machine must not
+// kill their paths.
+func roleConfig() Config {
+	cfg := fastConfig()
+	cfg.DeadPathTimeout = 30 * time.Second
+	return cfg
+}
+
 // waitReaderHolds waits until a stream's Read reads tr's socket itself (it holds the read role).
 func waitReaderHolds(t *testing.T, tr *Transport) {
 	t.Helper()
@@ -53,7 +61,7 @@ func TestReaderGraceConfig(t *testing.T) {
 
 // A request/response exchange reads the socket in the stream's Read, and its bytes arrive intact, over many rounds.
 func TestPingPongReadsInCaller(t *testing.T) {
-	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	a, b := listen(t, roleConfig()), listen(t, roleConfig())
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
 	go func() {
@@ -150,7 +158,7 @@ func TestCloseWhileReadingSocket(t *testing.T) {
 // Two streams of one path read at once, each exchanging requests and responses: one reads the socket, the other is
 // handed its data, and neither misses a wake.
 func TestTwoReadersOnePath(t *testing.T) {
-	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	a, b := listen(t, roleConfig()), listen(t, roleConfig())
 	pa, pb := connectPair(t, a, b)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -197,11 +205,11 @@ func TestTwoReadersOnePath(t *testing.T) {
 
 // divertedPair connects a (on a plain socket) and b (on a diverter to a) and opens a stream from a to b.
 func divertedPair(t *testing.T) (a *Transport, pa *Path, c1, c2 net.Conn, div *diverter) {
-	a = listen(t, fastConfig())
+	a = listen(t, roleConfig())
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	div = &diverter{PacketConn: pc, from: pc.LocalAddr().(*net.UDPAddr).AddrPort(), q: make(chan []byte, 1024)}
-	b, err := NewTransport(div, fastConfig())
+	b, err := NewTransport(div, roleConfig())
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	pa, pb := connectPair(t, a, b)
@@ -262,7 +270,7 @@ func (d *diverter) run(to *Transport) {
 // After a Read returns, the socket is read again within the grace even when nobody reads: a writer that needs the
 // peer's acknowledgements to go on gets them.
 func TestWriterGetsAcksAfterReadReturns(t *testing.T) {
-	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	a, b := listen(t, roleConfig()), listen(t, roleConfig())
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
 	res := readAsync(c1, 10)
@@ -290,7 +298,7 @@ func TestWriterGetsAcksAfterReadReturns(t *testing.T) {
 // Two streams of one path move data both ways at once: four Reads on two Transports take the sockets from each other
 // and from the background goroutines, and every byte arrives.
 func TestBulkBothWaysOnTwoStreams(t *testing.T) {
-	a, b := listen(t, fastConfig()), listen(t, fastConfig())
+	a, b := listen(t, roleConfig()), listen(t, roleConfig())
 	pa, pb := connectPair(t, a, b)
 	s1, s2 := openPair(t, pa, pb)
 	s3, s4 := openPair(t, pb, pa)
