@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
@@ -100,7 +99,7 @@ func (t *Transport) sendBatch(bufs [][]byte, to *net.UDPAddr) error {
 }
 
 // ReadUntil reads the Transport's socket in the calling goroutine (see readRole) while the path's route is on it.
-func (l pathLink) ReadUntil(ready func() bool, deadline time.Time) bool {
+func (l pathLink) ReadUntil(w engine.Waiter) bool {
 	p := l.p
 	if isClosed(p.done) {
 		return false
@@ -108,7 +107,7 @@ func (l pathLink) ReadUntil(ready func() bool, deadline time.Time) bool {
 	if _, direct := p.loadRoute().(*directRoute); !direct {
 		return false // its datagrams come on another socket or through a relay
 	}
-	return p.t.role.readUntil(ready, deadline)
+	return p.t.role.readUntil(w)
 }
 
 // Interrupt kicks a ReadUntil in progress.

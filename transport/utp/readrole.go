@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
 // readRole is the right to read the Transport's socket, and what reading needs (the batch reader and the rxBatch).
@@ -22,12 +24,12 @@ import (
 // A Read that finds the role with another stream's Read waits on its stream as before, and the holder hands the role
 // to the background goroutine when it returns.
 //
-// Making a reader look again: the holder sets the socket's read deadline, then marks itself reading, then checks
-// whether it was asked to stop (a stream's wake, or a Read wanting the role from the background goroutine), then
-// reads. Whoever asks first records the request (a wake on the stream's channel, or want), then sets a read deadline
-// in the past if the holder is reading: either the holder sees the request, or its read returns at once. The holder
-// sets the socket's deadline only when it differs from the one it set last, or after a read timed out (a kick's
-// deadline stays until then).
+// Making a reader look again (a kick): the holder clears the socket's read deadline if a kick set one, then marks
+// itself reading, then checks whether it was asked to stop (a wake of its stream's Read, or a Read wanting the role
+// from the background goroutine), then reads. Whoever asks first records the request (a wake on the stream's
+// channel, or want), then sets a read deadline in the past if the holder is reading: either the holder sees the
+// request, or its read returns at once. A stream's read deadline is such a wake (the engine wakes the Read when it
+// passes), so the socket's deadline is only ever a kick's.
 //
 // Readers take the role only on a plain *net.UDPConn (it can be kicked with a read deadline); any other PacketConn,
 // or a negative ReaderGrace, leaves it to the background goroutine.
@@ -40,7 +42,7 @@ type readRole struct {
 	r       *batchReader
 	rx      *rxBatch
 	deliver func(b []byte, from netip.AddrPort)
-	sockDL  time.Time // the read deadline the holder last set on the socket (a kick may have set another since)
+	kicked  bool // a read timed out: a kick's deadline is still set on the socket
 
 	reading atomic.Bool // the holder is about to read or reading: a request must kick it
 	want    atomic.Bool // a Read waits for the background goroutine to hand it the role
@@ -136,7 +138,7 @@ func (rr *readRole) background() {
 // readInBackground reads and sorts datagrams until a Read wants the role (it then hands it over) or the socket is
 // closed.
 func (rr *readRole) readInBackground() {
-	rr.read(rr.want.Load, time.Time{})
+	rr.read(rr.want.Load)
 	rr.mu.Lock()
 	if rr.want.Load() {
 		rr.want.Store(false)
@@ -149,21 +151,24 @@ func (rr *readRole) readInBackground() {
 }
 
 // readUntil is pathLink.ReadUntil on the Transport's socket (see engine.ReadingLink).
-func (rr *readRole) readUntil(ready func() bool, deadline time.Time) bool {
+func (rr *readRole) readUntil(w engine.Waiter) bool {
 	if !rr.take() {
 		return false
 	}
-	stopped := rr.read(ready, deadline)
+	woken := rr.read(w.Woken)
 	rr.release()
-	return stopped
+	return woken
 }
 
 // read is the holder's loop: it reads and sorts datagrams until stop, asked before every read, reports true (read
-// returns true then), deadline (zero: none) passes or the socket is closed.
-func (rr *readRole) read(stop func() bool, deadline time.Time) bool {
+// returns true then) or the socket is closed.
+func (rr *readRole) read(stop func() bool) bool {
 	defer rr.reading.Store(false)
 	for {
-		rr.setDeadline(deadline)
+		if rr.kicked && rr.uc != nil {
+			_ = rr.uc.SetReadDeadline(time.Time{})
+			rr.kicked = false
+		}
 		rr.reading.Store(true)
 		if stop() {
 			return true
@@ -172,9 +177,6 @@ func (rr *readRole) read(stop func() bool, deadline time.Time) bool {
 		rr.reading.Store(false)
 		if err != nil {
 			if rr.readFailed(err) {
-				return false
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) && !deadline.IsZero() && !time.Now().Before(deadline) {
 				return false
 			}
 			continue
@@ -249,19 +251,10 @@ func (rr *readRole) kick() {
 	}
 }
 
-// setDeadline sets the socket's read deadline for the holder's next read, unless it is set already: setting a
-// deadline on every read would move a runtime timer every time.
-func (rr *readRole) setDeadline(t time.Time) {
-	if !t.Equal(rr.sockDL) {
-		_ = rr.uc.SetReadDeadline(t)
-		rr.sockDL = t
-	}
-}
-
 // readFailed handles a failed read; true when the socket is closed and reading must stop.
 func (rr *readRole) readFailed(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		rr.sockDL = kickDeadline // a kick, or a Read's deadline: the next read sets its own
+		rr.kicked = true // the next read clears the kick's deadline
 		return false
 	}
 	if rr.t.isClosed() || errors.Is(err, net.ErrClosed) {

@@ -33,9 +33,8 @@ type Conn struct {
 	timerIdx int
 
 	readCh, writeCh chan struct{} // wake a blocked Read or Write; capacity 1
-	readWoken       func() bool   // takes a wake from readCh without waiting: Read's ready function for ReadUntil
-	onLink          atomic.Int32  // Reads waiting in the link's ReadUntil: interrupt them when waking them
 	estab           chan struct{} // Dial's: closed when the dial completes or fails; nil once Dial returns
+	onLink          atomic.Int32  // Reads waiting in the link's ReadUntil: interrupt them when waking them
 	rdl, wdl        deadline
 
 	mu       sync.Mutex
@@ -157,14 +156,6 @@ func newConn(ep *Endpoint, recvID, sendID uint16) *Conn {
 		cc:      ep.cfg.NewController(),
 		peerWnd: 64 << 10,
 		reo:     reorderState{mult: 1},
-	}
-	c.readWoken = func() bool {
-		select {
-		case <-c.readCh:
-			return true
-		default:
-			return false
-		}
 	}
 	c.rtt.MinRTO, c.rtt.MaxRTO = ep.cfg.MinRTO, ep.cfg.MaxRTO
 	c.mtu.init(ep.link, ep.cfg)
@@ -338,10 +329,27 @@ func (c *Conn) readOnLink() bool {
 	if rl == nil {
 		return false
 	}
+	select {
+	case <-c.rdl.wait():
+		return false
+	default:
+	}
 	c.onLink.Add(1)
-	woken := rl.ReadUntil(c.readWoken, c.rdl.when())
+	woken := rl.ReadUntil((*readWaiter)(c))
 	c.onLink.Add(-1)
 	return woken
+}
+
+// readWaiter is a Conn's Read as a Waiter: it takes a wake from readCh without waiting.
+type readWaiter Conn
+
+func (w *readWaiter) Woken() bool {
+	select {
+	case <-w.readCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // readLocked copies from the read queue and advertises the freed window when
@@ -520,14 +528,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Read.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
+	c.rdl.set(t, c.wakeReader)
 	c.wakeReader() // a blocked Read picks up the new deadline
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for Write.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
+	c.wdl.set(t, nil)
 	c.wakeWriter()
 	return nil
 }
@@ -563,17 +571,17 @@ type deadline struct {
 	mu sync.Mutex
 	t  *time.Timer
 	ch chan struct{} // nil: no deadline
-	at time.Time     // zero: no deadline
 }
 
-func (d *deadline) set(t time.Time) {
+// set sets the deadline; expired, when not nil, runs when it passes (after the channel closed), to wake a waiter
+// that does not wait on the channel.
+func (d *deadline) set(t time.Time, expired func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.t != nil {
 		d.t.Stop()
 		d.t = nil
 	}
-	d.at = t
 	if t.IsZero() {
 		d.ch = nil
 		return
@@ -583,15 +591,13 @@ func (d *deadline) set(t time.Time) {
 	if dur := time.Until(t); dur <= 0 {
 		close(ch)
 	} else {
-		d.t = time.AfterFunc(dur, func() { close(ch) })
+		d.t = time.AfterFunc(dur, func() {
+			close(ch)
+			if expired != nil {
+				expired()
+			}
+		})
 	}
-}
-
-// when is the deadline; zero: none.
-func (d *deadline) when() time.Time {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.at
 }
 
 func (d *deadline) wait() <-chan struct{} {

@@ -57,14 +57,20 @@ type Link interface {
 type ReadingLink interface {
 	Link
 	// ReadUntil reads datagrams from the network and delivers them (to any connection, through DeliverDatagram or
-	// DeliverDatagrams) in the calling goroutine until ready reports true, which it asks before every read. It
-	// returns true then, and false when deadline (zero: none) passed, when the link needs the goroutine no more, or
-	// at once when it cannot read in the caller now (another goroutine does): the caller then waits as it would
-	// without a ReadingLink.
-	ReadUntil(ready func() bool, deadline time.Time) bool
-	// Interrupt makes a ReadUntil in progress ask its ready function again soon. It may be called from any
-	// goroutine, also with a connection's lock held, and must not block.
+	// DeliverDatagrams) in the calling goroutine until w.Woken reports true, which it asks before every read. It
+	// returns true then, and false when the link needs the goroutine no more, or at once when it cannot read in the
+	// caller now (another goroutine does): the caller then waits as it would without a ReadingLink. Whatever ends
+	// the wait (data, a deadline, a close) wakes w and calls Interrupt.
+	ReadUntil(w Waiter) bool
+	// Interrupt makes a ReadUntil in progress ask its Waiter again soon. It may be called from any goroutine, also
+	// with a connection's lock held, and must not block.
 	Interrupt()
+}
+
+// A Waiter is a goroutine waiting in ReadingLink.ReadUntil.
+type Waiter interface {
+	// Woken reports whether the waiter was woken since it last asked (and takes the wake).
+	Woken() bool
 }
 
 // Endpoint runs the uTP connections with one peer.

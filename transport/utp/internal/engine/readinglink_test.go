@@ -20,24 +20,12 @@ type waitingLink struct {
 	calls     atomic.Int64
 }
 
-func (l *waitingLink) ReadUntil(ready func() bool, deadline time.Time) bool {
+func (l *waitingLink) ReadUntil(w Waiter) bool {
 	l.calls.Add(1)
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		tm := time.NewTimer(time.Until(deadline))
-		defer tm.Stop()
-		timeout = tm.C
+	for !w.Woken() {
+		<-l.interrupt
 	}
-	for {
-		if ready() {
-			return true
-		}
-		select {
-		case <-l.interrupt:
-		case <-timeout:
-			return false
-		}
-	}
+	return true
 }
 
 func (l *waitingLink) Interrupt() {
