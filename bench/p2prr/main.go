@@ -12,7 +12,9 @@
 //
 // The host echoes until the guest ends the stream, then prints {"event":"done","echoed":N}. The guest makes one
 // untimed round trip first (so the stream and path are warm, as a kept-alive connection is), then -n timed ones,
-// and prints one JSON line: n, median_us, p90_us, min_us, max_us, and the route the path took.
+// and prints one JSON line: n, median_us, p90_us, min_us, max_us, and the route the path took. -reader-grace sets
+// the transport's ReaderGrace on either side (negative: streams never read the socket themselves), to time its
+// effect in the lab with a wrapper script passed as transportlab's -p2prr.
 package main
 
 import (
@@ -31,7 +33,7 @@ import (
 type options struct {
 	role, signalURL, stunAddr, code string
 	n, size                         int
-	timeout                         time.Duration
+	timeout, readerGrace            time.Duration
 }
 
 func main() {
@@ -43,6 +45,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 200, "guest: timed round trips")
 	flag.IntVar(&o.size, "size", 100, "bytes of each message and of its echo")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.DurationVar(&o.readerGrace, "reader-grace", 0, "the transport's ReaderGrace (0: its default; negative: streams never read the socket themselves)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -72,6 +75,7 @@ func run(ctx context.Context, o options, out *json.Encoder) error {
 		return fmt.Errorf("-size must be 1-%d", pingpong.MaxSize)
 	}
 	cfg := rendezvous.Config{SignalURL: o.signalURL, STUNAddr: o.stunAddr, Code: o.code}
+	cfg.Transport.ReaderGrace = o.readerGrace
 	if o.role == "host" {
 		return host(ctx, cfg, o, out)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,9 +263,19 @@ func BenchmarkBDP(b *testing.B) {
 
 // BenchmarkPingPong100B: 100 B request, 100 B reply, on one of our streams vs a kernel TCP connection, both on
 // loopback, alternating round trip by round trip, 500 of each per iteration. Reports mean, median and p99.
-func BenchmarkPingPong100B(b *testing.B) {
+func BenchmarkPingPong100B(b *testing.B) { pingPong(b, Config{}) }
+
+// BenchmarkPingPongReaderGrace is BenchmarkPingPong100B with streams whose Read reads the socket itself for several
+// Config.ReaderGrace values, and never (-1).
+func BenchmarkPingPongReaderGrace(b *testing.B) {
+	for _, g := range []time.Duration{-1, 50 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
+		b.Run(fmt.Sprint(g), func(b *testing.B) { pingPong(b, Config{ReaderGrace: g}) })
+	}
+}
+
+func pingPong(b *testing.B, cfg Config) {
 	tc, ts := tcpPair(b)
-	ours := newImpairedPair(b, Config{}, nil, nil)
+	ours := newImpairedPair(b, cfg, nil, nil)
 	oc, os := streamPair(b, ours)
 	echo := func(c net.Conn) {
 		buf := make([]byte, 100)
@@ -315,4 +326,42 @@ func BenchmarkPingPong100B(b *testing.B) {
 	}
 	r, o := stats("tcp", tcpRT), stats("ours", oursRT)
 	b.ReportMetric(o/r, "ours/tcp_mean")
+}
+
+// BenchmarkConcurrentPingPong: 8 streams of one path each exchange 100-byte requests and responses at once, with
+// streams reading the socket themselves (the default) and never (-1): the Reads contend for the socket.
+func BenchmarkConcurrentPingPong(b *testing.B) {
+	for _, g := range []time.Duration{-1, 0} {
+		b.Run(fmt.Sprintf("grace=%v", g), func(b *testing.B) {
+			p := newImpairedPair(b, Config{ReaderGrace: g}, nil, nil)
+			const streams, rounds = 8, 200
+			var conns [streams][2]net.Conn
+			for i := range conns {
+				conns[i][0], conns[i][1] = streamPair(b, p)
+				go func(c net.Conn) { _, _ = io.Copy(c, c) }(conns[i][1])
+			}
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for i := range conns {
+					wg.Add(1)
+					go func(c net.Conn) {
+						defer wg.Done()
+						buf := make([]byte, 100)
+						for range rounds {
+							if _, err := c.Write(buf); err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := io.ReadFull(c, buf); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}(conns[i][0])
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*rounds), "µs/round")
+		})
+	}
 }

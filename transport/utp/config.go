@@ -77,6 +77,13 @@ type Config struct {
 	// HardNATTimeout bounds a hard-NAT punch on both sides: probing stops and the extra sockets close after it, so
 	// two peers that cannot meet directly stay on the relay without wasting more. Default 15 s.
 	HardNATTimeout time.Duration
+	// ReaderGrace: a stream's Read that waits for data reads the Transport's socket itself, so that its data reaches
+	// it without waking another thread; when it returns, the socket stays its to read for this long, so that the
+	// next Read of a request/response exchange reads on with no hand-off, before a background goroutine reads it
+	// again. Everything else that arrives meanwhile (acknowledgements, keepalives, STUN, other streams' data) waits at
+	// most this long. Default 1 ms; negative: a background goroutine always reads the socket, and wakes each Read.
+	ReaderGrace time.Duration
+
 	// Logger receives debug and warning records. Default: discard.
 	Logger *slog.Logger
 
@@ -128,6 +135,9 @@ func (c Config) withDefaults() Config {
 	c.HardNATProbes = min(c.HardNATProbes, maxHardNATProbes)
 	def(&c.HardNATProbeInterval, 2*time.Millisecond)
 	def(&c.HardNATTimeout, 15*time.Second)
+	if c.ReaderGrace == 0 {
+		c.ReaderGrace = time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/p2phttp/p2phttp/transport/utp/internal/engine"
 )
 
-var _ engine.Link = pathLink{}
+var _ engine.ReadingLink = pathLink{}
 
 // pathLink is the path as its uTP engine sees it: datagrams to and from "the peer", never an address. It seals what
 // the engine writes and sends it on the path's current route; the path hands the engine only what opened with the
@@ -96,6 +96,23 @@ func (t *Transport) sendBatch(bufs [][]byte, to *net.UDPAddr) error {
 		return nil // dropped like a full router queue; uTP retransmits
 	}
 	return &net.OpError{Op: "write", Net: "udp", Addr: to, Err: err}
+}
+
+// ReadUntil reads the Transport's socket in the calling goroutine (see readRole) while the path's route is on it.
+func (l pathLink) ReadUntil(w engine.Waiter) bool {
+	p := l.p
+	if isClosed(p.done) {
+		return false
+	}
+	if _, direct := p.loadRoute().(*directRoute); !direct {
+		return false // its datagrams come on another socket or through a relay
+	}
+	return p.t.role.readUntil(w)
+}
+
+// Interrupt kicks a ReadUntil in progress.
+func (l pathLink) Interrupt() {
+	l.p.t.role.kick()
 }
 
 // DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any internet

@@ -13,9 +13,9 @@ import (
 )
 
 // Transport owns one UDP socket and everything that shares it: the STUN client and the paths to any number of
-// peers. A single goroutine reads the socket and sorts each datagram by its first bytes: STUN to the STUN client,
-// sealed datagrams (first byte 0xD8) to the path whose receiver ID they carry, which opens them; anything else is
-// dropped and counted.
+// peers. One goroutine at a time reads the socket (a background goroutine, or a stream's Read waiting for data: see
+// readRole) and sorts each datagram by its first bytes: STUN to the STUN client, sealed datagrams (first byte 0xD8)
+// to the path whose receiver ID they carry, which opens them; anything else is dropped and counted.
 //
 // Lock order: Transport.mu, then Path.mu; a path never holds its lock while calling into the Transport.
 type Transport struct {
@@ -30,6 +30,7 @@ type Transport struct {
 	done          chan struct{}
 	wg            sync.WaitGroup
 	stats         counters
+	role          *readRole // who reads the socket
 
 	sendBatchRaw func(bufs [][]byte, to *net.UDPAddr) (int, error) // batched non-blocking send, or nil
 
@@ -76,8 +77,9 @@ func Listen(network, addr string, cfg Config) (*Transport, error) {
 
 // NewTransport returns a Transport on pc, which it owns from now on (Close closes it). pc is normally a
 // *net.UDPConn; it may be a wrapper (e.g. one that impairs traffic in tests) whose LocalAddr is a *net.UDPAddr.
-// The Transport never sets deadlines on pc and reads it from a single goroutine; pc.WriteTo is called from several
-// goroutines, some holding a stream's lock, so it must not block for long.
+// The Transport reads pc from one goroutine at a time; on a *net.UDPConn it owns the read deadline too (it ends a
+// read in progress with one when another goroutine should read). pc.WriteTo is called from several goroutines, some
+// holding a stream's lock, so it must not block for long.
 func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -110,8 +112,12 @@ func NewTransport(pc net.PacketConn, cfg Config) (*Transport, error) {
 	t.byID.Store(&map[uint64]pathSlot{})
 	t.v4, t.v6 = families(pc, local)
 	t.maxUDPPayload = localMTU(local) - udpOverhead(t.v6)
+	t.role = newReadRole(t)
 	t.wg.Add(1)
-	go t.readLoop()
+	go func() {
+		defer t.wg.Done()
+		t.role.background()
+	}()
 	return t, nil
 }
 
@@ -218,33 +224,6 @@ func (t *Transport) network() string {
 		return "udp6"
 	}
 	return "udp"
-}
-
-// readLoop reads the socket until it is closed, sorting every datagram. The uTP datagrams of one read reach their
-// engines together, after the read's other datagrams were sorted.
-func (t *Transport) readLoop() {
-	defer t.wg.Done()
-	r := newBatchReader(t.pc)
-	rx := &rxBatch{}
-	deliver := func(b []byte, from netip.AddrPort) { t.dispatch(b, from, rx) }
-	for {
-		n, err := r.read()
-		if err != nil {
-			if t.isClosed() {
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				// The socket was closed under us: paths die of silence.
-				t.log.Warn("utp: socket closed outside Transport.Close")
-				return
-			}
-			// ICMP errors (e.g. port unreachable from a candidate that is not there) surface here on some systems.
-			t.log.Debug("utp: socket read", "err", err)
-			continue
-		}
-		r.datagrams(n, deliver)
-		rx.flush()
-	}
 }
 
 // dispatch sorts one datagram by its first bytes: STUN, a sealed datagram for one of our paths, or a stranger's

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2phttp/p2phttp/transport/utp/internal/congestion"
@@ -33,6 +34,7 @@ type Conn struct {
 
 	readCh, writeCh chan struct{} // wake a blocked Read or Write; capacity 1
 	estab           chan struct{} // Dial's: closed when the dial completes or fails; nil once Dial returns
+	onLink          atomic.Int32  // Reads waiting in the link's ReadUntil: interrupt them when waking them
 	rdl, wdl        deadline
 
 	mu       sync.Mutex
@@ -210,6 +212,10 @@ func (c *Conn) wakeReader() {
 	case c.readCh <- struct{}{}:
 	default:
 	}
+	// After the send: a Read that entered ReadUntil later asks readWoken before it reads.
+	if c.onLink.Load() > 0 {
+		c.ep.rlink.Interrupt()
+	}
 }
 
 func (c *Conn) wakeWriter() {
@@ -305,11 +311,44 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		c.mu.Unlock()
+		if c.readOnLink() {
+			continue
+		}
 		select {
 		case <-c.readCh:
 		case <-c.rdl.wait():
 			return 0, os.ErrDeadlineExceeded
 		}
+	}
+}
+
+// readOnLink waits for a wake of Read by reading the network in this goroutine, when the link can (see
+// ReadingLink); false: it could not, or the deadline passed, and Read waits on readCh.
+func (c *Conn) readOnLink() bool {
+	rl := c.ep.rlink
+	if rl == nil {
+		return false
+	}
+	select {
+	case <-c.rdl.wait():
+		return false
+	default:
+	}
+	c.onLink.Add(1)
+	woken := rl.ReadUntil((*readWaiter)(c))
+	c.onLink.Add(-1)
+	return woken
+}
+
+// readWaiter is a Conn's Read as a Waiter: it takes a wake from readCh without waiting.
+type readWaiter Conn
+
+func (w *readWaiter) Woken() bool {
+	select {
+	case <-w.readCh:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -489,14 +528,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the deadline for Read.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
+	c.rdl.set(t, c.wakeReader)
 	c.wakeReader() // a blocked Read picks up the new deadline
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for Write.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
+	c.wdl.set(t, nil)
 	c.wakeWriter()
 	return nil
 }
@@ -534,7 +573,9 @@ type deadline struct {
 	ch chan struct{} // nil: no deadline
 }
 
-func (d *deadline) set(t time.Time) {
+// set sets the deadline; expired, when not nil, runs when it passes (after the channel closed), to wake a waiter
+// that does not wait on the channel.
+func (d *deadline) set(t time.Time, expired func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.t != nil {
@@ -550,7 +591,12 @@ func (d *deadline) set(t time.Time) {
 	if dur := time.Until(t); dur <= 0 {
 		close(ch)
 	} else {
-		d.t = time.AfterFunc(dur, func() { close(ch) })
+		d.t = time.AfterFunc(dur, func() {
+			close(ch)
+			if expired != nil {
+				expired()
+			}
+		})
 	}
 }
 

@@ -4,8 +4,9 @@
 // An Endpoint serves one peer. It sends through a Link, which knows the route
 // to the peer, and is handed each datagram the peer sent through
 // DeliverDatagram, or a burst of them through DeliverDatagrams (one answer per
-// burst instead of per datagram); it never sees an address. Connections are opened from either
-// side with Dial and Accept and are net.Conns.
+// burst instead of per datagram); it never sees an address. A Link that can read the network in the
+// goroutine waiting for it (ReadingLink) lets a Read that has to wait do so. Connections are opened from
+// either side with Dial and Accept and are net.Conns.
 //
 // Loss recovery uses selective ACKs, time-based loss detection (RACK) with a
 // tail loss probe, and a retransmission timeout per RFC 6298 with Karn's rule
@@ -49,9 +50,33 @@ type Link interface {
 	DatagramSizes() (safe, max int)
 }
 
+// A ReadingLink is a Link that can read the network in the goroutine waiting for it. Conn.Read, about to wait with
+// nothing to read, lets the link read and deliver datagrams in its own goroutine until its data came: the data then
+// reaches the reader with no goroutine woken in between, where a hand-off from another goroutine that reads the
+// network wakes the reader's thread, which costs more than the round trip of a small request on a fast path.
+type ReadingLink interface {
+	Link
+	// ReadUntil reads datagrams from the network and delivers them (to any connection, through DeliverDatagram or
+	// DeliverDatagrams) in the calling goroutine until w.Woken reports true, which it asks before every read. It
+	// returns true then, and false when the link needs the goroutine no more, or at once when it cannot read in the
+	// caller now (another goroutine does): the caller then waits as it would without a ReadingLink. Whatever ends
+	// the wait (data, a deadline, a close) wakes w and calls Interrupt.
+	ReadUntil(w Waiter) bool
+	// Interrupt makes a ReadUntil in progress ask its Waiter again soon. It may be called from any goroutine, also
+	// with a connection's lock held, and must not block.
+	Interrupt()
+}
+
+// A Waiter is a goroutine waiting in ReadingLink.ReadUntil.
+type Waiter interface {
+	// Woken reports whether the waiter was woken since it last asked (and takes the wake).
+	Woken() bool
+}
+
 // Endpoint runs the uTP connections with one peer.
 type Endpoint struct {
 	link   Link
+	rlink  ReadingLink // link, when it is one; else nil
 	cfg    Config
 	start  time.Time // the zero of the wire's microsecond timestamps
 	timers *timerQueue
@@ -99,6 +124,7 @@ func NewEndpoint(link Link, cfg Config) *Endpoint {
 		done:   make(chan struct{}),
 		conns:  make(map[uint16]*Conn),
 	}
+	ep.rlink, _ = link.(ReadingLink)
 	ep.nextID = uint16(rand.N(1<<15)) * 2
 	ep.accept = make(chan *Conn, ep.cfg.AcceptBacklog)
 	return ep

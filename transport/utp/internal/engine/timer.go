@@ -76,19 +76,18 @@ func (q *timerQueue) schedule(c *Conn, at time.Time) {
 	q.arm()
 }
 
-// arm sets the timer to the earliest deadline. Called with q.mu held.
+// arm makes the timer fire by the earliest deadline. Called with q.mu held.
+//
+// It moves the timer only earlier: when the earliest deadline goes later or away (an acknowledgement stops the
+// retransmission timer, a sent packet carries the delayed acknowledgement), the timer fires early, finds nothing
+// due and is set again then. Every send and every received packet moves some deadline, and setting a runtime timer
+// earlier than the others may wake another thread to watch it: a timer moved at most once per delay costs far less
+// than one moved twice per round trip.
 func (q *timerQueue) arm() {
-	if q.stopped || q.firing {
+	if q.stopped || q.firing || len(q.h) == 0 {
 		return
 	}
-	if len(q.h) == 0 {
-		if !q.armedAt.IsZero() {
-			q.t.Stop()
-			q.armedAt = time.Time{}
-		}
-		return
-	}
-	if next := q.h[0].timerAt; !next.Equal(q.armedAt) {
+	if next := q.h[0].timerAt; q.armedAt.IsZero() || next.Before(q.armedAt) {
 		q.armedAt = next
 		q.t.Reset(time.Until(next))
 	}
