@@ -13,14 +13,14 @@ import (
 // pacer has lately seen, whichever is most: a late wake-up finds the credit it
 // missed and sends it at once.
 //
-// A wait is never shorter than minPacingDelay nor than the time the rate takes
-// to earn minPacingWaitPackets, as quic-go's pacer waits at least a
-// millisecond. Every wait ends in a wake-up, the costliest part of sending a
-// packet on a slow path, and a sender on such a path rarely needs one: the
-// peer acknowledges every second packet, and the acknowledgement that arrives
-// before the wait ends sends what the pacer earned meanwhile. A wait of a
-// packet or less, as the bucket alone would ask, fired between every two
-// acknowledgements.
+// A wait is never shorter than minPacingDelay, as quic-go's pacer waits at
+// least a millisecond, nor than the time the rate takes to earn
+// minPacingWaitPackets. Every wait ends in a wake-up, the costliest part of
+// sending a packet on a slow path, and a sender on such a path rarely needs
+// one: the peer acknowledges every few packets (four, by default, for this
+// engine), and the acknowledgement that arrives before the wait ends sends
+// what the pacer earned meanwhile. A wait of a packet or less, as the bucket
+// alone would ask, fired between every two acknowledgements.
 const (
 	// pacingBurstPackets is the least burst the bucket holds.
 	pacingBurstPackets = 4
@@ -31,10 +31,10 @@ const (
 	maxPacingCatchUp = 10 * time.Millisecond
 	// minPacingDelay is the shortest wait.
 	minPacingDelay = time.Millisecond
-	// minPacingWaitPackets is the shortest wait in packets at the rate:
-	// longer than the two packets between acknowledgements at the path's
-	// rate, as the pacing rate is at least that.
-	minPacingWaitPackets = 3
+	// minPacingWaitPackets is the shortest wait in packets at the rate: one
+	// more than the four packets an acknowledgement covers, which arrive at
+	// the path's rate, what BBR paces at while it cruises.
+	minPacingWaitPackets = 5
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond
