@@ -17,10 +17,10 @@ import (
 // least a millisecond, nor than the time the rate takes to earn
 // minPacingWaitPackets. Every wait ends in a wake-up, the costliest part of
 // sending a packet on a slow path, and a sender on such a path rarely needs
-// one: the peer acknowledges every few packets (four, by default, for this
-// engine), and the acknowledgement that arrives before the wait ends sends
-// what the pacer earned meanwhile. A wait of a packet or less, as the bucket
-// alone would ask, fired between every two acknowledgements.
+// one: the peer acknowledges every second packet, and the acknowledgement
+// that arrives before the wait ends sends what the pacer earned meanwhile. A
+// wait of a packet or less, as the bucket alone would ask, fired between
+// every two acknowledgements.
 const (
 	// pacingBurstPackets is the least burst the bucket holds.
 	pacingBurstPackets = 4
@@ -32,9 +32,9 @@ const (
 	// minPacingDelay is the shortest wait.
 	minPacingDelay = time.Millisecond
 	// minPacingWaitPackets is the shortest wait in packets at the rate: one
-	// more than the four packets an acknowledgement covers, which arrive at
+	// more than the two packets an acknowledgement covers, which arrive at
 	// the path's rate, what BBR paces at while it cruises.
-	minPacingWaitPackets = 5
+	minPacingWaitPackets = 3
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond

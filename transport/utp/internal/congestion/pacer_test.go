@@ -43,15 +43,15 @@ func TestPacerUnpacedAndCapped(t *testing.T) {
 	require.Equal(t, maxPacingDelay, p.delay(t0, 1, 1200), "delay at one byte a second, want the cap")
 }
 
-// Once the bucket is empty, a packet waits until the rate has earned five
+// Once the bucket is empty, a packet waits until the rate has earned three
 // packets, and at least 1 ms: the wake-up then sends them together.
 func TestPacerWaitsForSeveralPackets(t *testing.T) {
 	for _, tc := range []struct {
 		rate float64 // bytes per second
 		want time.Duration
 	}{
-		{100e3, 60 * time.Millisecond},      // 1200 bytes every 12 ms
-		{20e6 / 8, 2400 * time.Microsecond}, // every 480 µs
+		{100e3, 36 * time.Millisecond},      // 1200 bytes every 12 ms
+		{20e6 / 8, 1440 * time.Microsecond}, // every 480 µs
 		{100e6 / 8, time.Millisecond},       // every 96 µs: the floor
 	} {
 		var p pacer
@@ -62,7 +62,7 @@ func TestPacerWaitsForSeveralPackets(t *testing.T) {
 	}
 }
 
-// A sender woken late after each wait, five packets long, still sends at its
+// A sender woken late after each wait, three packets long, still sends at its
 // rate: the bucket holds what the wait and the lateness earned.
 func TestPacerKeepsRateWhenLateAtLowRate(t *testing.T) {
 	const rate = 20e6 / 8
@@ -82,7 +82,7 @@ func TestPacerKeepsRateWhenLateAtLowRate(t *testing.T) {
 	}
 }
 
-// A sender clocked by acknowledgements, one for every fourth packet at the
+// A sender clocked by acknowledgements, one for every second packet at the
 // path's rate, pacing at that rate (BBR cruising), sends at the path's rate
 // from the acknowledgements alone: the wait the pacer asks for never ends
 // before the next acknowledgement arrives, so no pacing timer would fire.
@@ -91,13 +91,13 @@ func TestPacerKeepsRateWhenLateAtLowRate(t *testing.T) {
 func TestPacerWaitOutlastsAckInterval(t *testing.T) {
 	for _, bw := range []float64{1e6 / 8, 20e6 / 8, 100e6 / 8, 1e9 / 8} {
 		pacing := bw
-		ackEvery := time.Duration(4 * 1200 / bw * float64(time.Second))
+		ackEvery := time.Duration(2 * 1200 / bw * float64(time.Second))
 		var p pacer
 		now := t0
 		sent, inflight, fires := 0, 0, 0
 		const window = 40 * 1200 // what the path holds; the window limits too
 		for now.Sub(t0) < time.Second {
-			inflight = max(inflight-4*1200, 0) // an ACK for four packets
+			inflight = max(inflight-2*1200, 0) // an ACK for two packets
 			wait := time.Duration(0)
 			for inflight < window {
 				if wait = p.delay(now, pacing, 1200); wait > 0 {

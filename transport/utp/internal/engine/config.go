@@ -42,10 +42,9 @@ type Config struct {
 	// AckEvery is how many in-order data packets one acknowledgement covers
 	// when they come faster than AckDelay. Every acknowledgement costs the
 	// peer a wake-up, the largest part of its work per packet on a slow
-	// path where packets arrive one at a time; the peer's pacer lets out a
-	// few packets per acknowledgement. Packets out of order, filling a gap,
-	// duplicated or beyond the window are acknowledged at once, so loss
-	// recovery does not wait. Default 4.
+	// path where packets arrive one at a time. Packets out of order, filling
+	// a gap, duplicated or beyond the window are acknowledged at once, so
+	// loss recovery does not wait. Default 2.
 	AckEvery int
 	// PeerAckDelay is the longest the peer is assumed to delay an
 	// acknowledgement; a tail loss probe waits for it. Default 25 ms.
@@ -105,7 +104,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AcceptBacklog, 64)
 	def(&c.MaxDatagramSize, 9000)
 	def(&c.MaxBatch, 32)
-	def(&c.AckEvery, 4)
+	def(&c.AckEvery, 2)
 	defDur(&c.InitialRTO, congestion.DefaultInitialRTO)
 	defDur(&c.MinRTO, congestion.DefaultMinRTO)
 	defDur(&c.MaxRTO, congestion.DefaultMaxRTO)
