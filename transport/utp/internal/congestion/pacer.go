@@ -13,8 +13,7 @@ import (
 // pacer has lately seen, whichever is most: a late wake-up finds the credit it
 // missed and sends it at once.
 //
-// A wait is never shorter than minPacingDelay, as quic-go's pacer waits at
-// least a millisecond, nor than the time the rate takes to earn
+// A wait is never shorter than the time the rate takes to earn
 // minPacingWaitPackets. Every wait ends in a wake-up, the costliest part of
 // sending a packet on a slow path, and a sender on such a path rarely needs
 // one: the peer acknowledges every second packet, and the acknowledgement
@@ -29,8 +28,6 @@ const (
 	// maxPacingCatchUp caps the lateness the burst covers, so a stall of the
 	// whole process does not end in a flood.
 	maxPacingCatchUp = 10 * time.Millisecond
-	// minPacingDelay is the shortest wait.
-	minPacingDelay = time.Millisecond
 	// minPacingWaitPackets is the shortest wait in packets at the rate: one
 	// more than the two packets an acknowledgement covers, which arrive at
 	// the path's rate, what BBR paces at while it cruises.
@@ -65,7 +62,7 @@ func (p *pacer) burst(rate float64, size int) float64 {
 
 // minWait is the shortest wait at rate for packets of size bytes.
 func minWait(rate float64, size int) time.Duration {
-	return max(minPacingDelay, time.Duration(minPacingWaitPackets*float64(size)/rate*float64(time.Second)))
+	return time.Duration(minPacingWaitPackets * float64(size) / rate * float64(time.Second))
 }
 
 // refill brings the bucket up to now at rate. A new or idle bucket starts full.

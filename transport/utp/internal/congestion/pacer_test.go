@@ -44,7 +44,7 @@ func TestPacerUnpacedAndCapped(t *testing.T) {
 }
 
 // Once the bucket is empty, a packet waits until the rate has earned three
-// packets, and at least 1 ms: the wake-up then sends them together.
+// packets: the wake-up then sends them together.
 func TestPacerWaitsForSeveralPackets(t *testing.T) {
 	for _, tc := range []struct {
 		rate float64 // bytes per second
@@ -52,7 +52,7 @@ func TestPacerWaitsForSeveralPackets(t *testing.T) {
 	}{
 		{100e3, 36 * time.Millisecond},      // 1200 bytes every 12 ms
 		{20e6 / 8, 1440 * time.Microsecond}, // every 480 µs
-		{100e6 / 8, time.Millisecond},       // every 96 µs: the floor
+		{100e6 / 8, 288 * time.Microsecond}, // every 96 µs
 	} {
 		var p pacer
 		for p.delay(t0, tc.rate, 1200) == 0 {
