@@ -36,9 +36,16 @@ type Config struct {
 	// (SRTT + max(4*RTTVAR, MinRTO)); MaxRTO caps the timeout, backoff
 	// included. Defaults 200 ms and 60 s.
 	MinRTO, MaxRTO time.Duration
-	// AckDelay is how long an acknowledgement of a lone in-order packet may
-	// wait for a second one or for data to ride on. Default 2 ms.
+	// AckDelay is how long an acknowledgement of in-order packets may wait
+	// for more of them (AckEvery) or for data to ride on. Default 2 ms.
 	AckDelay time.Duration
+	// AckEvery is how many in-order data packets one acknowledgement covers
+	// when they come faster than AckDelay. Every acknowledgement costs the
+	// peer a wake-up, the largest part of its work per packet on a slow
+	// path where packets arrive one at a time. Packets out of order, filling
+	// a gap, duplicated or beyond the window are acknowledged at once, so
+	// loss recovery does not wait. Default 2.
+	AckEvery int
 	// PeerAckDelay is the longest the peer is assumed to delay an
 	// acknowledgement; a tail loss probe waits for it. Default 25 ms.
 	PeerAckDelay time.Duration
@@ -97,6 +104,7 @@ func (c Config) withDefaults() Config {
 	def(&c.AcceptBacklog, 64)
 	def(&c.MaxDatagramSize, 9000)
 	def(&c.MaxBatch, 32)
+	def(&c.AckEvery, 2)
 	defDur(&c.InitialRTO, congestion.DefaultInitialRTO)
 	defDur(&c.MinRTO, congestion.DefaultMinRTO)
 	defDur(&c.MaxRTO, congestion.DefaultMaxRTO)

@@ -96,6 +96,7 @@ type endpointCounters struct {
 	retransmits, lost, rtos, tlps, spurious                atomic.Int64
 	malformed, unknownConn, refused, writeErrors           atomic.Int64
 	dialled, accepted                                      atomic.Int64
+	writerWakeups                                          atomic.Int64
 }
 
 // Stats counts what an endpoint did, over all its connections.
@@ -110,6 +111,7 @@ type Stats struct {
 	SpuriousRetransmits             int64 // retransmissions found needless
 	Malformed, UnknownConn, Refused int64 // datagrams dropped; SYNs refused
 	WriteErrors                     int64 // Link.WriteDatagrams failures
+	WriterWakeups                   int64 // acknowledgements that woke a Write waiting for room
 }
 
 // NewEndpoint returns an Endpoint sending through link. It starts no
@@ -201,20 +203,22 @@ func (ep *Endpoint) deliver(b []byte, now time.Time, cur *Conn) *Conn {
 
 // finishRun answers the datagrams c just processed, unlocks it, and then
 // wakes a Read or Write they unblocked: once per run, and after the unlock so
-// the woken goroutine does not wait for the lock.
+// the woken goroutine does not wait for the lock. A Write waits until the
+// acknowledgements made room worth its wake-up (writerShouldWake).
 func (ep *Endpoint) finishRun(c *Conn, now time.Time) {
 	if c == nil {
 		return
 	}
 	c.flush(now)
 	c.maybeDone(now)
-	wakeR, wakeW := c.wakeR, c.wakeW
+	wakeR, wakeW := c.wakeR, c.wakeW && c.writerShouldWake()
 	c.wakeR, c.wakeW = false, false
 	c.mu.Unlock()
 	if wakeR {
 		c.wakeReader()
 	}
 	if wakeW {
+		c.ep.stats.writerWakeups.Add(1)
 		c.wakeWriter()
 	}
 }
@@ -442,7 +446,7 @@ func (ep *Endpoint) Stats() Stats {
 		BytesSent: s.bytesSent.Load(), BytesReceived: s.bytesReceived.Load(),
 		Retransmits: s.retransmits.Load(), Lost: s.lost.Load(), RTOs: s.rtos.Load(), TailLossProbes: s.tlps.Load(),
 		SpuriousRetransmits: s.spurious.Load(), Malformed: s.malformed.Load(), UnknownConn: s.unknownConn.Load(),
-		Refused: s.refused.Load(), WriteErrors: s.writeErrors.Load(),
+		Refused: s.refused.Load(), WriteErrors: s.writeErrors.Load(), WriterWakeups: s.writerWakeups.Load(),
 	}
 }
 

@@ -297,7 +297,7 @@ func (c *Conn) onData(h *wire.Header, payload []byte, now time.Time) {
 		return
 	}
 	c.ackPending++
-	if c.ackPending >= 2 {
+	if c.ackPending >= c.ep.cfg.AckEvery {
 		c.ackNow = true
 	}
 }

@@ -27,6 +27,29 @@ func (c *Conn) sendRoom() int {
 	return min(limit-c.unsent, c.ep.cfg.MaxWindow-c.queued)
 }
 
+// writerWakeFraction is the share of the send buffer that must be free before
+// an acknowledgement wakes a waiting Write. Waking it for every acknowledged
+// packet costs a goroutine hand-off, often a thread wake-up, per ACK, each
+// to queue a packet or two; once woken it refills the buffer while the three
+// quarters still queued keep the connection sending.
+const writerWakeFraction = 4
+
+// writerShouldWake reports whether an acknowledgement made enough room to
+// wake a waiting Write: a quarter of the send buffer, or any room once less
+// than a quarter is left unsent (the window or MaxWindow, not the buffer,
+// then holds the writer back, and the connection runs dry without it).
+func (c *Conn) writerShouldWake() bool {
+	if c.state != stateOpen {
+		return true // the writer learns how the connection ended
+	}
+	room := c.sendRoom()
+	if room <= 0 {
+		return false
+	}
+	quarter := min(max(c.cc.CongestionWindow(), c.ep.cfg.MinSendBuffer), c.ep.cfg.MaxWindow) / writerWakeFraction
+	return room >= quarter || c.unsent < quarter
+}
+
 // enqueue packetizes p, filling the last unsent packet first, and returns how
 // much it took.
 func (c *Conn) enqueue(p []byte) int {
