@@ -8,6 +8,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// paceOneSecond sends 1200-byte packets through p for one second, waking late
+// after every wait, and returns what it sent as a share of rate.
+func paceOneSecond(p *pacer, rate float64, late time.Duration) float64 {
+	now := t0
+	sent := 0
+	for now.Sub(t0) < time.Second {
+		for p.delay(now, rate, 1200) == 0 {
+			p.sent(now, rate, 1200, 1200)
+			sent += 1200
+		}
+		now = now.Add(p.delay(now, rate, 1200) + late)
+	}
+	return float64(sent) / rate
+}
+
 // A sender that keeps waking 8 ms late (a busy CPU) is granted 8 ms of
 // credit, not the usual 2 ms, so it keeps its rate; an on-time sender's burst
 // stays at the usual size.
@@ -15,16 +30,7 @@ func TestPacerCoversLateness(t *testing.T) {
 	const rate = 10e6 // bytes per second: a 1200-byte packet every 120 µs
 	for _, late := range []time.Duration{0, 8 * time.Millisecond} {
 		var p pacer
-		now := t0
-		sent := 0
-		for now.Sub(t0) < time.Second {
-			for p.delay(now, rate, 1200) == 0 {
-				p.sent(now, rate, 1200, 1200)
-				sent += 1200
-			}
-			now = now.Add(p.delay(now, rate, 1200) + late)
-		}
-		got := float64(sent) / rate
+		got := paceOneSecond(&p, rate, late)
 		if !assert.GreaterOrEqual(t, got, 0.95, "%v late: sent %.0f%% of the rate", late, 100*got) {
 			continue
 		}
@@ -68,16 +74,7 @@ func TestPacerKeepsRateWhenLateAtLowRate(t *testing.T) {
 	const rate = 20e6 / 8
 	for _, late := range []time.Duration{0, 500 * time.Microsecond, 2 * time.Millisecond, 6 * time.Millisecond} {
 		var p pacer
-		now := t0
-		sent := 0
-		for now.Sub(t0) < time.Second {
-			for p.delay(now, rate, 1200) == 0 {
-				p.sent(now, rate, 1200, 1200)
-				sent += 1200
-			}
-			now = now.Add(p.delay(now, rate, 1200) + late)
-		}
-		got := float64(sent) / rate
+		got := paceOneSecond(&p, rate, late)
 		assert.GreaterOrEqual(t, got, 0.95, "%v late: sent %.0f%% of the rate", late, 100*got)
 	}
 }

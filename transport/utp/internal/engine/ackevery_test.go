@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bytes"
-	"io"
 	"testing"
 	"time"
 
@@ -29,20 +27,7 @@ func TestAckEvery(t *testing.T) {
 			netB: &netem.Config{Out: netem.Impairment{Delay: 5 * time.Millisecond}, Seed: 8},
 			cfgB: Config{AckEvery: tc.ackEvery}})
 		ca, cb := p.connect(t)
-		data := randomBytes(4<<20, 22)
-		errc := make(chan error, 1)
-		go func() {
-			_, err := ca.Write(data)
-			if err == nil {
-				err = ca.CloseWrite()
-			}
-			errc <- err
-		}()
-		_ = cb.SetReadDeadline(time.Now().Add(2 * time.Minute))
-		got, err := io.ReadAll(cb)
-		require.NoError(t, err, "AckEvery %d: read after %d bytes", tc.ackEvery, len(got))
-		require.NoError(t, <-errc, "AckEvery %d: write", tc.ackEvery)
-		require.True(t, bytes.Equal(got, data), "AckEvery %d: got %d bytes, want %d, byte for byte", tc.ackEvery, len(got), len(data))
+		transfer(t, ca, cb, randomBytes(4<<20, 22))
 		st := p.b.Stats()
 		perAck := float64(st.PacketsReceived) / float64(st.PacketsSent)
 		require.GreaterOrEqual(t, perAck, tc.min, "AckEvery %d: %d packets received, %d sent", tc.ackEvery, st.PacketsReceived, st.PacketsSent)

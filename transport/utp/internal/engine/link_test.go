@@ -94,6 +94,8 @@ type pairOpts struct {
 	netA, netB *netem.Config // impairments on each side's socket; nil for none
 	cfgA, cfgB Config
 	safe, max  int // datagram sizes both links report; default 1200 and 1472
+	// wrapB, when set, gives b's endpoint a Link of its own around its udpLink.
+	wrapB func(*udpLink) Link
 }
 
 type pair struct {
@@ -128,7 +130,11 @@ func newPair(t testing.TB, o pairOpts) *pair {
 	}
 	p := &pair{pcA: pcA, pcB: pcB}
 	p.a = NewEndpoint(&udpLink{pc: pcA, peer: pcB.LocalAddr(), safe: o.safe, max: o.max}, o.cfgA)
-	p.b = NewEndpoint(&udpLink{pc: pcB, peer: pcA.LocalAddr(), safe: o.safe, max: o.max}, o.cfgB)
+	var linkB Link = &udpLink{pc: pcB, peer: pcA.LocalAddr(), safe: o.safe, max: o.max}
+	if o.wrapB != nil {
+		linkB = o.wrapB(linkB.(*udpLink))
+	}
+	p.b = NewEndpoint(linkB, o.cfgB)
 	var wg sync.WaitGroup
 	readLoop(pcA, p.a, &wg)
 	readLoop(pcB, p.b, &wg)

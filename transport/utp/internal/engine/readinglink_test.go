@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,24 +36,10 @@ func (l *waitingLink) Interrupt() {
 
 // newWaitingPair is newPair with b's Read waiting in a waitingLink.
 func newWaitingPair(t *testing.T) (p *pair, wl *waitingLink) {
-	pcA, pcB := listenUDP(t), listenUDP(t)
-	p = &pair{pcA: pcA, pcB: pcB}
-	wl = &waitingLink{
-		udpLink:   &udpLink{pc: pcB, peer: pcA.LocalAddr(), safe: 1200, max: 1472},
-		interrupt: make(chan struct{}, 1),
-	}
-	p.a = NewEndpoint(&udpLink{pc: pcA, peer: pcB.LocalAddr(), safe: 1200, max: 1472}, Config{})
-	p.b = NewEndpoint(wl, Config{})
-	var wg sync.WaitGroup
-	readLoop(pcA, p.a, &wg)
-	readLoop(pcB, p.b, &wg)
-	t.Cleanup(func() {
-		p.a.Close()
-		p.b.Close()
-		pcA.Close()
-		pcB.Close()
-		wg.Wait()
-	})
+	p = newPair(t, pairOpts{wrapB: func(l *udpLink) Link {
+		wl = &waitingLink{udpLink: l, interrupt: make(chan struct{}, 1)}
+		return wl
+	}})
 	return p, wl
 }
 
