@@ -12,14 +12,6 @@ import (
 // packets, or what the rate earns in pacingGranularity, or in the lateness the
 // pacer has lately seen, whichever is most: a late wake-up finds the credit it
 // missed and sends it at once.
-//
-// A wait is never shorter than the time the rate takes to earn
-// minPacingWaitPackets. Every wait ends in a wake-up, the costliest part of
-// sending a packet on a slow path, and a sender on such a path rarely needs
-// one: the peer acknowledges every second packet, and the acknowledgement
-// that arrives before the wait ends sends what the pacer earned meanwhile. A
-// wait of a packet or less, as the bucket alone would ask, fired between
-// every two acknowledgements.
 const (
 	// pacingBurstPackets is the least burst the bucket holds.
 	pacingBurstPackets = 4
@@ -28,10 +20,6 @@ const (
 	// maxPacingCatchUp caps the lateness the burst covers, so a stall of the
 	// whole process does not end in a flood.
 	maxPacingCatchUp = 10 * time.Millisecond
-	// minPacingWaitPackets is the shortest wait in packets at the rate: one
-	// more than the two packets an acknowledgement covers, which arrive at
-	// the path's rate, what BBR paces at while it cruises.
-	minPacingWaitPackets = 3
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond
@@ -52,17 +40,10 @@ type pacer struct {
 	late time.Duration
 }
 
-// burst is the bucket's size at rate for packets of size bytes: at least
-// what the rate earns in the shortest wait and the lateness seen lately, so
-// that a wake-up after a late wait keeps all it earned.
+// burst is the bucket's size at rate for packets of size bytes.
 func (p *pacer) burst(rate float64, size int) float64 {
-	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp)+minWait(rate, size))
+	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp))
 	return max(float64(pacingBurstPackets*size), rate*slack.Seconds())
-}
-
-// minWait is the shortest wait at rate for packets of size bytes.
-func minWait(rate float64, size int) time.Duration {
-	return time.Duration(minPacingWaitPackets * float64(size) / rate * float64(time.Second))
 }
 
 // refill brings the bucket up to now at rate. A new or idle bucket starts full.
@@ -98,7 +79,7 @@ func (p *pacer) delay(now time.Time, rate float64, size int) time.Duration {
 		// Less than a nanosecond short: not worth a timer.
 		return 0
 	}
-	d = min(max(d, minWait(rate, size)), maxPacingDelay)
+	d = min(d, maxPacingDelay)
 	p.due = now.Add(d)
 	return d
 }
