@@ -167,30 +167,38 @@ func (f *fixedWindow) InSlowStart() bool                                        
 // the packets past the bitmask's reach, though sent before that resend, have
 // simply not been reported yet. They must not be declared lost.
 func TestRACKBeyondSACKReach(t *testing.T) {
-	const rtt = 50 * time.Millisecond
-	const n = sackReach + 200
 	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
+	rackBeyondReach(t, p, sackReach+200, sackReach-1, 100, p.ack)
+}
+
+// rackBeyondReach sends n packets and loses s[0] and s[hole]; ack reports the
+// others among the first reach, then, once s[0]'s resend arrived, the reach
+// packets after the hole. RACK must find the two losses and resend nothing
+// past the reach of either report.
+func rackBeyondReach(t *testing.T, p *scriptedPeer, n, reach, hole int, ack func(ackNr uint16, sacked ...uint16)) {
+	t.Helper()
+	const rtt = 50 * time.Millisecond
 	s := p.send(n)
 	time.Sleep(rtt)
 	var sacked []uint16
-	for i := 1; i <= sackReach-1; i++ {
-		if i != 100 {
+	for i := 1; i <= reach; i++ {
+		if i != hole {
 			sacked = append(sacked, s[i])
 		}
 	}
-	p.ack(s[0]-1, sacked...) // s[0] and s[100] lost
+	ack(s[0]-1, sacked...) // s[0] and s[hole] lost
 	p.waitResent(s[0])
-	p.waitResent(s[100])
+	p.waitResent(s[hole])
 	time.Sleep(rtt + rtt/5)
 	sacked = sacked[:0]
-	for i := 101; i < 101+sackReach-1; i++ {
+	for i := hole + 1; i <= hole+reach; i++ {
 		sacked = append(sacked, s[i])
 	}
-	p.ack(s[99], sacked...) // s[0]'s resend arrived: the bitmask now reaches s[100+sackReach-1]
+	ack(s[hole-1], sacked...) // s[0]'s resend arrived: the bitmask now reaches s[hole+reach]
 	st := p.stats()
 	assert.Equal(t, int64(2), st.LostByRACK, "stats %+v", st)
 	// The last packet may have gone out again as a tail loss probe.
-	for i := 100 + sackReach; i < n-1; i++ {
+	for i := hole + reach + 1; i < n-1; i++ {
 		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
 	}
 }
@@ -379,32 +387,12 @@ func TestReorderWindowPersistence(t *testing.T) {
 // data too: its acknowledgements ride its data packets, whose selective ACKs
 // have room for 64 packets only, so packets past those are unknown.
 func TestRACKBeyondAShortSACK(t *testing.T) {
-	const rtt = 50 * time.Millisecond
-	const n, reach = 200, 64
 	p := newScriptedPeer(t, Config{NewController: func() congestion.Controller { return newFixedWindow(peerWindow) }})
-	s := p.send(n)
-	time.Sleep(rtt)
-	var sacked []uint16
-	for i := 1; i <= reach; i++ {
-		if i != 30 {
-			sacked = append(sacked, s[i])
-		}
-	}
-	p.ackWithData(2, s[0]-1, sacked...) // s[0] and s[30] lost
-	p.waitResent(s[0])
-	p.waitResent(s[30])
-	time.Sleep(rtt + rtt/5)
-	sacked = sacked[:0]
-	for i := 31; i < 31+reach; i++ {
-		sacked = append(sacked, s[i])
-	}
-	p.ackWithData(3, s[29], sacked...) // s[0]'s resend arrived; the bitmask reaches s[30+reach]
-	st := p.stats()
-	assert.Equal(t, int64(2), st.LostByRACK, "stats %+v", st)
-	// The last packet may have gone out again as a tail loss probe.
-	for i := 31 + reach; i < n-1; i++ {
-		require.Equal(t, 1, p.sends(s[i]), "packet %d of %d, beyond the SACK's reach, was resent", i, n)
-	}
+	seq := uint16(1)
+	rackBeyondReach(t, p, 200, 64, 30, func(ackNr uint16, sacked ...uint16) {
+		seq++ // the peer's data packets count from 2
+		p.ackWithData(seq, ackNr, sacked...)
+	})
 }
 
 // TestLimboFreesTheWindow keeps more packets in flight than the peer's
