@@ -27,10 +27,7 @@ func BenchmarkLoopbackCPU(b *testing.B) {
 	ours := newImpairedPair(b, Config{}, nil, nil)
 	oc, os := streamPair(b, ours)
 	systems := [2][2]net.Conn{{tc, ts}, {oc, os}}
-	for _, c := range systems { // warm up both past slow start
-		_, err := pump(c[0], c[1], size, time.Minute)
-		require.NoError(b, err)
-	}
+	warmUp(b, size, systems[:]...)
 	var cpu, wall [2]time.Duration
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -101,6 +101,14 @@ func pump(w, r net.Conn, size int64, deadline time.Duration) (time.Duration, err
 
 func mbps(bytes int64, d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e6 }
 
+// warmUp pumps size bytes once through each pair (writer, reader), to take it past slow start.
+func warmUp(b *testing.B, size int64, pairs ...[2]net.Conn) {
+	for _, c := range pairs {
+		_, err := pump(c[0], c[1], size, time.Minute)
+		require.NoError(b, err)
+	}
+}
+
 // interleave pumps size bytes through x and y (writer, reader) once per benchmark iteration, alternating which goes
 // first so machine load hits both alike, and returns the total time of each.
 func interleave(b *testing.B, size int64, x, y [2]net.Conn) (xT, yT time.Duration) {
@@ -129,11 +137,7 @@ func BenchmarkLoopbackThroughput(b *testing.B) {
 	tc, ts := tcpPair(b)
 	ours := newImpairedPair(b, Config{}, nil, nil)
 	oc, os := streamPair(b, ours)
-	// Warm up both past slow start.
-	for _, c := range [][2]net.Conn{{tc, ts}, {oc, os}} {
-		_, err := pump(c[0], c[1], size, time.Minute)
-		require.NoError(b, err)
-	}
+	warmUp(b, size, [2]net.Conn{tc, ts}, [2]net.Conn{oc, os})
 	tcpT, oursT := interleave(b, size, [2]net.Conn{tc, ts}, [2]net.Conn{oc, os})
 	n := int64(b.N) * size
 	b.ReportMetric(mbps(n, tcpT), "tcp_MB/s")
@@ -151,10 +155,7 @@ func BenchmarkSealingCost(b *testing.B) {
 			sc, ss := streamPair(b, sealed)
 			clear := newImpairedPairCipher(b, Config{noSeal: true}, c, nil, nil)
 			cc, cs := streamPair(b, clear)
-			for _, c := range [][2]net.Conn{{sc, ss}, {cc, cs}} { // warm up both past slow start
-				_, err := pump(c[0], c[1], size, time.Minute)
-				require.NoError(b, err)
-			}
+			warmUp(b, size, [2]net.Conn{sc, ss}, [2]net.Conn{cc, cs})
 			sealedT, clearT := interleave(b, size, [2]net.Conn{sc, ss}, [2]net.Conn{cc, cs})
 			n := int64(b.N) * size
 			b.ReportMetric(mbps(n, sealedT), "sealed_MB/s")
@@ -215,9 +216,7 @@ func BenchmarkBottleneck(b *testing.B) {
 	const size = 8 << 20
 	ours := newImpairedPair(b, Config{}, bottleneckNet(1), nil)
 	oc, os := streamPair(b, ours)
-	// Warm up past slow start, as a long transfer would be.
-	_, err := pump(oc, os, 2<<20, time.Minute)
-	require.NoError(b, err)
+	warmUp(b, 2<<20, [2]net.Conn{oc, os}) // as a long transfer would be
 	var (
 		oursT  time.Duration
 		oursN  int64
