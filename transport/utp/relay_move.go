@@ -29,6 +29,7 @@ const (
 
 // relayMove is the state of the announcement of a relay move of ours to one peer.
 type relayMove struct {
+	from  netip.AddrPort // the relayed address moved from
 	tries int
 	acked bool
 }
@@ -53,7 +54,7 @@ func (p *Path) announceMoves(old *Relay, others []*Relay) {
 	for _, o := range others {
 		m := p.sel.moves[o.addr]
 		if m == nil {
-			m = &relayMove{}
+			m = &relayMove{from: old.addr}
 			p.sel.moves[o.addr] = m
 		}
 		if m.acked || m.tries >= maxRelayMoveTries {
@@ -72,6 +73,17 @@ func (p *Path) announceMoves(old *Relay, others []*Relay) {
 			p.sendCtrl(rt, kindRelayMove, b, false)
 		}
 	}
+}
+
+// announcing reports whether the peer has yet to acknowledge a move from our relay r that is still announced.
+// Called with p.mu held.
+func (p *Path) announcing(r *Relay) bool {
+	for _, m := range p.sel.moves {
+		if m.from == r.addr && !m.acked && m.tries < maxRelayMoveTries {
+			return true
+		}
+	}
+	return false
 }
 
 // relayMoveAcked notes the peer's acknowledgement of a relay move.

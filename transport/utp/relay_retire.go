@@ -39,6 +39,8 @@ func (r *Relay) Retire() {
 		return
 	}
 	r.t.log.Debug("utp: retiring relay", "server", r.server, "relayed", r.addr)
+	// The first round runs now, so that InUse reports the announcements it leaves pending from the start.
+	r.retireRound()
 	r.wg.Add(1)
 	go r.retireLoop()
 }
@@ -48,7 +50,8 @@ func (r *Relay) Retiring() bool { return r.retiring.Load() }
 
 // InUse reports whether a path of the Transport still sends through r (its route, or the relay route it would
 // fall back on), or a peer sent through it in the last second (its path still sends to r's address: it follows
-// ours once our datagrams reach it from elsewhere). A retired relay not in use can be closed without a path
+// ours once our datagrams reach it from elsewhere), or a peer has not yet acknowledged the announcement of r's
+// replacement (the rounds of announcement end with Close). A retired relay not in use can be closed without a path
 // noticing.
 func (r *Relay) InUse() bool {
 	if time.Since(time.Unix(0, r.lastRecv.Load())) < relayRecvRecent {
@@ -65,7 +68,7 @@ func (r *Relay) InUse() bool {
 func (r *Relay) retireLoop() {
 	defer r.wg.Done()
 	every := retirePunchFirst
-	t := time.NewTimer(0)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -73,18 +76,24 @@ func (r *Relay) retireLoop() {
 			return
 		case <-t.C:
 		}
-		var others []*Relay
-		for _, o := range r.t.readyRelays() {
-			if !o.retiring.Load() {
-				others = append(others, o)
-			}
-		}
-		for _, p := range r.t.pathList() {
-			p.punchAround(r, others)
-			p.announceMoves(r, others)
-		}
-		t.Reset(every)
+		r.retireRound()
 		every = min(2*every, retirePunchMax)
+		t.Reset(every)
+	}
+}
+
+// retireRound punches around the retiring r on every path that still goes through it, and announces its
+// replacements to every peer that has not acknowledged them.
+func (r *Relay) retireRound() {
+	var others []*Relay
+	for _, o := range r.t.readyRelays() {
+		if !o.retiring.Load() {
+			others = append(others, o)
+		}
+	}
+	for _, p := range r.t.pathList() {
+		p.punchAround(r, others)
+		p.announceMoves(r, others)
 	}
 }
 
@@ -139,7 +148,7 @@ func viaRetiring(rt route) bool {
 func (p *Path) usesRelay(r *Relay) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.err == nil && (goesThrough(p.loadRoute(), r) || goesThrough(p.sel.backup, r))
+	return p.err == nil && (goesThrough(p.loadRoute(), r) || goesThrough(p.sel.backup, r) || p.announcing(r))
 }
 
 // goesThrough reports whether rt is a route through our relay r.
