@@ -115,6 +115,11 @@ func (l pathLink) Interrupt() {
 	l.p.t.role.kick()
 }
 
+// WriteWaits has the background goroutine read the socket at once if the role is parked (see readRole).
+func (l pathLink) WriteWaits() {
+	l.p.t.role.writeWaits()
+}
+
 // DatagramSizes: safe is the largest datagram that fits a 1,200-byte UDP payload once sealed (it crosses any internet
 // path); max is the largest that fits both the local interface's MTU and maxRoutePayload. The engine reads them once
 // per stream and its MTU discovery never goes back down, so max must hold on every route the path may move to.

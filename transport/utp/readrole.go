@@ -68,6 +68,10 @@ const (
 	roleReader                       // a stream's Read reads
 )
 
+// maxRoleLookBackoff bounds the background goroutine's spells between looks at Reads that keep taking the role:
+// at most ReaderGrace<<maxRoleLookBackoff (16 ms by default), the longest a parked role waits for it.
+const maxRoleLookBackoff = 4
+
 // kickDeadline is a read deadline in the past: it makes a read in progress return at once.
 var kickDeadline = time.Unix(1, 0)
 
@@ -92,6 +96,7 @@ func (rr *readRole) background() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var seenTakes uint64
+	looks := 0 // looks in a row that found Reads still taking the role
 	for {
 		rr.mu.Lock()
 		if rr.closed {
@@ -104,14 +109,19 @@ func (rr *readRole) background() {
 			since := time.Since(rr.released)
 			if rr.urgent || since >= rr.grace {
 				rr.holder, rr.urgent = roleBackground, false
+				looks = 0
 			} else {
 				wait = rr.grace - since
 			}
 		case roleReader:
-			// Readers that keep taking the role (a request/response exchange) are looked at again after a grace;
-			// one that held it all along (a Read that waits long) wakes this goroutine when it gives it back.
+			// Readers that keep taking the role (a request/response exchange, a slow download) are looked at
+			// again after a grace, then after longer spells while they go on: a wake every grace would cost a
+			// bulk receiver a thread wake-up per millisecond. A role parked meanwhile is read again by the next
+			// Read, or at once when a Write waits for room (writeWaits). One Read that held the role all along
+			// (it waits long) wakes this goroutine when it gives it back.
 			if rr.takes != seenTakes {
-				seenTakes, wait = rr.takes, rr.grace
+				seenTakes, wait = rr.takes, rr.grace<<min(looks, maxRoleLookBackoff)
+				looks++
 			} else {
 				rr.bgWaits = true
 			}
@@ -223,18 +233,34 @@ func (rr *readRole) take() bool {
 }
 
 // release gives a Read's role back: parked for the grace, or to the background goroutine at once when another Read
-// waits on its stream meanwhile (its data comes through the background goroutine) or the socket is closed.
+// waits on its stream meanwhile (its data comes through the background goroutine), a Write waits for room, or the
+// socket is closed.
 func (rr *readRole) release() {
 	rr.mu.Lock()
 	rr.holder = roleFree
 	rr.released = time.Now()
 	wake := false
 	if rr.contended || rr.closed {
-		rr.contended, rr.urgent, wake = false, true, true
+		rr.contended, rr.urgent = false, true
 	}
-	if rr.bgWaits {
+	if rr.urgent || rr.bgWaits {
 		rr.bgWaits, wake = false, true
 	}
+	rr.mu.Unlock()
+	if wake {
+		select {
+		case rr.bgWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writeWaits has the background goroutine take the role at once, or as soon as the Read that holds it returns: a
+// Write waits for acknowledgements, and no Read may come to read them.
+func (rr *readRole) writeWaits() {
+	rr.mu.Lock()
+	wake := rr.holder == roleFree && !rr.urgent
+	rr.urgent = rr.urgent || rr.holder != roleBackground // a Read that holds the role hands it back at once
 	rr.mu.Unlock()
 	if wake {
 		select {

@@ -267,10 +267,19 @@ func (d *diverter) run(to *Transport) {
 	}
 }
 
-// After a Read returns, the socket is read again within the grace even when nobody reads: a writer that needs the
-// peer's acknowledgements to go on gets them.
+// After a Read returns, the socket is read again even when nobody reads: a writer that needs the peer's
+// acknowledgements to go on gets them, after the grace, or at once when it waits for them with the role parked for
+// longer than the write may take.
 func TestWriterGetsAcksAfterReadReturns(t *testing.T) {
-	a, b := listen(t, roleConfig()), listen(t, roleConfig())
+	for _, grace := range []time.Duration{time.Millisecond, time.Hour} {
+		t.Run(grace.String(), func(t *testing.T) { writerGetsAcksAfterReadReturns(t, grace) })
+	}
+}
+
+func writerGetsAcksAfterReadReturns(t *testing.T, grace time.Duration) {
+	cfg := roleConfig()
+	cfg.ReaderGrace = grace
+	a, b := listen(t, cfg), listen(t, cfg)
 	pa, pb := connectPair(t, a, b)
 	c1, c2 := openPair(t, pa, pb)
 	res := readAsync(c1, 10)
@@ -281,6 +290,7 @@ func TestWriterGetsAcksAfterReadReturns(t *testing.T) {
 
 	// c1 no longer reads; it writes more than the windows let it send without acknowledgements.
 	data := randomBytes(t, 8<<20)
+	require.NoError(t, c1.SetWriteDeadline(time.Now().Add(time.Minute)))
 	done := make(chan error, 1)
 	go func() {
 		_, err := c1.Write(data)

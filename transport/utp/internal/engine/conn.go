@@ -419,6 +419,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 			continue
 		}
 		c.mu.Unlock()
+		if rl := c.ep.rlink; rl != nil {
+			rl.WriteWaits()
+		}
 		select {
 		case <-c.writeCh:
 		case <-c.wdl.wait():

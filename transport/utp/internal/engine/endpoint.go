@@ -65,6 +65,9 @@ type ReadingLink interface {
 	// Interrupt makes a ReadUntil in progress ask its Waiter again soon. It may be called from any goroutine, also
 	// with a connection's lock held, and must not block.
 	Interrupt()
+	// WriteWaits tells the link that a Write waits for room in its send buffer: the acknowledgements that make room
+	// must be read soon even when no Read waits in ReadUntil. It must not block.
+	WriteWaits()
 }
 
 // A Waiter is a goroutine waiting in ReadingLink.ReadUntil.

@@ -27,6 +27,8 @@ func (l *waitingLink) ReadUntil(w Waiter) bool {
 	return true
 }
 
+func (l *waitingLink) WriteWaits() {}
+
 func (l *waitingLink) Interrupt() {
 	select {
 	case l.interrupt <- struct{}{}:
