@@ -23,6 +23,13 @@ const (
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond
+	// minPacingDelay is the shortest wait: a sender whose packets are due
+	// sooner than this one after another sends what a millisecond earns at
+	// each wake-up. Every wake-up of the sender costs a thread switch, which
+	// on a slow path (a packet every half millisecond at 20 Mbit/s) is most
+	// of its work per packet; a millisecond's burst is what Linux paces in
+	// (TSO autosizing) and quic-go's MinPacingDelay, and any queue holds it.
+	minPacingDelay = time.Millisecond
 )
 
 // pacer is a token bucket: tokens (bytes) accrue at rate bytes per second up to
@@ -42,7 +49,8 @@ type pacer struct {
 
 // burst is the bucket's size at rate for packets of size bytes.
 func (p *pacer) burst(rate float64, size int) float64 {
-	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp))
+	// A late wake-up comes after the shortest wait as well as the lateness.
+	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp)+minPacingDelay)
 	return max(float64(pacingBurstPackets*size), rate*slack.Seconds())
 }
 
@@ -79,7 +87,7 @@ func (p *pacer) delay(now time.Time, rate float64, size int) time.Duration {
 		// Less than a nanosecond short: not worth a timer.
 		return 0
 	}
-	d = min(d, maxPacingDelay)
+	d = min(max(d, minPacingDelay), maxPacingDelay)
 	p.due = now.Add(d)
 	return d
 }

@@ -42,3 +42,24 @@ func TestPacerUnpacedAndCapped(t *testing.T) {
 	}
 	require.Equal(t, maxPacingDelay, p.delay(t0, 1, 1200), "delay at one byte a second, want the cap")
 }
+
+// A sender whose packets are due every 120 µs wakes once a millisecond, not
+// once a packet, and then sends what the millisecond earned.
+func TestPacerWakesAtMostEveryMillisecond(t *testing.T) {
+	const rate = 10e6 // bytes per second: a 1200-byte packet every 120 µs
+	var p pacer
+	now := t0
+	sent, wakes := 0, 0
+	for now.Sub(t0) < time.Second {
+		for p.delay(now, rate, 1200) == 0 {
+			p.sent(now, rate, 1200, 1200)
+			sent += 1200
+		}
+		d := p.delay(now, rate, 1200)
+		require.GreaterOrEqual(t, d, minPacingDelay, "a wait shorter than the least")
+		now = now.Add(d)
+		wakes++
+	}
+	assert.LessOrEqual(t, wakes, 1000, "wake-ups in a second")
+	assert.GreaterOrEqual(t, float64(sent)/rate, 0.95, "share of the rate sent")
+}
