@@ -80,8 +80,10 @@ type Config struct {
 	// ReaderGrace: a stream's Read that waits for data reads the Transport's socket itself, so that its data reaches
 	// it without waking another thread; when it returns, the socket stays its to read for this long, so that the
 	// next Read of a request/response exchange reads on with no hand-off, before a background goroutine reads it
-	// again. Everything else that arrives meanwhile (acknowledgements, keepalives, STUN, other streams' data) waits at
-	// most this long. Default 1 ms; negative: a background goroutine always reads the socket, and wakes each Read.
+	// again. Everything else that arrives meanwhile (keepalives, STUN, data of streams nobody reads) waits at most
+	// this long, or 16 times as long while Reads keep taking the socket (a download); a Write that waits for
+	// acknowledgements has it read at once. Default 1 ms; negative: a background goroutine always reads the socket,
+	// and wakes each Read.
 	ReaderGrace time.Duration
 
 	// Logger receives debug and warning records. Default: discard.
