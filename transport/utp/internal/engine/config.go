@@ -37,7 +37,11 @@ type Config struct {
 	// included. Defaults 200 ms and 60 s.
 	MinRTO, MaxRTO time.Duration
 	// AckDelay is how long an acknowledgement of in-order packets may wait
-	// for more of them (AckEvery) or for data to ride on. Default 2 ms.
+	// for more of them (AckEvery) or for data to ride on. Its timer seldom
+	// acknowledges anything (the next packet or the reply does), but each
+	// run of it wakes a thread: about once per AckDelay while packets flow,
+	// since the engine's runtime timer is only ever moved earlier. Default
+	// 10 ms, well within the PeerAckDelay a sender allows for.
 	AckDelay time.Duration
 	// AckEvery is how many in-order data packets one acknowledgement covers
 	// when they come faster than AckDelay. Every acknowledgement costs the
@@ -108,7 +112,7 @@ func (c Config) withDefaults() Config {
 	defDur(&c.InitialRTO, congestion.DefaultInitialRTO)
 	defDur(&c.MinRTO, congestion.DefaultMinRTO)
 	defDur(&c.MaxRTO, congestion.DefaultMaxRTO)
-	defDur(&c.AckDelay, 2*time.Millisecond)
+	defDur(&c.AckDelay, 10*time.Millisecond)
 	defDur(&c.PeerAckDelay, 25*time.Millisecond)
 	defDur(&c.MinReorderWindow, time.Millisecond)
 	defDur(&c.CloseTimeout, 30*time.Second)
