@@ -115,7 +115,8 @@ func (l pathLink) Interrupt() {
 	l.p.t.role.kick()
 }
 
-// WriteWaits has the background goroutine read the socket at once if the role is parked (see readRole).
+// WriteWaits has the background goroutine read the socket at once, or as soon as the Read that reads it returns
+// (see readRole.writeWaits).
 func (l pathLink) WriteWaits() {
 	l.p.t.role.writeWaits()
 }
