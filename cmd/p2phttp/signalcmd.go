@@ -180,33 +180,6 @@ func portPlus(addr string, n int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+n)), nil
 }
 
-// listenTURN binds the relay's UDP socket and, on the same port, its TCP listener. For port 0 it tries a few
-// ports, since the one UDP got may be taken for TCP.
-func listenTURN(addr string) (net.PacketConn, net.Listener, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	tries := 1
-	if port == "0" {
-		tries = 20
-	}
-	for i := 0; ; i++ {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)))
-		if err == nil {
-			return pc, l, nil
-		}
-		pc.Close()
-		if i+1 >= tries {
-			return nil, nil, err
-		}
-	}
-}
-
 // publicIP is the address peers reach the relay at: --turn-public, the --turn host when it is one address, or this
 // host's only global unicast address.
 func (r *relayFlags) publicIP(bound netip.Addr) (netip.Addr, error) {
@@ -341,7 +314,7 @@ func runSignal(ctx context.Context, env *cliEnv, args []string) error {
 	var rs *relay.Server
 	turnLine := "no relay"
 	if rf.addr != "" {
-		if ls.turnUDP, ls.turnTCP, err = listenTURN(rf.addr); err != nil {
+		if ls.turnUDP, ls.turnTCP, err = relay.Listen(rf.addr); err != nil {
 			return listenErr("--turn", err)
 		}
 		bound := ls.turnUDP.LocalAddr().(*net.UDPAddr).AddrPort()

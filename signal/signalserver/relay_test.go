@@ -22,11 +22,9 @@ import (
 // startRelayFor runs a real relay on loopback UDP and TCP (one port) with secret, and returns its URLs.
 func startRelayFor(t *testing.T, secret []byte) []string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	pc, l, err := relay.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp4", pc.LocalAddr().String())
-	require.NoError(t, err)
 	rs, err := relay.New(relay.Config{Secret: secret, AllowPrivatePeers: true}, pc, l)
 	require.NoError(t, err)
 	t.Cleanup(func() { rs.Close() })
