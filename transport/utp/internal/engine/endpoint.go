@@ -99,7 +99,7 @@ type endpointCounters struct {
 	retransmits, lost, rtos, tlps, spurious                atomic.Int64
 	malformed, unknownConn, refused, writeErrors           atomic.Int64
 	dialled, accepted                                      atomic.Int64
-	writerWakeups                                          atomic.Int64
+	writerWakeups, pacerWakeups                            atomic.Int64
 }
 
 // Stats counts what an endpoint did, over all its connections.
@@ -115,6 +115,7 @@ type Stats struct {
 	Malformed, UnknownConn, Refused int64 // datagrams dropped; SYNs refused
 	WriteErrors                     int64 // Link.WriteDatagrams failures
 	WriterWakeups                   int64 // acknowledgements that woke a Write waiting for room
+	PacerWakeups                    int64 // timer wake-ups that found a connection's pacing wait over
 }
 
 // NewEndpoint returns an Endpoint sending through link. It starts no
@@ -450,6 +451,7 @@ func (ep *Endpoint) Stats() Stats {
 		Retransmits: s.retransmits.Load(), Lost: s.lost.Load(), RTOs: s.rtos.Load(), TailLossProbes: s.tlps.Load(),
 		SpuriousRetransmits: s.spurious.Load(), Malformed: s.malformed.Load(), UnknownConn: s.unknownConn.Load(),
 		Refused: s.refused.Load(), WriteErrors: s.writeErrors.Load(), WriterWakeups: s.writerWakeups.Load(),
+		PacerWakeups: s.pacerWakeups.Load(),
 	}
 }
 
