@@ -17,9 +17,11 @@ const (
 	pacingBurstPackets = 4
 	// pacingGranularity is the timer slack the burst covers at high rates.
 	pacingGranularity = 2 * time.Millisecond
-	// maxPacingCatchUp caps the lateness the burst covers, so a stall of the
-	// whole process does not end in a flood.
-	maxPacingCatchUp = 10 * time.Millisecond
+	// MaxPacingCatchUp caps the lateness the burst covers, so a stall of the
+	// whole process does not end in a flood. A sender may leave a pacing
+	// wait this long past its time to something else (an acknowledgement)
+	// without losing rate.
+	MaxPacingCatchUp = 10 * time.Millisecond
 	// maxPacingDelay caps one wait, so a rate estimate gone wrong never
 	// stalls a connection for long.
 	maxPacingDelay = 250 * time.Millisecond
@@ -50,7 +52,7 @@ type pacer struct {
 // burst is the bucket's size at rate for packets of size bytes.
 func (p *pacer) burst(rate float64, size int) float64 {
 	// A late wake-up comes after the shortest wait as well as the lateness.
-	slack := max(pacingGranularity, min(p.late, maxPacingCatchUp)+minPacingDelay)
+	slack := max(pacingGranularity, min(p.late, MaxPacingCatchUp)+minPacingDelay)
 	return max(float64(pacingBurstPackets*size), rate*slack.Seconds())
 }
 

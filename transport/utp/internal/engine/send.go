@@ -188,8 +188,8 @@ const ackClockPerMillisecond = 4
 
 // maxAckClockWait caps how long past its time the pacer waits for an
 // acknowledgement to send what it earned: no longer than the pacer's burst
-// catches up (10 ms).
-const maxAckClockWait = 10 * time.Millisecond
+// catches up.
+const maxAckClockWait = congestion.MaxPacingCatchUp
 
 // pacingWake is when the pacer's timer should wake a sender that the pacer
 // holds back until due. Every timer that fires costs the process a thread
