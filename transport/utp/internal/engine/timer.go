@@ -82,7 +82,9 @@ func (q *timerQueue) schedule(c *Conn, at time.Time) {
 // retransmission timer, a sent packet carries the delayed acknowledgement), the timer fires early, finds nothing
 // due and is set again then. Every send and every received packet moves some deadline, and setting a runtime timer
 // earlier than the others may wake another thread to watch it: a timer moved at most once per delay costs far less
-// than one moved twice per round trip.
+// than one moved twice per round trip. Moving it later would not save the early wake-up either: the Go runtime
+// still wakes at the time a timer was set to before it was moved later (a sender that did so on every
+// acknowledgement woke its process as often as this one).
 func (q *timerQueue) arm() {
 	if q.stopped || q.firing || len(q.h) == 0 {
 		return
