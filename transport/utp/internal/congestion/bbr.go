@@ -480,8 +480,8 @@ func (b *bbr) OnRetransmissionTimeout(time.Time) {
 
 func (b *bbr) CongestionWindow() int { return int(b.cwnd) }
 
-func (b *bbr) PacingDelay(now time.Time, size int) time.Duration {
-	return b.pacer.delay(now, b.pacingRate(), size)
+func (b *bbr) PacingDelay(now time.Time, size int, leeway time.Duration) time.Duration {
+	return b.pacer.delay(now, b.pacingRate(), size, leeway)
 }
 
 // pacingRate is the gain times the estimated bottleneck rate; before the

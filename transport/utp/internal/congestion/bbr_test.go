@@ -168,7 +168,7 @@ func TestBBRIdleRestart(t *testing.T) {
 
 	now = now.Add(bbrMinRTTWindow + time.Second)
 	sent := 0
-	for b.PacingDelay(now, size) == 0 && sent*size < cwnd {
+	for b.PacingDelay(now, size, 0) == 0 && sent*size < cwnd {
 		b.OnPacketSent(now, sent*size, size)
 		sent++
 	}

@@ -25,7 +25,7 @@ func newHotPath(c Controller) *hotPath {
 func (h *hotPath) step(i int) {
 	h.now = h.now.Add(100 * time.Microsecond)
 	inFlight := min(h.c.CongestionWindow(), 500*1200)
-	h.c.PacingDelay(h.now, 1200)
+	h.c.PacingDelay(h.now, 1200, 0)
 	h.c.OnPacketSent(h.now, inFlight, 1200)
 	h.rtt.UpdateRTT(50*time.Millisecond+time.Duration(i%7)*time.Millisecond, h.now)
 	h.c.OnAck(h.now, 1200, inFlight+1200, &h.rtt, time.Duration(i%5)*time.Millisecond)
@@ -88,7 +88,7 @@ func BenchmarkOnPacketSent(b *testing.B) {
 func BenchmarkPacingDelay(b *testing.B) {
 	benchHotPath(b, func(h *hotPath, _ int) {
 		h.now = h.now.Add(time.Microsecond)
-		h.c.PacingDelay(h.now, 1200)
+		h.c.PacingDelay(h.now, 1200, 0)
 	})
 }
 

@@ -53,8 +53,9 @@
 // controller that implements AppLimitedObserver wants to hear when the
 // sender has nothing to send with window to spare. The engine sends while the
 // bytes in flight are below CongestionWindow and PacingDelay is zero, and
-// otherwise sleeps for PacingDelay (the pacer lets out what a late wake-up
-// missed at once, up to a burst). OnAck's delay may be in any frame whose
+// otherwise sleeps for PacingDelay, longer by the leeway it passed when
+// acknowledgements are due to wake it first (the pacer lets out what a late
+// wake-up missed at once, up to a burst). OnAck's delay may be in any frame whose
 // offset changes rarely (the raw timestamp difference, or that less a base
 // the engine keeps): LEDBAT keeps a base of its own.
 package congestion
@@ -84,8 +85,11 @@ type Controller interface {
 	// CongestionWindow is how many bytes may be in flight now.
 	CongestionWindow() int
 	// PacingDelay is how long a packet of size bytes must wait before it may
-	// leave at now; zero means it may leave at once.
-	PacingDelay(now time.Time, size int) time.Duration
+	// leave at now; zero means it may leave at once. leeway is how long past
+	// that wait the sender may come (it leaves the wait to an acknowledgement
+	// that comes by then); the pacer's burst covers it, so the sender keeps
+	// its rate.
+	PacingDelay(now time.Time, size int, leeway time.Duration) time.Duration
 	// SetMaxDatagramSize tells the controller the current packet size, which
 	// changes as path MTU discovery finds larger sizes.
 	SetMaxDatagramSize(size int)

@@ -220,8 +220,8 @@ func (c *cubic) OnRetransmissionTimeout(now time.Time) {
 
 func (c *cubic) CongestionWindow() int { return int(c.cwnd) }
 
-func (c *cubic) PacingDelay(now time.Time, size int) time.Duration {
-	return c.pacer.delay(now, c.pacingRate(), size)
+func (c *cubic) PacingDelay(now time.Time, size int, leeway time.Duration) time.Duration {
+	return c.pacer.delay(now, c.pacingRate(), size, leeway)
 }
 
 func (c *cubic) pacingRate() float64 { return windowPacingRate(c.cwnd, c.srtt, c.InSlowStart()) }

@@ -114,15 +114,15 @@ func TestPacerAllowsBurstThenPaces(t *testing.T) {
 	now := t0
 	sent := 0
 	for sent < 4 {
-		require.Zero(t, c.PacingDelay(now, 1200), "packet %d of the burst waits", sent)
+		require.Zero(t, c.PacingDelay(now, 1200, 0), "packet %d of the burst waits", sent)
 		c.OnPacketSent(now, sent*1200, 1200)
 		sent++
 	}
-	require.InDelta(t, 5*time.Millisecond, c.PacingDelay(now, 1200), float64(time.Millisecond), "wait of the next packet after the burst")
+	require.InDelta(t, 5*time.Millisecond, c.PacingDelay(now, 1200, 0), float64(time.Millisecond), "wait of the next packet after the burst")
 	// A timer 20 ms late finds four packets' credit, not one.
 	now = now.Add(25 * time.Millisecond)
 	for i := 0; i < 4; i++ {
-		require.Zero(t, c.PacingDelay(now, 1200), "catch-up packet %d waits", i)
+		require.Zero(t, c.PacingDelay(now, 1200, 0), "catch-up packet %d waits", i)
 		c.OnPacketSent(now, 1200, 1200)
 	}
 }

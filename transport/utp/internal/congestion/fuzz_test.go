@@ -52,7 +52,7 @@ func FuzzControllers(f *testing.F) {
 				w := c.CongestionWindow()
 				require.Positive(t, w, "%s: window after op %d", bc.name, i/2)
 				require.LessOrEqual(t, w, 64<<20, "%s: window after op %d", bc.name, i/2)
-				d := c.PacingDelay(now, 1200)
+				d := c.PacingDelay(now, 1200, 0)
 				require.GreaterOrEqual(t, d, time.Duration(0), "%s: pacing delay after op %d", bc.name, i/2)
 				require.LessOrEqual(t, d, maxPacingDelay, "%s: pacing delay after op %d", bc.name, i/2)
 			}

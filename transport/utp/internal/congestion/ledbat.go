@@ -267,8 +267,8 @@ func (l *ledbat) OnRetransmissionTimeout(now time.Time) {
 
 func (l *ledbat) CongestionWindow() int { return int(l.cwnd) }
 
-func (l *ledbat) PacingDelay(now time.Time, size int) time.Duration {
-	return l.pacer.delay(now, l.pacingRate(), size)
+func (l *ledbat) PacingDelay(now time.Time, size int, leeway time.Duration) time.Duration {
+	return l.pacer.delay(now, l.pacingRate(), size, leeway)
 }
 
 func (l *ledbat) pacingRate() float64 { return windowPacingRate(l.cwnd, l.srtt, l.slowStart) }

@@ -47,12 +47,16 @@ type pacer struct {
 	// eighth per wake-up.
 	due  time.Time
 	late time.Duration
+	// leeway is how long past due the sender said it may come; it holds
+	// until the next packet may leave at once.
+	leeway time.Duration
 }
 
 // burst is the bucket's size at rate for packets of size bytes.
 func (p *pacer) burst(rate float64, size int) float64 {
-	// A late wake-up comes after the shortest wait as well as the lateness.
-	slack := max(pacingGranularity, min(p.late, MaxPacingCatchUp)+minPacingDelay)
+	// A late wake-up comes after the shortest wait as well as the lateness,
+	// seen or announced.
+	slack := max(pacingGranularity, min(max(p.late, p.leeway), MaxPacingCatchUp)+minPacingDelay)
 	return max(float64(pacingBurstPackets*size), rate*slack.Seconds())
 }
 
@@ -74,16 +78,19 @@ func (p *pacer) refill(now time.Time, rate float64, size int) {
 }
 
 // delay is how long a packet of size bytes must wait at rate (bytes per
-// second; zero or less means unpaced).
-func (p *pacer) delay(now time.Time, rate float64, size int) time.Duration {
+// second; zero or less means unpaced), for a sender that may come up to
+// leeway past it.
+func (p *pacer) delay(now time.Time, rate float64, size int, leeway time.Duration) time.Duration {
 	if rate <= 0 || math.IsInf(rate, 1) {
 		return 0
 	}
 	p.refill(now, rate, size)
 	short := float64(size) - p.tokens
 	if short <= 0 {
+		p.leeway = 0
 		return 0
 	}
+	p.leeway = leeway
 	d := time.Duration(short / rate * float64(time.Second))
 	if d <= 0 {
 		// Less than a nanosecond short: not worth a timer.

@@ -346,7 +346,7 @@ func (s *simulator) trySend(f *simFlow) {
 	}
 	for f.inFlight+simMSS <= f.cc.CongestionWindow() {
 		now := s.clock()
-		if d := f.cc.PacingDelay(now, simMSS); d > 0 {
+		if d := f.cc.PacingDelay(now, simMSS, 0); d > 0 {
 			at := s.now + int64(d)
 			if f.wakeAt < 0 || at < f.wakeAt {
 				f.wakeAt = at

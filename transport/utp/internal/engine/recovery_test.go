@@ -158,7 +158,7 @@ func (f *fixedWindow) OnAck(time.Time, int, int, *congestion.RTTStats, time.Dura
 func (f *fixedWindow) OnLoss(time.Time, time.Time, int, int)                          {}
 func (f *fixedWindow) OnRetransmissionTimeout(time.Time)                              {}
 func (f *fixedWindow) CongestionWindow() int                                          { return int(f.cwnd.Load()) }
-func (f *fixedWindow) PacingDelay(time.Time, int) time.Duration                       { return 0 }
+func (f *fixedWindow) PacingDelay(time.Time, int, time.Duration) time.Duration        { return 0 }
 func (f *fixedWindow) SetMaxDatagramSize(int)                                         {}
 func (f *fixedWindow) InSlowStart() bool                                              { return false }
 
