@@ -55,9 +55,9 @@
 // bytes in flight are below CongestionWindow and PacingDelay is zero, and
 // otherwise sleeps for PacingDelay, longer by the leeway it passed when
 // acknowledgements are due to wake it first (the pacer lets out what a late
-// wake-up missed at once, up to a burst). OnAck's delay may be in any frame whose
-// offset changes rarely (the raw timestamp difference, or that less a base
-// the engine keeps): LEDBAT keeps a base of its own.
+// wake-up missed at once, up to a burst). OnAck's delay may be in any frame
+// whose offset changes rarely (the raw timestamp difference, or that less a
+// base the engine keeps): LEDBAT keeps a base of its own.
 package congestion
 
 import "time"
