@@ -195,6 +195,9 @@ func (c *serverConn) serveOne() (err error) {
 		h = http.DefaultServeMux
 	}
 	h.ServeHTTP(w, req)
+	// The request's context ends when the handler returns, before the response is completed, as in net/http: a
+	// client that has read the response knows the handler's work is cancelled.
+	cancel()
 	if err := c.ctx.Err(); err != nil {
 		// Serve's context ended: the exchange is aborted, not completed.
 		_ = c.s.Close()
