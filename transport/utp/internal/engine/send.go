@@ -211,10 +211,11 @@ func (c *Conn) ackClockLeeway() time.Duration {
 	}
 	rtt := c.rtt.LatestRTT()
 	ackEvery := 2 * rtt / time.Duration(packets) // the peer acknowledges every other packet
-	if ackClockMisses*ackEvery > maxAckClockWait {
+	misses := ackClockMisses * ackEvery
+	if misses > maxAckClockWait {
 		return 0 // too few to carry the sender: a round trip's first packets, a slow path
 	}
-	return min(max(rtt/4, ackClockMisses*ackEvery), maxAckClockWait)
+	return min(max(rtt/4, misses), maxAckClockWait)
 }
 
 // markAppLimited tells a controller that models the path's delivery rate
