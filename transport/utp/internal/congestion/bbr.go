@@ -96,6 +96,12 @@ type bbr struct {
 	fullBw           float64
 	fullBwRounds     int
 	filledPipe       bool
+	// The highest pacing rate of startup so far, below which it does not
+	// fall until the pipe is full (as in Linux's BBR). A round's first
+	// samples measure only the packets acknowledged by then, a SYN's the
+	// size of a header: paced at those, startup would stall for rounds with
+	// its window open.
+	startupRate float64
 
 	// ProbeBW's gain cycle.
 	cycleIndex int
@@ -192,6 +198,7 @@ func (b *bbr) OnAppLimited(bytesInFlight int) { b.rs.onAppLimited(bytesInFlight)
 
 func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats, _ time.Duration) {
 	b.srtt = rtt.SmoothedRTT()
+	b.raiseStartupRate() // the rate of the initial window, before the first sample
 	b.inFlight = max(priorInFlight-ackedBytes, 0)
 	if b.afterRTO && ackedBytes > 0 {
 		// The path delivers again: back to the window the model had.
@@ -237,6 +244,14 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 		b.idleRestart = false
 	}
 	b.setCwnd(ackedBytes)
+	b.raiseStartupRate()
+}
+
+// raiseStartupRate keeps startupRate at the highest pacing rate of startup.
+func (b *bbr) raiseStartupRate() {
+	if !b.filledPipe {
+		b.startupRate = max(b.startupRate, b.modelPacingRate())
+	}
 }
 
 // endRound runs once a round: startup's exit test and the loss cap.
@@ -484,10 +499,19 @@ func (b *bbr) PacingDelay(now time.Time, size int, leeway time.Duration) time.Du
 	return b.pacer.delay(now, b.pacingRate(), size, leeway)
 }
 
-// pacingRate is the gain times the estimated bottleneck rate; before the
-// first rate sample, the initial window over the smoothed RTT at startup's
-// gain; before any RTT sample, unpaced.
+// pacingRate is modelPacingRate, never below startupRate until the pipe is
+// full.
 func (b *bbr) pacingRate() float64 {
+	if !b.filledPipe {
+		return max(b.modelPacingRate(), b.startupRate)
+	}
+	return b.modelPacingRate()
+}
+
+// modelPacingRate is the gain times the estimated bottleneck rate; before
+// the first rate sample, the initial window over the smoothed RTT at
+// startup's gain; before any RTT sample, unpaced.
+func (b *bbr) modelPacingRate() float64 {
 	if bw := b.bw(); bw > 0 {
 		return b.pacingGain * bw
 	}

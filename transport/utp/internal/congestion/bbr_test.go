@@ -30,6 +30,21 @@ func TestBBRPacingRate(t *testing.T) {
 	require.Equal(t, bbrHighGain*1e6, b.pacingRate(), "pacing rate with a 1 MB/s estimate")
 }
 
+// Startup's pacing rate never falls below the initial window's: a SYN
+// acknowledged a round trip later measures 20 bytes a round trip, and paced at
+// 2.885 times that the first data would leave a packet every second. Once the
+// pipe is full, the model's rate rules, lower or not.
+func TestBBRStartupPacingNeverFalls(t *testing.T) {
+	b := NewBBR(BBRConfig{}).(*bbr)
+	b.OnPacketSent(t0, 0, 20)
+	b.OnAck(t0.Add(100*time.Millisecond), 20, 20, ackRTT(100*time.Millisecond), -1)
+	require.Positive(t, b.bw(), "the SYN gave no rate sample; the test needs one")
+	initial := bbrHighGain * float64(10*DefaultMaxDatagramSize) / 0.1
+	require.InDelta(t, initial, b.pacingRate(), 1, "pacing rate after the SYN's sample of %.0f bytes/s", b.bw())
+	b.filledPipe = true
+	require.Equal(t, bbrHighGain*b.bw(), b.pacingRate(), "pacing rate once the pipe is full")
+}
+
 // OnAppLimited reaches the rate sampler through the optional interface.
 func TestBBRAppLimitedObserver(t *testing.T) {
 	c := NewDefault()
