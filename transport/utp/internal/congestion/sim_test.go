@@ -195,7 +195,7 @@ type simFlow struct {
 	largest      int // largest packet number acknowledged, -1 before any
 	inFlight     int
 	nextData     int
-	retx         []int // data ids waiting for retransmission
+	retx         []int // data ids waiting for retransmission, lowest first
 	sent, resent int
 
 	wakeAt             int64 // pending pacing wake-up, or -1
@@ -529,7 +529,7 @@ func (s *simulator) detectLoss(f *simFlow) {
 			prior := f.inFlight
 			p.state = pktLost
 			f.inFlight -= simMSS
-			f.retx = append(f.retx, p.data)
+			f.lose(p.data)
 			f.cc.OnLoss(now, s.base.Add(time.Duration(p.sentAt)), simMSS, prior)
 			continue
 		}
@@ -541,6 +541,16 @@ func (s *simulator) detectLoss(f *simFlow) {
 		f.lossGen++
 		s.schedule(next, evLossTimer, f, f.lossGen, 0)
 	}
+}
+
+// lose queues data for retransmission, the oldest first, as the engine
+// resends. In the order of the losses instead, a timeout could queue the
+// receiver's first gap behind thousands of packets it already holds beyond
+// the selective ACK's reach: their acknowledgements report nothing new, the
+// window stays at its minimum, and the timer backs off until the flow stalls.
+func (f *simFlow) lose(data int) {
+	i, _ := slices.BinarySearch(f.retx, data)
+	f.retx = slices.Insert(f.retx, i, data)
 }
 
 func (s *simulator) armRTO(f *simFlow) {
@@ -561,7 +571,7 @@ func (s *simulator) onRTO(f *simFlow) {
 	for pn := f.lowest; pn < len(f.pkts); pn++ {
 		if p := &f.pkts[pn]; p.state == pktInFlight {
 			p.state = pktLost
-			f.retx = append(f.retx, p.data)
+			f.lose(p.data)
 		}
 	}
 	f.inFlight = 0
