@@ -19,6 +19,8 @@ const (
 	bbrLossThresh         = 0.02                   // a round losing more than this share with a standing queue is congestion
 	bbrStartupLossPackets = 8                      // startup's rounds must lose more packets than this to be congested
 	bbrQueueMinDelay      = 2 * time.Millisecond   // the least standing queue that makes a lossy round congested
+	bbrQueueSpan          = 2 * time.Millisecond   // the least time startup's RTT samples must show a queue for it to count
+	bbrQueueSamples       = 32                     // and the fewest samples in a row
 	bbrInflightHiBeta     = 0.7                    // what a congested round leaves of the window
 	bbrCycleLen           = 8
 	bbrProbeUpGain        = 1.25
@@ -59,21 +61,20 @@ func (c BBRConfig) withDefaults() BBRConfig {
 // minimum RTT over ten seconds), paces at that rate, cycling a quarter above
 // and below it to probe for more, and keeps twice their product in flight.
 //
-// Random loss does not enter the model, which is why it keeps a lossy long
-// path full where any loss-based controller collapses. Loss does bound it in
-// one way, after BBR v2: a round that loses more than 2% of what it sent while
-// even its smallest RTT sample shows a standing queue is a queue overflowing,
-// and caps the data in flight at 0.7 of that round's until a cycle of eight
-// rounds passes without such a round. The cap is never below 1.25 times the
-// estimated BDP, so that a flow holding a small share can still probe for
-// more: a cap at its own BDP would hold it at that share for good.
+// Random loss does not enter the model, which is why it keeps a lossy long path
+// full where any loss-based controller collapses. Loss does bound it, after BBR
+// v2 (and ends startup, see checkStartupQueue): a round that loses more than 2%
+// of what it sent while even its smallest RTT sample shows a standing queue is
+// a queue overflowing, and caps the data in flight at 0.7 of that round's until
+// a cycle of eight rounds passes without such a round. The cap is never below
+// 1.25 times the estimated BDP, so that a flow holding a small share can still
+// probe for more: a cap at its own BDP would hold it at that share for good.
 // That keeps a shallow drop-tail queue from overflowing every round, while
-// losses with no queue
-// (random loss, reordering taken for loss) and delay with no loss (a busy
-// CPU) are not read as congestion. Through loss recovery the window never
-// falls below what is in flight, so each ACK lets out what it acknowledged:
-// the engine counts as in flight the packets that arrived beyond the
-// selective ACK's reach of a gap, and a window cut below them would hold
+// losses with no queue (random loss, reordering taken for loss) and delay with
+// no loss (a busy CPU) are not read as congestion. Through loss recovery the
+// window never falls below what is in flight, so each ACK lets out what it
+// acknowledged: the engine counts as in flight the packets that arrived beyond
+// the selective ACK's reach of a gap, and a window cut below them would hold
 // back the very retransmissions that close the gap.
 type bbr struct {
 	cfg BBRConfig
@@ -102,6 +103,13 @@ type bbr struct {
 	// size of a header: paced at those, startup would stall for rounds with
 	// its window open.
 	startupRate float64
+	// Startup's RTT samples have all shown a standing queue since
+	// queueSince (zero: the latest did not), queueSamples of them, and
+	// startupQueued once enough have for long enough to say the pipe is
+	// full.
+	queueSince    time.Time
+	queueSamples  int
+	startupQueued bool
 
 	// ProbeBW's gain cycle.
 	cycleIndex int
@@ -154,6 +162,7 @@ func NewBBR(cfg BBRConfig) Controller {
 
 func (b *bbr) enterStartup() {
 	b.mode, b.pacingGain, b.cwndGain = bbrStartup, bbrHighGain, bbrHighGain
+	b.queueSince, b.startupQueued = time.Time{}, false
 }
 
 func (b *bbr) minCwnd() float64 { return float64(bbrMinCwndPackets * b.mss) }
@@ -232,6 +241,7 @@ func (b *bbr) OnAck(now time.Time, ackedBytes, priorInFlight int, rtt *RTTStats,
 	if roundStart {
 		b.endRound()
 	}
+	b.checkStartupQueue(now, sample)
 	b.updateAckAggregation(now, ackedBytes, roundStart)
 	b.updateCycle(now, priorInFlight)
 	b.checkDrain(now)
@@ -278,7 +288,7 @@ func (b *bbr) endRound() {
 		minLost = bbrStartupLossPackets
 	}
 	lossy := b.roundLost > float64(minLost*b.mss) && b.roundLost > bbrLossThresh*total
-	queued := b.minRTT > 0 && b.roundMinRTT > b.minRTT+max(b.minRTT/4, bbrQueueMinDelay)
+	queued := b.queuedRTT(b.roundMinRTT)
 	if b.roundLost == 0 {
 		b.inRecovery = false
 	}
@@ -297,6 +307,42 @@ func (b *bbr) endRound() {
 		}
 	}
 	b.roundLost, b.roundDone, b.roundMinRTT = 0, 0, 0
+}
+
+// queuedRTT reports whether an RTT shows a standing queue: a quarter of the
+// minimum RTT above it, and at least bbrQueueMinDelay.
+func (b *bbr) queuedRTT(rtt time.Duration) bool {
+	return b.minRTT > 0 && rtt > b.minRTT+max(b.minRTT/4, bbrQueueMinDelay)
+}
+
+// checkStartupQueue sizes startup's window by whether its RTT shows a
+// standing queue. Startup doubles what it sends each round, and its bandwidth
+// estimate lags a round behind: a window of 2.885 times the estimated BDP
+// overfills a queue of one BDP by most of a BDP for the rounds it takes to
+// see the rate stop growing, and the sender then resends a tenth or more of
+// what it sent. While every RTT sample for a while has seen a queue, the pipe
+// is full, the estimate is the path's rate, and twice the BDP (pipe and
+// queue, as in BBR v3) is room enough; otherwise startup keeps its window,
+// which random loss and reordering cannot shrink. The queue must last a
+// quarter of the minimum RTT (at least bbrQueueSpan) and bbrQueueSamples
+// samples, so that acknowledgements that come late together (a sender
+// descheduled by a busy CPU, a burst held up on a path that reorders) do not
+// make the verdict, nor a path whose minimum RTT is that of the few packets
+// that overtake the rest.
+func (b *bbr) checkStartupQueue(now time.Time, sample time.Duration) {
+	if b.mode != bbrStartup || sample <= 0 {
+		return
+	}
+	if !b.queuedRTT(sample) {
+		b.queueSince, b.startupQueued, b.cwndGain = time.Time{}, false, bbrHighGain
+		return
+	}
+	if b.queueSince.IsZero() {
+		b.queueSince, b.queueSamples = now, 0
+	}
+	if b.queueSamples++; b.queueSamples >= bbrQueueSamples && now.Sub(b.queueSince) >= max(b.minRTT/4, bbrQueueSpan) {
+		b.startupQueued, b.cwndGain = true, bbrCwndGain
+	}
 }
 
 // updateAckAggregation estimates how many bytes ACKs deliver beyond what the
@@ -455,7 +501,7 @@ func (b *bbr) targetCwnd() float64 {
 		return float64(b.cfg.InitialWindowPackets * b.mss)
 	}
 	t := b.cwndGain*bdp + float64(bbrQuantumPackets*b.mss)
-	if b.filledPipe {
+	if b.filledPipe || b.startupQueued {
 		t += max(b.extraAcked[0], b.extraAcked[1])
 	}
 	return t
@@ -468,6 +514,15 @@ func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 	b.roundLost += float64(lostBytes)
 	b.rs.lost += int64(lostBytes)
 	b.inRecovery = true
+	if b.startupQueued && !b.filledPipe && b.roundLost > float64(bbrStartupLossPackets*b.mss) &&
+		b.roundLost > bbrLossThresh*float64(priorInFlight) {
+		// Losses of more than a few packets, and of more than random loss
+		// takes, over a full pipe's standing queue: the queue overflows,
+		// and each further round of startup would lose what it overfills
+		// by, while the window holds what is in flight through recovery.
+		// The rate is known; drain now.
+		b.filledPipe = true
+	}
 	if b.rounds.onDone(lostBytes, b.inFlight) {
 		b.endRound()
 	}

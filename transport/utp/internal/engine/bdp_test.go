@@ -12,10 +12,10 @@ import (
 
 // TestLargeBDPRecovery sends 16 MiB with the default controller over a 100
 // Mbit/s path at 100 ms RTT whose drop-tail queue holds one bandwidth-delay
-// product. Startup overshoots into that queue and loses a third of a round,
-// some 2,600 packets in flight: more than the selective ACK reaches past the
-// first gap, so the engine counts as in flight packets that arrived until the
-// gap closes. A controller that then cuts its window below what is in flight
+// product. Startup overfills that queue on its way out and loses hundreds of
+// packets with over 2,200 in flight: more than the selective ACK reaches past
+// the first gap, so the engine counts as in flight packets that arrived until
+// the gap closes. A controller that then cuts its window below what is in flight
 // holds back the retransmissions that close the gaps, and the transfer
 // crawls from one tail loss probe to the next (many dozens) and ends in
 // timeouts. Asserted: the bytes, and that recovery needed few probes and
