@@ -26,13 +26,13 @@
 // a shallow drop-tail queue does not overflow every round. Startup reads the
 // same two signals: while its RTT samples show a standing queue the pipe is
 // full, so it keeps no more than twice the BDP in flight (BBR v3's startup
-// window), and it ends at the first round that loses packets over that
-// queue. BBR v1's startup overfills a queue of one BDP by most of a BDP for
-// the three rounds it waits for the rate to stop growing, and resends a
-// tenth of what it sent. The price, which
-// kernel BBR v1 pays too: beside a CUBIC flow in a buffer of a BDP or less,
-// BBR takes most of the link. NewCubic is there for whoever prefers the
-// opposite trade.
+// window), and it ends as soon as a round loses over that queue more than
+// a few packets and 2% of what is in flight. BBR v1's startup overfills a
+// queue of one BDP by most of a BDP for the three rounds it waits for the
+// rate to stop growing, and resends a tenth of what it sent. The price,
+// which kernel BBR v1 pays too: beside a CUBIC flow in a buffer of a BDP or
+// less, BBR takes most of the link. NewCubic is there for whoever prefers
+// the opposite trade.
 //
 // The simulator in this package's tests (a virtual clock, a drop-tail
 // bottleneck, random loss, reordering, a busy CPU that deschedules both
