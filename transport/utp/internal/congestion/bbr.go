@@ -287,7 +287,7 @@ func (b *bbr) endRound() {
 	if !b.filledPipe {
 		minLost = bbrStartupLossPackets
 	}
-	lossy := b.roundLost > float64(minLost*b.mss) && b.roundLost > bbrLossThresh*total
+	lossy := b.lostOver(minLost, total)
 	queued := b.queuedRTT(b.roundMinRTT)
 	if b.roundLost == 0 {
 		b.inRecovery = false
@@ -307,6 +307,12 @@ func (b *bbr) endRound() {
 		}
 	}
 	b.roundLost, b.roundDone, b.roundMinRTT = 0, 0, 0
+}
+
+// lostOver reports whether this round has lost more than minPackets packets
+// and more than bbrLossThresh of of bytes.
+func (b *bbr) lostOver(minPackets int, of float64) bool {
+	return b.roundLost > float64(minPackets*b.mss) && b.roundLost > bbrLossThresh*of
 }
 
 // queuedRTT reports whether an RTT shows a standing queue: a quarter of the
@@ -514,8 +520,7 @@ func (b *bbr) OnLoss(_, _ time.Time, lostBytes, priorInFlight int) {
 	b.roundLost += float64(lostBytes)
 	b.rs.lost += int64(lostBytes)
 	b.inRecovery = true
-	if b.startupQueued && !b.filledPipe && b.roundLost > float64(bbrStartupLossPackets*b.mss) &&
-		b.roundLost > bbrLossThresh*float64(priorInFlight) {
+	if b.startupQueued && !b.filledPipe && b.lostOver(bbrStartupLossPackets, float64(priorInFlight)) {
 		// Losses of more than a few packets, and of more than random loss
 		// takes, over a full pipe's standing queue: the queue overflows,
 		// and each further round of startup would lose what it overfills
