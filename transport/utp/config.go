@@ -23,9 +23,14 @@ type Config struct {
 	// DeadPathTimeout: when no authenticated packet arrived from the peer for this long the path is dead, and every
 	// stream on it fails with an error wrapping ErrPathDead. Default 30 s.
 	DeadPathTimeout time.Duration
-	// ProbeInterval is how often the path sends an RTT probe (Path.RTT) while it carries stream traffic or the peer
-	// has not yet confirmed the path. Default 20 ms.
+	// ProbeInterval is how often the path sends an RTT probe (Path.RTT) while the peer has not yet confirmed the
+	// path, a probe went unanswered, or packets in flight wait for a peer that went quiet for longer than the RTT:
+	// a dead route is found fast. Default 20 ms.
 	ProbeInterval time.Duration
+	// BusyProbeInterval is how often the path probes while streams send and the peer's datagrams keep coming. They
+	// show the route alive, so these probes only keep Path.RTT fresh, and each costs both peers a wake-up. Default
+	// 100 ms.
+	BusyProbeInterval time.Duration
 	// PunchInterval is how often Connect sends a punch packet to each remote candidate. Default 50 ms.
 	PunchInterval time.Duration
 	// ConnectTimeout bounds Connect when its context has no deadline. Default 20 s.
@@ -109,6 +114,7 @@ func (c Config) withDefaults() Config {
 	def(&c.KeepaliveInterval, 10*time.Second)
 	def(&c.DeadPathTimeout, 30*time.Second)
 	def(&c.ProbeInterval, 20*time.Millisecond)
+	def(&c.BusyProbeInterval, 100*time.Millisecond)
 	def(&c.PunchInterval, 50*time.Millisecond)
 	def(&c.ConnectTimeout, 20*time.Second)
 	def(&c.OpenTimeout, 30*time.Second)

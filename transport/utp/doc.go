@@ -44,7 +44,8 @@
 // (Config.CongestionControl): BBR by default, which neither random loss nor a busy CPU's scheduling delay slows;
 // CUBIC; or LEDBAT as a background mode that yields to other traffic.
 //
-// The path probes the peer (every Config.ProbeInterval while streams send, every Config.KeepaliveInterval when
-// idle); the echoes keep the NAT mapping open, measure the path's RTT (Path.RTT) and detect a dead path
-// (Config.DeadPathTimeout, then streams fail with ErrPathDead).
+// The path probes the peer (every Config.BusyProbeInterval while streams send and the peer's datagrams come,
+// every Config.ProbeInterval when they stop, every Config.KeepaliveInterval when idle); the echoes keep the NAT
+// mapping open, measure the path's RTT (Path.RTT) and detect a dead path (Config.DeadPathTimeout, then streams
+// fail with ErrPathDead).
 package utp

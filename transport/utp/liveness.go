@@ -22,7 +22,7 @@ func (p *Path) loop() {
 		now := time.Now()
 		p.expireSent(now)
 		p.mu.Lock()
-		established, r, peerDone := p.established, p.loadRoute(), p.peerDone
+		established, r, peerDone, srtt := p.established, p.loadRoute(), p.peerDone, p.srtt
 		sinceProbe := now.Sub(p.lastProbe)
 		p.mu.Unlock()
 
@@ -40,14 +40,21 @@ func (p *Path) loop() {
 		interval := p.cfg.KeepaliveInterval
 		prev := sent
 		sent = p.eng.Stats().PacketsSent
-		if !peerDone || suspect || sent != prev {
+		switch {
+		case !peerDone || suspect:
 			interval = p.cfg.ProbeInterval
+		case now.Sub(time.Unix(0, p.sel.curRecv.Load())) > srtt+p.cfg.ProbeInterval && p.eng.InFlight():
+			// Our packets wait for acknowledgements and the peer went quiet: find out soon whether the route works.
+			interval = p.cfg.ProbeInterval
+		case sent != prev:
+			// The peer's datagrams show the route alive: probes only keep the RTT fresh.
+			interval = p.cfg.BusyProbeInterval
 		}
 		if sinceProbe >= interval {
 			p.sendCtrl(r, kindProbe, nil, true)
 			sinceProbe = 0
 		}
-		// Woken at least each second, so a stream that starts sending soon gets fast probes.
+		// Woken at least each second, so that a path whose streams start sending soon probes at their pace.
 		timer.Reset(min(interval-sinceProbe, p.cfg.DeadPathTimeout/8, next, time.Second))
 	}
 }

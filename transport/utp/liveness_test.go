@@ -1,10 +1,12 @@
 package utp
 
 import (
+	"crypto/sha256"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +173,102 @@ func TestReaderPauseBeyondAckTimeout(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-werr, "writer")
 	require.True(t, string(got) == string(data), "got %d bytes, want %d identical", len(got), len(data))
+}
+
+// probeCounter wraps a socket: it counts the probes sent on it (sealing makes datagrams opaque, but no other has a
+// probe's length: the kind and the flags) and, while deaf, drops every datagram it reads.
+type probeCounter struct {
+	net.PacketConn
+	probes atomic.Int64
+	deaf   atomic.Bool
+}
+
+func (pc *probeCounter) WriteTo(b []byte, to net.Addr) (int, error) {
+	if len(b) == sealedOverhead+2 {
+		pc.probes.Add(1)
+	}
+	return pc.PacketConn.WriteTo(b, to)
+}
+
+func (pc *probeCounter) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := pc.PacketConn.ReadFrom(b)
+		if err != nil || !pc.deaf.Load() {
+			return n, from, err
+		}
+	}
+}
+
+// A path whose stream sends probes at BusyProbeInterval while the peer's acknowledgements come, and at
+// ProbeInterval as soon as they stop with packets in flight, long before a probe could count as lost; the stream
+// survives the outage byte for byte.
+func TestBusyPathProbes(t *testing.T) {
+	cfg := fastConfig()
+	cfg.ProbeInterval, cfg.BusyProbeInterval = 10*time.Millisecond, 200*time.Millisecond
+	sock, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	pc := &probeCounter{PacketConn: sock}
+	a, err := NewTransport(pc, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Close() })
+	pa, pb := connectPair(t, a, listen(t, cfg))
+	w, r := openPair(t, pa, pb)
+
+	// The writer sends until stopped; both ends hash what went through.
+	chunk := randomBytes(t, 64<<10)
+	type result struct {
+		n   int64
+		sum [sha256.Size]byte
+	}
+	got, sent := make(chan result, 1), make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		n, _ := io.Copy(h, r)
+		got <- result{n, [sha256.Size]byte(h.Sum(nil))}
+	}()
+	stop := make(chan struct{})
+	go func() {
+		h := sha256.New()
+		var n int64
+		for {
+			select {
+			case <-stop:
+				sent <- result{n, [sha256.Size]byte(h.Sum(nil))}
+				return
+			default:
+			}
+			k, err := w.Write(chunk)
+			h.Write(chunk[:k])
+			n += int64(k)
+			if err != nil {
+				sent <- result{n, [sha256.Size]byte(h.Sum(nil))}
+				return
+			}
+		}
+	}()
+
+	time.Sleep(300 * time.Millisecond) // the stream is under way
+	before := pc.probes.Load()
+	time.Sleep(time.Second)
+	busy := pc.probes.Load() - before
+	t.Logf("probes in 1 s of sending: %d", busy)
+	require.LessOrEqual(t, busy, int64(15), "probes in 1 s while the peer acknowledges (BusyProbeInterval 200 ms)")
+	require.GreaterOrEqual(t, busy, int64(2), "probes in 1 s while the peer acknowledges: Path.RTT goes stale")
+
+	// Probes already out may be lost from 200 ms on (probeLossAfter); until then only the packets in flight that
+	// the peer no longer acknowledges can make the path probe fast.
+	pc.deaf.Store(true)
+	before = pc.probes.Load()
+	time.Sleep(190 * time.Millisecond)
+	deaf := pc.probes.Load() - before
+	pc.deaf.Store(false)
+	t.Logf("probes in the first 190 ms of an outage: %d", deaf)
+	require.GreaterOrEqual(t, deaf, int64(6), "probes in the first 190 ms of an outage (ProbeInterval 10 ms)")
+
+	close(stop)
+	s := <-sent
+	require.NoError(t, w.Close())
+	g := <-got
+	require.Equal(t, s.n, g.n, "bytes received")
+	require.True(t, s.sum == g.sum, "the bytes received differ from those sent")
 }

@@ -478,6 +478,16 @@ func (ep *Endpoint) WaitClosed(ctx context.Context) error {
 // closing reports whether a connection closed for writing still waits for its
 // data or FIN to be acknowledged.
 func (ep *Endpoint) closing() bool {
+	return ep.anyConn(func(c *Conn) bool { return c.state == stateOpen && c.writeClosed && !c.finAcked })
+}
+
+// InFlight reports whether a connection has packets in flight: it waits for the peer to acknowledge them.
+func (ep *Endpoint) InFlight() bool {
+	return ep.anyConn(func(c *Conn) bool { return c.inflight > 0 })
+}
+
+// anyConn reports whether f, called with the connection's lock held, is true of a connection in the table.
+func (ep *Endpoint) anyConn(f func(c *Conn) bool) bool {
 	ep.mu.Lock()
 	conns := make([]*Conn, 0, len(ep.conns))
 	for _, c := range ep.conns {
@@ -486,9 +496,9 @@ func (ep *Endpoint) closing() bool {
 	ep.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		waiting := c.state == stateOpen && c.writeClosed && !c.finAcked
+		yes := f(c)
 		c.mu.Unlock()
-		if waiting {
+		if yes {
 			return true
 		}
 	}
