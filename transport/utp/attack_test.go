@@ -99,13 +99,12 @@ func TestTamperedAndReplayedDatagramsDropped(t *testing.T) {
 	// The injector counts an injection before the Transport sees it, and datagrams still arrive after the transfer:
 	// the counts must come to agree (a tampered datagram or a replay let through never would).
 	for i, tr := range trs {
-		var tam, rep, dropped, replays int64
+		var tam, rep int64
 		agree := func() bool {
 			after := tr.Stats()
 			tam, rep = injs[i].tampered.Load()-tampered[i], injs[i].replayed.Load()-replayed[i]
-			dropped = int64(after.Unopened-before[i].Unopened) + int64(after.Stranger-before[i].Stranger)
-			replays = int64(after.Replayed - before[i].Replayed)
-			return tam == dropped && rep == replays
+			dropped := int64(after.Unopened-before[i].Unopened) + int64(after.Stranger-before[i].Stranger)
+			return tam == dropped && rep == int64(after.Replayed-before[i].Replayed)
 		}
 		require.Eventually(t, agree, 5*time.Second, time.Millisecond, "peer %d: injections and drops never agree", i)
 		t.Logf("peer %d: injected %d tampered, %d replayed; stats %+v", i, tam, rep, tr.Stats())
