@@ -310,9 +310,9 @@ func (b *bbr) endRound() {
 }
 
 // lostOver reports whether this round has lost more than minPackets packets
-// and more than bbrLossThresh of of bytes.
-func (b *bbr) lostOver(minPackets int, of float64) bool {
-	return b.roundLost > float64(minPackets*b.mss) && b.roundLost > bbrLossThresh*of
+// and more than bbrLossThresh of total bytes.
+func (b *bbr) lostOver(minPackets int, total float64) bool {
+	return b.roundLost > float64(minPackets*b.mss) && b.roundLost > bbrLossThresh*total
 }
 
 // queuedRTT reports whether an RTT shows a standing queue: a quarter of the
