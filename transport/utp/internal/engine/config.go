@@ -38,10 +38,10 @@ type Config struct {
 	MinRTO, MaxRTO time.Duration
 	// AckDelay is how long an acknowledgement of in-order packets may wait
 	// for more of them (AckEvery) or for data to ride on. Its timer seldom
-	// acknowledges anything (the next packet or the reply does), but each
-	// run of it wakes a thread: about once per AckDelay while packets flow,
-	// since the engine's runtime timer is only ever moved earlier. Default
-	// 10 ms, well within the PeerAckDelay a sender allows for.
+	// acknowledges anything (the next packet or the reply does); where the
+	// engine's timer is a runtime timer (not Linux), each run of it wakes a
+	// thread all the same, about once per AckDelay while packets flow.
+	// Default 10 ms, well within the PeerAckDelay a sender allows for.
 	AckDelay time.Duration
 	// AckEvery is how many in-order data packets one acknowledgement covers
 	// when they come faster than AckDelay. Every acknowledgement costs the

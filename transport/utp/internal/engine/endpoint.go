@@ -25,7 +25,7 @@
 // connection opens.
 //
 // Locking: Endpoint.mu guards the connection table; each Conn has its own mu;
-// one runtime timer per Endpoint runs all timers. Lock order: Conn.mu, then
+// one timer per Endpoint runs all timers. Lock order: Conn.mu, then
 // Endpoint.mu, then the timer queue's mu.
 package engine
 
@@ -118,9 +118,9 @@ type Stats struct {
 	PacerWakeups                    int64 // timer wake-ups that found a connection's pacing wait over
 }
 
-// NewEndpoint returns an Endpoint sending through link. It starts no
-// goroutine: its connections' timers run on a runtime timer, which Close or
-// Fail stops.
+// NewEndpoint returns an Endpoint sending through link. Its connections'
+// timers run on one timer, which Close or Fail stops; on Linux, a goroutine
+// waits on it until then.
 func NewEndpoint(link Link, cfg Config) *Endpoint {
 	ep := &Endpoint{
 		link:   link,
@@ -143,10 +143,12 @@ func (ep *Endpoint) micros(now time.Time) uint32 {
 
 // DeliverDatagram processes one datagram from the peer. It does not keep b.
 // It may be called from any goroutine, but never from within the Link's
-// WriteDatagrams: the engine writes while holding a connection's lock.
+// WriteDatagrams: the engine writes while holding a connection's lock. It
+// also runs any connection's timers that came due and have not run yet.
 func (ep *Endpoint) DeliverDatagram(b []byte) {
 	now := time.Now() // before any lock, so waiting is not read as path delay
 	ep.finishRun(ep.deliver(b, now, nil), now)
+	ep.timers.runDue(now)
 }
 
 // DeliverDatagrams processes datagrams from the peer in order, as
@@ -162,6 +164,7 @@ func (ep *Endpoint) DeliverDatagrams(bufs [][]byte) {
 		cur = ep.deliver(b, now, cur)
 	}
 	ep.finishRun(cur, now)
+	ep.timers.runDue(now)
 }
 
 // deliver processes one datagram. cur, when not nil, is the connection of

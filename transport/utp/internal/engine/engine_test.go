@@ -93,7 +93,14 @@ func TestImpairedTransfers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := netem.Config{Out: tc.im, Seed: 7}
-			p := newPair(t, pairOpts{netA: &cfg, netB: &netem.Config{Out: tc.im, Seed: 8}})
+			// netem's bursts are counted in packets, not time: a connection
+			// that sends one packet per retransmission timeout (the acceptor's
+			// first flight goes out with no RTT sample) stays in a burst for
+			// as many timeouts as the burst has packets. With the default
+			// InitialRTO and MaxRTO, a burst of eight takes longer than
+			// transfer's deadline.
+			ecfg := Config{InitialRTO: 250 * time.Millisecond, MaxRTO: time.Second}
+			p := newPair(t, pairOpts{netA: &cfg, netB: &netem.Config{Out: tc.im, Seed: 8}, cfgA: ecfg, cfgB: ecfg})
 			ca, cb := p.connect(t)
 			transfer(t, ca, cb, randomBytes(tc.size, 3))
 			transfer(t, cb, ca, randomBytes(tc.size/4, 4))

@@ -192,9 +192,10 @@ const maxAckClockWait = congestion.MaxPacingCatchUp
 
 // ackClockLeeway is how long past due the pacer may leave a packet it holds
 // back for an acknowledgement to send, or zero for its timer to wake the
-// sender on time. Every timer deadline costs the process a thread wake-up
-// (two, counting the Go runtime's monitor thread), even one a later deadline
-// replaced (see timerQueue.arm), as does every acknowledgement that arrives.
+// sender on time. Every timer deadline that comes costs the process a thread
+// wake-up (two, counting the Go runtime's monitor thread), on a runtime timer
+// even one a later deadline replaced (see timerQueue.arm), as does every
+// acknowledgement that arrives.
 // With packets in flight, acknowledgements keep coming, and each sends what
 // the pacer earned by then; so the timer is only a fallback for when they
 // stop: a quarter of a round trip, or four of the intervals at which the

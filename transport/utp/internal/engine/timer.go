@@ -8,18 +8,19 @@ import (
 
 // timerQueue runs every connection's timers of one endpoint: each connection
 // has a single next deadline (the earliest of its retransmission, probe,
-// pacing, delayed-ACK and close timers) in a heap, and one runtime timer
-// fires at the earliest of them. The timer's function runs the due
-// connections' timers; no goroutine waits in between, so an idle endpoint
-// costs a timer, not a goroutine's stack.
+// pacing, delayed-ACK and close timers) in a heap, and one wakeTimer fires at
+// the earliest of them and runs the due connections' timers. So an endpoint
+// costs one timer, and at most one goroutine, however many connections it
+// has.
 //
 // Lock order: Conn.mu, then timerQueue.mu. onTimer runs with no lock held.
 type timerQueue struct {
 	mu      sync.Mutex
 	h       timerHeap
-	t       *time.Timer // fires fire at armedAt
-	armedAt time.Time   // zero: t is not set to fire
-	firing  bool        // fire is running the due connections; it rearms t when it ends
+	t       wakeTimer // fires fire at armedAt
+	armedAt time.Time // zero: t is not set to fire
+	movedAt time.Time // when arm last moved t later
+	firing  bool      // fire is running the due connections; it rearms t when it ends
 	stopped bool
 	ended   sync.Cond // broadcast when a run of fire ends; L is &mu
 	due     []*Conn   // fire's, reused
@@ -50,8 +51,7 @@ func (h *timerHeap) Pop() any {
 func newTimerQueue() *timerQueue {
 	q := &timerQueue{}
 	q.ended.L = &q.mu
-	q.t = time.AfterFunc(time.Hour, q.fire)
-	q.t.Stop()
+	q.t = newWakeTimer(q.fire)
 	return q
 }
 
@@ -76,23 +76,48 @@ func (q *timerQueue) schedule(c *Conn, at time.Time) {
 	q.arm()
 }
 
+// laterMoveEvery is how often, at most, the queue moves its timer later: each
+// move is a system call, and at hundreds of megabytes a second the earliest
+// deadline moves later on every packet. A deadline left in place fires and
+// finds nothing due, which costs more than a move but less than a thousand
+// of them.
+const laterMoveEvery = time.Millisecond
+
 // arm makes the timer fire by the earliest deadline. Called with q.mu held.
 //
-// It moves the timer only earlier: when the earliest deadline goes later or away (an acknowledgement stops the
-// retransmission timer, a sent packet carries the delayed acknowledgement), the timer fires early, finds nothing
-// due and is set again then. Every send and every received packet moves some deadline, and setting a runtime timer
-// earlier than the others may wake another thread to watch it: a timer moved at most once per delay costs far less
-// than one moved twice per round trip. Moving it later would not save the early wake-up either: the Go runtime
-// still wakes at the time a timer was set to before it was moved later (a sender that did so on every
-// acknowledgement woke its process as often as this one).
+// Every send and every received packet moves some deadline, most often later
+// (an acknowledgement ends a pacing wait or stops the retransmission timer,
+// a sent packet carries the delayed acknowledgement), and a deadline the
+// timer comes to costs a wake-up of the process. An exact timer follows the
+// earliest deadline later too (at most once per laterMoveEvery), so it wakes
+// the process mostly when a deadline is due. A runtime timer is moved only
+// earlier: it wakes the process at the first deadline it was set to even if
+// moved later, so a later one would buy nothing. A timer that fires early
+// and finds nothing due is set again then.
 func (q *timerQueue) arm() {
-	if q.stopped || q.firing || len(q.h) == 0 {
+	if q.stopped || q.firing {
 		return
 	}
-	if next := q.h[0].timerAt; q.armedAt.IsZero() || next.Before(q.armedAt) {
-		q.armedAt = next
-		q.t.Reset(time.Until(next))
+	var next time.Time // zero: no deadline
+	if len(q.h) > 0 {
+		next = q.h[0].timerAt
 	}
+	if next.Equal(q.armedAt) {
+		return
+	}
+	if later := !q.armedAt.IsZero() && (next.IsZero() || next.After(q.armedAt)); later {
+		now := time.Now()
+		if !q.t.exact() || now.Sub(q.movedAt) < laterMoveEvery {
+			return
+		}
+		q.movedAt = now
+	}
+	q.armedAt = next
+	if next.IsZero() {
+		q.t.stop()
+		return
+	}
+	q.t.set(time.Until(next))
 }
 
 // fire runs the timers of every connection whose deadline passed, until none
@@ -129,14 +154,28 @@ func (q *timerQueue) fire() {
 	q.ended.Broadcast()
 }
 
+// runDue runs the timers due by now if the timer has not yet. An exact
+// timer wakes the process through the Go runtime's network poller, which a
+// process busy with other goroutines polls only every 10 ms or so (the
+// runtime's own timers it checks between goroutines); a busy process
+// delivers datagrams all the time, and so runs its timers on time.
+func (q *timerQueue) runDue(now time.Time) {
+	q.mu.Lock()
+	due := !q.firing && !q.armedAt.IsZero() && !now.Before(q.armedAt)
+	q.mu.Unlock()
+	if due {
+		q.fire()
+	}
+}
+
 // stop stops the timer and waits until no connection's timers run. It must
 // not be called from a connection's timers.
 func (q *timerQueue) stop() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.stopped = true
-	q.t.Stop()
 	for q.firing {
 		q.ended.Wait()
 	}
+	q.mu.Unlock()
+	q.t.close() // without q.mu: the timer's goroutine may be waiting for it in fire
 }
