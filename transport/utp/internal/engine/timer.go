@@ -105,8 +105,8 @@ func (q *timerQueue) arm() {
 	if next.Equal(q.armedAt) {
 		return
 	}
+	now := time.Now()
 	if later := !q.armedAt.IsZero() && (next.IsZero() || next.After(q.armedAt)); later {
-		now := time.Now()
 		if !q.t.exact() || now.Sub(q.movedAt) < laterMoveEvery {
 			return
 		}
@@ -117,7 +117,7 @@ func (q *timerQueue) arm() {
 		q.t.stop()
 		return
 	}
-	q.t.set(time.Until(next))
+	q.t.set(next.Sub(now))
 }
 
 // fire runs the timers of every connection whose deadline passed, until none

@@ -19,15 +19,13 @@ func newWakeTimer(fire func()) wakeTimer {
 }
 
 // fdTimer is a wakeTimer on a Linux timerfd that the Go runtime's network
-// poller watches. The engine moves its deadline on nearly every packet: a
+// poller watches. The engine moves its deadline on nearly every packet (a
 // pacing wait that an acknowledgement ended, a delayed acknowledgement that
-// the next packet carried. On a runtime timer, each such deadline still
-// wakes the process when it comes, late by up to the poller's millisecond,
-// and the runtime's monitor thread polls every 20 µs until the poller
-// wakes; with a busy CPU beside it, those polls were most of the difference
-// between this engine's CPU time and quic-go's at 20 Mbit/s. A timerfd wakes
-// the poller on time, and setting it later takes the earlier wake-up back,
-// for a system call per move.
+// the next packet carried), and on a runtimeTimer each such deadline still
+// costs a late wake-up; with a busy CPU beside it, those were most of the
+// difference between this engine's CPU time and quic-go's at 20 Mbit/s. A
+// timerfd wakes the poller on time, and setting it later takes the earlier
+// wake-up back, for a system call per move.
 type fdTimer struct {
 	fd   int
 	f    *os.File
